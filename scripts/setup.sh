@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything torch_tensorrt_rtx needs on a fresh Debian 12 machine, idempotently:
+# Debian packages (Bazel 4, googletest sources), then a virtual environment at .venv with
+# the versions pinned in pyproject.toml (this project installed editable). A re-run that
+# finds everything in place does nothing and takes about a second.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+APT_PACKAGES=(bazel-bootstrap googletest)
+PYTHON="${PYTHON:-python3}"
+
+log() { echo "[setup] $*" >&2; }
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv with $PYTHON ($("$PYTHON" --version 2>&1))"
+  "$PYTHON" -m venv .venv
+fi
+
+# Reinstall only when the pins change.
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  log "installing pinned Python packages into .venv (torch CPU, tensorrt-rtx, filelock, pytest, pybind11)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" || true
+  .venv/bin/python -c "import torch, tensorrt_rtx, filelock, pybind11, pytest" \
+    || { log "the Python packages did not install; see the pip output above"; exit 1; }
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+log "ready: $(.venv/bin/python -c 'import torch, tensorrt_rtx; print("torch", torch.__version__, "| tensorrt_rtx", tensorrt_rtx.__version__)')"
