@@ -1,0 +1,42 @@
+"""torch_tensorrt_rtx.runtime: run TensorRT-RTX engines from Python, share the JIT cache.
+
+Public API (importing this package never touches CUDA):
+
+- ``EngineRecord`` (+ ``EngineRecordError``, ``LAYOUT``, ``ABI_VERSION``): the engine
+  record. ``EngineRecord.new(engine_bytes, name=, input_names=, output_names=, ...)``,
+  ``to_list()`` / ``EngineRecord.from_list(list_of_bytes)`` (what the C++
+  ``torch.classes.tensorrt.Engine`` takes), ``pack()`` / ``EngineRecord.unpack(buf)``
+  (one contiguous buffer; unpack does not copy the engine), ``to_tensor()`` /
+  ``EngineRecord.from_tensor(t)`` (uint8 tensor for a .pt2). Layout: ``engine_record_layout.txt``.
+- ``TRTModule(record: EngineRecord, name: str | None = None)``: the runtime module the
+  compiler wraps each engine in. ``forward(*cuda_tensors)``, ``ensure_context()``,
+  ``save_runtime_cache() -> bool``, ``set_runtime_settings(**)``,
+  ``runtime_settings(**)`` (context manager), ``TRTModule.from_packed(buf, name)``.
+  Picklable: rebuilt from its packed record.
+- ``settings(**changes)``: context manager for every module in scope; keywords
+  ``cache_path``, ``kernel_strategy`` (``KERNEL_STRATEGIES``), ``cuda_graph_strategy``
+  (``CUDA_GRAPH_STRATEGIES``), ``allocation_strategy`` (``ALLOCATION_STRATEGIES``).
+  ``current_settings()``, ``RuntimeSettings``.
+- ``RuntimeCacheFile(path, lock_timeout=DEFAULT_LOCK_TIMEOUT_S)``: the cache file store
+  (``try_load(deserialize)``, ``try_save(serialize)``, ``try_read()``,
+  ``try_save_bytes(blob)``), ``default_cache_path()``, ``LOCK_SUFFIX``.
+- ``supported_gpu()``, ``RTXGPUUnavailableError``: detect a GPU TensorRT-RTX runs on.
+"""
+from torch_tensorrt_rtx.runtime.device import (RTXGPUUnavailableError, is_supported_compute_capability,
+                                               supported_gpu)
+from torch_tensorrt_rtx.runtime.engine_record import (ABI_VERSION, LAYOUT, EngineRecord,
+                                                      EngineRecordError)
+from torch_tensorrt_rtx.runtime.runtime_cache_file import (DEFAULT_LOCK_TIMEOUT_S, LOCK_SUFFIX,
+                                                           RuntimeCacheFile, default_cache_path)
+from torch_tensorrt_rtx.runtime.runtime_settings import (ALLOCATION_STRATEGIES, CUDA_GRAPH_STRATEGIES,
+                                                 KERNEL_STRATEGIES, RuntimeSettings,
+                                                 current_settings, settings)
+from torch_tensorrt_rtx.runtime.trt_module import InputShapeError, TRTModule
+
+__all__ = [
+    "ABI_VERSION", "ALLOCATION_STRATEGIES", "CUDA_GRAPH_STRATEGIES", "DEFAULT_LOCK_TIMEOUT_S",
+    "EngineRecord", "EngineRecordError", "InputShapeError", "KERNEL_STRATEGIES", "LAYOUT",
+    "LOCK_SUFFIX", "RTXGPUUnavailableError", "RuntimeCacheFile", "RuntimeSettings",
+    "TRTModule", "current_settings", "default_cache_path", "is_supported_compute_capability",
+    "settings", "supported_gpu",
+]

@@ -1,0 +1,320 @@
+"""The engine record: everything needed to rebuild one TensorRT(-RTX) engine from disk.
+
+The layout (field names, order, ABI version, separator, sentinel) is defined once, in
+``engine_record_layout.txt`` next to this file, and parsed here at import. The C++ runtime
+generates its header from the same file. Nothing in this package hardcodes a field index:
+code names fields (``record.engine``, ``LAYOUT.index("ENGINE")``).
+
+Usage::
+
+    rec = EngineRecord.new(serialized_engine, name="blk0",
+                           input_names=["x"], output_names=["y"])
+    fields = rec.to_list()              # fixed-length list of bytes (C++ Engine ctor)
+    same = EngineRecord.from_list(fields)
+    blob = rec.pack()                   # one contiguous buffer, e.g. a uint8 tensor
+    view = EngineRecord.unpack(blob)    # view.engine is a memoryview into ``blob``
+
+Contract:
+- Every field is UTF-8 text except ENGINE, which is raw bytes. Optional fields hold
+  ``None`` in Python and the layout's sentinel on the wire.
+- ``unpack``/``from_list`` never copy the engine bytes; ``pack`` copies them once (into
+  the output buffer); ``to_list`` returns the engine as ``bytes`` (one copy only if it
+  was a view).
+- A record with the wrong ABI version, the wrong number of fields or a truncated buffer
+  raises ``EngineRecordError`` naming what was expected and what was found. Garbage
+  engine bytes are caught when the engine is deserialized (see ``check_engine_bytes``).
+- Runtime modes (cache path, strategies) are never part of a record.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import logging
+import struct
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence, Union
+
+logger = logging.getLogger(__name__)
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+LAYOUT_FILE = Path(__file__).with_name("engine_record_layout.txt")
+# The only field that holds binary data; every other field is UTF-8 text.
+ENGINE_FIELD = "ENGINE"
+ABI_FIELD = "ABI_VERSION"
+
+# pack() format: magic, u32 ABI version, u32 field count, then per field a u64 length
+# and the bytes (all little-endian). The field bytes are exactly those of to_list().
+PACK_MAGIC = b"TRXREC01"
+_PACK_HEADER = struct.Struct("<8sII")
+_PACK_LENGTH = struct.Struct("<Q")
+
+
+class EngineRecordError(ValueError):
+    """An engine record that cannot be used: wrong ABI, wrong length, truncated, garbage."""
+
+
+class Layout(NamedTuple):
+    abi_version: int
+    separator: str
+    sentinel: str
+    fields: tuple[str, ...]
+    descriptions: tuple[str, ...]
+
+    def index(self, field: str) -> int:
+        return self.fields.index(field)
+
+    @property
+    def num_fields(self) -> int:
+        return len(self.fields)
+
+
+def parse_layout(text: str, source: str = "<layout>") -> Layout:
+    """Parse the layout syntax: ``abi_version N``, ``separator T``, ``sentinel T``, ``field NAME desc``."""
+    abi, sep, sentinel = None, None, None
+    fields: list[str] = []
+    descriptions: list[str] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if key == "abi_version":
+            abi = int(rest)
+        elif key == "separator":
+            sep = rest
+        elif key == "sentinel":
+            sentinel = rest
+        elif key == "field":
+            name, _, desc = rest.partition(" ")
+            if not name or name in fields:
+                raise EngineRecordError(f"{source}:{lineno}: bad or duplicate field {name!r}")
+            fields.append(name)
+            descriptions.append(desc.strip())
+        else:
+            raise EngineRecordError(f"{source}:{lineno}: unknown directive {key!r}")
+    if abi is None or not sep or not sentinel or not fields:
+        raise EngineRecordError(
+            f"{source}: needs abi_version, separator, sentinel and at least one field")
+    for required in (ABI_FIELD, ENGINE_FIELD):
+        if required not in fields:
+            raise EngineRecordError(f"{source}: missing required field {required}")
+    return Layout(abi, sep, sentinel, tuple(fields), tuple(descriptions))
+
+
+LAYOUT = parse_layout(LAYOUT_FILE.read_text(encoding="utf-8"), str(LAYOUT_FILE))
+ABI_VERSION = LAYOUT.abi_version
+
+
+def _attr(field: str) -> str:
+    return field.lower()
+
+
+def _make_record_class():
+    specs = []
+    for field in LAYOUT.fields:
+        if field == ABI_FIELD:
+            continue  # always the layout's ABI version; checked on decode
+        typ = "Buffer" if field == ENGINE_FIELD else "str | None"
+        if field == ENGINE_FIELD:
+            specs.append((_attr(field), typ, dataclasses.field(default=b"", repr=False)))
+        else:
+            specs.append((_attr(field), typ, dataclasses.field(default=None)))
+    return dataclasses.make_dataclass("_EngineRecordFields", specs, eq=False)
+
+
+class EngineRecord(_make_record_class()):
+    """One engine and what is needed to run it; attributes are the layout's fields, lowercased.
+
+    Text fields are ``str`` or ``None`` (absent, the sentinel on the wire); ``engine`` is
+    ``bytes``/``memoryview`` and is never copied by decoding.
+    """
+
+    @classmethod
+    def new(cls, engine: Buffer, *, name: str, input_names: Sequence[str],
+            output_names: Sequence[str], device: str | None = None,
+            hw_compatible: bool = False, metadata: dict[str, Any] | None = None,
+            target_platform: str | None = None, engine_flavor: str = "tensorrt_rtx",
+            requires_output_allocator: bool = False, **other_fields: str | None) -> "EngineRecord":
+        """Build a record from typed values (the compiler's entry point)."""
+        sep = LAYOUT.separator
+        for n in list(input_names) + list(output_names):
+            if sep in n:
+                raise EngineRecordError(f"binding name {n!r} contains the separator {sep!r}")
+        values = dict(
+            engine=engine, name=name, device=device,
+            input_binding_names=sep.join(input_names),
+            output_binding_names=sep.join(output_names),
+            hw_compatible="1" if hw_compatible else "0",
+            serialized_metadata=None if metadata is None else base64.b64encode(
+                json.dumps(metadata, sort_keys=True).encode()).decode("ascii"),
+            target_platform=target_platform, engine_flavor=engine_flavor,
+            requires_output_allocator="1" if requires_output_allocator else "0",
+        )
+        values.update(other_fields)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    # -- typed views of text fields -------------------------------------------------
+    @property
+    def input_names(self) -> list[str]:
+        return _split(getattr(self, "input_binding_names", None))
+
+    @property
+    def output_names(self) -> list[str]:
+        return _split(getattr(self, "output_binding_names", None))
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        raw = getattr(self, "serialized_metadata", None)
+        return None if raw is None else json.loads(base64.b64decode(raw))
+
+    # -- list form ------------------------------------------------------------------
+    def to_list(self) -> list[bytes]:
+        """The fixed-length list of ``bytes`` (one per layout field, in layout order)."""
+        out: list[bytes] = []
+        for field in LAYOUT.fields:
+            if field == ABI_FIELD:
+                out.append(str(LAYOUT.abi_version).encode())
+            elif field == ENGINE_FIELD:
+                eng = self.engine
+                out.append(eng if isinstance(eng, bytes) else bytes(eng))
+            else:
+                value = getattr(self, _attr(field))
+                out.append((LAYOUT.sentinel if value is None else str(value)).encode("utf-8"))
+        return out
+
+    @classmethod
+    def from_list(cls, fields: Sequence[Buffer]) -> "EngineRecord":
+        """Decode the list form; the engine entry is kept as given (no copy)."""
+        if len(fields) != LAYOUT.num_fields:
+            raise EngineRecordError(
+                f"engine record has the wrong length: expected {LAYOUT.num_fields} fields "
+                f"({', '.join(LAYOUT.fields)}), found {len(fields)}")
+        abi_raw = bytes(fields[LAYOUT.index(ABI_FIELD)])
+        if abi_raw != str(LAYOUT.abi_version).encode():
+            raise EngineRecordError(
+                f"engine record has the wrong ABI version: expected {LAYOUT.abi_version}, "
+                f"found {abi_raw[:32].decode('utf-8', 'replace')!r}")
+        values: dict[str, Any] = {}
+        for field, raw in zip(LAYOUT.fields, fields):
+            if field == ABI_FIELD:
+                continue
+            if field == ENGINE_FIELD:
+                values[_attr(field)] = raw
+                continue
+            try:
+                text = bytes(raw).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise EngineRecordError(
+                    f"engine record field {field} is not UTF-8 text (expected text, found "
+                    f"{bytes(raw)[:16]!r}...): {exc}") from None
+            values[_attr(field)] = None if text == LAYOUT.sentinel else text
+        return cls(**values)
+
+    # -- packed form ----------------------------------------------------------------
+    def pack(self) -> bytearray:
+        """One contiguous buffer: header, then length-prefixed fields (engine copied once)."""
+        parts = [self.engine if f == ENGINE_FIELD else None for f in LAYOUT.fields]
+        small = self._text_parts()
+        total = _PACK_HEADER.size
+        for i, field in enumerate(LAYOUT.fields):
+            part = parts[i] if field == ENGINE_FIELD else small[field]
+            total += _PACK_LENGTH.size + memoryview(part).nbytes
+        out = bytearray(total)
+        _PACK_HEADER.pack_into(out, 0, PACK_MAGIC, LAYOUT.abi_version, LAYOUT.num_fields)
+        pos = _PACK_HEADER.size
+        for i, field in enumerate(LAYOUT.fields):
+            part = memoryview(parts[i] if field == ENGINE_FIELD else small[field]).cast("B")
+            _PACK_LENGTH.pack_into(out, pos, part.nbytes)
+            pos += _PACK_LENGTH.size
+            out[pos:pos + part.nbytes] = part
+            pos += part.nbytes
+        return out
+
+    def _text_parts(self) -> dict[str, bytes]:
+        parts = {}
+        for field in LAYOUT.fields:
+            if field == ABI_FIELD:
+                parts[field] = str(LAYOUT.abi_version).encode()
+            elif field != ENGINE_FIELD:
+                value = getattr(self, _attr(field))
+                parts[field] = (LAYOUT.sentinel if value is None else str(value)).encode("utf-8")
+        return parts
+
+    @classmethod
+    def unpack(cls, buffer: Buffer) -> "EngineRecord":
+        """Decode ``pack()`` output. ``engine`` is a memoryview into ``buffer`` (no copy)."""
+        view = memoryview(buffer).cast("B")
+        if view.nbytes < _PACK_HEADER.size:
+            raise EngineRecordError(
+                f"packed engine record is truncated: expected at least {_PACK_HEADER.size} "
+                f"header bytes, found {view.nbytes}")
+        magic, abi, count = _PACK_HEADER.unpack_from(view, 0)
+        if magic != PACK_MAGIC:
+            raise EngineRecordError(
+                f"not a packed engine record: expected magic {PACK_MAGIC!r}, found {bytes(magic)!r}")
+        if abi != LAYOUT.abi_version:
+            raise EngineRecordError(
+                f"engine record has the wrong ABI version: expected {LAYOUT.abi_version}, found {abi}")
+        if count != LAYOUT.num_fields:
+            raise EngineRecordError(
+                f"engine record has the wrong length: expected {LAYOUT.num_fields} fields, found {count}")
+        pos = _PACK_HEADER.size
+        fields: list[memoryview] = []
+        for field in LAYOUT.fields:
+            if pos + _PACK_LENGTH.size > view.nbytes:
+                raise EngineRecordError(
+                    f"packed engine record is truncated at field {field}: expected a length "
+                    f"prefix at byte {pos}, buffer has {view.nbytes} bytes")
+            (n,) = _PACK_LENGTH.unpack_from(view, pos)
+            pos += _PACK_LENGTH.size
+            if pos + n > view.nbytes:
+                raise EngineRecordError(
+                    f"packed engine record is truncated at field {field}: expected {n} bytes, "
+                    f"found {view.nbytes - pos}")
+            fields.append(view[pos:pos + n])
+            pos += n
+        if pos != view.nbytes:
+            raise EngineRecordError(
+                f"packed engine record has {view.nbytes - pos} trailing bytes after field "
+                f"{LAYOUT.fields[-1]} (expected exactly {pos} bytes)")
+        return cls.from_list(fields)
+
+    def to_tensor(self):
+        """``pack()`` as a 1-D uint8 CPU tensor (shares the packed buffer, no extra copy)."""
+        import torch  # local: keep this module importable without torch
+
+        return torch.frombuffer(self.pack(), dtype=torch.uint8)
+
+    @classmethod
+    def from_tensor(cls, tensor) -> "EngineRecord":
+        """Decode a uint8 CPU tensor produced by ``to_tensor`` (engine is a view of it)."""
+        return cls.unpack(tensor.contiguous().numpy())
+
+
+def _split(joined: str | None) -> list[str]:
+    return [] if not joined else joined.split(LAYOUT.separator)
+
+
+def check_engine_bytes(engine: Buffer, trt_runtime: Any, trt_api: Any, name: str = "?") -> None:
+    """Cheap sanity check of serialized engine bytes, usable without a GPU.
+
+    Asks ``trt_runtime.get_engine_validity`` and raises ``EngineRecordError`` only when it
+    reports a malformed engine (other diagnostics, e.g. no GPU, are left to deserialization).
+    """
+    view = memoryview(engine)
+    if view.nbytes == 0:
+        raise EngineRecordError(f"engine {name!r}: engine bytes are empty (expected a serialized engine)")
+    validity = getattr(trt_runtime, "get_engine_validity", None)
+    if validity is None:
+        return
+    _, diagnostics = validity(view)
+    malformed = int(trt_api.EngineInvalidityDiagnostics.MALFORMED_ENGINE)
+    if int(diagnostics) & malformed:
+        raise EngineRecordError(
+            f"engine {name!r}: engine bytes are not a serialized TensorRT-RTX engine "
+            f"({view.nbytes} bytes starting {bytes(view[:8])!r}); expected the output of "
+            f"IBuilder.build_serialized_network")

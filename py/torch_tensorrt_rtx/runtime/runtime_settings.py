@@ -1,0 +1,140 @@
+"""Runtime settings: runtime state chosen at run time, never stored in a compiled program.
+
+``RuntimeSettings`` is an immutable value: cache path, dynamic-shapes kernel
+specialization strategy, CUDA-graph strategy and execution-context allocation strategy.
+The settings in effect are scoped, never a process-global mutable::
+
+    from torch_tensorrt_rtx import runtime
+    with runtime.settings(cache_path="/data/rtx.cache", kernel_strategy="eager"):
+        model(x)          # every TRTModule in this scope (this thread / task) uses them
+    # previous settings are back; runtime caches of live modules were saved
+
+A module can override the scope: ``trt_module.set_runtime_settings(kernel_strategy="none")``
+or ``with trt_module.runtime_settings(...)``. Scopes are ``contextvars``-based, so each
+thread and asyncio task sees its own scope stack (thread-safe by construction).
+
+Strategy names are defined once below (``KERNEL_STRATEGIES`` etc.); an unknown name
+raises ``ValueError`` listing the valid ones. The ``tensorrt_rtx`` enum member for a name
+is its upper-cased spelling (``"whole_graph_capture"`` -> ``WHOLE_GRAPH_CAPTURE``).
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import logging
+import os
+import weakref
+from typing import Any, Iterator
+
+logger = logging.getLogger(__name__)
+
+KERNEL_STRATEGIES = ("lazy", "eager", "none")
+CUDA_GRAPH_STRATEGIES = ("disabled", "whole_graph_capture")
+ALLOCATION_STRATEGIES = ("static", "on_profile_change", "user_managed")
+
+# tensorrt_rtx enum class holding each strategy family (values are upper-cased names).
+TRT_ENUMS = {
+    "kernel_strategy": "DynamicShapesKernelSpecializationStrategy",
+    "cuda_graph_strategy": "CudaGraphStrategy",
+    "allocation_strategy": "ExecutionContextAllocationStrategy",
+}
+_VALID = {
+    "kernel_strategy": KERNEL_STRATEGIES,
+    "cuda_graph_strategy": CUDA_GRAPH_STRATEGIES,
+    "allocation_strategy": ALLOCATION_STRATEGIES,
+}
+
+
+def _check_name(setting: str, value: Any) -> str:
+    valid = _VALID[setting]
+    if not isinstance(value, str) or value.lower() not in valid:
+        raise ValueError(
+            f"unknown {setting} {value!r}: expected one of {', '.join(repr(v) for v in valid)}")
+    return value.lower()
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeSettings:
+    """Runtime settings. ``cache_path=None`` means the per-user default cache file."""
+
+    cache_path: str | None = None
+    kernel_strategy: str = "lazy"
+    cuda_graph_strategy: str = "disabled"
+    allocation_strategy: str = "static"
+
+    def __post_init__(self) -> None:
+        for setting in _VALID:
+            object.__setattr__(self, setting, _check_name(setting, getattr(self, setting)))
+        if self.cache_path is not None:
+            object.__setattr__(self, "cache_path", os.fspath(self.cache_path))
+
+    def replace(self, **changes: Any) -> "RuntimeSettings":
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"unknown runtime setting(s) {sorted(unknown)}: expected "
+                            f"{[f.name for f in dataclasses.fields(self)]}")
+        return dataclasses.replace(self, **changes)
+
+    def trt_enum(self, setting: str, trt_api: Any) -> Any:
+        """The ``tensorrt_rtx`` enum member for ``setting`` (e.g. ``"kernel_strategy"``)."""
+        return getattr(getattr(trt_api, TRT_ENUMS[setting]), getattr(self, setting).upper())
+
+
+DEFAULT_SETTINGS = RuntimeSettings()
+_current: contextvars.ContextVar[RuntimeSettings] = contextvars.ContextVar(
+    "torch_tensorrt_rtx_runtime_settings", default=DEFAULT_SETTINGS)
+
+# Objects with a ``save_runtime_cache()`` method (live runtime modules) to flush when a
+# settings scope ends. Weak: registering never keeps a module alive.
+_cache_owners: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def register_cache_owner(owner: Any) -> None:
+    _cache_owners.add(owner)
+
+
+def save_all_runtime_caches() -> None:
+    """Save the runtime cache of every live runtime module (never raises)."""
+    for owner in list(_cache_owners):
+        try:
+            owner.save_runtime_cache()
+        except Exception as exc:  # a cache is an optimisation: never fail the caller
+            logger.warning("saving the runtime cache of %r failed: %s", owner, exc)
+
+
+def current_settings() -> RuntimeSettings:
+    """The settings in effect in this scope (before any per-module override)."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def settings(**changes: Any) -> Iterator[RuntimeSettings]:
+    """Apply ``changes`` to every runtime module used in this scope; restore on exit.
+
+    Keywords: ``cache_path``, ``kernel_strategy``, ``cuda_graph_strategy``,
+    ``allocation_strategy``. On exit the previous settings come back and every live
+    module's runtime cache is saved. Contexts are recreated lazily at the next forward.
+    """
+    new = _current.get().replace(**changes)
+    token = _current.set(new)
+    try:
+        yield new
+    finally:
+        _current.reset(token)
+        save_all_runtime_caches()
+
+
+def warn_if_incompatible(s: RuntimeSettings, has_dynamic_inputs: bool, what: str) -> bool:
+    """Warn when a combination cannot work; returns True if it warned."""
+    if (s.cuda_graph_strategy == "whole_graph_capture" and s.kernel_strategy == "lazy"
+            and has_dynamic_inputs):
+        import warnings
+
+        msg = (f"{what}: cuda_graph_strategy='whole_graph_capture' with kernel_strategy='lazy' "
+               f"and dynamic input shapes: lazily specialized kernels cannot be captured in a "
+               f"whole-graph CUDA graph; use kernel_strategy='eager' or 'none'")
+        logger.warning(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        return True
+    return False

@@ -1,0 +1,325 @@
+"""TRTModule: a ``torch.nn.Module`` that runs one TensorRT-RTX engine from an EngineRecord.
+
+Usage (the compiler wraps each built engine like this)::
+
+    mod = TRTModule(EngineRecord.new(engine_bytes, name="blk0",
+                                     input_names=["x"], output_names=["y"]))
+    y = mod(x_cuda)                      # needs a supported RTX GPU
+    with runtime.settings(kernel_strategy="eager"):
+        y = mod(x_cuda)                  # context recreated lazily with the new strategy
+
+Contract:
+- Lazy: the engine is deserialized, the runtime cache loaded and the execution context
+  created at the first forward (or ``ensure_context()``), never at construction.
+- ``_create_execution_context`` is the only code that creates execution contexts. It
+  saves the runtime cache first, then builds a fresh ``IRuntimeConfig`` with the runtime
+  cache and every strategy, then creates the context. A settings change (scope, or
+  ``set_runtime_settings``) recreates the context at the next forward.
+- The runtime cache is saved before every context recreation, by
+  ``save_runtime_cache()``, at the exit of a settings scope, at garbage collection and
+  at interpreter exit. Saving never raises out of ``__del__`` or at exit.
+- Inputs and outputs are torch CUDA tensors; work is enqueued on torch's current stream.
+  Input shapes are checked against optimization profile 0; output shapes come from the
+  context. Outputs with data-dependent shapes are not supported yet (clear error).
+- Without a supported GPU, forward raises ``RTXGPUUnavailableError``.
+- Pickling/``torch.save`` stores only the packed EngineRecord, name and per-module
+  settings overrides; the module is rebuilt from them.
+- ``trt_api`` replaces the ``tensorrt_rtx`` module (tests inject a double). With an
+  injected API the GPU check and the CUDA-tensor check are skipped: the double stands in
+  for the device.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import logging
+import sys
+import threading
+import weakref
+from typing import Any, Iterator, Optional
+
+import torch
+
+from torch_tensorrt_rtx.runtime import runtime_settings as _settings
+from torch_tensorrt_rtx.runtime.device import require_supported_gpu
+from torch_tensorrt_rtx.runtime.engine_record import (EngineRecord, EngineRecordError,
+                                                      check_engine_bytes)
+from torch_tensorrt_rtx.runtime.runtime_cache_file import RuntimeCacheFile, default_cache_path
+from torch_tensorrt_rtx.runtime.runtime_settings import RuntimeSettings
+
+logger = logging.getLogger(__name__)
+
+# tensorrt_rtx DataType member name -> torch dtype (names, so no tensorrt_rtx import here).
+_TORCH_DTYPES = {
+    "FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16,
+    "INT8": torch.int8, "UINT8": torch.uint8, "INT32": torch.int32, "INT64": torch.int64,
+    "BOOL": torch.bool, "FP8": torch.float8_e4m3fn,
+}
+_PROFILE = 0  # records built by this project carry exactly one optimization profile
+
+
+class InputShapeError(ValueError):
+    """An input's shape is outside what the engine's optimization profile allows."""
+
+
+def _default_trt_api() -> Any:
+    import tensorrt_rtx  # local: importing the runtime package must stay cheap and CUDA-free
+
+    return tensorrt_rtx
+
+
+class TRTModule(torch.nn.Module):
+    """Run the engine in ``record``. ``name`` defaults to the record's name."""
+
+    def __init__(self, record: EngineRecord, name: Optional[str] = None, *,
+                 trt_api: Any = None) -> None:
+        super().__init__()
+        if not isinstance(record, EngineRecord):
+            raise TypeError(f"TRTModule expects an EngineRecord, found {type(record).__name__}")
+        self.record = record
+        self.name = name or record.name or "trt_engine"
+        self._trt_api = trt_api
+        self._injected_api = trt_api is not None
+        self._lock = threading.RLock()
+        self._overrides: dict[str, Any] = {}
+        self._trt_runtime = None
+        self._engine = None
+        self._context = None
+        self._context_settings: Optional[RuntimeSettings] = None
+        self._runtime_cache = None
+        self._cache_file: Optional[RuntimeCacheFile] = None
+        self._saved_digest: Optional[bytes] = None
+        _settings.register_cache_owner(self)
+
+    def extra_repr(self) -> str:
+        return (f"name={self.name!r}, inputs={self.record.input_names}, "
+                f"outputs={self.record.output_names}")
+
+    # -- settings -----------------------------------------------------------------------
+    def effective_settings(self) -> RuntimeSettings:
+        """The scope's settings with this module's overrides applied."""
+        return _settings.current_settings().replace(**self._overrides)
+
+    def set_runtime_settings(self, **changes: Any) -> None:
+        """Override settings for this module only (until changed or cleared)."""
+        RuntimeSettings().replace(**changes)  # validates names and values
+        with self._lock:
+            self._overrides.update(changes)
+
+    def clear_runtime_settings(self) -> None:
+        with self._lock:
+            self._overrides.clear()
+
+    @contextlib.contextmanager
+    def runtime_settings(self, **changes: Any) -> Iterator[RuntimeSettings]:
+        """Scoped per-module override; restores the previous overrides and saves the cache."""
+        with self._lock:
+            previous = dict(self._overrides)
+            self.set_runtime_settings(**changes)
+        try:
+            yield self.effective_settings()
+        finally:
+            with self._lock:
+                self._overrides = previous
+            self.save_runtime_cache()
+
+    # -- engine and context -------------------------------------------------------------
+    def _api(self) -> Any:
+        if self._trt_api is None:
+            self._trt_api = _default_trt_api()
+        return self._trt_api
+
+    def _ensure_engine(self) -> Any:
+        if self._engine is not None:
+            return self._engine
+        what = f"TRTModule {self.name!r}"
+        if not self._injected_api:
+            require_supported_gpu(what)
+        api = self._api()
+        runtime = api.Runtime(api.Logger(api.Logger.WARNING))
+        check_engine_bytes(self.record.engine, runtime, api, self.name)
+        engine = runtime.deserialize_cuda_engine(self.record.engine)
+        if engine is None:
+            raise EngineRecordError(
+                f"{what}: TensorRT-RTX could not deserialize the engine "
+                f"({memoryview(self.record.engine).nbytes} bytes, flavor "
+                f"{getattr(self.record, 'engine_flavor', None)!r}); expected an engine built "
+                f"by a compatible TensorRT-RTX version")
+        io_names = {engine.get_tensor_name(i) for i in range(engine.num_io_tensors)}
+        wanted = set(self.record.input_names) | set(self.record.output_names)
+        if not wanted <= io_names:
+            raise EngineRecordError(
+                f"{what}: binding names {sorted(wanted - io_names)} from the record are not "
+                f"tensors of the engine (engine has {sorted(io_names)})")
+        self._trt_runtime, self._engine = runtime, engine
+        return engine
+
+    def ensure_context(self) -> Any:
+        """Deserialize and create the execution context now if needed (e.g. to warm up)."""
+        with self._lock:
+            engine = self._ensure_engine()
+            wanted = self.effective_settings()
+            if self._context is None or wanted != self._context_settings:
+                self._create_execution_context(engine, wanted)
+            return self._context
+
+    def _create_execution_context(self, engine: Any, s: RuntimeSettings) -> None:
+        """THE place that creates execution contexts: save cache, configure, create."""
+        api = self._api()
+        self.save_runtime_cache()
+        self._context, self._context_settings = None, None
+        config = engine.create_runtime_config()
+        path = s.cache_path if s.cache_path is not None else default_cache_path()
+        if self._runtime_cache is None or self._cache_file.path != RuntimeCacheFile(path).path:
+            self._runtime_cache = config.create_runtime_cache()
+            self._cache_file = RuntimeCacheFile(path)
+            self._saved_digest = None
+            self._cache_file.try_load(self._load_into_cache)
+        config.set_runtime_cache(self._runtime_cache)
+        config.dynamic_shapes_kernel_specialization_strategy = s.trt_enum("kernel_strategy", api)
+        config.cuda_graph_strategy = s.trt_enum("cuda_graph_strategy", api)
+        config.set_execution_context_allocation_strategy(s.trt_enum("allocation_strategy", api))
+        _settings.warn_if_incompatible(s, self.has_dynamic_inputs(), f"TRTModule {self.name!r}")
+        context = engine.create_execution_context(config)
+        if context is None:
+            raise RuntimeError(f"TRTModule {self.name!r}: TensorRT-RTX could not create an "
+                               f"execution context with settings {s}")
+        self._context, self._context_settings = context, s
+        logger.debug("TRTModule %r: execution context created with %s", self.name, s)
+
+    def _load_into_cache(self, blob: memoryview) -> bool:
+        ok = bool(self._runtime_cache.deserialize(blob))
+        if ok:
+            self._saved_digest = hashlib.blake2b(blob).digest()
+        return ok
+
+    def has_dynamic_inputs(self) -> bool:
+        engine = self._ensure_engine()
+        return any(-1 in tuple(engine.get_tensor_shape(n)) for n in self.record.input_names)
+
+    def save_runtime_cache(self) -> bool:
+        """Save the runtime cache to its file if it changed; True if written. Never raises
+        for I/O problems (they are logged as warnings)."""
+        with self._lock:
+            cache, store = self._runtime_cache, self._cache_file
+            if cache is None or store is None:
+                return False
+            try:
+                blob = memoryview(cache.serialize())
+            except Exception as exc:
+                logger.warning("TRTModule %r: serializing the runtime cache failed: %s",
+                               self.name, exc)
+                return False
+            digest = hashlib.blake2b(blob).digest()
+            if digest == self._saved_digest:
+                return False  # unchanged since load/save: leave the file alone
+            written = store.try_save_bytes(blob)
+            if written:
+                self._saved_digest = digest
+            return written
+
+    # -- execution ----------------------------------------------------------------------
+    def check_input_shapes(self, shapes: list[tuple[int, ...]]) -> None:
+        """Raise InputShapeError naming the input, dimension and allowed range."""
+        engine = self._ensure_engine()
+        names = self.record.input_names
+        if len(shapes) != len(names):
+            raise InputShapeError(f"TRTModule {self.name!r} expects {len(names)} inputs "
+                                  f"{names}, found {len(shapes)}")
+        for name, shape in zip(names, shapes):
+            lo, _, hi = (tuple(d) for d in engine.get_tensor_profile_shape(name, _PROFILE))
+            if len(shape) != len(lo):
+                raise InputShapeError(f"TRTModule {self.name!r}: input {name!r} has rank "
+                                      f"{len(shape)} (shape {tuple(shape)}), expected rank "
+                                      f"{len(lo)}")
+            for dim, (v, a, b) in enumerate(zip(shape, lo, hi)):
+                if not a <= v <= b:
+                    raise InputShapeError(
+                        f"TRTModule {self.name!r}: input {name!r} dimension {dim} is {v}, "
+                        f"allowed range is [{a}, {b}] (optimization profile {_PROFILE}, "
+                        f"shape {tuple(shape)})")
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        with self._lock:
+            context = self.ensure_context()
+            engine = self._engine
+            self.check_input_shapes([tuple(t.shape) for t in inputs])
+            device = inputs[0].device if inputs else torch.device("cuda")
+            keep_alive = []
+            for name, t in zip(self.record.input_names, inputs):
+                t = self._checked_input(engine, name, t)
+                keep_alive.append(t)
+                context.set_input_shape(name, tuple(t.shape))
+                context.set_tensor_address(name, t.data_ptr())
+            outputs = []
+            for name in self.record.output_names:
+                shape = tuple(context.get_tensor_shape(name))
+                if any(d < 0 for d in shape):
+                    raise NotImplementedError(
+                        f"TRTModule {self.name!r}: output {name!r} has a data-dependent shape "
+                        f"{shape}; output allocators are not supported by this runtime yet")
+                out = torch.empty(shape, dtype=_torch_dtype(engine, name), device=device)
+                context.set_tensor_address(name, out.data_ptr())
+                outputs.append(out)
+            if self._context_settings.allocation_strategy == "user_managed":
+                size = context.update_device_memory_size_for_shapes()
+                scratch = torch.empty(size, dtype=torch.uint8, device=device)
+                keep_alive.append(scratch)
+                context.set_device_memory(scratch.data_ptr(), size)
+            stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+            if not context.execute_async_v3(stream):
+                raise RuntimeError(f"TRTModule {self.name!r}: execute_async_v3 failed")
+            return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _checked_input(self, engine: Any, name: str, t: torch.Tensor) -> torch.Tensor:
+        if not self._injected_api and not t.is_cuda:
+            raise ValueError(f"TRTModule {self.name!r}: input {name!r} is on {t.device}; "
+                             f"expected a CUDA tensor")
+        expected = _torch_dtype(engine, name)
+        if t.dtype != expected:
+            raise TypeError(f"TRTModule {self.name!r}: input {name!r} has dtype {t.dtype}, "
+                            f"expected {expected}")
+        return t.contiguous()
+
+    # -- lifetime and serialization ----------------------------------------------------
+    def __reduce__(self):
+        return (_rebuild, (bytes(self.record.pack()), self.name, dict(self._overrides)))
+
+    @classmethod
+    def from_packed(cls, packed: Any, name: Optional[str] = None, **kwargs: Any) -> "TRTModule":
+        return cls(EngineRecord.unpack(packed), name, **kwargs)
+
+    def __del__(self) -> None:
+        try:
+            if sys.is_finalizing():
+                return  # the atexit hook already saved; C libraries may be gone now
+            self.save_runtime_cache()
+        except BaseException:  # nothing may escape __del__
+            pass
+
+
+def _torch_dtype(engine: Any, name: str) -> torch.dtype:
+    trt_dtype = engine.get_tensor_dtype(name)
+    key = getattr(trt_dtype, "name", str(trt_dtype))
+    if key not in _TORCH_DTYPES:
+        raise TypeError(f"tensor {name!r} has TensorRT dtype {key}, which this runtime does "
+                        f"not map to torch (supported: {sorted(_TORCH_DTYPES)})")
+    return _TORCH_DTYPES[key]
+
+
+def _rebuild(packed: bytes, name: str, overrides: dict[str, Any]) -> TRTModule:
+    module = TRTModule.from_packed(packed, name)
+    if overrides:
+        module.set_runtime_settings(**overrides)
+    return module
+
+
+def _save_at_exit() -> None:
+    try:
+        _settings.save_all_runtime_caches()
+    except BaseException:
+        pass
+
+
+atexit.register(_save_at_exit)

@@ -1,0 +1,46 @@
+"""Shared fixtures for the runtime tests (no GPU needed except tests marked rtx_gpu)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from torch_tensorrt_rtx.runtime import supported_gpu
+
+
+def pytest_collection_modifyitems(config, items):
+    status = supported_gpu()
+    if status.supported:
+        return
+    skip = pytest.mark.skip(reason=f"needs an RTX GPU TensorRT-RTX supports: {status.reason}")
+    for item in items:
+        if "rtx_gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache_home(tmp_path, monkeypatch):
+    # Never let a test touch the real ~/.cache.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_engine_bytes() -> bytes:
+    """A real TensorRT-RTX engine (relu(x @ I), x: [1..8, 4]) built CPU-only."""
+    trt = pytest.importorskip("tensorrt_rtx")
+    logger = trt.Logger(trt.Logger.ERROR)
+    builder = trt.Builder(logger)
+    net = builder.create_network(0)
+    x = net.add_input("x", trt.float32, (-1, 4))
+    w = net.add_constant((4, 4), trt.Weights(np.eye(4, dtype=np.float32)))
+    mm = net.add_matrix_multiply(x, trt.MatrixOperation.NONE, w.get_output(0),
+                                 trt.MatrixOperation.NONE)
+    relu = net.add_activation(mm.get_output(0), trt.ActivationType.RELU)
+    relu.get_output(0).name = "y"
+    net.mark_output(relu.get_output(0))
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    profile.set_shape("x", (1, 4), (2, 4), (8, 4))
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(net, config)
+    assert serialized is not None, "CPU-only engine build failed"
+    return bytes(serialized)

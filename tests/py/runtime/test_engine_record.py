@@ -1,0 +1,131 @@
+"""Engine record: layout parsing, list and packed round trips, and every error path."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from torch_tensorrt_rtx.runtime import LAYOUT, EngineRecord, EngineRecordError
+from torch_tensorrt_rtx.runtime.engine_record import (LAYOUT_FILE, check_engine_bytes,
+                                                      parse_layout)
+
+
+def _record(engine) -> EngineRecord:
+    return EngineRecord.new(engine, name="blk0", input_names=["x"], output_names=["y"],
+                            device="0%8%9%RTX 4090", metadata={"opt": 3},
+                            target_platform="linux_x86_64")
+
+
+def test_layout_comes_from_the_file():
+    field_lines = [l.split()[1] for l in LAYOUT_FILE.read_text().splitlines()
+                   if l.startswith("field ")]
+    assert list(LAYOUT.fields) == field_lines
+    assert LAYOUT.sentinel == "<unset>" and LAYOUT.separator == "%"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("abi_version 1\nseparator %\nsentinel x\n", "at least one field"),
+    ("abi_version 1\nseparator %\nsentinel x\nfield ABI_VERSION a\nfield ENGINE b\nfield ENGINE c\n",
+     "duplicate"),
+    ("abi_version 1\nbogus 2\n", "unknown directive"),
+    ("abi_version 1\nseparator %\nsentinel x\nfield NAME a\nfield ENGINE b\n", "ABI_VERSION"),
+])
+def test_bad_layout_text_is_rejected(text, message):
+    with pytest.raises(EngineRecordError, match=message):
+        parse_layout(text)
+
+
+def test_list_round_trip_with_real_engine(tiny_engine_bytes):
+    rec = _record(tiny_engine_bytes)
+    fields = rec.to_list()
+    assert len(fields) == LAYOUT.num_fields and all(isinstance(f, bytes) for f in fields)
+    assert fields[LAYOUT.index("ENGINE")] == tiny_engine_bytes
+    assert fields[LAYOUT.index("HW_COMPATIBLE")] == b"0"
+    back = EngineRecord.from_list(fields)
+    assert bytes(back.engine) == tiny_engine_bytes
+    assert back.input_names == ["x"] and back.output_names == ["y"]
+    assert back.metadata == {"opt": 3} and back.device == "0%8%9%RTX 4090"
+    assert back.engine_flavor == "tensorrt_rtx"
+
+
+def test_absent_optional_field_uses_sentinel():
+    rec = EngineRecord.new(b"e", name="n", input_names=[], output_names=[])
+    fields = rec.to_list()
+    assert fields[LAYOUT.index("SERIALIZED_METADATA")] == LAYOUT.sentinel.encode()
+    assert EngineRecord.from_list(fields).serialized_metadata is None
+
+
+def test_pack_round_trip_does_not_copy_the_engine(tiny_engine_bytes):
+    packed = _record(tiny_engine_bytes).pack()
+    back = EngineRecord.unpack(packed)
+    assert isinstance(back.engine, memoryview) and bytes(back.engine) == tiny_engine_bytes
+    assert back.engine.obj is packed  # a view of the input buffer, not a copy
+    offset = bytes(packed).find(tiny_engine_bytes)
+    packed[offset] ^= 0xFF  # mutating the buffer shows through the unpacked record
+    assert bytes(back.engine[:1]) == bytes([tiny_engine_bytes[0] ^ 0xFF])
+
+
+def test_non_utf8_text_field_is_an_engine_record_error():
+    fields = _record(b"e").to_list()
+    fields[LAYOUT.index("NAME")] = b"\xff\xfe"
+    with pytest.raises(EngineRecordError, match="NAME is not UTF-8"):
+        EngineRecord.from_list(fields)
+
+
+def test_tensor_round_trip_shares_memory(tiny_engine_bytes):
+    t = _record(tiny_engine_bytes).to_tensor()
+    assert t.dtype == torch.uint8 and t.dim() == 1
+    back = EngineRecord.from_tensor(t)
+    assert bytes(back.engine) == tiny_engine_bytes
+    eng_offset = bytes(t.numpy()).find(tiny_engine_bytes)
+    t[eng_offset] += 1
+    assert bytes(back.engine) != tiny_engine_bytes  # proves it is a view of the tensor
+
+
+def test_wrong_abi_names_expected_and_found():
+    fields = _record(b"e").to_list()
+    fields[LAYOUT.index("ABI_VERSION")] = b"7"
+    with pytest.raises(EngineRecordError, match=f"expected {LAYOUT.abi_version}, found '7'"):
+        EngineRecord.from_list(fields)
+    packed = _record(b"e").pack()
+    packed[8] = 9  # u32 ABI in the header
+    with pytest.raises(EngineRecordError, match=f"expected {LAYOUT.abi_version}, found 9"):
+        EngineRecord.unpack(packed)
+
+
+def test_wrong_length_names_expected_and_found():
+    fields = _record(b"e").to_list()
+    with pytest.raises(EngineRecordError,
+                       match=f"expected {LAYOUT.num_fields} fields.*found {LAYOUT.num_fields - 1}"):
+        EngineRecord.from_list(fields[:-1])
+    with pytest.raises(EngineRecordError, match=f"found {LAYOUT.num_fields + 1}"):
+        EngineRecord.from_list(fields + [b"extra"])
+
+
+@pytest.mark.parametrize("cut", [3, 20, -1])
+def test_truncated_packed_record(cut):
+    packed = bytes(_record(b"engine-bytes" * 10).pack())
+    with pytest.raises(EngineRecordError, match="truncated"):
+        EngineRecord.unpack(packed[:cut])
+
+
+def test_trailing_bytes_and_bad_magic_are_rejected():
+    packed = bytes(_record(b"e").pack())
+    with pytest.raises(EngineRecordError, match="trailing"):
+        EngineRecord.unpack(packed + b"x")
+    with pytest.raises(EngineRecordError, match="magic"):
+        EngineRecord.unpack(b"NOTAREC!" + packed[8:])
+
+
+def test_separator_in_binding_name_is_rejected():
+    with pytest.raises(EngineRecordError, match="separator"):
+        EngineRecord.new(b"e", name="n", input_names=["a%b"], output_names=["y"])
+
+
+def test_garbage_engine_bytes_detected_by_real_tensorrt_rtx_on_cpu(tiny_engine_bytes):
+    trt = pytest.importorskip("tensorrt_rtx")
+    runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+    check_engine_bytes(tiny_engine_bytes, runtime, trt, "ok")  # a real engine passes
+    with pytest.raises(EngineRecordError, match="'junk'.*not a serialized TensorRT-RTX engine"):
+        check_engine_bytes(b"\x00garbage" * 64, runtime, trt, "junk")
+    with pytest.raises(EngineRecordError, match="empty"):
+        check_engine_bytes(b"", runtime, trt, "empty")

@@ -1,0 +1,258 @@
+"""A test double of the few tensorrt_rtx runtime objects TRTModule uses (tests only).
+
+``TrtDouble()`` stands in for the ``tensorrt_rtx`` module: ``Runtime``,
+``ICudaEngine``, ``IRuntimeConfig``, ``IRuntimeCache``, ``IExecutionContext`` and the
+enums, with the same method names, argument order and failure conventions as the 1.7
+Python API (``deserialize_cuda_engine`` returns None on bad bytes, cache ``deserialize``
+returns False on a bad blob, ``set_input_shape`` returns False outside the profile,
+contexts read the config's strategies at creation). Every call that matters is appended
+to ``api.journal`` so tests can check order.
+
+Engines are JSON behind a magic prefix (``make_engine_bytes``). Execution computes
+``relu(x)`` elementwise on CPU float32 memory through the bound addresses, and "JIT
+compiles" one kernel per new input shape into the runtime cache (so caches change).
+"""
+from __future__ import annotations
+
+import ctypes
+import enum
+import hashlib
+import json
+from typing import Any
+
+ENGINE_MAGIC = b"DBLENG01"
+CACHE_MAGIC = b"DBLCACHE"
+
+
+class DataType(enum.Enum):
+    FLOAT = 0
+    HALF = 1
+    INT32 = 3
+
+
+class DynamicShapesKernelSpecializationStrategy(enum.Enum):
+    LAZY = 0
+    EAGER = 1
+    NONE = 2
+
+
+class CudaGraphStrategy(enum.Enum):
+    DISABLED = 0
+    WHOLE_GRAPH_CAPTURE = 1
+
+
+class ExecutionContextAllocationStrategy(enum.Enum):
+    STATIC = 0
+    ON_PROFILE_CHANGE = 1
+    USER_MANAGED = 2
+
+
+class EngineValidity(enum.Enum):
+    VALID = 0
+    SUBOPTIMAL = 1
+    INVALID = 2
+
+
+class EngineInvalidityDiagnostics(enum.IntEnum):
+    VERSION_MISMATCH = 1
+    MALFORMED_ENGINE = 32
+
+
+def make_engine_bytes(inputs: dict[str, tuple], outputs: list[str], dtype: str = "FLOAT") -> bytes:
+    """inputs: name -> (min, opt, max) shapes; each output has the first input's shape."""
+    spec = {"inputs": {n: [list(s) for s in p] for n, p in inputs.items()},
+            "outputs": outputs, "dtype": dtype}
+    return ENGINE_MAGIC + json.dumps(spec).encode()
+
+
+class Logger:
+    WARNING = 2
+    ERROR = 1
+
+    def __init__(self, severity: int = WARNING) -> None:
+        self.severity = severity
+
+
+class IRuntimeCache:
+    def __init__(self, api: "TrtDouble") -> None:
+        self._api = api
+        self.kernels: dict[str, str] = {}
+
+    def serialize(self) -> bytes:
+        self._api.journal.append("cache.serialize")
+        payload = json.dumps(self.kernels, sort_keys=True).encode()
+        return CACHE_MAGIC + hashlib.sha256(payload).digest() + payload
+
+    def deserialize(self, blob) -> bool:
+        data = bytes(blob)
+        self._api.journal.append("cache.deserialize")
+        body = data[len(CACHE_MAGIC) + 32:]
+        if (not data.startswith(CACHE_MAGIC)
+                or hashlib.sha256(body).digest() != data[len(CACHE_MAGIC):len(CACHE_MAGIC) + 32]):
+            return False  # rejected, cache unchanged (as documented for the real one)
+        self.kernels.update(json.loads(body))
+        return True
+
+    def reset(self) -> bool:
+        self.kernels.clear()
+        return True
+
+
+class IRuntimeConfig:
+    def __init__(self, api: "TrtDouble") -> None:
+        self._api = api
+        self._cache = None
+        self._alloc = ExecutionContextAllocationStrategy.STATIC
+        self.dynamic_shapes_kernel_specialization_strategy = \
+            DynamicShapesKernelSpecializationStrategy.LAZY
+        self.cuda_graph_strategy = CudaGraphStrategy.DISABLED
+
+    def create_runtime_cache(self) -> IRuntimeCache:
+        self._api.journal.append("config.create_runtime_cache")
+        return IRuntimeCache(self._api)
+
+    def set_runtime_cache(self, cache: IRuntimeCache) -> bool:
+        self._api.journal.append("config.set_runtime_cache")
+        self._cache = cache
+        return True
+
+    def get_runtime_cache(self):
+        return self._cache
+
+    def set_execution_context_allocation_strategy(self, strategy) -> None:
+        self._alloc = ExecutionContextAllocationStrategy(strategy)
+
+    def get_execution_context_allocation_strategy(self):
+        return self._alloc
+
+
+class IExecutionContext:
+    def __init__(self, engine: "ICudaEngine", config: IRuntimeConfig) -> None:
+        self.engine = engine
+        # Like the real runtime, the context takes the strategies at creation time.
+        self.kernel_strategy = DynamicShapesKernelSpecializationStrategy(
+            config.dynamic_shapes_kernel_specialization_strategy)
+        self.cuda_graph_strategy = CudaGraphStrategy(config.cuda_graph_strategy)
+        self.allocation_strategy = config.get_execution_context_allocation_strategy()
+        self.runtime_cache = config.get_runtime_cache()
+        self._shapes: dict[str, tuple] = {}
+        self._addresses: dict[str, int] = {}
+        self.executions = 0
+
+    def set_input_shape(self, name: str, shape: tuple) -> bool:
+        lo, _, hi = self.engine.get_tensor_profile_shape(name, 0)
+        if len(shape) != len(lo) or not all(a <= v <= b for v, a, b in zip(shape, lo, hi)):
+            return False
+        self._shapes[name] = tuple(shape)
+        return True
+
+    def get_tensor_shape(self, name: str) -> tuple:
+        if name in self.engine.spec["inputs"]:
+            return self._shapes.get(name, self.engine.get_tensor_shape(name))
+        first = next(iter(self.engine.spec["inputs"]))
+        return self._shapes.get(first, self.engine.get_tensor_shape(first))
+
+    def set_tensor_address(self, name: str, address: int) -> bool:
+        self._addresses[name] = address
+        return True
+
+    def update_device_memory_size_for_shapes(self) -> int:
+        return 256
+
+    def set_device_memory(self, address: int, size: int) -> None:
+        self._addresses["<scratch>"] = address
+
+    def execute_async_v3(self, stream_handle: int) -> bool:
+        first = next(iter(self.engine.spec["inputs"]))
+        shape = self._shapes[first]
+        n = 1
+        for d in shape:
+            n *= d
+        src = (ctypes.c_float * n).from_address(self._addresses[first])
+        for out in self.engine.spec["outputs"]:
+            dst = (ctypes.c_float * n).from_address(self._addresses[out])
+            for i in range(n):
+                dst[i] = src[i] if src[i] > 0 else 0.0
+        if self.runtime_cache is not None:  # "JIT": one kernel per new shape
+            self.runtime_cache.kernels.setdefault(f"relu{shape}", "sass")
+        self.executions += 1
+        self.engine.api.journal.append("context.execute_async_v3")
+        return True
+
+
+class ICudaEngine:
+    def __init__(self, api: "TrtDouble", spec: dict) -> None:
+        self.api = api
+        self.spec = spec
+        self.contexts: list[IExecutionContext] = []
+
+    @property
+    def num_io_tensors(self) -> int:
+        return len(self.spec["inputs"]) + len(self.spec["outputs"])
+
+    def get_tensor_name(self, i: int) -> str:
+        return (list(self.spec["inputs"]) + list(self.spec["outputs"]))[i]
+
+    def get_tensor_dtype(self, name: str) -> DataType:
+        return DataType[self.spec["dtype"]]
+
+    def get_tensor_profile_shape(self, name: str, profile_index: int) -> list[tuple]:
+        if profile_index != 0 or name not in self.spec["inputs"]:
+            raise RuntimeError(f"no profile shape for {name!r}/{profile_index}")
+        return [tuple(s) for s in self.spec["inputs"][name]]
+
+    def get_tensor_shape(self, name: str) -> tuple:
+        lo, _, hi = self.spec["inputs"].get(name, next(iter(self.spec["inputs"].values())))[::1]
+        return tuple(a if a == b else -1 for a, b in zip(lo, hi))
+
+    def create_runtime_config(self) -> IRuntimeConfig:
+        self.api.journal.append("engine.create_runtime_config")
+        return IRuntimeConfig(self.api)
+
+    def create_execution_context(self, runtime_config: IRuntimeConfig = None) -> IExecutionContext:
+        self.api.journal.append("engine.create_execution_context")
+        ctx = IExecutionContext(self, runtime_config or IRuntimeConfig(self.api))
+        self.contexts.append(ctx)
+        return ctx
+
+
+class Runtime:
+    def __init__(self, api: "TrtDouble", logger: Logger) -> None:
+        self._api = api
+
+    def get_engine_validity(self, buffer) -> tuple:
+        if bytes(buffer[:len(ENGINE_MAGIC)]) != ENGINE_MAGIC:
+            return EngineValidity.INVALID, int(EngineInvalidityDiagnostics.MALFORMED_ENGINE)
+        return EngineValidity.VALID, 0
+
+    def deserialize_cuda_engine(self, serialized_engine) -> ICudaEngine | None:
+        self._api.journal.append("runtime.deserialize_cuda_engine")
+        data = bytes(serialized_engine)
+        if not data.startswith(ENGINE_MAGIC):
+            return None
+        try:
+            spec = json.loads(data[len(ENGINE_MAGIC):])
+        except ValueError:
+            return None
+        engine = ICudaEngine(self._api, spec)
+        self._api.engines.append(engine)
+        return engine
+
+
+class TrtDouble:
+    """Stands in for the ``tensorrt_rtx`` module; one journal per instance."""
+
+    DataType = DataType
+    Logger = Logger
+    DynamicShapesKernelSpecializationStrategy = DynamicShapesKernelSpecializationStrategy
+    CudaGraphStrategy = CudaGraphStrategy
+    ExecutionContextAllocationStrategy = ExecutionContextAllocationStrategy
+    EngineValidity = EngineValidity
+    EngineInvalidityDiagnostics = EngineInvalidityDiagnostics
+
+    def __init__(self) -> None:
+        self.journal: list[str] = []
+        self.engines: list[ICudaEngine] = []
+
+    def Runtime(self, logger: Any) -> Runtime:  # noqa: N802 - mirrors tensorrt_rtx.Runtime
+        return Runtime(self, logger)
