@@ -1,0 +1,34 @@
+// ExecuteEngine: runs one TRTEngine on torch tensors -- what
+// torch.ops.tensorrt.execute_engine does.
+//
+// Example:
+//
+//   std::vector<at::Tensor> outputs = ExecuteEngine({x}, engine);
+//
+// Contract:
+//  - Inputs are matched to the record's input names in order; a wrong count, dtype or
+//    device throws c10::Error naming the engine, the binding and what was expected.
+//  - Outputs are allocated with the shapes the context reports, on the inputs' device.
+//  - CUDA inputs are enqueued on torch's current stream for their device; CPU tensors
+//    only work with backends that run on the host (the test backend).
+//  - Holds engine.mutex() for the whole call (one context per engine).
+#ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_EXECUTE_ENGINE_H_
+#define TORCH_TENSORRT_RTX_CORE_RUNTIME_EXECUTE_ENGINE_H_
+
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "core/runtime/trt_engine.h"
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+
+std::vector<at::Tensor> ExecuteEngine(const std::vector<at::Tensor>& inputs, TRTEngine& engine);
+
+at::ScalarType ToScalarType(trt::DataType type);
+
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx
+
+#endif  // TORCH_TENSORRT_RTX_CORE_RUNTIME_EXECUTE_ENGINE_H_

@@ -1,0 +1,68 @@
+// RuntimeCacheFile: the runtime cache file store, shared safely by many processes (C++
+// and Python runtimes) -- the C++ twin of torch_tensorrt_rtx.runtime.RuntimeCacheFile,
+// implementing the same file protocol step for step (DESIGN.md, "The cache file protocol").
+//
+// Example:
+//
+//   RuntimeCacheFile store("/home/me/.cache/torch_tensorrt_rtx/runtime_cache.bin");
+//   store.TryLoad([&](const void* p, size_t n) { return cache.Deserialize(p, n); });
+//   ...
+//   store.TrySave([&] { return cache.Serialize(); });     // never throws
+//
+// Contract:
+//  - Lock file "<path>.lock" through util::FileLock (flock(2); LockFileEx on Windows),
+//    default timeout 10 s polled every 50 ms. The lock file is never deleted.
+//  - Load: missing file -> false with no lock file created. Otherwise read the whole
+//    file under a SHARED lock (several C++ readers at once; Python's exclusive filelock
+//    excludes them), release, then deserialize. Rejected bytes -> warning, false.
+//  - Save: serialize first, outside the lock; an empty or failed serialization is never
+//    written. Under the EXCLUSIVE lock: create missing parent directories (0700), write
+//    a uniquely named temp file "<name>.XXXXXX.tmp" in the same directory, fsync,
+//    rename over the cache, fsync the directory.
+//  - Lock timeout or I/O error -> warning, false, the cache file untouched. A symlink at
+//    the cache or lock path is refused with a warning. The Try* methods never throw.
+#ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_CACHE_FILE_H_
+#define TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_CACHE_FILE_H_
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "core/util/file_lock.h"
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+
+class RuntimeCacheFile final {
+ public:
+  explicit RuntimeCacheFile(std::string path,
+                            std::chrono::milliseconds lock_timeout = util::kDefaultLockTimeout);
+
+  const std::string& path() const noexcept { return path_; }
+  const std::string& lock_path() const noexcept { return lock_path_; }
+  std::chrono::milliseconds lock_timeout() const noexcept { return lock_timeout_; }
+
+  // The whole file, read under the shared lock; nullopt if missing, refused or unreadable.
+  std::optional<std::string> TryRead() const noexcept;
+  // Reads and hands the bytes to `deserialize`; true if it accepted them.
+  bool TryLoad(const std::function<bool(const void*, std::size_t)>& deserialize) const noexcept;
+  // Serializes (outside the lock), then atomically replaces the file; true if written.
+  bool TrySave(const std::function<std::string()>& serialize) const noexcept;
+  bool TrySaveBytes(const void* data, std::size_t size) const noexcept;
+
+ private:
+  bool RefuseSymlink(const char* action) const noexcept;
+  // Throws std::system_error on an I/O error.
+  void ReplaceUnderLock(const void* data, std::size_t size) const;
+
+  std::string path_;
+  std::string lock_path_;
+  std::chrono::milliseconds lock_timeout_;
+};
+
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx
+
+#endif  // TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_CACHE_FILE_H_

@@ -1,0 +1,69 @@
+#include "core/runtime/runtime_settings.h"
+
+#include <cctype>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+namespace {
+
+template <typename Enum, std::size_t N>
+Enum ParseName(const char* what, const std::string& name, const char* const (&names)[N]) {
+  std::string lower;
+  for (char c : name) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  std::string valid;
+  for (std::size_t i = 0; i < N; ++i) {
+    if (lower == names[i]) return static_cast<Enum>(i);
+    valid += (i ? ", '" : "'") + std::string(names[i]) + "'";
+  }
+  throw std::invalid_argument("unknown " + std::string(what) + " '" + name +
+                              "': expected one of " + valid);
+}
+
+// Order matches the enum declarations.
+constexpr const char* kKernelNames[] = {"lazy", "eager", "none"};
+constexpr const char* kCudaGraphNames[] = {"disabled", "whole_graph_capture"};
+constexpr const char* kAllocationNames[] = {"static", "on_profile_change", "user_managed"};
+
+}  // namespace
+
+KernelStrategy ParseKernelStrategy(const std::string& name) {
+  return ParseName<KernelStrategy>("kernel_strategy", name, kKernelNames);
+}
+CudaGraphStrategy ParseCudaGraphStrategy(const std::string& name) {
+  return ParseName<CudaGraphStrategy>("cuda_graph_strategy", name, kCudaGraphNames);
+}
+AllocationStrategy ParseAllocationStrategy(const std::string& name) {
+  return ParseName<AllocationStrategy>("allocation_strategy", name, kAllocationNames);
+}
+const char* Name(KernelStrategy s) { return kKernelNames[static_cast<int>(s)]; }
+const char* Name(CudaGraphStrategy s) { return kCudaGraphNames[static_cast<int>(s)]; }
+const char* Name(AllocationStrategy s) { return kAllocationNames[static_cast<int>(s)]; }
+
+std::string ToString(const RuntimeSettings& s) {
+  return "cache_path=" + (s.cache_path.empty() ? std::string("<default>") : s.cache_path) +
+         "; kernel_strategy=" + Name(s.kernel_strategy) +
+         "; cuda_graph_strategy=" + Name(s.cuda_graph_strategy) +
+         "; allocation_strategy=" + Name(s.allocation_strategy);
+}
+
+std::string DefaultCachePath() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  std::string base;
+  // The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
+  if (xdg != nullptr && xdg[0] == '/') {
+    base = xdg;
+  } else {
+    const char* home = std::getenv("HOME");
+    base = std::string(home ? home : "") + "/.cache";
+  }
+  return base + "/torch_tensorrt_rtx/runtime_cache.bin";
+}
+
+std::string EffectiveCachePath(const RuntimeSettings& s) {
+  return s.cache_path.empty() ? DefaultCachePath() : s.cache_path;
+}
+
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx

@@ -1,0 +1,62 @@
+// RuntimeSettings: the runtime modes of an engine, chosen at run time and never stored in
+// an engine record -- the C++ twin of torch_tensorrt_rtx.runtime.settings.RuntimeSettings.
+//
+// Example:
+//
+//   RuntimeSettings s;                                   // lazy, disabled, static
+//   s.cache_path = "/data/rtx.cache";
+//   s.kernel_strategy = ParseKernelStrategy("eager");    // throws on an unknown name
+//   engine.UpdateSettings(s);                            // context recreated lazily
+//
+// Contract: strategy names are the Python runtime's, lower case ("lazy", "eager", "none";
+// "disabled", "whole_graph_capture"; "static", "on_profile_change", "user_managed").
+// Parse* throw std::invalid_argument listing the valid names. An empty cache_path means
+// the per-user default (DefaultCachePath()).
+#ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_SETTINGS_H_
+#define TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_SETTINGS_H_
+
+#include <string>
+#include <vector>
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+
+enum class KernelStrategy { kLazy, kEager, kNone };
+enum class CudaGraphStrategy { kDisabled, kWholeGraphCapture };
+enum class AllocationStrategy { kStatic, kOnProfileChange, kUserManaged };
+
+struct RuntimeSettings {
+  std::string cache_path;  // "" = DefaultCachePath()
+  KernelStrategy kernel_strategy = KernelStrategy::kLazy;
+  CudaGraphStrategy cuda_graph_strategy = CudaGraphStrategy::kDisabled;
+  AllocationStrategy allocation_strategy = AllocationStrategy::kStatic;
+
+  bool operator==(const RuntimeSettings& o) const {
+    return cache_path == o.cache_path && kernel_strategy == o.kernel_strategy &&
+           cuda_graph_strategy == o.cuda_graph_strategy &&
+           allocation_strategy == o.allocation_strategy;
+  }
+  bool operator!=(const RuntimeSettings& o) const { return !(*this == o); }
+};
+
+KernelStrategy ParseKernelStrategy(const std::string& name);
+CudaGraphStrategy ParseCudaGraphStrategy(const std::string& name);
+AllocationStrategy ParseAllocationStrategy(const std::string& name);
+const char* Name(KernelStrategy s);
+const char* Name(CudaGraphStrategy s);
+const char* Name(AllocationStrategy s);
+
+// "cache_path=...; kernel_strategy=lazy; ..." for logs and __str__.
+std::string ToString(const RuntimeSettings& s);
+
+// The Python runtime's default: $XDG_CACHE_HOME (if absolute) or ~/.cache, then
+// torch_tensorrt_rtx/runtime_cache.bin. Does not create the directory.
+std::string DefaultCachePath();
+
+// The cache path in effect: s.cache_path, or DefaultCachePath() when it is empty.
+std::string EffectiveCachePath(const RuntimeSettings& s);
+
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx
+
+#endif  // TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_SETTINGS_H_

@@ -1,0 +1,99 @@
+#include "core/runtime/trt_engine.h"
+
+#include <cstdlib>
+#include <sstream>
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+namespace {
+
+int ParseDeviceIndex(const EngineRecord& record) {
+  const std::optional<std::string> device = record.optional(layout::DEVICE);
+  if (!device || device->empty()) return -1;
+  const std::vector<std::string> parts = SplitNames(*device);
+  char* end = nullptr;
+  const long id = std::strtol(parts.front().c_str(), &end, 10);
+  if (end == parts.front().c_str() || *end != '\0' || id < 0) {
+    throw EngineRecordError("engine '" + record.name() + "': DEVICE field '" + *device +
+                            "' does not start with a device id (expected "
+                            "\"<id>%<sm major>%<sm minor>%<name>\")");
+  }
+  return static_cast<int>(id);
+}
+
+}  // namespace
+
+TRTEngine::TRTEngine(EngineRecord record, std::shared_ptr<trt::Runtime> runtime,
+                     RuntimeSettings settings, std::chrono::milliseconds lock_timeout)
+    : record_(std::move(record)),
+      input_names_(record_.input_names()),
+      output_names_(record_.output_names()),
+      device_index_(ParseDeviceIndex(record_)),
+      runtime_(std::move(runtime)),
+      config_(std::move(settings), lock_timeout) {}
+
+TRTEngine::~TRTEngine() {
+  // The context and cache must go (and the cache be saved) while the engine is alive.
+  config_.Release();
+}
+
+RuntimeSettings TRTEngine::settings() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return config_.settings();
+}
+
+void TRTEngine::UpdateSettings(const RuntimeSettings& settings) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  config_.UpdateSettings(settings);
+}
+
+void TRTEngine::SetProfiling(bool enabled) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  config_.SetProfiling(enabled);
+}
+
+bool TRTEngine::SaveRuntimeCache() noexcept {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return config_.SaveRuntimeCache();
+}
+
+trt::Engine& TRTEngine::Engine() {
+  if (engine_ == nullptr) {
+    if (runtime_ == nullptr) runtime_ = trt::CreateDefaultRuntime();
+    engine_ = runtime_->DeserializeEngine(record_.name(), record_.engine_bytes());
+    if (engine_ == nullptr) {
+      throw std::runtime_error("engine '" + record_.name() + "': " + runtime_->Name() +
+                               " could not deserialize " +
+                               std::to_string(record_.engine_bytes().size()) + " engine bytes");
+    }
+  }
+  return *engine_;
+}
+
+trt::ExecutionContext& TRTEngine::Context() { return config_.Context(Engine()); }
+
+void TRTEngine::BindCommunicator(void* communicator) {
+  config_.BindCommunicator(Engine(), communicator);
+}
+
+void TRTEngine::ReleaseCommunicator() { config_.ReleaseCommunicator(Engine()); }
+
+std::string TRTEngine::ToString() const {
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
+    return out;
+  };
+  std::ostringstream os;
+  os << "Engine(name=" << record_.name() << ", inputs=[" << join(input_names_)
+     << "], outputs=[" << join(output_names_) << "], device="
+     << record_.optional(layout::DEVICE).value_or("<unset>")
+     << ", flavor=" << record_.optional(layout::ENGINE_FLAVOR).value_or("<unset>")
+     << ", engine_bytes=" << record_.engine_bytes().size()
+     << ", deserialized=" << (engine_ ? "yes" : "no") << ", settings={"
+     << runtime::ToString(config_.settings()) << "})";
+  return os.str();
+}
+
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx

@@ -1,0 +1,85 @@
+// TRTEngine: one TensorRT(-RTX) engine of a compiled program: its record (engine bytes,
+// binding names, device), the deserialized engine (created lazily, on first use) and
+// its TRTRuntimeConfig.
+//
+// Example:
+//
+//   TRTEngine engine(EngineRecord::FromList(std::move(fields)));   // no TensorRT needed
+//   engine.UpdateSettings(settings);          // from the Python context managers or C++
+//   std::lock_guard<std::mutex> guard(engine.mutex());
+//   trt::ExecutionContext& ctx = engine.Context();   // deserializes, creates the context
+//
+// Contract:
+//  - Construction, ToString() and record() never touch TensorRT, so engines load, pickle
+//    and print in builds without TensorRT-RTX. The first Engine()/Context() call
+//    deserializes; in such builds it throws trt::BackendUnavailableError.
+//  - The engine bytes are moved in, never deep-copied.
+//  - Settings and execution may be used from several threads: callers of Context(),
+//    Engine() and the communicator methods hold mutex(); the settings methods lock it.
+#ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_TRT_ENGINE_H_
+#define TORCH_TENSORRT_RTX_CORE_RUNTIME_TRT_ENGINE_H_
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/runtime/engine_record.h"
+#include "core/runtime/runtime_settings.h"
+#include "core/runtime/trt_interface.h"
+#include "core/runtime/trt_runtime_config.h"
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+
+class TRTEngine final {
+ public:
+  // `runtime` null means trt::CreateDefaultRuntime(), asked for at first deserialization.
+  explicit TRTEngine(EngineRecord record, std::shared_ptr<trt::Runtime> runtime = nullptr,
+                     RuntimeSettings settings = {},
+                     std::chrono::milliseconds lock_timeout = util::kDefaultLockTimeout);
+  ~TRTEngine();
+  TRTEngine(const TRTEngine&) = delete;
+  TRTEngine& operator=(const TRTEngine&) = delete;
+
+  const EngineRecord& record() const noexcept { return record_; }
+  const std::string& name() const noexcept { return record_.name(); }
+  const std::vector<std::string>& input_names() const noexcept { return input_names_; }
+  const std::vector<std::string>& output_names() const noexcept { return output_names_; }
+  // The DEVICE field's device id, or -1 when the record has none.
+  int device_index() const noexcept { return device_index_; }
+
+  // Settings API (locks mutex()).
+  RuntimeSettings settings() const;
+  void UpdateSettings(const RuntimeSettings& settings);
+  void SetProfiling(bool enabled);
+  bool SaveRuntimeCache() noexcept;
+
+  // Execution API: the caller holds mutex().
+  std::mutex& mutex() const noexcept { return mutex_; }
+  bool is_deserialized() const noexcept { return engine_ != nullptr; }
+  trt::Engine& Engine();
+  trt::ExecutionContext& Context();
+  TRTRuntimeConfig& config() noexcept { return config_; }
+  void BindCommunicator(void* communicator);
+  void ReleaseCommunicator();
+
+  std::string ToString() const;
+
+ private:
+  EngineRecord record_;
+  std::vector<std::string> input_names_;
+  std::vector<std::string> output_names_;
+  int device_index_ = -1;
+  mutable std::mutex mutex_;
+  // Destruction runs bottom-up: context and cache, then engine, then runtime.
+  std::shared_ptr<trt::Runtime> runtime_;
+  std::unique_ptr<trt::Engine> engine_;
+  TRTRuntimeConfig config_;
+};
+
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx
+
+#endif  // TORCH_TENSORRT_RTX_CORE_RUNTIME_TRT_ENGINE_H_

@@ -1,0 +1,120 @@
+// The narrow internal TensorRT interface: only the runtime objects the C++ runtime uses
+// (runtime, engine, runtime config, runtime cache, execution context).
+//
+// Implementations:
+//  - backend_rtx.cpp: NVIDIA TensorRT-RTX, compiled only with the SDK (--config=rtx).
+//  - backend_unavailable.cpp: the default build; CreateDefaultRuntime() throws
+//    BackendUnavailableError saying how to get a TensorRT-RTX build.
+//  - tests/core/runtime/scripted_backend: a test double (never in the shipped library).
+//
+// Example:
+//
+//   std::shared_ptr<trt::Runtime> rt = trt::CreateDefaultRuntime();
+//   std::unique_ptr<trt::Engine> engine = rt->DeserializeEngine(record.engine_bytes());
+//   TRTRuntimeConfig config(settings);
+//   trt::ExecutionContext& ctx = config.Context(*engine);   // the only way to get one
+//
+// Contract:
+//  - Execution contexts are created ONLY by TRTRuntimeConfig: Engine's factory is private
+//    and TRTRuntimeConfig is its only friend, so no other code path (an NCCL release,
+//    a profiling toggle) can build a context that skips the cache flush and strategies.
+//  - Lifetimes follow TensorRT: the Runtime outlives its Engines, an Engine outlives its
+//    RuntimeConfigs, RuntimeCaches and ExecutionContexts.
+//  - Methods that can fail in normal use return bool / empty; exceptions mean a broken
+//    engine or a missing backend.
+#ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_TRT_INTERFACE_H_
+#define TORCH_TENSORRT_RTX_CORE_RUNTIME_TRT_INTERFACE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/runtime/runtime_settings.h"
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+
+class TRTRuntimeConfig;
+
+namespace trt {
+
+enum class DataType { kFloat, kHalf, kBFloat16, kInt8, kUInt8, kInt32, kInt64, kBool };
+using Dims = std::vector<int64_t>;
+
+// No TensorRT implementation is compiled into this build.
+class BackendUnavailableError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class RuntimeCache {
+ public:
+  virtual ~RuntimeCache() = default;
+  // The cache as bytes; "" when there is nothing to save or serialization failed.
+  virtual std::string Serialize() = 0;
+  // False when the bytes are unusable (corrupt, other GPU or version).
+  virtual bool Deserialize(const void* data, std::size_t size) = 0;
+  virtual void Reset() = 0;
+};
+
+class RuntimeConfig {
+ public:
+  virtual ~RuntimeConfig() = default;
+  // A runtime cache can only be created from a runtime config (TensorRT-RTX rule).
+  virtual std::unique_ptr<RuntimeCache> CreateRuntimeCache() = 0;
+  virtual bool SetRuntimeCache(RuntimeCache& cache) = 0;
+  virtual void SetKernelStrategy(KernelStrategy strategy) = 0;
+  virtual void SetCudaGraphStrategy(CudaGraphStrategy strategy) = 0;
+  virtual void SetAllocationStrategy(AllocationStrategy strategy) = 0;
+};
+
+class ExecutionContext {
+ public:
+  virtual ~ExecutionContext() = default;
+  virtual bool SetInputShape(const std::string& name, const Dims& dims) = 0;
+  // Output shapes are known after every input shape is set; {} if unknown.
+  virtual Dims GetTensorShape(const std::string& name) = 0;
+  virtual bool SetTensorAddress(const std::string& name, void* data) = 0;
+  // Enqueues on `stream` (a cudaStream_t; nullptr for the default stream).
+  virtual bool Enqueue(void* stream) = 0;
+  virtual void SetProfiling(bool enabled) = 0;
+  // Multi-device engines: binds an NCCL communicator; false if unsupported.
+  virtual bool SetCommunicator(void* communicator) = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual int NumIOTensors() const = 0;
+  virtual std::string IOTensorName(int index) const = 0;
+  virtual bool IsInput(const std::string& name) const = 0;
+  virtual DataType TensorDataType(const std::string& name) const = 0;
+  virtual std::unique_ptr<RuntimeConfig> CreateRuntimeConfig() = 0;
+
+ private:
+  // Reachable only from TRTRuntimeConfig (see the contract above).
+  friend class ::torch_tensorrt_rtx::runtime::TRTRuntimeConfig;
+  virtual std::unique_ptr<ExecutionContext> CreateExecutionContext(RuntimeConfig& config) = 0;
+};
+
+class Runtime {
+ public:
+  virtual ~Runtime() = default;
+  virtual std::string Name() const = 0;
+  // Throws std::runtime_error naming the engine when the bytes cannot be deserialized.
+  virtual std::unique_ptr<Engine> DeserializeEngine(const std::string& engine_name,
+                                                    const std::string& bytes) = 0;
+};
+
+// The runtime of the TensorRT implementation linked into this binary (a link-time
+// choice, see the list above). Throws BackendUnavailableError when there is none.
+std::shared_ptr<Runtime> CreateDefaultRuntime();
+
+}  // namespace trt
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx
+
+#endif  // TORCH_TENSORRT_RTX_CORE_RUNTIME_TRT_INTERFACE_H_

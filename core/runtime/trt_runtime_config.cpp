@@ -1,0 +1,107 @@
+#include "core/runtime/trt_runtime_config.h"
+
+#include <stdexcept>
+
+#include "core/runtime/log.h"
+#include "core/runtime/runtime_cache_file.h"
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+
+TRTRuntimeConfig::TRTRuntimeConfig(RuntimeSettings settings,
+                                   std::chrono::milliseconds lock_timeout)
+    : settings_(std::move(settings)), lock_timeout_(lock_timeout) {}
+
+TRTRuntimeConfig::~TRTRuntimeConfig() { Release(); }
+
+void TRTRuntimeConfig::UpdateSettings(const RuntimeSettings& settings) {
+  if (settings == settings_) return;
+  settings_ = settings;
+  stale_ = true;
+}
+
+void TRTRuntimeConfig::SetProfiling(bool enabled) {
+  if (enabled == profiling_) return;
+  profiling_ = enabled;
+  stale_ = true;
+}
+
+trt::ExecutionContext& TRTRuntimeConfig::Context(trt::Engine& engine) {
+  if (stale_ || context_ == nullptr) Recreate(engine, context_ ? "settings changed" : "first use");
+  return *context_;
+}
+
+void TRTRuntimeConfig::BindCommunicator(trt::Engine& engine, void* communicator) {
+  communicator_ = communicator;
+  Recreate(engine, "NCCL communicator bound");
+}
+
+void TRTRuntimeConfig::ReleaseCommunicator(trt::Engine& engine) {
+  // The earlier design rebuilt the context straight from the engine here, skipping the
+  // cache flush and the strategies. Recreate() is the only way to get a context.
+  communicator_ = nullptr;
+  Recreate(engine, "NCCL communicator released");
+}
+
+bool TRTRuntimeConfig::SaveRuntimeCache() noexcept {
+  if (cache_ == nullptr || cache_file_path_.empty()) return false;
+  RuntimeCacheFile file(cache_file_path_, lock_timeout_);
+  return file.TrySave([this] { return cache_->Serialize(); });
+}
+
+void TRTRuntimeConfig::Release() noexcept {
+  SaveRuntimeCache();
+  context_.reset();
+  cache_.reset();
+  trt_config_.reset();
+  cache_file_path_.clear();
+  stale_ = true;
+}
+
+void TRTRuntimeConfig::Recreate(trt::Engine& engine, const char* reason) {
+  LogDebug(std::string("creating execution context (") + reason + "): " + ToString(settings_));
+  // (1) Save what the old context JIT-compiled before anything is dropped.
+  SaveRuntimeCache();
+  // (2) The context goes before the config it was created from.
+  context_.reset();
+  // (3) A fresh runtime config with every strategy applied.
+  std::unique_ptr<trt::RuntimeConfig> config = engine.CreateRuntimeConfig();
+  if (config == nullptr) throw std::runtime_error("TensorRT returned no runtime config");
+  config->SetKernelStrategy(settings_.kernel_strategy);
+  config->SetCudaGraphStrategy(settings_.cuda_graph_strategy);
+  config->SetAllocationStrategy(settings_.allocation_strategy);
+  // (4) The runtime cache: kept while the cache path is unchanged, else a new one
+  // loaded from the new file.
+  const std::string path = EffectiveCachePath(settings_);
+  if (cache_ == nullptr || path != cache_file_path_) {
+    cache_.reset();
+    cache_ = config->CreateRuntimeCache();
+    cache_file_path_ = path;
+    if (cache_ != nullptr) {
+      trt::RuntimeCache* cache = cache_.get();
+      RuntimeCacheFile(path, lock_timeout_).TryLoad([cache](const void* data, std::size_t size) {
+        return cache->Deserialize(data, size);
+      });
+    }
+  }
+  if (cache_ != nullptr && !config->SetRuntimeCache(*cache_)) {
+    LogWarning("TensorRT did not accept the runtime cache for " + path +
+               "; kernels will be compiled without it");
+  }
+  trt_config_ = std::move(config);
+  // (5) The context, then what lives on the context.
+  context_ = engine.CreateExecutionContext(*trt_config_);
+  if (context_ == nullptr) {
+    throw std::runtime_error(std::string("TensorRT could not create an execution context (") +
+                             reason + ")");
+  }
+  ++contexts_created_;
+  if (profiling_) context_->SetProfiling(true);
+  if (communicator_ != nullptr && !context_->SetCommunicator(communicator_)) {
+    LogWarning("this TensorRT build cannot bind an NCCL communicator to the execution context");
+  }
+  stale_ = false;
+}
+
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx

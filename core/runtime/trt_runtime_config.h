@@ -1,0 +1,87 @@
+// TRTRuntimeConfig: owns an engine's runtime settings, its TensorRT runtime config and
+// runtime cache, and its execution context. It is the ONLY code that creates execution
+// contexts (trt::Engine's factory is private, this class its only friend).
+//
+// Example:
+//
+//   TRTRuntimeConfig config(settings);
+//   trt::ExecutionContext& ctx = config.Context(engine);   // created lazily
+//   config.UpdateSettings(new_settings);                     // recreated at next Context()
+//   config.ReleaseCommunicator(engine);                      // recreated now, same path
+//
+// Contract:
+//  - Every recreation -- first use, settings change, profiling toggle, allocation
+//    strategy change, NCCL bind or release -- goes through one function that (1) saves
+//    the runtime cache to its file, (2) drops the old context, (3) creates a runtime
+//    config and applies EVERY strategy, (4) attaches the runtime cache (loaded from the
+//    cache file when the cache path is new), (5) creates the context and re-applies
+//    profiling and the communicator. No step can be skipped by a caller.
+//  - The destructor saves the runtime cache and never throws. Not thread-safe: the
+//    owning TRTEngine serialises calls.
+#ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_TRT_RUNTIME_CONFIG_H_
+#define TORCH_TENSORRT_RTX_CORE_RUNTIME_TRT_RUNTIME_CONFIG_H_
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "core/runtime/runtime_settings.h"
+#include "core/runtime/trt_interface.h"
+#include "core/util/file_lock.h"
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+
+class TRTRuntimeConfig final {
+ public:
+  explicit TRTRuntimeConfig(RuntimeSettings settings = {},
+                            std::chrono::milliseconds lock_timeout = util::kDefaultLockTimeout);
+  ~TRTRuntimeConfig();
+  TRTRuntimeConfig(const TRTRuntimeConfig&) = delete;
+  TRTRuntimeConfig& operator=(const TRTRuntimeConfig&) = delete;
+
+  const RuntimeSettings& settings() const noexcept { return settings_; }
+  // A change marks the context stale; it is recreated at the next Context().
+  void UpdateSettings(const RuntimeSettings& settings);
+  void SetProfiling(bool enabled);
+  bool profiling() const noexcept { return profiling_; }
+
+  // The execution context for `engine`, (re)created if missing or stale.
+  trt::ExecutionContext& Context(trt::Engine& engine);
+  bool has_context() const noexcept { return context_ != nullptr; }
+  // How many contexts this config has created.
+  std::size_t contexts_created() const noexcept { return contexts_created_; }
+
+  // Multi-device engines: bind or release an NCCL communicator. Both recreate the
+  // context at once through the same path as every other recreation.
+  void BindCommunicator(trt::Engine& engine, void* communicator);
+  void ReleaseCommunicator(trt::Engine& engine);
+
+  // Saves the runtime cache to the cache file (if there is one); never throws.
+  bool SaveRuntimeCache() noexcept;
+
+  // Drops the context and the TensorRT objects; call before the engine goes away.
+  // Saves the runtime cache first. Never throws.
+  void Release() noexcept;
+
+ private:
+  void Recreate(trt::Engine& engine, const char* reason);
+
+  RuntimeSettings settings_;
+  std::chrono::milliseconds lock_timeout_;
+  bool profiling_ = false;
+  void* communicator_ = nullptr;
+  bool stale_ = true;
+  std::size_t contexts_created_ = 0;
+  // Declaration order is destruction order reversed: the context goes first.
+  std::unique_ptr<trt::RuntimeConfig> trt_config_;
+  std::unique_ptr<trt::RuntimeCache> cache_;
+  std::string cache_file_path_;  // the file cache_ was loaded from and saves to
+  std::unique_ptr<trt::ExecutionContext> context_;
+};
+
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx
+
+#endif  // TORCH_TENSORRT_RTX_CORE_RUNTIME_TRT_RUNTIME_CONFIG_H_
