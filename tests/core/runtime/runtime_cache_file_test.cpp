@@ -1,0 +1,202 @@
+// The runtime cache file store on real files with the real FileLock, and a Python
+// filelock holder in a child process.
+#include "core/runtime/runtime_cache_file.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "core/util/file_lock.h"
+#include "gtest/gtest.h"
+#include "tests/core/util/child_process.h"
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::ChildProcess;
+using testing::ProjectPython;
+
+constexpr const char* kPythonHolder = R"(
+import sys, filelock
+lock = filelock.FileLock(sys.argv[1])
+lock.acquire()
+print("locked", flush=True)
+sys.stdin.read()
+lock.release()
+)";
+
+class RuntimeCacheFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* base = std::getenv("TEST_TMPDIR");
+    std::string pattern = std::string(base ? base : "/tmp") + "/cache_file_test_XXXXXX";
+    ASSERT_NE(mkdtemp(&pattern[0]), nullptr);
+    dir_ = pattern;
+    path_ = dir_ + "/runtime_cache.bin";
+  }
+  static std::string Read(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  static void Write(const std::string& p, const std::string& data) {
+    std::ofstream(p, std::ios::binary) << data;
+  }
+  static bool Exists(const std::string& p) {
+    struct stat info;
+    return lstat(p.c_str(), &info) == 0;
+  }
+  int CountEntries() const {
+    int n = 0;
+    std::string cmd = "ls -A " + dir_ + " | wc -l";
+    FILE* f = popen(cmd.c_str(), "r");
+    if (f != nullptr) {
+      if (fscanf(f, "%d", &n) != 1) n = -1;
+      pclose(f);
+    }
+    return n;
+  }
+  std::string dir_, path_;
+};
+
+TEST_F(RuntimeCacheFileTest, MissingFileLoadsNothingAndCreatesNoLockFile) {
+  RuntimeCacheFile store(path_);
+  bool called = false;
+  EXPECT_FALSE(store.TryLoad([&](const void*, size_t) { return called = true; }));
+  EXPECT_FALSE(called);
+  EXPECT_FALSE(Exists(store.lock_path()));
+}
+
+TEST_F(RuntimeCacheFileTest, SaveThenLoadRoundTripsBytesExactly) {
+  RuntimeCacheFile store(path_);
+  std::string blob("a\0b\xff payload", 12);
+  ASSERT_TRUE(store.TrySave([&] { return blob; }));
+  EXPECT_EQ(Read(path_), blob);
+  EXPECT_TRUE(Exists(path_ + ".lock"));
+  std::string seen;
+  EXPECT_TRUE(store.TryLoad([&](const void* p, size_t n) {
+    seen.assign(static_cast<const char*>(p), n);
+    return true;
+  }));
+  EXPECT_EQ(seen, blob);
+  // No temp files left behind: the cache and its lock file only.
+  EXPECT_EQ(CountEntries(), 2);
+}
+
+TEST_F(RuntimeCacheFileTest, CreatesMissingParentDirectories) {
+  RuntimeCacheFile store(dir_ + "/a/b/cache.bin");
+  ASSERT_TRUE(store.TrySaveBytes("x", 1));
+  EXPECT_EQ(Read(dir_ + "/a/b/cache.bin"), "x");
+}
+
+TEST_F(RuntimeCacheFileTest, EmptyOrFailedSerializationIsNeverWritten) {
+  Write(path_, "old");
+  RuntimeCacheFile store(path_);
+  EXPECT_FALSE(store.TrySave([] { return std::string(); }));
+  EXPECT_FALSE(store.TrySave([]() -> std::string { throw std::runtime_error("boom"); }));
+  EXPECT_EQ(Read(path_), "old");
+}
+
+TEST_F(RuntimeCacheFileTest, RejectedBytesWarnAndReturnFalse) {
+  Write(path_, "garbage");
+  RuntimeCacheFile store(path_);
+  ::testing::internal::CaptureStderr();
+  EXPECT_FALSE(store.TryLoad([](const void*, size_t) { return false; }));
+  EXPECT_FALSE(store.TryLoad([](const void*, size_t) -> bool { throw std::runtime_error("bad"); }));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("cannot use " + path_), std::string::npos) << err;
+  EXPECT_NE(err.find("bad"), std::string::npos) << err;
+  EXPECT_EQ(Read(path_), "garbage");
+}
+
+TEST_F(RuntimeCacheFileTest, SymlinkAtCachePathIsRefused) {
+  const std::string target = dir_ + "/target";
+  Write(target, "target");
+  ASSERT_EQ(symlink(target.c_str(), path_.c_str()), 0);
+  RuntimeCacheFile store(path_);
+  EXPECT_FALSE(store.TrySaveBytes("new", 3));
+  EXPECT_FALSE(store.TryRead().has_value());
+  EXPECT_EQ(Read(target), "target");
+}
+
+TEST_F(RuntimeCacheFileTest, PythonHolderMakesSaveTimeOutWithoutThrowingAndFileUnchanged) {
+  Write(path_, "original");
+  struct stat before;
+  ASSERT_EQ(stat(path_.c_str(), &before), 0);
+  ChildProcess holder({ProjectPython(), "-c", kPythonHolder, path_ + ".lock"});
+  ASSERT_EQ(holder.ReadLine(), "locked");
+
+  RuntimeCacheFile store(path_, milliseconds(300));
+  ::testing::internal::CaptureStderr();
+  const auto start = std::chrono::steady_clock::now();
+  bool saved = true;
+  EXPECT_NO_THROW(saved = store.TrySaveBytes("replacement", 11));
+  const auto waited = std::chrono::steady_clock::now() - start;
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(saved);
+  EXPECT_GE(waited, milliseconds(300));
+  EXPECT_NE(err.find("could not lock"), std::string::npos) << err;
+  struct stat after;
+  ASSERT_EQ(stat(path_.c_str(), &after), 0);
+  EXPECT_EQ(Read(path_), "original");
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  EXPECT_EQ(after.st_size, before.st_size);
+  EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+  EXPECT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+  // A timed-out load does not throw either and starts empty.
+  EXPECT_FALSE(store.TryRead().has_value());
+
+  holder.CloseStdin();
+  EXPECT_EQ(holder.Wait(), 0);
+  EXPECT_TRUE(store.TrySaveBytes("replacement", 11));
+  EXPECT_EQ(Read(path_), "replacement");
+}
+
+TEST_F(RuntimeCacheFileTest, SharedReadersCoexistAndBlockSavers) {
+  Write(path_, "data");
+  util::FileLock reader(path_ + ".lock", util::LockMode::kShared);
+  ASSERT_TRUE(reader.try_lock());
+  RuntimeCacheFile store(path_, milliseconds(200));
+  // A second shared reader (our own TryRead) gets in while the first holds the lock.
+  EXPECT_EQ(store.TryRead().value_or(""), "data");
+  // A saver does not.
+  EXPECT_FALSE(store.TrySaveBytes("new", 3));
+  EXPECT_EQ(Read(path_), "data");
+  reader.unlock();
+  EXPECT_TRUE(store.TrySaveBytes("new", 3));
+}
+
+TEST_F(RuntimeCacheFileTest, ConcurrentSaversAndReadersAlwaysSeeCompleteFiles) {
+  RuntimeCacheFile store(path_);
+  const std::string a(100000, 'a'), b(200000, 'b');
+  ASSERT_TRUE(store.TrySaveBytes(a.data(), a.size()));
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::thread reader([&] {
+    while (!stop) {
+      std::string got = store.TryRead().value_or("");
+      if (got != a && got != b) ++bad;
+    }
+  });
+  for (int i = 0; i < 50; ++i) {
+    const std::string& blob = i % 2 ? a : b;
+    ASSERT_TRUE(store.TrySaveBytes(blob.data(), blob.size()));
+  }
+  stop = true;
+  reader.join();
+  EXPECT_EQ(bad, 0);
+}
+
+}  // namespace
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx

@@ -1,0 +1,260 @@
+#include "tests/core/runtime/scripted_backend.h"
+
+#include "core/runtime/engine_record_layout.h"
+
+#include <cstring>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+namespace torch_tensorrt_rtx {
+namespace testing {
+
+namespace trt = rt::trt;
+
+void CallLog::Add(std::string call) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  calls_.push_back(std::move(call));
+}
+
+std::vector<std::string> CallLog::calls() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return calls_;
+}
+
+void CallLog::Clear() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  calls_.clear();
+}
+
+int CallLog::Find(const std::string& prefix, int from) const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  for (int i = from; i < static_cast<int>(calls_.size()); ++i) {
+    if (calls_[i].compare(0, prefix.size(), prefix) == 0) return i;
+  }
+  return -1;
+}
+
+int CallLog::Count(const std::string& prefix) const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  int n = 0;
+  for (const auto& c : calls_) n += c.compare(0, prefix.size(), prefix) == 0;
+  return n;
+}
+
+std::string ScriptedEngineBytes(const std::vector<std::string>& inputs,
+                                const std::vector<std::string>& outputs) {
+  std::string out = kScriptedEngineMagic;
+  for (const auto& n : inputs) out += "input " + n + "\n";
+  for (const auto& n : outputs) out += "output " + n + "\n";
+  return out;
+}
+
+std::vector<std::string> MakeRecordList(const std::string& name, std::string engine_bytes,
+                                        const std::vector<std::string>& inputs,
+                                        const std::vector<std::string>& outputs) {
+  namespace layout = rt::layout;
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (std::size_t i = 0; i < v.size(); ++i) out += (i ? layout::kSeparator : "") + v[i];
+    return out;
+  };
+  std::vector<std::string> fields(layout::kNumFields, layout::kSentinel);
+  fields[layout::ABI_VERSION] = layout::kAbiVersionText;
+  fields[layout::NAME] = name;
+  fields[layout::ENGINE] = std::move(engine_bytes);
+  fields[layout::INPUT_BINDING_NAMES] = join(inputs);
+  fields[layout::OUTPUT_BINDING_NAMES] = join(outputs);
+  fields[layout::HW_COMPATIBLE] = "0";
+  fields[layout::ENGINE_FLAVOR] = "tensorrt_rtx";
+  fields[layout::REQUIRES_OUTPUT_ALLOCATOR] = "0";
+  return fields;
+}
+
+std::string ScriptedCacheBytes(const std::set<std::string>& kernels) {
+  if (kernels.empty()) return "";
+  std::string out = kScriptedCacheMagic;
+  for (const auto& k : kernels) out += k + "\n";
+  return out;
+}
+
+namespace {
+
+class ScriptedCache final : public trt::RuntimeCache {
+ public:
+  explicit ScriptedCache(std::shared_ptr<CallLog> log) : log_(std::move(log)) {}
+  std::string Serialize() override {
+    log_->Add("cache.serialize " + std::to_string(kernels.size()));
+    return ScriptedCacheBytes(kernels);
+  }
+  bool Deserialize(const void* data, std::size_t size) override {
+    const std::string text(static_cast<const char*>(data), size);
+    const std::size_t magic = std::strlen(kScriptedCacheMagic);
+    if (text.compare(0, magic, kScriptedCacheMagic) != 0) {
+      log_->Add("cache.deserialize rejected");
+      return false;
+    }
+    std::istringstream lines(text.substr(magic));
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (!line.empty()) kernels.insert(line);
+    }
+    log_->Add("cache.deserialize " + std::to_string(kernels.size()));
+    return true;
+  }
+  void Reset() override { kernels.clear(); }
+  std::set<std::string> kernels;
+
+ private:
+  std::shared_ptr<CallLog> log_;
+};
+
+class ScriptedConfig final : public trt::RuntimeConfig {
+ public:
+  explicit ScriptedConfig(std::shared_ptr<CallLog> log) : log_(std::move(log)) {}
+  std::unique_ptr<trt::RuntimeCache> CreateRuntimeCache() override {
+    log_->Add("config.create_runtime_cache");
+    return std::make_unique<ScriptedCache>(log_);
+  }
+  bool SetRuntimeCache(trt::RuntimeCache& cache) override {
+    log_->Add("config.set_runtime_cache");
+    cache_ = dynamic_cast<ScriptedCache*>(&cache);
+    return cache_ != nullptr;
+  }
+  void SetKernelStrategy(rt::KernelStrategy s) override {
+    log_->Add(std::string("config.kernel_strategy ") + rt::Name(s));
+    kernel = s;
+  }
+  void SetCudaGraphStrategy(rt::CudaGraphStrategy s) override {
+    log_->Add(std::string("config.cuda_graph_strategy ") + rt::Name(s));
+    graph = s;
+  }
+  void SetAllocationStrategy(rt::AllocationStrategy s) override {
+    log_->Add(std::string("config.allocation_strategy ") + rt::Name(s));
+    allocation = s;
+  }
+  ScriptedCache* cache_ = nullptr;
+  // The TensorRT defaults until set: a context made without the strategies shows them.
+  rt::KernelStrategy kernel = rt::KernelStrategy::kLazy;
+  rt::CudaGraphStrategy graph = rt::CudaGraphStrategy::kDisabled;
+  rt::AllocationStrategy allocation = rt::AllocationStrategy::kStatic;
+
+ private:
+  std::shared_ptr<CallLog> log_;
+};
+
+class ScriptedContext final : public trt::ExecutionContext {
+ public:
+  ScriptedContext(std::string engine, std::vector<std::string> inputs,
+                  std::vector<std::string> outputs, ScriptedConfig& config,
+                  std::shared_ptr<CallLog> log)
+      : engine_(std::move(engine)),
+        inputs_(std::move(inputs)),
+        outputs_(std::move(outputs)),
+        kernel_(config.kernel),
+        cache_(config.cache_),
+        log_(std::move(log)) {
+    if (kernel_ == rt::KernelStrategy::kEager) Jit(engine_ + "/eager");
+  }
+  bool SetInputShape(const std::string& name, const trt::Dims& dims) override {
+    if (name != inputs_.at(0)) return true;
+    shape_ = dims;
+    return true;
+  }
+  trt::Dims GetTensorShape(const std::string&) override { return shape_; }
+  bool SetTensorAddress(const std::string& name, void* data) override {
+    addresses_[name] = data;
+    return true;
+  }
+  bool Enqueue(void*) override {
+    std::string key = engine_ + "/";
+    std::int64_t n = 1;
+    for (auto d : shape_) {
+      key += std::to_string(d) + "x";
+      n *= d;
+    }
+    if (kernel_ == rt::KernelStrategy::kLazy) Jit(key);
+    const float* in = static_cast<const float*>(addresses_.at(inputs_.at(0)));
+    for (const auto& out_name : outputs_) {
+      float* out = static_cast<float*>(addresses_.at(out_name));
+      for (std::int64_t i = 0; i < n; ++i) out[i] = 2.0f * in[i];
+    }
+    return true;
+  }
+  void SetProfiling(bool enabled) override {
+    log_->Add(std::string("context.profiling ") + (enabled ? "on" : "off"));
+  }
+  bool SetCommunicator(void*) override {
+    log_->Add("context.set_communicator");
+    return true;
+  }
+
+ private:
+  void Jit(const std::string& key) {
+    if (cache_ != nullptr && cache_->kernels.count(key)) return;
+    log_->Add("jit " + key);
+    if (cache_ != nullptr) cache_->kernels.insert(key);
+  }
+  std::string engine_;
+  std::vector<std::string> inputs_, outputs_;
+  rt::KernelStrategy kernel_;
+  ScriptedCache* cache_;
+  std::shared_ptr<CallLog> log_;
+  trt::Dims shape_;
+  std::map<std::string, void*> addresses_;
+};
+
+class ScriptedEngine final : public trt::Engine {
+ public:
+  ScriptedEngine(std::string name, std::vector<std::string> inputs,
+                 std::vector<std::string> outputs, std::shared_ptr<CallLog> log)
+      : name_(std::move(name)), inputs_(std::move(inputs)), outputs_(std::move(outputs)),
+        log_(std::move(log)) {}
+  int NumIOTensors() const override { return static_cast<int>(inputs_.size() + outputs_.size()); }
+  std::string IOTensorName(int i) const override {
+    return i < static_cast<int>(inputs_.size()) ? inputs_[i] : outputs_.at(i - inputs_.size());
+  }
+  bool IsInput(const std::string& name) const override {
+    for (const auto& n : inputs_) if (n == name) return true;
+    return false;
+  }
+  trt::DataType TensorDataType(const std::string&) const override { return trt::DataType::kFloat; }
+  std::unique_ptr<trt::RuntimeConfig> CreateRuntimeConfig() override {
+    log_->Add("engine.create_runtime_config");
+    return std::make_unique<ScriptedConfig>(log_);
+  }
+
+ private:
+  std::unique_ptr<trt::ExecutionContext> CreateExecutionContext(trt::RuntimeConfig& config) override {
+    auto& scripted = dynamic_cast<ScriptedConfig&>(config);
+    log_->Add(std::string("engine.create_execution_context kernel=") + rt::Name(scripted.kernel) +
+              " graph=" + rt::Name(scripted.graph) + " allocation=" +
+              rt::Name(scripted.allocation) + " cache=" + (scripted.cache_ ? "yes" : "no"));
+    return std::make_unique<ScriptedContext>(name_, inputs_, outputs_, scripted, log_);
+  }
+  std::string name_;
+  std::vector<std::string> inputs_, outputs_;
+  std::shared_ptr<CallLog> log_;
+};
+
+}  // namespace
+
+ScriptedRuntime::ScriptedRuntime(std::shared_ptr<CallLog> log) : log_(std::move(log)) {}
+
+std::unique_ptr<trt::Engine> ScriptedRuntime::DeserializeEngine(const std::string& engine_name,
+                                                                const std::string& bytes) {
+  log_->Add("runtime.deserialize " + engine_name);
+  const std::size_t magic = std::strlen(kScriptedEngineMagic);
+  if (bytes.compare(0, magic, kScriptedEngineMagic) != 0) {
+    throw std::runtime_error("engine '" + engine_name + "': " + std::to_string(bytes.size()) +
+                             " bytes are not a scripted engine");
+  }
+  std::vector<std::string> inputs, outputs;
+  std::istringstream lines(bytes.substr(magic));
+  std::string kind, name;
+  while (lines >> kind >> name) (kind == "input" ? inputs : outputs).push_back(name);
+  return std::make_unique<ScriptedEngine>(engine_name, inputs, outputs, log_);
+}
+
+}  // namespace testing
+}  // namespace torch_tensorrt_rtx

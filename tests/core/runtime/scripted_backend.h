@@ -1,0 +1,81 @@
+// A scripted TensorRT backend for tests and benchmarks: implements the narrow interface
+// (core/runtime/trt_interface.h) on the host, records every call, and emulates the two
+// TensorRT-RTX behaviours the runtime must handle -- JIT-compiled kernels and a runtime
+// cache that keeps them. Never linked into the shipped library (testonly).
+//
+// Example:
+//
+//   auto log = std::make_shared<CallLog>();
+//   auto runtime = std::make_shared<ScriptedRuntime>(log);
+//   TRTEngine engine(EngineRecord::FromList(MakeRecordList("e", ScriptedEngineBytes(
+//       {"x"}, {"y"}))), runtime, settings);
+//   ... log->calls() == {"deserialize e", "create_runtime_config", ...}
+//
+// Emulation:
+//  - Engine bytes are text: "SCRIPTED-ENGINE v1\n" then "input NAME\n"/"output NAME\n";
+//    every binding is float32; every output is 2 * input 0, shaped like input 0.
+//  - Kernels: with kernel strategy "lazy" the first enqueue for a new input shape JIT-
+//    compiles kernel "<engine>/<shape>" ("jit ..." in the log) unless the attached
+//    runtime cache holds it; "eager" compiles "<engine>/eager" at context creation;
+//    "none" uses a generic kernel and never JITs.
+//  - Runtime cache bytes: "SCRIPTED-CACHE v1\n" then one kernel per line; anything else is
+//    rejected by Deserialize. Serialize of an empty cache gives "".
+#ifndef TORCH_TENSORRT_RTX_TESTS_CORE_RUNTIME_SCRIPTED_BACKEND_H_
+#define TORCH_TENSORRT_RTX_TESTS_CORE_RUNTIME_SCRIPTED_BACKEND_H_
+
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/runtime/trt_interface.h"
+
+namespace torch_tensorrt_rtx {
+namespace testing {
+
+namespace rt = ::torch_tensorrt_rtx::runtime;
+
+class CallLog final {
+ public:
+  void Add(std::string call);
+  std::vector<std::string> calls() const;
+  void Clear();
+  // Index of the first call starting with `prefix` at or after `from`; -1 if none.
+  int Find(const std::string& prefix, int from = 0) const;
+  int Count(const std::string& prefix) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> calls_;
+};
+
+constexpr const char* kScriptedEngineMagic = "SCRIPTED-ENGINE v1\n";
+constexpr const char* kScriptedCacheMagic = "SCRIPTED-CACHE v1\n";
+
+std::string ScriptedEngineBytes(const std::vector<std::string>& inputs,
+                                const std::vector<std::string>& outputs);
+// A record list like Python's EngineRecord.to_list(), with the sentinel in optional slots.
+std::vector<std::string> MakeRecordList(const std::string& name, std::string engine_bytes,
+                                        const std::vector<std::string>& inputs,
+                                        const std::vector<std::string>& outputs);
+
+class ScriptedRuntime final : public rt::trt::Runtime {
+ public:
+  explicit ScriptedRuntime(std::shared_ptr<CallLog> log = std::make_shared<CallLog>());
+  std::string Name() const override { return "scripted test backend"; }
+  std::unique_ptr<rt::trt::Engine> DeserializeEngine(const std::string& engine_name,
+                                                     const std::string& bytes) override;
+  const std::shared_ptr<CallLog>& log() const { return log_; }
+
+ private:
+  std::shared_ptr<CallLog> log_;
+};
+
+// Serialized form of a scripted cache holding `kernels`.
+std::string ScriptedCacheBytes(const std::set<std::string>& kernels);
+
+}  // namespace testing
+}  // namespace torch_tensorrt_rtx
+
+#endif  // TORCH_TENSORRT_RTX_TESTS_CORE_RUNTIME_SCRIPTED_BACKEND_H_

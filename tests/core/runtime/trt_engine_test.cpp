@@ -1,0 +1,142 @@
+// TRTEngine: record handling, lazy deserialization, no engine-byte copies, settings API,
+// and the clear error of a build without TensorRT-RTX.
+#include "core/runtime/trt_engine.h"
+
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/core/runtime/scripted_backend.h"
+#include "tests/core/runtime/test_dir.h"
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+namespace {
+
+using testing::CallLog;
+using testing::MakeRecordList;
+using testing::ScriptedEngineBytes;
+using testing::ScriptedRuntime;
+
+std::vector<std::string> List() {
+  return MakeRecordList("blk0", ScriptedEngineBytes({"x"}, {"y"}), {"x"}, {"y"});
+}
+
+TEST(EngineRecordTest, RejectsWrongLengthAndAbiWithClearMessages) {
+  std::vector<std::string> shorter = List();
+  shorter.pop_back();
+  try {
+    EngineRecord::FromList(shorter);
+    FAIL() << "no error";
+  } catch (const EngineRecordError& e) {
+    EXPECT_NE(std::string(e.what()).find("expected " + std::to_string(layout::kNumFields)),
+              std::string::npos)
+        << e.what();
+  }
+  std::vector<std::string> abi = List();
+  abi[layout::ABI_VERSION] = "999";
+  EXPECT_THROW(EngineRecord::FromList(abi), EngineRecordError);
+}
+
+TEST(EngineRecordTest, SplitsNamesAndMapsSentinelToNullopt) {
+  auto list = MakeRecordList("e", "bytes", {"a", "b"}, {"c"});
+  EngineRecord r = EngineRecord::FromList(list);
+  EXPECT_EQ(r.input_names(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(r.output_names(), (std::vector<std::string>{"c"}));
+  EXPECT_FALSE(r.optional(layout::SERIALIZED_METADATA).has_value());
+  EXPECT_EQ(r.ToList(), list);
+}
+
+TEST(TRTEngineTest, EngineBytesAreMovedNotCopied) {
+  std::vector<std::string> list = List();
+  list[layout::ENGINE].append(1 << 20, 'z');  // large enough to be heap allocated
+  const char* bytes = list[layout::ENGINE].data();
+  TRTEngine engine(EngineRecord::FromList(std::move(list)));
+  EXPECT_EQ(engine.record().engine_bytes().data(), bytes);
+}
+
+TEST(TRTEngineTest, DeserializesLazilyOnFirstUse) {
+  auto log = std::make_shared<CallLog>();
+  TRTEngine engine(EngineRecord::FromList(List()), std::make_shared<ScriptedRuntime>(log));
+  EXPECT_FALSE(engine.is_deserialized());
+  EXPECT_EQ(log->Count("runtime.deserialize"), 0);
+  std::lock_guard<std::mutex> guard(engine.mutex());
+  engine.Context();
+  engine.Context();
+  EXPECT_TRUE(engine.is_deserialized());
+  EXPECT_EQ(log->Count("runtime.deserialize blk0"), 1);
+}
+
+TEST(TRTEngineTest, WithoutTensorRTConstructionAndPrintingWorkButUseSaysHowToFix) {
+  TRTEngine engine(EngineRecord::FromList(List()));  // default runtime: unavailable
+  EXPECT_NE(engine.ToString().find("name=blk0"), std::string::npos) << engine.ToString();
+  std::lock_guard<std::mutex> guard(engine.mutex());
+  try {
+    engine.Context();
+    FAIL() << "no error";
+  } catch (const trt::BackendUnavailableError& e) {
+    EXPECT_NE(std::string(e.what()).find("built without TensorRT-RTX"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("--config=rtx"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("RTX GPU"), std::string::npos);
+  }
+}
+
+TEST(TRTEngineTest, GarbageEngineBytesFailAtDeserializationNamingTheEngine) {
+  auto list = List();
+  list[layout::ENGINE] = "garbage";
+  TRTEngine engine(EngineRecord::FromList(list), std::make_shared<ScriptedRuntime>());
+  std::lock_guard<std::mutex> guard(engine.mutex());
+  try {
+    engine.Engine();
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk0"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TRTEngineTest, DeviceIndexComesFromTheDeviceField) {
+  auto list = List();
+  list[layout::DEVICE] = std::string("1") + layout::kSeparator + "8" + layout::kSeparator + "9" +
+                         layout::kSeparator + "RTX 4090";
+  EXPECT_EQ(TRTEngine(EngineRecord::FromList(list)).device_index(), 1);
+  EXPECT_EQ(TRTEngine(EngineRecord::FromList(List())).device_index(), -1);
+  list[layout::DEVICE] = "gpu";
+  EXPECT_THROW(TRTEngine(EngineRecord::FromList(list)), EngineRecordError);
+}
+
+TEST(TRTEngineTest, SettingsApiRecreatesTheContextAndDestructorSavesTheCache) {
+  const std::string dir = testing::MakeTestDir("engine_test");
+  auto log = std::make_shared<CallLog>();
+  RuntimeSettings s;
+  s.cache_path = dir + "/cache.bin";
+  {
+    TRTEngine engine(EngineRecord::FromList(List()), std::make_shared<ScriptedRuntime>(log), s);
+    {
+      std::lock_guard<std::mutex> guard(engine.mutex());
+      engine.Context();
+    }
+    s.kernel_strategy = KernelStrategy::kEager;
+    engine.UpdateSettings(s);
+    EXPECT_EQ(engine.settings().kernel_strategy, KernelStrategy::kEager);
+    std::lock_guard<std::mutex> guard(engine.mutex());
+    engine.Context();
+    EXPECT_EQ(engine.config().contexts_created(), 2u);
+  }
+  EXPECT_EQ(testing::ReadFile(s.cache_path), testing::ScriptedCacheBytes({"blk0/eager"}));
+}
+
+TEST(RuntimeSettingsTest, ParsesPythonNamesAndRejectsUnknownOnes) {
+  EXPECT_EQ(ParseKernelStrategy("EAGER"), KernelStrategy::kEager);
+  EXPECT_EQ(ParseCudaGraphStrategy("whole_graph_capture"), CudaGraphStrategy::kWholeGraphCapture);
+  EXPECT_EQ(ParseAllocationStrategy("user_managed"), AllocationStrategy::kUserManaged);
+  try {
+    ParseKernelStrategy("fast");
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'lazy', 'eager', 'none'"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx

@@ -1,0 +1,188 @@
+// TRTRuntimeConfig with the scripted backend: every context creation saves the cache
+// first and applies every strategy, including the NCCL bind/release path.
+#include "core/runtime/trt_runtime_config.h"
+
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/core/runtime/scripted_backend.h"
+#include "tests/core/runtime/test_dir.h"
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+namespace {
+
+using testing::CallLog;
+using testing::ScriptedRuntime;
+
+class TRTRuntimeConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTestDir("config_test");
+    settings_.cache_path = dir_ + "/cache.bin";
+    settings_.kernel_strategy = KernelStrategy::kLazy;
+    settings_.cuda_graph_strategy = CudaGraphStrategy::kWholeGraphCapture;
+    settings_.allocation_strategy = AllocationStrategy::kOnProfileChange;
+    runtime_ = std::make_shared<ScriptedRuntime>(log_);
+    engine_ = runtime_->DeserializeEngine(
+        "e", testing::ScriptedEngineBytes({"x"}, {"y"}));
+    log_->Clear();
+  }
+
+  // Runs one lazy enqueue with a new shape, so the context JIT-compiles a kernel.
+  static void RunShape(trt::ExecutionContext& ctx, int64_t n) {
+    static float in[64], out[64];
+    ctx.SetInputShape("x", {n});
+    ctx.SetTensorAddress("x", in);
+    ctx.SetTensorAddress("y", out);
+    ctx.Enqueue(nullptr);
+  }
+
+  // Every context creation in the log is preceded (since the previous one) by a
+  // runtime config with all three strategies set to `s` and the cache attached.
+  void ExpectEveryCreationFullyConfigured(const RuntimeSettings& s) {
+    const auto calls = log_->calls();
+    int created = 0;
+    int from = 0;
+    for (int i = 0; i < static_cast<int>(calls.size()); ++i) {
+      if (calls[i].rfind("engine.create_execution_context", 0) != 0) continue;
+      ++created;
+      const std::string expected = std::string("engine.create_execution_context kernel=") +
+                                   Name(s.kernel_strategy) + " graph=" +
+                                   Name(s.cuda_graph_strategy) + " allocation=" +
+                                   Name(s.allocation_strategy) + " cache=yes";
+      EXPECT_EQ(calls[i], expected);
+      const int config = log_->Find("engine.create_runtime_config", from);
+      EXPECT_TRUE(config >= 0 && config < i) << "context " << created << " without a new config";
+      from = i + 1;
+    }
+    EXPECT_GT(created, 0);
+  }
+
+  std::shared_ptr<CallLog> log_ = std::make_shared<CallLog>();
+  std::shared_ptr<ScriptedRuntime> runtime_;
+  std::unique_ptr<trt::Engine> engine_;
+  std::string dir_;
+  RuntimeSettings settings_;
+};
+
+TEST_F(TRTRuntimeConfigTest, FirstContextAppliesEveryStrategyAndAttachesCache) {
+  TRTRuntimeConfig config(settings_);
+  EXPECT_FALSE(config.has_context());
+  config.Context(*engine_);
+  EXPECT_EQ(config.contexts_created(), 1u);
+  ExpectEveryCreationFullyConfigured(settings_);
+  EXPECT_GE(log_->Find("config.set_runtime_cache"), 0);
+}
+
+TEST_F(TRTRuntimeConfigTest, ContextIsReusedUntilSettingsChange) {
+  TRTRuntimeConfig config(settings_);
+  trt::ExecutionContext* first = &config.Context(*engine_);
+  EXPECT_EQ(&config.Context(*engine_), first);
+  config.UpdateSettings(settings_);  // no change: no recreation
+  config.Context(*engine_);
+  EXPECT_EQ(config.contexts_created(), 1u);
+  RuntimeSettings eager = settings_;
+  eager.kernel_strategy = KernelStrategy::kEager;
+  config.UpdateSettings(eager);
+  EXPECT_EQ(config.contexts_created(), 1u) << "recreation must be lazy";
+  config.Context(*engine_);
+  EXPECT_EQ(config.contexts_created(), 2u);
+  EXPECT_EQ(log_->calls().back(), "jit e/eager");
+}
+
+TEST_F(TRTRuntimeConfigTest, RecreationSavesCacheBeforeCreatingTheNewContext) {
+  TRTRuntimeConfig config(settings_);
+  RunShape(config.Context(*engine_), 4);  // JIT e/4x
+  log_->Clear();
+  RuntimeSettings changed = settings_;
+  changed.allocation_strategy = AllocationStrategy::kUserManaged;
+  config.UpdateSettings(changed);
+  config.Context(*engine_);
+  const int save = log_->Find("cache.serialize");
+  const int create = log_->Find("engine.create_execution_context");
+  ASSERT_GE(save, 0);
+  EXPECT_LT(save, create);
+  EXPECT_EQ(testing::ReadFile(settings_.cache_path), testing::ScriptedCacheBytes({"e/4x"}));
+  ExpectEveryCreationFullyConfigured(changed);
+}
+
+TEST_F(TRTRuntimeConfigTest, ProfilingToggleRecreatesThroughTheSamePath) {
+  TRTRuntimeConfig config(settings_);
+  RunShape(config.Context(*engine_), 3);
+  log_->Clear();
+  config.SetProfiling(true);
+  config.Context(*engine_);
+  EXPECT_LT(log_->Find("cache.serialize"), log_->Find("engine.create_execution_context"));
+  EXPECT_GE(log_->Find("context.profiling on"), 0);
+  ExpectEveryCreationFullyConfigured(settings_);
+}
+
+// The earlier design's bug: releasing an NCCL communicator rebuilt the execution context
+// straight from the engine -- no cache flush, no strategies. Here the release must save
+// the cache first and the new context must carry every strategy and the cache.
+TEST_F(TRTRuntimeConfigTest, NcclReleaseSavesCacheAndReappliesEveryStrategy) {
+  TRTRuntimeConfig config(settings_);
+  int communicator = 0;
+  config.BindCommunicator(*engine_, &communicator);
+  EXPECT_GE(log_->Find("context.set_communicator"), 0);
+  RunShape(config.Context(*engine_), 7);  // JIT e/7x in the communicator's context
+  log_->Clear();
+
+  config.ReleaseCommunicator(*engine_);
+  const int save = log_->Find("cache.serialize");
+  const int create = log_->Find("engine.create_execution_context");
+  ASSERT_GE(save, 0) << "release must flush the runtime cache";
+  ASSERT_GE(create, 0) << "release must recreate the context";
+  EXPECT_LT(save, create);
+  EXPECT_EQ(log_->Find("config.kernel_strategy lazy"), log_->Find("config.kernel_strategy"));
+  EXPECT_GE(log_->Find("config.cuda_graph_strategy whole_graph_capture"), 0);
+  EXPECT_GE(log_->Find("config.allocation_strategy on_profile_change"), 0);
+  EXPECT_EQ(log_->Count("context.set_communicator"), 0) << "released communicator re-bound";
+  ExpectEveryCreationFullyConfigured(settings_);
+  EXPECT_EQ(testing::ReadFile(settings_.cache_path), testing::ScriptedCacheBytes({"e/7x"}));
+  // The kernel survives the recreation: no second JIT for the same shape.
+  log_->Clear();
+  RunShape(config.Context(*engine_), 7);
+  EXPECT_EQ(log_->Count("jit"), 0);
+}
+
+TEST_F(TRTRuntimeConfigTest, NewProcessLoadsKernelsFromTheCacheFile) {
+  {
+    TRTRuntimeConfig config(settings_);
+    RunShape(config.Context(*engine_), 5);
+  }  // destructor saves
+  EXPECT_EQ(testing::ReadFile(settings_.cache_path), testing::ScriptedCacheBytes({"e/5x"}));
+  log_->Clear();
+  TRTRuntimeConfig again(settings_);
+  RunShape(again.Context(*engine_), 5);
+  EXPECT_EQ(log_->Count("jit"), 0);
+  EXPECT_GE(log_->Find("cache.deserialize 1"), 0);
+}
+
+TEST_F(TRTRuntimeConfigTest, CachePathChangeSavesOldFileAndLoadsNewOne) {
+  TRTRuntimeConfig config(settings_);
+  RunShape(config.Context(*engine_), 2);
+  RuntimeSettings moved = settings_;
+  moved.cache_path = dir_ + "/other.bin";
+  testing::WriteFile(moved.cache_path, testing::ScriptedCacheBytes({"e/9x"}));
+  config.UpdateSettings(moved);
+  RunShape(config.Context(*engine_), 9);
+  EXPECT_EQ(testing::ReadFile(settings_.cache_path), testing::ScriptedCacheBytes({"e/2x"}));
+  EXPECT_EQ(log_->Count("jit e/9x"), 0) << "kernel from the new cache file not used";
+}
+
+TEST_F(TRTRuntimeConfigTest, CorruptCacheFileWarnsAndStartsEmpty) {
+  testing::WriteFile(settings_.cache_path, "not a cache");
+  TRTRuntimeConfig config(settings_);
+  ::testing::internal::CaptureStderr();
+  RunShape(config.Context(*engine_), 1);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("cannot use"), std::string::npos) << err;
+  EXPECT_EQ(log_->Count("jit e/1x"), 1);
+}
+
+}  // namespace
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx
