@@ -8,9 +8,13 @@ protocol"); the C++ runtime implements the same steps byte for byte:
 - Load: under the lock read the whole file, release, then deserialize. Missing -> start
   empty. Deserialize fails (corrupt, truncated, other GPU/version) -> warning naming the
   file, start empty.
-- Save: serialize first, outside the lock; skip an empty or failed serialization. Under
-  the lock: create missing parent directories, write a uniquely named temp file in the
-  same directory, flush + fsync, ``os.replace`` over the cache, fsync the directory.
+- Save: serialize first, outside the lock; skip an empty or failed serialization.
+  Create missing parent directories (mode 0o700). Under the lock: delete stale temp
+  files ``<name>.*.tmp`` (a temp file only lives while its writer holds the lock, so any
+  found under the lock belongs to a killed writer), write a uniquely named temp file
+  ``<name>.<random>.tmp`` in the same directory, flush + fsync, ``os.replace`` over the
+  cache, fsync the directory.
+- The lock is polled every ``LOCK_POLL_INTERVAL_S`` (50 ms).
 - Lock timeout or I/O error -> warning, the cache file is left untouched, carry on.
 - A symlink at the cache path (or at the lock path) is refused with a warning: replacing
   it would silently swap the link for a regular file, and following it would let whoever
@@ -27,6 +31,7 @@ value plus a logged warning; exceptions are left for programming errors.
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import sys
@@ -39,10 +44,13 @@ import filelock
 logger = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT_S = 10.0
+LOCK_POLL_INTERVAL_S = 0.05
 LOCK_SUFFIX = ".lock"
 # Per-user default location: $XDG_CACHE_HOME/<dir>/<file>, else ~/.cache/<dir>/<file>.
 DEFAULT_CACHE_DIR_NAME = "torch_tensorrt_rtx"
 DEFAULT_CACHE_FILE_NAME = "runtime_cache.bin"
+# Temp files are "<cache name>.<random>.tmp" in the cache's directory. They exist only
+# while their writer holds the lock, so one found under the lock belongs to a dead writer.
 _TEMP_SUFFIX = ".tmp"
 
 Blob = Union[bytes, bytearray, memoryview]
@@ -83,10 +91,11 @@ class RuntimeCacheFile:
                 return True
         return False
 
-    def _lock(self) -> filelock.BaseFileLock:
+    def _lock(self):
         # A fresh lock object per operation: filelock objects are reentrant and
         # thread-local, and a shared one would hide contention between our own threads.
-        return filelock.FileLock(str(self.lock_path), timeout=self.lock_timeout)
+        lock = filelock.FileLock(str(self.lock_path), timeout=self.lock_timeout)
+        return lock.acquire(poll_interval=LOCK_POLL_INTERVAL_S)
 
     # -- load -------------------------------------------------------------------------
     def try_read(self) -> Optional[bytes]:
@@ -163,6 +172,7 @@ class RuntimeCacheFile:
 
     def _replace_under_lock(self, data: memoryview) -> None:
         directory = self.path.parent
+        self._remove_stale_temp_files()
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=_TEMP_SUFFIX,
                                    dir=directory)
         try:
@@ -181,6 +191,15 @@ class RuntimeCacheFile:
                 pass
             raise
         _fsync_directory(directory)
+
+    def _remove_stale_temp_files(self) -> None:
+        """Delete temp files left by writers killed mid-save (call only under the lock)."""
+        for stale in self.path.parent.glob(f"{glob.escape(self.path.name)}.*{_TEMP_SUFFIX}"):
+            try:
+                stale.unlink()
+                logger.info("runtime cache: removed %s left by an interrupted save", stale)
+            except OSError:
+                pass  # best effort; a leftover temp file costs disk space, nothing else
 
 
 def _fsync_directory(directory: Path) -> None:

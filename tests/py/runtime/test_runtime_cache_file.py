@@ -152,6 +152,8 @@ def test_sigkill_during_save_keeps_previous_file(tmp_path):
     # The lock died with the process: the next writer is not blocked.
     assert RuntimeCacheFile(store.path, lock_timeout=1).try_save_bytes(make_blob("next", 10))
     assert _load(store) == (True, "next")
+    # ... and the killed writer's temp file was cleaned up under the lock.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.bin", "c.bin.lock"]
 
 
 def test_eight_processes_fifty_cycles_each(tmp_path):
