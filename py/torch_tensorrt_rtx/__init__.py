@@ -1,9 +1,35 @@
 """torch_tensorrt_rtx: compile PyTorch models for NVIDIA TensorRT-RTX on any machine.
 
 Importing this package never touches CUDA, so it works on build servers without a GPU.
+
+Public API:
+- ``torch.compile(model, backend="tensorrt_rtx", options={...})`` (registered through the
+  ``torch_dynamo_backends`` entry point; works without importing this package)
+- ``compile(module, inputs=[Input(...) | tensor, ...], ...)``: AOT through torch.export
+- ``save(compiled, path)`` / ``load(path)``: .pt2 with engines embedded as engine records
+- ``verify(compiled, *inputs, reference_module=None)``: run every engine on CPU through the
+  reference executor and compare with eager PyTorch
+- ``Input``, ``engine_records(program)``
 """
 import logging as _logging
 
 from torch_tensorrt_rtx._version import __version__
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
+_LAZY = {"compile", "save", "load", "verify", "Input", "engine_records", "VerificationReport",
+         "VerificationUnavailableError"}
+
+
+def __getattr__(name):
+    # The compiler pulls in tensorrt_rtx and torch.export: load it on first use so that
+    # `import torch_tensorrt_rtx` stays fast.
+    if name in _LAZY:
+        from torch_tensorrt_rtx import _compile
+
+        return getattr(_compile, name)
+    raise AttributeError(f"module 'torch_tensorrt_rtx' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY)

@@ -1,0 +1,114 @@
+"""Public entry points: compile (AOT via torch.export), save, load, verify, Input.
+
+    import torch_tensorrt_rtx as trtx
+    compiled = trtx.compile(model, inputs=[trtx.Input(min_shape=(1, 64), opt_shape=(8, 64),
+                                                      max_shape=(32, 64))])
+    print(trtx.verify(compiled, torch.randn(4, 64), reference_module=model))   # CPU check
+    trtx.save(compiled, "model.pt2")
+    program = trtx.load("model.pt2")     # no GPU needed; engines deserialize at first run
+
+Everything here works without a GPU. Running the engines needs a supported RTX GPU; calling a
+compiled module without one raises `RTXGPUUnavailableError` (from the runtime).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import torch
+
+from torch_tensorrt_rtx.dynamo._input import Input, as_inputs
+from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
+from torch_tensorrt_rtx.dynamo._summary import CompileReport
+from torch_tensorrt_rtx.dynamo._verify import VerificationReport, VerificationUnavailableError, verify
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Input", "compile", "save", "load", "verify", "engine_records", "VerificationReport", "VerificationUnavailableError"]
+
+_EXPORT_INFO = "_torch_tensorrt_rtx_export"
+
+
+def _dynamic_shapes(specs: Sequence[Input]) -> Optional[Tuple[Optional[Dict[int, Any]], ...]]:
+    shapes = []
+    for k, spec in enumerate(specs):
+        dims = {}
+        for d, (lo, _opt, hi) in spec.dynamic_dims.items():
+            dims[d] = torch.export.Dim(f"input{k}_dim{d}", min=lo, max=hi)
+        shapes.append(dims or None)
+    return tuple(shapes) if any(s for s in shapes) else None
+
+
+def export_aten(module: torch.nn.Module, specs: Sequence[Input]):
+    """torch.export + our decompositions; returns (ATen GraphModule, symbol -> (min, opt, max))."""
+    from torch_tensorrt_rtx.dynamo.lowering import decomposition_table
+
+    examples = tuple(spec.example() for spec in specs)
+    program = torch.export.export(module, examples, dynamic_shapes=_dynamic_shapes(specs), strict=False)
+    program = program.run_decompositions(decomposition_table())
+    gm = program.module()
+    symbol_ranges = {}
+    for spec, node in zip(specs, gm.graph.find_nodes(op="placeholder")):
+        val = node.meta.get("val")
+        for d, (lo, opt, hi) in spec.dynamic_dims.items():
+            size = val.shape[d]
+            if isinstance(size, torch.SymInt) and size.node.expr.is_symbol:
+                symbol_ranges[size.node.expr] = (lo, opt, hi)
+    return gm, symbol_ranges, examples
+
+
+def compile(module: torch.nn.Module, inputs: Sequence[Union[Input, torch.Tensor]], *,
+            min_block_size: int = 3, torch_executed_ops: Sequence[str] = (),
+            require_full_compilation: bool = False, compute_capabilities: Sequence[str] = (),
+            progress: bool = True, keep_networks: bool = True) -> torch.fx.GraphModule:
+    """Compile `module` ahead of time. Returns a GraphModule (call it like `module`) with
+    `.compile_report` (a CompileReport). Inputs: one Input or example tensor per positional input."""
+    from torch_tensorrt_rtx.dynamo._compiler import compile_graph
+
+    settings = CompilationSettings(min_block_size=min_block_size, torch_executed_ops=frozenset(torch_executed_ops),
+                                   require_full_compilation=require_full_compilation,
+                                   compute_capabilities=tuple(compute_capabilities), progress=progress,
+                                   keep_networks=keep_networks)
+    specs = as_inputs(inputs)
+    if isinstance(module, torch.nn.Module):
+        module = module.eval()
+    gm, symbol_ranges, examples = export_aten(module, specs)
+    compiled, report = compile_graph(gm, symbol_ranges, settings)
+    compiled.compile_report = report
+    setattr(compiled, _EXPORT_INFO, specs)
+    return compiled
+
+
+def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
+         inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None) -> None:
+    """Save a module returned by `compile` as a .pt2 ExportedProgram with its engines embedded
+    (one packed EngineRecord buffer per engine). `inputs` defaults to the ones given to compile."""
+    specs = as_inputs(inputs) if inputs is not None else getattr(compiled, _EXPORT_INFO, None)
+    if specs is None:
+        raise ValueError("save: pass inputs=... (the module was not produced by torch_tensorrt_rtx.compile)")
+    examples = tuple(spec.example() for spec in specs)
+    program = torch.export.export(compiled, examples, dynamic_shapes=_dynamic_shapes(specs), strict=False)
+    torch.export.save(program, os.fspath(path))
+    logger.info("saved %s (%d bytes)", os.fspath(path), os.path.getsize(path))
+
+
+def load(path: Union[str, os.PathLike]) -> torch.export.ExportedProgram:
+    """Load a .pt2 written by `save`. Works without a GPU; engines deserialize at first execution.
+    Call `.module()` on the result to run it."""
+    from torch_tensorrt_rtx.dynamo import _engine_op  # noqa: F401  (registers the op before loading)
+
+    return torch.export.load(os.fspath(path))
+
+
+def engine_records(program: Union[torch.export.ExportedProgram, torch.nn.Module]):
+    """The EngineRecords embedded in a compiled module or loaded program, by buffer name."""
+    from torch_tensorrt_rtx.runtime import EngineRecord
+
+    if isinstance(program, torch.export.ExportedProgram):
+        tensors = dict(program.state_dict)
+        tensors.update(program.constants)
+    else:
+        tensors = dict(program.named_buffers())
+    return {name: EngineRecord.from_tensor(t.detach().cpu()) for name, t in sorted(tensors.items())
+            if name.endswith("_engine") and isinstance(t, torch.Tensor) and t.dtype == torch.uint8}

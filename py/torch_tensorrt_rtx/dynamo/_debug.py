@@ -1,0 +1,33 @@
+"""In-process handles on what each engine was built from, for `torch_tensorrt_rtx.verify`.
+
+Keyed by the engine's sha256, so any graph holding the engine (an AOT-compiled module, a
+torch.compile graph) finds them. They are not saved: a program loaded from disk has only its
+engine records, and verify says so.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any, Dict, Optional
+
+from torch.fx import GraphModule
+
+
+@dataclasses.dataclass
+class EngineSource:
+    fx_module: GraphModule  # the partition as a PyTorch graph (runs eagerly)
+    network: Optional[Any]  # NetworkDefinition, or None when settings.keep_networks is False
+
+
+_SOURCES: Dict[str, EngineSource] = {}
+_LOCK = threading.Lock()
+
+
+def remember(sha256: str, fx_module: GraphModule, network: Optional[Any]) -> None:
+    with _LOCK:
+        _SOURCES[sha256] = EngineSource(fx_module, network)
+
+
+def lookup(sha256: str) -> Optional[EngineSource]:
+    with _LOCK:
+        return _SOURCES.get(sha256)

@@ -1,0 +1,81 @@
+"""Input: the shape (static, or a min/opt/max range per dimension) and dtype of one input.
+
+    Input(shape=(1, 3, 224, 224))                                     # static
+    Input(min_shape=(1, 16), opt_shape=(8, 16), max_shape=(64, 16))   # dynamic batch
+    Input.from_tensor(x)                                              # static, from an example
+
+Dimensions whose min and max differ are dynamic: they become torch.export dims and a range in
+the engine's optimization profile.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    shape: Optional[Tuple[int, ...]] = None
+    min_shape: Optional[Tuple[int, ...]] = None
+    opt_shape: Optional[Tuple[int, ...]] = None
+    max_shape: Optional[Tuple[int, ...]] = None
+    dtype: torch.dtype = torch.float32
+    name: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.shape is not None:
+            if any(s is not None for s in (self.min_shape, self.opt_shape, self.max_shape)):
+                raise ValueError("Input: give either shape=... or min_shape/opt_shape/max_shape, not both")
+            shape = tuple(int(d) for d in self.shape)
+            for field in ("shape", "min_shape", "opt_shape", "max_shape"):
+                object.__setattr__(self, field, shape)
+        else:
+            shapes = (self.min_shape, self.opt_shape, self.max_shape)
+            if any(s is None for s in shapes):
+                raise ValueError("Input: a dynamic input needs min_shape, opt_shape and max_shape")
+            shapes = tuple(tuple(int(d) for d in s) for s in shapes)
+            if len({len(s) for s in shapes}) != 1:
+                raise ValueError(f"Input: min/opt/max shapes have different ranks: {shapes}")
+            for d, (lo, opt, hi) in enumerate(zip(*shapes)):
+                if not 1 <= lo <= opt <= hi:
+                    raise ValueError(f"Input: dim {d} needs 1 <= min <= opt <= max, got {lo}, {opt}, {hi}")
+            object.__setattr__(self, "min_shape", shapes[0])
+            object.__setattr__(self, "opt_shape", shapes[1])
+            object.__setattr__(self, "max_shape", shapes[2])
+            object.__setattr__(self, "shape", None)
+        if not isinstance(self.dtype, torch.dtype):
+            raise TypeError(f"Input: dtype must be a torch.dtype, got {self.dtype!r}")
+
+    @classmethod
+    def from_tensor(cls, tensor: torch.Tensor) -> "Input":
+        return cls(shape=tuple(tensor.shape), dtype=tensor.dtype)
+
+    @property
+    def dynamic_dims(self) -> Dict[int, Tuple[int, int, int]]:
+        return {d: (lo, opt, hi) for d, (lo, opt, hi) in enumerate(zip(self.min_shape, self.opt_shape, self.max_shape))
+                if lo != hi}
+
+    def example(self) -> torch.Tensor:
+        """A tensor to trace with. Dynamic dims use opt (bumped past 0/1, which export specializes)."""
+        shape = list(self.opt_shape)
+        for d, (lo, opt, hi) in self.dynamic_dims.items():
+            if opt < 2:
+                shape[d] = min(2, hi)
+        if self.dtype.is_floating_point:
+            return torch.randn(shape).to(self.dtype)
+        return torch.zeros(shape, dtype=self.dtype)
+
+
+def as_inputs(inputs: Sequence[object]) -> Tuple[Input, ...]:
+    out = []
+    for i, item in enumerate(inputs):
+        if isinstance(item, Input):
+            out.append(item)
+        elif isinstance(item, torch.Tensor):
+            out.append(Input.from_tensor(item))
+        else:
+            raise TypeError(f"input {i}: expected torch_tensorrt_rtx.Input or a torch.Tensor, got "
+                            f"{type(item).__name__} (non-tensor inputs are not supported by compile())")
+    return tuple(out)

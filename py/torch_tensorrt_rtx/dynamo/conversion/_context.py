@@ -1,0 +1,165 @@
+"""ConversionContext: what a converter sees while it lowers one FX node into the network.
+
+It owns the strongly typed `INetworkDefinition`, keeps host copies of constant weights alive
+until the engine is built, and offers the helpers every converter needs: constants, casts,
+rank alignment for broadcasting, and shape tensors (IShapeLayer based, so shapes stay correct
+under dynamic dimensions instead of baking Python ints into the engine).
+
+Every layer a converter adds is named "<fx node name>/<suffix>", and the tensor a node produces
+is named after the node: the reference executor and `verify` use this to map layers back to FX.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, List, Optional, Sequence, Union
+
+import numpy as np
+import tensorrt_rtx as trt
+import torch
+from torch.fx import Node
+
+_TORCH_TO_TRT = {
+    torch.float32: trt.float32,
+    torch.float16: trt.float16,
+    torch.bfloat16: trt.bfloat16,
+    torch.int32: trt.int32,
+    torch.int64: trt.int64,
+    torch.bool: trt.bool,
+    torch.uint8: trt.uint8,
+    torch.int8: trt.int8,
+}
+_TRT_TO_TORCH = {v: k for k, v in _TORCH_TO_TRT.items()}
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int32, torch.int64, torch.bool)
+
+
+def to_trt_dtype(dtype: torch.dtype) -> "trt.DataType":
+    try:
+        return _TORCH_TO_TRT[dtype]
+    except KeyError:
+        raise TypeError(f"dtype {dtype} has no TensorRT-RTX equivalent in this compiler") from None
+
+
+def to_torch_dtype(dtype: "trt.DataType") -> torch.dtype:
+    return _TRT_TO_TORCH[dtype]
+
+
+class ConversionError(RuntimeError):
+    """A node could not be converted; the message names the node."""
+
+
+class ConversionContext:
+    def __init__(self, network: "trt.INetworkDefinition") -> None:
+        self.network = network
+        self.node: Optional[Node] = None
+        self._keepalive: List[np.ndarray] = []
+        self._counter = itertools.count()
+
+    # -- naming -------------------------------------------------------------------------
+    def name(self, layer: "trt.ILayer", suffix: str = "") -> "trt.ILayer":
+        base = self.node.name if self.node is not None else "network"
+        layer.name = f"{base}/{suffix or layer.type.name.lower()}_{next(self._counter)}"
+        return layer
+
+    # -- constants and casts ------------------------------------------------------------
+    def constant(self, value: Union[torch.Tensor, float, int, bool, Sequence], dtype: Optional[torch.dtype] = None,
+                 rank: Optional[int] = None) -> "trt.ITensor":
+        """A constant ITensor. Scalars get shape [1]*rank (for broadcasting) or []."""
+        if not isinstance(value, torch.Tensor):
+            value = torch.tensor(value, dtype=dtype)
+        if dtype is not None:
+            value = value.to(dtype)
+        if rank is not None and value.dim() < rank:
+            value = value.reshape((1,) * (rank - value.dim()) + tuple(value.shape))
+        value = value.detach().cpu().contiguous()
+        target = value.dtype
+        # numpy has no bfloat16: store as fp32 and cast inside the network (explicit in a
+        # strongly typed network, so the reference executor sees the same precision).
+        host = value.float() if target == torch.bfloat16 else value
+        array = np.ascontiguousarray(host.numpy())
+        self._keepalive.append(array)
+        shape = tuple(value.shape)
+        layer = self.network.add_constant(shape, trt.Weights(array) if array.size else trt.Weights(to_trt_dtype(host.dtype)))
+        self.name(layer, "constant")
+        out = layer.get_output(0)
+        if target == torch.bfloat16:
+            out = self.cast(out, torch.bfloat16)
+        return out
+
+    def cast(self, tensor: "trt.ITensor", dtype: torch.dtype) -> "trt.ITensor":
+        if tensor.dtype == to_trt_dtype(dtype):
+            return tensor
+        return self.name(self.network.add_cast(tensor, to_trt_dtype(dtype)), "cast").get_output(0)
+
+    def as_tensor(self, value: Any, dtype: torch.dtype, rank: int = 0) -> "trt.ITensor":
+        """An ITensor of `dtype` from an ITensor, torch tensor or Python scalar."""
+        if isinstance(value, trt.ITensor):
+            return self.cast(value, dtype)
+        return self.constant(value, dtype, rank)
+
+    # -- broadcasting -------------------------------------------------------------------
+    def unsqueeze_leading(self, tensor: "trt.ITensor", rank: int) -> "trt.ITensor":
+        missing = rank - len(tensor.shape)
+        if missing <= 0:
+            return tensor
+        axes = self.constant(torch.arange(missing, dtype=torch.int64))
+        return self.name(self.network.add_unsqueeze(tensor, axes), "unsqueeze").get_output(0)
+
+    def broadcast_ranks(self, *tensors: "trt.ITensor") -> List["trt.ITensor"]:
+        rank = max(len(t.shape) for t in tensors)
+        return [self.unsqueeze_leading(t, rank) for t in tensors]
+
+    # -- shapes -------------------------------------------------------------------------
+    def shape_of(self, tensor: "trt.ITensor") -> "trt.ITensor":
+        """1-D int64 tensor with the runtime shape of `tensor`."""
+        return self.name(self.network.add_shape(tensor), "shape").get_output(0)
+
+    def dim_of(self, tensor: "trt.ITensor", axis: int) -> "trt.ITensor":
+        """1-D int64 tensor of length 1: the runtime size of `axis`."""
+        if tensor.shape[axis] >= 0:
+            return self.constant(torch.tensor([tensor.shape[axis]], dtype=torch.int64))
+        index = self.constant(torch.tensor([axis], dtype=torch.int64))
+        layer = self.network.add_gather(self.shape_of(tensor), index, 0)
+        return self.name(layer, "dim").get_output(0)
+
+    def shape_tensor(self, parts: Sequence[Union[int, "trt.ITensor"]]) -> "trt.ITensor":
+        """Concatenate ints and 1-element int64 ITensors into a 1-D int64 shape tensor."""
+        pieces = []
+        for part in parts:
+            if isinstance(part, trt.ITensor):
+                if len(part.shape) == 0:
+                    part = self.unsqueeze_leading(part, 1)
+                pieces.append(self.cast(part, torch.int64))
+            else:
+                pieces.append(self.constant(torch.tensor([int(part)], dtype=torch.int64)))
+        if len(pieces) == 1:
+            return pieces[0]
+        layer = self.network.add_concatenation(pieces)
+        layer.axis = 0
+        return self.name(layer, "shape_concat").get_output(0)
+
+    def reshape(self, tensor: "trt.ITensor", parts: Sequence[Union[int, "trt.ITensor"]]) -> "trt.ITensor":
+        """Reshape to `parts` (ints, -1 for one inferred dim, or 1-element ITensors)."""
+        layer = self.network.add_shuffle(tensor)
+        if all(isinstance(p, int) for p in parts):
+            layer.reshape_dims = tuple(parts)
+        else:
+            layer.set_input(1, self.shape_tensor(parts))
+        # Never treat a 0 in the target shape as "copy the input dim": that is not torch semantics.
+        layer.zero_is_placeholder = False
+        return self.name(layer, "reshape").get_output(0)
+
+
+def node_val(node: Any) -> Any:
+    return node.meta.get("val") if isinstance(node, Node) else None
+
+
+def node_dtype(node: Node) -> torch.dtype:
+    val = node.meta.get("val")
+    if not isinstance(val, torch.Tensor):
+        raise ConversionError(f"node {node.name} ({node.target}) has no tensor metadata")
+    return val.dtype
+
+
+def normalize_axis(axis: int, rank: int) -> int:
+    return axis + rank if axis < 0 else axis

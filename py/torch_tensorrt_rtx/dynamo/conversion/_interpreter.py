@@ -1,0 +1,176 @@
+"""Lower one FX graph (a TensorRT partition) into a strongly typed INetworkDefinition.
+
+    network_def = build_network(submodule, input_ranges)
+
+`input_ranges[i][d]` is `(min, opt, max)` for every dynamic dimension `d` of input `i`;
+static dims are read from the placeholders' `meta["val"]`. Network inputs are named
+`input_<i>`, outputs `output_<i>`; every other tensor is named after the FX node producing it.
+Nodes whose inputs are all constants are folded on the host with torch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import operator
+from typing import Any, Dict, List, Sequence, Tuple
+
+import tensorrt_rtx as trt
+import torch
+from torch.fx import GraphModule, Node
+
+from torch_tensorrt_rtx.dynamo.conversion._context import (
+    ConversionContext,
+    ConversionError,
+    to_trt_dtype,
+)
+from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name
+
+logger = logging.getLogger(__name__)
+
+DimRange = Tuple[int, int, int]
+
+
+@dataclasses.dataclass
+class NetworkDefinition:
+    """A built network plus what is needed to build, run and explain it."""
+
+    builder: "trt.Builder"
+    network: "trt.INetworkDefinition"
+    context: ConversionContext  # keeps host weights alive
+    input_names: List[str]
+    output_names: List[str]
+    input_ranges: List[Dict[int, DimRange]]
+    node_tensors: Dict[str, str]  # FX node name -> network tensor name
+    converted_ops: List[str]
+
+
+_LOGGER = None
+
+
+def trt_logger() -> "trt.ILogger":
+    global _LOGGER
+    if _LOGGER is None:
+        _LOGGER = _PythonLogger()
+    return _LOGGER
+
+
+class _PythonLogger(trt.ILogger):
+    """Route TensorRT-RTX messages into `logging` under this module's logger."""
+
+    _LEVELS = {
+        trt.ILogger.INTERNAL_ERROR: logging.ERROR,
+        trt.ILogger.ERROR: logging.ERROR,
+        trt.ILogger.WARNING: logging.WARNING,
+        trt.ILogger.INFO: logging.DEBUG,
+        trt.ILogger.VERBOSE: logging.DEBUG,
+    }
+
+    def __init__(self) -> None:
+        trt.ILogger.__init__(self)
+        self.log_ = logging.getLogger("torch_tensorrt_rtx.tensorrt")
+        self.errors: List[str] = []
+
+    def log(self, severity, msg):  # noqa: D401 (TensorRT callback)
+        level = self._LEVELS.get(severity, logging.INFO)
+        if level >= logging.ERROR:
+            self.errors.append(msg)
+        self.log_.log(level, "%s", msg)
+
+
+def _map(value: Any, env: Dict[Node, Any]) -> Any:
+    if isinstance(value, Node):
+        return env[value]
+    if isinstance(value, (list, tuple)):
+        return type(value)(_map(v, env) for v in value)
+    if isinstance(value, dict):
+        return {k: _map(v, env) for k, v in value.items()}
+    return value
+
+
+def _contains_itensor(value: Any) -> bool:
+    if isinstance(value, trt.ITensor):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_contains_itensor(v) for v in value)
+    if isinstance(value, dict):
+        return any(_contains_itensor(v) for v in value.values())
+    return False
+
+
+def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange]]) -> NetworkDefinition:
+    builder = trt.Builder(trt_logger())
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    ctx = ConversionContext(network)
+    env: Dict[Node, Any] = {}
+    input_names: List[str] = []
+    output_names: List[str] = []
+    node_tensors: Dict[str, str] = {}
+    converted: List[str] = []
+    placeholder_index = 0
+    for node in module.graph.nodes:
+        ctx.node = node
+        if node.op == "placeholder":
+            val = node.meta["val"]
+            dynamic = input_ranges[placeholder_index]
+            shape = tuple(-1 if d in dynamic else int(s) for d, s in enumerate(val.shape))
+            name = f"input_{placeholder_index}"
+            env[node] = network.add_input(name, to_trt_dtype(val.dtype), shape)
+            input_names.append(name)
+            node_tensors[node.name] = name
+            placeholder_index += 1
+        elif node.op == "get_attr":
+            env[node] = operator.attrgetter(node.target)(module)
+        elif node.op == "call_function":
+            env[node] = _convert_node(ctx, node, env)
+            if isinstance(env[node], trt.ITensor):
+                if not env[node].is_network_input:
+                    env[node].name = node.name
+                node_tensors[node.name] = env[node].name
+            if node.target is not operator.getitem:
+                converted.append(op_name(node))
+        elif node.op == "output":
+            outputs = node.args[0]
+            outputs = outputs if isinstance(outputs, (list, tuple)) else (outputs,)
+            for i, out in enumerate(outputs):
+                tensor = env[out] if isinstance(out, Node) else out
+                if not isinstance(tensor, trt.ITensor):
+                    tensor = ctx.constant(tensor)
+                if tensor.is_network_input or tensor.is_network_output:
+                    tensor = ctx.name(network.add_identity(tensor), "output").get_output(0)
+                tensor.name = f"output_{i}"
+                network.mark_output(tensor)
+                output_names.append(tensor.name)
+        else:
+            raise ConversionError(f"node {node.name}: unexpected op kind {node.op!r} in a TensorRT partition")
+    return NetworkDefinition(builder, network, ctx, input_names, output_names,
+                             [dict(r) for r in input_ranges], node_tensors, converted)
+
+
+def _convert_node(ctx: ConversionContext, node: Node, env: Dict[Node, Any]) -> Any:
+    args = _map(node.args, env)
+    kwargs = _map(node.kwargs, env)
+    if node.target is operator.getitem:
+        return args[0][args[1]]
+    if not _contains_itensor(args) and not _contains_itensor(kwargs):
+        # Constant folding on the host (e.g. permute of a weight).
+        with torch.no_grad():
+            return node.target(*args, **kwargs)
+    entry = lookup(node)
+    if entry is None:
+        raise ConversionError(f"node {node.name} ({node.target}) has no converter that accepts it")
+    try:
+        result = entry.fn(ctx, node, args, kwargs)
+    except ConversionError:
+        raise
+    except Exception as exc:
+        raise ConversionError(f"converting node {node.name} ({node.target}) with {entry.name} failed: {exc}") from exc
+    expected = node.meta.get("val")
+    if isinstance(result, trt.ITensor) and isinstance(expected, torch.Tensor):
+        if result.dtype != to_trt_dtype(expected.dtype):
+            raise ConversionError(
+                f"converter {entry.name} produced {result.dtype} for node {node.name}, expected {expected.dtype}")
+        if len(result.shape) != expected.dim():
+            raise ConversionError(
+                f"converter {entry.name} produced rank {len(result.shape)} for node {node.name}, expected {expected.dim()}")
+    return result

@@ -1,0 +1,126 @@
+"""Converter registry: maps an FX call target to the functions that lower it to TensorRT-RTX.
+
+A converter module registers functions with the `converter` decorator:
+
+    @converter(torch.ops.aten.relu.default, supports_dynamic_shapes=True)
+    def relu(ctx, node, args, kwargs):
+        return ctx.network.add_activation(args[0], trt.ActivationType.RELU).get_output(0)
+
+Contract:
+- `validator(node) -> bool` decides, from the FX node alone (its args and `meta["val"]`),
+  whether the converter can handle this particular call. Partitioning asks it; a node whose
+  validators all refuse stays in PyTorch.
+- Among the converters whose validator accepts a node, the highest `priority` wins.
+- `supports_dynamic_shapes=False` converters are only offered nodes whose tensors are static.
+- Converters receive `args`/`kwargs` with FX nodes replaced by `trt.ITensor`s (or by the
+  Python/torch values of constants) and return one ITensor or a tuple of them.
+
+To add coverage, write a new module in `converters/` and list it in `converters/__init__.py`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+from torch.fx import Node
+
+logger = logging.getLogger(__name__)
+
+ConverterFn = Callable[..., Any]
+Validator = Callable[[Node], bool]
+
+
+@dataclasses.dataclass(frozen=True)
+class ConverterEntry:
+    target: Any
+    fn: ConverterFn
+    validator: Optional[Validator]
+    priority: int
+    supports_dynamic_shapes: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.fn.__module__}.{self.fn.__name__}"
+
+
+_REGISTRY: Dict[Any, List[ConverterEntry]] = {}
+
+
+def converter(
+    *targets: Any,
+    validator: Optional[Validator] = None,
+    priority: int = 0,
+    supports_dynamic_shapes: bool = True,
+) -> Callable[[ConverterFn], ConverterFn]:
+    """Register the decorated function as the converter for every target given."""
+
+    def register(fn: ConverterFn) -> ConverterFn:
+        for target in targets:
+            entry = ConverterEntry(target, fn, validator, priority, supports_dynamic_shapes)
+            entries = _REGISTRY.setdefault(target, [])
+            entries.append(entry)
+            entries.sort(key=lambda e: -e.priority)
+        return fn
+
+    return register
+
+
+def _node_has_dynamic_shapes(node: Node) -> bool:
+    def dynamic(value: Any) -> bool:
+        if isinstance(value, torch.Tensor):
+            return any(not isinstance(d, int) for d in value.shape)
+        if isinstance(value, (list, tuple)):
+            return any(dynamic(v) for v in value)
+        return isinstance(value, torch.SymInt)
+
+    values = [node.meta.get("val")]
+    values += [a.meta.get("val") for a in node.all_input_nodes]
+    return any(dynamic(v) for v in values)
+
+
+def lookup(node: Node) -> Optional[ConverterEntry]:
+    """The converter that will convert `node`, or None if no registered converter accepts it."""
+    if node.op != "call_function":
+        return None
+    _ensure_converters_loaded()
+    entries = _REGISTRY.get(node.target)
+    if not entries:
+        return None
+    dynamic = None
+    for entry in entries:
+        if not entry.supports_dynamic_shapes:
+            if dynamic is None:
+                dynamic = _node_has_dynamic_shapes(node)
+            if dynamic:
+                continue
+        try:
+            if entry.validator is None or entry.validator(node):
+                return entry
+        except Exception as exc:  # a validator bug must not crash compilation
+            logger.warning("validator of %s failed on node %s: %s", entry.name, node.name, exc)
+    return None
+
+
+def op_name(node: Node) -> str:
+    """A readable op name for logs: "aten.relu.default", "getitem", ..."""
+    target = node.target
+    if isinstance(target, torch._ops.OpOverload):
+        return str(target)
+    return getattr(target, "__name__", str(target))
+
+
+def registered_targets() -> List[Any]:
+    _ensure_converters_loaded()
+    return list(_REGISTRY)
+
+
+_loaded = False
+
+
+def _ensure_converters_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from torch_tensorrt_rtx.dynamo.conversion import converters  # noqa: F401  (registers)

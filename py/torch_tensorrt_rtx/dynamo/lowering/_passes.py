@@ -1,0 +1,51 @@
+"""Graph passes run on the exported ATen graph before partitioning.
+
+- drop runtime metadata assertions (`_assert_tensor_metadata`) and the export guard module:
+  they would otherwise pin tensors as partition outputs, and engines check shapes themselves;
+- give every get_attr / sym_size node a single user, so each can join its user's partition
+  (weights become engine constants instead of engine inputs; sizes become shape layers).
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch.fx import GraphModule
+
+logger = logging.getLogger(__name__)
+aten = torch.ops.aten
+
+_DROPPABLE = {aten._assert_tensor_metadata.default}
+
+
+def _drop_assertions(gm: GraphModule) -> None:
+    for node in list(gm.graph.nodes):
+        if node.op == "call_function" and node.target in _DROPPABLE and not node.users:
+            gm.graph.erase_node(node)
+        elif node.op == "call_module" and node.target == "_guards_fn" and not node.users:
+            gm.graph.erase_node(node)
+            delattr(gm, "_guards_fn")
+
+
+def _one_user_each(gm: GraphModule) -> None:
+    for node in list(gm.graph.nodes):
+        is_size = node.op == "call_function" and node.target == aten.sym_size.int
+        if not (node.op == "get_attr" or is_size) or len(node.users) <= 1:
+            continue
+        for user in list(node.users)[1:]:
+            with gm.graph.inserting_before(user):
+                if is_size:
+                    copy = gm.graph.call_function(node.target, node.args, node.kwargs)
+                else:
+                    copy = gm.graph.get_attr(node.target)
+            copy.meta = dict(node.meta)
+            user.replace_input_with(node, copy)
+
+
+def lower(gm: GraphModule) -> GraphModule:
+    _drop_assertions(gm)
+    _one_user_each(gm)
+    gm.graph.eliminate_dead_code()
+    gm.graph.lint()
+    gm.recompile()
+    return gm

@@ -1,0 +1,156 @@
+"""Split a lowered ATen graph into TensorRT-RTX partitions and PyTorch fallback.
+
+    result = partition(gm, settings)
+    result.module            # gm with each partition fused into a submodule "_run_on_trt_<i>"
+    result.trt_submodules    # names of those submodules, in graph order
+    result.fallback_ops      # {"aten.foo.default": count} left to PyTorch, and why
+
+A node goes to TensorRT when a registered converter's validator accepts it and it is not in
+`settings.torch_executed_ops`. Partition boundaries must carry tensors only: a node that would
+receive or produce a non-tensor value across the boundary is moved back to PyTorch. Partitions
+with fewer than `min_block_size` compute nodes are dropped (their nodes run in PyTorch).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import operator
+from typing import Dict, List, Set
+
+import torch
+from torch.fx import GraphModule, Node
+from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
+from torch.fx.passes.operator_support import OperatorSupportBase
+from torch.fx.passes.utils.fuser_utils import fuse_by_partitions, validate_partition
+
+from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
+from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "_run_on_trt_"
+_NON_COMPUTE = {operator.getitem, torch.ops.aten.sym_size.int}
+
+
+@dataclasses.dataclass
+class PartitionResult:
+    module: GraphModule
+    trt_submodules: List[str]
+    fallback_ops: Dict[str, int]
+    fallback_reasons: Dict[str, str]
+
+
+class _Support(OperatorSupportBase):
+    def __init__(self, settings: CompilationSettings) -> None:
+        self.settings = settings
+        self.reasons: Dict[str, str] = {}
+
+    def is_node_supported(self, submodules, node: Node) -> bool:
+        if node.op != "call_function":
+            return False
+        name = op_name(node)
+        if name in self.settings.torch_executed_ops:
+            self.reasons.setdefault(name, "listed in torch_executed_ops")
+            return False
+        if node.target is operator.getitem:
+            source = node.args[0]
+            return isinstance(source, Node) and lookup(source) is not None
+        if not _tensor_or_shape_output(node):
+            self.reasons.setdefault(name, "produces a non-tensor value")
+            return False
+        if lookup(node) is None:
+            self.reasons.setdefault(name, "no converter accepts it (op, dtype or arguments)")
+            return False
+        return True
+
+
+def _tensor_or_shape_output(node: Node) -> bool:
+    val = node.meta.get("val")
+    if node.target == torch.ops.aten.sym_size.int:
+        return True
+    if isinstance(val, torch.Tensor):
+        return True
+    return isinstance(val, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in val)
+
+
+def _is_tensor(node: Node) -> bool:
+    return isinstance(node.meta.get("val"), torch.Tensor)
+
+
+def _boundary_violations(nodes: Set[Node]) -> Set[Node]:
+    """Nodes of a partition that receive or produce a non-tensor across its boundary."""
+    bad = set()
+    for node in nodes:
+        for arg in node.all_input_nodes:
+            if arg not in nodes and arg.op != "get_attr" and not _is_tensor(arg):
+                bad.add(node)
+        if any(user not in nodes for user in node.users) and not _is_tensor(node):
+            bad.add(node)
+    return bad
+
+
+def _compute_size(nodes: Set[Node]) -> int:
+    return sum(1 for n in nodes if n.op == "call_function" and n.target not in _NON_COMPUTE)
+
+
+def _acyclic_components(nodes: Set[Node]) -> List[Set[Node]]:
+    """Split a shrunken partition into connected pieces; drop pieces whose fusion would form
+    a cycle through a node that was moved back to PyTorch."""
+    remaining, pieces = set(nodes), []
+    while remaining:
+        stack, piece = [remaining.pop()], set()
+        while stack:
+            node = stack.pop()
+            piece.add(node)
+            for other in list(node.all_input_nodes) + list(node.users):
+                if other in remaining:
+                    remaining.discard(other)
+                    stack.append(other)
+        if validate_partition(list(piece)):
+            pieces.append(piece)
+        else:
+            logger.debug("dropping a TensorRT partition that would form a cycle: %s", sorted(n.name for n in piece))
+    return pieces
+
+
+def partition(gm: GraphModule, settings: CompilationSettings) -> PartitionResult:
+    support = _Support(settings)
+    partitioner = CapabilityBasedPartitioner(gm, support, allows_single_node_partition=True,
+                                             skip_horizontal_fusion=True)
+    kept: List[Set[Node]] = []
+    for proposal in partitioner.propose_partitions():
+        nodes = set(proposal.nodes)
+        # Shrink until the boundary carries tensors only (removing a node can expose another).
+        while True:
+            bad = _boundary_violations(nodes)
+            if not bad:
+                break
+            for node in bad:
+                support.reasons.setdefault(op_name(node), "its value would cross a TensorRT boundary as a non-tensor")
+            nodes -= bad
+        for piece in _acyclic_components(nodes):
+            if _compute_size(piece) < settings.min_block_size:
+                for node in piece:
+                    support.reasons.setdefault(
+                        op_name(node), f"in a block smaller than min_block_size={settings.min_block_size}")
+                continue
+            # Weights (each get_attr has one user after lowering) join their user's partition.
+            for node in list(piece):
+                for arg in node.all_input_nodes:
+                    if arg.op == "get_attr" and len(arg.users) == 1:
+                        piece.add(arg)
+            kept.append(piece)
+    in_trt = set().union(*kept) if kept else set()
+    fallback = collections.Counter(op_name(n) for n in gm.graph.nodes
+                                   if n.op == "call_function" and n not in in_trt and n.target not in _NON_COMPUTE)
+    reasons = {name: support.reasons.get(name, "not convertible here") for name in fallback}
+    if kept:
+        order = {n: i for i, n in enumerate(gm.graph.nodes)}
+        kept.sort(key=lambda ns: min(order[n] for n in ns))
+        gm = fuse_by_partitions(gm, [dict.fromkeys(sorted(ns, key=order.get)) for ns in kept],
+                                prefix=PREFIX, always_return_tuple=True)
+    submodules = [n.target for n in gm.graph.nodes if n.op == "call_module" and n.target.startswith(PREFIX)]
+    for name, count in sorted(fallback.items()):
+        logger.info("PyTorch fallback: %s x%d (%s)", name, count, reasons[name])
+    return PartitionResult(gm, submodules, dict(fallback), reasons)
