@@ -3,7 +3,9 @@
 Public API (importing this package never touches CUDA):
 
 - ``EngineRecord`` (+ ``EngineRecordError``, ``LAYOUT``, ``ABI_VERSION``): the engine
-  record. ``EngineRecord.new(engine_bytes, name=, input_names=, output_names=, ...)``,
+  record. ``EngineRecord.new(engine_bytes, *, name, input_names, output_names, device=None,
+  hw_compatible=False, metadata=None, target_platform=None, engine_flavor="tensorrt_rtx",
+  requires_output_allocator=False)``,
   ``to_list()`` / ``EngineRecord.from_list(list_of_bytes)`` (what the C++
   ``torch.classes.tensorrt.Engine`` takes), ``pack()`` / ``EngineRecord.unpack(buf)``
   (one contiguous buffer; unpack does not copy the engine), ``to_tensor()`` /
@@ -12,7 +14,8 @@ Public API (importing this package never touches CUDA):
   compiler wraps each engine in. ``forward(*cuda_tensors)``, ``ensure_context()``,
   ``save_runtime_cache() -> bool``, ``set_runtime_settings(**)``,
   ``runtime_settings(**)`` (context manager), ``TRTModule.from_packed(buf, name)``.
-  Picklable: rebuilt from its packed record.
+  Picklable: rebuilt from its packed record. Bad input shapes raise ``InputShapeError``
+  (input, dimension, allowed range); no supported GPU raises ``RTXGPUUnavailableError``.
 - ``settings(**changes)``: context manager for every module in scope; keywords
   ``cache_path``, ``kernel_strategy`` (``KERNEL_STRATEGIES``), ``cuda_graph_strategy``
   (``CUDA_GRAPH_STRATEGIES``), ``allocation_strategy`` (``ALLOCATION_STRATEGIES``).

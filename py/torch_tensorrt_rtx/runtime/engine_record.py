@@ -153,8 +153,13 @@ class EngineRecord(_make_record_class()):
             target_platform=target_platform, engine_flavor=engine_flavor,
             requires_output_allocator="1" if requires_output_allocator else "0",
         )
-        values.update(other_fields)
         known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(other_fields) - known
+        if unknown:
+            raise TypeError(f"unknown engine record field(s) {sorted(unknown)}; layout fields "
+                            f"are {sorted(known)}")
+        values.update(other_fields)
+        # Typed arguments for fields a future layout drops are ignored, not errors.
         return cls(**{k: v for k, v in values.items() if k in known})
 
     # -- typed views of text fields -------------------------------------------------
@@ -174,17 +179,9 @@ class EngineRecord(_make_record_class()):
     # -- list form ------------------------------------------------------------------
     def to_list(self) -> list[bytes]:
         """The fixed-length list of ``bytes`` (one per layout field, in layout order)."""
-        out: list[bytes] = []
-        for field in LAYOUT.fields:
-            if field == ABI_FIELD:
-                out.append(str(LAYOUT.abi_version).encode())
-            elif field == ENGINE_FIELD:
-                eng = self.engine
-                out.append(eng if isinstance(eng, bytes) else bytes(eng))
-            else:
-                value = getattr(self, _attr(field))
-                out.append((LAYOUT.sentinel if value is None else str(value)).encode("utf-8"))
-        return out
+        eng = self.engine if isinstance(self.engine, bytes) else bytes(self.engine)
+        return [eng if f == ENGINE_FIELD else b
+                for f, b in zip(LAYOUT.fields, self._encoded_fields())]
 
     @classmethod
     def from_list(cls, fields: Sequence[Buffer]) -> "EngineRecord":
@@ -217,32 +214,31 @@ class EngineRecord(_make_record_class()):
     # -- packed form ----------------------------------------------------------------
     def pack(self) -> bytearray:
         """One contiguous buffer: header, then length-prefixed fields (engine copied once)."""
-        parts = [self.engine if f == ENGINE_FIELD else None for f in LAYOUT.fields]
-        small = self._text_parts()
-        total = _PACK_HEADER.size
-        for i, field in enumerate(LAYOUT.fields):
-            part = parts[i] if field == ENGINE_FIELD else small[field]
-            total += _PACK_LENGTH.size + memoryview(part).nbytes
+        parts = [memoryview(self.engine if f == ENGINE_FIELD else text).cast("B")
+                 for f, text in zip(LAYOUT.fields, self._encoded_fields())]
+        total = _PACK_HEADER.size + sum(_PACK_LENGTH.size + p.nbytes for p in parts)
         out = bytearray(total)
         _PACK_HEADER.pack_into(out, 0, PACK_MAGIC, LAYOUT.abi_version, LAYOUT.num_fields)
         pos = _PACK_HEADER.size
-        for i, field in enumerate(LAYOUT.fields):
-            part = memoryview(parts[i] if field == ENGINE_FIELD else small[field]).cast("B")
+        for part in parts:
             _PACK_LENGTH.pack_into(out, pos, part.nbytes)
             pos += _PACK_LENGTH.size
             out[pos:pos + part.nbytes] = part
             pos += part.nbytes
         return out
 
-    def _text_parts(self) -> dict[str, bytes]:
-        parts = {}
+    def _encoded_fields(self) -> list[bytes]:
+        """Every field's wire bytes, except ENGINE (left empty: callers use ``self.engine``)."""
+        out = []
         for field in LAYOUT.fields:
             if field == ABI_FIELD:
-                parts[field] = str(LAYOUT.abi_version).encode()
-            elif field != ENGINE_FIELD:
+                out.append(str(LAYOUT.abi_version).encode())
+            elif field == ENGINE_FIELD:
+                out.append(b"")
+            else:
                 value = getattr(self, _attr(field))
-                parts[field] = (LAYOUT.sentinel if value is None else str(value)).encode("utf-8")
-        return parts
+                out.append((LAYOUT.sentinel if value is None else str(value)).encode("utf-8"))
+        return out
 
     @classmethod
     def unpack(cls, buffer: Buffer) -> "EngineRecord":

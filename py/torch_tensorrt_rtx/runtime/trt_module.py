@@ -250,7 +250,9 @@ class TRTModule(torch.nn.Module):
             for name, t in zip(self.record.input_names, inputs):
                 t = self._checked_input(engine, name, t)
                 keep_alive.append(t)
-                context.set_input_shape(name, tuple(t.shape))
+                if not context.set_input_shape(name, tuple(t.shape)):
+                    raise InputShapeError(f"TRTModule {self.name!r}: TensorRT-RTX rejected "
+                                          f"shape {tuple(t.shape)} for input {name!r}")
                 context.set_tensor_address(name, t.data_ptr())
             outputs = []
             for name in self.record.output_names:

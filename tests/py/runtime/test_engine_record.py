@@ -129,3 +129,8 @@ def test_garbage_engine_bytes_detected_by_real_tensorrt_rtx_on_cpu(tiny_engine_b
         check_engine_bytes(b"\x00garbage" * 64, runtime, trt, "junk")
     with pytest.raises(EngineRecordError, match="empty"):
         check_engine_bytes(b"", runtime, trt, "empty")
+
+
+def test_new_rejects_fields_not_in_the_layout():
+    with pytest.raises(TypeError, match="no_such_field"):
+        EngineRecord.new(b"e", name="n", input_names=[], output_names=[], no_such_field="x")
