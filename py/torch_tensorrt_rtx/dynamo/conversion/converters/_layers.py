@@ -46,8 +46,10 @@ def shape_math(ctx: ConversionContext, a: Part, b: Part, op: "trt.ElementWiseOpe
 
 
 def slice_tensor(ctx: ConversionContext, x: "trt.ITensor", start: Sequence[Part], size: Sequence[Part],
-                 stride: Sequence[Part], mode: "trt.SampleMode" = None) -> "trt.ITensor":
-    """ISliceLayer with static attributes where possible and shape-tensor inputs otherwise."""
+                 stride: Sequence[Part], mode: "trt.SampleMode" = None,
+                 fill: "trt.ITensor" = None) -> "trt.ITensor":
+    """ISliceLayer with static attributes where possible and shape-tensor inputs otherwise.
+    `fill` (a 0-d tensor of x's dtype) is the value read outside x in SampleMode.FILL."""
     static = is_static(start) and is_static(size) and is_static(stride)
     rank = len(x.shape)
     if static:
@@ -60,6 +62,8 @@ def slice_tensor(ctx: ConversionContext, x: "trt.ITensor", start: Sequence[Part]
         layer.set_input(3, ctx.shape_tensor(stride))
     if mode is not None:
         layer.mode = mode
+    if fill is not None:
+        layer.set_input(4, fill)
     return ctx.name(layer, "slice").get_output(0)
 
 

@@ -1,0 +1,167 @@
+"""Indexing and assembling: slice, select, split/split_with_sizes (chunk lowers to split), unbind,
+stack, expand, embedding, index_select.
+
+Slices along a dynamic dimension compute their start and length with shape layers (the clamping
+rules of Python slicing included), so the engine stays correct for every size in the profile.
+"""
+from __future__ import annotations
+
+import tensorrt_rtx as trt
+import torch
+
+from torch_tensorrt_rtx.dynamo.conversion._context import normalize_axis, node_dtype
+from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion.converters._layers import broadcast_to, dims, narrow, shape_math
+from torch_tensorrt_rtx.dynamo.conversion.converters._validators import numeric_tensors
+from torch_tensorrt_rtx.dynamo.conversion.converters.symbolic import is_sym_int
+
+aten = torch.ops.aten
+Op = trt.ElementWiseOperation
+_HUGE = 1 << 62  # "to the end" in slice(start, sys.maxsize)
+
+
+def _bound(ctx, value, size, default):
+    """Python slicing's clamp of a start/end `value` into [0, size]."""
+    if value is None:
+        return default
+    if isinstance(value, int):
+        if isinstance(size, int):
+            value = value + size if value < 0 else value
+            return min(max(value, 0), size)
+        if value >= _HUGE:
+            return size
+        if value >= 0:
+            return value if value == 0 else shape_math(ctx, value, size, Op.MIN)
+        return shape_math(ctx, shape_math(ctx, size, value, Op.SUM), 0, Op.MAX)
+    return shape_math(ctx, shape_math(ctx, value, size, Op.MIN), 0, Op.MAX)
+
+
+def _slice_ok(node):
+    args = list(node.args) + [None] * (5 - len(node.args))
+    step = args[4] if args[4] is not None else 1
+    bounds_ok = all(a is None or isinstance(a, int) or is_sym_int(a) for a in args[2:4])
+    return numeric_tensors(node) and isinstance(step, int) and step > 0 and bounds_ok
+
+
+@converter(aten.slice.Tensor, validator=_slice_ok)
+def slice_(ctx, node, args, kwargs):
+    args = list(args) + [None] * (5 - len(args))
+    x = args[0]
+    axis = normalize_axis(args[1] if args[1] is not None else 0, len(x.shape))
+    step = args[4] if args[4] is not None else 1
+    size = dims(ctx, x)[axis]
+    start = _bound(ctx, args[2], size, 0)
+    end = _bound(ctx, args[3], size, size)
+    if isinstance(start, int) and isinstance(end, int):
+        length = max((end - start + step - 1) // step, 0)
+    else:
+        span = shape_math(ctx, shape_math(ctx, end, start, Op.SUB), step - 1, Op.SUM)
+        length = shape_math(ctx, shape_math(ctx, span, step, Op.FLOOR_DIV), 0, Op.MAX)
+    return narrow(ctx, x, axis, start, length, step)
+
+
+def _gather(ctx, x, index, axis):
+    return ctx.name(ctx.network.add_gather(x, index, axis), "gather").get_output(0)
+
+
+def _select(ctx, x, axis, index):
+    if index < 0:
+        size = dims(ctx, x)[axis]
+        index = size + index if isinstance(size, int) else ctx.reshape(shape_math(ctx, size, index, Op.SUM), [])
+    if isinstance(index, int):
+        index = ctx.constant(torch.tensor(index, dtype=torch.int64))
+    return _gather(ctx, x, index, axis)
+
+
+@converter(aten.select.int, validator=lambda n: numeric_tensors(n) and isinstance(n.args[2], int))
+def select(ctx, node, args, kwargs):
+    x = args[0]
+    return _select(ctx, x, normalize_axis(args[1], len(x.shape)), int(args[2]))
+
+
+def _split_sizes(node):
+    values = node.meta.get("val")
+    axis = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0)
+    axis = normalize_axis(axis, node.args[0].meta["val"].dim())
+    return axis, [v.shape[axis] for v in values]
+
+
+def _split_ok(node):
+    if not numeric_tensors(node) or not isinstance(node.meta.get("val"), (list, tuple)):
+        return False
+    _, sizes = _split_sizes(node)
+    return all(isinstance(s, int) for s in sizes)
+
+
+@converter(aten.split.Tensor, aten.split_with_sizes.default, validator=_split_ok)
+def split(ctx, node, args, kwargs):
+    axis, sizes = _split_sizes(node)
+    pieces, offset = [], 0
+    for size in sizes:
+        pieces.append(narrow(ctx, args[0], axis, offset, int(size)))
+        offset += int(size)
+    return tuple(pieces)
+
+
+def _unbind_ok(node):
+    x = node.args[0].meta["val"]
+    axis = node.args[1] if len(node.args) > 1 else 0
+    return numeric_tensors(node) and isinstance(x.shape[axis], int)
+
+
+@converter(aten.unbind.int, validator=_unbind_ok)
+def unbind(ctx, node, args, kwargs):
+    x = args[0]
+    axis = normalize_axis(args[1] if len(args) > 1 else 0, len(x.shape))
+    return tuple(_select(ctx, x, axis, i) for i in range(x.shape[axis]))
+
+
+@converter(aten.stack.default, validator=numeric_tensors)
+def stack(ctx, node, args, kwargs):
+    dtype = node_dtype(node)
+    rank = node.meta["val"].dim()
+    axis = normalize_axis(args[1] if len(args) > 1 else kwargs.get("dim", 0), rank)
+    axes = ctx.constant(torch.tensor([axis], dtype=torch.int64))
+    pieces = [ctx.name(ctx.network.add_unsqueeze(ctx.as_tensor(t, dtype), axes), "unsqueeze").get_output(0)
+              for t in args[0]]
+    if len(pieces) == 1:
+        return pieces[0]
+    layer = ctx.network.add_concatenation(pieces)
+    layer.axis = axis
+    return ctx.name(layer, "stack").get_output(0)
+
+
+def _expand_ok(node):
+    return numeric_tensors(node) and all(isinstance(s, int) or is_sym_int(s) for s in node.args[1])
+
+
+@converter(aten.expand.default, validator=_expand_ok)
+def expand(ctx, node, args, kwargs):
+    x, sizes = args[0], list(args[1])
+    x = ctx.unsqueeze_leading(x, len(sizes))
+    have = dims(ctx, x)
+    target = [have[i] if isinstance(s, int) and s == -1 else s for i, s in enumerate(sizes)]
+    out = broadcast_to(ctx, x, target)
+    if out is args[0]:
+        out = ctx.name(ctx.network.add_identity(out), "expand").get_output(0)
+    return out
+
+
+def _embedding_ok(node):
+    weight = node.args[0].meta.get("val")
+    indices = node.args[1].meta.get("val")
+    return (isinstance(weight, torch.Tensor) and isinstance(indices, torch.Tensor)
+            and indices.dtype in (torch.int32, torch.int64) and numeric_tensors(node))
+
+
+@converter(aten.embedding.default, validator=_embedding_ok)
+def embedding(ctx, node, args, kwargs):
+    weight = ctx.as_tensor(args[0], node_dtype(node))
+    return _gather(ctx, weight, args[1], 0)
+
+
+@converter(aten.index_select.default, validator=numeric_tensors)
+def index_select(ctx, node, args, kwargs):
+    x, axis, index = args[0], args[1], args[2]
+    x = ctx.as_tensor(x, node_dtype(node))
+    return _gather(ctx, x, index, normalize_axis(axis, len(x.shape)))
