@@ -13,6 +13,8 @@ std::shared_ptr<Runtime> CreateDefaultRuntime() {
       "also needs an RTX GPU (compute capability 8.0, 8.6, 8.9 or 12.x).");
 }
 
+const char* DefaultBackendName() noexcept { return "none"; }
+
 }  // namespace trt
 }  // namespace runtime
 }  // namespace torch_tensorrt_rtx

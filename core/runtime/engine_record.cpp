@@ -1,5 +1,6 @@
 #include "core/runtime/engine_record.h"
 
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -23,6 +24,76 @@ EngineRecord EngineRecord::FromList(std::vector<std::string> fields) {
                             abi.substr(0, 32) + "'");
   }
   return EngineRecord(std::move(fields));
+}
+
+namespace {
+
+// Not in the layout file: the packed container is Python's EngineRecord.pack() format,
+// checked against it by tests/py/cross_runtime.
+constexpr char kPackMagic[8] = {'T', 'R', 'X', 'R', 'E', 'C', '0', '1'};
+
+void PutLE(std::string& out, uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
+uint64_t GetLE(const unsigned char* p, int bytes) {
+  uint64_t value = 0;
+  for (int i = 0; i < bytes; ++i) value |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return value;
+}
+
+}  // namespace
+
+std::string EngineRecord::Pack() const {
+  std::size_t total = sizeof(kPackMagic) + 8;
+  for (const auto& f : fields_) total += 8 + f.size();
+  std::string out;
+  out.reserve(total);
+  out.append(kPackMagic, sizeof(kPackMagic));
+  PutLE(out, static_cast<uint64_t>(layout::kAbiVersion), 4);
+  PutLE(out, fields_.size(), 4);
+  for (const auto& f : fields_) {
+    PutLE(out, f.size(), 8);
+    out.append(f);
+  }
+  return out;
+}
+
+EngineRecord EngineRecord::Unpack(const void* data, std::size_t size) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  const std::size_t header = sizeof(kPackMagic) + 8;
+  if (size < header) {
+    throw EngineRecordError("packed engine record is truncated: expected at least " +
+                            std::to_string(header) + " header bytes, found " +
+                            std::to_string(size));
+  }
+  if (std::memcmp(p, kPackMagic, sizeof(kPackMagic)) != 0) {
+    throw EngineRecordError("not a packed engine record: expected magic TRXREC01");
+  }
+  const uint64_t abi = GetLE(p + 8, 4);
+  const uint64_t count = GetLE(p + 12, 4);
+  if (abi != static_cast<uint64_t>(layout::kAbiVersion)) {
+    throw EngineRecordError("engine record has the wrong ABI version: expected " +
+                            std::string(layout::kAbiVersionText) + ", found " +
+                            std::to_string(abi));
+  }
+  std::vector<std::string> fields;
+  std::size_t pos = header;
+  for (uint64_t i = 0; i < count; ++i) {
+    if (size - pos < 8) {
+      throw EngineRecordError("packed engine record is truncated at field " + std::to_string(i));
+    }
+    const uint64_t n = GetLE(p + pos, 8);
+    pos += 8;
+    if (size - pos < n) {
+      throw EngineRecordError("packed engine record is truncated at field " + std::to_string(i) +
+                              ": expected " + std::to_string(n) + " bytes, " +
+                              std::to_string(size - pos) + " left");
+    }
+    fields.emplace_back(reinterpret_cast<const char*>(p + pos), n);
+    pos += n;
+  }
+  return FromList(std::move(fields));
 }
 
 std::optional<std::string> EngineRecord::optional(layout::Field f) const {

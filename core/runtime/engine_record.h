@@ -19,6 +19,7 @@
 #ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_ENGINE_RECORD_H_
 #define TORCH_TENSORRT_RTX_CORE_RUNTIME_ENGINE_RECORD_H_
 
+#include <cstddef>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -37,6 +38,12 @@ class EngineRecordError : public std::invalid_argument {
 class EngineRecord final {
  public:
   static EngineRecord FromList(std::vector<std::string> fields);
+
+  // The packed form of Python's EngineRecord.pack(): magic "TRXREC01", u32 ABI version,
+  // u32 field count, then per field a u64 length and the bytes (little-endian).
+  // Unpack throws EngineRecordError on a wrong magic, ABI, count or a truncated buffer.
+  std::string Pack() const;
+  static EngineRecord Unpack(const void* data, std::size_t size);
 
   // The list form, field by field (copies every field, the engine bytes included).
   std::vector<std::string> ToList() const { return fields_; }

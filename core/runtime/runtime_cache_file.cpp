@@ -1,5 +1,6 @@
 #include "core/runtime/runtime_cache_file.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -68,6 +69,25 @@ void WriteAll(int fd, const char* data, std::size_t size, const std::string& pat
     data += n;
     size -= static_cast<std::size_t>(n);
   }
+}
+
+// Deletes "<name>.*.tmp" in `dir`: a temp file only lives while its writer holds the
+// lock, so one found under the lock belongs to a writer that was killed mid-save.
+void RemoveStaleTempFiles(const std::string& dir, const std::string& name) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return;
+  const std::string prefix = name + ".";
+  const std::size_t suffix_len = std::char_traits<char>::length(kTempSuffix);
+  while (struct dirent* entry = readdir(d)) {
+    const std::string file = entry->d_name;
+    if (file.size() > prefix.size() + suffix_len && file.compare(0, prefix.size(), prefix) == 0 &&
+        file.compare(file.size() - suffix_len, suffix_len, kTempSuffix) == 0) {
+      if (unlink((dir + "/" + file).c_str()) == 0) {
+        LogInfo("runtime cache: removed " + dir + "/" + file + " left by an interrupted save");
+      }
+    }
+  }
+  closedir(d);
 }
 
 void FsyncDirectory(const std::string& dir) {
@@ -207,6 +227,7 @@ bool RuntimeCacheFile::TrySaveBytes(const void* data, std::size_t size) const no
 
 void RuntimeCacheFile::ReplaceUnderLock(const void* data, std::size_t size) const {
   const std::string dir = DirName(path_);
+  RemoveStaleTempFiles(dir, BaseName(path_));
   std::string temp = dir + "/" + BaseName(path_) + ".XXXXXX" + kTempSuffix;
   const int fd = mkstemps(&temp[0], static_cast<int>(std::char_traits<char>::length(kTempSuffix)));
   if (fd < 0) ThrowErrno("create temp file in " + dir);

@@ -16,9 +16,11 @@
 //    file under a SHARED lock (several C++ readers at once; Python's exclusive filelock
 //    excludes them), release, then deserialize. Rejected bytes -> warning, false.
 //  - Save: serialize first, outside the lock; an empty or failed serialization is never
-//    written. Under the EXCLUSIVE lock: create missing parent directories (0700), write
-//    a uniquely named temp file "<name>.XXXXXX.tmp" in the same directory, fsync,
-//    rename over the cache, fsync the directory.
+//    written. Create missing parent directories (0700). Under the EXCLUSIVE lock: delete
+//    stale "<name>.*.tmp" files (temp files live only while their writer holds the lock,
+//    so these belong to killed writers), write a uniquely named temp file
+//    "<name>.XXXXXX.tmp" in the same directory, fsync, rename over the cache, fsync the
+//    directory.
 //  - Lock timeout or I/O error -> warning, false, the cache file untouched. A symlink at
 //    the cache or lock path is refused with a warning. The Try* methods never throw.
 #ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_CACHE_FILE_H_

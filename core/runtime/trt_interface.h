@@ -112,6 +112,8 @@ class Runtime {
 // The runtime of the TensorRT implementation linked into this binary (a link-time
 // choice, see the list above). Throws BackendUnavailableError when there is none.
 std::shared_ptr<Runtime> CreateDefaultRuntime();
+// Which implementation is linked in: "tensorrt_rtx", "tensorrt", "none" or a test name.
+const char* DefaultBackendName() noexcept;
 
 }  // namespace trt
 }  // namespace runtime

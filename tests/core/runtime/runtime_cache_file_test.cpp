@@ -93,6 +93,15 @@ TEST_F(RuntimeCacheFileTest, SaveThenLoadRoundTripsBytesExactly) {
   EXPECT_EQ(CountEntries(), 2);
 }
 
+TEST_F(RuntimeCacheFileTest, SaveRemovesTempFilesOfKilledWriters) {
+  Write(path_ + ".abc123.tmp", "half written");
+  Write(dir_ + "/other.bin.abc123.tmp", "not ours");
+  RuntimeCacheFile store(path_);
+  ASSERT_TRUE(store.TrySaveBytes("x", 1));
+  EXPECT_FALSE(Exists(path_ + ".abc123.tmp"));
+  EXPECT_TRUE(Exists(dir_ + "/other.bin.abc123.tmp"));
+}
+
 TEST_F(RuntimeCacheFileTest, CreatesMissingParentDirectories) {
   RuntimeCacheFile store(dir_ + "/a/b/cache.bin");
   ASSERT_TRUE(store.TrySaveBytes("x", 1));

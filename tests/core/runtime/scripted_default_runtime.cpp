@@ -9,6 +9,8 @@ std::shared_ptr<Runtime> CreateDefaultRuntime() {
   return std::make_shared<testing::ScriptedRuntime>();
 }
 
+const char* DefaultBackendName() noexcept { return "scripted"; }
+
 }  // namespace trt
 }  // namespace runtime
 }  // namespace torch_tensorrt_rtx

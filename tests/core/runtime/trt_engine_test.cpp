@@ -47,6 +47,16 @@ TEST(EngineRecordTest, SplitsNamesAndMapsSentinelToNullopt) {
   EXPECT_EQ(r.ToList(), list);
 }
 
+TEST(EngineRecordTest, PackRoundTripsAndRejectsTruncation) {
+  auto list = MakeRecordList("e", std::string("\0\xff bin", 6), {"a"}, {"b"});
+  EngineRecord r = EngineRecord::FromList(list);
+  const std::string packed = r.Pack();
+  EXPECT_EQ(packed.compare(0, 8, "TRXREC01"), 0);
+  EXPECT_EQ(EngineRecord::Unpack(packed.data(), packed.size()).ToList(), list);
+  EXPECT_THROW(EngineRecord::Unpack(packed.data(), packed.size() - 1), EngineRecordError);
+  EXPECT_THROW(EngineRecord::Unpack("garbage!garbage!", 16), EngineRecordError);
+}
+
 TEST(TRTEngineTest, EngineBytesAreMovedNotCopied) {
   std::vector<std::string> list = List();
   list[layout::ENGINE].append(1 << 20, 'z');  // large enough to be heap allocated

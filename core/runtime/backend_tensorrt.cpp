@@ -1,0 +1,245 @@
+// The TensorRT implementation of the narrow interface (trt_interface.h), written against
+// the public TensorRT-RTX C++ API reference. Built only with NVIDIA's SDK (--config=rtx).
+//
+// Every TensorRT-RTX-only call (IRuntimeCache, the kernel-specialization and CUDA-graph
+// strategies) sits in the ONE `#if TORCH_TENSORRT_RTX_HAS_RTX_API` block below, so the
+// rest of this file compiles against standard TensorRT headers; //core/runtime:
+// backend_tensorrt_compile_check does exactly that in CI with TensorRT 10.14 headers.
+#include <NvInferRuntime.h>
+
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "core/runtime/log.h"
+#include "core/runtime/trt_interface.h"
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+namespace trt {
+namespace {
+
+namespace nv = nvinfer1;
+
+class Logger final : public nv::ILogger {
+ public:
+  void log(Severity severity, const char* msg) noexcept override {
+    switch (severity) {
+      case Severity::kINTERNAL_ERROR:
+      case Severity::kERROR: LogError(std::string("TensorRT: ") + msg); break;
+      case Severity::kWARNING: LogWarning(std::string("TensorRT: ") + msg); break;
+      case Severity::kINFO: LogInfo(std::string("TensorRT: ") + msg); break;
+      default: LogDebug(std::string("TensorRT: ") + msg); break;
+    }
+  }
+};
+
+// Layer timings at debug level while profiling is on.
+class Profiler final : public nv::IProfiler {
+ public:
+  void reportLayerTime(const char* layer, float ms) noexcept override {
+    LogDebug(std::string("profile: ") + layer + " " + std::to_string(ms) + " ms");
+  }
+};
+
+DataType FromTensorRT(nv::DataType type, const std::string& name) {
+  switch (type) {
+    case nv::DataType::kFLOAT: return DataType::kFloat;
+    case nv::DataType::kHALF: return DataType::kHalf;
+    case nv::DataType::kBF16: return DataType::kBFloat16;
+    case nv::DataType::kINT8: return DataType::kInt8;
+    case nv::DataType::kUINT8: return DataType::kUInt8;
+    case nv::DataType::kINT32: return DataType::kInt32;
+    case nv::DataType::kINT64: return DataType::kInt64;
+    case nv::DataType::kBOOL: return DataType::kBool;
+    default: break;
+  }
+  throw std::runtime_error("tensor '" + name + "' has TensorRT data type " +
+                           std::to_string(static_cast<int>(type)) +
+                           ", which the C++ runtime does not bind (expected float, half, bf16, "
+                           "int8, uint8, int32, int64 or bool)");
+}
+
+nv::ExecutionContextAllocationStrategy ToTensorRT(AllocationStrategy s) {
+  switch (s) {
+    case AllocationStrategy::kStatic: return nv::ExecutionContextAllocationStrategy::kSTATIC;
+    case AllocationStrategy::kOnProfileChange:
+      return nv::ExecutionContextAllocationStrategy::kON_PROFILE_CHANGE;
+    case AllocationStrategy::kUserManaged:
+      return nv::ExecutionContextAllocationStrategy::kUSER_MANAGED;
+  }
+  return nv::ExecutionContextAllocationStrategy::kSTATIC;
+}
+
+// ---- The TensorRT-RTX-only part: the one #if ------------------------------------------
+#if TORCH_TENSORRT_RTX_HAS_RTX_API
+
+class RtxRuntimeCache final : public RuntimeCache {
+ public:
+  explicit RtxRuntimeCache(nv::IRuntimeCache* cache) : cache_(cache) {}
+  std::string Serialize() override {
+    std::unique_ptr<nv::IHostMemory> memory(cache_->serialize());
+    if (memory == nullptr || memory->size() == 0) return "";
+    return std::string(static_cast<const char*>(memory->data()), memory->size());
+  }
+  bool Deserialize(const void* data, std::size_t size) override {
+    return cache_->deserialize(data, size);
+  }
+  void Reset() override { cache_->reset(); }
+  const nv::IRuntimeCache& get() const { return *cache_; }
+
+ private:
+  std::unique_ptr<nv::IRuntimeCache> cache_;
+};
+
+std::unique_ptr<RuntimeCache> CreateRtxRuntimeCache(nv::IRuntimeConfig& config) {
+  nv::IRuntimeCache* cache = config.createRuntimeCache();
+  if (cache == nullptr) return nullptr;
+  return std::make_unique<RtxRuntimeCache>(cache);
+}
+
+bool SetRtxRuntimeCache(nv::IRuntimeConfig& config, RuntimeCache& cache) {
+  auto* rtx = dynamic_cast<RtxRuntimeCache*>(&cache);
+  return rtx != nullptr && config.setRuntimeCache(rtx->get());
+}
+
+void SetRtxKernelStrategy(nv::IRuntimeConfig& config, KernelStrategy s) {
+  using S = nv::DynamicShapesKernelSpecializationStrategy;
+  config.setDynamicShapesKernelSpecializationStrategy(
+      s == KernelStrategy::kEager ? S::kEAGER : s == KernelStrategy::kNone ? S::kNONE : S::kLAZY);
+}
+
+void SetRtxCudaGraphStrategy(nv::IRuntimeConfig& config, CudaGraphStrategy s) {
+  config.setCudaGraphStrategy(s == CudaGraphStrategy::kWholeGraphCapture
+                                  ? nv::CudaGraphStrategy::kWHOLE_GRAPH_CAPTURE
+                                  : nv::CudaGraphStrategy::kDISABLED);
+}
+
+#else  // Standard TensorRT: no runtime cache, no JIT strategies.
+
+std::unique_ptr<RuntimeCache> CreateRtxRuntimeCache(nv::IRuntimeConfig&) { return nullptr; }
+bool SetRtxRuntimeCache(nv::IRuntimeConfig&, RuntimeCache&) { return false; }
+void SetRtxKernelStrategy(nv::IRuntimeConfig&, KernelStrategy) {}
+void SetRtxCudaGraphStrategy(nv::IRuntimeConfig&, CudaGraphStrategy) {}
+
+#endif  // TORCH_TENSORRT_RTX_HAS_RTX_API
+// ---------------------------------------------------------------------------------------
+
+class TensorRTConfig final : public RuntimeConfig {
+ public:
+  explicit TensorRTConfig(nv::IRuntimeConfig* config) : config_(config) {}
+  std::unique_ptr<RuntimeCache> CreateRuntimeCache() override {
+    return CreateRtxRuntimeCache(*config_);
+  }
+  bool SetRuntimeCache(RuntimeCache& cache) override { return SetRtxRuntimeCache(*config_, cache); }
+  void SetKernelStrategy(KernelStrategy s) override { SetRtxKernelStrategy(*config_, s); }
+  void SetCudaGraphStrategy(CudaGraphStrategy s) override { SetRtxCudaGraphStrategy(*config_, s); }
+  void SetAllocationStrategy(AllocationStrategy s) override {
+    config_->setExecutionContextAllocationStrategy(ToTensorRT(s));
+  }
+  nv::IRuntimeConfig* get() { return config_.get(); }
+
+ private:
+  std::unique_ptr<nv::IRuntimeConfig> config_;
+};
+
+class TensorRTContext final : public ExecutionContext {
+ public:
+  explicit TensorRTContext(nv::IExecutionContext* context) : context_(context) {}
+  bool SetInputShape(const std::string& name, const Dims& dims) override {
+    nv::Dims d{};
+    if (dims.size() > static_cast<std::size_t>(nv::Dims::MAX_DIMS)) return false;
+    d.nbDims = static_cast<int32_t>(dims.size());
+    for (std::size_t i = 0; i < dims.size(); ++i) d.d[i] = dims[i];
+    return context_->setInputShape(name.c_str(), d);
+  }
+  Dims GetTensorShape(const std::string& name) override {
+    const nv::Dims d = context_->getTensorShape(name.c_str());
+    if (d.nbDims < 0) return {};
+    return Dims(d.d, d.d + d.nbDims);
+  }
+  bool SetTensorAddress(const std::string& name, void* data) override {
+    return context_->setTensorAddress(name.c_str(), data);
+  }
+  bool Enqueue(void* stream) override {
+    return context_->enqueueV3(static_cast<cudaStream_t>(stream));
+  }
+  void SetProfiling(bool enabled) override {
+    context_->setProfiler(enabled ? &profiler_ : nullptr);
+  }
+  // Neither the TensorRT 10.14 nor the TensorRT-RTX API this file is written against
+  // exposes an NCCL communicator on the execution context.
+  bool SetCommunicator(void*) override { return false; }
+
+ private:
+  Profiler profiler_;
+  std::unique_ptr<nv::IExecutionContext> context_;
+};
+
+class TensorRTEngine final : public Engine {
+ public:
+  explicit TensorRTEngine(nv::ICudaEngine* engine) : engine_(engine) {}
+  int NumIOTensors() const override { return engine_->getNbIOTensors(); }
+  std::string IOTensorName(int index) const override { return engine_->getIOTensorName(index); }
+  bool IsInput(const std::string& name) const override {
+    return engine_->getTensorIOMode(name.c_str()) == nv::TensorIOMode::kINPUT;
+  }
+  DataType TensorDataType(const std::string& name) const override {
+    return FromTensorRT(engine_->getTensorDataType(name.c_str()), name);
+  }
+  std::unique_ptr<RuntimeConfig> CreateRuntimeConfig() override {
+    nv::IRuntimeConfig* config = engine_->createRuntimeConfig();
+    if (config == nullptr) return nullptr;
+    return std::make_unique<TensorRTConfig>(config);
+  }
+
+ private:
+  std::unique_ptr<ExecutionContext> CreateExecutionContext(RuntimeConfig& config) override {
+    nv::IExecutionContext* context =
+        engine_->createExecutionContext(static_cast<TensorRTConfig&>(config).get());
+    if (context == nullptr) return nullptr;
+    return std::make_unique<TensorRTContext>(context);
+  }
+  std::unique_ptr<nv::ICudaEngine> engine_;
+};
+
+class TensorRTRuntime final : public Runtime {
+ public:
+  TensorRTRuntime() : runtime_(nv::createInferRuntime(logger_)) {
+    if (runtime_ == nullptr) throw std::runtime_error("TensorRT: createInferRuntime failed");
+  }
+  std::string Name() const override { return "TensorRT-RTX"; }
+  std::unique_ptr<Engine> DeserializeEngine(const std::string& engine_name,
+                                            const std::string& bytes) override {
+    nv::ICudaEngine* engine = runtime_->deserializeCudaEngine(bytes.data(), bytes.size());
+    if (engine == nullptr) {
+      throw std::runtime_error(
+          "engine '" + engine_name + "': TensorRT-RTX could not deserialize " +
+          std::to_string(bytes.size()) + " engine bytes (see the TensorRT error above; it "
+          "needs an RTX GPU with compute capability 8.0, 8.6, 8.9 or 12.x and a TensorRT-RTX "
+          "at least as new as the one that built the engine)");
+    }
+    return std::make_unique<TensorRTEngine>(engine);
+  }
+
+ private:
+  Logger logger_;  // must outlive runtime_
+  std::unique_ptr<nv::IRuntime> runtime_;
+};
+
+}  // namespace
+
+std::shared_ptr<Runtime> CreateDefaultRuntime() { return std::make_shared<TensorRTRuntime>(); }
+
+const char* DefaultBackendName() noexcept {
+#if TORCH_TENSORRT_RTX_HAS_RTX_API
+  return "tensorrt_rtx";
+#else
+  return "tensorrt";
+#endif
+}
+
+}  // namespace trt
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx

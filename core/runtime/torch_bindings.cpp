@@ -1,0 +1,145 @@
+// Registers the C++ runtime with torch:
+//   torch.classes.tensorrt.Engine(record: list[str|bytes])   pickleable, printable,
+//       runtime settings methods (set_runtime_settings, get_runtime_settings, ...)
+//   torch.ops.tensorrt.execute_engine(Tensor[] inputs, Engine engine) -> Tensor[]
+//   torch.ops.tensorrt.{abi_version, record_length, record_field_index,
+//       record_field_names, runtime_backend}   the record layout, from its single definition
+// Fake (meta) implementations are registered from Python (torch_tensorrt_rtx._native).
+#include <cstring>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <torch/custom_class.h>
+#include <torch/library.h>
+
+#include "core/runtime/engine_record.h"
+#include "core/runtime/engine_record_layout.h"
+#include "core/runtime/execute_engine.h"
+#include "core/runtime/trt_engine.h"
+
+namespace torch_tensorrt_rtx {
+namespace runtime {
+namespace {
+
+// The torch-visible Engine: a handle on a TRTEngine.
+class EngineClass final : public torch::CustomClassHolder {
+ public:
+  explicit EngineClass(std::vector<std::string> record)
+      : EngineClass(EngineRecord::FromList(std::move(record))) {}
+  explicit EngineClass(EngineRecord record)
+      : engine_(std::make_shared<TRTEngine>(std::move(record))) {}
+
+  TRTEngine& engine() { return *engine_; }
+  // Python's EngineRecord.pack() bytes as a uint8 tensor (EngineRecord.from_tensor reads it);
+  // Python str cannot carry the binary engine bytes, so this is the Python-facing form.
+  at::Tensor PackedRecord() const {
+    const std::string packed = engine_->record().Pack();
+    at::Tensor out = at::empty({static_cast<int64_t>(packed.size())}, at::kByte);
+    std::memcpy(out.data_ptr(), packed.data(), packed.size());
+    return out;
+  }
+  std::string Str() const { return engine_->ToString(); }
+
+  void SetRuntimeSettings(std::string cache_path, std::string kernel_strategy,
+                          std::string cuda_graph_strategy, std::string allocation_strategy) {
+    RuntimeSettings s;
+    s.cache_path = std::move(cache_path);
+    s.kernel_strategy = ParseKernelStrategy(kernel_strategy);
+    s.cuda_graph_strategy = ParseCudaGraphStrategy(cuda_graph_strategy);
+    s.allocation_strategy = ParseAllocationStrategy(allocation_strategy);
+    engine_->UpdateSettings(s);
+  }
+
+  std::vector<std::string> GetRuntimeSettings() const {
+    const RuntimeSettings s = engine_->settings();
+    return {s.cache_path, Name(s.kernel_strategy), Name(s.cuda_graph_strategy),
+            Name(s.allocation_strategy)};
+  }
+
+ private:
+  std::shared_ptr<TRTEngine> engine_;
+};
+
+EngineRecord UnpackTensor(const at::Tensor& packed) {
+  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.dim() == 1,
+              "a packed engine record is a 1-D uint8 tensor, got ", packed.scalar_type(), " ",
+              packed.sizes());
+  const at::Tensor bytes = packed.cpu().contiguous();
+  return EngineRecord::Unpack(bytes.data_ptr(), static_cast<std::size_t>(bytes.numel()));
+}
+
+std::vector<at::Tensor> ExecuteEngineOp(std::vector<at::Tensor> inputs,
+                                        c10::intrusive_ptr<EngineClass> engine) {
+  return ExecuteEngine(inputs, engine->engine());
+}
+
+int64_t RecordFieldIndex(const std::string& name) {
+  for (std::size_t i = 0; i < layout::kNumFields; ++i) {
+    if (name == layout::kFieldNames[i]) return static_cast<int64_t>(i);
+  }
+  std::string valid;
+  for (std::size_t i = 0; i < layout::kNumFields; ++i) {
+    valid += (i ? ", " : "") + std::string(layout::kFieldNames[i]);
+  }
+  TORCH_CHECK(false, "unknown engine record field '", name, "': expected one of ", valid);
+}
+
+}  // namespace
+
+TORCH_LIBRARY(tensorrt, m) {
+  m.class_<EngineClass>("Engine")
+      .def(torch::init<std::vector<std::string>>())
+      .def("__str__", &EngineClass::Str)
+      .def("__repr__", &EngineClass::Str)
+      .def("packed_record", &EngineClass::PackedRecord)
+      .def("name", [](const c10::intrusive_ptr<EngineClass>& self) {
+        return self->engine().name();
+      })
+      .def("input_names", [](const c10::intrusive_ptr<EngineClass>& self) {
+        return self->engine().input_names();
+      })
+      .def("output_names", [](const c10::intrusive_ptr<EngineClass>& self) {
+        return self->engine().output_names();
+      })
+      .def("set_runtime_settings", &EngineClass::SetRuntimeSettings)
+      .def("get_runtime_settings", &EngineClass::GetRuntimeSettings)
+      .def("set_profiling", [](const c10::intrusive_ptr<EngineClass>& self, bool enabled) {
+        self->engine().SetProfiling(enabled);
+      })
+      .def("save_runtime_cache", [](const c10::intrusive_ptr<EngineClass>& self) {
+        return self->engine().SaveRuntimeCache();
+      })
+      // torch.export's fake class protocol: the record is the whole state.
+      .def("__obj_flatten__", [](const c10::intrusive_ptr<EngineClass>& self) {
+        return std::make_tuple(std::make_tuple(std::string("packed_record"), self->PackedRecord()));
+      })
+      // State is the packed record (a uint8 tensor): Python's pickle, torch.save and
+      // torch.export can all carry it, and the Python runtime reads the same bytes.
+      .def_pickle(
+          [](const c10::intrusive_ptr<EngineClass>& self) -> at::Tensor {
+            return self->PackedRecord();
+          },
+          [](at::Tensor packed) -> c10::intrusive_ptr<EngineClass> {
+            return c10::make_intrusive<EngineClass>(UnpackTensor(packed));
+          });
+
+  m.def("execute_engine(Tensor[] inputs, __torch__.torch.classes.tensorrt.Engine engine) -> Tensor[]");
+  m.def("abi_version() -> str", [] { return std::string(layout::kAbiVersionText); });
+  m.def("record_length() -> int", [] { return static_cast<int64_t>(layout::kNumFields); });
+  m.def("record_field_index(str name) -> int", RecordFieldIndex);
+  m.def("record_field_names() -> str[]", [] {
+    return std::vector<std::string>(layout::kFieldNames, layout::kFieldNames + layout::kNumFields);
+  });
+  m.def("runtime_backend() -> str", [] { return std::string(trt::DefaultBackendName()); });
+  m.def("record_separator() -> str", [] { return std::string(layout::kSeparator); });
+  m.def("record_sentinel() -> str", [] { return std::string(layout::kSentinel); });
+}
+
+TORCH_LIBRARY_IMPL(tensorrt, CompositeExplicitAutograd, m) {
+  m.impl("execute_engine", ExecuteEngineOp);
+}
+
+}  // namespace runtime
+}  // namespace torch_tensorrt_rtx
