@@ -69,6 +69,8 @@ def _tensor_or_shape_output(node: Node) -> bool:
     val = node.meta.get("val")
     if node.target == torch.ops.aten.sym_size.int:
         return True
+    if isinstance(val, torch.SymInt):
+        return True  # size arithmetic (e.g. bsz * num_heads): a shape tensor inside the engine
     if isinstance(val, torch.Tensor):
         return True
     return isinstance(val, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in val)
