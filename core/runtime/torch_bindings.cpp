@@ -113,7 +113,13 @@ TORCH_LIBRARY(tensorrt, m) {
       })
       // torch.export's fake class protocol: the record is the whole state.
       .def("__obj_flatten__", [](const c10::intrusive_ptr<EngineClass>& self) {
-        return std::make_tuple(std::make_tuple(std::string("packed_record"), self->PackedRecord()));
+        // Text fields first: under torch.export the tensor becomes a fake tensor whose
+        // bytes cannot be read, so the fake kernel takes output shapes from "metadata".
+        const EngineRecord& r = self->engine().record();
+        return std::make_tuple(
+            std::make_tuple(std::string("name"), r.name()),
+            std::make_tuple(std::string("metadata"), r.field(layout::SERIALIZED_METADATA)),
+            std::make_tuple(std::string("packed_record"), self->PackedRecord()));
       })
       // State is the packed record (a uint8 tensor): Python's pickle, torch.save and
       // torch.export can all carry it, and the Python runtime reads the same bytes.

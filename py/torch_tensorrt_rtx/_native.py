@@ -1,0 +1,201 @@
+"""The optional C++ runtime: loads ``libtorchtrt_rtx_runtime.so`` when it is present.
+
+``scripts/build_native.sh`` builds it with Bazel and copies it (and the pybind11 module
+``_C``) into ``torch_tensorrt_rtx/lib/``. When the library is there, importing this module
+registers ``torch.classes.tensorrt.Engine`` and ``torch.ops.tensorrt.execute_engine`` (and
+their fake implementations for torch.export / dynamo); when it is not, nothing happens and
+the Python runtime is used. Never raises at import::
+
+    from torch_tensorrt_rtx import _native
+    if _native.runtime_available():
+        engine = _native.create_engine(record, settings)      # torch.classes.tensorrt.Engine
+        outputs = torch.ops.tensorrt.execute_engine(inputs, engine)
+    _native.status()   # e.g. "C++ runtime loaded from .../lib/libtorchtrt_rtx_runtime.so
+                       #       (TensorRT backend: none)"
+
+``$TORCH_TENSORRT_RTX_RUNTIME_LIBRARY`` names another library file (tests and benchmarks
+load the scripted-backend build this way); set it to ``""`` to force the Python runtime.
+A library built without ``--config=rtx`` loads fine: engines construct, pickle and print,
+and running one raises "built without TensorRT-RTX" (``tensorrt_available()`` is False).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Optional
+
+logger = logging.getLogger(__name__)
+
+LIB_DIR = Path(__file__).with_name("lib")
+RUNTIME_LIBRARY_NAME = "libtorchtrt_rtx_runtime.so"
+LIBRARY_ENV = "TORCH_TENSORRT_RTX_RUNTIME_LIBRARY"
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {"attempted": False, "path": None, "error": None}
+
+
+def runtime_library_path() -> Optional[Path]:
+    """The library this process would load, or None (not built / disabled)."""
+    override = os.environ.get(LIBRARY_ENV)
+    if override is not None:
+        return Path(override) if override else None
+    candidate = LIB_DIR / RUNTIME_LIBRARY_NAME
+    return candidate if candidate.is_file() else None
+
+
+def load_runtime_library() -> bool:
+    """Loads the C++ runtime once per process; True if it is loaded. Never raises."""
+    with _lock:
+        if _state["attempted"]:
+            return _state["path"] is not None
+        _state["attempted"] = True
+        path = runtime_library_path()
+        if path is None:
+            return False
+        try:
+            import torch
+
+            torch.ops.load_library(str(path))
+            _register_fakes()
+        except Exception as exc:  # a broken build must not break `import torch_tensorrt_rtx`
+            _state["error"] = f"{type(exc).__name__}: {exc}"
+            logger.warning("C++ runtime %s could not be loaded (%s); using the Python runtime",
+                           path, _state["error"])
+            return False
+        _state["path"] = path
+        return True
+
+
+def runtime_available() -> bool:
+    """True if torch.classes.tensorrt.Engine / torch.ops.tensorrt.execute_engine exist."""
+    return load_runtime_library()
+
+
+def runtime_backend() -> Optional[str]:
+    """The TensorRT implementation inside the loaded library ("tensorrt_rtx", "none", ...)."""
+    if not runtime_available():
+        return None
+    import torch
+
+    return str(torch.ops.tensorrt.runtime_backend())
+
+
+def tensorrt_available() -> bool:
+    """True if the loaded C++ runtime can run engines (built with --config=rtx)."""
+    return runtime_backend() not in (None, "none")
+
+
+def status() -> str:
+    if runtime_available():
+        return (f"C++ runtime loaded from {_state['path']} "
+                f"(TensorRT backend: {runtime_backend()})")
+    if _state["error"]:
+        return f"C++ runtime failed to load: {_state['error']}; using the Python runtime"
+    return "C++ runtime not built (scripts/build_native.sh); using the Python runtime"
+
+
+def native_module() -> Optional[Any]:
+    """``torch_tensorrt_rtx._C`` (C++ FileLock and cache file store), or None if not built."""
+    try:
+        from torch_tensorrt_rtx import _C  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _C
+
+
+# -- engines -----------------------------------------------------------------------------
+def create_engine(record: Any, settings: Any = None) -> Any:
+    """A ``torch.classes.tensorrt.Engine`` for an ``EngineRecord`` (and optional settings)."""
+    if not runtime_available():
+        raise RuntimeError(status())
+    import torch
+
+    engine = torch.classes.tensorrt.Engine(record.to_list())
+    if settings is not None:
+        apply_settings(engine, settings)
+    return engine
+
+
+def apply_settings(engine: Any, settings: Any) -> None:
+    """Hands a ``runtime.RuntimeSettings`` to a C++ Engine (context recreated lazily)."""
+    engine.set_runtime_settings(settings.cache_path or "", settings.kernel_strategy,
+                                settings.cuda_graph_strategy, settings.allocation_strategy)
+
+
+# -- fake implementations (torch.export, dynamo) ------------------------------------------
+def _register_fakes() -> None:
+    import torch
+
+    if not hasattr(torch.ops.tensorrt, "execute_engine"):
+        return
+
+    @torch._library.register_fake_class("tensorrt::Engine")
+    class FakeEngine:  # noqa: F841 (registered)
+        # Attribute names must not shadow the real class's methods (name, packed_record).
+        def __init__(self, name: str, metadata: str, packed_record: Any) -> None:
+            self.engine_name = name
+            self.engine_metadata = metadata
+            self.fake_packed_record = packed_record
+
+        @classmethod
+        def __obj_unflatten__(cls, flat: Any) -> "FakeEngine":
+            return cls(**dict(flat))
+
+        # The real class's methods, for tracing code that calls them.
+        def name(self) -> str:
+            return self.engine_name
+
+        def packed_record(self) -> Any:
+            return self.fake_packed_record
+
+        def input_names(self) -> list:
+            return []
+
+        def output_names(self) -> list:
+            return []
+
+        def set_runtime_settings(self, *args: Any) -> None:
+            pass
+
+        def get_runtime_settings(self) -> list:
+            return []
+
+        def set_profiling(self, enabled: bool) -> None:
+            pass
+
+        def save_runtime_cache(self) -> bool:
+            return False
+
+    @torch.library.register_fake("tensorrt::execute_engine")
+    def _execute_engine_fake(inputs, engine):
+        return _fake_outputs(inputs, engine)
+
+
+def _fake_outputs(inputs: Any, engine: Any) -> list:
+    """Output tensors shaped by the compiler's output spec in the record's metadata."""
+    import base64
+    import json
+
+    import torch
+
+    from torch_tensorrt_rtx.runtime.engine_record import LAYOUT
+
+    obj = getattr(engine, "wrapped_obj", engine)
+    metadata = getattr(obj, "engine_metadata", None)
+    if metadata is None or metadata == LAYOUT.sentinel:
+        raise RuntimeError(
+            f"engine {getattr(obj, 'engine_name', '?')!r}: its record has no SERIALIZED_METADATA with "
+            f"output shapes, so it cannot be traced (expected a record from "
+            f"torch_tensorrt_rtx.compile)")
+    spec = json.loads(base64.b64decode(metadata))
+    from torch_tensorrt_rtx.dynamo._engine_op import evaluate_dim
+
+    device = inputs[0].device if inputs else torch.device("cpu")
+    return [torch.empty([evaluate_dim(d, inputs) for d in out["shape"]],
+                        dtype=getattr(torch, out["dtype"]), device=device)
+            for out in spec["outputs"]]
+
+
+load_runtime_library()
