@@ -27,6 +27,7 @@ import torch.fx
 from torch_tensorrt_rtx.dynamo import _debug
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, intercept_engines
 from torch_tensorrt_rtx.dynamo.conversion.reference_executor import run_network
+from torch_tensorrt_rtx.dynamo.conversion.profile_check import check_input_shapes
 
 # (rtol, atol) per dtype: TensorRT kernels accumulate in fp32 but may reorder sums.
 TOLERANCES = {
@@ -114,6 +115,7 @@ def _check_engine(spec: OutputSpec, inputs: List[torch.Tensor], checks: Dict[str
     recorder = _Recorder(source.fx_module)
     eager = recorder.run(*cpu_inputs)
     net = source.network
+    check_input_shapes(net, cpu_inputs, label=f"engine {spec.name}")
     outputs, values = run_network(net.network, dict(zip(net.input_names, cpu_inputs)), keep_all=True)
     check = checks.setdefault(spec.name, EngineCheck(spec.name))
     check.calls += 1
