@@ -12,6 +12,7 @@ compiled module without one raises `RTXGPUUnavailableError` (from the runtime).
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
@@ -30,14 +31,19 @@ __all__ = ["Input", "compile", "save", "load", "verify", "engine_records", "Veri
 _EXPORT_INFO = "_torch_tensorrt_rtx_export"
 
 
-def _dynamic_shapes(specs: Sequence[Input]) -> Optional[Tuple[Optional[Dict[int, Any]], ...]]:
+def _dynamic_shapes(specs: Sequence[Input], module: Any = None) -> Optional[Tuple[Any, ...]]:
     shapes = []
     for k, spec in enumerate(specs):
         dims = {}
         for d, (lo, _opt, hi) in spec.dynamic_dims.items():
             dims[d] = torch.export.Dim(f"input{k}_dim{d}", min=lo, max=hi)
         shapes.append(dims or None)
-    return tuple(shapes) if any(s for s in shapes) else None
+    if not any(s for s in shapes):
+        return None
+    params = list(inspect.signature(module.forward).parameters.values()) if module is not None else []
+    if params and params[0].kind == inspect.Parameter.VAR_POSITIONAL:
+        return (tuple(shapes),)  # forward(*xs): export wants one entry for the packed tuple
+    return tuple(shapes)
 
 
 def export_aten(module: torch.nn.Module, specs: Sequence[Input]):
@@ -45,7 +51,7 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input]):
     from torch_tensorrt_rtx.dynamo.lowering import decomposition_table
 
     examples = tuple(spec.example() for spec in specs)
-    program = torch.export.export(module, examples, dynamic_shapes=_dynamic_shapes(specs), strict=False)
+    program = torch.export.export(module, examples, dynamic_shapes=_dynamic_shapes(specs, module), strict=False)
     program = program.run_decompositions(decomposition_table())
     gm = program.module()
     symbol_ranges = {}
@@ -88,7 +94,7 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
     if specs is None:
         raise ValueError("save: pass inputs=... (the module was not produced by torch_tensorrt_rtx.compile)")
     examples = tuple(spec.example() for spec in specs)
-    program = torch.export.export(compiled, examples, dynamic_shapes=_dynamic_shapes(specs), strict=False)
+    program = torch.export.export(compiled, examples, dynamic_shapes=_dynamic_shapes(specs, compiled), strict=False)
     torch.export.save(program, os.fspath(path))
     logger.info("saved %s (%d bytes)", os.fspath(path), os.path.getsize(path))
 

