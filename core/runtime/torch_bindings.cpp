@@ -132,6 +132,9 @@ TORCH_LIBRARY(tensorrt, m) {
           });
 
   m.def("execute_engine(Tensor[] inputs, __torch__.torch.classes.tensorrt.Engine engine) -> Tensor[]");
+  // Python's EngineRecord.pack() bytes (a uint8 tensor) -> Engine, decoded in C++.
+  m.def("engine_from_packed(Tensor packed) -> __torch__.torch.classes.tensorrt.Engine",
+        [](const at::Tensor& packed) { return c10::make_intrusive<EngineClass>(UnpackTensor(packed)); });
   m.def("abi_version() -> str", [] { return std::string(layout::kAbiVersionText); });
   m.def("record_length() -> int", [] { return static_cast<int64_t>(layout::kNumFields); });
   m.def("record_field_index(str name) -> int", RecordFieldIndex);

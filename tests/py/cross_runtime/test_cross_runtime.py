@@ -1,0 +1,242 @@
+"""Python runtime vs C++ runtime on one cache file and one engine record, in real processes.
+
+Scenarios (issue 6): 1. a Python filelock holder makes a C++ save time out without raising,
+file untouched, then the save succeeds; 2. the mirror; 3. C++ shared holders block Python
+and coexist; 4. parallel load/save cycles, every read complete; 5. files and records
+written by one runtime load in the other.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import struct
+import time
+
+import filelock
+import pytest
+
+from conftest import Child, run
+from torch_tensorrt_rtx.runtime.engine_record import EngineRecord
+from torch_tensorrt_rtx.runtime.runtime_cache_file import RuntimeCacheFile
+
+PY_HOLDER = """
+import sys, filelock
+lock = filelock.FileLock(sys.argv[1])
+lock.acquire()
+print("locked", flush=True)
+sys.stdin.read()
+lock.release()
+"""
+
+CXX_HOLDER = """
+import sys
+from torch_tensorrt_rtx import _C
+lock = _C.FileLock(sys.argv[1], shared=sys.argv[2] == "shared")
+assert lock.acquire(timeout=10.0), "could not lock"
+print("locked", flush=True)
+sys.stdin.read()
+lock.release()
+"""
+
+CXX_SAVE = """
+import sys
+from torch_tensorrt_rtx import _C
+store = _C.RuntimeCacheFile(sys.argv[1], timeout=float(sys.argv[2]))
+try:
+    ok = store.try_save_bytes(sys.argv[3].encode())
+except BaseException as exc:
+    print("raised", type(exc).__name__, flush=True)
+    sys.exit(2)
+print("saved" if ok else "not saved", flush=True)
+"""
+
+
+def _stat(path):
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+# 1 -------------------------------------------------------------------------------------
+def test_python_holder_makes_cxx_save_time_out_without_raising(native, tmp_path):
+    cache = tmp_path / "runtime_cache.bin"
+    cache.write_bytes(b"original cache bytes")
+    before = (_stat(cache), cache.read_bytes())
+    holder = Child(PY_HOLDER, str(cache) + ".lock")
+    try:
+        holder.expect("locked")
+        started = time.monotonic()
+        result = run(CXX_SAVE, cache, "0.5", "replacement")
+        waited = time.monotonic() - started
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "not saved"
+        assert "could not lock" in result.stderr
+        assert waited >= 0.5
+        assert (_stat(cache), cache.read_bytes()) == before
+    finally:
+        holder.finish()
+    result = run(CXX_SAVE, cache, "5", "replacement")
+    assert result.stdout.strip() == "saved", result.stderr
+    assert cache.read_bytes() == b"replacement"
+
+
+# 2 -------------------------------------------------------------------------------------
+def test_cxx_holder_makes_python_save_time_out_with_warning(native, tmp_path, caplog):
+    cache = tmp_path / "runtime_cache.bin"
+    cache.write_bytes(b"original")
+    before = (_stat(cache), cache.read_bytes())
+    holder = Child(CXX_HOLDER, str(cache) + ".lock", "exclusive")
+    try:
+        holder.expect("locked")
+        store = RuntimeCacheFile(cache, lock_timeout=0.5)
+        with caplog.at_level(logging.WARNING):
+            assert store.try_save_bytes(b"replacement") is False
+        assert any("could not lock" in r.getMessage() for r in caplog.records)
+        assert (_stat(cache), cache.read_bytes()) == before
+    finally:
+        code, _, err = holder.finish()
+        assert code == 0, err
+    assert RuntimeCacheFile(cache, lock_timeout=5).try_save_bytes(b"replacement")
+    assert cache.read_bytes() == b"replacement"
+
+
+# 3 -------------------------------------------------------------------------------------
+def test_cxx_shared_holders_coexist_and_block_python(native, tmp_path):
+    lock_path = str(tmp_path / "runtime_cache.bin.lock")
+    first = Child(CXX_HOLDER, lock_path, "shared")
+    second = Child(CXX_HOLDER, lock_path, "shared")
+    try:
+        first.expect("locked")
+        second.expect("locked")  # a second shared holder gets in while the first holds
+        with pytest.raises(filelock.Timeout):
+            filelock.FileLock(lock_path).acquire(timeout=0.3)
+    finally:
+        for child in (first, second):
+            code, _, err = child.finish()
+            assert code == 0, err
+    lock = filelock.FileLock(lock_path)
+    lock.acquire(timeout=5)
+    lock.release()
+
+
+# 4 -------------------------------------------------------------------------------------
+# Each writer saves self-checking blobs: magic, writer id, cycle, payload length, sha256.
+CYCLES = """
+import hashlib, os, struct, sys
+path, runtime, cycles = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if runtime == "cxx":
+    from torch_tensorrt_rtx import _C
+    store = _C.RuntimeCacheFile(path, timeout=30.0)
+    save, read = store.try_save_bytes, store.try_read
+else:
+    from torch_tensorrt_rtx.runtime.runtime_cache_file import RuntimeCacheFile
+    store = RuntimeCacheFile(path, lock_timeout=30.0)
+    save, read = store.try_save_bytes, store.try_read
+
+def check(blob):
+    if blob is None:
+        return True
+    magic, writer, cycle, n = struct.unpack_from("<4s4sII", blob)
+    payload = blob[16:16 + n]
+    return (magic == b"BLOB" and len(blob) == 16 + n + 32
+            and hashlib.sha256(payload).digest() == blob[16 + n:])
+
+bad = 0
+for i in range(cycles):
+    payload = os.urandom(1000 + (i * 7919) % 200000)
+    blob = (struct.pack("<4s4sII", b"BLOB", runtime.encode().ljust(4), i, len(payload))
+            + payload + hashlib.sha256(payload).digest())
+    if not save(blob):
+        print("save failed", i, flush=True)
+        sys.exit(3)
+    if not check(read()):
+        bad += 1
+print("bad reads", bad, flush=True)
+sys.exit(1 if bad else 0)
+"""
+
+
+def test_parallel_python_and_cxx_cycles_only_ever_read_complete_files(native, tmp_path):
+    cache = str(tmp_path / "runtime_cache.bin")
+    children = [Child(CYCLES, cache, runtime, "60") for runtime in ("py", "cxx", "py", "cxx")]
+    results = [child.finish(timeout=240) for child in children]
+    for code, out, err in results:
+        assert code == 0, (out, err)
+        assert "bad reads 0" in out
+    leftovers = [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    assert leftovers == []
+
+
+# 5 -------------------------------------------------------------------------------------
+def test_cache_file_written_by_either_runtime_loads_in_the_other(native, tmp_path):
+    blob = bytes(range(256)) * 100
+    by_cxx = tmp_path / "by_cxx.bin"
+    assert native.RuntimeCacheFile(str(by_cxx)).try_save_bytes(blob)
+    seen = []
+    assert RuntimeCacheFile(by_cxx).try_load(lambda b: seen.append(bytes(b)) or True)
+    assert seen == [blob]
+
+    by_py = tmp_path / "by_py.bin"
+    assert RuntimeCacheFile(by_py).try_save_bytes(blob)
+    result = run("""
+import sys
+from torch_tensorrt_rtx import _C
+got = []
+ok = _C.RuntimeCacheFile(sys.argv[1]).try_load(lambda b: got.append(b) or True)
+print(got[0].hex() if ok else "rejected")
+""", by_py)
+    assert result.returncode == 0, result.stderr
+    assert bytes.fromhex(result.stdout.strip()) == blob
+
+
+SCRIPTED_ENGINE = b"SCRIPTED-ENGINE v1\ninput x\noutput y\n"
+
+
+def _record() -> EngineRecord:
+    return EngineRecord.new(SCRIPTED_ENGINE, name="blk0", input_names=["x"],
+                            output_names=["y"], device="0%8%9%RTX 4090",
+                            metadata={"outputs": [{"dtype": "float32", "shape": ["i0_0"]}]})
+
+
+def test_engine_record_saved_by_python_runs_in_cxx_and_back(native, scripted_ops, tmp_path):
+    packed = tmp_path / "record.bin"
+    packed.write_bytes(_record().pack())
+    out = tmp_path / "from_cxx.bin"
+    result = run("""
+import sys, torch
+torch.ops.load_library(sys.argv[3])
+data = bytearray(open(sys.argv[1], "rb").read())
+engine = torch.ops.tensorrt.engine_from_packed(torch.frombuffer(data, dtype=torch.uint8))
+y = torch.ops.tensorrt.execute_engine([torch.arange(4.0)], engine)[0]
+print(engine.name(), y.tolist(), flush=True)
+open(sys.argv[2], "wb").write(engine.packed_record().numpy().tobytes())
+""", packed, out, scripted_ops)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "blk0 [0.0, 2.0, 4.0, 6.0]"
+    # The C++ runtime's packed record is byte-for-byte the Python runtime's.
+    assert out.read_bytes() == packed.read_bytes()
+    assert EngineRecord.unpack(out.read_bytes()).to_list() == _record().to_list()
+
+
+def test_engine_pickled_by_cxx_runtime_loads_in_python_runtime(runtime_library, tmp_path):
+    saved = tmp_path / "engine.pt"
+    result = run("""
+import sys, torch
+torch.ops.load_library(sys.argv[2])
+from torch_tensorrt_rtx.runtime.engine_record import EngineRecord
+rec = EngineRecord.unpack(open(sys.argv[3], "rb").read())
+engine = torch.classes.tensorrt.Engine(rec.to_list())
+torch.save(engine.packed_record(), sys.argv[1])
+print(engine, flush=True)
+""", saved, runtime_library, _write(tmp_path / "rec.bin", _record().pack()))
+    assert result.returncode == 0, result.stderr
+    assert "name=blk0" in result.stdout
+    import torch
+
+    loaded = EngineRecord.from_tensor(torch.load(saved))
+    assert loaded.to_list() == _record().to_list()
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
