@@ -140,10 +140,17 @@ std::optional<std::string> RuntimeCacheFile::TryRead() const noexcept {
       if (errno == ENOENT) return std::nullopt;
       ThrowErrno("open " + path_);
     }
+    // Sized from fstat and read in place: one copy from the page cache, no regrowth.
     std::string data;
-    std::vector<char> buf(1 << 16);
+    struct stat info;
+    if (fstat(fd, &info) == 0 && info.st_size > 0) {
+      data.resize(static_cast<std::size_t>(info.st_size));
+    }
+    std::size_t used = 0;
+    char spill[1 << 16];  // reads past the fstat size (the file grew) land here first
     while (true) {
-      const ssize_t n = read(fd, buf.data(), buf.size());
+      const bool full = used == data.size();
+      const ssize_t n = full ? read(fd, spill, sizeof(spill)) : read(fd, &data[used], data.size() - used);
       if (n == 0) break;
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -152,10 +159,12 @@ std::optional<std::string> RuntimeCacheFile::TryRead() const noexcept {
         errno = saved;
         ThrowErrno("read " + path_);
       }
-      data.append(buf.data(), static_cast<std::size_t>(n));
+      if (full) data.append(spill, static_cast<std::size_t>(n));
+      used += static_cast<std::size_t>(n);
     }
+    data.resize(used);
     close(fd);
-    return data;
+    return std::optional<std::string>(std::move(data));
   } catch (const std::exception& e) {
     LogWarning("runtime cache: cannot read " + path_ + " (" + e.what() +
                "); starting with an empty cache");

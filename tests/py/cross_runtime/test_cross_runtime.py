@@ -240,3 +240,35 @@ print(engine, flush=True)
 def _write(path, data):
     path.write_bytes(data)
     return path
+
+
+def test_shipped_library_without_rtx_constructs_pickles_prints_and_explains(runtime_library):
+    from torch_tensorrt_rtx.runtime.engine_record import LAYOUT
+
+    result = run("""
+import io, sys, torch
+torch.ops.load_library(sys.argv[1])
+from torch_tensorrt_rtx.runtime.engine_record import EngineRecord
+rec = EngineRecord.new(b"\\x00\\xffnot-an-engine", name="blk0", input_names=["x"], output_names=["y"])
+engine = torch.classes.tensorrt.Engine(rec.to_list())
+buf = io.BytesIO(); torch.save(engine, buf); buf.seek(0)
+again = torch.load(buf, weights_only=False)
+assert torch.equal(again.packed_record(), engine.packed_record())
+print(torch.ops.tensorrt.runtime_backend())
+print(torch.ops.tensorrt.abi_version(), torch.ops.tensorrt.record_length(),
+      ",".join(torch.ops.tensorrt.record_field_names()))
+print(again)
+try:
+    torch.ops.tensorrt.execute_engine([torch.ones(2)], again)
+except RuntimeError as exc:
+    print("error:", str(exc).splitlines()[0])
+""", runtime_library)
+    assert result.returncode == 0, result.stderr
+    backend, layout, printed, error = result.stdout.strip().splitlines()
+    if backend != "none":
+        pytest.skip(f"library built with TensorRT ({backend}); this checks the default build")
+    # The record layout ops come from the same single definition as the Python view.
+    assert layout == f"{LAYOUT.abi_version} {LAYOUT.num_fields} {','.join(LAYOUT.fields)}"
+    assert printed.startswith("Engine(name=blk0")
+    assert "built without TensorRT-RTX; rebuild with --config=rtx" in error
+    assert "RTX GPU" in error
