@@ -32,12 +32,17 @@ def int_tensor(ctx: ConversionContext, values: Sequence[int]) -> "trt.ITensor":
     return ctx.constant(torch.tensor(list(values), dtype=torch.int64))
 
 
+_HOST_MATH = {
+    trt.ElementWiseOperation.SUM: lambda a, b: a + b, trt.ElementWiseOperation.SUB: lambda a, b: a - b,
+    trt.ElementWiseOperation.PROD: lambda a, b: a * b, trt.ElementWiseOperation.FLOOR_DIV: lambda a, b: a // b,
+    trt.ElementWiseOperation.MAX: max, trt.ElementWiseOperation.MIN: min,
+}
+
+
 def shape_math(ctx: ConversionContext, a: Part, b: Part, op: "trt.ElementWiseOperation") -> Part:
     """a (op) b on sizes: Python arithmetic when both are ints, an int64 shape layer otherwise."""
     if isinstance(a, int) and isinstance(b, int):
-        return {trt.ElementWiseOperation.SUM: a + b, trt.ElementWiseOperation.SUB: a - b,
-                trt.ElementWiseOperation.PROD: a * b, trt.ElementWiseOperation.FLOOR_DIV: a // b,
-                trt.ElementWiseOperation.MAX: max(a, b), trt.ElementWiseOperation.MIN: min(a, b)}[op]
+        return _HOST_MATH[op](a, b)
     a = a if isinstance(a, trt.ITensor) else int_tensor(ctx, [a])
     b = b if isinstance(b, trt.ITensor) else int_tensor(ctx, [b])
     a, b = ctx.cast(a, torch.int64), ctx.cast(b, torch.int64)

@@ -68,6 +68,8 @@ def scaled_dot_product_attention(ctx, node, args, kwargs):
     scores = matmul_tensors(ctx, q, k, dtype, transpose_b=True)
     scores = elementwise_tensors(ctx, scores, float(scale), Op.PROD, dtype)
     mask = a["attn_mask"]
+    if isinstance(mask, torch.Tensor):  # a mask folded to a constant on the host
+        mask = ctx.constant(mask) if mask.dtype == torch.bool else ctx.constant(mask, dtype)
     if a["is_causal"]:
         future = causal_mask(ctx, dims(ctx, q)[-2], dims(ctx, k)[-2])
         scores = select_tensors(ctx, future, float("-inf"), scores, dtype)

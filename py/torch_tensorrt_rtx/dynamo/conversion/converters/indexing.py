@@ -165,3 +165,23 @@ def index_select(ctx, node, args, kwargs):
     x, axis, index = args[0], args[1], args[2]
     x = ctx.as_tensor(x, node_dtype(node))
     return _gather(ctx, x, index, normalize_axis(axis, len(x.shape)))
+
+
+def _repeat_ok(node):
+    repeats = node.args[1]
+    return numeric_tensors(node) and all(isinstance(r, int) and 1 <= r <= 64 for r in repeats)
+
+
+@converter(aten.repeat.default, validator=_repeat_ok)
+def repeat(ctx, node, args, kwargs):
+    """x.repeat(r0, r1, ...): r copies concatenated along each axis (works for dynamic dims)."""
+    repeats = [int(r) for r in args[1]]
+    out = ctx.unsqueeze_leading(args[0], len(repeats))
+    for axis, times in enumerate(repeats):
+        if times > 1:
+            layer = ctx.network.add_concatenation([out] * times)
+            layer.axis = axis
+            out = ctx.name(layer, "repeat").get_output(0)
+    if out is args[0]:
+        out = ctx.name(ctx.network.add_identity(out), "repeat").get_output(0)
+    return out
