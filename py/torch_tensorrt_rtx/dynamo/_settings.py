@@ -21,6 +21,8 @@ class CompilationSettings:
     compute_capabilities: Tuple[str, ...] = ()
     # Report build progress through TensorRT-RTX's progress monitor.
     progress: bool = True
+    # torch.compile only: upper bound of a dim dynamo made dynamic without a finite bound.
+    dynamic_max_size: int = 4096
     # Keep each engine's INetworkDefinition in memory so `verify` can run it after compile.
     keep_networks: bool = True
 

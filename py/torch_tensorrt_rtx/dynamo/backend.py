@@ -7,9 +7,12 @@ torch_executed_ops, require_full_compilation, compute_capabilities, progress, ke
 
 Dynamo hands us an FX graph whose module parameters and buffers are graph inputs. They are
 bound as constants (frozen, inference only) so they become engine weights; the remaining inputs
-are traced with torch.export, decomposed and compiled by the shared pipeline. Graphs that
-dynamo made shape-dynamic (SymInt inputs) run in PyTorch with a warning: use
-``torch.compile(..., dynamic=False)`` or ``torch_tensorrt_rtx.compile`` with Input ranges.
+are traced with torch.export, decomposed and compiled by the shared pipeline.
+
+Dynamic shapes: when dynamo marks a size dynamic (SymInt inputs), that dim gets an engine range
+from dynamo's value range, capped at the `dynamic_max_size` option (min is 2: dynamo
+specializes sizes 0 and 1 itself). A graph whose sizes cannot be mapped runs in PyTorch with a
+warning; `torch_tensorrt_rtx.compile` with explicit Input ranges gives full control.
 """
 from __future__ import annotations
 
@@ -35,12 +38,12 @@ def _is_module_state(node: torch.fx.Node, value: Any) -> bool:
     return "_parameters" in name or "_buffers" in name
 
 
-def _freeze_module_state(gm: GraphModule, example_inputs: Sequence[Any]) -> List[int]:
+def _freeze_module_state(gm: GraphModule, example_inputs: Sequence[Any], state: Sequence[bool]) -> List[int]:
     """Turn parameter/buffer placeholders into constants; return indices of the real inputs."""
     user_indices = []
     placeholders = list(gm.graph.find_nodes(op="placeholder"))
     for index, (node, value) in enumerate(zip(placeholders, example_inputs)):
-        if isinstance(value, torch.Tensor) and _is_module_state(node, value):
+        if state[index]:
             attr = f"_frozen_{index}"
             gm.register_buffer(attr, value.detach())
             with gm.graph.inserting_before(node):
@@ -54,10 +57,70 @@ def _freeze_module_state(gm: GraphModule, example_inputs: Sequence[Any]) -> List
 
 
 def _copy(gm: GraphModule) -> GraphModule:
+    """A copy with plain input names: dynamo's (``L_x_``) leak into export's guard code."""
     graph = torch.fx.Graph()
-    output = graph.graph_copy(gm.graph, {})
+    val_map = {}
+    for i, node in enumerate(gm.graph.find_nodes(op="placeholder")):
+        val_map[node] = graph.placeholder(f"input_{i}")
+        val_map[node].meta = {k: v for k, v in node.meta.items() if k == "example_value"}
+    output = graph.graph_copy(gm.graph, val_map)
     graph.output(output)
     return GraphModule(gm, graph)
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _finite(bound: Any, default: int) -> int:
+    try:
+        return int(bound)  # sympy Integer; torch's int_oo and None raise
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        return default
+
+
+def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_indices: List[int],
+                        settings: Any):
+    """Input specs for the tensor inputs; SymInt inputs (dynamo's dynamic sizes) are replaced by
+    sym_size of a tensor dim carrying the same symbol, and that dim gets a min/opt/max range."""
+    from torch_tensorrt_rtx.dynamo._input import Input
+
+    by_index = dict(zip(user_indices, gm.graph.find_nodes(op="placeholder")))
+    symbol_dims = {}  # sympy symbol -> (placeholder node, dim)
+    tensor_indices, specs = [], []
+    for index in user_indices:
+        node, value = by_index[index], example_inputs[index]
+        if not isinstance(value, torch.Tensor):
+            continue
+        fake = node.meta.get("example_value")
+        shape = list(value.shape)
+        lo, hi = list(shape), list(shape)
+        for d, size in enumerate(getattr(fake, "shape", ())):
+            if isinstance(size, torch.SymInt) and not size.node.expr.is_number:
+                expr = size.node.expr
+                if not expr.is_symbol:
+                    raise _Unsupported(f"input {node.name} dim {d} has size {expr}; only plain symbols are mapped")
+                symbol_dims.setdefault(expr, (node, d))
+                vr = size.node.shape_env.var_to_range.get(expr)
+                lower = _finite(getattr(vr, "lower", None), 2)
+                upper = _finite(getattr(vr, "upper", None), settings.dynamic_max_size)
+                lo[d], hi[d] = max(lower, 2), max(min(upper, settings.dynamic_max_size), shape[d])
+        tensor_indices.append(index)
+        specs.append(Input(min_shape=lo, opt_shape=shape, max_shape=hi, dtype=value.dtype))
+    for index in user_indices:
+        node, value = by_index[index], example_inputs[index]
+        if isinstance(value, torch.Tensor):
+            continue
+        if not isinstance(value, torch.SymInt) or value.node.expr not in symbol_dims:
+            raise _Unsupported(f"non-tensor input {node.name} ({type(value).__name__}) is not a tensor size")
+        source, d = symbol_dims[value.node.expr]
+        last_placeholder = list(gm.graph.find_nodes(op="placeholder"))[-1]
+        with gm.graph.inserting_after(last_placeholder):
+            size = gm.graph.call_function(torch.ops.aten.sym_size.int, (source, d))
+        node.replace_all_uses_with(size)
+        gm.graph.erase_node(node)
+    gm.recompile()
+    return tensor_indices, specs
 
 
 def tensorrt_rtx_backend(gm: GraphModule, example_inputs: Sequence[Any],
@@ -68,16 +131,19 @@ def tensorrt_rtx_backend(gm: GraphModule, example_inputs: Sequence[Any],
     from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 
     settings = CompilationSettings.from_options({**(options or {}), **kwargs})
-    if any(not isinstance(v, torch.Tensor) for v in example_inputs):
-        kinds = sorted({type(v).__name__ for v in example_inputs if not isinstance(v, torch.Tensor)})
-        logger.warning("tensorrt_rtx backend: graph has non-tensor inputs (%s; dynamo marked shapes dynamic?). "
-                       "Running it in PyTorch. Use torch.compile(..., dynamic=False) or "
-                       "torch_tensorrt_rtx.compile with Input ranges for dynamic shapes.", ", ".join(kinds))
-        return gm.forward
+    original = gm
+    state = [isinstance(v, torch.Tensor) and _is_module_state(n, v)
+             for n, v in zip(gm.graph.find_nodes(op="placeholder"), example_inputs)]
     gm = _copy(gm)  # dynamo reads the graph it handed us afterwards: never edit it in place
-    user_indices = _freeze_module_state(gm, example_inputs)
-    specs = [Input.from_tensor(example_inputs[i]) for i in user_indices]
-    with torch.no_grad():
+    user_indices = _freeze_module_state(gm, example_inputs, state)
+    try:
+        user_indices, specs = _tensor_input_specs(gm, example_inputs, user_indices, settings)
+    except _Unsupported as exc:
+        logger.warning("tensorrt_rtx backend: running this graph in PyTorch: %s", exc)
+        return original.forward
+    # Export outside dynamo's tracing context: its guards (sources like L['x']) must not leak
+    # into the exported program's guard code.
+    with torch.no_grad(), torch._guards.tracing(None):
         aten_gm, symbol_ranges, _ = export_aten(gm, specs)
     compiled, report = compile_graph(aten_gm, symbol_ranges, settings)
     compiled.compile_report = report

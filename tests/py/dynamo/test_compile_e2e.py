@@ -134,3 +134,17 @@ def test_non_tensor_output_stays_in_pytorch():
 def test_bad_input_spec_is_rejected():
     with pytest.raises(ValueError, match="min <= opt <= max"):
         trtx.Input(min_shape=(4, 2), opt_shape=(2, 2), max_shape=(8, 2))
+
+
+def test_torch_compile_dynamic_batch_builds_one_ranged_engine():
+    model = MLP().eval()
+    compiled = torch.compile(model, backend="tensorrt_rtx", dynamic=True,
+                             options={"min_block_size": 1, "progress": False, "dynamic_max_size": 64})
+    before = len(recent_reports())
+    for batch in (2, 5, 64):
+        report = trtx.verify(compiled, torch.randn(batch, 16), reference_module=model)
+        assert report.ok, str(report)
+    reports = recent_reports()
+    assert len(reports) - before == 1 or len(reports) == 8, "recompiled for a new batch size"
+    ranges = reports[-1].engines[0].input_ranges
+    assert ranges == ["{0: (2, 2, 64)}"], ranges
