@@ -124,7 +124,10 @@ def _build_one(gm: GraphModule, node: Node, symbol_ranges, settings: Compilation
     call.meta = dict(node.meta)
     node.replace_all_uses_with(call)
     gm.graph.erase_node(node)
-    _debug.remember(sha, sub, network_def if settings.keep_networks else None)
+    source = _debug.remember(sha, sub, network_def if settings.keep_networks else None)
+    if not hasattr(gm, "_engine_sources"):
+        gm._engine_sources = {}
+    gm._engine_sources[name] = source  # keeps the network alive exactly as long as the module
     delattr(gm, name)
     report.engines.append(EngineSummary(name, network_def.converted_ops, seconds, len(engine),
                                         [str(r) for r in ranges]))

@@ -1,14 +1,16 @@
 """In-process handles on what each engine was built from, for `torch_tensorrt_rtx.verify`.
 
 Keyed by the engine's sha256, so any graph holding the engine (an AOT-compiled module, a
-torch.compile graph) finds them. They are not saved: a program loaded from disk has only its
-engine records, and verify says so.
+torch.compile graph) finds them. The compiled module owns its sources (attribute
+`_engine_sources`); this index holds them weakly, so they die with the module. They are not
+saved: a program loaded from disk has only its engine records, and verify says so.
 """
 from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any, Dict, Optional
+import weakref
+from typing import Any, Optional
 
 from torch.fx import GraphModule
 
@@ -19,13 +21,16 @@ class EngineSource:
     network: Optional[Any]  # NetworkDefinition, or None when settings.keep_networks is False
 
 
-_SOURCES: Dict[str, EngineSource] = {}
+_SOURCES: "weakref.WeakValueDictionary[str, EngineSource]" = weakref.WeakValueDictionary()
 _LOCK = threading.Lock()
 
 
-def remember(sha256: str, fx_module: GraphModule, network: Optional[Any]) -> None:
+def remember(sha256: str, fx_module: GraphModule, network: Optional[Any]) -> EngineSource:
+    """Index a source; the caller must keep the returned object alive (e.g. on the module)."""
+    source = EngineSource(fx_module, network)
     with _LOCK:
-        _SOURCES[sha256] = EngineSource(fx_module, network)
+        _SOURCES[sha256] = source
+    return source
 
 
 def lookup(sha256: str) -> Optional[EngineSource]:

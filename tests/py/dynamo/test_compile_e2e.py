@@ -148,3 +148,29 @@ def test_torch_compile_dynamic_batch_builds_one_ranged_engine():
     assert len(reports) - before == 1 or len(reports) == 8, "recompiled for a new batch size"
     ranges = reports[-1].engines[0].input_ranges
     assert ranges == ["{0: (2, 2, 64)}"], ranges
+
+
+def test_compute_capabilities_are_configurable():
+    compiled = trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1, progress=False,
+                            compute_capabilities=["SM86", "sm120"])
+    record = next(iter(trtx.engine_records(compiled).values()))
+    assert record.metadata["compute_capabilities"] == ["SM86", "sm120"]
+    portable = trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1, progress=False)
+    assert next(iter(trtx.engine_records(portable).values())).metadata["compute_capabilities"] == "portable"
+    with pytest.raises(ValueError, match="unknown compute capability 'SM90'"):
+        trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1, compute_capabilities=["SM90"])
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1)
+    assert "#" in terminal.getvalue() and "[_run_on_trt_0]" in terminal.getvalue()
+    pipe = io.StringIO()
+    monkeypatch.setattr("sys.stderr", pipe)
+    trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1)
+    assert "#" not in pipe.getvalue() and "_run_on_trt_0" not in pipe.getvalue()
