@@ -9,8 +9,8 @@
   propagation run the fake kernel on *fake* tensors, whose bytes cannot be read.
 
 The saved graph therefore names no runtime: the real kernel hands the record to whatever
-runtime `_runtime_module` picks (today the Python ``TRTModule``; the C++
-``torch.classes.tensorrt.Engine`` can be plugged in there). Output shapes are expressions over
+runtime `_runtime_module` picks (the C++ ``torch.classes.tensorrt.Engine`` when its library
+is loaded with TensorRT-RTX, else the Python ``TRTModule``). Output shapes are expressions over
 input dims (``"i0_0"`` = input 0, dim 0; e.g. ``"2*i0_0"``), so dynamic batch sizes propagate.
 """
 from __future__ import annotations
@@ -97,16 +97,36 @@ _MODULES_LOCK = threading.Lock()
 
 
 def _runtime_module(packed_record: torch.Tensor, spec: OutputSpec) -> Callable[..., Any]:
-    """The one place that picks the runtime for an engine record (cached per engine)."""
+    """The one place that picks the runtime for an engine record (cached per engine).
+
+    The C++ runtime (torch.classes.tensorrt.Engine) is used when its library is already loaded
+    and was built with TensorRT-RTX; otherwise the Python runtime's TRTModule.
+    """
     with _MODULES_LOCK:
         module = _MODULES.get(spec.sha256)
         if module is None:
-            from torch_tensorrt_rtx.runtime import EngineRecord, TRTModule
+            packed = packed_record.detach().cpu().clone()
+            if _cpp_runtime_available():
+                engine = torch.ops.tensorrt.engine_from_packed(packed)
+                module = functools.partial(_run_cpp_engine, engine)
+            else:
+                from torch_tensorrt_rtx.runtime import EngineRecord, TRTModule
 
-            record = EngineRecord.from_tensor(packed_record.detach().cpu().clone())
-            module = TRTModule(record, name=spec.name)
+                module = TRTModule(EngineRecord.from_tensor(packed), name=spec.name)
             _MODULES[spec.sha256] = module
         return module
+
+
+def _cpp_runtime_available() -> bool:
+    try:
+        return hasattr(torch.ops.tensorrt, "engine_from_packed") and \
+            torch.ops.tensorrt.runtime_backend() == "tensorrt_rtx"
+    except Exception:  # library not loaded or built without TensorRT-RTX
+        return False
+
+
+def _run_cpp_engine(engine: Any, *inputs: torch.Tensor) -> List[torch.Tensor]:
+    return torch.ops.tensorrt.execute_engine(list(inputs), engine)
 
 
 # -- interception (verification on CPU) ------------------------------------------------------

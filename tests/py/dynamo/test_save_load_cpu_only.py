@@ -127,3 +127,19 @@ def test_backend_works_without_importing_the_package():
             print("RAISED:", type(e).__name__, e)
     """)
     assert "RAISED: RTXGPUUnavailableError" in proc.stdout, proc.stdout
+
+
+def test_output_shape_expressions_survive_export(tmp_path):
+    class Cat(torch.nn.Module):
+        def forward(self, a, b):
+            return torch.relu(torch.cat([a, b], dim=0)) * 2
+
+    spec = trtx.Input(min_shape=(1, 4), opt_shape=(2, 4), max_shape=(8, 4))
+    compiled = trtx.compile(Cat(), [spec, spec], min_block_size=1, progress=False)
+    trtx.save(compiled, tmp_path / "cat.pt2")
+    program = trtx.load(tmp_path / "cat.pt2")
+    call = next(n for n in program.graph.nodes if n.target == torch.ops.tensorrt_rtx.execute_engine.default)
+    spec_json = json.loads(call.args[2])
+    assert spec_json["outputs"][0]["shape"] in (["i0_0 + i1_0", 4], ["i1_0 + i0_0", 4]), spec_json["outputs"]
+    size = call.meta["val"][0].shape[0]
+    assert isinstance(size, torch.SymInt) and "+" in str(size), size
