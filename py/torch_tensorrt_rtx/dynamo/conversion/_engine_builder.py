@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 import tensorrt_rtx as trt
 
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
-from torch_tensorrt_rtx.dynamo.conversion._interpreter import NetworkDefinition
+from torch_tensorrt_rtx.dynamo.conversion._interpreter import NetworkDefinition, trt_logger
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +89,11 @@ def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[
     monitor: Optional[BuildProgress] = BuildProgress(label) if progress else None
     if monitor is not None:
         config.progress_monitor = monitor
+    trt_logger().errors.clear()
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start
     if serialized is None:
-        from torch_tensorrt_rtx.dynamo.conversion._interpreter import trt_logger
-
         recent = "; ".join(trt_logger().errors[-3:]) or "no message"
         raise ConversionError(f"TensorRT-RTX failed to build engine {label}: {recent}")
     return bytes(memoryview(serialized)), seconds
