@@ -10,5 +10,7 @@ if [ -x scripts/build_native.sh ]; then
 fi
 echo "[test] C++ tests (bazel test //tests/...)" >&2
 bazel test //tests/...
+echo "[test] compile check of the TensorRT backend against standard TensorRT headers" >&2
+bazel build //core/runtime:backend_tensorrt_compile_check
 echo "[test] Python tests (pytest tests/py)" >&2
 .venv/bin/python -m pytest tests/py -q -rs "$@"

@@ -28,9 +28,9 @@ EngineRecord EngineRecord::FromList(std::vector<std::string> fields) {
 
 namespace {
 
-// Not in the layout file: the packed container is Python's EngineRecord.pack() format,
-// checked against it by tests/py/cross_runtime.
-constexpr char kPackMagic[8] = {'T', 'R', 'X', 'R', 'E', 'C', '0', '1'};
+// The packed container is Python's EngineRecord.pack() format (checked against it by
+// tests/py/cross_runtime); its magic comes from the layout file.
+using layout::kPackMagic;
 
 void PutLE(std::string& out, uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
@@ -68,10 +68,11 @@ EngineRecord EngineRecord::Unpack(const void* data, std::size_t size) {
                             std::to_string(size));
   }
   if (std::memcmp(p, kPackMagic, sizeof(kPackMagic)) != 0) {
-    throw EngineRecordError("not a packed engine record: expected magic TRXREC01");
+    throw EngineRecordError(std::string("not a packed engine record: expected magic ") +
+                            layout::kPackMagicText);
   }
-  const uint64_t abi = GetLE(p + 8, 4);
-  const uint64_t count = GetLE(p + 12, 4);
+  const uint64_t abi = GetLE(p + sizeof(kPackMagic), 4);
+  const uint64_t count = GetLE(p + sizeof(kPackMagic) + 4, 4);
   if (abi != static_cast<uint64_t>(layout::kAbiVersion)) {
     throw EngineRecordError("engine record has the wrong ABI version: expected " +
                             std::string(layout::kAbiVersionText) + ", found " +

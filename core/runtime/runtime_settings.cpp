@@ -21,25 +21,20 @@ Enum ParseName(const char* what, const std::string& name, const char* const (&na
                               "': expected one of " + valid);
 }
 
-// Order matches the enum declarations.
-constexpr const char* kKernelNames[] = {"lazy", "eager", "none"};
-constexpr const char* kCudaGraphNames[] = {"disabled", "whole_graph_capture"};
-constexpr const char* kAllocationNames[] = {"static", "on_profile_change", "user_managed"};
-
 }  // namespace
 
 KernelStrategy ParseKernelStrategy(const std::string& name) {
-  return ParseName<KernelStrategy>("kernel_strategy", name, kKernelNames);
+  return ParseName<KernelStrategy>(kKernelStrategySetting, name, kKernelStrategyNames);
 }
 CudaGraphStrategy ParseCudaGraphStrategy(const std::string& name) {
-  return ParseName<CudaGraphStrategy>("cuda_graph_strategy", name, kCudaGraphNames);
+  return ParseName<CudaGraphStrategy>(kCudaGraphStrategySetting, name, kCudaGraphStrategyNames);
 }
 AllocationStrategy ParseAllocationStrategy(const std::string& name) {
-  return ParseName<AllocationStrategy>("allocation_strategy", name, kAllocationNames);
+  return ParseName<AllocationStrategy>(kAllocationStrategySetting, name, kAllocationStrategyNames);
 }
-const char* Name(KernelStrategy s) { return kKernelNames[static_cast<int>(s)]; }
-const char* Name(CudaGraphStrategy s) { return kCudaGraphNames[static_cast<int>(s)]; }
-const char* Name(AllocationStrategy s) { return kAllocationNames[static_cast<int>(s)]; }
+const char* Name(KernelStrategy s) { return kKernelStrategyNames[static_cast<int>(s)]; }
+const char* Name(CudaGraphStrategy s) { return kCudaGraphStrategyNames[static_cast<int>(s)]; }
+const char* Name(AllocationStrategy s) { return kAllocationStrategyNames[static_cast<int>(s)]; }
 
 std::string ToString(const RuntimeSettings& s) {
   return "cache_path=" + (s.cache_path.empty() ? std::string("<default>") : s.cache_path) +

@@ -8,8 +8,9 @@
 //   s.kernel_strategy = ParseKernelStrategy("eager");    // throws on an unknown name
 //   engine.UpdateSettings(s);                            // context recreated lazily
 //
-// Contract: strategy names are the Python runtime's, lower case ("lazy", "eager", "none";
-// "disabled", "whole_graph_capture"; "static", "on_profile_change", "user_managed").
+// Contract: the strategy enums and their names are generated (runtime_strategies.h) from
+// py/torch_tensorrt_rtx/runtime/runtime_strategies.txt, the definition the Python
+// runtime reads too; the first name of each is the default.
 // Parse* throw std::invalid_argument listing the valid names. An empty cache_path means
 // the per-user default (DefaultCachePath()).
 #ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_SETTINGS_H_
@@ -18,18 +19,16 @@
 #include <string>
 #include <vector>
 
+#include "core/runtime/runtime_strategies.h"
+
 namespace torch_tensorrt_rtx {
 namespace runtime {
 
-enum class KernelStrategy { kLazy, kEager, kNone };
-enum class CudaGraphStrategy { kDisabled, kWholeGraphCapture };
-enum class AllocationStrategy { kStatic, kOnProfileChange, kUserManaged };
-
 struct RuntimeSettings {
   std::string cache_path;  // "" = DefaultCachePath()
-  KernelStrategy kernel_strategy = KernelStrategy::kLazy;
-  CudaGraphStrategy cuda_graph_strategy = CudaGraphStrategy::kDisabled;
-  AllocationStrategy allocation_strategy = AllocationStrategy::kStatic;
+  KernelStrategy kernel_strategy = static_cast<KernelStrategy>(0);
+  CudaGraphStrategy cuda_graph_strategy = static_cast<CudaGraphStrategy>(0);
+  AllocationStrategy allocation_strategy = static_cast<AllocationStrategy>(0);
 
   bool operator==(const RuntimeSettings& o) const {
     return cache_path == o.cache_path && kernel_strategy == o.kernel_strategy &&

@@ -1,7 +1,7 @@
 """The engine record: everything needed to rebuild one TensorRT(-RTX) engine from disk.
 
-The layout (field names, order, ABI version, separator, sentinel) is defined once, in
-``engine_record_layout.txt`` next to this file, and parsed here at import. The C++ runtime
+The layout (field names, order, ABI version, pack magic, separator, sentinel) is defined
+once, in ``engine_record_layout.txt`` next to this file, parsed by ``definitions``. The C++ runtime
 generates its header from the same file. Nothing in this package hardcodes a field index:
 code names fields (``record.engine``, ``LAYOUT.index("ENGINE")``).
 
@@ -32,22 +32,20 @@ import dataclasses
 import json
 import logging
 import struct
-from pathlib import Path
-from typing import Any, NamedTuple, Sequence, Union
+from typing import Any, Sequence, Union
+
+from torch_tensorrt_rtx.runtime.definitions import (ABI_FIELD, ENGINE_FIELD, LAYOUT, LAYOUT_FILE,  # noqa: F401
+                                                    Layout, parse_layout)
 
 logger = logging.getLogger(__name__)
 
 Buffer = Union[bytes, bytearray, memoryview]
 
-LAYOUT_FILE = Path(__file__).with_name("engine_record_layout.txt")
-# The only field that holds binary data; every other field is UTF-8 text.
-ENGINE_FIELD = "ENGINE"
-ABI_FIELD = "ABI_VERSION"
-
-# pack() format: magic, u32 ABI version, u32 field count, then per field a u64 length
-# and the bytes (all little-endian). The field bytes are exactly those of to_list().
-PACK_MAGIC = b"TRXREC01"
-_PACK_HEADER = struct.Struct("<8sII")
+# pack() format: the layout's pack_magic, u32 ABI version, u32 field count, then per
+# field a u64 length and the bytes (all little-endian). The field bytes are exactly those
+# of to_list().
+PACK_MAGIC = LAYOUT.pack_magic
+_PACK_HEADER = struct.Struct(f"<{len(PACK_MAGIC)}sII")
 _PACK_LENGTH = struct.Struct("<Q")
 
 
@@ -55,56 +53,6 @@ class EngineRecordError(ValueError):
     """An engine record that cannot be used: wrong ABI, wrong length, truncated, garbage."""
 
 
-class Layout(NamedTuple):
-    abi_version: int
-    separator: str
-    sentinel: str
-    fields: tuple[str, ...]
-    descriptions: tuple[str, ...]
-
-    def index(self, field: str) -> int:
-        return self.fields.index(field)
-
-    @property
-    def num_fields(self) -> int:
-        return len(self.fields)
-
-
-def parse_layout(text: str, source: str = "<layout>") -> Layout:
-    """Parse the layout syntax: ``abi_version N``, ``separator T``, ``sentinel T``, ``field NAME desc``."""
-    abi, sep, sentinel = None, None, None
-    fields: list[str] = []
-    descriptions: list[str] = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, _, rest = line.partition(" ")
-        rest = rest.strip()
-        if key == "abi_version":
-            abi = int(rest)
-        elif key == "separator":
-            sep = rest
-        elif key == "sentinel":
-            sentinel = rest
-        elif key == "field":
-            name, _, desc = rest.partition(" ")
-            if not name or name in fields:
-                raise EngineRecordError(f"{source}:{lineno}: bad or duplicate field {name!r}")
-            fields.append(name)
-            descriptions.append(desc.strip())
-        else:
-            raise EngineRecordError(f"{source}:{lineno}: unknown directive {key!r}")
-    if abi is None or not sep or not sentinel or not fields:
-        raise EngineRecordError(
-            f"{source}: needs abi_version, separator, sentinel and at least one field")
-    for required in (ABI_FIELD, ENGINE_FIELD):
-        if required not in fields:
-            raise EngineRecordError(f"{source}: missing required field {required}")
-    return Layout(abi, sep, sentinel, tuple(fields), tuple(descriptions))
-
-
-LAYOUT = parse_layout(LAYOUT_FILE.read_text(encoding="utf-8"), str(LAYOUT_FILE))
 ABI_VERSION = LAYOUT.abi_version
 
 

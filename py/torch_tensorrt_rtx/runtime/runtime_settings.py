@@ -27,23 +27,17 @@ import os
 import weakref
 from typing import Any, Iterator
 
+from torch_tensorrt_rtx.runtime.definitions import STRATEGIES
+
 logger = logging.getLogger(__name__)
 
-KERNEL_STRATEGIES = ("lazy", "eager", "none")
-CUDA_GRAPH_STRATEGIES = ("disabled", "whole_graph_capture")
-ALLOCATION_STRATEGIES = ("static", "on_profile_change", "user_managed")
-
-# tensorrt_rtx enum class holding each strategy family (values are upper-cased names).
-TRT_ENUMS = {
-    "kernel_strategy": "DynamicShapesKernelSpecializationStrategy",
-    "cuda_graph_strategy": "CudaGraphStrategy",
-    "allocation_strategy": "ExecutionContextAllocationStrategy",
-}
-_VALID = {
-    "kernel_strategy": KERNEL_STRATEGIES,
-    "cuda_graph_strategy": CUDA_GRAPH_STRATEGIES,
-    "allocation_strategy": ALLOCATION_STRATEGIES,
-}
+# The valid names of each strategy (the first is the default) and the tensorrt_rtx enum
+# class each maps to (members are the upper-cased names): from runtime_strategies.txt.
+KERNEL_STRATEGIES = STRATEGIES["kernel_strategy"].names
+CUDA_GRAPH_STRATEGIES = STRATEGIES["cuda_graph_strategy"].names
+ALLOCATION_STRATEGIES = STRATEGIES["allocation_strategy"].names
+TRT_ENUMS = {setting: strategy.trt_enum for setting, strategy in STRATEGIES.items()}
+_VALID = {setting: strategy.names for setting, strategy in STRATEGIES.items()}
 
 
 def _check_name(setting: str, value: Any) -> str:
@@ -59,9 +53,9 @@ class RuntimeSettings:
     """Runtime settings. ``cache_path=None`` means the per-user default cache file."""
 
     cache_path: str | None = None
-    kernel_strategy: str = "lazy"
-    cuda_graph_strategy: str = "disabled"
-    allocation_strategy: str = "static"
+    kernel_strategy: str = KERNEL_STRATEGIES[0]
+    cuda_graph_strategy: str = CUDA_GRAPH_STRATEGIES[0]
+    allocation_strategy: str = ALLOCATION_STRATEGIES[0]
 
     def __post_init__(self) -> None:
         for setting in _VALID:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from torch_tensorrt_rtx.runtime import LAYOUT, EngineRecord, EngineRecordError
+from torch_tensorrt_rtx.runtime.definitions import DefinitionError
 from torch_tensorrt_rtx.runtime.engine_record import (LAYOUT_FILE, check_engine_bytes,
                                                       parse_layout)
 
@@ -23,14 +24,18 @@ def test_layout_comes_from_the_file():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("abi_version 1\nseparator %\nsentinel x\n", "at least one field"),
-    ("abi_version 1\nseparator %\nsentinel x\nfield ABI_VERSION a\nfield ENGINE b\nfield ENGINE c\n",
-     "duplicate"),
+    ("abi_version 1\npack_magic TRXREC01\nseparator %\nsentinel x\n", "at least one field"),
+    ("abi_version 1\npack_magic TRXREC01\nseparator %\nsentinel x\nfield ABI_VERSION a\n"
+     "field ENGINE b\nfield ENGINE c\n", "duplicate"),
     ("abi_version 1\nbogus 2\n", "unknown directive"),
-    ("abi_version 1\nseparator %\nsentinel x\nfield NAME a\nfield ENGINE b\n", "ABI_VERSION"),
+    ("abi_version 1\npack_magic TRXREC01\nseparator %\nsentinel x\nfield NAME a\nfield ENGINE b\n",
+     "ABI_VERSION"),
+    ("abi_version 1\nseparator %\nsentinel x\nfield ABI_VERSION a\nfield ENGINE b\n", "missing: pack_magic"),
+    ("abi_version 1\npack_magic SHORT\nseparator %\nsentinel x\nfield ABI_VERSION a\nfield ENGINE b\n",
+     "8 ASCII bytes"),
 ])
 def test_bad_layout_text_is_rejected(text, message):
-    with pytest.raises(EngineRecordError, match=message):
+    with pytest.raises(DefinitionError, match=message):
         parse_layout(text)
 
 

@@ -1,0 +1,102 @@
+"""Generates the C++ headers of the facts both runtimes share.
+
+Usage (Bazel genrule): gen_definitions_headers.py DEFINITIONS_PY LAYOUT_H STRATEGIES_H
+
+DEFINITIONS_PY is py/torch_tensorrt_rtx/runtime/definitions.py, the one parser of
+engine_record_layout.txt and runtime_strategies.txt (it reads the files beside it).
+This script only changes the spelling into C++.
+"""
+import importlib.util
+import sys
+
+
+def load_definitions(path):
+    spec = importlib.util.spec_from_file_location("ttrx_definitions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def c_string(text):
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def camel(snake):
+    return "".join(word.capitalize() for word in snake.split("_"))
+
+
+def wrap(guard, source_file, body):
+    return "\n".join([
+        f"// Generated from py/torch_tensorrt_rtx/runtime/{source_file} by",
+        "// core/runtime/gen_definitions_headers.py. Do not edit: edit that file.",
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "",
+        "#include <cstddef>",
+        "",
+        "namespace torch_tensorrt_rtx {",
+        "namespace runtime {",
+        "",
+        *body,
+        "",
+        "}  // namespace runtime",
+        "}  // namespace torch_tensorrt_rtx",
+        "",
+        f"#endif  // {guard}",
+        "",
+    ])
+
+
+def layout_header(layout):
+    body = [
+        "namespace layout {",
+        "",
+        f"constexpr int kAbiVersion = {layout.abi_version};",
+        f"constexpr const char* kAbiVersionText = {c_string(str(layout.abi_version))};",
+        f"constexpr char kPackMagic[{len(layout.pack_magic)}] = "
+        + "{" + ", ".join(f"'{chr(b)}'" for b in layout.pack_magic) + "};",
+        f"constexpr const char* kPackMagicText = {c_string(layout.pack_magic.decode('ascii'))};",
+        f"constexpr const char* kSeparator = {c_string(layout.separator)};",
+        f"constexpr const char* kSentinel = {c_string(layout.sentinel)};",
+        "",
+        "// Index of each field in the record list.",
+        "enum Field : std::size_t {",
+        *[f"  {name} = {i}," for i, name in enumerate(layout.fields)],
+        "};",
+        "",
+        f"constexpr std::size_t kNumFields = {layout.num_fields};",
+        "constexpr const char* kFieldNames[kNumFields] = {",
+        *[f"    {c_string(name)}," for name in layout.fields],
+        "};",
+        "",
+        "}  // namespace layout",
+    ]
+    return wrap("TORCH_TENSORRT_RTX_CORE_RUNTIME_ENGINE_RECORD_LAYOUT_H_", "engine_record_layout.txt", body)
+
+
+def strategies_header(strategies):
+    body = []
+    for strategy in strategies.values():
+        enum = camel(strategy.setting)
+        members = ", ".join("k" + camel(name) for name in strategy.names)
+        names = ", ".join(c_string(name) for name in strategy.names)
+        body += [
+            f"// {strategy.setting}: tensorrt_rtx {strategy.trt_enum}; the first member is the default.",
+            f"enum class {enum} {{ {members} }};",
+            f"constexpr const char* k{enum}Names[] = {{{names}}};",
+            f"constexpr const char* k{enum}Setting = {c_string(strategy.setting)};",
+            "",
+        ]
+    return wrap("TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_STRATEGIES_H_", "runtime_strategies.txt", body[:-1])
+
+
+def main(definitions_py, layout_out, strategies_out):
+    definitions = load_definitions(definitions_py)
+    with open(layout_out, "w", encoding="utf-8") as f:
+        f.write(layout_header(definitions.LAYOUT))
+    with open(strategies_out, "w", encoding="utf-8") as f:
+        f.write(strategies_header(definitions.STRATEGIES))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,108 @@
+"""The facts both runtimes share, parsed from the text files beside this module.
+
+- ``engine_record_layout.txt``: the engine record (ABI version, pack magic, separator,
+  sentinel, fields in order).
+- ``runtime_strategies.txt``: the valid names of each runtime strategy.
+
+The C++ runtime generates its headers from the same files at build time
+(core/runtime/gen_definitions_header.py imports this module by path), so this module
+uses the standard library only and must stay importable on its own.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, NamedTuple, Tuple
+
+LAYOUT_FILE = Path(__file__).with_name("engine_record_layout.txt")
+STRATEGIES_FILE = Path(__file__).with_name("runtime_strategies.txt")
+
+# The only field that holds binary data; every other field is UTF-8 text.
+ENGINE_FIELD = "ENGINE"
+ABI_FIELD = "ABI_VERSION"
+PACK_MAGIC_LENGTH = 8
+
+
+class DefinitionError(ValueError):
+    """A definitions file that does not follow its syntax."""
+
+
+class Layout(NamedTuple):
+    abi_version: int
+    pack_magic: bytes
+    separator: str
+    sentinel: str
+    fields: Tuple[str, ...]
+    descriptions: Tuple[str, ...]
+
+    def index(self, field: str) -> int:
+        return self.fields.index(field)
+
+    @property
+    def num_fields(self) -> int:
+        return len(self.fields)
+
+
+class Strategy(NamedTuple):
+    setting: str  # the keyword, e.g. "kernel_strategy"
+    trt_enum: str  # the tensorrt_rtx enum class, e.g. "CudaGraphStrategy"
+    names: Tuple[str, ...]  # valid names; the first is the default
+
+
+def _directives(text: str):
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            key, _, rest = line.partition(" ")
+            yield lineno, key, rest.strip()
+
+
+def parse_layout(text: str, source: str = "<layout>") -> Layout:
+    """Parse ``abi_version N``, ``pack_magic T``, ``separator T``, ``sentinel T``, ``field NAME desc``."""
+    scalars: Dict[str, str] = {}
+    fields: list = []
+    descriptions: list = []
+    for lineno, key, rest in _directives(text):
+        if key in ("abi_version", "pack_magic", "separator", "sentinel"):
+            scalars[key] = rest
+        elif key == "field":
+            name, _, desc = rest.partition(" ")
+            if not name or name in fields:
+                raise DefinitionError(f"{source}:{lineno}: bad or duplicate field {name!r}")
+            fields.append(name)
+            descriptions.append(desc.strip())
+        else:
+            raise DefinitionError(f"{source}:{lineno}: unknown directive {key!r}")
+    missing = [k for k in ("abi_version", "pack_magic", "separator", "sentinel") if not scalars.get(k)]
+    if missing or not fields:
+        raise DefinitionError(
+            f"{source}: needs abi_version, pack_magic, separator, sentinel and at least one field"
+            f" (missing: {', '.join(missing) or 'fields'})")
+    magic = scalars["pack_magic"].encode("ascii")
+    if len(magic) != PACK_MAGIC_LENGTH:
+        raise DefinitionError(f"{source}: pack_magic must be {PACK_MAGIC_LENGTH} ASCII bytes, found {magic!r}")
+    for required in (ABI_FIELD, ENGINE_FIELD):
+        if required not in fields:
+            raise DefinitionError(f"{source}: missing required field {required}")
+    return Layout(int(scalars["abi_version"]), magic, scalars["separator"], scalars["sentinel"],
+                  tuple(fields), tuple(descriptions))
+
+
+def parse_strategies(text: str, source: str = "<strategies>") -> Dict[str, Strategy]:
+    """Parse ``strategy SETTING TENSORRT_ENUM NAME...`` lines, keyed by setting."""
+    strategies: Dict[str, Strategy] = {}
+    for lineno, key, rest in _directives(text):
+        words = rest.split()
+        if key != "strategy" or len(words) < 3:
+            raise DefinitionError(
+                f"{source}:{lineno}: expected 'strategy SETTING TENSORRT_ENUM NAME...', found {key} {rest}")
+        setting, trt_enum, names = words[0], words[1], tuple(words[2:])
+        if setting in strategies or len(set(names)) != len(names):
+            raise DefinitionError(f"{source}:{lineno}: duplicate strategy or name in {setting!r}")
+        strategies[setting] = Strategy(setting, trt_enum, names)
+    if not strategies:
+        raise DefinitionError(f"{source}: defines no strategy")
+    return strategies
+
+
+LAYOUT = parse_layout(LAYOUT_FILE.read_text(encoding="utf-8"), str(LAYOUT_FILE))
+STRATEGIES = parse_strategies(STRATEGIES_FILE.read_text(encoding="utf-8"), str(STRATEGIES_FILE))
