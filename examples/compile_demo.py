@@ -1,6 +1,6 @@
 """Compile the built-in example models with TensorRT-RTX on whatever machine this runs on.
 
-    .venv/bin/python examples/compile_demo.py [--out DIR] [--dtype float32|float16|bfloat16]
+    .venv/bin/python examples/compile_demo.py [--out DIR (default build/compiled_models)] [--dtype float32|float16|bfloat16]
 
 For each model (an MLP and a small CNN, defined in examples/models.py; nothing is downloaded):
 1. compile ahead of time with a dynamic batch dimension (engines build on the CPU; no GPU needed),
@@ -16,6 +16,7 @@ import argparse
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -45,9 +46,11 @@ def _time(fn, x, iters=50):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="compiled_models", help="directory for the .pt2 files")
+    parser.add_argument("--out", default="build/compiled_models", help="directory for the .pt2 files")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     args = parser.parse_args()
+    # torch.export's own deprecation noise (pytree LeafSpec) is not about this program.
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     dtype = getattr(torch, args.dtype)
     out_dir = Path(args.out)
