@@ -160,7 +160,9 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
             continue
         try:
             _build_one(gm, node, symbol_ranges, settings, report)
-        except ConversionError as exc:
+        except Exception as exc:  # noqa: BLE001 - any TensorRT-side failure keeps the subgraph in PyTorch
+            if not isinstance(exc, ConversionError):
+                exc = ConversionError(f"{node.target}: {type(exc).__name__}: {exc}")
             logger.warning("keeping %s in PyTorch: %s", node.target, exc)
             for sub_node in getattr(gm, node.target).graph.nodes:
                 if sub_node.op == "call_function":

@@ -174,3 +174,25 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr("sys.stderr", pipe)
     trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1)
     assert "#" not in pipe.getvalue() and "_run_on_trt_0" not in pipe.getvalue()
+
+
+def test_converter_crash_keeps_subgraph_in_pytorch(caplog):
+    from torch_tensorrt_rtx.dynamo.conversion import _registry
+    from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+
+    @converter(torch.ops.aten.relu.default, priority=100)
+    def exploding_relu(ctx, node, args, kwargs):
+        raise RuntimeError("boom")
+
+    try:
+        model = WithUnsupportedOp().eval()
+        with caplog.at_level(logging.WARNING, logger="torch_tensorrt_rtx"):
+            compiled = trtx.compile(model, [torch.randn(3, 8)], min_block_size=1, progress=False)
+    finally:
+        entries = _registry._REGISTRY[torch.ops.aten.relu.default]
+        entries[:] = [e for e in entries if e.fn is not exploding_relu]
+    report = compiled.compile_report
+    assert len(report.engines) == 1 and report.fallback_ops.get("aten.relu.default") == 1, report.format()
+    assert "node relu" in caplog.text and "boom" in caplog.text
+    x = torch.randn(3, 8)
+    assert trtx.verify(compiled, x, reference_module=model).ok
