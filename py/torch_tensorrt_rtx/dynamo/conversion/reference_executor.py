@@ -170,14 +170,10 @@ def _shuffle(layer, ins):
     first = tuple(layer.first_transpose)[:rank]
     x = x.permute(*first) if first else x
     if len(ins) > 1 and ins[1] is not None:
-        dims = [int(v) for v in ins[1].tolist()]
+        dims = [int(v) for v in ins[1].tolist()]  # dynamic reshape: shape tensor input
     else:
-        try:
-            dims = list(layer.reshape_dims) if layer.reshape_dims is not None else None
-        except ValueError:  # unset reshape
-            dims = None
-        if dims is not None and len(dims) == 0 and x.dim() != 0 and x.numel() != 1:
-            dims = None
+        dims = layer.reshape_dims  # None when the layer only transposes
+        dims = None if dims is None else list(dims)
     if dims is not None:
         if layer.zero_is_placeholder:
             dims = [x.shape[i] if d == 0 else d for i, d in enumerate(dims)]
