@@ -26,7 +26,7 @@ from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # regis
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._summary import CompileReport, EngineSummary
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
-from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine
+from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine, compute_capability
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
 from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
 from torch_tensorrt_rtx.dynamo.lowering import lower
@@ -151,6 +151,8 @@ def _drop_unused_state(gm: GraphModule) -> None:
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
     start = time.perf_counter()
+    for name in settings.compute_capabilities:
+        compute_capability(name)  # a bad setting is the user's error, not a reason to fall back
     gm = lower(gm)
     result = partition(gm, settings)
     gm = result.module

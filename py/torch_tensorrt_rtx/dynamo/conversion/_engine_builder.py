@@ -59,7 +59,7 @@ class BuildProgress(trt.IProgressMonitor):
         logger.debug("[%s] build phase %s finished", self.label, phase_name)
 
 
-def _compute_capability(name: str) -> "trt.ComputeCapability":
+def compute_capability(name: str) -> "trt.ComputeCapability":
     key = name.upper().replace(".", "")
     key = key if key.startswith("SM") else "SM" + key
     try:
@@ -76,7 +76,7 @@ def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[
     if compute_capabilities:
         config.num_compute_capabilities = len(compute_capabilities)
         for i, name in enumerate(compute_capabilities):
-            config.set_compute_capability(_compute_capability(name), i)
+            config.set_compute_capability(compute_capability(name), i)
     if any(network_def.input_ranges):
         profile = builder.create_optimization_profile()
         for i, name in enumerate(network_def.input_names):
