@@ -99,8 +99,8 @@ _MODULES_LOCK = threading.Lock()
 def _runtime_module(packed_record: torch.Tensor, spec: OutputSpec) -> Callable[..., Any]:
     """The one place that picks the runtime for an engine record (cached per engine).
 
-    The C++ runtime (torch.classes.tensorrt.Engine) is used when its library is already loaded
-    and was built with TensorRT-RTX; otherwise the Python runtime's TRTModule.
+    The C++ runtime (torch.classes.tensorrt.Engine) is used when its library was built (with
+    TensorRT-RTX); otherwise the Python runtime's TRTModule.
     """
     with _MODULES_LOCK:
         module = _MODULES.get(spec.sha256)
@@ -118,14 +118,19 @@ def _runtime_module(packed_record: torch.Tensor, spec: OutputSpec) -> Callable[.
 
 
 def _cpp_runtime_available() -> bool:
-    try:
-        return hasattr(torch.ops.tensorrt, "engine_from_packed") and \
-            torch.ops.tensorrt.runtime_backend() == "tensorrt_rtx"
-    except Exception:  # library not loaded or built without TensorRT-RTX
-        return False
+    # Loads the C++ runtime library (once) if it was built; never raises.
+    from torch_tensorrt_rtx import _native
+
+    return _native.tensorrt_available()
 
 
 def _run_cpp_engine(engine: Any, *inputs: torch.Tensor) -> List[torch.Tensor]:
+    # The same scoped runtime settings reach both runtimes; the C++ Engine recreates its
+    # execution context lazily, and only when a setting really changed.
+    from torch_tensorrt_rtx import _native
+    from torch_tensorrt_rtx.runtime import current_settings
+
+    _native.apply_settings(engine, current_settings())
     return torch.ops.tensorrt.execute_engine(list(inputs), engine)
 
 
