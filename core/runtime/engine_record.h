@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "core/runtime/engine_record_layout.h"
+#include "core/definitions/engine_record_layout.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {

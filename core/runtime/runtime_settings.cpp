@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "core/definitions/cache_protocol.h"
+
 namespace torch_tensorrt_rtx {
 namespace runtime {
 namespace {
@@ -53,7 +55,7 @@ std::string DefaultCachePath() {
     const char* home = std::getenv("HOME");
     base = std::string(home ? home : "") + "/.cache";
   }
-  return base + "/torch_tensorrt_rtx/runtime_cache.bin";
+  return base + "/" + protocol::kDefaultCacheDir + "/" + protocol::kDefaultCacheFile;
 }
 
 std::string EffectiveCachePath(const RuntimeSettings& s) {

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "core/runtime/runtime_strategies.h"
+#include "core/definitions/runtime_strategies.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {
@@ -48,8 +48,9 @@ const char* Name(AllocationStrategy s);
 // "cache_path=...; kernel_strategy=lazy; ..." for logs and __str__.
 std::string ToString(const RuntimeSettings& s);
 
-// The Python runtime's default: $XDG_CACHE_HOME (if absolute) or ~/.cache, then
-// torch_tensorrt_rtx/runtime_cache.bin. Does not create the directory.
+// The Python runtime's default: $XDG_CACHE_HOME (if absolute) or ~/.cache, then the
+// names in cache_protocol.txt (torch_tensorrt_rtx/runtime_cache.bin). Does not create
+// the directory.
 std::string DefaultCachePath();
 
 // The cache path in effect: s.cache_path, or DefaultCachePath() when it is empty.

@@ -15,7 +15,7 @@
 #include <torch/library.h>
 
 #include "core/runtime/engine_record.h"
-#include "core/runtime/engine_record_layout.h"
+#include "core/definitions/engine_record_layout.h"
 #include "core/runtime/execute_engine.h"
 #include "core/runtime/trt_engine.h"
 

@@ -36,15 +36,18 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/definitions/cache_protocol.h"
+
 namespace torch_tensorrt_rtx {
 namespace util {
 
 enum class LockMode { kShared, kExclusive };
 
-// The same values as the Python runtime's (filelock timeout and poll interval).
-constexpr std::chrono::milliseconds kDefaultLockTimeout{10000};
-constexpr std::chrono::milliseconds kLockPollInterval{50};
-constexpr const char* kLockFileSuffix = ".lock";
+// Default timeout (10 s), poll interval (50 ms) and lock suffix (".lock"): the Python
+// runtime's values, both read from py/torch_tensorrt_rtx/runtime/cache_protocol.txt.
+using protocol::kDefaultLockTimeout;
+using protocol::kLockFileSuffix;
+using protocol::kLockPollInterval;
 
 // The lock file that guards the file at `guarded_path`: guarded_path + ".lock".
 std::string LockPathFor(const std::string& guarded_path);

@@ -3,9 +3,11 @@
 - ``engine_record_layout.txt``: the engine record (ABI version, pack magic, separator,
   sentinel, fields in order).
 - ``runtime_strategies.txt``: the valid names of each runtime strategy.
+- ``cache_protocol.txt``: the runtime cache file protocol's constants (lock suffix,
+  timeout, poll interval, default location).
 
 The C++ runtime generates its headers from the same files at build time
-(core/runtime/gen_definitions_header.py imports this module by path), so this module
+(core/definitions/gen_definitions_headers.py imports this module by path), so this module
 uses the standard library only and must stay importable on its own.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Dict, NamedTuple, Tuple
 
 LAYOUT_FILE = Path(__file__).with_name("engine_record_layout.txt")
 STRATEGIES_FILE = Path(__file__).with_name("runtime_strategies.txt")
+CACHE_PROTOCOL_FILE = Path(__file__).with_name("cache_protocol.txt")
 
 # The only field that holds binary data; every other field is UTF-8 text.
 ENGINE_FIELD = "ENGINE"
@@ -46,6 +49,14 @@ class Strategy(NamedTuple):
     setting: str  # the keyword, e.g. "kernel_strategy"
     trt_enum: str  # the tensorrt_rtx enum class, e.g. "CudaGraphStrategy"
     names: Tuple[str, ...]  # valid names; the first is the default
+
+
+class CacheProtocol(NamedTuple):
+    lock_suffix: str  # the lock file of cache P is P + lock_suffix
+    lock_timeout_ms: int
+    lock_poll_interval_ms: int
+    default_cache_dir: str  # under $XDG_CACHE_HOME or ~/.cache
+    default_cache_file: str
 
 
 def _directives(text: str):
@@ -104,5 +115,24 @@ def parse_strategies(text: str, source: str = "<strategies>") -> Dict[str, Strat
     return strategies
 
 
+def parse_cache_protocol(text: str, source: str = "<cache protocol>") -> CacheProtocol:
+    """Parse ``NAME VALUE`` lines, one for each CacheProtocol field."""
+    values: Dict[str, str] = {}
+    for lineno, key, rest in _directives(text):
+        if key not in CacheProtocol._fields or not rest or key in values:
+            raise DefinitionError(f"{source}:{lineno}: unknown, empty or repeated entry {key!r}; "
+                                  f"expected each of {', '.join(CacheProtocol._fields)} once")
+        values[key] = rest
+    missing = [name for name in CacheProtocol._fields if name not in values]
+    if missing:
+        raise DefinitionError(f"{source}: missing {', '.join(missing)}")
+    try:
+        return CacheProtocol(**{name: int(value) if name.endswith("_ms") else value
+                                for name, value in values.items()})
+    except ValueError as exc:
+        raise DefinitionError(f"{source}: the *_ms entries must be whole milliseconds ({exc})") from None
+
+
 LAYOUT = parse_layout(LAYOUT_FILE.read_text(encoding="utf-8"), str(LAYOUT_FILE))
 STRATEGIES = parse_strategies(STRATEGIES_FILE.read_text(encoding="utf-8"), str(STRATEGIES_FILE))
+CACHE_PROTOCOL = parse_cache_protocol(CACHE_PROTOCOL_FILE.read_text(encoding="utf-8"), str(CACHE_PROTOCOL_FILE))

@@ -41,14 +41,17 @@ from typing import Callable, Optional, Union
 
 import filelock
 
+from torch_tensorrt_rtx.runtime.definitions import CACHE_PROTOCOL
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_LOCK_TIMEOUT_S = 10.0
-LOCK_POLL_INTERVAL_S = 0.05
-LOCK_SUFFIX = ".lock"
+# The protocol's constants come from cache_protocol.txt, which the C++ runtime reads too.
+DEFAULT_LOCK_TIMEOUT_S = CACHE_PROTOCOL.lock_timeout_ms / 1000
+LOCK_POLL_INTERVAL_S = CACHE_PROTOCOL.lock_poll_interval_ms / 1000
+LOCK_SUFFIX = CACHE_PROTOCOL.lock_suffix
 # Per-user default location: $XDG_CACHE_HOME/<dir>/<file>, else ~/.cache/<dir>/<file>.
-DEFAULT_CACHE_DIR_NAME = "torch_tensorrt_rtx"
-DEFAULT_CACHE_FILE_NAME = "runtime_cache.bin"
+DEFAULT_CACHE_DIR_NAME = CACHE_PROTOCOL.default_cache_dir
+DEFAULT_CACHE_FILE_NAME = CACHE_PROTOCOL.default_cache_file
 # Temp files are "<cache name>.<random>.tmp" in the cache's directory. They exist only
 # while their writer holds the lock, so one found under the lock belongs to a dead writer.
 _TEMP_SUFFIX = ".tmp"

@@ -1,6 +1,6 @@
 #include "tests/core/runtime/scripted_backend.h"
 
-#include "core/runtime/engine_record_layout.h"
+#include "core/definitions/engine_record_layout.h"
 
 #include <cstring>
 #include <map>

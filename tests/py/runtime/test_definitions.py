@@ -38,3 +38,28 @@ def test_pack_magic_comes_from_the_layout():
 def test_bad_strategies_text_is_rejected(text, message):
     with pytest.raises(DefinitionError, match=message):
         parse_strategies(text)
+
+
+def test_cache_protocol_constants_come_from_the_file():
+    from torch_tensorrt_rtx.runtime import runtime_cache_file as store
+    from torch_tensorrt_rtx.runtime.definitions import CACHE_PROTOCOL
+
+    assert store.LOCK_SUFFIX == CACHE_PROTOCOL.lock_suffix == ".lock"
+    assert store.DEFAULT_LOCK_TIMEOUT_S == CACHE_PROTOCOL.lock_timeout_ms / 1000 == 10.0
+    assert store.LOCK_POLL_INTERVAL_S == 0.05
+    assert store.default_cache_path(create_dir=False).parts[-2:] == (CACHE_PROTOCOL.default_cache_dir,
+                                                                     CACHE_PROTOCOL.default_cache_file)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lock_suffix .lock\n", "missing lock_timeout_ms"),
+    ("lock_suffix .lock\nlock_suffix .lck\n", "repeated"),
+    ("lock_sufix .lock\n", "unknown"),
+    ("lock_suffix .lock\nlock_timeout_ms ten\nlock_poll_interval_ms 50\n"
+     "default_cache_dir d\ndefault_cache_file f\n", "whole milliseconds"),
+])
+def test_bad_cache_protocol_text_is_rejected(text, message):
+    from torch_tensorrt_rtx.runtime.definitions import parse_cache_protocol
+
+    with pytest.raises(DefinitionError, match=message):
+        parse_cache_protocol(text)

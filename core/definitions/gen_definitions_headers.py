@@ -1,9 +1,10 @@
 """Generates the C++ headers of the facts both runtimes share.
 
-Usage (Bazel genrule): gen_definitions_headers.py DEFINITIONS_PY LAYOUT_H STRATEGIES_H
+Usage (Bazel genrule): gen_definitions_headers.py DEFINITIONS_PY LAYOUT_H STRATEGIES_H PROTOCOL_H
 
 DEFINITIONS_PY is py/torch_tensorrt_rtx/runtime/definitions.py, the one parser of
-engine_record_layout.txt and runtime_strategies.txt (it reads the files beside it).
+engine_record_layout.txt, runtime_strategies.txt and cache_protocol.txt (it reads the
+files beside it).
 This script only changes the spelling into C++.
 """
 import importlib.util
@@ -25,21 +26,21 @@ def camel(snake):
     return "".join(word.capitalize() for word in snake.split("_"))
 
 
-def wrap(guard, source_file, body):
+def wrap(guard, source_file, body, namespace="runtime", includes=("<cstddef>",)):
     return "\n".join([
         f"// Generated from py/torch_tensorrt_rtx/runtime/{source_file} by",
-        "// core/runtime/gen_definitions_headers.py. Do not edit: edit that file.",
+        "// core/definitions/gen_definitions_headers.py. Do not edit: edit that file.",
         f"#ifndef {guard}",
         f"#define {guard}",
         "",
-        "#include <cstddef>",
+        *[f"#include {header}" for header in includes],
         "",
         "namespace torch_tensorrt_rtx {",
-        "namespace runtime {",
+        f"namespace {namespace} {{",
         "",
         *body,
         "",
-        "}  // namespace runtime",
+        f"}}  // namespace {namespace}",
         "}  // namespace torch_tensorrt_rtx",
         "",
         f"#endif  // {guard}",
@@ -71,7 +72,7 @@ def layout_header(layout):
         "",
         "}  // namespace layout",
     ]
-    return wrap("TORCH_TENSORRT_RTX_CORE_RUNTIME_ENGINE_RECORD_LAYOUT_H_", "engine_record_layout.txt", body)
+    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_ENGINE_RECORD_LAYOUT_H_", "engine_record_layout.txt", body)
 
 
 def strategies_header(strategies):
@@ -87,15 +88,33 @@ def strategies_header(strategies):
             f"constexpr const char* k{enum}Setting = {c_string(strategy.setting)};",
             "",
         ]
-    return wrap("TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_STRATEGIES_H_", "runtime_strategies.txt", body[:-1])
+    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_RUNTIME_STRATEGIES_H_", "runtime_strategies.txt", body[:-1])
 
 
-def main(definitions_py, layout_out, strategies_out):
+def cache_protocol_header(protocol):
+    body = [
+        "// The lock file of the cache at P is P + kLockFileSuffix.",
+        f"constexpr const char* kLockFileSuffix = {c_string(protocol.lock_suffix)};",
+        f"constexpr std::chrono::milliseconds kDefaultLockTimeout{{{protocol.lock_timeout_ms}}};",
+        f"constexpr std::chrono::milliseconds kLockPollInterval{{{protocol.lock_poll_interval_ms}}};",
+        "// The per-user default cache: $XDG_CACHE_HOME or ~/.cache, then these two names.",
+        f"constexpr const char* kDefaultCacheDir = {c_string(protocol.default_cache_dir)};",
+        f"constexpr const char* kDefaultCacheFile = {c_string(protocol.default_cache_file)};",
+    ]
+    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_CACHE_PROTOCOL_H_", "cache_protocol.txt", body,
+                namespace="protocol", includes=("<chrono>",))
+
+
+def main(definitions_py, layout_out, strategies_out, protocol_out):
     definitions = load_definitions(definitions_py)
-    with open(layout_out, "w", encoding="utf-8") as f:
-        f.write(layout_header(definitions.LAYOUT))
-    with open(strategies_out, "w", encoding="utf-8") as f:
-        f.write(strategies_header(definitions.STRATEGIES))
+    outputs = {
+        layout_out: layout_header(definitions.LAYOUT),
+        strategies_out: strategies_header(definitions.STRATEGIES),
+        protocol_out: cache_protocol_header(definitions.CACHE_PROTOCOL),
+    }
+    for path, text in outputs.items():
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
 
 
 if __name__ == "__main__":
