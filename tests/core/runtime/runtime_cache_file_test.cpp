@@ -23,16 +23,8 @@ namespace {
 
 using std::chrono::milliseconds;
 using testing::ChildProcess;
+using testing::kPythonHolder;
 using testing::ProjectPython;
-
-constexpr const char* kPythonHolder = R"(
-import sys, filelock
-lock = filelock.FileLock(sys.argv[1])
-lock.acquire()
-print("locked", flush=True)
-sys.stdin.read()
-lock.release()
-)";
 
 class RuntimeCacheFileTest : public ::testing::Test {
  protected:

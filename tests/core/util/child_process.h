@@ -103,6 +103,17 @@ class ChildProcess final {
   int exit_code_ = -1;
 };
 
+// A Python script that holds filelock.FileLock(argv[1]) until its stdin closes; it prints
+// "locked" once it holds the lock.
+constexpr const char* kPythonHolder = R"(
+import sys, filelock
+lock = filelock.FileLock(sys.argv[1])
+lock.acquire()
+print("locked", flush=True)
+sys.stdin.read()
+lock.release()
+)";
+
 // The project's Python (with filelock installed), passed in by Bazel.
 inline std::string ProjectPython() {
   const char* python = std::getenv("TTRX_PYTHON");

@@ -23,17 +23,9 @@ namespace {
 
 using std::chrono::milliseconds;
 using testing::ChildProcess;
+using testing::kPythonHolder;
 using testing::ProjectPython;
 
-// Holds filelock.FileLock on argv[1] until its stdin closes; says "locked" once it holds it.
-constexpr const char* kPythonHolder = R"(
-import sys, filelock
-lock = filelock.FileLock(sys.argv[1])
-lock.acquire()
-print("locked", flush=True)
-sys.stdin.read()
-lock.release()
-)";
 
 // Tries filelock.FileLock(argv[1]).acquire(timeout=argv[2]): exit 0 if acquired, 3 on timeout.
 constexpr const char* kPythonTryAcquire = R"(

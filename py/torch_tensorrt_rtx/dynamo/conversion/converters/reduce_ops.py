@@ -15,6 +15,7 @@ import torch
 from torch_tensorrt_rtx.dynamo.conversion._context import normalize_axis, node_dtype
 from torch_tensorrt_rtx.dynamo.conversion._registry import converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._layers import dims, ramp
+from torch_tensorrt_rtx.dynamo.conversion.converters.reduction import _axes_mask
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors, numeric_tensors
 
 aten = torch.ops.aten
@@ -24,14 +25,6 @@ Op = trt.ElementWiseOperation
 
 def _all_axes(rank):
     return (1 << rank) - 1
-
-
-def _mask(dims_, rank):
-    dims_ = [dims_] if isinstance(dims_, int) else list(dims_ or range(rank))
-    mask = 0
-    for d in dims_:
-        mask |= 1 << normalize_axis(d, rank)
-    return mask
 
 
 def reduce_tensor(ctx, x, op, mask, keepdim):
@@ -55,7 +48,7 @@ def amin(ctx, node, args, kwargs):
     x = args[0]
     dims_ = args[1] if len(args) > 1 else kwargs.get("dim", [])
     keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
-    return reduce_tensor(ctx, x, R.MIN, _mask(dims_, len(x.shape)), keepdim)
+    return reduce_tensor(ctx, x, R.MIN, _axes_mask(dims_, len(x.shape)), keepdim)
 
 
 def _first_index(ctx, x, axis, extreme, keepdim):
@@ -134,7 +127,7 @@ def any_all(ctx, node, args, kwargs):
     if node.target in (aten.any.default, aten.all.default) or rank == 0:
         mask, keepdim = _all_axes(rank), False
     else:
-        mask = _mask(args[1], rank)
+        mask = _axes_mask(args[1], rank)
         keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
     out = reduce_tensor(ctx, x, _ANY_ALL[node.target], mask, keepdim) if rank else x
     return ctx.cast(out, torch.bool)
