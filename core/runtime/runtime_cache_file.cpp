@@ -5,12 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <system_error>
-#include <vector>
 
 #include "core/runtime/log.h"
 
@@ -102,6 +103,53 @@ void FsyncDirectory(const std::string& dir) {
   }
 }
 
+// How much a read buffer grows at least when the file turns out longer than fstat said.
+constexpr std::size_t kMinGrowth = std::size_t{1} << 16;
+
+// Closes a descriptor on every path out of a read, including a throwing Reserve().
+class Descriptor final {
+ public:
+  explicit Descriptor(int fd) noexcept : fd_(fd) {}
+  ~Descriptor() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Descriptor(const Descriptor&) = delete;
+  Descriptor& operator=(const Descriptor&) = delete;
+  int get() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// TryLoad's own buffer: malloc/realloc, so nothing is zero-filled before the read
+// overwrites it and growing may extend the block in place.
+class HeapBuffer final : public ReadBuffer {
+ public:
+  HeapBuffer() = default;
+  HeapBuffer(const HeapBuffer&) = delete;
+  HeapBuffer& operator=(const HeapBuffer&) = delete;
+  ~HeapBuffer() override { std::free(data_); }
+
+  char* Reserve(std::size_t capacity, std::size_t /*keep: realloc keeps everything*/) override {
+    void* grown = std::realloc(data_, capacity);
+    if (grown == nullptr) throw std::bad_alloc();
+    data_ = static_cast<char*>(grown);
+    return data_;
+  }
+
+ private:
+  char* data_ = nullptr;
+};
+
+// TryRead's buffer: the std::string it returns (resize keeps the contents).
+struct StringBuffer final : public ReadBuffer {
+  char* Reserve(std::size_t capacity, std::size_t /*keep*/) override {
+    data.resize(capacity);
+    return &data[0];
+  }
+  std::string data;
+};
+
 std::string Seconds(std::chrono::milliseconds ms) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f", static_cast<double>(ms.count()) / 1000.0);
@@ -126,6 +174,20 @@ bool RuntimeCacheFile::RefuseSymlink(const char* action) const noexcept {
 }
 
 std::optional<std::string> RuntimeCacheFile::TryRead() const noexcept {
+  StringBuffer buffer;
+  const std::optional<std::size_t> size = TryReadInto(buffer);
+  if (!size) return std::nullopt;
+  buffer.data.resize(*size);
+  return std::optional<std::string>(std::move(buffer.data));
+}
+
+std::optional<std::size_t> RuntimeCacheFile::TryReadInto(ReadBuffer& buffer) const noexcept {
+  const char* data = nullptr;
+  return ReadInto(buffer, &data);
+}
+
+std::optional<std::size_t> RuntimeCacheFile::ReadInto(ReadBuffer& buffer,
+                                                      const char** data) const noexcept {
   try {
     if (RefuseSymlink("loading")) return std::nullopt;
     if (!Exists(path_)) return std::nullopt;  // no lock file created just to find nothing
@@ -135,36 +197,37 @@ std::optional<std::string> RuntimeCacheFile::TryRead() const noexcept {
                  Seconds(lock_timeout_) + " s; starting with an empty cache");
       return std::nullopt;
     }
-    const int fd = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    const Descriptor fd(open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) {
       if (errno == ENOENT) return std::nullopt;
       ThrowErrno("open " + path_);
     }
-    // Sized from fstat and read in place: one copy from the page cache, no regrowth.
-    std::string data;
+    // One buffer of the fstat size plus a spare byte, filled by read(2) straight from the
+    // page cache: the usual file takes one read that returns its size and one that
+    // returns 0. A read that fills the spare byte means the file grew since fstat; then
+    // grow the same buffer and keep reading until end of file, as the Python runtime does.
     struct stat info;
-    if (fstat(fd, &info) == 0 && info.st_size > 0) {
-      data.resize(static_cast<std::size_t>(info.st_size));
+    std::size_t capacity = 1;
+    if (fstat(fd.get(), &info) == 0 && info.st_size > 0) {
+      capacity += static_cast<std::size_t>(info.st_size);
     }
+    char* out = buffer.Reserve(capacity, 0);
     std::size_t used = 0;
-    char spill[1 << 16];  // reads past the fstat size (the file grew) land here first
     while (true) {
-      const bool full = used == data.size();
-      const ssize_t n = full ? read(fd, spill, sizeof(spill)) : read(fd, &data[used], data.size() - used);
+      if (used == capacity) {
+        capacity += std::max(capacity / 2, kMinGrowth);
+        out = buffer.Reserve(capacity, used);
+      }
+      const ssize_t n = read(fd.get(), out + used, capacity - used);
       if (n == 0) break;
       if (n < 0) {
         if (errno == EINTR) continue;
-        const int saved = errno;
-        close(fd);
-        errno = saved;
         ThrowErrno("read " + path_);
       }
-      if (full) data.append(spill, static_cast<std::size_t>(n));
       used += static_cast<std::size_t>(n);
     }
-    data.resize(used);
-    close(fd);
-    return std::optional<std::string>(std::move(data));
+    *data = out;
+    return used;
   } catch (const std::exception& e) {
     LogWarning("runtime cache: cannot read " + path_ + " (" + e.what() +
                "); starting with an empty cache");
@@ -176,19 +239,27 @@ std::optional<std::string> RuntimeCacheFile::TryRead() const noexcept {
 
 bool RuntimeCacheFile::TryLoad(
     const std::function<bool(const void*, std::size_t)>& deserialize) const noexcept {
-  std::optional<std::string> data = TryRead();
-  if (!data) return false;
+  HeapBuffer buffer;
+  return TryLoad(buffer, deserialize);
+}
+
+bool RuntimeCacheFile::TryLoad(
+    ReadBuffer& buffer,
+    const std::function<bool(const void*, std::size_t)>& deserialize) const noexcept {
+  const char* data = nullptr;
+  const std::optional<std::size_t> size = ReadInto(buffer, &data);
+  if (!size) return false;
   std::string reason = "rejected by the runtime (corrupt, truncated, or from another GPU/version)";
   bool ok = false;
   try {
-    ok = deserialize(data->data(), data->size());
+    ok = deserialize(data, *size);
   } catch (const std::exception& e) {
     reason = e.what();
   } catch (...) {
     reason = "unknown exception";
   }
   if (!ok) {
-    LogWarning("runtime cache: cannot use " + path_ + " (" + std::to_string(data->size()) +
+    LogWarning("runtime cache: cannot use " + path_ + " (" + std::to_string(*size) +
                " bytes): " + reason + "; starting with an empty cache");
   }
   return ok;

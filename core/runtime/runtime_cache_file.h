@@ -23,6 +23,9 @@
 //    directory.
 //  - Lock timeout or I/O error -> warning, false, the cache file untouched. A symlink at
 //    the cache or lock path is refused with a warning. The Try* methods never throw.
+//  - Reads go straight into one buffer sized from fstat (plus one spare byte, so a file
+//    that grew after fstat is noticed without an extra buffer); a caller that wants the
+//    bytes in its own object (a Python bytes) passes a ReadBuffer and gets no copy.
 #ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_CACHE_FILE_H_
 #define TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_CACHE_FILE_H_
 
@@ -37,6 +40,26 @@
 namespace torch_tensorrt_rtx {
 namespace runtime {
 
+// Storage a load reads the file into, so the bytes land in the caller's final object.
+// Reserve() is called while the shared lock is held: it must not wait for anything a
+// lock holder elsewhere may be waiting for (another lock, the Python GIL).
+//
+//   class VectorBuffer final : public ReadBuffer {
+//     char* Reserve(std::size_t capacity, std::size_t) override {
+//       v.resize(capacity);  // keeps the contents
+//       return v.data();
+//     }
+//     std::vector<char> v;
+//   };
+class ReadBuffer {
+ public:
+  virtual ~ReadBuffer() = default;
+  // Storage for at least `capacity` bytes whose first `keep` bytes equal the first `keep`
+  // bytes of the storage returned by the previous call (keep is 0 on the first call).
+  // May throw (e.g. std::bad_alloc); the load then fails with a warning.
+  virtual char* Reserve(std::size_t capacity, std::size_t keep) = 0;
+};
+
 class RuntimeCacheFile final {
  public:
   explicit RuntimeCacheFile(std::string path,
@@ -48,14 +71,22 @@ class RuntimeCacheFile final {
 
   // The whole file, read under the shared lock; nullopt if missing, refused or unreadable.
   std::optional<std::string> TryRead() const noexcept;
-  // Reads and hands the bytes to `deserialize`; true if it accepted them.
+  // The same into `buffer`: the file's size (its bytes are the first ones of the storage
+  // `buffer` handed out last), or nullopt if missing, refused or unreadable.
+  std::optional<std::size_t> TryReadInto(ReadBuffer& buffer) const noexcept;
+  // Reads and hands the bytes to `deserialize`; true if it accepted them. The first form
+  // reads into a private heap buffer, the second into `buffer`.
   bool TryLoad(const std::function<bool(const void*, std::size_t)>& deserialize) const noexcept;
+  bool TryLoad(ReadBuffer& buffer,
+               const std::function<bool(const void*, std::size_t)>& deserialize) const noexcept;
   // Serializes (outside the lock), then atomically replaces the file; true if written.
   bool TrySave(const std::function<std::string()>& serialize) const noexcept;
   bool TrySaveBytes(const void* data, std::size_t size) const noexcept;
 
  private:
   bool RefuseSymlink(const char* action) const noexcept;
+  // TryReadInto, also giving where the bytes are (valid while `buffer` is unchanged).
+  std::optional<std::size_t> ReadInto(ReadBuffer& buffer, const char** data) const noexcept;
   // Throws std::system_error on an I/O error.
   void ReplaceUnderLock(const void* data, std::size_t size) const;
 

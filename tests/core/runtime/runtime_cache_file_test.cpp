@@ -9,9 +9,14 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <new>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "core/util/file_lock.h"
 #include "gtest/gtest.h"
@@ -196,6 +201,77 @@ TEST_F(RuntimeCacheFileTest, ConcurrentSaversAndReadersAlwaysSeeCompleteFiles) {
   stop = true;
   reader.join();
   EXPECT_EQ(bad, 0);
+}
+
+// A ReadBuffer that can change the file between the store's fstat and its first read.
+class ChangingBuffer final : public ReadBuffer {
+ public:
+  explicit ChangingBuffer(std::function<void()> on_first_reserve)
+      : on_first_reserve_(std::move(on_first_reserve)) {}
+  char* Reserve(std::size_t capacity, std::size_t keep) override {
+    EXPECT_LE(keep, bytes.size());
+    if (calls++ == 0 && on_first_reserve_) on_first_reserve_();
+    bytes.resize(capacity);
+    return bytes.data();
+  }
+  std::string Contents(std::size_t size) const { return std::string(bytes.data(), size); }
+
+  std::vector<char> bytes;
+  int calls = 0;
+
+ private:
+  std::function<void()> on_first_reserve_;
+};
+
+TEST_F(RuntimeCacheFileTest, EmptyFileReadsAsEmptyNotMissing) {
+  Write(path_, "");
+  RuntimeCacheFile store(path_);
+  EXPECT_EQ(store.TryRead(), std::optional<std::string>(""));
+  bool called = false;
+  EXPECT_TRUE(store.TryLoad([&](const void*, size_t n) { return called = n == 0; }));
+  EXPECT_TRUE(called);
+}
+
+TEST_F(RuntimeCacheFileTest, LargeFileRoundTripsByteForByteThroughEveryReader) {
+  std::string blob(24 << 20, '\0');
+  for (std::size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<char>((i * 131) >> 7);
+  RuntimeCacheFile store(path_);
+  ASSERT_TRUE(store.TrySaveBytes(blob.data(), blob.size()));
+  EXPECT_TRUE(store.TryRead() == blob);
+  EXPECT_TRUE(store.TryLoad([&](const void* p, size_t n) {
+    return n == blob.size() && std::string(static_cast<const char*>(p), n) == blob;
+  }));
+  ChangingBuffer buffer(nullptr);
+  const std::optional<std::size_t> size = store.TryReadInto(buffer);
+  ASSERT_TRUE(size.has_value());
+  EXPECT_TRUE(buffer.Contents(*size) == blob);
+  EXPECT_EQ(buffer.calls, 1);  // sized from fstat: no growth for an unchanged file
+}
+
+TEST_F(RuntimeCacheFileTest, FileThatGrowsAfterFstatIsReadToTheEnd) {
+  Write(path_, "abc");
+  const std::string more(300000, 'x');
+  ChangingBuffer buffer([&] { std::ofstream(path_, std::ios::binary | std::ios::app) << more; });
+  const std::optional<std::size_t> size = RuntimeCacheFile(path_).TryReadInto(buffer);
+  ASSERT_TRUE(size.has_value());
+  EXPECT_TRUE(buffer.Contents(*size) == "abc" + more);
+  EXPECT_GT(buffer.calls, 1);
+}
+
+TEST_F(RuntimeCacheFileTest, FileThatShrinksAfterFstatGivesWhatIsLeft) {
+  Write(path_, std::string(100000, 'y'));
+  ChangingBuffer buffer([&] { ASSERT_EQ(truncate(path_.c_str(), 10), 0); });
+  const std::optional<std::size_t> size = RuntimeCacheFile(path_).TryReadInto(buffer);
+  ASSERT_TRUE(size.has_value());
+  EXPECT_EQ(buffer.Contents(*size), std::string(10, 'y'));
+}
+
+TEST_F(RuntimeCacheFileTest, BufferThatCannotGrowFailsWithoutThrowing) {
+  Write(path_, "data");
+  ChangingBuffer for_read([] { throw std::bad_alloc(); });
+  EXPECT_FALSE(RuntimeCacheFile(path_).TryReadInto(for_read).has_value());
+  ChangingBuffer for_load([] { throw std::bad_alloc(); });
+  EXPECT_FALSE(RuntimeCacheFile(path_).TryLoad(for_load, [](const void*, size_t) { return true; }));
 }
 
 }  // namespace
