@@ -16,7 +16,7 @@ import time
 import filelock
 import pytest
 
-from conftest import Child, run
+from cross_runtime_helpers import Child, run
 from torch_tensorrt_rtx.runtime.engine_record import EngineRecord
 from torch_tensorrt_rtx.runtime.runtime_cache_file import RuntimeCacheFile
 
