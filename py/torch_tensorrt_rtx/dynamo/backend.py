@@ -11,12 +11,22 @@ are traced with torch.export, decomposed and compiled by the shared pipeline.
 
 Dynamic shapes: when dynamo marks a size dynamic (SymInt inputs), that dim gets an engine range
 from dynamo's value range, capped at the `dynamic_max_size` option (min is 2: dynamo
-specializes sizes 0 and 1 itself). A graph whose sizes cannot be mapped runs in PyTorch with a
+specializes sizes 0 and 1 itself). A dim the ATen graph cannot keep dynamic over that range
+(export raises a constraint violation, e.g. adaptive pooling on the image size) is fixed to its
+example size with a dynamo guard. A graph whose sizes cannot be mapped runs in PyTorch with a
 warning; `torch_tensorrt_rtx.compile` with explicit Input ranges gives full control.
+
+Python numbers: with dynamic=True (and torch's default specialize_float=False) dynamo does not
+bake float attributes such as BatchNorm/LayerNorm eps, or float arguments, into the graph: it
+passes each as a 0-d float64 tensor input read back with ``.item()``. Exported as an input, that
+read is an unbacked SymFloat that ops like batch_norm cannot guard on. TensorRT-RTX takes such
+values as build-time constants, so each one is specialized to its value with a guard in
+dynamo's shape environment: a different value recompiles instead of reusing the engine.
 """
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Callable, List, Optional, Sequence
 
 import torch
@@ -38,11 +48,44 @@ def _is_module_state(node: torch.fx.Node, value: Any) -> bool:
     return "_parameters" in name or "_buffers" in name
 
 
-def _freeze_module_state(gm: GraphModule, example_inputs: Sequence[Any], state: Sequence[bool]) -> List[int]:
-    """Turn parameter/buffer placeholders into constants; return indices of the real inputs."""
+def _is_python_number(node: torch.fx.Node) -> bool:
+    """True for a Python number dynamo passes as a 0-d tensor (read in the graph with .item())."""
+    return bool(getattr(node.meta.get("grapharg"), "pass_arg_as_tensor", False))
+
+
+def _specialize_python_numbers(gm: GraphModule, numbers: Sequence[bool]) -> List[int]:
+    """Replace each ``.item()`` of a wrapped Python number by its value and drop the placeholder;
+    return the indices of the other placeholders. guard_scalar records the value as a guard in
+    dynamo's shape environment, so dynamo recompiles when the number changes (without it a new
+    float argument would silently reuse the old engine)."""
+    from torch.fx.experimental.symbolic_shapes import guard_scalar
+
+    kept = []
+    for index, node in enumerate(list(gm.graph.find_nodes(op="placeholder"))):
+        if not numbers[index]:
+            kept.append(index)
+            continue
+        for read in list(node.users):
+            if read.op != "call_method" or read.target != "item":
+                raise _Unsupported(f"Python number {node.name} is used by {read.format_node()}, not read with .item()")
+            value = guard_scalar(read.meta["example_value"])
+            for user in list(read.users):
+                user.args = torch.fx.node.map_arg(user.args, lambda a, r=read, v=value: v if a is r else a)
+                user.kwargs = torch.fx.node.map_arg(user.kwargs, lambda a, r=read, v=value: v if a is r else a)
+            gm.graph.erase_node(read)
+        gm.graph.erase_node(node)
+    gm.recompile()
+    return kept
+
+
+def _freeze_module_state(gm: GraphModule, example_inputs: Sequence[Any], state: Sequence[bool],
+                         indices: Sequence[int]) -> List[int]:
+    """Turn parameter/buffer placeholders (at `indices` of the inputs) into constants; return
+    indices of the real inputs."""
     user_indices = []
     placeholders = list(gm.graph.find_nodes(op="placeholder"))
-    for index, (node, value) in enumerate(zip(placeholders, example_inputs)):
+    for index, node in zip(indices, placeholders):
+        value = example_inputs[index]
         if state[index]:
             attr = f"_frozen_{index}"
             gm.register_buffer(attr, value.detach())
@@ -123,28 +166,67 @@ def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_ind
     return tensor_indices, specs
 
 
+_EXPORT_DIM_NAME = re.compile(r"\binput(\d+)_dim(\d+)\b")  # export's Dim names, from _compile._dynamic_shapes
+
+
+def _export_specializing(gm: GraphModule, specs: List[Any]):
+    """export_aten, specializing each dim that export cannot keep dynamic over its whole range.
+
+    Export traces the ATen decompositions, which dynamo never saw, and may meet a guard such as
+    ``H // 4 != 1`` (adaptive pooling on a dynamic image size). Such a dim is fixed to its example
+    size, and the guard is recorded in dynamo's shape environment, so another size recompiles
+    instead of reaching an engine built for this one."""
+    from torch._dynamo.exc import UserError, UserErrorType
+    from torch.fx.experimental.symbolic_shapes import guard_int
+    from torch_tensorrt_rtx._compile import export_aten
+    from torch_tensorrt_rtx.dynamo._input import Input
+
+    fakes = [node.meta["example_value"] for node in gm.graph.find_nodes(op="placeholder")]
+    # Each dim's symbol, read once: after guard_int, a SymNode's expr is its specialized value.
+    symbols_of = [[size.node.expr if isinstance(size, torch.SymInt) else None for size in fake.shape]
+                  for fake in fakes]
+    while True:
+        try:
+            # Outside dynamo's tracing context: its guards (sources like L['x']) must not leak
+            # into the exported program's guard code.
+            with torch.no_grad(), torch._guards.tracing(None):
+                return export_aten(gm, specs)
+        except UserError as exc:
+            named = {(int(k), int(d)) for k, d in _EXPORT_DIM_NAME.findall(str(exc))}
+            sizes = [fakes[k].shape[d] for k, d in named if d in specs[k].dynamic_dims]
+            if exc.error_type != UserErrorType.CONSTRAINT_VIOLATION or not sizes:
+                raise
+            symbols = {symbols_of[k][d] for k, d in named if d in specs[k].dynamic_dims}
+            for size in sizes:
+                logger.info("tensorrt_rtx backend: export needs %s == %d; specializing it", size, int(size.node.hint))
+                guard_int(size)
+            for k, spec in enumerate(specs):
+                static = [d for d, symbol in enumerate(symbols_of[k]) if symbol is not None and symbol in symbols]
+                lo, hi = list(spec.min_shape), list(spec.max_shape)
+                for d in static:
+                    lo[d] = hi[d] = spec.opt_shape[d]
+                specs[k] = Input(min_shape=lo, opt_shape=spec.opt_shape, max_shape=hi, dtype=spec.dtype)
+
+
 def tensorrt_rtx_backend(gm: GraphModule, example_inputs: Sequence[Any],
                          options: Optional[dict] = None, **kwargs: Any) -> Callable[..., Any]:
-    from torch_tensorrt_rtx._compile import export_aten
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
-    from torch_tensorrt_rtx.dynamo._input import Input
     from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 
     settings = CompilationSettings.from_options({**(options or {}), **kwargs})
     original = gm
-    state = [isinstance(v, torch.Tensor) and _is_module_state(n, v)
-             for n, v in zip(gm.graph.find_nodes(op="placeholder"), example_inputs)]
+    placeholders = list(gm.graph.find_nodes(op="placeholder"))
+    state = [isinstance(v, torch.Tensor) and _is_module_state(n, v) for n, v in zip(placeholders, example_inputs)]
+    numbers = [_is_python_number(n) for n in placeholders]
     gm = _copy(gm)  # dynamo reads the graph it handed us afterwards: never edit it in place
-    user_indices = _freeze_module_state(gm, example_inputs, state)
     try:
+        indices = _specialize_python_numbers(gm, numbers)
+        user_indices = _freeze_module_state(gm, example_inputs, state, indices)
         user_indices, specs = _tensor_input_specs(gm, example_inputs, user_indices, settings)
     except _Unsupported as exc:
         logger.warning("tensorrt_rtx backend: running this graph in PyTorch: %s", exc)
         return original.forward
-    # Export outside dynamo's tracing context: its guards (sources like L['x']) must not leak
-    # into the exported program's guard code.
-    with torch.no_grad(), torch._guards.tracing(None):
-        aten_gm, symbol_ranges, _ = export_aten(gm, specs)
+    aten_gm, symbol_ranges, _ = _export_specializing(gm, specs)
     compiled, report = compile_graph(aten_gm, symbol_ranges, settings)
     compiled.compile_report = report
     _LAST_REPORTS.append(report)

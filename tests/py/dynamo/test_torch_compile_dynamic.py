@@ -1,0 +1,108 @@
+"""torch.compile(backend="tensorrt_rtx", dynamic=True): Python floats (BatchNorm/LayerNorm eps,
+float arguments) that dynamo passes as graph inputs are specialized with a guard, and a dim the
+ATen graph cannot keep dynamic is specialized with a guard; the engines are checked against
+eager through the CPU reference executor at several sizes (no GPU)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+import torch_tensorrt_rtx as trtx
+from tests.py.dynamo.models import MLP, SmallCNN
+from torch_tensorrt_rtx.dynamo.backend import recent_reports
+from torch_tensorrt_rtx.examples_models import GPTBlock, example_inputs
+
+OPTIONS = {"min_block_size": 1, "progress": False, "dynamic_max_size": 64}
+
+
+@pytest.fixture(autouse=True)
+def _reset_dynamo():
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def _cnn_with_statistics() -> nn.Module:
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    for module in model.modules():  # non-trivial statistics and eps, so batch norm is really tested
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 1.5)
+            module.eps = 0.1
+    return model
+
+
+def _compile_and_verify(model: nn.Module, calls):
+    """torch.compile with dynamic=True, verify each call against eager; return the new reports."""
+    compiled = torch.compile(model, backend="tensorrt_rtx", dynamic=True, options=OPTIONS)
+    before = list(recent_reports())
+    for args in calls:
+        verification = trtx.verify(compiled, *args, reference_module=model)
+        assert verification.ok, str(verification)
+        assert verification.engines and all(e.calls == 1 for e in verification.engines), str(verification)
+    return [r for r in recent_reports() if not any(r is b for b in before)]
+
+
+def test_mlp_dynamic_batch_one_engine_no_fallback():
+    torch.manual_seed(0)
+    model = MLP().eval()
+    reports = _compile_and_verify(model, [[torch.randn(b, 16)] for b in (2, 3, 7)])
+    assert len(reports) == 1, [r.format() for r in reports]
+    assert not reports[0].fallback_ops, reports[0].format()
+    assert reports[0].engines[0].input_ranges == ["{0: (2, 2, 64)}"]
+
+
+def test_cnn_with_batch_norm_dynamic_batch():
+    model = _cnn_with_statistics()
+    reports = _compile_and_verify(model, [[torch.randn(b, 3, 16, 16)] for b in (2, 3, 5)])
+    # One compile covers all three batch sizes; batch norm's eps became a constant, not an input.
+    assert len(reports) == 1, [r.format() for r in reports]
+    report = reports[0]
+    assert not report.fallback_ops, report.format()
+    assert len(report.engines) == 1 and report.engines[0].input_ranges[0].startswith("{0: (2, 2, ")
+    assert "aten.batch_norm" not in str(report.fallback_reasons)
+
+
+def test_cnn_new_image_size_recompiles_instead_of_reusing_the_engine():
+    # Adaptive pooling makes export guard on the image size, so height/width are specialized
+    # (batch stays dynamic); a different size must recompile, and both must match eager.
+    model = _cnn_with_statistics()
+    reports = _compile_and_verify(model, [[torch.randn(2, 3, 16, 16)], [torch.randn(3, 3, 16, 16)],
+                                          [torch.randn(2, 3, 12, 12)]])
+    assert len(reports) == 2, [r.format() for r in reports]
+    assert all(not r.fallback_ops and len(r.engines) == 1 for r in reports)
+
+
+def test_gpt_block_dynamic_batch_and_sequence():
+    torch.manual_seed(0)
+    model = GPTBlock().eval()
+    calls = [example_inputs("gpt_block", batch, seq) for batch, seq in ((2, 8), (3, 8), (4, 5))]
+    reports = _compile_and_verify(model, calls)
+    assert len(reports) == 1, [r.format() for r in reports]
+    report = reports[0]
+    assert not report.fallback_ops, report.format()
+    assert len(report.engines) == 1
+    ranges = report.engines[0].input_ranges[0]
+    assert "0: (2, 2, " in ranges and "1: (2, 8, " in ranges, ranges  # batch and sequence both ranged
+
+
+class _Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x, scale: float):
+        return torch.relu(self.fc(x)) * scale + 1
+
+
+def test_float_argument_is_specialized_with_a_guard():
+    # dynamo makes `scale` a runtime input; the engine bakes it in, so a new value must
+    # recompile (verify against eager fails if the old engine is reused).
+    torch.manual_seed(0)
+    model = _Scaled().eval()
+    reports = _compile_and_verify(model, [[torch.randn(2, 8), 0.5], [torch.randn(3, 8), 0.5],
+                                          [torch.randn(2, 8), 2.0]])
+    assert len(reports) == 2, [r.format() for r in reports]
+    assert all(not r.fallback_ops for r in reports)
