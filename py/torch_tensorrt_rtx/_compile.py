@@ -21,7 +21,7 @@ import torch
 
 from torch_tensorrt_rtx.dynamo._input import Input, as_inputs
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
-from torch_tensorrt_rtx.dynamo._summary import CompileReport
+from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, CompileReport, PhaseClock
 from torch_tensorrt_rtx.dynamo._verify import VerificationReport, VerificationUnavailableError, verify
 
 logger = logging.getLogger(__name__)
@@ -47,13 +47,18 @@ def _dynamic_shapes(specs: Sequence[Input], module: Any = None) -> Optional[Tupl
 
 
 def export_aten(module: torch.nn.Module, specs: Sequence[Input]):
-    """torch.export + our decompositions; returns (ATen GraphModule, symbol -> (min, opt, max))."""
+    """torch.export + our decompositions; returns (ATen GraphModule, symbol -> (min, opt, max)).
+    The time of each phase travels to compile_graph in gm.meta[PHASE_SECONDS_META]."""
     from torch_tensorrt_rtx.dynamo.lowering import decomposition_table
 
+    clock = PhaseClock()
     examples = tuple(spec.example() for spec in specs)
-    program = torch.export.export(module, examples, dynamic_shapes=_dynamic_shapes(specs, module), strict=False)
-    program = program.run_decompositions(decomposition_table())
-    gm = program.module()
+    with clock.phase("export"):
+        program = torch.export.export(module, examples, dynamic_shapes=_dynamic_shapes(specs, module), strict=False)
+    with clock.phase("decompositions"):  # a second trace of the whole program, then unlifting its weights
+        program = program.run_decompositions(decomposition_table())
+        gm = program.module()
+    gm.meta[PHASE_SECONDS_META] = clock.seconds
     symbol_ranges = {}
     for spec, node in zip(specs, gm.graph.find_nodes(op="placeholder")):
         val = node.meta.get("val")

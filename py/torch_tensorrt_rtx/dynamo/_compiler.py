@@ -24,7 +24,7 @@ from torch.fx import GraphModule, Node
 from torch_tensorrt_rtx.dynamo import _debug
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
-from torch_tensorrt_rtx.dynamo._summary import CompileReport, EngineSummary
+from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, CompileReport, EngineSummary, PhaseClock
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine, compute_capability
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
@@ -101,14 +101,29 @@ def _target_platform() -> str:
     return f"{platform.system().lower()}_{platform.machine().lower()}"
 
 
-def _build_one(gm: GraphModule, node: Node, symbol_ranges, settings: CompilationSettings, report: CompileReport):
+def _build_one(gm: GraphModule, node: Node, symbol_ranges, settings: CompilationSettings, report: CompileReport,
+               clock: PhaseClock):
+    name = node.target
+    sub = getattr(gm, name)
+    with clock.phase("conversion"):
+        ranges = _input_ranges(sub, symbol_ranges, name)
+        network_def = build_network(sub, ranges)
+    start = time.perf_counter()
+    engine, seconds = build_engine(network_def, settings.compute_capabilities, label=name, progress=settings.progress)
+    clock.add("engine build", seconds)
+    clock.add("conversion", time.perf_counter() - start - seconds)  # builder config and optimization profile
+    with clock.phase("packaging"):
+        _package(gm, node, sub, network_def, engine, settings)
+    report.engines.append(EngineSummary(name, network_def.converted_ops, seconds, len(engine),
+                                        [str(r) for r in ranges]))
+
+
+def _package(gm: GraphModule, node: Node, sub: GraphModule, network_def, engine: bytes,
+             settings: CompilationSettings) -> None:
+    """Replace the partition's call by execute_engine on a packed EngineRecord buffer."""
     from torch_tensorrt_rtx.runtime import EngineRecord
 
     name = node.target
-    sub = getattr(gm, name)
-    ranges = _input_ranges(sub, symbol_ranges, name)
-    network_def = build_network(sub, ranges)
-    engine, seconds = build_engine(network_def, settings.compute_capabilities, label=name, progress=settings.progress)
     sha = hashlib.sha256(engine).hexdigest()
     spec = _spec(sub, name, sha, name)
     record = EngineRecord.new(
@@ -129,8 +144,6 @@ def _build_one(gm: GraphModule, node: Node, symbol_ranges, settings: Compilation
         gm._engine_sources = {}
     gm._engine_sources[name] = source  # keeps the network alive exactly as long as the module
     delattr(gm, name)
-    report.engines.append(EngineSummary(name, network_def.converted_ops, seconds, len(engine),
-                                        [str(r) for r in ranges]))
 
 
 def _drop_unused_state(gm: GraphModule) -> None:
@@ -151,17 +164,20 @@ def _drop_unused_state(gm: GraphModule) -> None:
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
     start = time.perf_counter()
+    clock = PhaseClock(gm.meta.pop(PHASE_SECONDS_META, None))  # export phases, when export_aten made gm
     for name in settings.compute_capabilities:
         compute_capability(name)  # a bad setting is the user's error, not a reason to fall back
-    gm = lower(gm)
-    result = partition(gm, settings)
+    with clock.phase("lowering"):
+        gm = lower(gm)
+    with clock.phase("partitioning"):
+        result = partition(gm, settings)
     gm = result.module
     report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons))
     for node in list(gm.graph.nodes):
         if node.op != "call_module" or node.target not in result.trt_submodules:
             continue
         try:
-            _build_one(gm, node, symbol_ranges, settings, report)
+            _build_one(gm, node, symbol_ranges, settings, report, clock)
         except Exception as exc:  # noqa: BLE001 - any TensorRT-side failure keeps the subgraph in PyTorch
             if not isinstance(exc, ConversionError):
                 exc = ConversionError(f"{node.target}: {type(exc).__name__}: {exc}")
@@ -171,10 +187,12 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                     key = op_name(sub_node)
                     report.fallback_ops[key] = report.fallback_ops.get(key, 0) + 1
                     report.fallback_reasons.setdefault(key, str(exc))
-    _drop_unused_state(gm)
-    gm.graph.lint()
-    gm.recompile()
+    with clock.phase("packaging"):
+        _drop_unused_state(gm)
+        gm.graph.lint()
+        gm.recompile()
     report.total_seconds = time.perf_counter() - start
+    report.phase_seconds = clock.seconds
     if settings.require_full_compilation and report.fallback_ops:
         raise RuntimeError("require_full_compilation=True but these ops stay in PyTorch: "
                            + ", ".join(f"{k} ({report.fallback_reasons.get(k)})" for k in sorted(report.fallback_ops)))

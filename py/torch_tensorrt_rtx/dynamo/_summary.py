@@ -1,9 +1,46 @@
-"""The compile summary that goes to `logging` and is attached to compiled modules."""
+"""The compile summary that goes to `logging` and is attached to compiled modules.
+
+`CompileReport.phase_seconds` says where a compile's wall time went, phase by phase (see
+PHASES); `PhaseClock` is how the pipeline fills it:
+
+    clock = PhaseClock()
+    with clock.phase("lowering"):
+        gm = lower(gm)
+    clock.add("engine build", seconds)    # a duration measured elsewhere
+"""
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
-from typing import Dict, List
+import time
+from typing import Dict, Iterator, List, Mapping, Optional
+
+# Compile phases in pipeline order. "engine build" is TensorRT-RTX's build_serialized_network
+# alone; "conversion" is FX -> INetworkDefinition plus the builder config; "packaging" is engine
+# records, graph surgery and the final recompile.
+PHASES = ("export", "decompositions", "lowering", "partitioning", "conversion", "engine build", "packaging")
+# GraphModule.meta key under which export_aten hands its phase times to compile_graph (which
+# removes it), so both entry points (compile and the torch.compile backend) report them.
+PHASE_SECONDS_META = "torch_tensorrt_rtx_phase_seconds"
+
+
+class PhaseClock:
+    """Accumulates wall seconds per phase name; a phase may be entered many times (once per engine)."""
+
+    def __init__(self, initial: Optional[Mapping[str, float]] = None) -> None:
+        self.seconds: Dict[str, float] = dict(initial or {})
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:  # a phase that raises (a partition kept in PyTorch) still spent the time
+            self.add(name, time.perf_counter() - start)
 
 
 @dataclasses.dataclass
@@ -21,6 +58,7 @@ class CompileReport:
     fallback_ops: Dict[str, int] = dataclasses.field(default_factory=dict)
     fallback_reasons: Dict[str, str] = dataclasses.field(default_factory=dict)
     total_seconds: float = 0.0
+    phase_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)  # see PHASES
 
     @property
     def converted_op_counts(self) -> Dict[str, int]:
@@ -31,6 +69,10 @@ class CompileReport:
         lines = [f"torch_tensorrt_rtx: {len(self.engines)} TensorRT-RTX subgraph(s), "
                  f"{sum(converted.values())} op(s) converted, {sum(self.fallback_ops.values())} op(s) in PyTorch, "
                  f"compiled in {self.total_seconds:.2f} s"]
+        if self.phase_seconds:
+            # total_seconds starts after export: say so, or "compiled in 0.5 s, export 2.4 s" reads wrong.
+            lines.append("  time by phase (export and decompositions come before the time above): "
+                         + ", ".join(f"{k} {v:.2f} s" for k, v in self.phase_seconds.items()))
         for e in self.engines:
             lines.append(f"  engine {e.name}: {len(e.converted_ops)} ops, built in {e.build_seconds:.2f} s, "
                          f"{e.engine_bytes:,} bytes" + (f", dynamic dims {e.input_ranges}" if any(
