@@ -196,3 +196,19 @@ def test_converter_crash_keeps_subgraph_in_pytorch(caplog):
     assert "node relu" in caplog.text and "boom" in caplog.text
     x = torch.randn(3, 8)
     assert trtx.verify(compiled, x, reference_module=model).ok
+
+
+def test_compile_report_times_every_phase():
+    import time
+
+    from torch_tensorrt_rtx.dynamo._summary import PHASES
+
+    start = time.perf_counter()
+    compiled = trtx.compile(SmallCNN().eval(), [torch.randn(1, 3, 8, 8)], min_block_size=1)
+    wall = time.perf_counter() - start
+    phases = compiled.compile_report.phase_seconds
+    assert set(phases) == set(PHASES), phases
+    assert all(seconds >= 0 for seconds in phases.values())
+    assert phases["engine build"] >= compiled.compile_report.engines[0].build_seconds * 0.5
+    # The phases are disjoint slices of the compile: together they cannot exceed its wall time.
+    assert sum(phases.values()) <= wall
