@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <new>
 #include <system_error>
+#include <vector>
 
 #include "core/runtime/log.h"
 
@@ -21,11 +22,31 @@ namespace {
 
 constexpr const char* kTempSuffix = ".tmp";
 
+// Lexically normalized like Python's os.path.abspath (no ".", ".." or empty components, no
+// trailing slash), so both runtimes name the same files for the same path string.
 std::string Absolute(const std::string& path) {
-  if (!path.empty() && path[0] == '/') return path;
-  char buf[PATH_MAX];
-  if (getcwd(buf, sizeof(buf)) == nullptr) return path;
-  return std::string(buf) + "/" + path;
+  std::string full = path;
+  if (full.empty() || full[0] != '/') {
+    char buf[PATH_MAX];
+    if (getcwd(buf, sizeof(buf)) == nullptr) return path;
+    full = std::string(buf) + "/" + path;
+  }
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (start <= full.size()) {
+    std::size_t end = full.find('/', start);
+    if (end == std::string::npos) end = full.size();
+    const std::string part = full.substr(start, end - start);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    start = end + 1;
+  }
+  std::string out;
+  for (const std::string& part : parts) out += "/" + part;
+  return out.empty() ? "/" : out;
 }
 
 std::string DirName(const std::string& path) {
@@ -72,8 +93,9 @@ void WriteAll(int fd, const char* data, std::size_t size, const std::string& pat
   }
 }
 
-// Deletes "<name>.*.tmp" in `dir`: a temp file only lives while its writer holds the
-// lock, so one found under the lock belongs to a writer that was killed mid-save.
+// Deletes "<name>.<random>.tmp" (random part without dots) in `dir`: a temp file only
+// lives while its writer holds the lock, so one found under the lock belongs to a writer
+// that was killed mid-save.
 void RemoveStaleTempFiles(const std::string& dir, const std::string& name) {
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) return;
@@ -82,7 +104,9 @@ void RemoveStaleTempFiles(const std::string& dir, const std::string& name) {
   while (struct dirent* entry = readdir(d)) {
     const std::string file = entry->d_name;
     if (file.size() > prefix.size() + suffix_len && file.compare(0, prefix.size(), prefix) == 0 &&
-        file.compare(file.size() - suffix_len, suffix_len, kTempSuffix) == 0) {
+        file.compare(file.size() - suffix_len, suffix_len, kTempSuffix) == 0 &&
+        // The random part has no dot: "<name>.gpu1.XXXXXX.tmp" is another cache's temp file.
+        file.find('.', prefix.size()) == file.size() - suffix_len) {
       if (unlink((dir + "/" + file).c_str()) == 0) {
         LogInfo("runtime cache: removed " + dir + "/" + file + " left by an interrupted save");
       }
@@ -309,7 +333,8 @@ void RuntimeCacheFile::ReplaceUnderLock(const void* data, std::size_t size) cons
   const std::string dir = DirName(path_);
   RemoveStaleTempFiles(dir, BaseName(path_));
   std::string temp = dir + "/" + BaseName(path_) + ".XXXXXX" + kTempSuffix;
-  const int fd = mkstemps(&temp[0], static_cast<int>(std::char_traits<char>::length(kTempSuffix)));
+  const int fd = mkostemps(&temp[0], static_cast<int>(std::char_traits<char>::length(kTempSuffix)),
+                           O_CLOEXEC);
   if (fd < 0) ThrowErrno("create temp file in " + dir);
   bool closed = false;
   try {

@@ -17,7 +17,7 @@
 //    excludes them), release, then deserialize. Rejected bytes -> warning, false.
 //  - Save: serialize first, outside the lock; an empty or failed serialization is never
 //    written. Create missing parent directories (0700). Under the EXCLUSIVE lock: delete
-//    stale "<name>.*.tmp" files (temp files live only while their writer holds the lock,
+//    stale "<name>.<random>.tmp" files (temp files live only while their writer holds the lock,
 //    so these belong to killed writers), write a uniquely named temp file
 //    "<name>.XXXXXX.tmp" in the same directory, fsync, rename over the cache, fsync the
 //    directory.

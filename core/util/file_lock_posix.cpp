@@ -29,7 +29,8 @@ namespace {
 std::intptr_t OpenLockFile(const std::string& path) {
   int fd;
   do {
-    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                0666);  // & ~umask, as py-filelock creates it
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     ThrowOsError("cannot open", path, errno);

@@ -87,7 +87,7 @@ class RuntimeCacheFile:
 
     def _refuse_symlink(self, action: str) -> bool:
         for p in (self.path, self.lock_path):
-            if p.is_symlink():
+            if os.path.islink(p):  # False on any lstat error, as in the C++ runtime
                 logger.warning(
                     "runtime cache: not %s %s: %s is a symlink (expected a regular file); "
                     "set the cache path to the link's target instead", action, self.path, p)
@@ -105,7 +105,7 @@ class RuntimeCacheFile:
         """The whole file read under the lock; None if missing, refused or unreadable."""
         if self._refuse_symlink("loading"):
             return None
-        if not self.path.exists():
+        if not os.path.exists(self.path):  # False on any stat error, as in the C++ runtime
             return None  # fast path, no lock file created just to find nothing
         try:
             with self._lock():
@@ -161,7 +161,7 @@ class RuntimeCacheFile:
         if self._refuse_symlink("saving"):
             return False
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _make_private_dirs(self.path.parent)
             with self._lock():
                 self._replace_under_lock(memoryview(blob).cast("B"))
             return True
@@ -198,11 +198,28 @@ class RuntimeCacheFile:
     def _remove_stale_temp_files(self) -> None:
         """Delete temp files left by writers killed mid-save (call only under the lock)."""
         for stale in self.path.parent.glob(f"{glob.escape(self.path.name)}.*{_TEMP_SUFFIX}"):
+            # The random part is non-empty and has no dot: "<name>.gpu1.<random>.tmp" is
+            # the temp file of another cache, guarded by another lock.
+            middle = stale.name[len(self.path.name) + 1:-len(_TEMP_SUFFIX)]
+            if not middle or "." in middle:
+                continue
             try:
                 stale.unlink()
                 logger.info("runtime cache: removed %s left by an interrupted save", stale)
             except OSError:
                 pass  # best effort; a leftover temp file costs disk space, nothing else
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create missing directories, every level with mode 0o700 (``mkdir(parents=True)``
+    gives the intermediate ones the default mode)."""
+    if os.path.exists(directory) or directory.parent == directory:
+        return
+    _make_private_dirs(directory.parent)
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
 
 
 def _fsync_directory(directory: Path) -> None:

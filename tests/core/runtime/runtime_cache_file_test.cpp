@@ -99,6 +99,79 @@ TEST_F(RuntimeCacheFileTest, SaveRemovesTempFilesOfKilledWriters) {
   EXPECT_TRUE(Exists(dir_ + "/other.bin.abc123.tmp"));
 }
 
+TEST_F(RuntimeCacheFileTest, SaveSparesTempFilesOfOtherCaches) {
+  // "runtime_cache.bin.gpu1" is another cache guarded by its own lock: its in-flight temp
+  // file is not a stale temp file of ours (the Python runtime spares it too).
+  Write(path_ + ".gpu1.abc123.tmp", "theirs");
+  Write(path_ + "..tmp", "never a temp name");
+  RuntimeCacheFile store(path_);
+  ASSERT_TRUE(store.TrySaveBytes("x", 1));
+  EXPECT_TRUE(Exists(path_ + ".gpu1.abc123.tmp"));
+  EXPECT_TRUE(Exists(path_ + "..tmp"));
+}
+
+TEST_F(RuntimeCacheFileTest, LockFileModeFollowsTheUmaskLikePythonFilelock) {
+  // py-filelock creates the lock file with 0666 & ~umask; so must we, or a group-shared
+  // cache directory works or not depending on which runtime created the lock file first.
+  const mode_t old = umask(002);
+  RuntimeCacheFile store(path_);
+  const bool saved = store.TrySaveBytes("x", 1);
+  umask(old);
+  ASSERT_TRUE(saved);
+  struct stat info;
+  ASSERT_EQ(stat(store.lock_path().c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0664u);
+  ASSERT_EQ(stat(path_.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0600u);  // mkstemp's mode, as in Python
+}
+
+TEST_F(RuntimeCacheFileTest, PathIsNormalizedLexicallyLikePythonAbspath) {
+  // os.path.abspath drops ".", ".." and empty components without looking at the disk, so
+  // the Python runtime saves "<dir>/missing/../runtime_cache.bin" as <dir>/runtime_cache.bin
+  // and never creates <dir>/missing.
+  RuntimeCacheFile store(dir_ + "/missing/..//./runtime_cache.bin");
+  EXPECT_EQ(store.path(), path_);
+  EXPECT_EQ(store.lock_path(), path_ + ".lock");
+  ASSERT_TRUE(store.TrySaveBytes("x", 1));
+  EXPECT_EQ(Read(path_), "x");
+  EXPECT_FALSE(Exists(dir_ + "/missing"));
+  const std::string cwd_before = [] {
+    char buf[4096];
+    return std::string(getcwd(buf, sizeof(buf)));
+  }();
+  ASSERT_EQ(chdir(dir_.c_str()), 0);
+  RuntimeCacheFile relative("cache.bin");
+  RuntimeCacheFile dotted("./sub/../cache.bin/");
+  ASSERT_EQ(chdir(cwd_before.c_str()), 0);
+  EXPECT_EQ(relative.path(), dir_ + "/cache.bin");
+  EXPECT_EQ(dotted.path(), dir_ + "/cache.bin");
+}
+
+TEST_F(RuntimeCacheFileTest, TempFileIsNotInheritedByChildProcesses) {
+  // The Python runtime's temp file descriptor is close-on-exec (PEP 446); a program that
+  // runs a child while another thread saves must not leak the temp file into it.
+  RuntimeCacheFile store(path_);
+  const std::string blob(std::size_t{32} << 20, 'x');
+  std::atomic<bool> stop{false};
+  std::thread saver([&] {
+    while (!stop) store.TrySaveBytes(blob.data(), blob.size());
+  });
+  bool leaked = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!leaked && std::chrono::steady_clock::now() < deadline) {
+    FILE* f = popen("ls -l /proc/self/fd/ 2>/dev/null", "r");
+    ASSERT_NE(f, nullptr);
+    char line[4096];
+    while (fgets(line, sizeof(line), f) != nullptr) {
+      if (std::string(line).find(".tmp") != std::string::npos) leaked = true;
+    }
+    pclose(f);
+  }
+  stop = true;
+  saver.join();
+  EXPECT_FALSE(leaked) << "a child process inherited the temp file's descriptor";
+}
+
 TEST_F(RuntimeCacheFileTest, CreatesMissingParentDirectories) {
   RuntimeCacheFile store(dir_ + "/a/b/cache.bin");
   ASSERT_TRUE(store.TrySaveBytes("x", 1));

@@ -184,3 +184,33 @@ def test_default_path_is_per_user_with_private_dir(tmp_path, monkeypatch):
     assert default_cache_path(create_dir=False) == (
         tmp_path / "home" / ".cache" / "torch_tensorrt_rtx" / "runtime_cache.bin")
     assert not str(default_cache_path(create_dir=False)).startswith("/tmp/torch")
+
+
+def test_os_error_while_checking_the_path_does_not_escape(tmp_path, caplog):
+    # lstat/stat fail with ENAMETOOLONG (EACCES on an unsearchable directory is the same,
+    # but root ignores permissions): the C++ runtime treats that as "missing" / "not a
+    # symlink"; the try_ methods must not raise either.
+    store = RuntimeCacheFile(tmp_path / ("x" * 300))
+    assert _load(store) == (False, None)
+    assert not store.try_save_bytes(make_blob("w", 10))
+    assert str(store.path) in _warnings(caplog) or str(store.lock_path) in _warnings(caplog)
+
+
+def test_every_missing_parent_directory_is_created_private(tmp_path):
+    store = RuntimeCacheFile(tmp_path / "a" / "b" / "c.bin")
+    assert store.try_save_bytes(make_blob("me", 10))
+    for d in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
+
+
+def test_stale_temp_cleanup_spares_temp_files_of_other_caches(tmp_path):
+    # "c.bin.gpu1" is another cache in the same directory, guarded by its own lock; its
+    # in-flight temp file "c.bin.gpu1.<random>.tmp" is not a stale temp file of "c.bin".
+    ours = tmp_path / "c.bin.abc123.tmp"
+    theirs = tmp_path / "c.bin.gpu1.abc123.tmp"
+    odd = tmp_path / "c.bin..tmp"  # not a name either runtime ever creates
+    for p in (ours, theirs, odd):
+        p.write_bytes(b"half written")
+    assert RuntimeCacheFile(tmp_path / "c.bin").try_save_bytes(make_blob("me", 10))
+    assert not ours.exists()
+    assert theirs.exists() and odd.exists()
