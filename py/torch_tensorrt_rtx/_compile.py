@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
-from torch_tensorrt_rtx.dynamo._input import Input, as_inputs
+from torch_tensorrt_rtx.dynamo._input import Input, as_inputs, describe as _describe
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, CompileReport, PhaseClock
 from torch_tensorrt_rtx.dynamo._verify import VerificationReport, VerificationUnavailableError, verify
@@ -69,6 +69,23 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input]):
     return gm, symbol_ranges, examples
 
 
+def _check_arity(module: torch.nn.Module, specs: Sequence[Input]) -> None:
+    """compile passes one example per positional parameter of forward: say so when they do not fit."""
+    try:
+        signature = inspect.signature(module.forward)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*specs)
+    except TypeError as exc:
+        keyword_only = [p.name for p in signature.parameters.values()
+                        if p.kind == inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty]
+        hint = (f"; keyword-only parameters ({', '.join(keyword_only)}) cannot be given: compile passes inputs "
+                "positionally, so wrap the module in one whose forward takes them positionally") if keyword_only else ""
+        raise TypeError(f"compile: got {len(specs)} input(s) for {type(module).__name__}.forward{signature}: "
+                        f"{exc}{hint}") from None
+
+
 def compile(module: torch.nn.Module, inputs: Sequence[Union[Input, torch.Tensor]], *,
             min_block_size: int = 3, torch_executed_ops: Sequence[str] = (),
             require_full_compilation: bool = False, compute_capabilities: Sequence[str] = (),
@@ -77,14 +94,28 @@ def compile(module: torch.nn.Module, inputs: Sequence[Union[Input, torch.Tensor]
     `.compile_report` (a CompileReport). Inputs: one Input or example tensor per positional input."""
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
 
-    settings = CompilationSettings(min_block_size=min_block_size, torch_executed_ops=frozenset(torch_executed_ops),
+    settings = CompilationSettings(min_block_size=min_block_size, torch_executed_ops=torch_executed_ops,
                                    require_full_compilation=require_full_compilation,
-                                   compute_capabilities=tuple(compute_capabilities), progress=progress,
+                                   compute_capabilities=compute_capabilities, progress=progress,
                                    keep_networks=keep_networks)
     specs = as_inputs(inputs)
+    was_training = isinstance(module, torch.nn.Module) and module.training
     if isinstance(module, torch.nn.Module):
-        module = module.eval()
-    gm, symbol_ranges, examples = export_aten(module, specs)
+        _check_arity(module, specs)
+        if was_training:
+            logger.warning("compile: %s is in train mode; compiling it for inference (as in eval mode: dropout off, "
+                           "batch norm uses running statistics). Call .eval() first to silence this.",
+                           type(module).__name__)
+        module.eval()
+    try:
+        gm, symbol_ranges, examples = export_aten(module, specs)
+    except Exception as exc:
+        exc.add_note(f"torch_tensorrt_rtx.compile: tracing {type(module).__name__}.forward with inputs "
+                     f"{[_describe(s) for s in specs]} failed; check each input's shape and dtype against forward")
+        raise
+    finally:
+        if was_training:
+            module.train()  # the caller's module keeps its mode; the exported graph is already fixed
     compiled, report = compile_graph(gm, symbol_ranges, settings)
     compiled.compile_report = report
     setattr(compiled, _EXPORT_INFO, specs)
@@ -98,6 +129,12 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
     specs = as_inputs(inputs) if inputs is not None else getattr(compiled, _EXPORT_INFO, None)
     if specs is None:
         raise ValueError("save: pass inputs=... (the module was not produced by torch_tensorrt_rtx.compile)")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"save: {os.fspath(path)} is a directory; give a file path such as "
+                                f"{os.path.join(os.fspath(path), 'model.pt2')}")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"save: directory {parent} (for {os.fspath(path)}) does not exist; create it first")
     examples = tuple(spec.example() for spec in specs)
     program = torch.export.export(compiled, examples, dynamic_shapes=_dynamic_shapes(specs, compiled), strict=False)
     torch.export.save(program, os.fspath(path))
@@ -109,7 +146,16 @@ def load(path: Union[str, os.PathLike]) -> torch.export.ExportedProgram:
     Call `.module()` on the result to run it."""
     from torch_tensorrt_rtx.dynamo import _engine_op  # noqa: F401  (registers the op before loading)
 
-    return torch.export.load(os.fspath(path))
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"load: {path} is a directory, not a .pt2 file written by torch_tensorrt_rtx.save")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load: no such file: {path}")
+    try:
+        return torch.export.load(path)
+    except Exception as exc:  # a zip error, a missing archive entry, a bad schema: all mean "not our .pt2"
+        raise ValueError(f"load: {path} is not a complete .pt2 ExportedProgram as written by torch_tensorrt_rtx.save "
+                         f"(truncated, or another format such as torch.save): {type(exc).__name__}: {exc}") from exc
 
 
 def engine_records(program: Union[torch.export.ExportedProgram, torch.nn.Module]):

@@ -10,9 +10,26 @@ the engine's optimization profile.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
+
+
+def _dims(field: str, shape: object) -> Tuple[int, ...]:
+    """`shape` as a tuple of non-negative ints, or a TypeError/ValueError naming the bad value."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise TypeError(f"Input: {field} must be a sequence of integers such as (1, 3, 224, 224), got {shape!r}")
+    dims = []
+    for d, size in enumerate(shape):
+        try:
+            size = operator.index(size)  # ints, numpy ints; not floats, None or strings
+        except TypeError:
+            raise TypeError(f"Input: {field}[{d}] must be an integer, got {size!r} in {field}={tuple(shape)!r}") from None
+        if size < 0:
+            raise ValueError(f"Input: {field}[{d}] must be >= 0, got {size} in {field}={tuple(shape)!r}")
+        dims.append(size)
+    return tuple(dims)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,18 +45,18 @@ class Input:
         if self.shape is not None:
             if any(s is not None for s in (self.min_shape, self.opt_shape, self.max_shape)):
                 raise ValueError("Input: give either shape=... or min_shape/opt_shape/max_shape, not both")
-            shape = tuple(int(d) for d in self.shape)
+            shape = _dims("shape", self.shape)
             for field in ("shape", "min_shape", "opt_shape", "max_shape"):
                 object.__setattr__(self, field, shape)
         else:
             shapes = (self.min_shape, self.opt_shape, self.max_shape)
             if any(s is None for s in shapes):
                 raise ValueError("Input: a dynamic input needs min_shape, opt_shape and max_shape")
-            shapes = tuple(tuple(int(d) for d in s) for s in shapes)
+            shapes = tuple(_dims(f, s) for f, s in zip(("min_shape", "opt_shape", "max_shape"), shapes))
             if len({len(s) for s in shapes}) != 1:
                 raise ValueError(f"Input: min/opt/max shapes have different ranks: {shapes}")
             for d, (lo, opt, hi) in enumerate(zip(*shapes)):
-                if not 1 <= lo <= opt <= hi:
+                if not (1 <= lo <= opt <= hi or lo == opt == hi):  # a static dim may be 0 (empty)
                     raise ValueError(f"Input: dim {d} needs 1 <= min <= opt <= max, got {lo}, {opt}, {hi}")
             object.__setattr__(self, "min_shape", shapes[0])
             object.__setattr__(self, "opt_shape", shapes[1])
@@ -68,7 +85,16 @@ class Input:
         return torch.zeros(shape, dtype=self.dtype)
 
 
+def describe(spec: Input) -> str:
+    """`(2, 8) float32` or `min (1, 8) opt (4, 8) max (16, 8) float32`, for error messages."""
+    shape = spec.shape if spec.shape is not None else f"min {spec.min_shape} opt {spec.opt_shape} max {spec.max_shape}"
+    return f"{shape} {str(spec.dtype).replace('torch.', '')}"
+
+
 def as_inputs(inputs: Sequence[object]) -> Tuple[Input, ...]:
+    if not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"inputs must be a list or tuple with one torch_tensorrt_rtx.Input or torch.Tensor per "
+                        f"positional input of forward, e.g. inputs=[x]; got {type(inputs).__name__}")
     out = []
     for i, item in enumerate(inputs):
         if isinstance(item, Input):

@@ -26,6 +26,19 @@ class CompilationSettings:
     # Keep each engine's INetworkDefinition in memory so `verify` can run it after compile.
     keep_networks: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("min_block_size", "dynamic_max_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        # One name given as a plain string means that one name, not its characters.
+        for name in ("torch_executed_ops", "compute_capabilities"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = (value,)
+            value = frozenset(str(v) for v in value) if name == "torch_executed_ops" else tuple(value)
+            object.__setattr__(self, name, value)
+
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> "CompilationSettings":
         options = dict(options or {})

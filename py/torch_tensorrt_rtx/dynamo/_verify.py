@@ -26,6 +26,7 @@ import torch.fx
 
 from torch_tensorrt_rtx.dynamo import _debug
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, intercept_engines
+from torch_tensorrt_rtx.dynamo._input import describe as _describe
 from torch_tensorrt_rtx.dynamo.conversion.reference_executor import run_network
 from torch_tensorrt_rtx.dynamo.conversion.profile_check import check_input_shapes
 
@@ -140,13 +141,19 @@ def _check_engine(spec: OutputSpec, inputs: List[torch.Tensor], checks: Dict[str
 def verify(module: Any, *inputs: Any, reference_module: Optional[torch.nn.Module] = None,
            **kwargs: Any) -> VerificationReport:
     """Run `module(*inputs, **kwargs)` with every engine executed by the CPU reference executor."""
+    specs = getattr(module, "_torch_tensorrt_rtx_export", None)  # set by torch_tensorrt_rtx.compile
+    if specs is not None and len(inputs) != len(specs):
+        raise TypeError(f"verify: the compiled module takes {len(specs)} input(s) "
+                        f"({', '.join(_describe(s) for s in specs)}), got {len(inputs)}")
+    if reference_module is not None:  # a module may mutate its inputs: the reference gets the originals
+        ref_inputs, ref_kwargs = torch.utils._pytree.tree_map_only(torch.Tensor, torch.clone, (inputs, kwargs))
     checks: Dict[str, EngineCheck] = {}
     with intercept_engines(lambda spec, ins, _record: _check_engine(spec, ins, checks)), torch.no_grad():
         result = module(*inputs, **kwargs)
     report = VerificationReport(list(checks.values()))
     if reference_module is not None:
         with torch.no_grad():
-            expected = reference_module(*inputs, **kwargs)
+            expected = reference_module(*ref_inputs, **ref_kwargs)
         flat_actual, _ = torch.utils._pytree.tree_flatten(result)
         flat_expected, _ = torch.utils._pytree.tree_flatten(expected)
         errs, oks = [], []
