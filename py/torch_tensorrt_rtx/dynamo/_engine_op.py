@@ -107,8 +107,7 @@ def _runtime_module(packed_record: torch.Tensor, spec: OutputSpec) -> Callable[.
         if module is None:
             packed = packed_record.detach().cpu().clone()
             if _cpp_runtime_available():
-                engine = torch.ops.tensorrt.engine_from_packed(packed)
-                module = functools.partial(_run_cpp_engine, engine)
+                module = _CppEngineRunner(torch.ops.tensorrt.engine_from_packed(packed))
             else:
                 from torch_tensorrt_rtx.runtime import EngineRecord, TRTModule
 
@@ -124,14 +123,30 @@ def _cpp_runtime_available() -> bool:
     return _native.tensorrt_available()
 
 
-def _run_cpp_engine(engine: Any, *inputs: torch.Tensor) -> List[torch.Tensor]:
-    # The same scoped runtime settings reach both runtimes; the C++ Engine recreates its
-    # execution context lazily, and only when a setting really changed.
-    from torch_tensorrt_rtx import _native
-    from torch_tensorrt_rtx.runtime import current_settings
+class _CppEngineRunner:
+    """Runs a C++ ``torch.classes.tensorrt.Engine`` like a TRTModule runs a Python engine.
 
-    _native.apply_settings(engine, current_settings())
-    return torch.ops.tensorrt.execute_engine(list(inputs), engine)
+    Registered as a runtime-cache owner, so leaving a ``runtime.settings`` scope saves its
+    cache exactly as it saves the Python modules' caches.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        from torch_tensorrt_rtx.runtime.runtime_settings import register_cache_owner
+
+        self.engine = engine
+        register_cache_owner(self)
+
+    def __call__(self, *inputs: torch.Tensor) -> List[torch.Tensor]:
+        # The same scoped runtime settings reach both runtimes; the C++ Engine recreates its
+        # execution context lazily, and only when a setting really changed.
+        from torch_tensorrt_rtx import _native
+        from torch_tensorrt_rtx.runtime import current_settings
+
+        _native.apply_settings(self.engine, current_settings())
+        return torch.ops.tensorrt.execute_engine(list(inputs), self.engine)
+
+    def save_runtime_cache(self) -> bool:
+        return bool(self.engine.save_runtime_cache())
 
 
 # -- interception (verification on CPU) ------------------------------------------------------

@@ -290,13 +290,16 @@ spec = OutputSpec("blk0", "sha", [TensorSpec("float32", ["i0_0"])],
 run = lambda: torch.ops.tensorrt_rtx.execute_engine([torch.arange(4.0)], record.to_tensor(), spec)[0]
 with runtime.settings(cache_path=sys.argv[2], kernel_strategy="eager"):
     y = run()
-    engine = _engine_op._MODULES["sha"].args[0]
+    engine = _engine_op._MODULES["sha"].engine
     print(type(engine).__name__, y.tolist(), list(engine.get_runtime_settings()), flush=True)
+import os
+print("saved at scope exit:", os.path.getsize(sys.argv[2]) > 0, flush=True)
 run()
 print(list(engine.get_runtime_settings()), flush=True)
 """, packed, tmp_path / "rt.cache", TORCH_TENSORRT_RTX_RUNTIME_LIBRARY=str(scripted_ops))
     assert result.returncode == 0, result.stderr
-    inside, outside = result.stdout.strip().splitlines()
+    inside, saved, outside = result.stdout.strip().splitlines()
+    assert saved == "saved at scope exit: True", saved
     assert inside.startswith("ScriptObject [0.0, 2.0, 4.0, 6.0]"), inside
     assert str(tmp_path / "rt.cache") in inside and "'eager'" in inside, inside
     assert "'lazy'" in outside and str(tmp_path / "rt.cache") not in outside, outside
