@@ -5,7 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/core/runtime/scripted_backend.h"
-#include "tests/core/runtime/test_dir.h"
+#include "tests/core/util/test_dir.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {

@@ -21,6 +21,7 @@
 #include "core/util/file_lock.h"
 #include "gtest/gtest.h"
 #include "tests/core/util/child_process.h"
+#include "tests/core/util/test_dir.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {
@@ -34,21 +35,11 @@ using testing::ProjectPython;
 class RuntimeCacheFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* base = std::getenv("TEST_TMPDIR");
-    std::string pattern = std::string(base ? base : "/tmp") + "/cache_file_test_XXXXXX";
-    ASSERT_NE(mkdtemp(&pattern[0]), nullptr);
-    dir_ = pattern;
+    dir_ = testing::MakeTestDir("cache_file_test");
     path_ = dir_ + "/runtime_cache.bin";
   }
-  static std::string Read(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-  static void Write(const std::string& p, const std::string& data) {
-    std::ofstream(p, std::ios::binary) << data;
-  }
+  static std::string Read(const std::string& p) { return testing::ReadFile(p); }
+  static void Write(const std::string& p, const std::string& data) { testing::WriteFile(p, data); }
   static bool Exists(const std::string& p) {
     struct stat info;
     return lstat(p.c_str(), &info) == 0;

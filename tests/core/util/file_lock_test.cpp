@@ -16,6 +16,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/core/util/child_process.h"
+#include "tests/core/util/test_dir.h"
 
 namespace torch_tensorrt_rtx {
 namespace util {
@@ -39,10 +40,7 @@ except filelock.Timeout:
 class FileLockTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* base = std::getenv("TEST_TMPDIR");
-    std::string pattern = std::string(base ? base : "/tmp") + "/file_lock_test_XXXXXX";
-    ASSERT_NE(mkdtemp(&pattern[0]), nullptr);
-    dir_ = pattern;
+    dir_ = testing::MakeTestDir("file_lock_test");
     lock_path_ = LockPathFor(dir_ + "/runtime.cache");
   }
 

@@ -1,6 +1,6 @@
 // Test helper: a fresh directory under $TEST_TMPDIR and small file utilities.
-#ifndef TORCH_TENSORRT_RTX_TESTS_CORE_RUNTIME_TEST_DIR_H_
-#define TORCH_TENSORRT_RTX_TESTS_CORE_RUNTIME_TEST_DIR_H_
+#ifndef TORCH_TENSORRT_RTX_TESTS_CORE_UTIL_TEST_DIR_H_
+#define TORCH_TENSORRT_RTX_TESTS_CORE_UTIL_TEST_DIR_H_
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -40,4 +40,4 @@ inline bool FileExists(const std::string& path) {
 }  // namespace testing
 }  // namespace torch_tensorrt_rtx
 
-#endif  // TORCH_TENSORRT_RTX_TESTS_CORE_RUNTIME_TEST_DIR_H_
+#endif  // TORCH_TENSORRT_RTX_TESTS_CORE_UTIL_TEST_DIR_H_
