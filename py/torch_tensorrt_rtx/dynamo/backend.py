@@ -11,7 +11,9 @@ are traced with torch.export, decomposed and compiled by the shared pipeline.
 
 Dynamic shapes: when dynamo marks a size dynamic (SymInt inputs), that dim gets an engine range
 from dynamo's value range, capped at the `dynamic_max_size` option (min is 2: dynamo
-specializes sizes 0 and 1 itself). A dim the ATen graph cannot keep dynamic over that range
+specializes sizes 0 and 1 itself), or up to the example size if that is larger. The range is
+added as a guard in dynamo's shape environment (``2 <= L['x'].size()[0] <= 4096``), so a size
+outside it recompiles, with a range covering it, instead of reaching the engine. A dim the ATen graph cannot keep dynamic over that range
 (export raises a constraint violation, e.g. adaptive pooling on the image size) is fixed to its
 example size with a dynamo guard. A graph whose sizes cannot be mapped runs in PyTorch with a
 warning; `torch_tensorrt_rtx.compile` with explicit Input ranges gives full control.
@@ -21,7 +23,9 @@ bake float attributes such as BatchNorm/LayerNorm eps, or float arguments, into 
 passes each as a 0-d float64 tensor input read back with ``.item()``. Exported as an input, that
 read is an unbacked SymFloat that ops like batch_norm cannot guard on. TensorRT-RTX takes such
 values as build-time constants, so each one is specialized to its value with a guard in
-dynamo's shape environment: a different value recompiles instead of reusing the engine.
+dynamo's shape environment: a different value recompiles instead of reusing the engine. An int
+argument (dynamo passes it as a SymInt input) is the size of a tensor dim when dynamo tied it to
+one (then it stays symbolic, read from that tensor); otherwise it is specialized the same way.
 """
 from __future__ import annotations
 
@@ -53,6 +57,13 @@ def _is_python_number(node: torch.fx.Node) -> bool:
     return bool(getattr(node.meta.get("grapharg"), "pass_arg_as_tensor", False))
 
 
+def _replace_uses(gm: GraphModule, node: torch.fx.Node, value: Any) -> None:
+    """Make every user of `node` take the constant `value` instead."""
+    for user in list(node.users):
+        user.args = torch.fx.node.map_arg(user.args, lambda a: value if a is node else a)
+        user.kwargs = torch.fx.node.map_arg(user.kwargs, lambda a: value if a is node else a)
+
+
 def _specialize_python_numbers(gm: GraphModule, numbers: Sequence[bool]) -> List[int]:
     """Replace each ``.item()`` of a wrapped Python number by its value and drop the placeholder;
     return the indices of the other placeholders. guard_scalar records the value as a guard in
@@ -68,10 +79,7 @@ def _specialize_python_numbers(gm: GraphModule, numbers: Sequence[bool]) -> List
         for read in list(node.users):
             if read.op != "call_method" or read.target != "item":
                 raise _Unsupported(f"Python number {node.name} is used by {read.format_node()}, not read with .item()")
-            value = guard_scalar(read.meta["example_value"])
-            for user in list(read.users):
-                user.args = torch.fx.node.map_arg(user.args, lambda a, r=read, v=value: v if a is r else a)
-                user.kwargs = torch.fx.node.map_arg(user.kwargs, lambda a, r=read, v=value: v if a is r else a)
+            _replace_uses(gm, read, guard_scalar(read.meta["example_value"]))
             gm.graph.erase_node(read)
         gm.graph.erase_node(node)
     gm.recompile()
@@ -124,13 +132,16 @@ def _finite(bound: Any, default: int) -> int:
 
 def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_indices: List[int],
                         settings: Any):
-    """Input specs for the tensor inputs; SymInt inputs (dynamo's dynamic sizes) are replaced by
-    sym_size of a tensor dim carrying the same symbol, and that dim gets a min/opt/max range."""
+    """Input specs for the tensor inputs; each dynamic dim gets a min/opt/max range, guarded in
+    dynamo. SymInt inputs that are dynamo's dynamic sizes are replaced by sym_size of a tensor dim
+    carrying the same symbol; other int inputs are specialized to their value with a guard."""
+    from torch.fx.experimental.symbolic_shapes import guard_bool, guard_int
     from torch_tensorrt_rtx.dynamo._input import Input
 
     by_index = dict(zip(user_indices, gm.graph.find_nodes(op="placeholder")))
     symbol_dims = {}  # sympy symbol -> (placeholder node, dim)
     tensor_indices, specs = [], []
+    ranged = []  # (SymInt, engine min, engine max) of each dynamic dim
     for index in user_indices:
         node, value = by_index[index], example_inputs[index]
         if not isinstance(value, torch.Tensor):
@@ -148,15 +159,38 @@ def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_ind
                 lower = _finite(getattr(vr, "lower", None), 2)
                 upper = _finite(getattr(vr, "upper", None), settings.dynamic_max_size)
                 lo[d], hi[d] = max(lower, 2), max(min(upper, settings.dynamic_max_size), shape[d])
+                ranged.append((size, lo[d], hi[d]))
+                if shape[d] > settings.dynamic_max_size:
+                    logger.warning("tensorrt_rtx backend: input %s dim %d is %d, above dynamic_max_size %d: the "
+                                   "engine is ranged up to %d, and a larger size recompiles; raise dynamic_max_size "
+                                   "to cover it", node.name, d, shape[d], settings.dynamic_max_size, shape[d])
         tensor_indices.append(index)
         specs.append(Input(min_shape=lo, opt_shape=shape, max_shape=hi, dtype=value.dtype))
+    sizes, constants = [], []  # (placeholder, symbol) and (placeholder, SymInt) of non-tensor inputs
     for index in user_indices:
         node, value = by_index[index], example_inputs[index]
         if isinstance(value, torch.Tensor):
             continue
-        if not isinstance(value, torch.SymInt) or value.node.expr not in symbol_dims:
+        if isinstance(value, torch.SymInt) and value.node.expr in symbol_dims:
+            sizes.append((node, value.node.expr))  # a tensor size: read from that tensor, stays symbolic
+        elif isinstance(value, (int, torch.SymInt)) and not isinstance(value, bool):
+            constants.append((node, value))  # a count, a slice bound, a factor
+        else:
             raise _Unsupported(f"non-tensor input {node.name} ({type(value).__name__}) is not a tensor size")
-        source, d = symbol_dims[value.node.expr]
+    # Nothing below raises _Unsupported: the guards are only added for a graph we compile.
+    for size, lower, upper in ranged:
+        # The engine covers lower..upper only. Guarded in dynamo's shape environment, a size
+        # outside (e.g. above dynamic_max_size) recompiles with a range covering it instead of
+        # reaching this engine.
+        guard_bool(lower <= size)
+        guard_bool(size <= upper)
+    for node, value in constants:
+        # A build-time constant for TensorRT-RTX. guard_int records `input == value` in dynamo's
+        # shape environment, so another value recompiles instead of reusing this engine.
+        _replace_uses(gm, node, guard_int(value))
+        gm.graph.erase_node(node)
+    for node, symbol in sizes:
+        source, d = symbol_dims[symbol]
         last_placeholder = list(gm.graph.find_nodes(op="placeholder"))[-1]
         with gm.graph.inserting_after(last_placeholder):
             size = gm.graph.call_function(torch.ops.aten.sym_size.int, (source, d))

@@ -34,9 +34,9 @@ def _cnn_with_statistics() -> nn.Module:
     return model
 
 
-def _compile_and_verify(model: nn.Module, calls):
+def _compile_and_verify(model: nn.Module, calls, options=None):
     """torch.compile with dynamic=True, verify each call against eager; return the new reports."""
-    compiled = torch.compile(model, backend="tensorrt_rtx", dynamic=True, options=OPTIONS)
+    compiled = torch.compile(model, backend="tensorrt_rtx", dynamic=True, options=options or OPTIONS)
     before = list(recent_reports())
     for args in calls:
         verification = trtx.verify(compiled, *args, reference_module=model)
@@ -106,3 +106,50 @@ def test_float_argument_is_specialized_with_a_guard():
                                           [torch.randn(2, 8), 2.0]])
     assert len(reports) == 2, [r.format() for r in reports]
     assert all(not r.fallback_ops for r in reports)
+
+
+class _IntArgument(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x, n: int):
+        y = torch.relu(self.fc(x)) * n + n  # n in arithmetic,
+        return y.repeat(1, n)[:, : n + 3]  # as a repeat count and in a slice bound
+
+
+def test_int_argument_is_specialized_with_a_guard():
+    # dynamo makes `n` a SymInt input that is no tensor size; the engine bakes it in (it was
+    # run in PyTorch before), so a new value must recompile rather than reuse the engine.
+    torch.manual_seed(0)
+    model = _IntArgument().eval()
+    reports = _compile_and_verify(model, [[torch.randn(2, 8), 3], [torch.randn(3, 8), 3],
+                                          [torch.randn(2, 8), 5], [torch.randn(4, 8), 5]])
+    assert len(reports) == 2, [r.format() for r in reports]
+    for report in reports:
+        assert not report.fallback_ops, report.format()
+        assert len(report.engines) == 1 and report.engines[0].input_ranges[0].startswith("{0: (2, ")
+
+
+def test_int_argument_equal_to_a_tensor_size_stays_symbolic():
+    # An int dynamo ties to a tensor dim (here through view) is that dim's size, not a constant.
+    class View(nn.Module):
+        def forward(self, x, n: int):
+            return (x * 2).view(n, -1)
+
+    model = View().eval()
+    reports = _compile_and_verify(model, [[torch.randn(3, 4), 3], [torch.randn(5, 4), 5]])
+    assert len(reports) == 1, [r.format() for r in reports]
+    assert not reports[0].fallback_ops, reports[0].format()
+
+
+def test_size_above_dynamic_max_size_recompiles_instead_of_reaching_the_small_engine():
+    # The engine for batch 2 is ranged [2, dynamic_max_size=8]; batch 16 fails dynamo's guard on
+    # that range and recompiles an engine covering 16 (verify raises if an engine is run outside
+    # its profile), while batch 5 still fits an existing engine.
+    torch.manual_seed(0)
+    model = MLP().eval()
+    options = {**OPTIONS, "dynamic_max_size": 8}
+    reports = _compile_and_verify(model, [[torch.randn(b, 16)] for b in (2, 16, 5)], options)
+    assert len(reports) == 2, [r.format() for r in reports]
+    assert [r.engines[0].input_ranges for r in reports] == [["{0: (2, 2, 8)}"], ["{0: (2, 16, 16)}"]]
