@@ -67,7 +67,7 @@ def default_cache_path(create_dir: bool = True) -> Path:
     directory = base / DEFAULT_CACHE_DIR_NAME
     if create_dir:
         try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _make_private_dirs(directory)
         except OSError as exc:
             logger.warning("cannot create runtime cache directory %s: %s", directory, exc)
     return directory / DEFAULT_CACHE_FILE_NAME

@@ -179,6 +179,8 @@ def test_default_path_is_per_user_with_private_dir(tmp_path, monkeypatch):
     p = default_cache_path()
     assert p.parent == tmp_path / "xdg" / "torch_tensorrt_rtx"
     assert stat.S_IMODE(p.parent.stat().st_mode) == 0o700
+    # The missing XDG_CACHE_HOME itself is created private too, like save's parents.
+    assert stat.S_IMODE(p.parent.parent.stat().st_mode) == 0o700
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")  # invalid per the XDG spec
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache_path(create_dir=False) == (
