@@ -11,6 +11,10 @@ to ``api.journal`` so tests can check order.
 Engines are JSON behind a magic prefix (``make_engine_bytes``). Execution computes
 ``relu(x)`` elementwise on CPU float32 memory through the bound addresses, and "JIT
 compiles" one kernel per new input shape into the runtime cache (so caches change).
+
+test_trt_double_contract.py holds this claim to the real module: every class, method,
+property and enum member here must exist there with a compatible signature and the same
+values, except the test hooks listed in ``DOUBLE_ONLY`` (which the real API must not have).
 """
 from __future__ import annotations
 
@@ -66,11 +70,18 @@ def make_engine_bytes(inputs: dict[str, tuple], outputs: list[str], dtype: str =
 
 
 class Logger:
-    WARNING = 2
-    ERROR = 1
+    class Severity(enum.IntEnum):
+        INTERNAL_ERROR = 0
+        ERROR = 1
+        WARNING = 2
+        INFO = 3
+        VERBOSE = 4
 
-    def __init__(self, severity: int = WARNING) -> None:
-        self.severity = severity
+    WARNING = Severity.WARNING
+    ERROR = Severity.ERROR
+
+    def __init__(self, min_severity: Severity = Severity.WARNING) -> None:
+        self.min_severity = min_severity
 
 
 class IRuntimeCache:
@@ -111,7 +122,7 @@ class IRuntimeConfig:
         self._api.journal.append("config.create_runtime_cache")
         return IRuntimeCache(self._api)
 
-    def set_runtime_cache(self, cache: IRuntimeCache) -> bool:
+    def set_runtime_cache(self, cache: IRuntimeCache = None) -> bool:
         self._api.journal.append("config.set_runtime_cache")
         self._cache = cache
         return True
@@ -119,7 +130,9 @@ class IRuntimeConfig:
     def get_runtime_cache(self):
         return self._cache
 
-    def set_execution_context_allocation_strategy(self, strategy) -> None:
+    def set_execution_context_allocation_strategy(
+            self, strategy: ExecutionContextAllocationStrategy = ExecutionContextAllocationStrategy.STATIC
+    ) -> None:
         self._alloc = ExecutionContextAllocationStrategy(strategy)
 
     def get_execution_context_allocation_strategy(self):
@@ -152,15 +165,15 @@ class IExecutionContext:
         first = next(iter(self.engine.spec["inputs"]))
         return self._shapes.get(first, self.engine.get_tensor_shape(first))
 
-    def set_tensor_address(self, name: str, address: int) -> bool:
-        self._addresses[name] = address
+    def set_tensor_address(self, name: str, memory: int) -> bool:
+        self._addresses[name] = memory
         return True
 
     def update_device_memory_size_for_shapes(self) -> int:
         return 256
 
-    def set_device_memory(self, address: int, size: int) -> None:
-        self._addresses["<scratch>"] = address
+    def set_device_memory(self, memory: int, size: int) -> None:
+        self._addresses["<scratch>"] = memory
 
     def execute_async_v3(self, stream_handle: int) -> bool:
         first = next(iter(self.engine.spec["inputs"]))
@@ -190,8 +203,8 @@ class ICudaEngine:
     def num_io_tensors(self) -> int:
         return len(self.spec["inputs"]) + len(self.spec["outputs"])
 
-    def get_tensor_name(self, i: int) -> str:
-        return (list(self.spec["inputs"]) + list(self.spec["outputs"]))[i]
+    def get_tensor_name(self, index: int) -> str:
+        return (list(self.spec["inputs"]) + list(self.spec["outputs"]))[index]
 
     def get_tensor_dtype(self, name: str) -> DataType:
         return DataType[self.spec["dtype"]]
@@ -237,6 +250,16 @@ class Runtime:
         engine = ICudaEngine(self._api, spec)
         self._api.engines.append(engine)
         return engine
+
+
+# Inspection hooks for tests, per class: not part of the tensorrt_rtx API. The contract test
+# checks that the real classes have no member of these names.
+DOUBLE_ONLY = {
+    "IRuntimeCache": frozenset({"kernels"}),
+    "ICudaEngine": frozenset({"api", "spec", "contexts"}),
+    "IExecutionContext": frozenset({"kernel_strategy", "cuda_graph_strategy", "allocation_strategy",
+                                    "runtime_cache", "executions"}),
+}
 
 
 class TrtDouble:
