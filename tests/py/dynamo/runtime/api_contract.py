@@ -280,6 +280,8 @@ def missing_members(api: DoubleApi, real: Any, used: Mapping[str, set]) -> list[
             else:
                 cls = api.classes.get(cls_name) or api.module_names.get(cls_name)
                 inst = api.instances.get(cls_name)
+                if inst is None and _is_enum(cls):
+                    inst = next(iter(cls))  # e.g. DataType.FLOAT.name: a member's attribute
                 has = cls is not None and (hasattr(cls, name) or (inst is not None and hasattr(inst, name)))
             if not has:
                 out.append(f"runtime uses {cls_name}.{name}: missing from the test double")
