@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import models  # noqa: E402  (examples/models.py)
 import torch_tensorrt_rtx as trtx  # noqa: E402
 from torch_tensorrt_rtx.runtime import supported_gpu  # noqa: E402
+from torch_tensorrt_rtx.runtime.device import describe_targets  # noqa: E402
 
 CASES = {
     "mlp": dict(min_shape=(1, 256), opt_shape=(16, 256), max_shape=(64, 256)),
@@ -89,7 +90,7 @@ def main() -> int:
                   f"per batch of {shapes['opt_shape'][0]} ({t_eager / t_trt:.2f}x)")
         else:
             print(f"--- {name}: skipping GPU execution and timing: {gpu.reason}. "
-                  f"Needs an RTX GPU with compute capability 8.0, 8.6, 8.9 or 12.x.")
+                  f"Needs an RTX GPU with compute capability {describe_targets()}.")
 
     print("\n=== torch.compile(mlp, backend=\"tensorrt_rtx\")")
     model = models.build("mlp").to(dtype)

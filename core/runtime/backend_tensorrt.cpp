@@ -217,8 +217,8 @@ class TensorRTRuntime final : public Runtime {
       throw std::runtime_error(
           "engine '" + engine_name + "': TensorRT-RTX could not deserialize " +
           std::to_string(bytes.size()) + " engine bytes (see the TensorRT error above; it "
-          "needs an RTX GPU with compute capability 8.0, 8.6, 8.9 or 12.x and a TensorRT-RTX "
-          "at least as new as the one that built the engine)");
+          "needs an RTX GPU of a compute capability the engine was built for, which TensorRT-RTX "
+          "names in that error, and a TensorRT-RTX at least as new as the one that built it)");
     }
     return std::make_unique<TensorRTEngine>(engine);
   }

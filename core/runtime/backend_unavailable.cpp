@@ -10,7 +10,8 @@ std::shared_ptr<Runtime> CreateDefaultRuntime() {
   throw BackendUnavailableError(
       "torch_tensorrt_rtx C++ runtime: built without TensorRT-RTX; rebuild with "
       "--config=rtx (TENSORRT_RTX_HOME set to NVIDIA's TensorRT-RTX SDK). Running an engine "
-      "also needs an RTX GPU (compute capability 8.0, 8.6, 8.9 or 12.x).");
+      "also needs an RTX GPU of a compute capability the engine was built for (see "
+      "torch_tensorrt_rtx.runtime.device: TensorRT-RTX's list, Turing only when targeted).");
 }
 
 const char* DefaultBackendName() noexcept { return "none"; }

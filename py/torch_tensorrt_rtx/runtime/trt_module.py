@@ -42,7 +42,7 @@ from typing import Any, Iterator, Optional
 import torch
 
 from torch_tensorrt_rtx.runtime import runtime_settings as _settings
-from torch_tensorrt_rtx.runtime.device import require_supported_gpu
+from torch_tensorrt_rtx.runtime.device import check_engine_validity, require_supported_gpu
 from torch_tensorrt_rtx.runtime.engine_record import (EngineRecord, EngineRecordError,
                                                       check_engine_bytes)
 from torch_tensorrt_rtx.runtime.runtime_cache_file import RuntimeCacheFile, default_cache_path
@@ -135,10 +135,11 @@ class TRTModule(torch.nn.Module):
             return self._engine
         what = f"TRTModule {self.name!r}"
         if not self._injected_api:
-            require_supported_gpu(what)
+            require_supported_gpu(what, self.record)
         api = self._api()
         runtime = api.Runtime(api.Logger(api.Logger.WARNING))
         check_engine_bytes(self.record.engine, runtime, api, self.name)
+        check_engine_validity(what, runtime, self.record.engine, api, self.record)
         engine = runtime.deserialize_cuda_engine(self.record.engine)
         if engine is None:
             raise EngineRecordError(

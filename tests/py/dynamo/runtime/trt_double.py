@@ -59,6 +59,7 @@ class EngineValidity(enum.Enum):
 
 class EngineInvalidityDiagnostics(enum.IntEnum):
     VERSION_MISMATCH = 1
+    UNSUPPORTED_CC = 2
     MALFORMED_ENGINE = 32
 
 
