@@ -6,6 +6,9 @@
 //  - backend_unavailable.cpp: the default build; CreateDefaultRuntime() throws
 //    BackendUnavailableError saying how to get a TensorRT-RTX build.
 //  - tests/core/runtime/scripted_backend: a test double (never in the shipped library).
+//  tests/py/dynamo/runtime/test_cpp_backend_contract.py checks that the backends implement
+//  exactly these methods and that backend_tensorrt.cpp calls only the nvinfer1 names listed
+//  in tests/core/runtime/tensorrt_rtx_api_names.txt (from the public TensorRT-RTX API docs).
 //
 // Example:
 //
