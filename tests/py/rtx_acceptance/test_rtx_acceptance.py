@@ -1,0 +1,127 @@
+"""scripts/rtx_acceptance.sh: refuses quickly without a GPU, and its --dry-run runs every step
+with the test doubles and writes the report skeleton. (The real run needs an RTX GPU.)"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+SCRIPT = REPO / "scripts/rtx_acceptance.sh"
+sys.path.insert(0, str(REPO / "scripts"))
+from rtx_acceptance import __main__ as acceptance  # noqa: E402
+from rtx_acceptance import report, steps  # noqa: E402
+
+from torch_tensorrt_rtx.runtime import device  # noqa: E402
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has an NVIDIA driver")
+def test_without_a_gpu_the_script_says_so_within_seconds():
+    start = time.perf_counter()
+    proc = subprocess.run([str(SCRIPT)], capture_output=True, text=True, timeout=60, env=_env())
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 2, proc.stderr
+    assert elapsed < 10, f"took {elapsed:.1f} s"
+    assert "no NVIDIA driver" in proc.stderr and "--dry-run" in proc.stderr
+
+
+def test_preflight_names_what_was_found_and_what_is_needed():
+    if device.supported_gpu().supported:
+        pytest.skip("a supported RTX GPU is present")
+    proc = subprocess.run([sys.executable, "-m", "rtx_acceptance", "preflight"], capture_output=True,
+                          text=True, timeout=120, env=_env(PYTHONPATH=str(REPO / "scripts")))
+    assert proc.returncode == acceptance.NO_GPU_EXIT, proc.stderr
+    for part in (device.supported_gpu().reason, device.describe_targets(), "--dry-run"):
+        assert part in proc.stderr
+
+
+def test_preflight_accepts_a_supported_gpu(monkeypatch, capsys):
+    monkeypatch.setattr(device, "_device", lambda: (0, (8, 9), "cuda:0 Fake RTX 4090 with compute capability 8.9"))
+    device.supported_gpu.cache_clear()
+    try:
+        assert acceptance.preflight() == 0
+        assert "Fake RTX 4090" in capsys.readouterr().out
+        monkeypatch.setattr(device, "_device", lambda: (0, (9, 0), "cuda:0 Fake H100 with compute capability 9.0"))
+        device.supported_gpu.cache_clear()
+        assert acceptance.preflight() == acceptance.NO_GPU_EXIT
+    finally:
+        device.supported_gpu.cache_clear()
+
+
+def test_every_example_family_and_demo_model_is_found():
+    found = steps.families()
+    assert {"mlp", "cnn"} <= set(found)
+    try:
+        from torch_tensorrt_rtx import examples_models
+    except ImportError:
+        return
+    assert set(examples_models.MODELS) <= set(found)
+
+
+def test_dry_run_runs_every_step_and_writes_the_report_skeleton(tmp_path):
+    out = tmp_path / "acceptance"
+    proc = subprocess.run([str(SCRIPT), "--dry-run", "--families", "mlp", "--iters", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, env=_env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = (out / "report.md").read_text()
+    for part in ("(DRY RUN)", "No figure below measures TensorRT-RTX", "## Machine", "tensorrt_rtx",
+                 "## `rtx_gpu` tests", "merge or replace", "## Model families", "| mlp |",
+                 "## Time to first inference", "## Runtime strategies", "kernel_strategy=none",
+                 "whole_graph_capture", "Verdict: **DRY RUN COMPLETED (nothing verified on hardware)**"):
+        assert part in text, f"{part!r} missing from the report:\n{text}"
+    (results,) = out.glob("work-*/results.json")
+    data = json.loads(results.read_text())
+    (mlp,) = data["families"]
+    assert "error" not in mlp, mlp.get("traceback")
+    assert mlp["engines"] >= 1 and mlp["max_abs_error"] < 1e-3
+    ttfi = mlp["ttfi"]
+    assert ttfi["cold"]["cache_bytes_before"] is None          # cold: no file
+    assert ttfi["warm"]["cache_bytes_before"] > 0              # warm: the cold process's file
+    assert set(mlp["strategies"]) == {"kernel_strategy=lazy", "kernel_strategy=eager", "kernel_strategy=none",
+                                      "cuda_graph_strategy=whole_graph_capture",
+                                      "whole_graph_capture + kernel_strategy=eager"}
+    assert all("error" not in v for v in mlp["strategies"].values())
+    tests = data["rtx_gpu_tests"]
+    assert tests["files"] and (tests["counts"].get("skipped") or tests["counts"].get("passed"))
+
+
+def _real_data(**family):
+    fam = {"family": "mlp", "source": "examples/models.py", **family}
+    return {"dry_run": False, "started": "t", "seconds": 1.0, "verdict": "FAILED",
+            "machine": {"gpu": "NVIDIA GeForce RTX 4090", "driver": "580.1"},
+            "rtx_gpu_tests": {"files": ["a.py"], "summary": "1 failed", "returncode": 1, "seconds": 1.0,
+                              "log": "x", "probe": ["IRuntimeCache.deserialize merges: kept both kernels"]},
+            "families": [fam], "problems": ["rtx_gpu tests: 1 failed"]}
+
+
+def test_report_of_a_failed_real_run_names_failures_and_has_no_dry_banner():
+    text = report.render(_real_data(error="RuntimeError: boom", traceback="Traceback ..."))
+    assert "DRY RUN" not in text and "Verdict: **FAILED**" in text
+    assert "### mlp: RuntimeError: boom" in text and "- rtx_gpu tests: 1 failed" in text
+    assert "- IRuntimeCache.deserialize merges: kept both kernels" in text
+    assert "NVIDIA GeForce RTX 4090" in text
+
+
+def test_family_verdict_uses_the_error_tolerance():
+    assert steps.family_ok({"max_abs_error": 1e-3, "strategies": {}}, 2e-2)
+    assert not steps.family_ok({"max_abs_error": 0.5, "strategies": {}}, 2e-2)
+    assert not steps.family_ok({"max_abs_error": 1e-3, "strategies": {"x": {"error": "E"}}}, 2e-2)
+    assert not steps.family_ok({"error": "E"}, 2e-2)
+
+
+def test_probe_lines_are_recognised():
+    assert steps.PROBE.search("PROBE: IRuntimeCache.deserialize replaces the cache contents")
+    assert steps.PROBE.search("IRuntimeCache.deserialize MERGES")
+    assert not steps.PROBE.search("IRuntimeCache.serialize merges")
