@@ -65,7 +65,7 @@ def default_cache_dir(*, platform: Optional[str] = None,
     if platform == WINDOWS:
         base = env.get("LOCALAPPDATA", "")
         if not base:
-            base = os.path.join(env.get("USERPROFILE", "") or "C:\\", "AppData", "Local")
+            base = (env.get("USERPROFILE", "") or "C:").rstrip("\\/") + "\\AppData\\Local"
         return base.rstrip("\\/") + "\\" + CACHE_PROTOCOL.default_cache_dir
     xdg = env.get("XDG_CACHE_HOME", "")
     # The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
