@@ -124,4 +124,10 @@ def test_family_verdict_uses_the_error_tolerance():
 def test_probe_lines_are_recognised():
     assert steps.PROBE.search("PROBE: IRuntimeCache.deserialize replaces the cache contents")
     assert steps.PROBE.search("IRuntimeCache.deserialize MERGES")
+    assert steps.PROBE.search("probe: deserialize into a non-empty cache replaced it")
     assert not steps.PROBE.search("IRuntimeCache.serialize merges")
+
+
+def test_rtx_gpu_test_files_are_the_marked_ones():
+    files = {p.name for p in steps.rtx_gpu_test_files()}
+    assert "test_rtx_gpu.py" in files and "test_rtx_acceptance.py" not in files
