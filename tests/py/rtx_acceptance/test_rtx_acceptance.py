@@ -131,3 +131,27 @@ def test_probe_lines_are_recognised():
 def test_rtx_gpu_test_files_are_the_marked_ones():
     files = {p.name for p in steps.rtx_gpu_test_files()}
     assert "test_rtx_gpu.py" in files and "test_rtx_acceptance.py" not in files
+
+
+def test_gpu_runner_plumbing_on_cpu_stand_ins():
+    """The GPU runner's own code (not CUDA, not TensorRT-RTX): callables, errors, timing."""
+    import torch
+
+    from rtx_acceptance.runners import GpuRunner
+
+    class CpuStandIn(GpuRunner):
+        device = "cpu"
+
+        def sync(self):
+            pass
+
+    runner, model = CpuStandIn(), torch.nn.Linear(4, 3).eval()
+    inputs = runner.to_device([torch.randn(2, 4)])
+    shifted = torch.nn.Linear(4, 3).eval()
+    shifted.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        shifted.bias += 0.25
+    call, error = runner.compiled_callable(model, shifted, inputs)
+    assert abs(error - 0.25) < 1e-6 and call().shape == (2, 3)
+    timing = runner.time_ms(runner.strategy_callable(shifted, inputs), iters=3)
+    assert 0 < timing["min_ms"] <= timing["median_ms"]

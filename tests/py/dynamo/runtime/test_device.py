@@ -115,7 +115,7 @@ def test_library_verdict_valid_engine_passes():
 
 
 def test_no_capability_list_is_written_by_hand_outside_device_py():
-    hand_list = re.compile(r"8\.0,? 8\.6|8\.6,? 8\.9|8\.9,? (or |and )?12\.|\(8, ?[069]\)")
+    hand_list = re.compile(r"8\.0,? 8\.6|8\.6,? 8\.9|8\.9,? (or |and )?12\.|\(8, ?[06]\), ?\(8, ?[69]\)")
     offenders = []
     for root, pattern in (("py/torch_tensorrt_rtx", "*.py"), ("core", "*.cpp"), ("core", "*.h"),
                           ("examples", "*.py"), ("scripts", "*")):
