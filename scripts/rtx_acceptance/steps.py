@@ -19,7 +19,7 @@ import torch
 from rtx_acceptance.runners import REPO, Runner, child_env
 
 # The probe test prints its answer; any line naming deserialize and merge/replace is kept.
-PROBE = re.compile(r"deserialize\b.*\b(merge[sd]?|replace[sd]?)\b", re.IGNORECASE)
+PROBE = re.compile(r"IRuntimeCache\.deserialize\b|deserialize\b.*\b(merge[sd]?|replace[sd]?)\b", re.IGNORECASE)
 RTX_GPU_MARK = re.compile(r"mark\.rtx_gpu\b")
 
 

@@ -126,6 +126,9 @@ def test_probe_lines_are_recognised():
     assert steps.PROBE.search("IRuntimeCache.deserialize MERGES")
     assert steps.PROBE.search("probe: deserialize into a non-empty cache replaced it")
     assert not steps.PROBE.search("IRuntimeCache.serialize merges")
+    for answer in ("REPLACE: deserialize discards", "UNCLEAR: sizes first=1 second=2 after both=2"):
+        # the format of tests/py/dynamo/runtime/test_rtx_gpu.py's probe
+        assert steps.PROBE.search(f"IRuntimeCache.deserialize into a non-empty cache: {answer}")
 
 
 def test_rtx_gpu_test_files_are_the_marked_ones():
@@ -155,3 +158,12 @@ def test_gpu_runner_plumbing_on_cpu_stand_ins():
     assert abs(error - 0.25) < 1e-6 and call().shape == (2, 3)
     timing = runner.time_ms(runner.strategy_callable(shifted, inputs), iters=3)
     assert 0 < timing["min_ms"] <= timing["median_ms"]
+
+
+def test_the_probe_tests_printed_answer_is_the_one_collected():
+    import re
+
+    sources = "\n".join(p.read_text() for p in steps.rtx_gpu_test_files())
+    prints = re.findall(r'print\(f"(?:\\n)?([^"{]*deserialize[^"{]*)\{', sources)
+    assert prints, "no rtx_gpu test prints the IRuntimeCache.deserialize probe's answer"
+    assert all(steps.PROBE.search(prefix + "UNCLEAR") for prefix in prints), prints
