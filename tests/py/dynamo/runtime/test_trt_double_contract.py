@@ -256,3 +256,20 @@ def test_a_runtime_use_missing_from_double_or_real_is_reported():
     assert not any("execute_v2: missing from the real" in p for p in problems)
     assert unclassified == ["widget.num_io_tensors (line 5)"]
 
+
+
+# -- failure conventions that the real module shows without a GPU -------------------------------
+
+@pytest.mark.parametrize("blob", [b"\x00" * 4096, b"not an engine", b"DBLENG0"], ids=["zeros", "text", "short-magic"])
+def test_bad_engine_bytes_are_reported_alike(blob):
+    """The double claims the real failure conventions: a malformed engine is INVALID with the
+    MALFORMED_ENGINE diagnostic, and deserialize_cuda_engine returns None instead of raising."""
+    real_rt = trt.Runtime(trt.Logger(trt.Logger.INTERNAL_ERROR))
+    double = trt_double.TrtDouble()
+    double_rt = double.Runtime(double.Logger())
+    real_validity, real_diag = real_rt.get_engine_validity(blob)
+    double_validity, double_diag = double_rt.get_engine_validity(blob)
+    assert (real_validity.name, int(real_diag)) == (double_validity.name, int(double_diag)), \
+        f"real {real_validity!r}/{real_diag} vs double {double_validity!r}/{double_diag}"
+    assert real_rt.deserialize_cuda_engine(blob) is None
+    assert double_rt.deserialize_cuda_engine(blob) is None
