@@ -190,11 +190,9 @@ def _member_problems(cls_name: str, dbl_cls: type, real_cls: Any, instance: Any,
     out = []
     where = f"tensorrt_rtx.{cls_name}"
     for name, raw in vars(dbl_cls).items():
-        if name.startswith("_") and name != "__init__" or name in hooks:
-            continue
-        kind, real = _real_kind(real_cls, name)
-        if name == "__init__":
+        if name.startswith("_") or name in hooks:
             continue  # constructors are checked where the double exposes them as factories
+        kind, real = _real_kind(real_cls, name)
         if kind == "missing":
             out.append(f"{where}.{name}: the double has it ({type(raw).__name__}); the real "
                        f"class does not (real members: "
