@@ -55,11 +55,14 @@ def render(data: dict[str, Any]) -> str:
         if "latency" not in f:
             continue
         lat = f["latency"]
-        e, i, t = (lat[k]["median_ms"] for k in ("eager", "inductor", "tensorrt_rtx"))
+        e, i, t = (lat[k]["median_ms"] if k in lat else None for k in ("eager", "inductor", "tensorrt_rtx"))
+
+        def cell(key: str) -> str:
+            return f"{lat[key]['median_ms']:.3f} ({lat[key]['min_ms']:.3f})" if key in lat else "failed"
+
         rows.append([f["family"], str(f.get("engines", "—")), _num(f.get("compile_s"), "{:.1f}"),
-                     _num(f["max_abs_error"], "{:.2e}"), _num(f["inductor_max_abs_error"], "{:.2e}"),
-                     f"{e:.3f} ({lat['eager']['min_ms']:.3f})", f"{i:.3f} ({lat['inductor']['min_ms']:.3f})",
-                     f"{t:.3f} ({lat['tensorrt_rtx']['min_ms']:.3f})", _ratio(e, t), _ratio(i, t)])
+                     _num(f["max_abs_error"], "{:.2e}"), _num(f.get("inductor_max_abs_error"), "{:.2e}"),
+                     cell("eager"), cell("inductor"), cell("tensorrt_rtx"), _ratio(e, t), _ratio(i, t)])
     out += _table(["family", "engines", "compile s", "max err TRT-RTX", "max err inductor", "eager ms",
                    "inductor ms", "TRT-RTX ms", "speedup vs eager", "vs inductor"], rows)
 
@@ -97,9 +100,11 @@ def render(data: dict[str, Any]) -> str:
 
     failures = [f for f in fams if "error" in f]
     out += ["", "## Failures", ""]
-    if not failures and not data.get("problems"):
+    if not failures and not data.get("problems") and not any("inductor_error" in f for f in fams):
         out.append("None.")
     for f in failures:
         out += [f"### {f['family']}: {f['error']}", "", "```", f.get("traceback", "").rstrip(), "```", ""]
     out += [f"- {p}" for p in data.get("problems", [])]
+    out += [f"- {f['family']}: torch.compile (inductor) failed, so no inductor figure: {f['inductor_error']}"
+            for f in fams if "inductor_error" in f]
     return "\n".join(out) + "\n"

@@ -114,6 +114,15 @@ def test_report_of_a_failed_real_run_names_failures_and_has_no_dry_banner():
     assert "NVIDIA GeForce RTX 4090" in text
 
 
+def test_report_keeps_our_figures_when_inductor_fails():
+    fam = {"max_abs_error": 1e-4, "engines": 1, "compile_s": 2.0, "inductor_error": "BackendCompilerFailed: no cl.exe",
+           "latency": {"eager": {"median_ms": 2.0, "min_ms": 1.9}, "tensorrt_rtx": {"median_ms": 0.5, "min_ms": 0.4}}}
+    text = report.render(_real_data(**fam))
+    row = next(line for line in text.splitlines() if line.startswith("| mlp | 1 |"))
+    assert "0.500 (0.400)" in row and "failed" in row and "4.00x" in row
+    assert "torch.compile (inductor) failed, so no inductor figure: BackendCompilerFailed" in text
+
+
 def test_family_verdict_uses_the_error_tolerance():
     assert steps.family_ok({"max_abs_error": 1e-3, "strategies": {}}, 2e-2)
     assert not steps.family_ok({"max_abs_error": 0.5, "strategies": {}}, 2e-2)
