@@ -89,6 +89,7 @@ def test_dry_run_runs_every_step_and_writes_the_report_skeleton(tmp_path):
     ttfi = mlp["ttfi"]
     assert ttfi["cold"]["cache_bytes_before"] is None          # cold: no file
     assert ttfi["warm"]["cache_bytes_before"] > 0              # warm: the cold process's file
+    assert ttfi["disabled"]["default_cache_written"] is False  # cache_path=None: no cache at all
     assert set(mlp["strategies"]) == {"kernel_strategy=lazy", "kernel_strategy=eager", "kernel_strategy=none",
                                       "cuda_graph_strategy=whole_graph_capture",
                                       "whole_graph_capture + kernel_strategy=eager"}
