@@ -273,3 +273,12 @@ def test_bad_engine_bytes_are_reported_alike(blob):
         f"real {real_validity!r}/{real_diag} vs double {double_validity!r}/{double_diag}"
     assert real_rt.deserialize_cuda_engine(blob) is None
     assert double_rt.deserialize_cuda_engine(blob) is None
+
+
+def test_dtype_names_the_runtime_maps_are_real_datatype_members():
+    from torch_tensorrt_rtx.runtime import trt_module
+
+    names = set(trt_module._TORCH_DTYPES)
+    assert names <= set(trt.DataType.__members__), \
+        f"not tensorrt_rtx.DataType members: {sorted(names - set(trt.DataType.__members__))}"
+    assert set(trt_double.DataType.__members__) <= names  # every double dtype is one the runtime maps
