@@ -276,9 +276,12 @@ def test_bad_engine_bytes_are_reported_alike(blob):
 
 
 def test_dtype_names_the_runtime_maps_are_real_datatype_members():
-    from torch_tensorrt_rtx.runtime import trt_module
-
-    names = set(trt_module._TORCH_DTYPES)
+    """DataType member names the runtime spells as strings (its tensorrt_rtx -> torch dtype map)."""
+    tree = ast.parse((RUNTIME_DIR / "trt_module.py").read_text())
+    maps = [node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "_TORCH_DTYPES" for t in node.targets)]
+    assert len(maps) == 1 and isinstance(maps[0], ast.Dict), "trt_module.py's dtype map moved"
+    names = {k.value for k in maps[0].keys}
     assert names <= set(trt.DataType.__members__), \
         f"not tensorrt_rtx.DataType members: {sorted(names - set(trt.DataType.__members__))}"
     assert set(trt_double.DataType.__members__) <= names  # every double dtype is one the runtime maps
