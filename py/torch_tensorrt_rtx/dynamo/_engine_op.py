@@ -24,10 +24,9 @@ import dataclasses
 import json
 import logging
 import threading
-from typing import Any, Callable, List, Union
+from typing import Any, Callable, List, Optional, Union
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from torch_tensorrt_rtx import _native
 from torch_tensorrt_rtx.dynamo._shape_expr import ShapeExpressionError, evaluate_dim  # noqa: F401 (API)
@@ -145,21 +144,54 @@ execute_engine = getattr(torch.ops, ENGINE_OP.namespace).execute_engine
 
 # -- interception (verification on CPU) ------------------------------------------------------
 Interceptor = Callable[["OutputSpec", List[torch.Tensor], torch.Tensor], List[torch.Tensor]]
+_LOCAL = threading.local()
+_INTERCEPT_LOCK = threading.Lock()
+_INTERCEPT: dict = {"scopes": 0, "library": None}
+# Backend keys the interceptor kernel is registered for; they take precedence over the
+# op's CompositeExplicitAutograd kernel (C++ or Python) while any scope is open.
+_INTERCEPT_KEYS = ("CPU", "CUDA")
 
 
-class intercept_engines(TorchDispatchMode):
+def _interceptor() -> Optional[Interceptor]:
+    return getattr(_LOCAL, "hook", None)
+
+
+def _execute_engine_intercepted(inputs, packed_record, output_spec):
+    hook = _interceptor()
+    if hook is not None:
+        return hook(OutputSpec.from_json(output_spec), list(inputs), packed_record)
+    if NATIVE:  # another thread, outside any scope: the C++ kernel, under its second name
+        return torch.ops.tensorrt.execute_record_engine(list(inputs), packed_record)
+    return _execute_engine_python(inputs, packed_record, output_spec)
+
+
+class intercept_engines:
     """Within this scope (this thread), engine calls go to ``hook(spec, inputs, packed_record)``
-    instead of a runtime, whichever runtime implements the op. ``torch_tensorrt_rtx.verify``
-    uses it to run engines through the reference executor."""
+    instead of a runtime, whichever runtime implements the op and however the program runs
+    (eager, torch.compile, a loaded .pt2). ``torch_tensorrt_rtx.verify`` uses it to run
+    engines through the reference executor. While any scope is open, engine calls of other
+    threads go through one Python function (the interceptor kernel) to their runtime."""
 
     def __init__(self, hook: Interceptor) -> None:
-        super().__init__()
         self.hook = hook
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is execute_engine.default:
-            bound = dict(zip(("inputs", "packed_record", "output_spec"), args), **kwargs)
-            return self.hook(OutputSpec.from_json(bound["output_spec"]), list(bound["inputs"]),
-                             bound["packed_record"])
-        return func(*args, **kwargs)
+    def __enter__(self):
+        with _INTERCEPT_LOCK:
+            if _INTERCEPT["scopes"] == 0:
+                library = torch.library.Library(ENGINE_OP.namespace, "IMPL")
+                for key in _INTERCEPT_KEYS:
+                    library.impl(ENGINE_OP.name, _execute_engine_intercepted, key)
+                _INTERCEPT["library"] = library
+            _INTERCEPT["scopes"] += 1
+        self._previous = _interceptor()
+        _LOCAL.hook = self.hook
+        return self
+
+    def __exit__(self, *exc):
+        _LOCAL.hook = self._previous
+        with _INTERCEPT_LOCK:
+            _INTERCEPT["scopes"] -= 1
+            if _INTERCEPT["scopes"] == 0:
+                _INTERCEPT.pop("library")._destroy()
+                _INTERCEPT["library"] = None
+        return False
