@@ -45,14 +45,20 @@ bool IsUtf8(const std::string& text) {
   return true;
 }
 
-std::string Hex(const std::string& bytes, std::size_t limit) {
+// At most `limit` bytes for an error message: printable ASCII as is, the rest as \xNN, so
+// messages stay ASCII whatever the record holds.
+std::string Printable(const std::string& bytes, std::size_t limit) {
   static const char* kDigits = "0123456789abcdef";
   std::string out;
   for (std::size_t i = 0; i < bytes.size() && i < limit; ++i) {
     const auto b = static_cast<unsigned char>(bytes[i]);
-    out += "\\x";
-    out += kDigits[b >> 4];
-    out += kDigits[b & 15];
+    if (b >= 0x20 && b < 0x7f && b != '\\') {
+      out += static_cast<char>(b);
+    } else {
+      out += "\\x";
+      out += kDigits[b >> 4];
+      out += kDigits[b & 15];
+    }
   }
   return out;
 }
@@ -73,13 +79,13 @@ EngineRecord EngineRecord::FromList(std::vector<std::string> fields) {
   if (abi != layout::kAbiVersionText) {
     throw EngineRecordError("engine record has the wrong ABI version: expected " +
                             std::string(layout::kAbiVersionText) + ", found '" +
-                            abi.substr(0, 32) + "'");
+                            Printable(abi, 32) + "'");
   }
   for (std::size_t i = 0; i < layout::kNumFields; ++i) {
     if (i == layout::ENGINE || IsUtf8(fields[i])) continue;
     throw EngineRecordError("engine record field " + std::string(layout::kFieldNames[i]) +
                             " is not UTF-8 text (expected text, found bytes starting " +
-                            Hex(fields[i], 16) + ")");
+                            "'" + Printable(fields[i], 16) + "'" + ")");
   }
   return EngineRecord(std::move(fields));
 }
