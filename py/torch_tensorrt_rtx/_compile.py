@@ -152,12 +152,12 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
         raise FileNotFoundError(f"save: directory {parent} (for {os.fspath(path)}) does not exist; create it first")
     examples = tuple(spec.example() for spec in specs)
     program = torch.export.export(compiled, examples, dynamic_shapes=_dynamic_shapes(specs, compiled), strict=False)
-    # Loading needs no example inputs, and torch.export would pickle them into the file
-    # (data/sample_inputs): leave them out.
-    program.example_inputs = None
     if output_format == "aot_inductor":
         torch._inductor.aoti_compile_and_package(program, package_path=os.fspath(path))
     else:
+        # Loading needs no example inputs, and torch.export would pickle them into the file
+        # (data/sample_inputs): leave them out.
+        program.example_inputs = None
         torch.export.save(program, os.fspath(path))
     logger.info("saved %s (%s, %d bytes)", os.fspath(path), output_format, os.path.getsize(path))
 

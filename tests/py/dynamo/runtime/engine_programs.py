@@ -18,7 +18,8 @@ from torch_tensorrt_rtx.runtime import EngineRecord
 sys.path.insert(0, str(Path(__file__).parent))
 from trt_double import make_engine_bytes  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[4]
+HERE_DIR = Path(__file__).resolve().parent
+REPO = HERE_DIR.parents[3]
 SCRIPTED_OPS = REPO / "bazel-bin" / "tests" / "core" / "runtime" / "libscripted_runtime_ops.so"
 CPP_SERVING = REPO / "bazel-bin" / "examples" / "cpp_serving" / "cpp_serving"
 SPEC = OutputSpec("blk0", "sha", [TensorSpec("float32", ["i0_0", "i0_1"])],
