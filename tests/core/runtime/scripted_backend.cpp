@@ -1,9 +1,8 @@
 #include "tests/core/runtime/scripted_backend.h"
 
-#include <atomic>
-
 #include "core/definitions/engine_record_layout.h"
 
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <sstream>
