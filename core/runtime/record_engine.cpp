@@ -75,7 +75,14 @@ EngineRecord UnpackRecordTensor(const at::Tensor& packed) {
 }  // namespace
 
 RuntimeSettings SettingsOverrides::ApplyTo(RuntimeSettings s) const {
-  if (cache_path) s.cache_path = *cache_path;
+  if (cache_path) {
+    s.cache_path = *cache_path;
+    s.cache_enabled = true;
+  }
+  if (cache_disabled) {
+    s.cache_path.clear();
+    s.cache_enabled = false;
+  }
   if (kernel_strategy) s.kernel_strategy = *kernel_strategy;
   if (cuda_graph_strategy) s.cuda_graph_strategy = *cuda_graph_strategy;
   if (allocation_strategy) s.allocation_strategy = *allocation_strategy;
@@ -88,7 +95,9 @@ SettingsOverrides SettingsOverrides::Parse(const std::vector<std::string>& entri
     const std::size_t eq = entry.find('=');
     const std::string key = entry.substr(0, eq);
     const std::string value = eq == std::string::npos ? "" : entry.substr(eq + 1);
-    if (eq == std::string::npos) {
+    if (entry == "cache_disabled") {
+      o.cache_disabled = true;
+    } else if (eq == std::string::npos) {
       throw std::invalid_argument("runtime setting override '" + entry +
                                   "': expected 'name=value'");
     } else if (key == "cache_path") {
@@ -100,7 +109,7 @@ SettingsOverrides SettingsOverrides::Parse(const std::vector<std::string>& entri
     } else if (key == kAllocationStrategySetting) {
       o.allocation_strategy = ParseAllocationStrategy(value);
     } else {
-      throw std::invalid_argument("unknown runtime setting '" + key + "': expected cache_path, " +
+      throw std::invalid_argument("unknown runtime setting '" + key + "': expected cache_path, cache_disabled, " +
                                   kKernelStrategySetting + ", " + kCudaGraphStrategySetting +
                                   " or " + kAllocationStrategySetting);
     }

@@ -42,14 +42,16 @@ namespace runtime {
 
 // Per-engine settings that replace the scope's: unset members follow the scope.
 struct SettingsOverrides {
-  std::optional<std::string> cache_path;
+  std::optional<std::string> cache_path;  // a file ("" = per-user default); enables the cache
+  bool cache_disabled = false;             // no runtime cache file (wins over cache_path)
   std::optional<KernelStrategy> kernel_strategy;
   std::optional<CudaGraphStrategy> cuda_graph_strategy;
   std::optional<AllocationStrategy> allocation_strategy;
 
   RuntimeSettings ApplyTo(RuntimeSettings scope) const;
   // "kernel_strategy=eager" entries (setting names from runtime_strategies.txt, plus
-  // cache_path); throws std::invalid_argument naming a bad entry and the valid names.
+  // "cache_path=P" and "cache_disabled"); throws std::invalid_argument naming a bad entry
+  // and the valid names.
   static SettingsOverrides Parse(const std::vector<std::string>& entries);
 };
 

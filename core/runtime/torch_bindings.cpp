@@ -33,11 +33,14 @@ namespace torch_tensorrt_rtx {
 namespace runtime {
 namespace {
 
-RuntimeSettings SettingsFromNames(std::string cache_path, const std::string& kernel_strategy,
+// cache_path: nullopt disables the runtime cache file, "" is the per-user default.
+RuntimeSettings SettingsFromNames(c10::optional<std::string> cache_path,
+                                  const std::string& kernel_strategy,
                                   const std::string& cuda_graph_strategy,
                                   const std::string& allocation_strategy) {
   RuntimeSettings s;
-  s.cache_path = std::move(cache_path);
+  s.cache_enabled = cache_path.has_value();
+  s.cache_path = cache_path.value_or("");
   s.kernel_strategy = ParseKernelStrategy(kernel_strategy);
   s.cuda_graph_strategy = ParseCudaGraphStrategy(cuda_graph_strategy);
   s.allocation_strategy = ParseAllocationStrategy(allocation_strategy);
@@ -47,6 +50,13 @@ RuntimeSettings SettingsFromNames(std::string cache_path, const std::string& ker
 std::vector<std::string> SettingsNames(const RuntimeSettings& s) {
   return {s.cache_path, Name(s.kernel_strategy), Name(s.cuda_graph_strategy),
           Name(s.allocation_strategy)};
+}
+
+// SettingsNames plus "cache_enabled" or "cache_disabled": the record-engine ops' form.
+std::vector<std::string> FullSettingsNames(const RuntimeSettings& s) {
+  std::vector<std::string> names = SettingsNames(s);
+  names.push_back(s.cache_enabled ? "cache_enabled" : "cache_disabled");
+  return names;
 }
 
 // The torch-visible Engine: a handle on a TRTEngine.
@@ -68,7 +78,8 @@ class EngineClass final : public torch::CustomClassHolder {
   }
   std::string Str() const { return engine_->ToString(); }
 
-  void SetRuntimeSettings(std::string cache_path, std::string kernel_strategy,
+  // cache_path: None disables the runtime cache file, "" is the per-user default.
+  void SetRuntimeSettings(c10::optional<std::string> cache_path, std::string kernel_strategy,
                           std::string cuda_graph_strategy, std::string allocation_strategy) {
     engine_->UpdateSettings(SettingsFromNames(std::move(cache_path), kernel_strategy,
                                               cuda_graph_strategy, allocation_strategy));
@@ -212,13 +223,14 @@ TORCH_LIBRARY(tensorrt, m) {
 
   // Settings of the engines saved programs run (RecordEngine): the thread's scope, set when
   // a runtime.settings(...) scope is entered or left, and per-engine overrides.
-  m.def("set_scope_settings(str cache_path, str kernel_strategy, str cuda_graph_strategy, "
+  // cache_path: None disables the runtime cache file, "" is the per-user default.
+  m.def("set_scope_settings(str? cache_path, str kernel_strategy, str cuda_graph_strategy, "
         "str allocation_strategy) -> ()",
-        [](std::string cache_path, std::string kernel, std::string cuda_graph,
+        [](c10::optional<std::string> cache_path, std::string kernel, std::string cuda_graph,
            std::string allocation) {
           SetScopeSettings(SettingsFromNames(std::move(cache_path), kernel, cuda_graph, allocation));
         });
-  m.def("scope_settings() -> str[]", [] { return SettingsNames(ScopeSettings()); });
+  m.def("scope_settings() -> str[]", [] { return FullSettingsNames(ScopeSettings()); });
   m.def("set_record_engine_overrides(Tensor packed_record, str[] overrides) -> ()",
         [](const at::Tensor& packed_record, std::vector<std::string> overrides) {
           RecordEngine::For(packed_record).SetOverrides(SettingsOverrides::Parse(overrides));
@@ -227,13 +239,14 @@ TORCH_LIBRARY(tensorrt, m) {
   // call has built that engine yet.
   m.def("record_engine_settings(Tensor packed_record) -> str[]", [](const at::Tensor& packed) {
     RecordEngine* engine = RecordEngine::Find(packed);
-    return engine ? SettingsNames(engine->EffectiveSettings()) : std::vector<std::string>{};
+    return engine ? FullSettingsNames(engine->EffectiveSettings()) : std::vector<std::string>{};
   });
   // The settings the engine's execution context was last configured with; [] if none.
   m.def("record_engine_applied_settings(Tensor packed_record) -> str[]",
         [](const at::Tensor& packed) {
           RecordEngine* engine = RecordEngine::Find(packed);
-          return engine ? SettingsNames(engine->engine().settings()) : std::vector<std::string>{};
+          return engine ? FullSettingsNames(engine->engine().settings())
+                        : std::vector<std::string>{};
         });
   m.def("save_record_engine_caches() -> int",
         [] { return static_cast<int64_t>(SaveAllRecordEngineCaches()); });

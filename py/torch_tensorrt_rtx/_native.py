@@ -139,10 +139,18 @@ def create_engine(record: Any, settings: Any = None) -> Any:
 
 
 def settings_args(settings: Any) -> list:
-    """A ``runtime.RuntimeSettings`` as the C++ ops take it: [cache_path ("" = the per-user
-    default), kernel_strategy, cuda_graph_strategy, allocation_strategy]."""
-    return [settings.cache_path or "", settings.kernel_strategy, settings.cuda_graph_strategy,
+    """A ``runtime.RuntimeSettings`` as the C++ ops take it: [cache_path (None = cache disabled,
+    "" = the per-user default), kernel_strategy, cuda_graph_strategy, allocation_strategy]."""
+    return [settings.cache_path, settings.kernel_strategy, settings.cuda_graph_strategy,
             settings.allocation_strategy]
+
+
+def settings_from_names(names: Any) -> Any:
+    """The ``runtime.RuntimeSettings`` of a record-engine op's answer (``FullSettingsNames``)."""
+    from torch_tensorrt_rtx.runtime import RuntimeSettings
+
+    cache_path, kernel, graph, allocation, cache = list(names)
+    return RuntimeSettings(cache_path if cache == "cache_enabled" else None, kernel, graph, allocation)
 
 
 def apply_settings(engine: Any, settings: Any) -> None:

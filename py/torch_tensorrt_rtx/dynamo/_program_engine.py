@@ -64,10 +64,10 @@ class ProgramEngine:
         """The settings the engine's execution context was last configured with; None before
         the first call built the engine."""
         if _engine_op.NATIVE:
+            from torch_tensorrt_rtx import _native
+
             names = list(torch.ops.tensorrt.record_engine_applied_settings(self._record))
-            if not names:
-                return None
-            return RuntimeSettings(names[0] or None, *names[1:])
+            return _native.settings_from_names(names) if names else None
         module = self._record.__dict__.get(_engine_op._MODULE_ATTR)
         return None if module is None else module._context_settings
 
@@ -81,7 +81,8 @@ class ProgramEngine:
     def _store(self, overrides: Dict[str, Any]) -> None:
         self._record.__dict__[_engine_op._OVERRIDES_ATTR] = dict(overrides)
         if _engine_op.NATIVE:
-            entries = [f"{k}={'' if v is None else v}" for k, v in sorted(overrides.items())]
+            entries = ["cache_disabled" if k == "cache_path" and v is None else f"{k}={v}"
+                       for k, v in sorted(overrides.items())]
             torch.ops.tensorrt.set_record_engine_overrides(self._record, entries)
             return
         module = self._record.__dict__.get(_engine_op._MODULE_ATTR)

@@ -103,6 +103,13 @@ def test_scopes_reach_cxx_once_and_revert():
     module(x)
     out["outside"] = applied(module)
     out["contexts"] = stats()["contexts"] - contexts_before
+    with runtime.settings(cache_path=None):
+        module(x)
+        out["scope_disabled"] = applied(module)
+    engine(module).set_runtime_settings(cache_path=None)
+    module(x)
+    out["override_disabled"] = applied(module)
+    out["context_settings"] = str(engine(module).context_settings())
     results['test_scopes_reach_cxx_once_and_revert'] = out
 
 def test_verify_intercepts_the_native_op():
@@ -170,12 +177,15 @@ def test_scopes_reach_cxx_once_and_revert(child):
     tmp_path, results = child
     out = results['test_scopes_reach_cxx_once_and_revert']
     cache = str(tmp_path / "program.pt2.cache")
-    assert out["inside"] == [cache, "eager", "disabled", "static"]
-    assert out["override"] == [cache, "eager", "disabled", "on_profile_change"]
+    assert out["inside"] == [cache, "eager", "disabled", "static", "cache_enabled"]
+    assert out["override"] == [cache, "eager", "disabled", "on_profile_change", "cache_enabled"]
     assert out["override_gone"] == out["inside"]
     assert out["saved_at_exit"]
-    assert out["outside"] == ["", "lazy", "disabled", "static"]
+    assert out["outside"] == ["", "lazy", "disabled", "static", "cache_enabled"]
     assert out["contexts"] == 4  # one per distinct settings, none per call
+    # cache_path=None disables the runtime cache, as a scope or as a per-engine override.
+    assert out["scope_disabled"] == out["override_disabled"] == ["", "lazy", "disabled", "static", "cache_disabled"]
+    assert "cache_path=None" in out["context_settings"]
 
 
 def test_verify_intercepts_the_native_op(child):
