@@ -15,12 +15,13 @@
 //
 // Runtime settings: the engines of a package follow the calling thread's settings scope;
 // --kernel-strategy shows how C++ sets it, through the runtime library's op
-// tensorrt::set_scope_settings(cache_path, kernel_strategy, cuda_graph_strategy,
+// tensorrt::set_scope_settings(str? cache_path, kernel_strategy, cuda_graph_strategy,
 // allocation_strategy) -- the same op Python's runtime.settings(...) calls.
 #include <dlfcn.h>
 
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,8 +59,9 @@ std::vector<int64_t> ParseShape(const std::string& text) {
 void SetKernelStrategy(const std::string& name) {
   auto op = c10::Dispatcher::singleton()
                 .findSchemaOrThrow("tensorrt::set_scope_settings", "")
-                .typed<void(std::string, std::string, std::string, std::string)>();
-  op.call("", name, "disabled", "static");  // "" = the per-user default cache file
+                .typed<void(std::optional<std::string>, std::string, std::string, std::string)>();
+  // cache_path "" = the per-user default cache file; std::nullopt = no runtime cache file.
+  op.call(std::string(""), name, "disabled", "static");
 }
 
 }  // namespace
