@@ -80,6 +80,17 @@ TEST(RecordEngineTest, BadRecordsAndOverridesAreRejectedWithTheReason) {
   at::Tensor trailing = at::cat({record, at::zeros({1}, at::kByte)});
   EXPECT_THROW(ExecuteRecordEngine({at::ones({2})}, trailing), EngineRecordError);
   EXPECT_THROW(ExecuteRecordEngine({at::ones({2})}, at::ones({4})), c10::Error);
+  std::vector<std::string> fields = testing::MakeRecordList(
+      "bad\xff", testing::ScriptedEngineBytes({"x"}, {"y"}), {"x"}, {"y"});
+  try {
+    EngineRecord::FromList(fields);
+    FAIL() << "accepted a NAME that is not UTF-8";
+  } catch (const EngineRecordError& e) {
+    EXPECT_NE(std::string(e.what()).find("NAME is not UTF-8 text"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bad\\xff"), std::string::npos) << e.what();
+  }
+  fields[layout::NAME] = "caf\xc3\xa9";  // valid UTF-8
+  EXPECT_EQ(EngineRecord::FromList(fields).name(), "caf\xc3\xa9");
   try {
     SettingsOverrides::Parse({"kernel_strategy=fast"});
     FAIL() << "accepted an unknown strategy";
