@@ -71,7 +71,7 @@ def nvinfer_uses(source: str) -> tuple[dict[str, int], list[str]]:
             elif op == "->" and receiver not in OWN_RECEIVERS:
                 unknown.append(f"line {lineno}: {receiver}->{member}")
     for m in re.finditer(r"class\s+\w+\s+final\s*:\s*public\s+nv::(\w+)\s*\{(.*?)\n\};", src, re.S):
-        for o in re.finditer(r"(\w+)\s*\([^;{]*\)[^;{]*\boverride\b", m.group(2)):
+        for o in re.finditer(r"(?<![~\w])(\w+)\s*\([^;{]*\)[^;{]*\boverride\b", m.group(2)):
             add(f"{m.group(1)}::{o.group(1)}", src[:m.start()].count("\n") + 1)
     return uses, unknown
 
@@ -91,7 +91,7 @@ def implementations(source: str, interfaces: set[str]) -> dict[str, dict[str, se
     for m in re.finditer(r"class\s+(\w+)\s+final\s*:\s*public\s+(?:[\w]+::)*(\w+)\s*\{(.*?)\n\};", src, re.S):
         cls, base, body = m.groups()
         if base in interfaces:
-            overrides = set(re.findall(r"(\w+)\s*\([^;{]*\)[^;{]*\boverride\b", body))
+            overrides = set(re.findall(r"(?<![~\w])(\w+)\s*\([^;{]*\)[^;{]*\boverride\b", body))
             out.setdefault(base, {})[cls] = overrides
     return out
 
@@ -176,7 +176,8 @@ def test_an_unlisted_or_unclassified_call_is_reported():
 def test_a_backend_missing_a_method_is_reported():
     header = "\nclass RuntimeCache {\n public:\n  virtual bool Deserialize(const void* d) = 0;\n" \
              "  virtual void Reset() = 0;\n};\n"
-    backend = "\nclass Cache final : public trt::RuntimeCache {\n  bool Deserialize(const void*) override;\n" \
+    backend = "\nclass Cache final : public trt::RuntimeCache {\n  ~Cache() override;\n" \
+              "  bool Deserialize(const void*) override;\n" \
               "  void Merge() override;\n};\n"
     (problem,) = interface_mismatches(header, {"fake_backend": backend})
     assert "missing ['Reset']" in problem and "extra ['Merge']" in problem and "fake_backend: Cache" in problem
