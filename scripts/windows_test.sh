@@ -6,9 +6,13 @@
 # Kept out of the Linux Bazel build on purpose: a plain cross-compile into build/windows/
 # (the gtest library is compiled once and reused). What it builds and runs:
 #   - core/util/file_lock*.cpp, the FileLock (file_lock_posix.cpp must compile to nothing);
-#   - the portable FileLock suite tests/core/util/file_lock_test.cpp plus the Windows-only
-#     cases in tests/windows/file_lock_windows_test.cpp, as one test program that also runs
-#     second processes of itself (lock held in one process, timeout in the other).
+#   - core/runtime's cache store (container, cache_file_io_windows.cpp, RuntimeCacheFile);
+#   - file_lock_test.exe: the portable FileLock suite tests/core/util/file_lock_test.cpp
+#     plus the Windows-only cases in tests/windows/file_lock_windows_test.cpp; it runs
+#     second processes of itself (lock held in one process, timeout in the other);
+#   - runtime_cache_file_test.exe: tests/windows/runtime_cache_file_windows_test.cpp, the
+#     store's portable cases plus Windows file-system cases, with saver processes;
+#   - a cross-check that C++ and Python resolve the same default cache path on Windows.
 # Wine is not Windows: it implements LockFileEx, CreateFileW sharing modes, reparse points
 # and MoveFileExW on top of Linux, so a pass here is a strong check, not a proof. MSVC is
 # not used (mingw-w64's g++ with its own C++ runtime, linked statically).
@@ -68,17 +72,27 @@ compile() {  # compile SOURCE [extra flags...]: prints the object path
   "$CXX" "${COMMON_FLAGS[@]}" "${OUR_FLAGS[@]}" "$@" -c "$source" -o "$object"
   echo "$object"
 }
-PRODUCT_SOURCES=(core/util/file_lock.cpp core/util/file_lock_windows.cpp core/util/file_lock_posix.cpp)
-TEST_SOURCES=(tests/core/util/file_lock_test.cpp tests/windows/file_lock_windows_test.cpp)
-objects=()
-for source in "${PRODUCT_SOURCES[@]}"; do
-  objects+=("$(compile "$source")")
-done
-for source in "${TEST_SOURCES[@]}"; do
-  objects+=("$(compile "$source" "${GTEST_FLAGS[@]}")")
-done
-"$CXX" -static -o "$OUT/file_lock_test.exe" "${objects[@]}" "$gtest_stamp"
-log "built $OUT/file_lock_test.exe in $(elapsed "$build_start")"
+compile_all() {  # compile_all SOURCE...: prints the object paths
+  local source
+  for source in "$@"; do
+    case "$source" in
+      tests/*) compile "$source" "${GTEST_FLAGS[@]}" ;;
+      *) compile "$source" ;;
+    esac
+  done
+}
+LOCK_SOURCES=(core/util/file_lock.cpp core/util/file_lock_windows.cpp core/util/file_lock_posix.cpp)
+STORE_SOURCES=(core/runtime/cache_container.cpp core/runtime/cache_file_io.cpp core/runtime/cache_file_io_posix.cpp
+  core/runtime/cache_file_io_windows.cpp core/runtime/log.cpp core/runtime/runtime_cache_file.cpp
+  core/runtime/runtime_settings.cpp core/runtime/sha256.cpp)
+mapfile -t lock_objects < <(compile_all "${LOCK_SOURCES[@]}")
+mapfile -t store_objects < <(compile_all "${STORE_SOURCES[@]}")
+mapfile -t lock_test_objects < <(compile_all tests/core/util/file_lock_test.cpp tests/windows/file_lock_windows_test.cpp)
+mapfile -t store_test_objects < <(compile_all tests/windows/runtime_cache_file_windows_test.cpp)
+"$CXX" -static -o "$OUT/file_lock_test.exe" "${lock_test_objects[@]}" "${lock_objects[@]}" "$gtest_stamp"
+"$CXX" -static -o "$OUT/runtime_cache_file_test.exe" "${store_test_objects[@]}" "${store_objects[@]}" \
+  "${lock_objects[@]}" "$gtest_stamp"
+log "built $OUT/file_lock_test.exe and $OUT/runtime_cache_file_test.exe in $(elapsed "$build_start")"
 
 # 4. Run under wine: scratch prefix, no debug channels, no mono/gecko installers, no display.
 export WINEPREFIX="$PWD/$OUT/wineprefix"
@@ -102,6 +116,39 @@ mkdir -p "$TMP"
 export TEST_TMPDIR="Z:$(cd "$TMP" && pwd | tr / '\\')"
 run_start=$(now)
 status=0
-"$WINE" "$OUT/file_lock_test.exe" "$@" || status=$?
-log "ran $OUT/file_lock_test.exe under wine in $(elapsed "$run_start") (exit $status)"
+for program in file_lock_test runtime_cache_file_test; do
+  log "running $program.exe under wine"
+  "$WINE" "$OUT/$program.exe" "$@" || status=1
+done
+
+# 5. Both runtimes resolve the same default cache path on Windows: the C++ store's
+#    DefaultCachePath() under wine against the Python runtime's default_cache_path with the
+#    platform made explicit, for the same environments ("-" = unset). The Python side runs
+#    with os.path = ntpath, the path module a Windows Python has.
+CASES=('C:\Users\me\AppData\Local -' 'C:\Users\me\AppData\Local\ D:\ignored' '- D:\Users\me'
+  '- D:\Users\me\' '- -')
+mapfile -t python_paths < <(.venv/bin/python - "${CASES[@]}" <<'PY'
+import ntpath, os, sys
+from torch_tensorrt_rtx.runtime.cache_file_io import WINDOWS, default_cache_path
+os.path = ntpath  # what os.path is on Windows (set after the imports, which need posixpath)
+for case in sys.argv[1:]:
+    env = {name: value for name, value in zip(("LOCALAPPDATA", "USERPROFILE"), case.split(" ")) if value != "-"}
+    print(str(default_cache_path(create_dir=False, platform=WINDOWS, environ=env)))
+PY
+)
+mismatches=0
+for i in "${!CASES[@]}"; do
+  read -r local profile <<<"${CASES[$i]}"
+  cpp=$("$WINE" "$OUT/runtime_cache_file_test.exe" --default-cache-path "$local" "$profile" | tr -d '\r')
+  if [ "$cpp" != "${python_paths[$i]:-}" ]; then
+    log "default cache path differs for LOCALAPPDATA=$local USERPROFILE=$profile: C++ '$cpp', Python '${python_paths[$i]:-}'"
+    mismatches=$((mismatches + 1))
+  fi
+done
+if ((mismatches)); then
+  status=1
+else
+  log "default cache path: C++ and Python agree on ${#CASES[@]} Windows environments"
+fi
+log "ran the Windows tests under wine in $(elapsed "$run_start") (exit $status)"
 exit "$status"
