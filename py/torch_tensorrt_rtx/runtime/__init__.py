@@ -1,6 +1,7 @@
 """torch_tensorrt_rtx.runtime: run TensorRT-RTX engines from Python, share the JIT cache.
 
-Public API (importing this package never touches CUDA):
+Public API (importing this package never touches CUDA, and imports torch only when
+``TRTModule`` is first used):
 
 - ``EngineRecord`` (+ ``EngineRecordError``, ``LAYOUT``, ``ABI_VERSION``): the engine
   record. ``EngineRecord.new(engine_bytes, *, name, input_names, output_names, device=None,
@@ -37,7 +38,17 @@ from torch_tensorrt_rtx.runtime.runtime_cache_file import (DEFAULT_LOCK_TIMEOUT_
 from torch_tensorrt_rtx.runtime.runtime_settings import (ALLOCATION_STRATEGIES, CUDA_GRAPH_STRATEGIES,
                                                  DEFAULT_CACHE_PATH, KERNEL_STRATEGIES, RuntimeSettings,
                                                  current_settings, settings)
-from torch_tensorrt_rtx.runtime.trt_module import InputShapeError, TRTModule
+
+
+def __getattr__(name):
+    # TRTModule needs torch: import it on first use, so that tools and worker processes
+    # that only touch the cache file or records (the cache tests' children) start fast.
+    if name in ("TRTModule", "InputShapeError"):
+        from torch_tensorrt_rtx.runtime import trt_module
+
+        return getattr(trt_module, name)
+    raise AttributeError(f"module 'torch_tensorrt_rtx.runtime' has no attribute {name!r}")
+
 
 __all__ = [
     "ABI_VERSION", "ALLOCATION_STRATEGIES", "CUDA_GRAPH_STRATEGIES", "DEFAULT_CACHE_PATH",

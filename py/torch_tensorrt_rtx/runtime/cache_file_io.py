@@ -65,7 +65,7 @@ def default_cache_dir(*, platform: Optional[str] = None,
     if platform == WINDOWS:
         base = env.get("LOCALAPPDATA", "")
         if not base:
-            base = os.path.join(env.get("USERPROFILE", "") or "C:\\", "AppData", "Local")
+            base = (env.get("USERPROFILE", "") or "C:").rstrip("\\/") + "\\AppData\\Local"
         return base.rstrip("\\/") + "\\" + CACHE_PROTOCOL.default_cache_dir
     xdg = env.get("XDG_CACHE_HOME", "")
     # The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
@@ -173,18 +173,24 @@ def open_cache_for_reading(path: Path, max_bytes: Optional[int]) -> Optional[int
         raise
 
 
-def read_exactly(fd: int, offset: int, size: int, path: Path) -> bytes:
-    """``size`` bytes at ``offset`` (bounded by the caller); OSError if the file is shorter.
-    lseek + read rather than pread, which Windows lacks; callers own the descriptor."""
-    chunks, done = [], 0
+def read_exactly(fd: int, offset: int, size: int, path: Path) -> bytearray:
+    """``size`` bytes at ``offset`` (bounded by the caller), read straight into one buffer;
+    OSError if the file is shorter. lseek + readv/read rather than pread, which Windows
+    lacks; callers own the descriptor."""
+    buffer = bytearray(size)
+    view, done = memoryview(buffer), 0
     os.lseek(fd, offset, os.SEEK_SET)
     while done < size:
-        chunk = os.read(fd, min(size - done, 1 << 24))
-        if not chunk:
+        if hasattr(os, "readv"):
+            n = os.readv(fd, [view[done:]])
+        else:
+            chunk = os.read(fd, size - done)
+            n = len(chunk)
+            view[done:done + n] = chunk
+        if n == 0:
             raise OSError(errno.EIO, f"{path} ended {size - done} bytes early at {offset + done}")
-        chunks.append(chunk)
-        done += len(chunk)
-    return b"".join(chunks)
+        done += n
+    return buffer
 
 
 def create_temp_file(path: Path):

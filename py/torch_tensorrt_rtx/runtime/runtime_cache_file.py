@@ -78,7 +78,7 @@ def max_bytes_from_env(environ=None) -> int:
 
 
 class CachedEntry(NamedTuple):
-    data: bytes
+    data: bytearray  # read straight from the file into this one buffer
     last_use: int  # Unix seconds of the entry's last save
 
 
@@ -130,13 +130,13 @@ class RuntimeCacheFile:
 
     def _read_index(self, fd: int) -> List[container.Entry]:
         size = os.fstat(fd).st_size
-        header = container.parse_header(io.read_exactly(fd, 0, min(size, container.HEADER_SIZE),
-                                                        self.path), size)
+        header = container.parse_header(bytes(io.read_exactly(
+            fd, 0, min(size, container.HEADER_SIZE), self.path)), size)
         if size == 0:
             return []
         index = io.read_exactly(fd, container.HEADER_SIZE,
                                 header.count * container.INDEX_ENTRY_SIZE, self.path)
-        return container.parse_index(index, header, size)
+        return container.parse_index(bytes(index), header, size)
 
     def _read_entry(self, fd: int, key: bytes) -> Optional[CachedEntry]:
         for entry in self._read_index(fd):
