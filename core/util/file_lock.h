@@ -66,7 +66,9 @@ class FileLockError : public std::runtime_error {
 
 class FileLock final {
  public:
-  // Opens (creating if needed) the lock file. Does not lock. Throws FileLockError.
+  // Opens (creating if needed) the lock file. Does not lock. Throws FileLockError. (On
+  // Windows, a lock file whose deletion by a peer is still pending is opened at the first
+  // acquisition attempt instead, which fails until the name is free again.)
   explicit FileLock(std::string lock_path, LockMode mode = LockMode::kExclusive);
   ~FileLock();
 
@@ -89,12 +91,11 @@ class FileLock final {
   const std::string& path() const noexcept { return path_; }
 
  private:
-  // One non-blocking acquisition, reopening the file while it turns out to be stale.
+  // One acquisition, (re)opening the file while it is closed or turns out to be stale.
   bool AcquireOnce(bool blocking);
-  void Reopen();
   void Close() noexcept;
 
-  std::string path_;
+  std::string path_;  // empty once moved from
   LockMode mode_;
   std::intptr_t handle_;  // a POSIX descriptor or a Windows HANDLE; see file_lock_platform.h
   bool owned_ = false;

@@ -63,6 +63,16 @@ std::wstring WidePath(const std::string& path) {
   return wide;
 }
 
+// Whether the last failed call met a file whose deletion is pending. CreateFileW reports
+// that as ERROR_ACCESS_DENIED, like a real permission problem; the NTSTATUS tells them apart.
+bool LastErrorWasDeletePending() {
+  constexpr LONG kStatusDeletePending = static_cast<LONG>(0xC0000056);
+  using GetLastNtStatus = LONG(WINAPI*)();
+  static const GetLastNtStatus get_last_nt_status = reinterpret_cast<GetLastNtStatus>(
+      reinterpret_cast<void*>(GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "RtlGetLastNtStatus")));
+  return get_last_nt_status != nullptr && get_last_nt_status() == kStatusDeletePending;
+}
+
 // Opens whatever is at `wide_path` without following a reparse point, for identity checks.
 HANDLE OpenForIdentity(const std::wstring& wide_path) {
   return CreateFileW(wide_path.c_str(), FILE_READ_ATTRIBUTES, kShareAll, nullptr, OPEN_EXISTING,
@@ -77,6 +87,11 @@ std::intptr_t OpenLockFile(const std::string& path, bool read_only_fallback) {
   // which is therefore never created), and we then refuse it.
   HANDLE handle = CreateFileW(wide_path.c_str(), GENERIC_READ | GENERIC_WRITE, kShareAll, nullptr, OPEN_ALWAYS,
                               FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, nullptr);
+  if (handle == INVALID_HANDLE_VALUE && GetLastError() == ERROR_ACCESS_DENIED && LastErrorWasDeletePending()) {
+    // A peer deleted the lock file (Python's filelock does on every release on Windows)
+    // while another process still has it open: the name frees when that handle closes.
+    return kInvalidHandle;
+  }
   if (handle == INVALID_HANDLE_VALUE && read_only_fallback && GetLastError() == ERROR_ACCESS_DENIED) {
     // Shared locks work on a read-only handle: a warm cache in a read-only location.
     handle = CreateFileW(wide_path.c_str(), GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING,
