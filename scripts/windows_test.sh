@@ -12,7 +12,9 @@
 #     second processes of itself (lock held in one process, timeout in the other);
 #   - runtime_cache_file_test.exe: tests/windows/runtime_cache_file_windows_test.cpp, the
 #     store's portable cases plus Windows file-system cases, with saver processes;
-#   - a cross-check that C++ and Python resolve the same default cache path on Windows.
+#   - a cross-check that C++ and Python resolve the same default cache path on Windows;
+#   - a file-format check: the cache file written by the Windows C++ store is read and
+#     extended by the Python runtime, then read back by the C++ store.
 # Wine is not Windows: it implements LockFileEx, CreateFileW sharing modes, reparse points
 # and MoveFileExW on top of Linux, so a pass here is a strong check, not a proof. MSVC is
 # not used (mingw-w64's g++ with its own C++ runtime, linked statically).
@@ -109,10 +111,11 @@ mapfile -t store_test_objects < <(compile_all tests/windows/runtime_cache_file_w
   "${lock_objects[@]}" "$gtest_stamp"
 log "built $OUT/file_lock_test.exe and $OUT/runtime_cache_file_test.exe in $(elapsed "$build_start")"
 
-# 4. Run under wine: scratch prefix, no debug channels, no mono/gecko installers, no display.
+# 4. Run under wine: scratch prefix, no debug channels, no mono/gecko installers, no menu
+#    entries (winemenubuilder), no display.
 export WINEPREFIX="$PWD/$OUT/wineprefix"
 export WINEDEBUG=-all
-export WINEDLLOVERRIDES="mscoree,mshtml="
+export WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
 unset DISPLAY WAYLAND_DISPLAY
 if [ ! -f "$WINEPREFIX/system.reg" ]; then
   prefix_start=$(now)
@@ -164,6 +167,35 @@ if ((mismatches)); then
   status=1
 else
   log "default cache path: C++ and Python agree on ${#CASES[@]} Windows environments"
+fi
+# 6. The cache file is the same format whichever runtime and platform wrote it: the
+#    Windows-built C++ store (under wine) writes one engine's entry, the Python runtime (on
+#    Linux) reads it and adds another, and the C++ store reads both back. Run one after the
+#    other: wine's LockFileEx and Linux flock do not exclude each other, so this checks the
+#    bytes, not the lock.
+INTEROP="$TMP/interop"
+mkdir -p "$INTEROP"
+interop_windows="Z:$(cd "$INTEROP" && pwd | tr / '\\')\\runtime_cache.bin"
+interop_ok=0
+if "$WINE" "$OUT/runtime_cache_file_test.exe" --save-entries "$interop_windows" 0 3 &&
+  .venv/bin/python - "$INTEROP/runtime_cache.bin" <<'PY' &&
+import hashlib, sys
+from torch_tensorrt_rtx.runtime.runtime_cache_file import RuntimeCacheFile
+store = RuntimeCacheFile(sys.argv[1])
+entry = store.try_load_entry(hashlib.sha256(b"engine 0").digest())
+if entry is None or bytes(entry.data) != b"a" * 3000:
+    sys.exit(f"Python could not read the entry the Windows C++ store wrote to {sys.argv[1]}: {entry!r:.80}")
+if not store.try_save_entry(hashlib.sha256(b"engine 1").digest(), b"b" * 1001):
+    sys.exit(f"Python could not add an entry to {sys.argv[1]}")
+PY
+  "$WINE" "$OUT/runtime_cache_file_test.exe" --expect-entry "$interop_windows" 0 3 &&
+  "$WINE" "$OUT/runtime_cache_file_test.exe" --expect-entry "$interop_windows" 1 1; then
+  interop_ok=1
+  log "cache file format: written by C++ on Windows, read and extended by Python, read back by C++"
+fi
+if ((!interop_ok)); then
+  log "cache file format check between the Windows C++ store and the Python runtime FAILED"
+  status=1
 fi
 log "ran the Windows tests under wine in $(elapsed "$run_start") (exit $status)"
 exit "$status"

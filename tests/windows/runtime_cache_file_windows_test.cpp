@@ -364,7 +364,8 @@ TEST_F(RuntimeCacheFileWindowsTest, DefaultCachePathIsUnderLocalAppData) {
 
 namespace {
 
-// Child mode: saves `rounds` growing entries for engine `t`; exit 1 if any save failed.
+// Child mode: saves `rounds` growing entries for engine `t` (the last is Blob(t, rounds));
+// exit 1 if any save failed.
 int SaveEntries(const std::string& path, int t, int rounds) {
   using namespace torch_tensorrt_rtx::runtime;
   RuntimeCacheFile store(path);
@@ -373,6 +374,17 @@ int SaveEntries(const std::string& path, int t, int rounds) {
     if (!store.TrySaveEntry(KeyOf(t), blob.data(), blob.size())) return 1;
   }
   return 0;
+}
+
+// Child mode for scripts/windows_test.sh's file-format check with the Python runtime:
+// exit 0 if engine `t`'s entry in the cache at `path` is Blob(t, round), else 1.
+int ExpectEntry(const std::string& path, int t, int round) {
+  using namespace torch_tensorrt_rtx::runtime;
+  std::optional<CachedEntry> entry = RuntimeCacheFile(path).TryLoadEntry(KeyOf(t));
+  if (entry && entry->data == Blob(t, round)) return 0;
+  std::cerr << "entry of engine " << t << " in " << path << ": "
+            << (entry ? std::to_string(entry->data.size()) + " bytes, not the expected ones" : "missing") << std::endl;
+  return 1;
 }
 
 // Child mode for scripts/windows_test.sh's cross-check with the Python runtime: sets
@@ -392,6 +404,9 @@ int main(int argc, char** argv) {
   if (torch_tensorrt_rtx::util::RunChildMode(argc, argv, &exit_code)) return exit_code;
   if (argc == 5 && std::string(argv[1]) == "--save-entries") {
     return SaveEntries(argv[2], std::stoi(argv[3]), std::stoi(argv[4]));
+  }
+  if (argc == 5 && std::string(argv[1]) == "--expect-entry") {
+    return ExpectEntry(argv[2], std::stoi(argv[3]), std::stoi(argv[4]));
   }
   if (argc == 4 && std::string(argv[1]) == "--default-cache-path") return PrintDefaultCachePath(argv[2], argv[3]);
   ::testing::InitGoogleTest(&argc, argv);
