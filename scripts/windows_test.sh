@@ -117,6 +117,9 @@ export WINEPREFIX="$PWD/$OUT/wineprefix"
 export WINEDEBUG=-all
 export WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
 unset DISPLAY WAYLAND_DISPLAY
+# Wine maps Windows (UTF-16) names to Linux names through the locale's character set: with
+# no locale (CI's environment may have none) a non-ASCII name cannot be created at all.
+export LC_ALL=C.UTF-8
 if [ ! -f "$WINEPREFIX/system.reg" ]; then
   prefix_start=$(now)
   log "creating the wine prefix $WINEPREFIX (once)"
