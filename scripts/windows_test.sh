@@ -127,8 +127,11 @@ if [ ! -f "$WINEPREFIX/system.reg" ]; then
   "$WINESERVER" -w
   log "wine prefix created in $(elapsed "$prefix_start")"
 fi
-# Stop this prefix's wineserver when we are done, so nothing is left running.
+# One wineserver for the whole run (not one per wine command), warmed up by a first
+# process; stopped when we are done, so nothing is left running.
+"$WINESERVER" -p
 trap '"$WINESERVER" -k >/dev/null 2>&1 || true' EXIT
+"$WINE" cmd /c exit >/dev/null 2>&1 || true
 
 TMP="$OUT/tmp"
 rm -rf "$TMP"

@@ -61,9 +61,17 @@ class ChildProcess final {
     startup.hStdOutput = child_stdout;
     startup.hStdError = GetStdHandle(STD_ERROR_HANDLE);
     PROCESS_INFORMATION info = {};
-    const BOOL started = CreateProcessW(ToWide(argv.at(0)).c_str(), &command_line[0], nullptr, nullptr, TRUE, 0,
-                                        nullptr, nullptr, &startup, &info);
-    const DWORD error = GetLastError();
+    BOOL started = FALSE;
+    DWORD error = 0;
+    // Wine has been seen to fail a process start with ERROR_INTERNAL_ERROR once, right after
+    // creating its prefix; a second try is harmless on Windows.
+    for (int attempt = 0; attempt < 3 && !started; ++attempt) {
+      if (attempt > 0) Sleep(200);
+      started = CreateProcessW(ToWide(argv.at(0)).c_str(), &command_line[0], nullptr, nullptr, TRUE, 0, nullptr,
+                               nullptr, &startup, &info);
+      error = started ? 0 : GetLastError();
+      if (error != ERROR_INTERNAL_ERROR) break;
+    }
     CloseHandle(child_stdin);
     CloseHandle(child_stdout);
     if (!started) {
