@@ -1,6 +1,6 @@
 """Python runtime vs C++ runtime on one cache file and one engine record, in real processes.
 
-Scenarios (issue 6): 1. a Python filelock holder makes a C++ save time out without raising,
+Scenarios: 1. a Python filelock holder makes a C++ save time out without raising,
 file untouched, then the save succeeds; 2. the mirror; 3. C++ shared holders block Python
 and coexist; 4. parallel load/save cycles, every read complete; 5. files and records
 written by one runtime load in the other.
