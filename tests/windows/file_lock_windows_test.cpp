@@ -115,6 +115,26 @@ TEST_F(FileLockTest, CppHolderBlocksMsvcrtLocking) {
   }
 }
 
+TEST_F(FileLockTest, ReadOnlyLockFileStillTakesSharedLocks) {
+  // A warm cache in a read-only place: the lock file cannot be opened for writing, so a
+  // shared lock falls back to a read-only handle; an exclusive one reports the error.
+  { FileLock create(lock_path_); }
+  ASSERT_TRUE(SetFileAttributesW(Wide(lock_path_).c_str(), FILE_ATTRIBUTE_READONLY));
+  HANDLE writable = CreateFileW(Wide(lock_path_).c_str(), GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ |
+                                FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING, 0, nullptr);
+  if (writable != INVALID_HANDLE_VALUE) {
+    CloseHandle(writable);
+    SetFileAttributesW(Wide(lock_path_).c_str(), FILE_ATTRIBUTE_NORMAL);
+    GTEST_SKIP() << "a read-only file opened for writing here (wine running as root ignores the attribute)";
+  }
+  {
+    FileLock reader(lock_path_, LockMode::kShared);
+    EXPECT_TRUE(reader.try_lock());
+    EXPECT_THROW(FileLock(lock_path_, LockMode::kExclusive), FileLockError);
+  }
+  SetFileAttributesW(Wide(lock_path_).c_str(), FILE_ATTRIBUTE_NORMAL);
+}
+
 TEST_F(FileLockTest, Utf8PathIsTheSameWideName) {
   const std::string name = "cach\xC3\xA9_\xE6\x97\xA5\xE6\x9C\xAC.bin";  // "caché_日本.bin" in UTF-8
   const std::string path = LockPathFor(dir_ + "\\" + name);
