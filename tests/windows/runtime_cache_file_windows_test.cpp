@@ -253,6 +253,31 @@ TEST_F(RuntimeCacheFileWindowsTest, OversizeFileIsRefusedNamingTheCap) {
   EXPECT_EQ(io::ReadableFile::Open(path_, 10)->size(), 10u);
 }
 
+TEST_F(RuntimeCacheFileWindowsTest, ForeignFileIsNeverOverwritten) {
+  const std::string foreign = "not a runtime cache, but somebody's data";
+  testing::WriteFile(path_, foreign);
+  RuntimeCacheFile store(path_);
+  ::testing::internal::CaptureStderr();
+  EXPECT_FALSE(store.TryLoadEntry(kA).has_value());
+  EXPECT_FALSE(store.TrySaveEntry(kA, "x", 1));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("not a runtime cache container"), std::string::npos) << err;
+  EXPECT_EQ(testing::ReadFile(path_), foreign);
+}
+
+TEST_F(RuntimeCacheFileWindowsTest, CorruptContainerIsReplacedBySave) {
+  RuntimeCacheFile store(path_);
+  ASSERT_TRUE(store.TrySaveEntry(kA, "aaaa", 4));
+  std::string bytes = testing::ReadFile(path_);
+  testing::WriteFile(path_, bytes.substr(0, bytes.size() - 2));  // truncated: ours, inconsistent
+  ::testing::internal::CaptureStderr();
+  EXPECT_FALSE(store.TryLoadEntry(kA).has_value());
+  EXPECT_TRUE(store.TrySaveEntry(kB, "bb", 2));
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(Entry(store, kB), "bb");
+  EXPECT_EQ(Entry(store, kA), "<none>");
+}
+
 TEST_F(RuntimeCacheFileWindowsTest, SymlinkAtCachePathRefused) {
   const std::string target = dir_ + "\\elsewhere";
   testing::WriteFile(target, "not a cache");
