@@ -1,26 +1,40 @@
 #!/usr/bin/env bash
 # Installs everything torch_tensorrt_rtx needs on a fresh Debian 12 machine, idempotently:
-# Debian packages (Bazel 4, googletest sources), then a virtual environment at .venv with
+# Debian packages (Bazel 4, googletest sources; mingw-w64 and wine for the Windows tests,
+# scripts/windows_test.sh), then a virtual environment at .venv with
 # the versions pinned in pyproject.toml (this project installed editable). A re-run that
 # finds everything in place does nothing and takes about a second.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 APT_PACKAGES=(bazel-bootstrap googletest)
+# The Windows cross-compiler and wine, without their recommends (wine32, X fonts, ...):
+# 31 packages instead of 111, and all the Windows tests need.
+APT_PACKAGES_NO_RECOMMENDS=(g++-mingw-w64-x86-64-posix wine64 wine)
 PYTHON="${PYTHON:-python3}"
 
 log() { echo "[setup] $*" >&2; }
 
-missing=()
-for package in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if ((${#missing[@]})); then
+missing_packages() {
+  local package
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || echo "$package"
+  done
+}
+mapfile -t missing < <(missing_packages "${APT_PACKAGES[@]}")
+mapfile -t missing_no_recommends < <(missing_packages "${APT_PACKAGES_NO_RECOMMENDS[@]}")
+if ((${#missing[@]} + ${#missing_no_recommends[@]})); then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  log "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+  fi
+  if ((${#missing_no_recommends[@]})); then
+    log "installing Debian packages (without recommends): ${missing_no_recommends[*]}"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing_no_recommends[@]}"
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then

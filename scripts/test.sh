@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of torch_tensorrt_rtx: the C++ suites through Bazel (gtest), then the
-# Python suites (pytest). Installs what is missing first (scripts/setup.sh).
+# Runs every test of torch_tensorrt_rtx: the C++ suites through Bazel (gtest), the Windows
+# C++ suites cross-compiled and run under wine (scripts/windows_test.sh), then the Python
+# suites (pytest). Installs what is missing first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,5 +15,7 @@ echo "[test] examples (the C++ serving program the AOTInductor test runs)" >&2
 bazel build //examples/...
 echo "[test] compile check of the TensorRT backend against standard TensorRT headers" >&2
 bazel build //core/runtime:backend_tensorrt_compile_check
+echo "[test] Windows C++ tests: mingw-w64 build, run under wine (scripts/windows_test.sh)" >&2
+scripts/windows_test.sh --gtest_brief=1
 echo "[test] Python tests (pytest tests/py)" >&2
 .venv/bin/python -m pytest tests/py -q -rs "$@"

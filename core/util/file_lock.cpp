@@ -30,6 +30,7 @@ FileLock::~FileLock() {
 
 FileLock::FileLock(FileLock&& other) noexcept
     : path_(std::move(other.path_)), mode_(other.mode_), handle_(other.handle_), owned_(other.owned_) {
+  other.path_.clear();  // an empty path marks a moved-from lock
   other.handle_ = platform::kInvalidHandle;
   other.owned_ = false;
 }
@@ -42,6 +43,7 @@ FileLock& FileLock::operator=(FileLock&& other) noexcept {
     mode_ = other.mode_;
     handle_ = other.handle_;
     owned_ = other.owned_;
+    other.path_.clear();
     other.handle_ = platform::kInvalidHandle;
     other.owned_ = false;
   }
@@ -49,7 +51,10 @@ FileLock& FileLock::operator=(FileLock&& other) noexcept {
 }
 
 void FileLock::lock() {
+  // A blocking attempt fails only while the file cannot be opened for a moment or keeps
+  // being replaced: wait a poll interval and try again.
   while (!AcquireOnce(/*blocking=*/true)) {
+    std::this_thread::sleep_for(kLockPollInterval);
   }
 }
 
@@ -82,10 +87,16 @@ bool FileLock::AcquireOnce(bool blocking) {
   if (owned_) {
     return true;
   }
-  if (handle_ == platform::kInvalidHandle) {
-    throw FileLockError("FileLock for " + path_ + " was moved from; it holds no file");
+  if (path_.empty()) {
+    throw FileLockError("FileLock was moved from; it holds no file");
   }
   for (int reopens = 0; reopens <= kMaxReopensPerAttempt; ++reopens) {
+    if (handle_ == platform::kInvalidHandle) {
+      handle_ = platform::OpenLockFile(path_, mode_ == LockMode::kShared);
+      if (handle_ == platform::kInvalidHandle) {
+        return false;  // the name is momentarily unusable (a peer's delete is pending)
+      }
+    }
     if (!platform::LockFile(handle_, mode_, blocking, path_)) {
       return false;
     }
@@ -96,14 +107,9 @@ bool FileLock::AcquireOnce(bool blocking) {
       return true;
     }
     platform::UnlockFile(handle_);
-    Reopen();
+    Close();  // closing may be what lets a pending delete of the old file complete
   }
   return false;
-}
-
-void FileLock::Reopen() {
-  Close();
-  handle_ = platform::OpenLockFile(path_, mode_ == LockMode::kShared);
 }
 
 void FileLock::Close() noexcept {

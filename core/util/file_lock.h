@@ -20,11 +20,17 @@
 //    description, so two FileLock objects in one process exclude each other exactly like
 //    two processes do; a single FileLock must not be shared between threads without
 //    external synchronisation. Use one FileLock per thread or call site.
-//  - The lock file is created if missing (read-write, close-on-exec), never unlinked, and
-//    a symlink at the lock path is refused.
-//  - Peers that unlink the lock file when they release (filelock 3.20.4 to 3.29.4 did)
-//    cannot produce two holders: after acquiring, the lock checks that its descriptor is
-//    still the file at the path and otherwise reopens and tries again.
+//  - The lock file is created if missing (read-write, close-on-exec / not inheritable),
+//    never unlinked, and a symlink at the lock path is refused (on Windows any reparse
+//    point, a junction too, and a directory). Paths are UTF-8 on every platform; Windows
+//    opens them as UTF-16 and shares read, write and delete, so peers can open, and delete,
+//    a held lock file.
+//  - Peers that unlink the lock file when they release (filelock 3.20.4 to 3.29.4 did on
+//    Unix; filelock on Windows deletes it too) cannot produce two holders: after acquiring,
+//    the lock checks that its descriptor is still the file at the path (device+inode, or
+//    volume+file index on Windows) and otherwise reopens and tries again.
+//  - Windows builds are cross-compiled with mingw-w64 and tested under wine
+//    (scripts/windows_test.sh), which is not Windows.
 //  - Failing to open the lock file throws FileLockError naming the path and OS error.
 //    Not getting the lock in time is an ordinary outcome: try_lock/try_lock_for return
 //    false. The destructor releases and never throws. Move-only.
@@ -60,7 +66,9 @@ class FileLockError : public std::runtime_error {
 
 class FileLock final {
  public:
-  // Opens (creating if needed) the lock file. Does not lock. Throws FileLockError.
+  // Opens (creating if needed) the lock file. Does not lock. Throws FileLockError. (On
+  // Windows, a lock file whose deletion by a peer is still pending is opened at the first
+  // acquisition attempt instead, which fails until the name is free again.)
   explicit FileLock(std::string lock_path, LockMode mode = LockMode::kExclusive);
   ~FileLock();
 
@@ -83,12 +91,11 @@ class FileLock final {
   const std::string& path() const noexcept { return path_; }
 
  private:
-  // One non-blocking acquisition, reopening the file while it turns out to be stale.
+  // One acquisition, (re)opening the file while it is closed or turns out to be stale.
   bool AcquireOnce(bool blocking);
-  void Reopen();
   void Close() noexcept;
 
-  std::string path_;
+  std::string path_;  // empty once moved from
   LockMode mode_;
   std::intptr_t handle_;  // a POSIX descriptor or a Windows HANDLE; see file_lock_platform.h
   bool owned_ = false;

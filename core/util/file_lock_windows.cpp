@@ -1,6 +1,7 @@
-// FileLock primitives for Windows: LockFileEx on byte range (0, 1), the range Python's
-// filelock locks. Not built or tested on the project's Linux machines; kept compiling
-// behind the same interface as file_lock_posix.cpp.
+// FileLock primitives for Windows: LockFileEx on byte range (0, 1), the byte Python's
+// filelock locks (LockFileEx in new releases, msvcrt.locking in old ones: same range, and
+// the two exclude each other). Cross-compiled with mingw-w64 and tested under wine by
+// scripts/windows_test.sh; wine is not Windows, so that is a strong check, not a proof.
 #ifdef _WIN32
 
 #define WIN32_LEAN_AND_MEAN
@@ -18,37 +19,101 @@ const std::intptr_t kInvalidHandle = reinterpret_cast<std::intptr_t>(INVALID_HAN
 
 namespace {
 
+// Every open of the lock file shares read, write and delete: readers of the lock file,
+// Python's filelock (which opens it with the C runtime's read-write sharing) and peers
+// that delete it on release must never fail with a sharing violation because we hold it.
+constexpr DWORD kShareAll = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
+
+std::string Describe(DWORD error) {
+  char* text = nullptr;
+  const DWORD length =
+      FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
+                     nullptr, error, 0, reinterpret_cast<char*>(&text), 0, nullptr);
+  std::string message(text != nullptr ? text : "", length);
+  if (text != nullptr) {
+    LocalFree(text);
+  }
+  while (!message.empty() && (message.back() == '\n' || message.back() == '\r' || message.back() == ' ')) {
+    message.pop_back();
+  }
+  return message + (message.empty() ? "" : " ") + "(Windows error " + std::to_string(error) + ")";
+}
+
 [[noreturn]] void ThrowOsError(const char* what, const std::string& path, DWORD error) {
-  throw FileLockError(std::string(what) + " lock file " + path + ": Windows error " + std::to_string(error));
+  throw FileLockError(std::string(what) + " lock file " + path + ": " + Describe(error));
 }
 
 HANDLE AsHandle(std::intptr_t handle) {
   return reinterpret_cast<HANDLE>(handle);
 }
 
+// Paths are UTF-8 everywhere in this project; Windows wants UTF-16. Invalid UTF-8 is an
+// error naming the path, never a silently mangled file name.
+std::wstring WidePath(const std::string& path) {
+  if (path.empty()) {
+    throw FileLockError("cannot open lock file: the path is empty");
+  }
+  const int length =
+      MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path.data(), static_cast<int>(path.size()), nullptr, 0);
+  if (length <= 0) {
+    throw FileLockError("cannot open lock file " + path + ": the path is not valid UTF-8");
+  }
+  std::wstring wide(static_cast<size_t>(length), L'\0');
+  MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path.data(), static_cast<int>(path.size()), &wide[0], length);
+  return wide;
+}
+
+// Whether the last failed call met a file whose deletion is pending. CreateFileW reports
+// that as ERROR_ACCESS_DENIED, like a real permission problem; the NTSTATUS tells them apart.
+bool LastErrorWasDeletePending() {
+  constexpr LONG kStatusDeletePending = static_cast<LONG>(0xC0000056);
+  using GetLastNtStatus = LONG(WINAPI*)();
+  static const GetLastNtStatus get_last_nt_status = reinterpret_cast<GetLastNtStatus>(
+      reinterpret_cast<void*>(GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "RtlGetLastNtStatus")));
+  return get_last_nt_status != nullptr && get_last_nt_status() == kStatusDeletePending;
+}
+
+// Opens whatever is at `wide_path` without following a reparse point, for identity checks.
+HANDLE OpenForIdentity(const std::wstring& wide_path) {
+  return CreateFileW(wide_path.c_str(), FILE_READ_ATTRIBUTES, kShareAll, nullptr, OPEN_EXISTING,
+                     FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS, nullptr);
+}
+
 }  // namespace
 
 std::intptr_t OpenLockFile(const std::string& path, bool read_only_fallback) {
-  const int wide_length = MultiByteToWideChar(CP_UTF8, 0, path.c_str(), -1, nullptr, 0);
-  std::wstring wide_path(wide_length > 0 ? wide_length : 0, L'\0');
-  MultiByteToWideChar(CP_UTF8, 0, path.c_str(), -1, &wide_path[0], wide_length);
-  // FILE_FLAG_OPEN_REPARSE_POINT opens a symlink itself, which we then refuse.
-  HANDLE handle = CreateFileW(wide_path.c_str(), GENERIC_READ | GENERIC_WRITE,
-                              FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_ALWAYS,
+  const std::wstring wide_path = WidePath(path);
+  // FILE_FLAG_OPEN_REPARSE_POINT opens a symlink or junction itself (never its target,
+  // which is therefore never created), and we then refuse it.
+  HANDLE handle = CreateFileW(wide_path.c_str(), GENERIC_READ | GENERIC_WRITE, kShareAll, nullptr, OPEN_ALWAYS,
                               FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, nullptr);
+  if (handle == INVALID_HANDLE_VALUE && GetLastError() == ERROR_ACCESS_DENIED && LastErrorWasDeletePending()) {
+    // A peer deleted the lock file (Python's filelock does on every release on Windows)
+    // while another process still has it open: the name frees when that handle closes.
+    return kInvalidHandle;
+  }
   if (handle == INVALID_HANDLE_VALUE && read_only_fallback && GetLastError() == ERROR_ACCESS_DENIED) {
     // Shared locks work on a read-only handle: a warm cache in a read-only location.
-    handle = CreateFileW(wide_path.c_str(), GENERIC_READ,
-                         FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING,
+    handle = CreateFileW(wide_path.c_str(), GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING,
                          FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, nullptr);
   }
   if (handle == INVALID_HANDLE_VALUE) {
     ThrowOsError("cannot open", path, GetLastError());
   }
   BY_HANDLE_FILE_INFORMATION info;
-  if (GetFileInformationByHandle(handle, &info) && (info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT)) {
+  if (!GetFileInformationByHandle(handle, &info)) {
+    const DWORD error = GetLastError();
     CloseHandle(handle);
-    throw FileLockError("cannot open lock file " + path + ": a symlink at the lock path is refused");
+    ThrowOsError("cannot inspect", path, error);
+  }
+  if (info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) {
+    CloseHandle(handle);
+    throw FileLockError("cannot open lock file " + path +
+                        ": a symlink or junction (reparse point) at the lock path is refused; expected a regular file");
+  }
+  if (info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) {
+    CloseHandle(handle);
+    throw FileLockError("cannot open lock file " + path + ": it is a directory; expected a regular file");
   }
   return reinterpret_cast<std::intptr_t>(handle);
 }
@@ -58,10 +123,10 @@ void CloseLockFile(std::intptr_t handle) noexcept {
 }
 
 bool LockFile(std::intptr_t handle, LockMode mode, bool blocking, const std::string& path) {
-  OVERLAPPED range = {};
-  DWORD flags = (mode == LockMode::kExclusive ? LOCKFILE_EXCLUSIVE_LOCK : 0) |
-                (blocking ? 0 : LOCKFILE_FAIL_IMMEDIATELY);
-  if (LockFileEx(AsHandle(handle), flags, 0, 1, 0, &range)) {
+  OVERLAPPED range = {};  // offset 0
+  const DWORD flags =
+      (mode == LockMode::kExclusive ? LOCKFILE_EXCLUSIVE_LOCK : 0) | (blocking ? 0 : LOCKFILE_FAIL_IMMEDIATELY);
+  if (LockFileEx(AsHandle(handle), flags, 0, /*nNumberOfBytesToLockLow=*/1, 0, &range)) {
     return true;
   }
   const DWORD error = GetLastError();
@@ -77,13 +142,37 @@ void UnlockFile(std::intptr_t handle) noexcept {
 }
 
 bool IsStillAtPath(std::intptr_t handle, const std::string& path) noexcept {
-  // A file that is open without FILE_SHARE_DELETE cannot be replaced; with it, a deleted
-  // file reports a pending delete through its standard information.
-  FILE_STANDARD_INFO info;
-  if (!GetFileInformationByHandleEx(AsHandle(handle), FileStandardInfo, &info, sizeof(info))) {
+  // A peer may have deleted the lock file after we opened it (Python's filelock deletes it
+  // on release on Windows; we share delete so that it can). With the classic semantics
+  // the name lingers with a pending delete; with POSIX semantics (Windows 10 1809+) the
+  // name is gone at once and may already be a new file: so check both the pending delete
+  // and that the path still names the file we hold (same volume and file index), the
+  // Windows form of the POSIX device+inode check.
+  FILE_STANDARD_INFO standard;
+  if (!GetFileInformationByHandleEx(AsHandle(handle), FileStandardInfo, &standard, sizeof(standard)) ||
+      standard.DeletePending || standard.NumberOfLinks == 0) {
     return false;
   }
-  return !info.DeletePending;
+  BY_HANDLE_FILE_INFORMATION held;
+  if (!GetFileInformationByHandle(AsHandle(handle), &held)) {
+    return false;
+  }
+  std::wstring wide_path;
+  try {
+    wide_path = WidePath(path);
+  } catch (...) {
+    return false;
+  }
+  HANDLE at_path = OpenForIdentity(wide_path);
+  if (at_path == INVALID_HANDLE_VALUE) {
+    return false;
+  }
+  BY_HANDLE_FILE_INFORMATION current;
+  const bool same = GetFileInformationByHandle(at_path, &current) &&
+                    current.dwVolumeSerialNumber == held.dwVolumeSerialNumber &&
+                    current.nFileIndexHigh == held.nFileIndexHigh && current.nFileIndexLow == held.nFileIndexLow;
+  CloseHandle(at_path);
+  return same;
 }
 
 }  // namespace platform
