@@ -29,7 +29,7 @@ def _bn_ok(node):
     return params_const and users_ok and isinstance(channels, int)
 
 
-@converter(aten._native_batch_norm_legit_no_training.default, validator=all_of(float_tensors, _bn_ok))
+@converter(aten._native_batch_norm_legit_no_training.default, validator=all_of(float_tensors, _bn_ok), host_weights=True)
 def batch_norm(ctx, node, args, kwargs):
     x, weight, bias, mean, var, _momentum, eps = args[:7]
     channels = x.shape[1]
