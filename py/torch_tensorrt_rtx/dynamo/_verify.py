@@ -63,12 +63,21 @@ class VerificationReport:
     engines: List[EngineCheck]
     end_to_end_max_abs_error: Optional[float] = None
     end_to_end_ok: Optional[bool] = None
+    # Why no engine ran (the program has none, or this call reached none); None when engines ran.
+    nothing_to_verify: Optional[str] = None
 
     @property
     def ok(self) -> bool:
-        return all(e.ok for e in self.engines) and self.end_to_end_ok is not False
+        """True only when engines ran and matched: a program with nothing to verify is not a pass."""
+        return bool(self.engines) and all(e.ok for e in self.engines) and self.end_to_end_ok is not False
 
     def __str__(self) -> str:
+        if self.nothing_to_verify is not None:
+            lines = [f"verification: nothing to verify: {self.nothing_to_verify}"]
+            if self.end_to_end_ok is not None:
+                lines.append(f"  end to end vs reference module (PyTorch only): "
+                             f"{'ok' if self.end_to_end_ok else 'MISMATCH'}, max abs error {self.end_to_end_max_abs_error:.3g}")
+            return "\n".join(lines)
         lines = [f"verification {'PASSED' if self.ok else 'FAILED'}: {len(self.engines)} engine(s) "
                  "run by the CPU reference executor vs eager PyTorch"]
         for e in self.engines:
@@ -138,6 +147,15 @@ def _check_engine(spec: OutputSpec, inputs: List[torch.Tensor], checks: Dict[str
     return [r.to(device) for r in reference]
 
 
+def _why_no_engine(module: Any) -> str:
+    compile_report = getattr(module, "compile_report", None)
+    if compile_report is not None and not compile_report.engines:
+        reasons = "; ".join(f"{op} ({why})" for op, why in list(sorted(compile_report.fallback_reasons.items()))[:3])
+        return (f"the program has no TensorRT-RTX engine: all {sum(compile_report.fallback_ops.values())} op(s) "
+                f"run in PyTorch" + (f", e.g. {reasons}" if reasons else ""))
+    return "no TensorRT-RTX engine ran during this call (the program has none, or this input took a path without one)"
+
+
 def verify(module: Any, *inputs: Any, reference_module: Optional[torch.nn.Module] = None,
            **kwargs: Any) -> VerificationReport:
     """Run `module(*inputs, **kwargs)` with every engine executed by the CPU reference executor."""
@@ -151,6 +169,8 @@ def verify(module: Any, *inputs: Any, reference_module: Optional[torch.nn.Module
     with intercept_engines(lambda spec, ins, _record: _check_engine(spec, ins, checks)), torch.no_grad():
         result = module(*inputs, **kwargs)
     report = VerificationReport(list(checks.values()))
+    if not checks:
+        report.nothing_to_verify = _why_no_engine(module)
     if reference_module is not None:
         with torch.no_grad():
             expected = reference_module(*ref_inputs, **ref_kwargs)
