@@ -127,12 +127,14 @@ def compile(module: torch.nn.Module, inputs: Optional[Sequence[Union[Input, torc
             kwarg_inputs: Optional[Dict[str, Union[Input, torch.Tensor]]] = None,
             min_block_size: int = 3, torch_executed_ops: Sequence[Any] = (),
             require_full_compilation: bool = False, compute_capabilities: Sequence[str] = (),
-            progress: bool = True, keep_networks: bool = True) -> torch.fx.GraphModule:
+            progress: bool = True, keep_networks: bool = True,
+            enabled_precisions: Any = frozenset()) -> torch.fx.GraphModule:
     """Compile `module` ahead of time. Returns a GraphModule (call it like `module`) with
     `.compile_report` (a CompileReport). `inputs` (or its upstream name `arg_inputs`): one Input or
     example tensor per positional input; `kwarg_inputs`: {parameter name: Input or tensor} for
     inputs forward takes by keyword (`model(input_ids=..., attention_mask=...)`); the compiled
-    module is then called with the same keywords."""
+    module is then called with the same keywords. `enabled_precisions={torch.float16}` (or bf16)
+    computes an fp32 model's matmuls and convolutions in that dtype, sensitive ops in fp32."""
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
 
     if inputs is not None and arg_inputs is not None:
@@ -149,7 +151,7 @@ def compile(module: torch.nn.Module, inputs: Optional[Sequence[Union[Input, torc
     settings = CompilationSettings(min_block_size=min_block_size, torch_executed_ops=torch_executed_ops,
                                    require_full_compilation=require_full_compilation,
                                    compute_capabilities=compute_capabilities, progress=progress,
-                                   keep_networks=keep_networks)
+                                   keep_networks=keep_networks, enabled_precisions=enabled_precisions)
     specs = as_inputs(inputs if inputs is not None else [])
     was_training = isinstance(module, torch.nn.Module) and module.training
     if isinstance(module, torch.nn.Module):

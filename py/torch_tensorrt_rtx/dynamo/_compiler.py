@@ -41,6 +41,7 @@ from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine, c
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
 from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
 from torch_tensorrt_rtx.dynamo.lowering import lower
+from torch_tensorrt_rtx.dynamo.lowering._precision import describe as describe_precision
 from torch_tensorrt_rtx.dynamo.partitioning import partition
 
 logger = logging.getLogger(__name__)
@@ -291,7 +292,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     for name in settings.compute_capabilities:
         compute_capability(name)  # a bad setting is the user's error, not a reason to fall back
     with clock.phase("lowering"):
-        lowered = lower(gm)
+        lowered = lower(gm, settings.reduced_precision)
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
     excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
     engines: Dict[str, Tuple[bytes, float]] = {}
@@ -300,7 +301,9 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
         attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock)
     gm, result, built = attempt
     report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
-                           failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()})
+                           failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
+                           precision=describe_precision(settings.reduced_precision),
+                           reduced_precision=settings.reduced_precision)
     for item, engine, seconds in built:
         with clock.phase("packaging"):
             _package(gm, item, engine, settings)

@@ -79,6 +79,10 @@ class CompilationSettings:
     dynamic_max_size: int = 4096
     # Keep each engine's INetworkDefinition in memory so `verify` can run it after compile.
     keep_networks: bool = True
+    # {torch.float16} or {torch.bfloat16} (fp32 may be listed too): compute matmuls, convolutions
+    # and the ops between them in that dtype, numerically sensitive ops in fp32 (see
+    # lowering/_precision.py). Empty or {torch.float32}: every op in the dtype the model traced in.
+    enabled_precisions: FrozenSet[torch.dtype] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("min_block_size", "dynamic_max_size"):
@@ -89,6 +93,22 @@ class CompilationSettings:
         value = self.compute_capabilities
         object.__setattr__(self, "compute_capabilities", (value,) if isinstance(value, str) else tuple(value))
         object.__setattr__(self, "torch_executed_ops", resolve_ops(self.torch_executed_ops))
+        precisions = self.enabled_precisions
+        precisions = frozenset((precisions,) if isinstance(precisions, torch.dtype) else precisions)
+        allowed = (torch.float32, torch.float16, torch.bfloat16)
+        bad = [p for p in precisions if p not in allowed]
+        if bad:
+            raise ValueError(f"enabled_precisions: {bad} not supported; expected a set of {list(allowed)}, "
+                             "e.g. {torch.float16}")
+        if torch.float16 in precisions and torch.bfloat16 in precisions:
+            raise ValueError("enabled_precisions: choose one reduced precision, {torch.float16} or {torch.bfloat16}, "
+                             f"not both (got {sorted(map(str, precisions))})")
+        object.__setattr__(self, "enabled_precisions", precisions)
+
+    @property
+    def reduced_precision(self) -> "torch.dtype | None":
+        """float16 or bfloat16 when enabled_precisions asks for one, else None."""
+        return next((p for p in (torch.float16, torch.bfloat16) if p in self.enabled_precisions), None)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> "CompilationSettings":

@@ -14,7 +14,7 @@ import collections
 import contextlib
 import dataclasses
 import time
-from typing import Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 # Compile phases in pipeline order. "engine build" is TensorRT-RTX's build_serialized_network
 # alone; "conversion" is FX -> INetworkDefinition plus the builder config; "packaging" is engine
@@ -63,7 +63,8 @@ class CompileReport:
     fallback_reasons: Dict[str, str] = dataclasses.field(default_factory=dict)
     # FX node name -> "<op>: <one-line reason>" for nodes whose conversion or engine build failed
     failed_nodes: Dict[str, str] = dataclasses.field(default_factory=dict)
-    precision: str = "as traced"  # e.g. "float16 (fp32 kept for reductions, softmax, norms, exp, pow)"
+    precision: str = "as traced"  # what lowering/_precision.describe says about enabled_precisions
+    reduced_precision: Optional[Any] = None  # torch.float16 / torch.bfloat16 when enabled_precisions asked for it
     total_seconds: float = 0.0
     phase_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)  # see PHASES
 
