@@ -139,3 +139,35 @@ def test_torch_executed_ops_through_torch_compile_options():
         assert trtx.verify(compiled, torch.randn(2, 8), reference_module=model).ok
     assert recent_reports()[-1].fallback_ops == {"aten.gelu.default": 1}
     torch._dynamo.reset()
+
+
+@torch.library.custom_op("trtx_tests::invalid_layer", mutates_args=())
+def invalid_layer(x: torch.Tensor) -> torch.Tensor:
+    return x * 1
+
+
+@invalid_layer.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+@converter(torch.ops.trtx_tests.invalid_layer.default)
+def _volume_changing_reshape(ctx, node, args, kwargs):
+    layer = ctx.network.add_shuffle(args[0])
+    layer.reshape_dims = (7, 5)  # 3 x 8 -> 7 x 5: TensorRT-RTX rejects it when the shape is inferred
+    return ctx.name(layer, "bad").get_output(0)
+
+
+def test_layer_tensorrt_rejects_is_blamed_on_its_node_with_tensorrts_words():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):
+            return torch.sigmoid(self.b(invalid_layer(torch.relu(self.a(x)))))
+
+    compiled, _ = _compile(M(), [torch.randn(3, 8)])
+    report = compiled.compile_report
+    assert list(report.failed_nodes) == ["invalid_layer"] and len(report.engines) == 2, report.format()
+    assert "reshape changes volume" in report.failed_nodes["invalid_layer"]

@@ -175,13 +175,23 @@ def _convert_node(ctx: ConversionContext, node: Node, env: Dict[Node, Any]) -> A
         raise ConversionError(f"node {node.name} ({node.target}) has no converter that accepts it", node=node.name)
     if not entry.host_weights:
         args, kwargs = _constants_as_tensors(ctx, args), _constants_as_tensors(ctx, kwargs)
+    logged = len(trt_logger().errors)
     try:
         result = entry.fn(ctx, node, args, kwargs)
+        _check_result(entry, node, result)
     except ConversionError as exc:
         exc.node = exc.node or node.name
         raise
     except Exception as exc:
-        raise ConversionError(f"{entry.name} failed: {type(exc).__name__}: {exc}", node=node.name) from exc
+        said = trt_logger().errors[logged:]  # TensorRT-RTX's own words about the layer, when it logged any
+        detail = f" (TensorRT-RTX: {said[0].strip().splitlines()[0]})" if said else ""
+        raise ConversionError(f"{entry.name} failed: {type(exc).__name__}: {exc}{detail}", node=node.name) from exc
+    return result
+
+
+def _check_result(entry, node: Node, result: Any) -> None:
+    """The converter's output has the dtype and rank FX recorded (reading its shape also makes
+    TensorRT-RTX infer it, so an invalid layer fails here, attributed to this node)."""
     expected = node.meta.get("val")
     if isinstance(result, trt.ITensor) and isinstance(expected, torch.Tensor):
         if result.dtype != to_trt_dtype(expected.dtype):
@@ -192,4 +202,3 @@ def _convert_node(ctx: ConversionContext, node: Node, env: Dict[Node, Any]) -> A
             raise ConversionError(
                 f"converter {entry.name} produced rank {len(result.shape)} for node {node.name}, "
                 f"expected {expected.dim()}", node=node.name)
-    return result
