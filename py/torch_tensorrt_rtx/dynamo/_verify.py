@@ -76,8 +76,9 @@ class VerificationReport:
         if self.nothing_to_verify is not None:
             lines = [f"verification: nothing to verify: {self.nothing_to_verify}"]
             if self.end_to_end_ok is not None:
-                lines.append(f"  end to end vs reference module (PyTorch only): "
-                             f"{'ok' if self.end_to_end_ok else 'MISMATCH'}, max abs error {self.end_to_end_max_abs_error:.3g}")
+                verdict = "ok" if self.end_to_end_ok else "MISMATCH"
+                lines.append(f"  end to end vs reference module (PyTorch only): {verdict}, "
+                             f"max abs error {self.end_to_end_max_abs_error:.3g}")
             return "\n".join(lines)
         lines = [f"verification {'PASSED' if self.ok else 'FAILED'}: {len(self.engines)} engine(s) "
                  "run by the CPU reference executor vs eager PyTorch"]
