@@ -299,7 +299,20 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     attempt = None
     while attempt is None:  # terminates: every failed attempt excludes at least one more node
         attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock)
-    gm, result, built = attempt
+    _, _, built = attempt
+    # The attempts ran on copies of the graph. The module handed back must be `lowered` itself:
+    # it carries what torch.export attached (input-constraint hooks, range_constraints, the
+    # pytree calling convention). Partitioning is deterministic, so the same exclusions give the
+    # same partitions, under the same names, in `lowered`.
+    with clock.phase("partitioning"):
+        result = partition(lowered, settings, excluded)
+    gm = result.module
+    by_name = {n.target: n for n in gm.graph.nodes if n.op == "call_module" and n.target in result.trt_submodules}
+    if set(by_name) != {item.node.target for item, _, _ in built}:
+        raise RuntimeError(f"torch_tensorrt_rtx internal error: partitioning the graph again gave partitions "
+                           f"{sorted(by_name)}, the attempt built {sorted(i.node.target for i, _, _ in built)}")
+    built = [(dataclasses.replace(item, node=by_name[item.node.target]), engine, seconds)
+             for item, engine, seconds in built]
     report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
                            failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
                            precision=describe_precision(settings.reduced_precision),

@@ -171,3 +171,13 @@ def test_layer_tensorrt_rejects_is_blamed_on_its_node_with_tensorrts_words():
     report = compiled.compile_report
     assert list(report.failed_nodes) == ["invalid_layer"] and len(report.engines) == 2, report.format()
     assert "reshape changes volume" in report.failed_nodes["invalid_layer"]
+
+
+def test_compiled_module_keeps_exports_input_checks():
+    # Fallback re-partitions copies of the graph; the module returned is still the exported one,
+    # with torch.export's input-constraint checks.
+    spec = trtx.Input(min_shape=(1, 8), opt_shape=(2, 8), max_shape=(8, 8))
+    compiled, _ = _compile(Chain(), [spec])
+    assert len(compiled.compile_report.engines) == 2
+    with pytest.raises(Exception, match="<= 8"):
+        compiled(torch.randn(9, 8))
