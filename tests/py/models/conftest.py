@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import torch_tensorrt_rtx as trtx
-from tests.py.models.zoo import BUILDERS, Case
+from tests.py.models.zoo import BUILDERS, MORE, Case
 
 PRECISIONS = {"fp32": frozenset(), "fp16": frozenset({torch.float16})}
 
@@ -28,7 +28,7 @@ class Zoo:
     def case(self, name: str) -> Case:
         if name not in self.cases:
             torch.manual_seed(0)
-            self.cases[name] = BUILDERS[name]()
+            self.cases[name] = {**BUILDERS, **MORE}[name]()
         return self.cases[name]
 
     def aot(self, name: str, precision: str):
