@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 import sympy
 import torch
+from torch.utils._sympy.functions import FloorDiv
 from torch.fx import GraphModule, Node
 
 from torch_tensorrt_rtx.dynamo import _debug
@@ -78,23 +79,49 @@ def _input_ranges(sub: GraphModule, symbol_ranges: Mapping[Any, Range], label: s
     return ranges
 
 
+def _solve_linear(symbol: sympy.Symbol, derived: List[Tuple[Any, sympy.Symbol]]) -> Any:
+    """`symbol` as an expression of one input dim whose size is a*symbol + b (a view that merged
+    the batch into another dim: 64*s0), or None. Exact: that dim minus b is a multiple of a."""
+    for expr, dim_name in derived:
+        if expr.free_symbols != {symbol} or not expr.is_polynomial(symbol):
+            continue
+        poly = sympy.Poly(expr, symbol)
+        if poly.degree() != 1:
+            continue
+        a, b = poly.all_coeffs()
+        if a.is_integer and b.is_integer and a != 0:
+            return FloorDiv(dim_name - b, a)
+    return None
+
+
 def _spec(sub: GraphModule, name: str, sha: str, label: str) -> OutputSpec:
+    """Input and output shapes of the engine, each dim an int or an expression of the engine's
+    input dims (named i<input>_<dim>), as the engine op's fake implementation evaluates them."""
     placeholders = list(sub.graph.find_nodes(op="placeholder"))
-    names: Dict[Any, sympy.Symbol] = {}
-    inputs = []
+    names: Dict[Any, Any] = {}
+    derived: List[Tuple[Any, sympy.Symbol]] = []
+    exprs = []
     for k, node in enumerate(placeholders):
         val = node.meta["val"]
-        shape = []
         for d, size in enumerate(val.shape):
             expr = _expr(size)
-            if isinstance(expr, sympy.Symbol) and expr not in names:
-                names[expr] = sympy.Symbol(f"i{k}_{d}", integer=True, positive=True)
-            shape.append(int(expr) if isinstance(expr, int) or expr.is_number else str(expr.xreplace(names)))
-        inputs.append(TensorSpec(str(val.dtype).replace("torch.", ""), shape))
-    output_node = next(iter(sub.graph.find_nodes(op="output")))
-    outputs = []
-    for out in output_node.args[0]:
-        val = out.meta["val"]
+            exprs.append(expr)
+            if isinstance(expr, int) or expr.is_number:
+                continue
+            dim_name = sympy.Symbol(f"i{k}_{d}", integer=True, positive=True)
+            if isinstance(expr, sympy.Symbol):
+                names.setdefault(expr, dim_name)
+            else:
+                derived.append((expr, dim_name))
+    outputs_node = next(iter(sub.graph.find_nodes(op="output")))
+    for out in outputs_node.args[0]:
+        exprs += [_expr(size) for size in out.meta["val"].shape]
+    for symbol in sorted({s for e in exprs if not isinstance(e, int) for s in e.free_symbols} - set(names), key=str):
+        solved = _solve_linear(symbol, derived)
+        if solved is not None:
+            names[symbol] = solved
+
+    def shape_of(val, node_name, is_output):
         shape = []
         for size in val.shape:
             expr = _expr(size)
@@ -102,11 +129,16 @@ def _spec(sub: GraphModule, name: str, sha: str, label: str) -> OutputSpec:
                 shape.append(int(expr))
                 continue
             unknown = [s for s in expr.free_symbols if s not in names]
-            if unknown:
-                raise ConversionError(f"{label}: output {out.name} has size {expr}, which is not a function of the "
-                                      "engine's input sizes (data-dependent shape)", node=out.name)
+            if unknown and is_output:
+                raise ConversionError(f"{label}: output {node_name} has size {expr}, which is not a function of the "
+                                      "engine's input sizes (data-dependent shape)", node=node_name)
             shape.append(str(expr.xreplace(names)))
-        outputs.append(TensorSpec(str(val.dtype).replace("torch.", ""), shape))
+        return shape
+
+    inputs = [TensorSpec(str(n.meta["val"].dtype).replace("torch.", ""), shape_of(n.meta["val"], n.name, False))
+              for n in placeholders]
+    outputs = [TensorSpec(str(out.meta["val"].dtype).replace("torch.", ""), shape_of(out.meta["val"], out.name, True))
+               for out in outputs_node.args[0]]
     fx_nodes = [f"{n.name}:{op_name(n)}" for n in sub.graph.nodes if n.op == "call_function"]
     return OutputSpec(name, sha, inputs, outputs, fx_nodes)
 

@@ -208,7 +208,8 @@ def _check_engine(spec: OutputSpec, inputs: List[torch.Tensor], checks: Dict[str
             if not ok:
                 check.diverging_nodes.append(Divergence(node.name, err, str(value.dtype)))
     device = inputs[0].device if inputs else torch.device("cpu")
-    return [r.to(device) for r in reference]
+    # Clones: a custom op may not return its input (a reshape-only engine would alias it).
+    return [r.to(device).clone() for r in reference]
 
 
 def _compiled_precision(module: Any) -> Optional[torch.dtype]:

@@ -181,3 +181,20 @@ def test_compiled_module_keeps_exports_input_checks():
     assert len(compiled.compile_report.engines) == 2
     with pytest.raises(Exception, match="<= 8"):
         compiled(torch.randn(9, 8))
+
+
+def test_output_size_from_a_merged_input_dim_is_not_data_dependent():
+    # After a PyTorch op the next engine sees (16*B, 8) and produces view(-1, 32) = (4*B, 32):
+    # B is recovered as (i0_0 // 16), so the engine is built instead of its nodes falling back.
+    class Merged(nn.Module):
+        def forward(self, x):
+            h = breaks_converter(x.reshape(-1, 8))
+            return torch.relu(h.view(-1, 32)) * 2 + 1
+
+    spec = trtx.Input(min_shape=(1, 16, 8), opt_shape=(2, 16, 8), max_shape=(8, 16, 8))
+    compiled, _ = _compile(Merged(), [spec])
+    report = compiled.compile_report
+    assert set(report.failed_nodes) == {"breaks_converter"}, report.format()
+    assert report.fallback_ops == {"trtx_tests.breaks_converter.default": 1}, report.format()
+    for batch in (1, 5):
+        assert trtx.verify(compiled, torch.randn(batch, 16, 8), reference_module=Merged()).ok
