@@ -1,10 +1,9 @@
-"""Benchmark (not a test): what the C++ runtime adds around TensorRT, and cache file I/O.
+"""Benchmark (not a test): what the C++ runtime adds around TensorRT.
 
 1. Per-call dispatch overhead of ``torch.ops.tensorrt.execute_engine`` with the scripted
    test backend (no TensorRT: the "engine" doubles a tiny CPU tensor) vs a no-op custom
    op ``torch.ops.ttrx_test.noop`` from the same library, in the same run.
-2. Runtime cache save/load latency: C++ store (``torch_tensorrt_rtx._C``) vs the Python
-   runtime's ``RuntimeCacheFile``, the same blobs, the same directory.
+   (Runtime cache file costs, both runtimes: benchmarks/runtime_cache_bench.py.)
 
 Needs: bazel build //tests/core/runtime:libscripted_runtime_ops.so && scripts/build_native.sh
 Run:   .venv/bin/python benchmarks/execute_engine_bench.py [--calls N] [--repeats R]
@@ -59,38 +58,6 @@ def bench_dispatch(calls: int, repeats: int) -> None:
     print(f"  added by our runtime (execute - noop): {execute - noop:.2f} us/call")
 
 
-def bench_cache(repeats: int) -> None:
-    from torch_tensorrt_rtx import _C
-    from torch_tensorrt_rtx.runtime.runtime_cache_file import RuntimeCacheFile
-
-    print(f"runtime cache file (median of {repeats}; C++ = torch_tensorrt_rtx._C, "
-          f"Python = RuntimeCacheFile)")
-    print(f"  {'blob':>8} {'C++ save':>10} {'Py save':>10} {'ratio':>6}   "
-          f"{'C++ load':>10} {'Py load':>10} {'ratio':>6}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for size in (4 << 10, 1 << 20, 16 << 20):
-            blob = bytes(size)
-            cxx = _C.RuntimeCacheFile(tmp + "/cxx.bin")
-            py = RuntimeCacheFile(tmp + "/py.bin")
-
-            def timed(fn):
-                fn()
-                samples = []
-                for _ in range(repeats):
-                    start = time.perf_counter()
-                    fn()
-                    samples.append((time.perf_counter() - start) * 1e3)
-                return statistics.median(samples)
-
-            cs = timed(lambda: cxx.try_save_bytes(blob))
-            ps = timed(lambda: py.try_save_bytes(blob))
-            cl = timed(lambda: cxx.try_read())
-            pl = timed(lambda: py.try_read())
-            print(f"  {size >> 10:>6}KB {cs:>8.3f}ms {ps:>8.3f}ms {ps / cs:>5.2f}x   "
-                  f"{cl:>8.3f}ms {pl:>8.3f}ms {pl / cl:>5.2f}x")
-    print("  ratio = Python / C++ (above 1: C++ faster). Saves include fsync of file and dir.")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20000)
@@ -100,10 +67,6 @@ def main() -> int:
         print(f"missing {SCRIPTED_OPS}: bazel build //tests/core/runtime:libscripted_runtime_ops.so")
         return 2
     bench_dispatch(args.calls, args.repeats)
-    try:
-        bench_cache(args.repeats)
-    except ImportError:
-        print("torch_tensorrt_rtx._C missing: run scripts/build_native.sh for the cache benchmark")
     return 0
 
 

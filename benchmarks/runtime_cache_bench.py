@@ -2,9 +2,11 @@
 
     .venv/bin/python benchmarks/runtime_cache_bench.py [--dir DIR]
 
-1. RuntimeCacheFile.try_save_bytes / try_load for 1 MB and 100 MB blobs against a raw
-   write + fsync + rename (+ directory fsync) and a raw read, in the same run, on the
-   same directory. Prints medians and ratios.
+1. The runtime cache container, Python and C++ stores: saving and loading one engine's
+   entry with 1, 16 and 256 entries (100 MB in all) against a raw write + fsync + rename
+   (+ directory fsync) of the same bytes and a raw read of one entry, in the same run, on
+   the same directory. Targets: a save within 1.5x of raw; a load reads only its own
+   entry plus the index. Prints medians and ratios.
 2. Peak memory (max RSS above the baseline, measured in a fresh child process each) of
    reading a 500 MB packed engine record from disk and unpacking it; the target is at
    most one extra copy of the engine beyond the buffer read from disk. Linux only
@@ -20,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from torch_tensorrt_rtx.runtime import EngineRecord, RuntimeCacheFile
+from torch_tensorrt_rtx.runtime import EngineRecord, RuntimeCacheFile, engine_key
 
 MB = 1 << 20
 
@@ -53,21 +55,57 @@ def _median_ms(fn, runs: int) -> float:
     return statistics.median(times)
 
 
+def _stores(path: str):
+    """(name, store) for the Python store and, when built, the C++ store through _C."""
+    stores = [("python", RuntimeCacheFile(path + ".py"))]
+    try:
+        from torch_tensorrt_rtx import _C
+
+        stores.append(("c++", _C.RuntimeCacheFile(path + ".cxx")))
+    except ImportError:
+        print("  (C++ store not built: run scripts/build_native.sh to include it)")
+    return stores
+
+
+def _save(store, key, blob):
+    if isinstance(store, RuntimeCacheFile):
+        return store.try_save_entry(key, blob)
+    return store.try_save_entry(key, blob, None)
+
+
+def _load(store, key):
+    return store.try_load_entry(key)
+
+
 def bench_cache(directory: str) -> None:
-    print(f"cache file store vs raw I/O in {directory} (median ms)")
-    print(f"{'size':>6} {'op':>5} {'store':>9} {'raw':>9} {'ratio':>6}")
-    for size_mb, runs in ((1, 40), (100, 7)):
-        blob = os.urandom(size_mb * MB)
-        store = RuntimeCacheFile(os.path.join(directory, f"store{size_mb}.bin"))
-        raw = os.path.join(directory, f"raw{size_mb}.bin")
-        store.try_save_bytes(blob)
-        _raw_save(raw, blob)  # warm both
-        save_s = _median_ms(lambda: store.try_save_bytes(blob), runs)
-        save_r = _median_ms(lambda: _raw_save(raw, blob), runs)
-        load_s = _median_ms(lambda: store.try_load(lambda b: True), runs)
-        load_r = _median_ms(lambda: _raw_load(raw), runs)
-        for op, s, r in (("save", save_s, save_r), ("load", load_s, load_r)):
-            print(f"{size_mb:>4}MB {op:>5} {s:9.2f} {r:9.2f} {s / r:6.2f}")
+    """Save and load one engine's entry in a container of 1, 16 and 256 entries holding
+    100 MB in all, against raw write+fsync+rename of the same total bytes (what any save
+    has to write) and a raw read of one entry's bytes (what a load has to read)."""
+    print(f"runtime cache container vs raw I/O in {directory} (median ms; 100 MB in all)")
+    print(f"{'entries':>7} {'store':>7} {'op':>5} {'store':>9} {'raw':>9} {'ratio':>6}")
+    total = 100 * MB
+    for count, runs in ((1, 7), (16, 7), (256, 7)):
+        size = total // count
+        blobs = [os.urandom(size) for _ in range(count)] if count > 1 else [os.urandom(size)]
+        keys = [engine_key(str(i).encode()) for i in range(count)]
+        raw = os.path.join(directory, f"raw{count}.bin")
+        raw_blob = b"".join(blobs)
+        save_r = _median_ms(lambda: _raw_save(raw, raw_blob), runs)
+        load_r = _median_ms(lambda: _raw_read_range(raw, 0, size), runs)
+        for name, store in _stores(os.path.join(directory, f"c{count}")):
+            for key, blob in zip(keys, blobs):
+                assert _save(store, key, blob)
+            middle = count // 2
+            save_s = _median_ms(lambda: _save(store, keys[middle], blobs[middle]), runs)
+            load_s = _median_ms(lambda: _load(store, keys[middle]), runs)
+            for op, s_, r_ in (("save", save_s, save_r), ("load", load_s, load_r)):
+                print(f"{count:>7} {name:>7} {op:>5} {s_:9.2f} {r_:9.2f} {s_ / r_:6.2f}")
+
+
+def _raw_read_range(path: str, offset: int, size: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
 
 
 def _status_bytes(key: str) -> int:

@@ -100,9 +100,18 @@ def cache_protocol_header(protocol):
         "// The per-user default cache: $XDG_CACHE_HOME or ~/.cache, then these two names.",
         f"constexpr const char* kDefaultCacheDir = {c_string(protocol.default_cache_dir)};",
         f"constexpr const char* kDefaultCacheFile = {c_string(protocol.default_cache_file)};",
+        "// Temp files of a save: \"<cache name>\" kTempMarker \"<random>\".",
+        f"constexpr const char* kTempMarker = {c_string(protocol.temp_marker)};",
+        "// The cache container (layout: cache_protocol.txt).",
+        f"constexpr const char* kContainerMagic = {c_string(protocol.container_magic)};",
+        f"constexpr std::uint32_t kContainerVersion = {protocol.container_version};",
+        f"constexpr std::uint32_t kMaxEntries = {protocol.max_entries_count};",
+        f"constexpr std::uint64_t kDefaultMaxBytes = {protocol.default_max_bytes}ULL;",
+        f"constexpr const char* kMaxBytesEnv = {c_string(protocol.max_bytes_env)};",
+        f"constexpr std::int64_t kTouchIntervalSeconds = {protocol.touch_interval_s};",
     ]
     return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_CACHE_PROTOCOL_H_", "cache_protocol.txt", body,
-                namespace="protocol", includes=("<chrono>",))
+                namespace="protocol", includes=("<chrono>", "<cstdint>"))
 
 
 def main(definitions_py, layout_out, strategies_out, protocol_out):

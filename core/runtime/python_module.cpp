@@ -4,14 +4,18 @@
 //   from torch_tensorrt_rtx import _C
 //   with _C.FileLock("/c/cache.bin.lock", shared=True) as lock:   # 10 s timeout
 //       ...
-//   store = _C.RuntimeCacheFile("/c/cache.bin", timeout=10.0)
-//   store.try_save_bytes(b"...")  -> bool      store.try_read() -> bytes | None
+//   store = _C.RuntimeCacheFile("/c/cache.bin", timeout=10.0, max_bytes=None)
+//   store.try_save_entry(key, b"...") -> bool   store.try_load_entry(key) -> (bytes, last_use) | None
+//   store.try_read_index() -> [(key, last_use, size, offset)] | None
 //
 // FileLock.acquire(timeout) returns False on timeout (the context manager raises
 // TimeoutError); the RuntimeCacheFile methods never raise for I/O or lock trouble.
-#include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
-#include <sys/stat.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
 
 #include <chrono>
 #include <cstddef>
@@ -19,11 +23,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/runtime/cache_container.h"
 #include "core/runtime/runtime_cache_file.h"
+#include "core/runtime/runtime_settings.h"
+#include "core/runtime/sha256.h"
 #include "core/util/file_lock.h"
 
 namespace py = pybind11;
-using torch_tensorrt_rtx::runtime::ReadBuffer;
+using torch_tensorrt_rtx::runtime::CachedEntry;
 using torch_tensorrt_rtx::runtime::RuntimeCacheFile;
 using torch_tensorrt_rtx::util::FileLock;
 using torch_tensorrt_rtx::util::LockMode;
@@ -38,54 +45,26 @@ double DefaultTimeoutSeconds() {
   return static_cast<double>(torch_tensorrt_rtx::util::kDefaultLockTimeout.count()) / 1000.0;
 }
 
-// Reads a cache file straight into the bytes object handed to Python: one buffer, as
-// Python's own f.read() uses. The object is allocated (with the GIL) before the read, sized
-// from a stat() taken before locking plus the store's spare byte; Reserve() runs under the
-// file lock with the GIL released and so never touches Python. If the file grew between
-// that stat() and the read, the bytes continue in a C++ string and are copied once.
-// Construct, Finish() and destroy with the GIL held; only Reserve() runs without it.
-class BytesBuffer final : public ReadBuffer {
- public:
-  explicit BytesBuffer(const std::string& path) {
-    struct stat info;
-    const Py_ssize_t expected = stat(path.c_str(), &info) == 0 && info.st_size > 0
-                                    ? static_cast<Py_ssize_t>(info.st_size)
-                                    : 0;
-    bytes_ = py::reinterpret_steal<py::object>(PyBytes_FromStringAndSize(nullptr, expected + 1));
-    if (!bytes_) throw py::error_already_set();
-    data_ = PyBytes_AS_STRING(bytes_.ptr());
-    capacity_ = static_cast<std::size_t>(expected) + 1;
+torch_tensorrt_rtx::runtime::EngineKey KeyFrom(const py::bytes& key) {
+  const std::string text = key;
+  torch_tensorrt_rtx::runtime::EngineKey out{};
+  if (text.size() != out.size()) {
+    throw py::value_error("engine key must be 32 bytes (a SHA-256 digest), found " +
+                          std::to_string(text.size()));
   }
+  std::copy(text.begin(), text.end(), out.begin());
+  return out;
+}
 
-  char* Reserve(std::size_t capacity, std::size_t keep) override {
-    if (!overflowed_ && capacity <= capacity_) return data_;
-    if (!overflowed_) {
-      overflow_.assign(data_, keep);
-      overflowed_ = true;
-    }
-    overflow_.resize(capacity);
-    return &overflow_[0];
-  }
+py::bytes KeyBytes(const torch_tensorrt_rtx::runtime::EngineKey& key) {
+  return py::bytes(reinterpret_cast<const char*>(key.data()), key.size());
+}
 
-  // The first `size` bytes read, as the bytes object (shrunk in place) or, after an
-  // overflow, a copy of the C++ string.
-  py::bytes Finish(std::size_t size) {
-    if (overflowed_) return py::bytes(overflow_.data(), size);
-    PyObject* object = bytes_.release().ptr();
-    // Sole owner of a fresh object: resizing it is allowed and frees the spare byte.
-    if (_PyBytes_Resize(&object, static_cast<Py_ssize_t>(size)) != 0) {
-      throw py::error_already_set();  // _PyBytes_Resize already released `object`
-    }
-    return py::reinterpret_steal<py::bytes>(object);
-  }
-
- private:
-  py::object bytes_;
-  char* data_ = nullptr;
-  std::size_t capacity_ = 0;
-  bool overflowed_ = false;
-  std::string overflow_;
-};
+py::list EntriesToList(const std::vector<torch_tensorrt_rtx::runtime::container::Entry>& entries) {
+  py::list out;
+  for (const auto& e : entries) out.append(py::make_tuple(KeyBytes(e.key), e.last_use, e.size, e.offset));
+  return out;
+}
 
 }  // namespace
 
@@ -128,25 +107,43 @@ PYBIND11_MODULE(_C, m) {
       .def("__exit__", [](FileLock& self, py::args) { self.unlock(); });
 
   py::class_<RuntimeCacheFile>(m, "RuntimeCacheFile")
-      .def(py::init([](const std::string& path, double timeout) {
-             return new RuntimeCacheFile(path, Millis(timeout));
+      .def(py::init([](const std::string& path, double timeout, std::optional<std::uint64_t> max_bytes) {
+             try {
+               return new RuntimeCacheFile(path, Millis(timeout), max_bytes);
+             } catch (const std::invalid_argument& e) {
+               throw py::value_error(e.what());
+             }
            }),
-           py::arg("path"), py::arg("timeout") = DefaultTimeoutSeconds())
+           py::arg("path"), py::arg("timeout") = DefaultTimeoutSeconds(),
+           py::arg("max_bytes") = py::none())
       .def_property_readonly("path", &RuntimeCacheFile::path)
       .def_property_readonly("lock_path", &RuntimeCacheFile::lock_path)
-      .def("try_read",
-           [](const RuntimeCacheFile& self) -> py::object {
-             BytesBuffer buffer(self.path());
-             std::optional<std::size_t> size;
+      .def_property_readonly("max_bytes", &RuntimeCacheFile::max_bytes)
+      .def("try_load_entry",
+           [](const RuntimeCacheFile& self, const py::bytes& key) -> py::object {
+             const auto engine_key = KeyFrom(key);
+             std::optional<CachedEntry> entry;
              {
                py::gil_scoped_release release;
-               size = self.TryReadInto(buffer);
+               entry = self.TryLoadEntry(engine_key);
              }
-             if (!size) return py::none();
-             return buffer.Finish(*size);
+             if (!entry) return py::none();
+             return py::make_tuple(py::bytes(entry->data), entry->last_use);
            })
-      .def("try_save_bytes",
-           [](const RuntimeCacheFile& self, const py::bytes& blob) {
+      .def("try_read_index",
+           [](const RuntimeCacheFile& self) -> py::object {
+             std::optional<std::vector<torch_tensorrt_rtx::runtime::container::Entry>> index;
+             {
+               py::gil_scoped_release release;
+               index = self.TryReadIndex();
+             }
+             if (!index) return py::none();
+             return EntriesToList(*index);
+           })
+      .def("try_save_entry",
+           [](const RuntimeCacheFile& self, const py::bytes& key, const py::bytes& blob,
+              std::optional<std::uint64_t> now) {
+             const auto engine_key = KeyFrom(key);
              // Written straight from the bytes object: immutable, and `blob` keeps it
              // alive for the whole call, so its buffer stays valid without the GIL.
              char* data = nullptr;
@@ -155,20 +152,20 @@ PYBIND11_MODULE(_C, m) {
                throw py::error_already_set();
              }
              py::gil_scoped_release release;
-             return self.TrySaveBytes(data, static_cast<std::size_t>(size));
-           })
-      .def("try_load", [](const RuntimeCacheFile& self, const py::function& deserialize) {
-        BytesBuffer buffer(self.path());
-        py::gil_scoped_release release;  // the file is read without the GIL
-        // Called after the lock is released: taking the GIL here cannot deadlock with it.
-        return self.TryLoad(buffer, [&](const void*, std::size_t size) {
-          py::gil_scoped_acquire gil;
-          try {
-            return py::cast<bool>(deserialize(buffer.Finish(size)));
-          } catch (py::error_already_set& e) {
-            // Keep the message, drop the Python objects while the GIL is held.
-            throw std::runtime_error(e.what());
-          }
-        });
-      });
+             return self.TrySaveEntry(engine_key, data, static_cast<std::size_t>(size), now);
+           },
+           py::arg("key"), py::arg("blob"), py::arg("now") = py::none());
+
+  // The container decoder and the engine key, for the conformance and fuzz tests.
+  m.def("decode_cache_container", [](const py::bytes& data) {
+    const std::string bytes = data;
+    std::vector<torch_tensorrt_rtx::runtime::container::Entry> entries;
+    const auto verdict = torch_tensorrt_rtx::runtime::container::Decode(bytes.data(), bytes.size(), &entries);
+    return py::make_tuple(torch_tensorrt_rtx::runtime::container::Name(verdict), EntriesToList(entries));
+  });
+  m.def("engine_key", [](const py::bytes& data) {
+    const std::string bytes = data;
+    return KeyBytes(torch_tensorrt_rtx::runtime::Sha256(bytes.data(), bytes.size()));
+  });
+  m.def("default_cache_path", &torch_tensorrt_rtx::runtime::DefaultCachePath);
 }

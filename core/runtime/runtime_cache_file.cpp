@@ -1,178 +1,23 @@
 #include "core/runtime/runtime_cache_file.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstdio>
 #include <cstdlib>
-#include <new>
-#include <system_error>
-#include <vector>
+#include <ctime>
+#include <exception>
+#include <memory>
+#include <stdexcept>
+#include <utility>
 
+#include "core/definitions/cache_protocol.h"
+#include "core/runtime/cache_file_io.h"
 #include "core/runtime/log.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {
 namespace {
 
-constexpr const char* kTempSuffix = ".tmp";
-
-// Lexically normalized like Python's os.path.abspath (no ".", ".." or empty components, no
-// trailing slash), so both runtimes name the same files for the same path string.
-std::string Absolute(const std::string& path) {
-  std::string full = path;
-  if (full.empty() || full[0] != '/') {
-    char buf[PATH_MAX];
-    if (getcwd(buf, sizeof(buf)) == nullptr) return path;
-    full = std::string(buf) + "/" + path;
-  }
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  while (start <= full.size()) {
-    std::size_t end = full.find('/', start);
-    if (end == std::string::npos) end = full.size();
-    const std::string part = full.substr(start, end - start);
-    if (part == "..") {
-      if (!parts.empty()) parts.pop_back();
-    } else if (!part.empty() && part != ".") {
-      parts.push_back(part);
-    }
-    start = end + 1;
-  }
-  std::string out;
-  for (const std::string& part : parts) out += "/" + part;
-  return out.empty() ? "/" : out;
-}
-
-std::string DirName(const std::string& path) {
-  const std::size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-std::string BaseName(const std::string& path) {
-  const std::size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-bool IsSymlink(const std::string& path) {
-  struct stat info;
-  return lstat(path.c_str(), &info) == 0 && S_ISLNK(info.st_mode);
-}
-
-bool Exists(const std::string& path) {
-  struct stat info;
-  return stat(path.c_str(), &info) == 0;
-}
-
-[[noreturn]] void ThrowErrno(const std::string& what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
-
-void MakeDirs(const std::string& dir) {
-  if (dir.empty() || Exists(dir)) return;
-  MakeDirs(DirName(dir));
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) ThrowErrno("mkdir " + dir);
-}
-
-void WriteAll(int fd, const char* data, std::size_t size, const std::string& path) {
-  while (size > 0) {
-    const ssize_t n = write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ThrowErrno("write " + path);
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-
-// Deletes "<name>.<random>.tmp" (random part without dots) in `dir`: a temp file only
-// lives while its writer holds the lock, so one found under the lock belongs to a writer
-// that was killed mid-save.
-void RemoveStaleTempFiles(const std::string& dir, const std::string& name) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return;
-  const std::string prefix = name + ".";
-  const std::size_t suffix_len = std::char_traits<char>::length(kTempSuffix);
-  while (struct dirent* entry = readdir(d)) {
-    const std::string file = entry->d_name;
-    if (file.size() > prefix.size() + suffix_len && file.compare(0, prefix.size(), prefix) == 0 &&
-        file.compare(file.size() - suffix_len, suffix_len, kTempSuffix) == 0 &&
-        // The random part has no dot: "<name>.gpu1.XXXXXX.tmp" is another cache's temp file.
-        file.find('.', prefix.size()) == file.size() - suffix_len) {
-      if (unlink((dir + "/" + file).c_str()) == 0) {
-        LogInfo("runtime cache: removed " + dir + "/" + file + " left by an interrupted save");
-      }
-    }
-  }
-  closedir(d);
-}
-
-void FsyncDirectory(const std::string& dir) {
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) ThrowErrno("open directory " + dir);
-  const int rc = fsync(fd);
-  const int saved = errno;
-  close(fd);
-  if (rc != 0) {
-    errno = saved;
-    ThrowErrno("fsync directory " + dir);
-  }
-}
-
-// How much a read buffer grows at least when the file turns out longer than fstat said.
-constexpr std::size_t kMinGrowth = std::size_t{1} << 16;
-
-// Closes a descriptor on every path out of a read, including a throwing Reserve().
-class Descriptor final {
- public:
-  explicit Descriptor(int fd) noexcept : fd_(fd) {}
-  ~Descriptor() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
-
-// TryLoad's own buffer: malloc/realloc, so nothing is zero-filled before the read
-// overwrites it and growing may extend the block in place.
-class HeapBuffer final : public ReadBuffer {
- public:
-  HeapBuffer() = default;
-  HeapBuffer(const HeapBuffer&) = delete;
-  HeapBuffer& operator=(const HeapBuffer&) = delete;
-  ~HeapBuffer() override { std::free(data_); }
-
-  char* Reserve(std::size_t capacity, std::size_t /*keep: realloc keeps everything*/) override {
-    void* grown = std::realloc(data_, capacity);
-    if (grown == nullptr) throw std::bad_alloc();
-    data_ = static_cast<char*>(grown);
-    return data_;
-  }
-
- private:
-  char* data_ = nullptr;
-};
-
-// TryRead's buffer: the std::string it returns (resize keeps the contents).
-struct StringBuffer final : public ReadBuffer {
-  char* Reserve(std::size_t capacity, std::size_t /*keep*/) override {
-    data.resize(capacity);
-    return &data[0];
-  }
-  std::string data;
-};
+constexpr std::size_t kCopyChunk = std::size_t{1} << 22;
 
 std::string Seconds(std::chrono::milliseconds ms) {
   char buf[32];
@@ -180,78 +25,80 @@ std::string Seconds(std::chrono::milliseconds ms) {
   return buf;
 }
 
+std::string CheckedPath(std::string path) {
+  if (path.empty()) {
+    throw std::invalid_argument("runtime cache path is empty; expected a file path");
+  }
+  if (path.find('\0') != std::string::npos) {
+    throw std::invalid_argument("runtime cache path '" + std::string(path.c_str()) +
+                                "...' contains a NUL character; expected a file path");
+  }
+  return io::AbsolutePath(path);
+}
+
+std::vector<container::Entry> ReadIndex(const io::ReadableFile& file) {
+  char header[container::kHeaderSize];
+  const std::size_t available =
+      file.size() < container::kHeaderSize ? static_cast<std::size_t>(file.size()) : container::kHeaderSize;
+  file.ReadAt(0, header, available);
+  const std::uint32_t count = container::ParseHeader(header, available, file.size());
+  if (file.size() == 0) return {};
+  std::string index(std::size_t{count} * container::kIndexEntrySize, '\0');
+  file.ReadAt(container::kHeaderSize, &index[0], index.size());
+  return container::ParseIndex(index.data(), index.size(), count, file.size());
+}
+
 }  // namespace
 
-RuntimeCacheFile::RuntimeCacheFile(std::string path, std::chrono::milliseconds lock_timeout)
-    : path_(Absolute(path)), lock_path_(util::LockPathFor(path_)), lock_timeout_(lock_timeout) {}
-
-bool RuntimeCacheFile::RefuseSymlink(const char* action) const noexcept {
-  for (const std::string* p : {&path_, &lock_path_}) {
-    if (IsSymlink(*p)) {
-      LogWarning(std::string("runtime cache: not ") + action + " " + path_ + ": " + *p +
-                 " is a symlink (expected a regular file); set the cache path to the link's "
-                 "target instead");
-      return true;
-    }
+std::uint64_t MaxBytesFromEnv() {
+  const char* text = std::getenv(protocol::kMaxBytesEnv);
+  if (text == nullptr || text[0] == '\0') return protocol::kDefaultMaxBytes;
+  char* end = nullptr;
+  errno = 0;
+  const long long value = std::strtoll(text, &end, 10);
+  if (errno == 0 && end != text && *end == '\0' && value > 0) {
+    return static_cast<std::uint64_t>(value);
   }
-  return false;
+  LogWarning(std::string("runtime cache: ignoring ") + protocol::kMaxBytesEnv + "='" + text +
+             "' (expected a positive number of bytes); using " +
+             std::to_string(protocol::kDefaultMaxBytes));
+  return protocol::kDefaultMaxBytes;
 }
 
-std::optional<std::string> RuntimeCacheFile::TryRead() const noexcept {
-  StringBuffer buffer;
-  const std::optional<std::size_t> size = TryReadInto(buffer);
-  if (!size) return std::nullopt;
-  buffer.data.resize(*size);
-  return std::optional<std::string>(std::move(buffer.data));
+RuntimeCacheFile::RuntimeCacheFile(std::string path, std::chrono::milliseconds lock_timeout,
+                                   std::optional<std::uint64_t> max_bytes)
+    : path_(CheckedPath(std::move(path))),
+      lock_path_(util::LockPathFor(path_)),
+      lock_timeout_(lock_timeout),
+      max_bytes_(max_bytes ? *max_bytes : MaxBytesFromEnv()) {
+  if (max_bytes_ == 0) throw std::invalid_argument("runtime cache max_bytes must be positive");
 }
 
-std::optional<std::size_t> RuntimeCacheFile::TryReadInto(ReadBuffer& buffer) const noexcept {
-  const char* data = nullptr;
-  return ReadInto(buffer, &data);
-}
-
-std::optional<std::size_t> RuntimeCacheFile::ReadInto(ReadBuffer& buffer,
-                                                      const char** data) const noexcept {
+template <typename Result, typename Read>
+std::optional<Result> RuntimeCacheFile::UnderSharedLock(const char* action, Read read) const noexcept {
   try {
-    if (RefuseSymlink("loading")) return std::nullopt;
-    if (!Exists(path_)) return std::nullopt;  // no lock file created just to find nothing
-    util::FileLock lock(lock_path_, util::LockMode::kShared);
-    if (!lock.try_lock_for(lock_timeout_)) {
-      LogWarning("runtime cache: could not lock " + lock_path_ + " within " +
-                 Seconds(lock_timeout_) + " s; starting with an empty cache");
+    if (!io::Exists(path_)) return std::nullopt;  // no lock file created just to find nothing
+    std::unique_ptr<util::FileLock> lock;
+    try {
+      lock = std::make_unique<util::FileLock>(lock_path_, util::LockMode::kShared);
+    } catch (const util::FileLockError&) {
+      // No lock file, and none can be created here (a read-only image): then nobody can
+      // write the cache either, so it is read without a lock.
+      if (io::Exists(lock_path_) || io::IsSymlink(lock_path_)) throw;
+    }
+    if (lock != nullptr && !lock->try_lock_for(lock_timeout_)) {
+      LogWarning("runtime cache: could not lock " + lock_path_ + " within " + Seconds(lock_timeout_) +
+                 " s; starting with an empty cache");
       return std::nullopt;
     }
-    const Descriptor fd(open(path_.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-      if (errno == ENOENT) return std::nullopt;
-      ThrowErrno("open " + path_);
-    }
-    // One buffer of the fstat size plus a spare byte, filled by read(2) straight from the
-    // page cache: the usual file takes one read that returns its size and one that
-    // returns 0. A read that fills the spare byte means the file grew since fstat; then
-    // grow the same buffer and keep reading until end of file, as the Python runtime does.
-    struct stat info;
-    std::size_t capacity = 1;
-    if (fstat(fd.get(), &info) == 0 && info.st_size > 0) {
-      capacity += static_cast<std::size_t>(info.st_size);
-    }
-    char* out = buffer.Reserve(capacity, 0);
-    std::size_t used = 0;
-    while (true) {
-      if (used == capacity) {
-        capacity += std::max(capacity / 2, kMinGrowth);
-        out = buffer.Reserve(capacity, used);
-      }
-      const ssize_t n = read(fd.get(), out + used, capacity - used);
-      if (n == 0) break;
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        ThrowErrno("read " + path_);
-      }
-      used += static_cast<std::size_t>(n);
-    }
-    *data = out;
-    return used;
+    std::optional<io::ReadableFile> file = io::ReadableFile::Open(path_, max_bytes_);
+    if (!file) return std::nullopt;
+    return read(*file);
+  } catch (const io::CacheFileRefused& e) {
+    LogWarning(std::string("runtime cache: not ") + action + " " + path_ + ": " + e.what());
+  } catch (const container::ContainerError& e) {
+    LogWarning(std::string("runtime cache: not ") + action + " " + path_ + ": " + e.what() +
+               "; starting with an empty cache");
   } catch (const std::exception& e) {
     LogWarning("runtime cache: cannot read " + path_ + " (" + e.what() +
                "); starting with an empty cache");
@@ -261,105 +108,138 @@ std::optional<std::size_t> RuntimeCacheFile::ReadInto(ReadBuffer& buffer,
   return std::nullopt;
 }
 
-bool RuntimeCacheFile::TryLoad(
-    const std::function<bool(const void*, std::size_t)>& deserialize) const noexcept {
-  HeapBuffer buffer;
-  return TryLoad(buffer, deserialize);
+std::optional<CachedEntry> RuntimeCacheFile::TryLoadEntry(const EngineKey& key) const noexcept {
+  std::optional<std::optional<CachedEntry>> found = UnderSharedLock<std::optional<CachedEntry>>(
+      "loading", [&](const io::ReadableFile& file) -> std::optional<CachedEntry> {
+        for (const container::Entry& entry : ReadIndex(file)) {
+          if (entry.key != key) continue;
+          CachedEntry out;
+          out.data.resize(static_cast<std::size_t>(entry.size));
+          file.ReadAt(entry.offset, &out.data[0], out.data.size());
+          out.last_use = entry.last_use;
+          return out;
+        }
+        LogDebug("runtime cache: no entry for engine " + KeyPrefixHex(key) + " in " + path_);
+        return std::nullopt;
+      });
+  return found ? std::move(*found) : std::nullopt;
 }
 
-bool RuntimeCacheFile::TryLoad(
-    ReadBuffer& buffer,
+std::optional<CachedEntry> RuntimeCacheFile::TryLoad(
+    const EngineKey& key,
     const std::function<bool(const void*, std::size_t)>& deserialize) const noexcept {
-  const char* data = nullptr;
-  const std::optional<std::size_t> size = ReadInto(buffer, &data);
-  if (!size) return false;
-  std::string reason = "rejected by the runtime (corrupt, truncated, or from another GPU/version)";
+  std::optional<CachedEntry> entry = TryLoadEntry(key);
+  if (!entry) return std::nullopt;
+  std::string reason = "rejected by the runtime";
   bool ok = false;
   try {
-    ok = deserialize(data, *size);
+    ok = deserialize(entry->data.data(), entry->data.size());
   } catch (const std::exception& e) {
     reason = e.what();
   } catch (...) {
     reason = "unknown exception";
   }
   if (!ok) {
-    LogWarning("runtime cache: cannot use " + path_ + " (" + std::to_string(*size) +
-               " bytes): " + reason + "; starting with an empty cache");
+    LogWarning("runtime cache: cannot use the entry for engine " + KeyPrefixHex(key) + " in " +
+               path_ + " (" + std::to_string(entry->data.size()) + " bytes): " + reason +
+               " (other GPU or TensorRT-RTX version?); starting with an empty cache");
+    return std::nullopt;
   }
-  return ok;
+  return entry;
 }
 
-bool RuntimeCacheFile::TrySave(const std::function<std::string()>& serialize) const noexcept {
-  std::string blob;
-  try {
-    blob = serialize();
-  } catch (const std::exception& e) {
-    LogWarning("runtime cache: serialization failed (" + std::string(e.what()) + "); " + path_ +
-               " left untouched");
-    return false;
-  } catch (...) {
-    LogWarning("runtime cache: serialization failed; " + path_ + " left untouched");
-    return false;
-  }
-  return TrySaveBytes(blob.data(), blob.size());
+std::optional<std::vector<container::Entry>> RuntimeCacheFile::TryReadIndex() const noexcept {
+  return UnderSharedLock<std::vector<container::Entry>>(
+      "reading", [](const io::ReadableFile& file) { return ReadIndex(file); });
 }
 
-bool RuntimeCacheFile::TrySaveBytes(const void* data, std::size_t size) const noexcept {
+bool RuntimeCacheFile::TrySaveEntry(const EngineKey& key, const void* data, std::size_t size,
+                                    std::optional<std::uint64_t> now) const noexcept {
   if (data == nullptr || size == 0) {
     LogDebug("runtime cache: nothing to save to " + path_);
     return false;
   }
+  if (container::FileSizeOf({size}) > max_bytes_) {
+    LogWarning("runtime cache: the entry for engine " + KeyPrefixHex(key) + " (" +
+               std::to_string(size) + " bytes) alone exceeds the cache size cap of " +
+               std::to_string(max_bytes_) + " bytes (" + protocol::kMaxBytesEnv + "); " + path_ +
+               " left untouched");
+    return false;
+  }
   try {
-    if (RefuseSymlink("saving")) return false;
-    MakeDirs(DirName(path_));
+    if (io::IsSymlink(path_) || io::IsSymlink(lock_path_)) {
+      throw io::CacheFileRefused(
+          "a symlink is at the cache or lock path (expected a regular file); set the cache "
+          "path to the link's target instead");
+    }
+    io::MakePrivateDirs(io::DirName(path_));
+    io::CheckDirectoryTrusted(io::DirName(path_));
     util::FileLock lock(lock_path_, util::LockMode::kExclusive);
     if (!lock.try_lock_for(lock_timeout_)) {
-      LogWarning("runtime cache: could not lock " + lock_path_ + " within " +
-                 Seconds(lock_timeout_) + " s; " + path_ + " left untouched");
+      LogWarning("runtime cache: could not lock " + lock_path_ + " within " + Seconds(lock_timeout_) +
+                 " s; " + path_ + " left untouched");
       return false;
     }
-    ReplaceUnderLock(data, size);
+    SaveUnderLock(key, static_cast<const char*>(data), size,
+                  now ? *now : static_cast<std::uint64_t>(std::time(nullptr)));
     return true;
+  } catch (const io::CacheFileRefused& e) {
+    LogWarning("runtime cache: not saving to " + path_ + ": " + e.what() + "; file left untouched");
   } catch (const std::exception& e) {
-    LogWarning("runtime cache: cannot write " + path_ + " (" + e.what() +
-               "); file left untouched");
+    LogWarning("runtime cache: cannot write " + path_ + " (" + e.what() + "); file left untouched");
   } catch (...) {
     LogWarning("runtime cache: cannot write " + path_ + "; file left untouched");
   }
   return false;
 }
 
-void RuntimeCacheFile::ReplaceUnderLock(const void* data, std::size_t size) const {
-  const std::string dir = DirName(path_);
-  RemoveStaleTempFiles(dir, BaseName(path_));
-  std::string temp = dir + "/" + BaseName(path_) + ".XXXXXX" + kTempSuffix;
-  const int fd = mkostemps(&temp[0], static_cast<int>(std::char_traits<char>::length(kTempSuffix)),
-                           O_CLOEXEC);
-  if (fd < 0) ThrowErrno("create temp file in " + dir);
-  bool closed = false;
-  try {
-    WriteAll(fd, static_cast<const char*>(data), size, temp);
-    if (fsync(fd) != 0) ThrowErrno("fsync " + temp);
-    closed = true;  // close() releases the descriptor even when it reports an error
-    if (close(fd) != 0) ThrowErrno("close " + temp);
-  } catch (...) {
-    if (!closed) close(fd);
-    unlink(temp.c_str());
-    throw;
+void RuntimeCacheFile::SaveUnderLock(const EngineKey& key, const char* data, std::size_t size,
+                                     std::uint64_t now) const {
+  io::RemoveStaleTempFiles(path_);
+  std::optional<io::ReadableFile> old = io::ReadableFile::Open(path_, std::nullopt);
+  std::vector<container::Entry> entries;
+  if (old) {
+    try {
+      entries = ReadIndex(*old);
+    } catch (const container::ContainerError& e) {
+      if (e.verdict() != container::Verdict::kCorrupt) {
+        throw io::CacheFileRefused(std::string(e.what()) +
+                                   "; move it away or choose another cache path");
+      }
+      LogWarning("runtime cache: " + path_ + " is a damaged cache (" + e.what() + "); replacing it");
+    }
   }
-  // Check again under the lock: the link may have appeared after our first look.
-  if (IsSymlink(path_)) {
-    unlink(temp.c_str());
-    errno = ELOOP;
-    ThrowErrno(path_ + " became a symlink");
+  std::vector<container::Entry> kept = container::EntriesToKeep(entries, key, size, max_bytes_);
+  std::size_t others = 0;
+  for (const container::Entry& e : entries) others += e.key != key;
+  if (kept.size() < others) {
+    LogInfo("runtime cache: evicting " + std::to_string(others - kept.size()) +
+            " least recently used entries from " + path_ + " to stay under " +
+            std::to_string(max_bytes_) + " bytes");
   }
-  if (rename(temp.c_str(), path_.c_str()) != 0) {
-    const int saved = errno;
-    unlink(temp.c_str());
-    errno = saved;
-    ThrowErrno("rename " + temp + " to " + path_);
+  std::vector<container::Entry> index = kept;
+  container::Entry own;
+  own.key = key;
+  own.last_use = now;
+  own.size = size;
+  index.push_back(own);
+  io::TempFile temp = io::TempFile::CreateBeside(path_);
+  const std::string prefix = container::EncodePrefix(index);
+  temp.Write(prefix.data(), prefix.size());
+  std::string chunk;
+  for (const container::Entry& entry : kept) {
+    for (std::uint64_t done = 0; done < entry.size;) {
+      const std::size_t step = static_cast<std::size_t>(
+          entry.size - done < kCopyChunk ? entry.size - done : kCopyChunk);
+      chunk.resize(step);
+      old->ReadAt(entry.offset + done, &chunk[0], step);
+      temp.Write(chunk.data(), step);
+      done += step;
+    }
   }
-  FsyncDirectory(dir);
+  temp.Write(data, size);
+  if (old) old->Close();  // Windows cannot replace a file that is still open
+  temp.CommitTo(path_);
 }
 
 }  // namespace runtime

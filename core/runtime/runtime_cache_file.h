@@ -1,98 +1,94 @@
-// RuntimeCacheFile: the runtime cache file store, shared safely by many processes (C++
-// and Python runtimes) -- the C++ twin of torch_tensorrt_rtx.runtime.RuntimeCacheFile,
-// implementing the same file protocol step for step (DESIGN.md, "The cache file protocol").
+// RuntimeCacheFile: the runtime cache file store. Many engines, processes and both
+// runtimes share one cache file and keep every engine's JIT kernels: the file is a
+// container (cache_container.h) of one entry per engine, keyed by the SHA-256 of the
+// serialized engine. The Python runtime (torch_tensorrt_rtx.runtime.RuntimeCacheFile)
+// implements the same protocol and writes the same bytes.
 //
 // Example:
 //
-//   RuntimeCacheFile store("/home/me/.cache/torch_tensorrt_rtx/runtime_cache.bin");
-//   store.TryLoad([&](const void* p, size_t n) { return cache.Deserialize(p, n); });
+//   RuntimeCacheFile store(DefaultCachePath());
+//   const EngineKey key = Sha256(engine_bytes.data(), engine_bytes.size());
+//   store.TryLoad(key, [&](const void* p, size_t n) { return cache.Deserialize(p, n); });
 //   ...
-//   store.TrySave([&] { return cache.Serialize(); });     // never throws
+//   store.TrySaveEntry(key, blob.data(), blob.size());     // never throws
 //
 // Contract:
 //  - Lock file "<path>.lock" through util::FileLock (flock(2); LockFileEx on Windows),
 //    default timeout 10 s polled every 50 ms. The lock file is never deleted.
-//  - Load: missing file -> false with no lock file created. Otherwise read the whole
-//    file under a SHARED lock (several C++ readers at once; Python's exclusive filelock
-//    excludes them), release, then deserialize. Rejected bytes -> warning, false.
-//  - Save: serialize first, outside the lock; an empty or failed serialization is never
-//    written. Create missing parent directories (0700). Under the EXCLUSIVE lock: delete
-//    stale "<name>.<random>.tmp" files (temp files live only while their writer holds the lock,
-//    so these belong to killed writers), write a uniquely named temp file
-//    "<name>.XXXXXX.tmp" in the same directory, fsync, rename over the cache, fsync the
-//    directory.
-//  - Lock timeout or I/O error -> warning, false, the cache file untouched. A symlink at
-//    the cache or lock path is refused with a warning. The Try* methods never throw.
-//  - Reads go straight into one buffer sized from fstat (plus one spare byte, so a file
-//    that grew after fstat is noticed without an extra buffer); a caller that wants the
-//    bytes in its own object (a Python bytes) passes a ReadBuffer and gets no copy.
+//  - Load, under a SHARED lock (the lock file opened read-only where it cannot be
+//    written; no lock where it neither exists nor can be created, since then nobody can
+//    write the cache): header, index and this engine's entry only.
+//  - Save, under the EXCLUSIVE lock: keep every other engine's entry (least recently
+//    used ones go only when the size cap needs room), write a uniquely named temp file
+//    beside the cache, fsync, rename over it, fsync the directory. An empty or failed
+//    serialization is never written.
+//  - Refused with a warning, never overwritten: a symlink, FIFO or device at the path, a
+//    file or directory other users can write, a file that is not our container or is of
+//    another format version. A file above the size cap is not loaded. A corrupt
+//    container of ours is not loaded and is replaced by the next save.
+//  - Lock timeout or I/O error -> warning, the cache file untouched. The Try* methods
+//    never throw. The constructor throws std::invalid_argument for an empty path or one
+//    with a NUL character.
 #ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_CACHE_FILE_H_
 #define TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_CACHE_FILE_H_
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "core/runtime/cache_container.h"
+#include "core/runtime/sha256.h"
 #include "core/util/file_lock.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {
 
-// Storage a load reads the file into, so the bytes land in the caller's final object.
-// Reserve() is called while the shared lock is held: it must not wait for anything a
-// lock holder elsewhere may be waiting for (another lock, the Python GIL).
-//
-//   class VectorBuffer final : public ReadBuffer {
-//     char* Reserve(std::size_t capacity, std::size_t) override {
-//       v.resize(capacity);  // keeps the contents
-//       return v.data();
-//     }
-//     std::vector<char> v;
-//   };
-class ReadBuffer {
- public:
-  virtual ~ReadBuffer() = default;
-  // Storage for at least `capacity` bytes whose first `keep` bytes equal the first `keep`
-  // bytes of the storage returned by the previous call (keep is 0 on the first call).
-  // May throw (e.g. std::bad_alloc); the load then fails with a warning.
-  virtual char* Reserve(std::size_t capacity, std::size_t keep) = 0;
+struct CachedEntry {
+  std::string data;
+  std::uint64_t last_use = 0;  // Unix seconds of the entry's last save
 };
+
+// The size cap: $TORCH_TENSORRT_RTX_CACHE_MAX_BYTES if a positive integer, else 1 GiB.
+std::uint64_t MaxBytesFromEnv();
 
 class RuntimeCacheFile final {
  public:
   explicit RuntimeCacheFile(std::string path,
-                            std::chrono::milliseconds lock_timeout = util::kDefaultLockTimeout);
+                            std::chrono::milliseconds lock_timeout = util::kDefaultLockTimeout,
+                            std::optional<std::uint64_t> max_bytes = std::nullopt);
 
   const std::string& path() const noexcept { return path_; }
   const std::string& lock_path() const noexcept { return lock_path_; }
   std::chrono::milliseconds lock_timeout() const noexcept { return lock_timeout_; }
+  std::uint64_t max_bytes() const noexcept { return max_bytes_; }
 
-  // The whole file, read under the shared lock; nullopt if missing, refused or unreadable.
-  std::optional<std::string> TryRead() const noexcept;
-  // The same into `buffer`: the file's size (its bytes are the first ones of the storage
-  // `buffer` handed out last), or nullopt if missing, refused or unreadable.
-  std::optional<std::size_t> TryReadInto(ReadBuffer& buffer) const noexcept;
-  // Reads and hands the bytes to `deserialize`; true if it accepted them. The first form
-  // reads into a private heap buffer, the second into `buffer`.
-  bool TryLoad(const std::function<bool(const void*, std::size_t)>& deserialize) const noexcept;
-  bool TryLoad(ReadBuffer& buffer,
-               const std::function<bool(const void*, std::size_t)>& deserialize) const noexcept;
-  // Serializes (outside the lock), then atomically replaces the file; true if written.
-  bool TrySave(const std::function<std::string()>& serialize) const noexcept;
-  bool TrySaveBytes(const void* data, std::size_t size) const noexcept;
+  // This engine's entry; nullopt if missing, refused or unreadable (warnings say why).
+  std::optional<CachedEntry> TryLoadEntry(const EngineKey& key) const noexcept;
+  // The entry, handed to `deserialize`; nullopt unless it accepted the bytes.
+  std::optional<CachedEntry> TryLoad(
+      const EngineKey& key,
+      const std::function<bool(const void*, std::size_t)>& deserialize) const noexcept;
+  // Every entry's key, last use and size; nullopt if unreadable.
+  std::optional<std::vector<container::Entry>> TryReadIndex() const noexcept;
+  // Replaces this engine's entry, keeping the others'; true if written. `now` is the
+  // entry's last-use time (default: the clock).
+  bool TrySaveEntry(const EngineKey& key, const void* data, std::size_t size,
+                    std::optional<std::uint64_t> now = std::nullopt) const noexcept;
 
  private:
-  bool RefuseSymlink(const char* action) const noexcept;
-  // TryReadInto, also giving where the bytes are (valid while `buffer` is unchanged).
-  std::optional<std::size_t> ReadInto(ReadBuffer& buffer, const char** data) const noexcept;
-  // Throws std::system_error on an I/O error.
-  void ReplaceUnderLock(const void* data, std::size_t size) const;
+  template <typename Result, typename Read>
+  std::optional<Result> UnderSharedLock(const char* action, Read read) const noexcept;
+  void SaveUnderLock(const EngineKey& key, const char* data, std::size_t size,
+                     std::uint64_t now) const;
 
   std::string path_;
   std::string lock_path_;
   std::chrono::milliseconds lock_timeout_;
+  std::uint64_t max_bytes_;
 };
 
 }  // namespace runtime

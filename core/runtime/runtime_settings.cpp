@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "core/definitions/cache_protocol.h"
+#include "core/runtime/cache_file_io.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {
@@ -39,26 +40,24 @@ const char* Name(CudaGraphStrategy s) { return kCudaGraphStrategyNames[static_ca
 const char* Name(AllocationStrategy s) { return kAllocationStrategyNames[static_cast<int>(s)]; }
 
 std::string ToString(const RuntimeSettings& s) {
-  return "cache_path=" + (s.cache_path.empty() ? std::string("<default>") : s.cache_path) +
+  return "cache_path=" +
+         (!s.cache_enabled ? std::string("<disabled>")
+                           : s.cache_path.empty() ? std::string("<default>") : s.cache_path) +
          "; kernel_strategy=" + Name(s.kernel_strategy) +
          "; cuda_graph_strategy=" + Name(s.cuda_graph_strategy) +
          "; allocation_strategy=" + Name(s.allocation_strategy);
 }
 
 std::string DefaultCachePath() {
-  const char* xdg = std::getenv("XDG_CACHE_HOME");
-  std::string base;
-  // The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
-  if (xdg != nullptr && xdg[0] == '/') {
-    base = xdg;
-  } else {
-    const char* home = std::getenv("HOME");
-    base = std::string(home ? home : "") + "/.cache";
-  }
-  return base + "/" + protocol::kDefaultCacheDir + "/" + protocol::kDefaultCacheFile;
+#ifdef _WIN32
+  return io::DefaultCacheDir() + "\\" + protocol::kDefaultCacheFile;
+#else
+  return io::DefaultCacheDir() + "/" + protocol::kDefaultCacheFile;
+#endif
 }
 
 std::string EffectiveCachePath(const RuntimeSettings& s) {
+  if (!s.cache_enabled) return "";
   return s.cache_path.empty() ? DefaultCachePath() : s.cache_path;
 }
 

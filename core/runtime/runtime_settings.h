@@ -12,7 +12,8 @@
 // py/torch_tensorrt_rtx/runtime/runtime_strategies.txt, the definition the Python
 // runtime reads too; the first name of each is the default.
 // Parse* throw std::invalid_argument listing the valid names. An empty cache_path means
-// the per-user default (DefaultCachePath()).
+// the per-user default (DefaultCachePath()); cache_enabled = false turns the runtime
+// cache file off (the Python runtime's cache_path=None).
 #ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_SETTINGS_H_
 #define TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_SETTINGS_H_
 
@@ -25,13 +26,15 @@ namespace torch_tensorrt_rtx {
 namespace runtime {
 
 struct RuntimeSettings {
-  std::string cache_path;  // "" = DefaultCachePath()
+  std::string cache_path;     // "" = DefaultCachePath()
+  bool cache_enabled = true;  // false: no runtime cache file is loaded or saved
   KernelStrategy kernel_strategy = static_cast<KernelStrategy>(0);
   CudaGraphStrategy cuda_graph_strategy = static_cast<CudaGraphStrategy>(0);
   AllocationStrategy allocation_strategy = static_cast<AllocationStrategy>(0);
 
   bool operator==(const RuntimeSettings& o) const {
-    return cache_path == o.cache_path && kernel_strategy == o.kernel_strategy &&
+    return cache_path == o.cache_path && cache_enabled == o.cache_enabled &&
+           kernel_strategy == o.kernel_strategy &&
            cuda_graph_strategy == o.cuda_graph_strategy &&
            allocation_strategy == o.allocation_strategy;
   }
@@ -53,7 +56,8 @@ std::string ToString(const RuntimeSettings& s);
 // the directory.
 std::string DefaultCachePath();
 
-// The cache path in effect: s.cache_path, or DefaultCachePath() when it is empty.
+// The cache path in effect: s.cache_path, or DefaultCachePath() when it is empty; ""
+// when the cache is disabled.
 std::string EffectiveCachePath(const RuntimeSettings& s);
 
 }  // namespace runtime

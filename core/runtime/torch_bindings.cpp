@@ -42,10 +42,12 @@ class EngineClass final : public torch::CustomClassHolder {
   }
   std::string Str() const { return engine_->ToString(); }
 
-  void SetRuntimeSettings(std::string cache_path, std::string kernel_strategy,
+  // cache_path: None disables the runtime cache file, "" is the per-user default.
+  void SetRuntimeSettings(c10::optional<std::string> cache_path, std::string kernel_strategy,
                           std::string cuda_graph_strategy, std::string allocation_strategy) {
     RuntimeSettings s;
-    s.cache_path = std::move(cache_path);
+    s.cache_enabled = cache_path.has_value();
+    s.cache_path = cache_path.value_or("");
     s.kernel_strategy = ParseKernelStrategy(kernel_strategy);
     s.cuda_graph_strategy = ParseCudaGraphStrategy(cuda_graph_strategy);
     s.allocation_strategy = ParseAllocationStrategy(allocation_strategy);

@@ -30,7 +30,8 @@ TRTEngine::TRTEngine(EngineRecord record, std::shared_ptr<trt::Runtime> runtime,
       output_names_(record_.output_names()),
       device_index_(ParseDeviceIndex(record_)),
       runtime_(std::move(runtime)),
-      config_(std::move(settings), lock_timeout) {}
+      config_(Sha256(record_.engine_bytes().data(), record_.engine_bytes().size()),
+              std::move(settings), lock_timeout) {}
 
 TRTEngine::~TRTEngine() {
   // The context and cache must go (and the cache be saved) while the engine is alive.

@@ -1,16 +1,18 @@
 #include "core/runtime/trt_runtime_config.h"
 
+#include <ctime>
 #include <stdexcept>
 
+#include "core/definitions/cache_protocol.h"
 #include "core/runtime/log.h"
 #include "core/runtime/runtime_cache_file.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {
 
-TRTRuntimeConfig::TRTRuntimeConfig(RuntimeSettings settings,
+TRTRuntimeConfig::TRTRuntimeConfig(EngineKey engine_key, RuntimeSettings settings,
                                    std::chrono::milliseconds lock_timeout)
-    : settings_(std::move(settings)), lock_timeout_(lock_timeout) {}
+    : engine_key_(engine_key), settings_(std::move(settings)), lock_timeout_(lock_timeout) {}
 
 TRTRuntimeConfig::~TRTRuntimeConfig() { Release(); }
 
@@ -45,8 +47,27 @@ void TRTRuntimeConfig::ReleaseCommunicator(trt::Engine& engine) {
 
 bool TRTRuntimeConfig::SaveRuntimeCache() noexcept {
   if (cache_ == nullptr || cache_file_path_.empty()) return false;
-  RuntimeCacheFile file(cache_file_path_, lock_timeout_);
-  return file.TrySave([this] { return cache_->Serialize(); });
+  try {
+    const std::string blob = cache_->Serialize();
+    if (blob.empty()) return false;
+    const EngineKey digest = Sha256(blob.data(), blob.size());
+    const auto now = static_cast<std::uint64_t>(std::time(nullptr));
+    const bool fresh = saved_digest_ && now - saved_last_use_ <
+                                            static_cast<std::uint64_t>(protocol::kTouchIntervalSeconds);
+    if (fresh && *saved_digest_ == digest) return false;  // unchanged: leave the file alone
+    RuntimeCacheFile file(cache_file_path_, lock_timeout_);
+    if (!file.TrySaveEntry(engine_key_, blob.data(), blob.size(), now)) return false;
+    saved_digest_ = digest;
+    saved_last_use_ = now;
+    return true;
+  } catch (const std::exception& e) {
+    LogWarning("runtime cache: serializing or saving failed (" + std::string(e.what()) + "); " +
+               cache_file_path_ + " left untouched");
+  } catch (...) {
+    LogWarning("runtime cache: serializing or saving failed; " + cache_file_path_ +
+               " left untouched");
+  }
+  return false;
 }
 
 void TRTRuntimeConfig::Release() noexcept {
@@ -77,15 +98,21 @@ void TRTRuntimeConfig::Recreate(trt::Engine& engine, const char* reason) {
     cache_.reset();
     cache_ = config->CreateRuntimeCache();
     cache_file_path_ = path;
-    if (cache_ != nullptr) {
+    saved_digest_.reset();
+    if (cache_ != nullptr && !path.empty()) {
       trt::RuntimeCache* cache = cache_.get();
-      RuntimeCacheFile(path, lock_timeout_).TryLoad([cache](const void* data, std::size_t size) {
-        return cache->Deserialize(data, size);
-      });
+      std::optional<CachedEntry> entry = RuntimeCacheFile(path, lock_timeout_)
+          .TryLoad(engine_key_, [cache](const void* data, std::size_t size) {
+            return cache->Deserialize(data, size);
+          });
+      if (entry) {
+        saved_digest_ = Sha256(entry->data.data(), entry->data.size());
+        saved_last_use_ = entry->last_use;
+      }
     }
   }
   if (cache_ != nullptr && !config->SetRuntimeCache(*cache_)) {
-    LogWarning("TensorRT did not accept the runtime cache for " + path +
+    LogWarning("TensorRT did not accept the runtime cache for " + (path.empty() ? "<disabled>" : path) +
                "; kernels will be compiled without it");
   }
   trt_config_ = std::move(config);

@@ -4,7 +4,7 @@
 //
 // Example:
 //
-//   TRTRuntimeConfig config(settings);
+//   TRTRuntimeConfig config(Sha256(engine_bytes.data(), engine_bytes.size()), settings);
 //   trt::ExecutionContext& ctx = config.Context(engine);   // created lazily
 //   config.UpdateSettings(new_settings);                     // recreated at next Context()
 //   config.ReleaseCommunicator(engine);                      // recreated now, same path
@@ -16,6 +16,11 @@
 //    config and applies EVERY strategy, (4) attaches the runtime cache (loaded from the
 //    cache file when the cache path is new), (5) creates the context and re-applies
 //    profiling and the communicator. No step can be skipped by a caller.
+//  - The runtime cache is this engine's entry (keyed by `engine_key`) of the shared cache
+//    file; saves keep every other engine's entry. A save is skipped while the entry is
+//    unchanged since it was loaded or saved (unless its last-use time is a day old).
+//    settings.cache_enabled = false: no load, no save (an in-memory cache still serves
+//    the context).
 //  - The destructor saves the runtime cache and never throws. Not thread-safe: the
 //    owning TRTEngine serialises calls.
 #ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_TRT_RUNTIME_CONFIG_H_
@@ -23,10 +28,13 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/runtime/runtime_settings.h"
+#include "core/runtime/sha256.h"
 #include "core/runtime/trt_interface.h"
 #include "core/util/file_lock.h"
 
@@ -35,7 +43,7 @@ namespace runtime {
 
 class TRTRuntimeConfig final {
  public:
-  explicit TRTRuntimeConfig(RuntimeSettings settings = {},
+  explicit TRTRuntimeConfig(EngineKey engine_key, RuntimeSettings settings = {},
                             std::chrono::milliseconds lock_timeout = util::kDefaultLockTimeout);
   ~TRTRuntimeConfig();
   TRTRuntimeConfig(const TRTRuntimeConfig&) = delete;
@@ -58,7 +66,7 @@ class TRTRuntimeConfig final {
   void BindCommunicator(trt::Engine& engine, void* communicator);
   void ReleaseCommunicator(trt::Engine& engine);
 
-  // Saves the runtime cache to the cache file (if there is one); never throws.
+  // Saves this engine's runtime cache entry if it changed; true if written. Never throws.
   bool SaveRuntimeCache() noexcept;
 
   // Drops the context and the TensorRT objects; call before the engine goes away.
@@ -68,8 +76,13 @@ class TRTRuntimeConfig final {
  private:
   void Recreate(trt::Engine& engine, const char* reason);
 
+  EngineKey engine_key_;
   RuntimeSettings settings_;
   std::chrono::milliseconds lock_timeout_;
+  // What the file holds for this engine, as far as we know: digest and last-use time of
+  // the entry we last loaded or saved (no digest: nothing loaded or saved yet).
+  std::optional<EngineKey> saved_digest_;
+  std::uint64_t saved_last_use_ = 0;
   bool profiling_ = false;
   void* communicator_ = nullptr;
   bool stale_ = true;

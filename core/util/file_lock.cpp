@@ -21,7 +21,7 @@ std::string LockPathFor(const std::string& guarded_path) {
 }
 
 FileLock::FileLock(std::string lock_path, LockMode mode)
-    : path_(std::move(lock_path)), mode_(mode), handle_(platform::OpenLockFile(path_)) {}
+    : path_(std::move(lock_path)), mode_(mode), handle_(platform::OpenLockFile(path_, mode == LockMode::kShared)) {}
 
 FileLock::~FileLock() {
   unlock();
@@ -103,7 +103,7 @@ bool FileLock::AcquireOnce(bool blocking) {
 
 void FileLock::Reopen() {
   Close();
-  handle_ = platform::OpenLockFile(path_);
+  handle_ = platform::OpenLockFile(path_, mode_ == LockMode::kShared);
 }
 
 void FileLock::Close() noexcept {

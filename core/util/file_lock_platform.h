@@ -15,9 +15,12 @@ namespace platform {
 
 extern const std::intptr_t kInvalidHandle;
 
-// Opens or creates the lock file read-write, close-on-exec, refusing a symlink.
-// Throws FileLockError naming the path and the OS error.
-std::intptr_t OpenLockFile(const std::string& path);
+// Opens or creates the lock file read-write, close-on-exec, refusing a symlink. With
+// `read_only_fallback` (shared locks), an existing lock file that cannot be opened for
+// writing (read-only image, another user's file) is opened read-only instead: flock and
+// LockFileEx shared locks work on such descriptors. Throws FileLockError naming the path
+// and the OS error.
+std::intptr_t OpenLockFile(const std::string& path, bool read_only_fallback);
 void CloseLockFile(std::intptr_t handle) noexcept;
 
 // Returns true if the lock was taken, false if another holder has it (only possible

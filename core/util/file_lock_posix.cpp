@@ -26,12 +26,17 @@ namespace {
 
 }  // namespace
 
-std::intptr_t OpenLockFile(const std::string& path) {
+std::intptr_t OpenLockFile(const std::string& path, bool read_only_fallback) {
   int fd;
   do {
     fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
                 0666);  // & ~umask, as py-filelock creates it
   } while (fd < 0 && errno == EINTR);
+  if (fd < 0 && read_only_fallback && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+    do {
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    } while (fd < 0 && errno == EINTR);
+  }
   if (fd < 0) {
     ThrowOsError("cannot open", path, errno);
   }

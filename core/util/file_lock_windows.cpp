@@ -28,7 +28,7 @@ HANDLE AsHandle(std::intptr_t handle) {
 
 }  // namespace
 
-std::intptr_t OpenLockFile(const std::string& path) {
+std::intptr_t OpenLockFile(const std::string& path, bool read_only_fallback) {
   const int wide_length = MultiByteToWideChar(CP_UTF8, 0, path.c_str(), -1, nullptr, 0);
   std::wstring wide_path(wide_length > 0 ? wide_length : 0, L'\0');
   MultiByteToWideChar(CP_UTF8, 0, path.c_str(), -1, &wide_path[0], wide_length);
@@ -36,6 +36,12 @@ std::intptr_t OpenLockFile(const std::string& path) {
   HANDLE handle = CreateFileW(wide_path.c_str(), GENERIC_READ | GENERIC_WRITE,
                               FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_ALWAYS,
                               FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, nullptr);
+  if (handle == INVALID_HANDLE_VALUE && read_only_fallback && GetLastError() == ERROR_ACCESS_DENIED) {
+    // Shared locks work on a read-only handle: a warm cache in a read-only location.
+    handle = CreateFileW(wide_path.c_str(), GENERIC_READ,
+                         FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING,
+                         FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, nullptr);
+  }
   if (handle == INVALID_HANDLE_VALUE) {
     ThrowOsError("cannot open", path, GetLastError());
   }

@@ -120,7 +120,8 @@ def create_engine(record: Any, settings: Any = None) -> Any:
 
 def apply_settings(engine: Any, settings: Any) -> None:
     """Hands a ``runtime.RuntimeSettings`` to a C++ Engine (context recreated lazily)."""
-    engine.set_runtime_settings(settings.cache_path or "", settings.kernel_strategy,
+    # cache_path None (cache disabled) reaches C++ as None; "" is the per-user default.
+    engine.set_runtime_settings(settings.cache_path, settings.kernel_strategy,
                                 settings.cuda_graph_strategy, settings.allocation_strategy)
 
 

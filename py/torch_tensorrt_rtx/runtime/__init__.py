@@ -1,6 +1,7 @@
 """torch_tensorrt_rtx.runtime: run TensorRT-RTX engines from Python, share the JIT cache.
 
-Public API (importing this package never touches CUDA):
+Public API (importing this package never touches CUDA, and imports torch only when
+``TRTModule`` is first used):
 
 - ``EngineRecord`` (+ ``EngineRecordError``, ``LAYOUT``, ``ABI_VERSION``): the engine
   record. ``EngineRecord.new(engine_bytes, *, name, input_names, output_names, device=None,
@@ -20,9 +21,11 @@ Public API (importing this package never touches CUDA):
   ``cache_path``, ``kernel_strategy`` (``KERNEL_STRATEGIES``), ``cuda_graph_strategy``
   (``CUDA_GRAPH_STRATEGIES``), ``allocation_strategy`` (``ALLOCATION_STRATEGIES``).
   ``current_settings()``, ``RuntimeSettings``.
-- ``RuntimeCacheFile(path, lock_timeout=DEFAULT_LOCK_TIMEOUT_S)``: the cache file store
-  (``try_load(deserialize)``, ``try_save(serialize)``, ``try_read()``,
-  ``try_save_bytes(blob)``), ``default_cache_path()``, ``LOCK_SUFFIX``.
+- ``RuntimeCacheFile(path, lock_timeout=DEFAULT_LOCK_TIMEOUT_S, max_bytes=None)``: the
+  cache file store, a container of one entry per engine (``try_load_entry(key)``,
+  ``try_load(key, deserialize)``, ``try_save_entry(key, blob)``, ``try_read_index()``),
+  ``engine_key(engine_bytes)``, ``default_cache_path()``, ``LOCK_SUFFIX``.
+  ``settings(cache_path=None)`` disables the cache.
 - ``supported_gpu()``, ``RTXGPUUnavailableError``: detect a GPU TensorRT-RTX runs on.
 """
 from torch_tensorrt_rtx.runtime.device import (RTXGPUUnavailableError, is_supported_compute_capability,
@@ -30,14 +33,26 @@ from torch_tensorrt_rtx.runtime.device import (RTXGPUUnavailableError, is_suppor
 from torch_tensorrt_rtx.runtime.engine_record import (ABI_VERSION, LAYOUT, EngineRecord,
                                                       EngineRecordError)
 from torch_tensorrt_rtx.runtime.runtime_cache_file import (DEFAULT_LOCK_TIMEOUT_S, LOCK_SUFFIX,
-                                                           RuntimeCacheFile, default_cache_path)
+                                                           RuntimeCacheFile, default_cache_path,
+                                                           engine_key)
 from torch_tensorrt_rtx.runtime.runtime_settings import (ALLOCATION_STRATEGIES, CUDA_GRAPH_STRATEGIES,
-                                                 KERNEL_STRATEGIES, RuntimeSettings,
+                                                 DEFAULT_CACHE_PATH, KERNEL_STRATEGIES, RuntimeSettings,
                                                  current_settings, settings)
-from torch_tensorrt_rtx.runtime.trt_module import InputShapeError, TRTModule
+
+
+def __getattr__(name):
+    # TRTModule needs torch: import it on first use, so that tools and worker processes
+    # that only touch the cache file or records (the cache tests' children) start fast.
+    if name in ("TRTModule", "InputShapeError"):
+        from torch_tensorrt_rtx.runtime import trt_module
+
+        return getattr(trt_module, name)
+    raise AttributeError(f"module 'torch_tensorrt_rtx.runtime' has no attribute {name!r}")
+
 
 __all__ = [
-    "ABI_VERSION", "ALLOCATION_STRATEGIES", "CUDA_GRAPH_STRATEGIES", "DEFAULT_LOCK_TIMEOUT_S",
+    "ABI_VERSION", "ALLOCATION_STRATEGIES", "CUDA_GRAPH_STRATEGIES", "DEFAULT_CACHE_PATH",
+    "DEFAULT_LOCK_TIMEOUT_S", "engine_key",
     "EngineRecord", "EngineRecordError", "InputShapeError", "KERNEL_STRATEGIES", "LAYOUT",
     "LOCK_SUFFIX", "RTXGPUUnavailableError", "RuntimeCacheFile", "RuntimeSettings",
     "TRTModule", "current_settings", "default_cache_path", "is_supported_compute_capability",

@@ -55,8 +55,18 @@ class CacheProtocol(NamedTuple):
     lock_suffix: str  # the lock file of cache P is P + lock_suffix
     lock_timeout_ms: int
     lock_poll_interval_ms: int
-    default_cache_dir: str  # under $XDG_CACHE_HOME or ~/.cache
+    default_cache_dir: str  # under $XDG_CACHE_HOME or ~/.cache (%LOCALAPPDATA% on Windows)
     default_cache_file: str
+    temp_marker: str  # temp files are "<cache name><marker><random>"
+    container_magic: str  # 8 ASCII bytes opening a cache container
+    container_version: int
+    max_entries_count: int
+    default_max_bytes: int  # the size cap, unless max_bytes_env says otherwise
+    max_bytes_env: str
+    touch_interval_s: int  # an unchanged entry is rewritten to refresh its last use this late
+
+
+_NUMBER_SUFFIXES = ("_ms", "_s", "_bytes", "_count", "_version")
 
 
 def _directives(text: str):
@@ -127,10 +137,15 @@ def parse_cache_protocol(text: str, source: str = "<cache protocol>") -> CachePr
     if missing:
         raise DefinitionError(f"{source}: missing {', '.join(missing)}")
     try:
-        return CacheProtocol(**{name: int(value) if name.endswith("_ms") else value
-                                for name, value in values.items()})
+        protocol = CacheProtocol(**{name: int(value) if name.endswith(_NUMBER_SUFFIXES) else value
+                                    for name, value in values.items()})
     except ValueError as exc:
-        raise DefinitionError(f"{source}: the *_ms entries must be whole milliseconds ({exc})") from None
+        raise DefinitionError(f"{source}: the entries named *{'/*'.join(_NUMBER_SUFFIXES)} must be "
+                              f"whole numbers ({exc})") from None
+    if len(protocol.container_magic.encode("ascii")) != PACK_MAGIC_LENGTH:
+        raise DefinitionError(f"{source}: container_magic must be {PACK_MAGIC_LENGTH} ASCII bytes, "
+                              f"found {protocol.container_magic!r}")
+    return protocol
 
 
 LAYOUT = parse_layout(LAYOUT_FILE.read_text(encoding="utf-8"), str(LAYOUT_FILE))

@@ -1,233 +1,322 @@
-"""The runtime cache file store: many processes share one JIT runtime cache file safely.
+"""The runtime cache file store: many engines and processes share one cache file and keep
+every engine's JIT kernels.
 
-``RuntimeCacheFile(path)`` implements the cache file protocol (DESIGN.md, "The cache file
-protocol"); the C++ runtime implements the same steps byte for byte:
-
-- Lock: ``<path>.lock`` through py-filelock (``flock(2)`` on Unix, ``LockFileEx`` on
-  Windows), ``DEFAULT_LOCK_TIMEOUT_S`` seconds. The lock file is never deleted.
-- Load: under the lock read the whole file, release, then deserialize. Missing -> start
-  empty. Deserialize fails (corrupt, truncated, other GPU/version) -> warning naming the
-  file, start empty.
-- Save: serialize first, outside the lock; skip an empty or failed serialization.
-  Create missing parent directories (mode 0o700). Under the lock: delete stale temp
-  files ``<name>.*.tmp`` (a temp file only lives while its writer holds the lock, so any
-  found under the lock belongs to a killed writer), write a uniquely named temp file
-  ``<name>.<random>.tmp`` in the same directory, flush + fsync, ``os.replace`` over the
-  cache, fsync the directory.
-- The lock is polled every ``LOCK_POLL_INTERVAL_S`` (50 ms).
-- Lock timeout or I/O error -> warning, the cache file is left untouched, carry on.
-- A symlink at the cache path (or at the lock path) is refused with a warning: replacing
-  it would silently swap the link for a regular file, and following it would let whoever
-  planted it pick which file we overwrite.
-
-It works on raw bytes and callables, so it needs no GPU::
+The file is a container (``cache_container``) of entries keyed by engine identity, the
+SHA-256 of the serialized engine, the same in every process and both runtimes. The C++
+runtime (``core/runtime/runtime_cache_file.h``) implements the same protocol and writes
+the same bytes::
 
     store = RuntimeCacheFile(default_cache_path())
-    store.try_load(runtime_cache.deserialize)          # -> bool, never raises for I/O
-    store.try_save(lambda: runtime_cache.serialize())  # -> bool, never raises for I/O
+    key = engine_key(engine_bytes)
+    entry = store.try_load_entry(key)          # -> CachedEntry | None, never raises for I/O
+    store.try_save_entry(key, cache.serialize())  # -> bool, never raises for I/O
 
-Failures that happen in normal operation are reported by the ``try_`` methods' return
-value plus a logged warning; exceptions are left for programming errors.
+- Lock: ``<path>.lock`` (``flock(2)`` on Unix, ``LockFileEx`` byte (0, 1) on Windows),
+  ``DEFAULT_LOCK_TIMEOUT_S`` polled every ``LOCK_POLL_INTERVAL_S``; never deleted.
+- Load, under a shared lock (read-only where the lock file cannot be written; with no
+  lock at all where it does not exist and cannot be created, since then nobody can
+  write the cache either): the header, the index and this engine's entry only.
+- Save, under py-filelock's exclusive lock: read the index, keep every other engine's
+  entry (least recently used ones go only if the size cap needs room), write
+  ``<name><temp_marker><random>`` beside the cache, fsync, replace, fsync the directory.
+  An empty serialization is never written.
+- Refused with a warning, never overwritten: a symlink, FIFO or device at the path, a
+  file or directory other users can write, a file that is not a container of ours or
+  of another format version. A file larger than the cap is not loaded. A corrupt
+  container of ours is not loaded and is replaced by the next save.
+- Lock timeout or I/O error: warning, the file untouched, carry on.
 """
 from __future__ import annotations
 
-import glob
+import errno
+import hashlib
 import logging
 import os
-import sys
-import tempfile
+import time
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, List, NamedTuple, Optional, Union
 
 import filelock
 
+from torch_tensorrt_rtx.runtime import cache_container as container
+from torch_tensorrt_rtx.runtime import cache_file_io as io
+from torch_tensorrt_rtx.runtime.cache_file_io import CacheFileRefused, default_cache_path
 from torch_tensorrt_rtx.runtime.definitions import CACHE_PROTOCOL
 
 logger = logging.getLogger(__name__)
 
-# The protocol's constants come from cache_protocol.txt, which the C++ runtime reads too.
 DEFAULT_LOCK_TIMEOUT_S = CACHE_PROTOCOL.lock_timeout_ms / 1000
 LOCK_POLL_INTERVAL_S = CACHE_PROTOCOL.lock_poll_interval_ms / 1000
 LOCK_SUFFIX = CACHE_PROTOCOL.lock_suffix
-# Per-user default location: $XDG_CACHE_HOME/<dir>/<file>, else ~/.cache/<dir>/<file>.
-DEFAULT_CACHE_DIR_NAME = CACHE_PROTOCOL.default_cache_dir
-DEFAULT_CACHE_FILE_NAME = CACHE_PROTOCOL.default_cache_file
-# Temp files are "<cache name>.<random>.tmp" in the cache's directory. They exist only
-# while their writer holds the lock, so one found under the lock belongs to a dead writer.
-_TEMP_SUFFIX = ".tmp"
+TOUCH_INTERVAL_S = CACHE_PROTOCOL.touch_interval_s
+_COPY_CHUNK = 1 << 22
 
 Blob = Union[bytes, bytearray, memoryview]
 
+__all__ = ["CachedEntry", "RuntimeCacheFile", "default_cache_path", "engine_key", "max_bytes_from_env"]
 
-def default_cache_path(create_dir: bool = True) -> Path:
-    """The per-user runtime cache file; its directory is created with mode 0o700."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    # The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    directory = base / DEFAULT_CACHE_DIR_NAME
-    if create_dir:
+
+def engine_key(engine: Blob) -> bytes:
+    """An engine's identity in the cache: SHA-256 of its serialized bytes."""
+    return hashlib.sha256(engine).digest()
+
+
+def max_bytes_from_env(environ=None) -> int:
+    """The size cap: $TORCH_TENSORRT_RTX_CACHE_MAX_BYTES if a positive integer, else 1 GiB."""
+    env = os.environ if environ is None else environ
+    text = env.get(CACHE_PROTOCOL.max_bytes_env, "")
+    if text:
         try:
-            _make_private_dirs(directory)
-        except OSError as exc:
-            logger.warning("cannot create runtime cache directory %s: %s", directory, exc)
-    return directory / DEFAULT_CACHE_FILE_NAME
+            value = int(text)
+            if value > 0:
+                return value
+        except ValueError:
+            pass
+        logger.warning("runtime cache: ignoring %s=%r (expected a positive number of bytes); "
+                       "using %d", CACHE_PROTOCOL.max_bytes_env, text, CACHE_PROTOCOL.default_max_bytes)
+    return CACHE_PROTOCOL.default_max_bytes
+
+
+class CachedEntry(NamedTuple):
+    data: bytearray  # read straight from the file into this one buffer
+    last_use: int  # Unix seconds of the entry's last save
 
 
 class RuntimeCacheFile:
     """One cache file plus its lock file; see the module docstring for the protocol."""
 
-    def __init__(self, path: Union[str, os.PathLike], *,
-                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
-        self.path = Path(os.path.abspath(os.fspath(path)))
+    def __init__(self, path: Union[str, os.PathLike], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+                 max_bytes: Optional[int] = None) -> None:
+        self.path = Path(os.path.abspath(io.check_path(path)))
         self.lock_path = self.path.with_name(self.path.name + LOCK_SUFFIX)
         self.lock_timeout = float(lock_timeout)
+        self.max_bytes = int(max_bytes) if max_bytes is not None else max_bytes_from_env()
+        if self.max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, found {max_bytes}")
 
     def __repr__(self) -> str:
         return f"RuntimeCacheFile({str(self.path)!r})"
 
-    def _refuse_symlink(self, action: str) -> bool:
-        for p in (self.path, self.lock_path):
-            if os.path.islink(p):  # False on any lstat error, as in the C++ runtime
-                logger.warning(
-                    "runtime cache: not %s %s: %s is a symlink (expected a regular file); "
-                    "set the cache path to the link's target instead", action, self.path, p)
-                return True
-        return False
-
-    def _lock(self):
-        # A fresh lock object per operation: filelock objects are reentrant and
-        # thread-local, and a shared one would hide contention between our own threads.
-        lock = filelock.FileLock(str(self.lock_path), timeout=self.lock_timeout)
-        return lock.acquire(poll_interval=LOCK_POLL_INTERVAL_S)
-
     # -- load -------------------------------------------------------------------------
-    def try_read(self) -> Optional[bytes]:
-        """The whole file read under the lock; None if missing, refused or unreadable."""
-        if self._refuse_symlink("loading"):
+    def try_load_entry(self, key: bytes) -> Optional[CachedEntry]:
+        """This engine's entry, or None (missing, refused, unreadable: warnings say why)."""
+        found = self._under_shared_lock(lambda fd: self._read_entry(fd, key), "loading")
+        return found if isinstance(found, CachedEntry) else None
+
+    def try_load(self, key: bytes, deserialize: Callable[[memoryview], object]) -> Optional[CachedEntry]:
+        """Load this engine's entry and hand it to ``deserialize``; the entry if accepted.
+
+        ``deserialize`` returns falsy or raises to reject the bytes (another GPU or
+        TensorRT-RTX version): a warning, and the caller starts empty.
+        """
+        entry = self.try_load_entry(key)
+        if entry is None:
             return None
-        if not os.path.exists(self.path):  # False on any stat error, as in the C++ runtime
-            return None  # fast path, no lock file created just to find nothing
         try:
-            with self._lock():
-                try:
-                    with open(self.path, "rb") as f:
-                        return f.read()
-                except FileNotFoundError:
+            ok, reason = bool(deserialize(memoryview(entry.data))), "rejected by the runtime"
+        except Exception as exc:
+            ok, reason = False, f"{type(exc).__name__}: {exc}"
+        if not ok:
+            logger.warning("runtime cache: cannot use the entry for engine %s in %s (%d bytes): "
+                           "%s (other GPU or TensorRT-RTX version?); starting with an empty cache",
+                           key.hex()[:16], self.path, len(entry.data), reason)
+            return None
+        return entry
+
+    def try_read_index(self) -> Optional[List[container.Entry]]:
+        """Every entry's key, last use and size (for tools and tests); None if unreadable."""
+        found = self._under_shared_lock(self._read_index, "reading")
+        return found if isinstance(found, list) else None
+
+    def _read_index(self, fd: int) -> List[container.Entry]:
+        size = os.fstat(fd).st_size
+        header = container.parse_header(bytes(io.read_exactly(
+            fd, 0, min(size, container.HEADER_SIZE), self.path)), size)
+        if size == 0:
+            return []
+        index = io.read_exactly(fd, container.HEADER_SIZE,
+                                header.count * container.INDEX_ENTRY_SIZE, self.path)
+        return container.parse_index(bytes(index), header, size)
+
+    def _read_entry(self, fd: int, key: bytes) -> Optional[CachedEntry]:
+        for entry in self._read_index(fd):
+            if entry.key == key:
+                return CachedEntry(io.read_exactly(fd, entry.offset, entry.size, self.path),
+                                   entry.last_use)
+        logger.debug("runtime cache: no entry for engine %s in %s", key.hex()[:16], self.path)
+        return None
+
+    def _under_shared_lock(self, read: Callable[[int], object], action: str) -> object:
+        try:
+            if not os.path.lexists(self.path):
+                return None  # fast path: no lock file created just to find nothing
+            with _SharedLock(self.lock_path, self.lock_timeout):
+                fd = io.open_cache_for_reading(self.path, self.max_bytes)
+                if fd is None:
                     return None
+                try:
+                    return read(fd)
+                finally:
+                    os.close(fd)
         except filelock.Timeout:
             logger.warning("runtime cache: could not lock %s within %.1f s; starting with an "
                            "empty cache", self.lock_path, self.lock_timeout)
+        except CacheFileRefused as exc:
+            logger.warning("runtime cache: not %s %s: %s", action, self.path, exc)
+        except container.ContainerError as exc:
+            logger.warning("runtime cache: not %s %s: %s; starting with an empty cache",
+                           action, self.path, exc)
         except OSError as exc:
             logger.warning("runtime cache: cannot read %s (%s); starting with an empty cache",
                            self.path, exc)
         return None
 
-    def try_load(self, deserialize: Callable[[memoryview], object]) -> bool:
-        """Read the file and hand it to ``deserialize``; True if it accepted the bytes.
-
-        ``deserialize`` returns falsy or raises to reject the bytes (corrupt, truncated,
-        another GPU or version): that gives a warning and the caller starts empty.
-        """
-        data = self.try_read()
-        if data is None:
-            return False
-        try:
-            ok = deserialize(memoryview(data))
-        except Exception as exc:
-            ok, reason = False, f"{type(exc).__name__}: {exc}"
-        else:
-            reason = "rejected by the runtime (corrupt, truncated, or from another GPU/version)"
-        if not ok:
-            logger.warning("runtime cache: cannot use %s (%d bytes): %s; starting with an "
-                           "empty cache", self.path, len(data), reason)
-            return False
-        return True
-
     # -- save -------------------------------------------------------------------------
-    def try_save(self, serialize: Callable[[], Optional[Blob]]) -> bool:
-        """Serialize (outside the lock), then atomically replace the file; True if written."""
-        try:
-            blob = serialize()
-        except Exception as exc:
-            logger.warning("runtime cache: serialization failed (%s: %s); %s left untouched",
-                           type(exc).__name__, exc, self.path)
-            return False
-        return self.try_save_bytes(blob)
-
-    def try_save_bytes(self, blob: Optional[Blob]) -> bool:
-        if blob is None or memoryview(blob).nbytes == 0:
+    def try_save_entry(self, key: bytes, data: Optional[Blob], *, now: Optional[int] = None) -> bool:
+        """Replace this engine's entry, keeping every other engine's; True if written."""
+        if data is None or memoryview(data).nbytes == 0:
             logger.debug("runtime cache: nothing to save to %s", self.path)
             return False
-        if self._refuse_symlink("saving"):
+        data = memoryview(data).cast("B")
+        if container.file_size_of([data.nbytes]) > self.max_bytes:
+            logger.warning("runtime cache: the entry for engine %s (%d bytes) alone exceeds the "
+                           "cache size cap of %d bytes (%s); %s left untouched", key.hex()[:16],
+                           data.nbytes, self.max_bytes, CACHE_PROTOCOL.max_bytes_env, self.path)
             return False
         try:
-            _make_private_dirs(self.path.parent)
-            with self._lock():
-                self._replace_under_lock(memoryview(blob).cast("B"))
+            if os.path.islink(self.path) or os.path.islink(self.lock_path):
+                raise CacheFileRefused("a symlink is at the cache or lock path (expected a regular "
+                                       "file); set the cache path to the link's target instead")
+            io.make_private_dirs(self.path.parent)
+            io.check_directory(self.path.parent)
+            lock = filelock.FileLock(str(self.lock_path), timeout=self.lock_timeout)
+            with lock.acquire(poll_interval=LOCK_POLL_INTERVAL_S):
+                self._save_under_lock(key, data, int(time.time()) if now is None else int(now))
             return True
         except filelock.Timeout:
             logger.warning("runtime cache: could not lock %s within %.1f s; %s left untouched",
                            self.lock_path, self.lock_timeout, self.path)
+        except CacheFileRefused as exc:
+            logger.warning("runtime cache: not saving to %s: %s; file left untouched", self.path, exc)
         except OSError as exc:
-            logger.warning("runtime cache: cannot write %s (%s); file left untouched",
-                           self.path, exc)
+            logger.warning("runtime cache: cannot write %s (%s); file left untouched", self.path, exc)
         return False
 
-    def _replace_under_lock(self, data: memoryview) -> None:
-        directory = self.path.parent
-        self._remove_stale_temp_files()
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=_TEMP_SUFFIX,
-                                   dir=directory)
+    def _save_under_lock(self, key: bytes, data: memoryview, now: int) -> None:
+        io.remove_stale_temp_files(self.path)
+        fd = io.open_cache_for_reading(self.path, None)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            # Check again under the lock: the link may have appeared after our first look.
-            if self.path.is_symlink():
-                raise OSError(f"{self.path} became a symlink")
-            os.replace(tmp, self.path)
-        except BaseException:
+            entries: List[container.Entry] = []
+            if fd is not None:
+                try:
+                    entries = self._read_index(fd)
+                except container.ContainerError as exc:
+                    if exc.verdict != "corrupt":
+                        raise CacheFileRefused(f"{exc}; move it away or choose another cache "
+                                               f"path") from None
+                    logger.warning("runtime cache: %s is a damaged cache (%s); replacing it",
+                                   self.path, exc)
+            kept = container.entries_to_keep(entries, key, data.nbytes, self.max_bytes)
+            evicted = len([e for e in entries if e.key != key]) - len(kept)
+            if evicted:
+                logger.info("runtime cache: evicting %d least recently used entries from %s to "
+                            "stay under %d bytes", evicted, self.path, self.max_bytes)
+            prefix = container.encode_prefix([(e.key, e.last_use, e.size) for e in kept]
+                                             + [(key, now, data.nbytes)])
+            out, temp = io.create_temp_file(self.path)
             try:
-                os.unlink(tmp)
+                with out:
+                    out.write(prefix)
+                    for entry in kept:
+                        _copy_range(fd, entry.offset, entry.size, out, self.path)
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                if fd is not None:
+                    os.close(fd)  # Windows cannot replace a file that is still open
+                    fd = None
+                if os.path.islink(self.path):  # may have appeared after our first look
+                    raise CacheFileRefused(f"{self.path} became a symlink")
+                io.replace_file(temp, self.path)
+            except BaseException:
+                try:
+                    os.unlink(temp)
+                except OSError:
+                    pass
+                raise
+        finally:
+            if fd is not None:
+                os.close(fd)
+        io.fsync_directory(self.path.parent)
+
+
+def _copy_range(fd: int, offset: int, size: int, out, path: Path) -> None:
+    done = 0
+    while done < size:
+        step = min(_COPY_CHUNK, size - done)
+        out.write(io.read_exactly(fd, offset + done, step, path))
+        done += step
+
+
+class _SharedLock:
+    """The load side's lock: flock(LOCK_SH) on Unix, opening the lock file read-only where it
+    cannot be written, and no lock where it neither exists nor can be created (then no
+    writer can exist). Windows: py-filelock's exclusive lock."""
+
+    def __init__(self, lock_path: Path, timeout: float) -> None:
+        self.lock_path, self.timeout = lock_path, timeout
+        self._fd: Optional[int] = None
+        self._exclusive = None
+
+    def __enter__(self) -> "_SharedLock":
+        if io.current_platform() == io.WINDOWS:
+            self._exclusive = filelock.FileLock(str(self.lock_path), timeout=self.timeout)
+            self._exclusive.acquire(poll_interval=LOCK_POLL_INTERVAL_S)
+            return self
+        import fcntl
+
+        deadline = time.monotonic() + self.timeout
+        while True:
+            fd = _open_lock_file(self.lock_path)
+            if fd is None:
+                return self
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() >= deadline:
+                    raise filelock.Timeout(str(self.lock_path)) from None
+                time.sleep(LOCK_POLL_INTERVAL_S)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            # A peer that unlinks the lock file on release may have done so between our
+            # open and our flock: then we hold a lock nobody else will ever see. Retry.
+            try:
+                held, there = os.fstat(fd), os.stat(self.lock_path, follow_symlinks=False)
+                if held.st_nlink > 0 and (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino):
+                    self._fd = fd
+                    return self
             except OSError:
                 pass
+            os.close(fd)
+
+    def __exit__(self, *exc) -> None:
+        if self._exclusive is not None:
+            self._exclusive.release()
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+
+
+def _open_lock_file(lock_path: Path) -> Optional[int]:
+    nofollow_cloexec = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT | nofollow_cloexec, 0o666)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
-        _fsync_directory(directory)
-
-    def _remove_stale_temp_files(self) -> None:
-        """Delete temp files left by writers killed mid-save (call only under the lock)."""
-        for stale in self.path.parent.glob(f"{glob.escape(self.path.name)}.*{_TEMP_SUFFIX}"):
-            # The random part is non-empty and has no dot: "<name>.gpu1.<random>.tmp" is
-            # the temp file of another cache, guarded by another lock.
-            middle = stale.name[len(self.path.name) + 1:-len(_TEMP_SUFFIX)]
-            if not middle or "." in middle:
-                continue
-            try:
-                stale.unlink()
-                logger.info("runtime cache: removed %s left by an interrupted save", stale)
-            except OSError:
-                pass  # best effort; a leftover temp file costs disk space, nothing else
-
-
-def _make_private_dirs(directory: Path) -> None:
-    """Create missing directories, every level with mode 0o700 (``mkdir(parents=True)``
-    gives the intermediate ones the default mode)."""
-    if os.path.exists(directory) or directory.parent == directory:
-        return
-    _make_private_dirs(directory.parent)
     try:
-        directory.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable. Windows cannot open directories; its rename is journaled."""
-    if sys.platform == "win32":
-        return
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return os.open(lock_path, os.O_RDONLY | nofollow_cloexec)  # flock works read-only
+    except FileNotFoundError:
+        return None

@@ -48,11 +48,20 @@ def _check_name(setting: str, value: Any) -> str:
     return value.lower()
 
 
+# cache_path meaning "the per-user default file" (an empty path names no file).
+DEFAULT_CACHE_PATH = ""
+
+
 @dataclasses.dataclass(frozen=True)
 class RuntimeSettings:
-    """Runtime settings. ``cache_path=None`` means the per-user default cache file."""
+    """Runtime settings.
 
-    cache_path: str | None = None
+    ``cache_path``: the runtime cache file; ``DEFAULT_CACHE_PATH`` (the default, "") means
+    the per-user file (``default_cache_path()``), ``None`` disables the cache (no load, no
+    save).
+    """
+
+    cache_path: str | None = ""
     kernel_strategy: str = KERNEL_STRATEGIES[0]
     cuda_graph_strategy: str = CUDA_GRAPH_STRATEGIES[0]
     allocation_strategy: str = ALLOCATION_STRATEGIES[0]
@@ -61,7 +70,14 @@ class RuntimeSettings:
         for setting in _VALID:
             object.__setattr__(self, setting, _check_name(setting, getattr(self, setting)))
         if self.cache_path is not None:
-            object.__setattr__(self, "cache_path", os.fspath(self.cache_path))
+            path = os.fspath(self.cache_path)
+            if not isinstance(path, str):
+                path = os.fsdecode(path)
+            if "\0" in path:
+                raise ValueError(f"cache_path {path!r} contains a NUL character; expected a file "
+                                 f"path, {DEFAULT_CACHE_PATH!r} for the per-user default or None "
+                                 f"to disable the cache")
+            object.__setattr__(self, "cache_path", path)
 
     def replace(self, **changes: Any) -> "RuntimeSettings":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}

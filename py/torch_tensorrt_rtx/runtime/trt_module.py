@@ -15,7 +15,9 @@ Contract:
   saves the runtime cache first, then builds a fresh ``IRuntimeConfig`` with the runtime
   cache and every strategy, then creates the context. A settings change (scope, or
   ``set_runtime_settings``) recreates the context at the next forward.
-- The runtime cache is saved before every context recreation, by
+- The runtime cache is one entry (keyed by the engine's SHA-256) of the shared cache file:
+  other engines' entries are never dropped by this module's saves. ``cache_path=None``
+  disables it. It is saved, when it changed, before every context recreation, by
   ``save_runtime_cache()``, at the exit of a settings scope, at garbage collection and
   at interpreter exit. Saving never raises out of ``__del__`` or at exit.
 - Inputs and outputs are torch CUDA tensors; work is enqueued on torch's current stream.
@@ -34,9 +36,12 @@ import atexit
 import contextlib
 import hashlib
 import logging
+import os
 import sys
 import threading
+import time
 import weakref
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import torch
@@ -45,7 +50,8 @@ from torch_tensorrt_rtx.runtime import runtime_settings as _settings
 from torch_tensorrt_rtx.runtime.device import require_supported_gpu
 from torch_tensorrt_rtx.runtime.engine_record import (EngineRecord, EngineRecordError,
                                                       check_engine_bytes)
-from torch_tensorrt_rtx.runtime.runtime_cache_file import RuntimeCacheFile, default_cache_path
+from torch_tensorrt_rtx.runtime.runtime_cache_file import (TOUCH_INTERVAL_S, RuntimeCacheFile,
+                                                           default_cache_path, engine_key)
 from torch_tensorrt_rtx.runtime.runtime_settings import RuntimeSettings
 
 logger = logging.getLogger(__name__)
@@ -90,6 +96,8 @@ class TRTModule(torch.nn.Module):
         self._runtime_cache = None
         self._cache_file: Optional[RuntimeCacheFile] = None
         self._saved_digest: Optional[bytes] = None
+        self._saved_last_use: Optional[int] = None
+        self._key: Optional[bytes] = None
         _settings.register_cache_owner(self)
 
     def extra_repr(self) -> str:
@@ -170,12 +178,15 @@ class TRTModule(torch.nn.Module):
         self.save_runtime_cache()
         self._context, self._context_settings = None, None
         config = engine.create_runtime_config()
-        path = s.cache_path if s.cache_path is not None else default_cache_path()
-        if self._runtime_cache is None or self._cache_file.path != RuntimeCacheFile(path).path:
+        store = self._cache_store_for(s)
+        if self._runtime_cache is None or store != self._cache_file:
             self._runtime_cache = config.create_runtime_cache()
-            self._cache_file = RuntimeCacheFile(path)
-            self._saved_digest = None
-            self._cache_file.try_load(self._load_into_cache)
+            self._cache_file, self._saved_digest, self._saved_last_use = store, None, None
+            if store is not None:
+                entry = store.try_load(self._engine_key(), self._runtime_cache.deserialize)
+                if entry is not None:
+                    self._saved_digest = hashlib.sha256(entry.data).digest()
+                    self._saved_last_use = entry.last_use
         config.set_runtime_cache(self._runtime_cache)
         config.dynamic_shapes_kernel_specialization_strategy = s.trt_enum("kernel_strategy", api)
         config.cuda_graph_strategy = s.trt_enum("cuda_graph_strategy", api)
@@ -188,19 +199,29 @@ class TRTModule(torch.nn.Module):
         self._context, self._context_settings = context, s
         logger.debug("TRTModule %r: execution context created with %s", self.name, s)
 
-    def _load_into_cache(self, blob: memoryview) -> bool:
-        ok = bool(self._runtime_cache.deserialize(blob))
-        if ok:
-            self._saved_digest = hashlib.blake2b(blob).digest()
-        return ok
+    def _cache_store_for(self, s: RuntimeSettings) -> Optional[RuntimeCacheFile]:
+        """The store for ``s.cache_path`` (None: the cache is disabled), reused while the
+        path is unchanged."""
+        if s.cache_path is None:
+            return None
+        path = s.cache_path or default_cache_path()
+        if self._cache_file is not None and self._cache_file.path == Path(os.path.abspath(path)):
+            return self._cache_file
+        return RuntimeCacheFile(path)
+
+    def _engine_key(self) -> bytes:
+        if self._key is None:
+            self._key = engine_key(self.record.engine)
+        return self._key
 
     def has_dynamic_inputs(self) -> bool:
         engine = self._ensure_engine()
         return any(-1 in tuple(engine.get_tensor_shape(n)) for n in self.record.input_names)
 
     def save_runtime_cache(self) -> bool:
-        """Save the runtime cache to its file if it changed; True if written. Never raises
-        for I/O problems (they are logged as warnings)."""
+        """Save this engine's entry of the runtime cache file if it changed (or its last-use
+        time is older than a day); True if written. Never raises for I/O problems (they
+        are logged as warnings). Other engines' entries in the file are kept."""
         with self._lock:
             cache, store = self._runtime_cache, self._cache_file
             if cache is None or store is None:
@@ -211,12 +232,14 @@ class TRTModule(torch.nn.Module):
                 logger.warning("TRTModule %r: serializing the runtime cache failed: %s",
                                self.name, exc)
                 return False
-            digest = hashlib.blake2b(blob).digest()
-            if digest == self._saved_digest:
+            digest = hashlib.sha256(blob).digest()
+            now = int(time.time())
+            fresh = self._saved_last_use is not None and now - self._saved_last_use < TOUCH_INTERVAL_S
+            if digest == self._saved_digest and fresh:
                 return False  # unchanged since load/save: leave the file alone
-            written = store.try_save_bytes(blob)
+            written = store.try_save_entry(self._engine_key(), blob, now=now)
             if written:
-                self._saved_digest = digest
+                self._saved_digest, self._saved_last_use = digest, now
             return written
 
     # -- execution ----------------------------------------------------------------------

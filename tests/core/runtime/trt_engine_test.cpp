@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "core/runtime/runtime_cache_file.h"
 #include "gtest/gtest.h"
 #include "tests/core/runtime/scripted_backend.h"
 #include "tests/core/util/test_dir.h"
@@ -132,7 +133,12 @@ TEST(TRTEngineTest, SettingsApiRecreatesTheContextAndDestructorSavesTheCache) {
     engine.Context();
     EXPECT_EQ(engine.config().contexts_created(), 2u);
   }
-  EXPECT_EQ(testing::ReadFile(s.cache_path), testing::ScriptedCacheBytes({"blk0/eager"}));
+  // The engine's entry is keyed by the SHA-256 of its serialized engine.
+  const std::string engine_bytes = ScriptedEngineBytes({"x"}, {"y"});
+  const std::optional<CachedEntry> entry =
+      RuntimeCacheFile(s.cache_path).TryLoadEntry(Sha256(engine_bytes.data(), engine_bytes.size()));
+  ASSERT_TRUE(entry.has_value());
+  EXPECT_EQ(entry->data, testing::ScriptedCacheBytes({"blk0/eager"}));
 }
 
 TEST(RuntimeSettingsTest, ParsesPythonNamesAndRejectsUnknownOnes) {

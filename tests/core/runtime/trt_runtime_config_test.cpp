@@ -2,8 +2,12 @@
 // first and applies every strategy, including the NCCL bind/release path.
 #include "core/runtime/trt_runtime_config.h"
 
+#include <sys/stat.h>
+
 #include <memory>
 #include <string>
+
+#include "core/runtime/runtime_cache_file.h"
 
 #include "gtest/gtest.h"
 #include "tests/core/runtime/scripted_backend.h"
@@ -15,6 +19,19 @@ namespace {
 
 using testing::CallLog;
 using testing::ScriptedRuntime;
+
+const EngineKey kKey = Sha256("engine e", 8);
+const EngineKey kOtherKey = Sha256("engine f", 8);
+
+// This engine's entry in the cache file ("" if none).
+std::string EntryOf(const std::string& path, const EngineKey& key = kKey) {
+  std::optional<CachedEntry> entry = RuntimeCacheFile(path).TryLoadEntry(key);
+  return entry ? entry->data : std::string();
+}
+
+void SaveEntry(const std::string& path, const EngineKey& key, const std::string& bytes) {
+  ASSERT_TRUE(RuntimeCacheFile(path).TrySaveEntry(key, bytes.data(), bytes.size()));
+}
 
 class TRTRuntimeConfigTest : public ::testing::Test {
  protected:
@@ -68,7 +85,7 @@ class TRTRuntimeConfigTest : public ::testing::Test {
 };
 
 TEST_F(TRTRuntimeConfigTest, FirstContextAppliesEveryStrategyAndAttachesCache) {
-  TRTRuntimeConfig config(settings_);
+  TRTRuntimeConfig config(kKey, settings_);
   EXPECT_FALSE(config.has_context());
   config.Context(*engine_);
   EXPECT_EQ(config.contexts_created(), 1u);
@@ -77,7 +94,7 @@ TEST_F(TRTRuntimeConfigTest, FirstContextAppliesEveryStrategyAndAttachesCache) {
 }
 
 TEST_F(TRTRuntimeConfigTest, ContextIsReusedUntilSettingsChange) {
-  TRTRuntimeConfig config(settings_);
+  TRTRuntimeConfig config(kKey, settings_);
   trt::ExecutionContext* first = &config.Context(*engine_);
   EXPECT_EQ(&config.Context(*engine_), first);
   config.UpdateSettings(settings_);  // no change: no recreation
@@ -93,7 +110,7 @@ TEST_F(TRTRuntimeConfigTest, ContextIsReusedUntilSettingsChange) {
 }
 
 TEST_F(TRTRuntimeConfigTest, RecreationSavesCacheBeforeCreatingTheNewContext) {
-  TRTRuntimeConfig config(settings_);
+  TRTRuntimeConfig config(kKey, settings_);
   RunShape(config.Context(*engine_), 4);  // JIT e/4x
   log_->Clear();
   RuntimeSettings changed = settings_;
@@ -104,12 +121,12 @@ TEST_F(TRTRuntimeConfigTest, RecreationSavesCacheBeforeCreatingTheNewContext) {
   const int create = log_->Find("engine.create_execution_context");
   ASSERT_GE(save, 0);
   EXPECT_LT(save, create);
-  EXPECT_EQ(testing::ReadFile(settings_.cache_path), testing::ScriptedCacheBytes({"e/4x"}));
+  EXPECT_EQ(EntryOf(settings_.cache_path), testing::ScriptedCacheBytes({"e/4x"}));
   ExpectEveryCreationFullyConfigured(changed);
 }
 
 TEST_F(TRTRuntimeConfigTest, ProfilingToggleRecreatesThroughTheSamePath) {
-  TRTRuntimeConfig config(settings_);
+  TRTRuntimeConfig config(kKey, settings_);
   RunShape(config.Context(*engine_), 3);
   log_->Clear();
   config.SetProfiling(true);
@@ -123,7 +140,7 @@ TEST_F(TRTRuntimeConfigTest, ProfilingToggleRecreatesThroughTheSamePath) {
 // straight from the engine -- no cache flush, no strategies. Here the release must save
 // the cache first and the new context must carry every strategy and the cache.
 TEST_F(TRTRuntimeConfigTest, NcclReleaseSavesCacheAndReappliesEveryStrategy) {
-  TRTRuntimeConfig config(settings_);
+  TRTRuntimeConfig config(kKey, settings_);
   int communicator = 0;
   config.BindCommunicator(*engine_, &communicator);
   EXPECT_GE(log_->Find("context.set_communicator"), 0);
@@ -141,7 +158,7 @@ TEST_F(TRTRuntimeConfigTest, NcclReleaseSavesCacheAndReappliesEveryStrategy) {
   EXPECT_GE(log_->Find("config.allocation_strategy on_profile_change"), 0);
   EXPECT_EQ(log_->Count("context.set_communicator"), 0) << "released communicator re-bound";
   ExpectEveryCreationFullyConfigured(settings_);
-  EXPECT_EQ(testing::ReadFile(settings_.cache_path), testing::ScriptedCacheBytes({"e/7x"}));
+  EXPECT_EQ(EntryOf(settings_.cache_path), testing::ScriptedCacheBytes({"e/7x"}));
   // The kernel survives the recreation: no second JIT for the same shape.
   log_->Clear();
   RunShape(config.Context(*engine_), 7);
@@ -150,37 +167,90 @@ TEST_F(TRTRuntimeConfigTest, NcclReleaseSavesCacheAndReappliesEveryStrategy) {
 
 TEST_F(TRTRuntimeConfigTest, NewProcessLoadsKernelsFromTheCacheFile) {
   {
-    TRTRuntimeConfig config(settings_);
+    TRTRuntimeConfig config(kKey, settings_);
     RunShape(config.Context(*engine_), 5);
   }  // destructor saves
-  EXPECT_EQ(testing::ReadFile(settings_.cache_path), testing::ScriptedCacheBytes({"e/5x"}));
+  EXPECT_EQ(EntryOf(settings_.cache_path), testing::ScriptedCacheBytes({"e/5x"}));
   log_->Clear();
-  TRTRuntimeConfig again(settings_);
+  TRTRuntimeConfig again(kKey, settings_);
   RunShape(again.Context(*engine_), 5);
   EXPECT_EQ(log_->Count("jit"), 0);
   EXPECT_GE(log_->Find("cache.deserialize 1"), 0);
 }
 
 TEST_F(TRTRuntimeConfigTest, CachePathChangeSavesOldFileAndLoadsNewOne) {
-  TRTRuntimeConfig config(settings_);
+  TRTRuntimeConfig config(kKey, settings_);
   RunShape(config.Context(*engine_), 2);
   RuntimeSettings moved = settings_;
   moved.cache_path = dir_ + "/other.bin";
-  testing::WriteFile(moved.cache_path, testing::ScriptedCacheBytes({"e/9x"}));
+  SaveEntry(moved.cache_path, kKey, testing::ScriptedCacheBytes({"e/9x"}));
   config.UpdateSettings(moved);
   RunShape(config.Context(*engine_), 9);
-  EXPECT_EQ(testing::ReadFile(settings_.cache_path), testing::ScriptedCacheBytes({"e/2x"}));
+  EXPECT_EQ(EntryOf(settings_.cache_path), testing::ScriptedCacheBytes({"e/2x"}));
   EXPECT_EQ(log_->Count("jit e/9x"), 0) << "kernel from the new cache file not used";
 }
 
 TEST_F(TRTRuntimeConfigTest, CorruptCacheFileWarnsAndStartsEmpty) {
-  testing::WriteFile(settings_.cache_path, "not a cache");
-  TRTRuntimeConfig config(settings_);
+  SaveEntry(settings_.cache_path, kKey, "not a scripted cache");
+  TRTRuntimeConfig config(kKey, settings_);
   ::testing::internal::CaptureStderr();
   RunShape(config.Context(*engine_), 1);
   const std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("cannot use"), std::string::npos) << err;
   EXPECT_EQ(log_->Count("jit e/1x"), 1);
+}
+
+TEST_F(TRTRuntimeConfigTest, TwoEnginesSharingOneFileKeepEachOthersKernels) {
+  std::unique_ptr<trt::Engine> other =
+      runtime_->DeserializeEngine("f", testing::ScriptedEngineBytes({"x"}, {"y"}));
+  {
+    TRTRuntimeConfig first(kKey, settings_);
+    TRTRuntimeConfig second(kOtherKey, settings_);
+    RunShape(first.Context(*engine_), 3);
+    RunShape(second.Context(*other), 4);
+    EXPECT_TRUE(first.SaveRuntimeCache());
+    EXPECT_TRUE(second.SaveRuntimeCache());
+  }
+  EXPECT_EQ(EntryOf(settings_.cache_path, kKey), testing::ScriptedCacheBytes({"e/3x"}));
+  EXPECT_EQ(EntryOf(settings_.cache_path, kOtherKey), testing::ScriptedCacheBytes({"f/4x"}));
+  log_->Clear();
+  TRTRuntimeConfig again(kKey, settings_);
+  TRTRuntimeConfig again_other(kOtherKey, settings_);
+  RunShape(again.Context(*engine_), 3);
+  RunShape(again_other.Context(*other), 4);
+  EXPECT_EQ(log_->Count("jit"), 0) << "a fresh run JIT-compiled a kernel the file had";
+}
+
+TEST_F(TRTRuntimeConfigTest, UnchangedCacheIsNotRewritten) {
+  {
+    TRTRuntimeConfig config(kKey, settings_);
+    RunShape(config.Context(*engine_), 6);
+  }
+  struct stat before;
+  ASSERT_EQ(stat(settings_.cache_path.c_str(), &before), 0);
+  {
+    TRTRuntimeConfig config(kKey, settings_);
+    RunShape(config.Context(*engine_), 6);  // served from the cache: nothing new
+    EXPECT_FALSE(config.SaveRuntimeCache());
+  }
+  struct stat after;
+  ASSERT_EQ(stat(settings_.cache_path.c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino) << "the file was replaced although nothing changed";
+}
+
+TEST_F(TRTRuntimeConfigTest, DisabledCacheNeitherLoadsNorSaves) {
+  SaveEntry(settings_.cache_path, kKey, testing::ScriptedCacheBytes({"e/8x"}));
+  RuntimeSettings off = settings_;
+  off.cache_enabled = false;
+  {
+    TRTRuntimeConfig config(kKey, off);
+    RunShape(config.Context(*engine_), 8);
+    RunShape(config.Context(*engine_), 2);
+    EXPECT_FALSE(config.SaveRuntimeCache());
+  }
+  EXPECT_EQ(log_->Count("jit e/8x"), 1) << "the disabled cache was loaded";
+  EXPECT_EQ(EntryOf(settings_.cache_path), testing::ScriptedCacheBytes({"e/8x"}))
+      << "the disabled cache was saved";
 }
 
 }  // namespace

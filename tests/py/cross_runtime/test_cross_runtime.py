@@ -1,6 +1,6 @@
 """Python runtime vs C++ runtime on one cache file and one engine record, in real processes.
 
-Scenarios (issue 6): 1. a Python filelock holder makes a C++ save time out without raising,
+Scenarios: 1. a Python filelock holder makes a C++ save time out without raising,
 file untouched, then the save succeeds; 2. the mirror; 3. C++ shared holders block Python
 and coexist; 4. parallel load/save cycles, every read complete; 5. files and records
 written by one runtime load in the other.
@@ -44,7 +44,7 @@ import sys
 from torch_tensorrt_rtx import _C
 store = _C.RuntimeCacheFile(sys.argv[1], timeout=float(sys.argv[2]))
 try:
-    ok = store.try_save_bytes(sys.argv[3].encode())
+    ok = store.try_save_entry(bytes(32), sys.argv[3].encode())
 except BaseException as exc:
     print("raised", type(exc).__name__, flush=True)
     sys.exit(2)
@@ -58,9 +58,17 @@ def _stat(path):
 
 
 # 1 -------------------------------------------------------------------------------------
+KEY = bytes(32)  # the engine key the CXX_SAVE child uses
+
+
+def _entry(cache) -> bytes:
+    found = RuntimeCacheFile(cache).try_load_entry(KEY)
+    return found.data if found else b""
+
+
 def test_python_holder_makes_cxx_save_time_out_without_raising(native, tmp_path):
     cache = tmp_path / "runtime_cache.bin"
-    cache.write_bytes(b"original cache bytes")
+    assert RuntimeCacheFile(cache).try_save_entry(KEY, b"original cache bytes")
     before = (_stat(cache), cache.read_bytes())
     holder = Child(PY_HOLDER, str(cache) + ".lock")
     try:
@@ -77,27 +85,27 @@ def test_python_holder_makes_cxx_save_time_out_without_raising(native, tmp_path)
         holder.finish()
     result = run(CXX_SAVE, cache, "5", "replacement")
     assert result.stdout.strip() == "saved", result.stderr
-    assert cache.read_bytes() == b"replacement"
+    assert _entry(cache) == b"replacement"
 
 
 # 2 -------------------------------------------------------------------------------------
 def test_cxx_holder_makes_python_save_time_out_with_warning(native, tmp_path, caplog):
     cache = tmp_path / "runtime_cache.bin"
-    cache.write_bytes(b"original")
+    assert RuntimeCacheFile(cache).try_save_entry(KEY, b"original")
     before = (_stat(cache), cache.read_bytes())
     holder = Child(CXX_HOLDER, str(cache) + ".lock", "exclusive")
     try:
         holder.expect("locked")
         store = RuntimeCacheFile(cache, lock_timeout=0.5)
         with caplog.at_level(logging.WARNING):
-            assert store.try_save_bytes(b"replacement") is False
+            assert store.try_save_entry(KEY, b"replacement") is False
         assert any("could not lock" in r.getMessage() for r in caplog.records)
         assert (_stat(cache), cache.read_bytes()) == before
     finally:
         code, _, err = holder.finish()
         assert code == 0, err
-    assert RuntimeCacheFile(cache, lock_timeout=5).try_save_bytes(b"replacement")
-    assert cache.read_bytes() == b"replacement"
+    assert RuntimeCacheFile(cache, lock_timeout=5).try_save_entry(KEY, b"replacement")
+    assert _entry(cache) == b"replacement"
 
 
 # 3 -------------------------------------------------------------------------------------
@@ -120,73 +128,57 @@ def test_cxx_shared_holders_coexist_and_block_python(native, tmp_path):
 
 
 # 4 -------------------------------------------------------------------------------------
-# Each writer saves self-checking blobs: magic, writer id, cycle, payload length, sha256.
+# Each writer saves self-checking entries under its own engine key and reads every entry
+# back: magic, cycle, payload length, sha256.
 CYCLES = """
 import hashlib, os, struct, sys
-path, runtime, cycles = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, runtime, name, cycles = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+key = hashlib.sha256(name.encode()).digest()
 if runtime == "cxx":
     from torch_tensorrt_rtx import _C
     store = _C.RuntimeCacheFile(path, timeout=30.0)
-    save, read = store.try_save_bytes, store.try_read
+    save = lambda blob: store.try_save_entry(key, blob)
+    index = lambda: [k for k, *_ in (store.try_read_index() or [])]
+    load = lambda k: (store.try_load_entry(k) or (None,))[0]
 else:
     from torch_tensorrt_rtx.runtime.runtime_cache_file import RuntimeCacheFile
     store = RuntimeCacheFile(path, lock_timeout=30.0)
-    save, read = store.try_save_bytes, store.try_read
+    save = lambda blob: store.try_save_entry(key, blob)
+    index = lambda: [e.key for e in (store.try_read_index() or [])]
+    load = lambda k: getattr(store.try_load_entry(k), "data", None)
 
 def check(blob):
     if blob is None:
-        return True
-    magic, writer, cycle, n = struct.unpack_from("<4s4sII", blob)
-    payload = blob[16:16 + n]
-    return (magic == b"BLOB" and len(blob) == 16 + n + 32
-            and hashlib.sha256(payload).digest() == blob[16 + n:])
+        return True  # replaced between the index read and the load: fine
+    magic, cycle, n = struct.unpack_from("<4sII", blob)
+    payload = blob[12:12 + n]
+    return (magic == b"BLOB" and len(blob) == 12 + n + 32
+            and hashlib.sha256(payload).digest() == blob[12 + n:])
 
 bad = 0
 for i in range(cycles):
     payload = os.urandom(1000 + (i * 7919) % 200000)
-    blob = (struct.pack("<4s4sII", b"BLOB", runtime.encode().ljust(4), i, len(payload))
-            + payload + hashlib.sha256(payload).digest())
+    blob = struct.pack("<4sII", b"BLOB", i, len(payload)) + payload + hashlib.sha256(payload).digest()
     if not save(blob):
         print("save failed", i, flush=True)
         sys.exit(3)
-    if not check(read()):
-        bad += 1
+    bad += sum(not check(load(k)) for k in index())
 print("bad reads", bad, flush=True)
 sys.exit(1 if bad else 0)
 """
 
 
-def test_parallel_python_and_cxx_cycles_only_ever_read_complete_files(native, tmp_path):
+def test_parallel_python_and_cxx_cycles_only_ever_read_complete_entries(native, tmp_path):
     cache = str(tmp_path / "runtime_cache.bin")
-    children = [Child(CYCLES, cache, runtime, "60") for runtime in ("py", "cxx", "py", "cxx")]
+    children = [Child(CYCLES, cache, runtime, f"{runtime}{i}", "40")
+                for i, runtime in enumerate(("py", "cxx", "py", "cxx"))]
     results = [child.finish(timeout=240) for child in children]
     for code, out, err in results:
         assert code == 0, (out, err)
         assert "bad reads 0" in out
-    leftovers = [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    assert len(RuntimeCacheFile(cache).try_read_index()) == 4  # every writer's entry kept
+    leftovers = [p for p in os.listdir(tmp_path) if "tmp" in p]
     assert leftovers == []
-
-
-# 5 -------------------------------------------------------------------------------------
-def test_cache_file_written_by_either_runtime_loads_in_the_other(native, tmp_path):
-    blob = bytes(range(256)) * 100
-    by_cxx = tmp_path / "by_cxx.bin"
-    assert native.RuntimeCacheFile(str(by_cxx)).try_save_bytes(blob)
-    seen = []
-    assert RuntimeCacheFile(by_cxx).try_load(lambda b: seen.append(bytes(b)) or True)
-    assert seen == [blob]
-
-    by_py = tmp_path / "by_py.bin"
-    assert RuntimeCacheFile(by_py).try_save_bytes(blob)
-    result = run("""
-import sys
-from torch_tensorrt_rtx import _C
-got = []
-ok = _C.RuntimeCacheFile(sys.argv[1]).try_load(lambda b: got.append(b) or True)
-print(got[0].hex() if ok else "rejected")
-""", by_py)
-    assert result.returncode == 0, result.stderr
-    assert bytes.fromhex(result.stdout.strip()) == blob
 
 
 SCRIPTED_ENGINE = b"SCRIPTED-ENGINE v1\ninput x\noutput y\n"

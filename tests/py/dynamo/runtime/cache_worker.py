@@ -1,11 +1,11 @@
-"""Child-process helper for the cache file tests: ``python cache_worker.py MODE ...``.
+"""Child-process helper for the Python cache store tests: ``python cache_worker.py MODE ...``.
 
 Modes:
-  cycles PATH N WORKER_ID    N load/save cycles; prints one JSON summary line.
-  hold_lock LOCK_PATH SECS   holds the lock, prints "locked", sleeps SECS.
-  stall_in_replace PATH      saves a new blob but blocks right before os.replace
-                             (after the temp file is written and fsynced), printing
-                             "in-replace" so the parent can SIGKILL it there.
+  cycles PATH N WORKER_ID    N save/load cycles of this worker's own engine entry, reading
+                             other workers' entries too; prints one JSON summary line.
+  stall_in_replace PATH      saves an entry but blocks right before os.replace (after the
+                             temp file is written and fsynced), printing "in-replace" so the
+                             parent can SIGKILL it there.
 """
 from __future__ import annotations
 
@@ -17,9 +17,7 @@ import struct
 import sys
 import time
 
-import filelock
-
-from torch_tensorrt_rtx.runtime.runtime_cache_file import RuntimeCacheFile
+from torch_tensorrt_rtx.runtime.runtime_cache_file import RuntimeCacheFile, engine_key
 
 MAGIC = b"TBLOB1"
 
@@ -45,25 +43,23 @@ def blob_writer(blob: bytes) -> str | None:
 
 def cycles(path: str, n: int, worker: str) -> None:
     store = RuntimeCacheFile(path)
+    own = engine_key(worker.encode())
     seen, bad, written = set(), 0, 0
     for i in range(n):
-        found = []
-        loaded = store.try_load(lambda b: found.append(blob_writer(b)) or found[-1] is not None)
-        if found and found[-1] is None:
-            bad += 1
-        elif loaded:
-            seen.add(found[-1].split(":")[0])
-        if store.try_save(lambda: make_blob(f"{worker}:{i}", random.randint(1, 64 * 1024))):
+        if store.try_save_entry(own, make_blob(f"{worker}:{i}", random.randint(1, 64 * 1024))):
             written += 1
+        for entry in store.try_read_index() or []:
+            found = store.try_load_entry(entry.key)
+            if found is None:
+                continue
+            writer = blob_writer(found.data)
+            if writer is None:
+                bad += 1
+            else:
+                seen.add(writer.split(":")[0])
         if not os.path.exists(store.lock_path):
             bad += 1000  # the lock file must never disappear
     print(json.dumps({"worker": worker, "bad": bad, "written": written, "seen": sorted(seen)}))
-
-
-def hold_lock(lock_path: str, seconds: float) -> None:
-    with filelock.FileLock(lock_path):
-        print("locked", flush=True)
-        time.sleep(seconds)
 
 
 def stall_in_replace(path: str) -> None:
@@ -71,15 +67,13 @@ def stall_in_replace(path: str) -> None:
         print("in-replace", flush=True)
         time.sleep(60)
     os.replace = stall  # the store calls os.replace after writing + fsyncing the temp file
-    RuntimeCacheFile(path).try_save_bytes(make_blob("killed", 4096))
+    RuntimeCacheFile(path).try_save_entry(engine_key(b"killed"), make_blob("killed", 4096))
 
 
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "cycles":
         cycles(args[0], int(args[1]), args[2])
-    elif mode == "hold_lock":
-        hold_lock(args[0], float(args[1]))
     elif mode == "stall_in_replace":
         stall_in_replace(args[0])
     else:

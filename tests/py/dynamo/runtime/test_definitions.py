@@ -1,6 +1,8 @@
 """The shared definitions files: parsed once, used by the record and the settings."""
 import pytest
 
+from torch_tensorrt_rtx.runtime.definitions import CACHE_PROTOCOL_FILE
+
 from torch_tensorrt_rtx import runtime
 from torch_tensorrt_rtx.runtime.definitions import (STRATEGIES, STRATEGIES_FILE, DefinitionError,
                                                      parse_strategies)
@@ -55,8 +57,10 @@ def test_cache_protocol_constants_come_from_the_file():
     ("lock_suffix .lock\n", "missing lock_timeout_ms"),
     ("lock_suffix .lock\nlock_suffix .lck\n", "repeated"),
     ("lock_sufix .lock\n", "unknown"),
-    ("lock_suffix .lock\nlock_timeout_ms ten\nlock_poll_interval_ms 50\n"
-     "default_cache_dir d\ndefault_cache_file f\n", "whole milliseconds"),
+    (CACHE_PROTOCOL_FILE.read_text().replace("lock_timeout_ms 10000", "lock_timeout_ms ten"),
+     "whole numbers"),
+    (CACHE_PROTOCOL_FILE.read_text().replace("container_magic TRTXRTC1", "container_magic LONGMAGIC"),
+     "8 ASCII bytes"),
 ])
 def test_bad_cache_protocol_text_is_rejected(text, message):
     from torch_tensorrt_rtx.runtime.definitions import parse_cache_protocol

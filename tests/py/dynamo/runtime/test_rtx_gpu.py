@@ -43,3 +43,48 @@ def test_shape_outside_profile_is_rejected(tiny_engine_bytes):
 def test_garbage_engine_rejected_by_real_deserializer():
     with pytest.raises(EngineRecordError):
         _module(b"\x00" * 4096)(torch.ones(2, 4, device="cuda"))
+
+
+def _jit_blob(engine, shape, cache_blobs=()):
+    """Run one lazy-specialized inference at `shape` (none if `shape` is None) in a fresh
+    context whose runtime cache first deserializes `cache_blobs` in order; returns the
+    serialized cache afterwards."""
+    import tensorrt_rtx as trt
+
+    config = engine.create_runtime_config()
+    cache = config.create_runtime_cache()
+    for blob in cache_blobs:
+        assert cache.deserialize(blob)
+    config.set_runtime_cache(cache)
+    config.dynamic_shapes_kernel_specialization_strategy = \
+        trt.DynamicShapesKernelSpecializationStrategy.LAZY
+    context = engine.create_execution_context(config)
+    if shape is None:
+        return bytes(cache.serialize())
+    x = torch.randn(*shape, device="cuda")
+    y = torch.empty_like(x)
+    context.set_input_shape("x", tuple(shape))
+    context.set_tensor_address("x", x.data_ptr())
+    context.set_tensor_address("y", y.data_ptr())
+    assert context.execute_async_v3(torch.cuda.current_stream().cuda_stream)
+    torch.cuda.current_stream().synchronize()
+    return bytes(cache.serialize())
+
+
+def test_probe_does_runtime_cache_deserialize_merge_or_replace(tiny_engine_bytes, capsys):
+    """The runtime cache container never relies on the answer; this finds it out on a real GPU."""
+    import tensorrt_rtx as trt
+
+    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(tiny_engine_bytes)
+    first = _jit_blob(engine, (2, 4))
+    second = _jit_blob(engine, (7, 4))
+    both = _jit_blob(engine, None, cache_blobs=(first, second))
+    if both == second:
+        answer = "REPLACE: deserialize discards what the cache held before"
+    elif len(both) > max(len(first), len(second)):
+        answer = "MERGE: deserialize adds to what the cache held before"
+    else:
+        answer = f"UNCLEAR: sizes first={len(first)} second={len(second)} after both={len(both)}"
+    with capsys.disabled():
+        print(f"\nIRuntimeCache.deserialize into a non-empty cache: {answer}")
+    assert not answer.startswith("UNCLEAR"), answer

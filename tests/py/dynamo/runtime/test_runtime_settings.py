@@ -14,7 +14,13 @@ from torch_tensorrt_rtx.runtime.runtime_settings import TRT_ENUMS, warn_if_incom
 def test_defaults():
     s = current_settings()
     assert (s.cache_path, s.kernel_strategy, s.cuda_graph_strategy, s.allocation_strategy) == (
-        None, "lazy", "disabled", "static")
+        runtime.DEFAULT_CACHE_PATH, "lazy", "disabled", "static")
+    assert runtime.DEFAULT_CACHE_PATH == ""  # "" names no file: the per-user default
+
+
+def test_cache_path_with_a_nul_is_a_clear_error():
+    with pytest.raises(ValueError, match="NUL"):
+        runtime.RuntimeSettings(cache_path="/tmp/a\0b")
 
 
 @pytest.mark.parametrize("key, bad, valid", [

@@ -173,8 +173,10 @@ class IExecutionContext:
             dst = (ctypes.c_float * n).from_address(self._addresses[out])
             for i in range(n):
                 dst[i] = src[i] if src[i] > 0 else 0.0
-        if self.runtime_cache is not None:  # "JIT": one kernel per new shape
-            self.runtime_cache.kernels.setdefault(f"relu{shape}", "sass")
+        kernel = f"relu{shape}"
+        if self.runtime_cache is not None and kernel not in self.runtime_cache.kernels:
+            self.runtime_cache.kernels[kernel] = "sass"  # "JIT": one kernel per new shape
+            self.engine.api.journal.append("jit")
         self.executions += 1
         self.engine.api.journal.append("context.execute_async_v3")
         return True
