@@ -187,10 +187,9 @@ def _blame_conversion(exc: Exception, sub: GraphModule, label: str) -> _Blame:
     node = getattr(exc, "node", None)
     if node in names:
         return _Blame([node], reason)
-    placeholder = getattr(exc, "placeholder", None)  # an input whose size depends on data
-    if placeholder is not None:
-        users = [u.name for u in sub.graph.nodes if u.op == "placeholder" and u.name == placeholder
-                 for u in u.users if u.name in names]
+    placeholder = getattr(exc, "placeholder", None)  # an input whose size depends on data: blame its readers
+    for input_node in sub.graph.find_nodes(op="placeholder"):
+        users = [u.name for u in input_node.users if u.name in names] if input_node.name == placeholder else []
         if users:
             return _Blame(users, reason)
     return _Blame(sorted(names), f"{label}: {reason}")
