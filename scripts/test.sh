@@ -10,6 +10,8 @@ if [ -x scripts/build_native.sh ]; then
 fi
 echo "[test] C++ tests (bazel test //tests/...)" >&2
 bazel test //tests/...
+echo "[test] examples (the C++ serving program the AOTInductor test runs)" >&2
+bazel build //examples/...
 echo "[test] compile check of the TensorRT backend against standard TensorRT headers" >&2
 bazel build //core/runtime:backend_tensorrt_compile_check
 echo "[test] Python tests (pytest tests/py)" >&2

@@ -1,9 +1,9 @@
 """Generates the C++ headers of the facts both runtimes share.
 
-Usage (Bazel genrule): gen_definitions_headers.py DEFINITIONS_PY LAYOUT_H STRATEGIES_H PROTOCOL_H
+Usage (Bazel genrule): gen_definitions_headers.py DEFINITIONS_PY LAYOUT_H STRATEGIES_H PROTOCOL_H [ENGINE_OP_H]
 
 DEFINITIONS_PY is py/torch_tensorrt_rtx/runtime/definitions.py, the one parser of
-engine_record_layout.txt, runtime_strategies.txt and cache_protocol.txt (it reads the
+engine_record_layout.txt, runtime_strategies.txt, cache_protocol.txt and engine_op.txt (it reads the
 files beside it).
 This script only changes the spelling into C++.
 """
@@ -114,13 +114,26 @@ def cache_protocol_header(protocol):
                 namespace="protocol", includes=("<chrono>", "<cstdint>"))
 
 
-def main(definitions_py, layout_out, strategies_out, protocol_out):
+def engine_op_header(op):
+    body = [
+        "// The engine op saved programs call: registered natively by the runtime library.",
+        f"constexpr const char* kEngineOpNamespace = {c_string(op.namespace)};",
+        f"constexpr const char* kEngineOpName = {c_string(op.qualified_name)};",
+        f"constexpr const char* kEngineOpSchema = {c_string(op.schema)};",
+    ]
+    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_ENGINE_OP_H_", "engine_op.txt", body,
+                namespace="definitions", includes=())
+
+
+def main(definitions_py, layout_out, strategies_out, protocol_out, engine_op_out=None):
     definitions = load_definitions(definitions_py)
     outputs = {
         layout_out: layout_header(definitions.LAYOUT),
         strategies_out: strategies_header(definitions.STRATEGIES),
         protocol_out: cache_protocol_header(definitions.CACHE_PROTOCOL),
     }
+    if engine_op_out is not None:
+        outputs[engine_op_out] = engine_op_header(definitions.ENGINE_OP)
     for path, text in outputs.items():
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)

@@ -7,6 +7,64 @@
 namespace torch_tensorrt_rtx {
 namespace runtime {
 
+namespace {
+
+// Strict UTF-8 (RFC 3629), the same verdict as Python's bytes.decode("utf-8"): no overlong
+// forms, no surrogates (U+D800..U+DFFF), nothing above U+10FFFF.
+bool IsUtf8(const std::string& text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    std::size_t extra = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the first continuation byte
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      extra = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      extra = 2;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      extra = 3;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+    } else {
+      return false;
+    }
+    if (n - i <= extra) return false;
+    if (p[i + 1] < lo || p[i + 1] > hi) return false;
+    for (std::size_t k = 2; k <= extra; ++k) {
+      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
+// At most `limit` bytes for an error message: printable ASCII as is, the rest as \xNN, so
+// messages stay ASCII whatever the record holds.
+std::string Printable(const std::string& bytes, std::size_t limit) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < bytes.size() && i < limit; ++i) {
+    const auto b = static_cast<unsigned char>(bytes[i]);
+    if (b >= 0x20 && b < 0x7f && b != '\\') {
+      out += static_cast<char>(b);
+    } else {
+      out += "\\x";
+      out += kDigits[b >> 4];
+      out += kDigits[b & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 EngineRecord EngineRecord::FromList(std::vector<std::string> fields) {
   if (fields.size() != layout::kNumFields) {
     std::string names;
@@ -21,7 +79,13 @@ EngineRecord EngineRecord::FromList(std::vector<std::string> fields) {
   if (abi != layout::kAbiVersionText) {
     throw EngineRecordError("engine record has the wrong ABI version: expected " +
                             std::string(layout::kAbiVersionText) + ", found '" +
-                            abi.substr(0, 32) + "'");
+                            Printable(abi, 32) + "'");
+  }
+  for (std::size_t i = 0; i < layout::kNumFields; ++i) {
+    if (i == layout::ENGINE || IsUtf8(fields[i])) continue;
+    throw EngineRecordError("engine record field " + std::string(layout::kFieldNames[i]) +
+                            " is not UTF-8 text (expected text, found bytes starting " +
+                            "'" + Printable(fields[i], 16) + "'" + ")");
   }
   return EngineRecord(std::move(fields));
 }
@@ -78,6 +142,11 @@ EngineRecord EngineRecord::Unpack(const void* data, std::size_t size) {
                             std::string(layout::kAbiVersionText) + ", found " +
                             std::to_string(abi));
   }
+  if (count != layout::kNumFields) {
+    throw EngineRecordError("engine record has the wrong length: expected " +
+                            std::to_string(layout::kNumFields) + " fields, found " +
+                            std::to_string(count));
+  }
   std::vector<std::string> fields;
   std::size_t pos = header;
   for (uint64_t i = 0; i < count; ++i) {
@@ -93,6 +162,12 @@ EngineRecord EngineRecord::Unpack(const void* data, std::size_t size) {
     }
     fields.emplace_back(reinterpret_cast<const char*>(p + pos), n);
     pos += n;
+  }
+  if (pos != size) {
+    throw EngineRecordError("packed engine record has " + std::to_string(size - pos) +
+                            " trailing bytes after field " +
+                            layout::kFieldNames[layout::kNumFields - 1] + " (expected exactly " +
+                            std::to_string(pos) + " bytes)");
   }
   return FromList(std::move(fields));
 }

@@ -41,7 +41,9 @@ class EngineRecord final {
 
   // The packed form of Python's EngineRecord.pack(): magic "TRXREC01", u32 ABI version,
   // u32 field count, then per field a u64 length and the bytes (little-endian).
-  // Unpack throws EngineRecordError on a wrong magic, ABI, count or a truncated buffer.
+  // Unpack throws EngineRecordError on a wrong magic, ABI, count, a truncated buffer or
+  // trailing bytes. Both FromList and Unpack reject a text field (every field but ENGINE)
+  // that is not strict UTF-8: the same verdict as Python's EngineRecord on every input.
   std::string Pack() const;
   static EngineRecord Unpack(const void* data, std::size_t size);
 

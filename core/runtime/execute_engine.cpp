@@ -34,13 +34,18 @@ void* CurrentStream(const c10::Device& device) {
 }  // namespace
 
 std::vector<at::Tensor> ExecuteEngine(const std::vector<at::Tensor>& inputs, TRTEngine& engine) {
+  std::lock_guard<std::mutex> guard(engine.mutex());
+  return ExecuteEngineLocked(inputs, engine);
+}
+
+std::vector<at::Tensor> ExecuteEngineLocked(const std::vector<at::Tensor>& inputs,
+                                            TRTEngine& engine) {
   const std::vector<std::string>& input_names = engine.input_names();
   const std::vector<std::string>& output_names = engine.output_names();
   TORCH_CHECK(inputs.size() == input_names.size(), "engine '", engine.name(), "' expects ",
               input_names.size(), " inputs, got ", inputs.size());
   const c10::Device device = inputs.empty() ? c10::Device(c10::kCPU) : inputs[0].device();
 
-  std::lock_guard<std::mutex> guard(engine.mutex());
   trt::Engine& trt_engine = engine.Engine();
   trt::ExecutionContext& context = engine.Context();
 

@@ -11,7 +11,8 @@
 //  - Outputs are allocated with the shapes the context reports, on the inputs' device.
 //  - CUDA inputs are enqueued on torch's current stream for their device; CPU tensors
 //    only work with backends that run on the host (the test backend).
-//  - Holds engine.mutex() for the whole call (one context per engine).
+//  - Holds engine.mutex() for the whole call (one context per engine);
+//    ExecuteEngineLocked is the same for a caller that already holds it.
 #ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_EXECUTE_ENGINE_H_
 #define TORCH_TENSORRT_RTX_CORE_RUNTIME_EXECUTE_ENGINE_H_
 
@@ -25,6 +26,8 @@ namespace torch_tensorrt_rtx {
 namespace runtime {
 
 std::vector<at::Tensor> ExecuteEngine(const std::vector<at::Tensor>& inputs, TRTEngine& engine);
+std::vector<at::Tensor> ExecuteEngineLocked(const std::vector<at::Tensor>& inputs,
+                                            TRTEngine& engine);
 
 at::ScalarType ToScalarType(trt::DataType type);
 

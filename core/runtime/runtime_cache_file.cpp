@@ -1,6 +1,5 @@
 #include "core/runtime/runtime_cache_file.h"
 
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -53,12 +52,14 @@ std::vector<container::Entry> ReadIndex(const io::ReadableFile& file) {
 std::uint64_t MaxBytesFromEnv() {
   const char* text = std::getenv(protocol::kMaxBytesEnv);
   if (text == nullptr || text[0] == '\0') return protocol::kDefaultMaxBytes;
-  char* end = nullptr;
-  errno = 0;
-  const long long value = std::strtoll(text, &end, 10);
-  if (errno == 0 && end != text && *end == '\0' && value > 0) {
-    return static_cast<std::uint64_t>(value);
+  // Decimal digits only, exactly as the Python runtime accepts them.
+  std::uint64_t value = 0;
+  bool ok = true;
+  for (const char* p = text; *p != '\0' && ok; ++p) {
+    ok = *p >= '0' && *p <= '9' && value <= (UINT64_MAX - 9) / 10;
+    value = value * 10 + static_cast<std::uint64_t>(*p - '0');
   }
+  if (ok && value > 0) return value;
   LogWarning(std::string("runtime cache: ignoring ") + protocol::kMaxBytesEnv + "='" + text +
              "' (expected a positive number of bytes); using " +
              std::to_string(protocol::kDefaultMaxBytes));

@@ -1,12 +1,20 @@
 // Registers the C++ runtime with torch:
+//   torch.ops.tensorrt_rtx.execute_engine(Tensor[] inputs, Tensor packed_record,
+//       str output_spec) -> Tensor[]   the op saved programs call (schema and name from
+//       engine_op.txt), registered only when this library has a TensorRT backend that can
+//       run engines; otherwise Python registers it (dynamo/_engine_op.py).
+//   torch.ops.tensorrt.{set_scope_settings, scope_settings, set_record_engine_overrides,
+//       record_engine_settings, save_record_engine_caches}   settings of those engines
 //   torch.classes.tensorrt.Engine(record: list[str|bytes])   pickleable, printable,
 //       runtime settings methods (set_runtime_settings, get_runtime_settings, ...)
 //   torch.ops.tensorrt.execute_engine(Tensor[] inputs, Engine engine) -> Tensor[]
 //   torch.ops.tensorrt.{abi_version, record_length, record_field_index,
-//       record_field_names, runtime_backend}   the record layout, from its single definition
+//       record_field_names, runtime_backend, check_record}   the record layout, from its
+//       single definition, and the decoder's verdict on packed bytes
 // Fake (meta) implementations are registered from Python (torch_tensorrt_rtx._native).
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -14,14 +22,42 @@
 #include <torch/custom_class.h>
 #include <torch/library.h>
 
-#include "core/runtime/engine_record.h"
+#include "core/definitions/engine_op.h"
 #include "core/definitions/engine_record_layout.h"
+#include "core/runtime/engine_record.h"
 #include "core/runtime/execute_engine.h"
+#include "core/runtime/record_engine.h"
 #include "core/runtime/trt_engine.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {
 namespace {
+
+// cache_path: nullopt disables the runtime cache file, "" is the per-user default.
+RuntimeSettings SettingsFromNames(c10::optional<std::string> cache_path,
+                                  const std::string& kernel_strategy,
+                                  const std::string& cuda_graph_strategy,
+                                  const std::string& allocation_strategy) {
+  RuntimeSettings s;
+  s.cache_enabled = cache_path.has_value();
+  s.cache_path = cache_path.value_or("");
+  s.kernel_strategy = ParseKernelStrategy(kernel_strategy);
+  s.cuda_graph_strategy = ParseCudaGraphStrategy(cuda_graph_strategy);
+  s.allocation_strategy = ParseAllocationStrategy(allocation_strategy);
+  return s;
+}
+
+std::vector<std::string> SettingsNames(const RuntimeSettings& s) {
+  return {s.cache_path, Name(s.kernel_strategy), Name(s.cuda_graph_strategy),
+          Name(s.allocation_strategy)};
+}
+
+// SettingsNames plus "cache_enabled" or "cache_disabled": the record-engine ops' form.
+std::vector<std::string> FullSettingsNames(const RuntimeSettings& s) {
+  std::vector<std::string> names = SettingsNames(s);
+  names.push_back(s.cache_enabled ? "cache_enabled" : "cache_disabled");
+  return names;
+}
 
 // The torch-visible Engine: a handle on a TRTEngine.
 class EngineClass final : public torch::CustomClassHolder {
@@ -45,19 +81,12 @@ class EngineClass final : public torch::CustomClassHolder {
   // cache_path: None disables the runtime cache file, "" is the per-user default.
   void SetRuntimeSettings(c10::optional<std::string> cache_path, std::string kernel_strategy,
                           std::string cuda_graph_strategy, std::string allocation_strategy) {
-    RuntimeSettings s;
-    s.cache_enabled = cache_path.has_value();
-    s.cache_path = cache_path.value_or("");
-    s.kernel_strategy = ParseKernelStrategy(kernel_strategy);
-    s.cuda_graph_strategy = ParseCudaGraphStrategy(cuda_graph_strategy);
-    s.allocation_strategy = ParseAllocationStrategy(allocation_strategy);
-    engine_->UpdateSettings(s);
+    engine_->UpdateSettings(SettingsFromNames(std::move(cache_path), kernel_strategy,
+                                              cuda_graph_strategy, allocation_strategy));
   }
 
   std::vector<std::string> GetRuntimeSettings() const {
-    const RuntimeSettings s = engine_->settings();
-    return {s.cache_path, Name(s.kernel_strategy), Name(s.cuda_graph_strategy),
-            Name(s.allocation_strategy)};
+    return SettingsNames(engine_->settings());
   }
 
  private:
@@ -87,6 +116,42 @@ int64_t RecordFieldIndex(const std::string& name) {
   }
   TORCH_CHECK(false, "unknown engine record field '", name, "': expected one of ", valid);
 }
+
+// The decoder's verdict on packed record bytes: "" if they decode, else the error.
+std::string CheckRecord(const at::Tensor& packed) {
+  try {
+    UnpackTensor(packed);
+    return "";
+  } catch (const EngineRecordError& e) {
+    return e.what();
+  }
+}
+
+std::vector<at::Tensor> ExecuteEngineFromRecord(std::vector<at::Tensor> inputs,
+                                                at::Tensor packed_record,
+                                                std::string /*output_spec: for fake kernels*/) {
+  return ExecuteRecordEngine(inputs, packed_record);
+}
+
+// tensorrt_rtx::execute_engine, registered when the library is loaded -- but only if it
+// can run engines: a build without TensorRT leaves the op to the Python runtime, which
+// can still run engines through the tensorrt_rtx Python package.
+struct EngineOpRegistration {
+  EngineOpRegistration() {
+    if (std::string(trt::DefaultBackendName()) == "none") return;
+    library = std::make_unique<torch::Library>(torch::Library::FRAGMENT,
+                                               definitions::kEngineOpNamespace, std::nullopt,
+                                               __FILE__, __LINE__);
+    library->def(definitions::kEngineOpSchema);
+    const std::string name = std::string(definitions::kEngineOpName)
+                                 .substr(std::strlen(definitions::kEngineOpNamespace) + 2);
+    library->impl(name.c_str(),
+                  torch::dispatch(c10::DispatchKey::CompositeExplicitAutograd,
+                                  TORCH_FN(ExecuteEngineFromRecord)));
+  }
+  std::unique_ptr<torch::Library> library;
+};
+const EngineOpRegistration kEngineOpRegistration;
 
 }  // namespace
 
@@ -146,6 +211,45 @@ TORCH_LIBRARY(tensorrt, m) {
   m.def("runtime_backend() -> str", [] { return std::string(trt::DefaultBackendName()); });
   m.def("record_separator() -> str", [] { return std::string(layout::kSeparator); });
   m.def("record_sentinel() -> str", [] { return std::string(layout::kSentinel); });
+  m.def("check_record(Tensor packed) -> str", CheckRecord);
+  // The engine op's C++ kernel under a second name: benchmarks call it directly, and
+  // torch_tensorrt_rtx.verify's interceptor forwards other threads' calls to it.
+  m.def("execute_record_engine(Tensor[] inputs, Tensor packed_record) -> Tensor[]",
+        [](std::vector<at::Tensor> inputs, at::Tensor packed_record) {
+          return ExecuteRecordEngine(inputs, packed_record);
+        });
+  m.def("engine_op_registered() -> bool",
+        [] { return kEngineOpRegistration.library != nullptr; });
+
+  // Settings of the engines saved programs run (RecordEngine): the thread's scope, set when
+  // a runtime.settings(...) scope is entered or left, and per-engine overrides.
+  // cache_path: None disables the runtime cache file, "" is the per-user default.
+  m.def("set_scope_settings(str? cache_path, str kernel_strategy, str cuda_graph_strategy, "
+        "str allocation_strategy) -> ()",
+        [](c10::optional<std::string> cache_path, std::string kernel, std::string cuda_graph,
+           std::string allocation) {
+          SetScopeSettings(SettingsFromNames(std::move(cache_path), kernel, cuda_graph, allocation));
+        });
+  m.def("scope_settings() -> str[]", [] { return FullSettingsNames(ScopeSettings()); });
+  m.def("set_record_engine_overrides(Tensor packed_record, str[] overrides) -> ()",
+        [](const at::Tensor& packed_record, std::vector<std::string> overrides) {
+          RecordEngine::For(packed_record).SetOverrides(SettingsOverrides::Parse(overrides));
+        });
+  // The settings the engine of `packed_record` would run with on this thread; [] if no
+  // call has built that engine yet.
+  m.def("record_engine_settings(Tensor packed_record) -> str[]", [](const at::Tensor& packed) {
+    RecordEngine* engine = RecordEngine::Find(packed);
+    return engine ? FullSettingsNames(engine->EffectiveSettings()) : std::vector<std::string>{};
+  });
+  // The settings the engine's execution context was last configured with; [] if none.
+  m.def("record_engine_applied_settings(Tensor packed_record) -> str[]",
+        [](const at::Tensor& packed) {
+          RecordEngine* engine = RecordEngine::Find(packed);
+          return engine ? FullSettingsNames(engine->engine().settings())
+                        : std::vector<std::string>{};
+        });
+  m.def("save_record_engine_caches() -> int",
+        [] { return static_cast<int64_t>(SaveAllRecordEngineCaches()); });
 }
 
 TORCH_LIBRARY_IMPL(tensorrt, CompositeExplicitAutograd, m) {

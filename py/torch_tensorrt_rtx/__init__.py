@@ -6,10 +6,11 @@ Public API:
 - ``torch.compile(model, backend="tensorrt_rtx", options={...})`` (registered through the
   ``torch_dynamo_backends`` entry point; works without importing this package)
 - ``compile(module, inputs=[Input(...) | tensor, ...], ...)``: AOT through torch.export
-- ``save(compiled, path)`` / ``load(path)``: .pt2 with engines embedded as engine records
+- ``save(compiled, path, output_format="exported_program" | "aot_inductor")`` / ``load(path)``:
+  .pt2 with engines embedded as engine records (an AOTInductor package also runs from C++)
 - ``verify(compiled, *inputs, reference_module=None)``: run every engine on CPU through the
   reference executor and compare with eager PyTorch
-- ``Input``, ``engine_records(program)``
+- ``Input``, ``engine_records(program)``, ``program_engines(module)`` (per-engine settings)
 """
 import logging as _logging
 
@@ -17,7 +18,7 @@ from torch_tensorrt_rtx._version import __version__
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
-_LAZY = {"compile", "save", "load", "verify", "Input", "engine_records", "VerificationReport",
+_LAZY = {"compile", "save", "load", "verify", "Input", "engine_records", "program_engines", "VerificationReport",
          "VerificationUnavailableError"}
 
 

@@ -26,7 +26,8 @@ from torch_tensorrt_rtx.dynamo._verify import VerificationReport, VerificationUn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Input", "compile", "save", "load", "verify", "engine_records", "VerificationReport", "VerificationUnavailableError"]
+__all__ = ["Input", "compile", "save", "load", "verify", "engine_records", "program_engines", "VerificationReport",
+           "VerificationUnavailableError"]
 
 _EXPORT_INFO = "_torch_tensorrt_rtx_export"
 _EXPORT_KWARGS = "_torch_tensorrt_rtx_export_kwargs"  # {name: Input} given as kwarg_inputs
@@ -179,10 +180,24 @@ def compile(module: torch.nn.Module, inputs: Optional[Sequence[Union[Input, torc
     return compiled
 
 
+OUTPUT_FORMATS = ("exported_program", "aot_inductor")
+
+
 def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
-         inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None) -> None:
-    """Save a module returned by `compile` as a .pt2 ExportedProgram with its engines embedded
-    (one packed EngineRecord buffer per engine). `inputs` defaults to the ones given to compile."""
+         inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None, *,
+         output_format: str = "exported_program") -> None:
+    """Save a module returned by `compile` with its engines embedded (one packed EngineRecord
+    buffer per engine). `inputs` (default: the ones given to compile) are only traced, never
+    stored: the file holds no pickled example inputs.
+
+    output_format="exported_program" (default) writes a .pt2 ExportedProgram for `load`;
+    "aot_inductor" writes an AOTInductor package, which runs from Python
+    (torch._inductor.aoti_load_package) or from C++ with no Python
+    (torch::inductor::AOTIModelPackageLoader; see examples/cpp_serving). Compiling the package
+    runs a C++ compiler (about 30 s for a small graph on a CPU)."""
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"save: unknown output_format {output_format!r}; expected one of "
+                         f"{', '.join(repr(f) for f in OUTPUT_FORMATS)}")
     specs = as_inputs(inputs) if inputs is not None else getattr(compiled, _EXPORT_INFO, None)
     if specs is None:
         raise ValueError("save: pass inputs=... (the module was not produced by torch_tensorrt_rtx.compile)")
@@ -194,8 +209,14 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
         raise FileNotFoundError(f"save: directory {parent} (for {os.fspath(path)}) does not exist; create it first")
     examples = tuple(spec.example() for spec in specs)
     program = torch.export.export(compiled, examples, dynamic_shapes=_dynamic_shapes(specs, compiled), strict=False)
-    torch.export.save(program, os.fspath(path))
-    logger.info("saved %s (%d bytes)", os.fspath(path), os.path.getsize(path))
+    if output_format == "aot_inductor":
+        torch._inductor.aoti_compile_and_package(program, package_path=os.fspath(path))
+    else:
+        # Loading needs no example inputs, and torch.export would pickle them into the file
+        # (data/sample_inputs): leave them out.
+        program.example_inputs = None
+        torch.export.save(program, os.fspath(path))
+    logger.info("saved %s (%s, %d bytes)", os.fspath(path), output_format, os.path.getsize(path))
 
 
 def load(path: Union[str, os.PathLike]) -> torch.export.ExportedProgram:
@@ -215,14 +236,32 @@ def load(path: Union[str, os.PathLike]) -> torch.export.ExportedProgram:
                          f"(truncated, or another format such as torch.save): {type(exc).__name__}: {exc}") from exc
 
 
-def engine_records(program: Union[torch.export.ExportedProgram, torch.nn.Module]):
-    """The EngineRecords embedded in a compiled module or loaded program, by buffer name."""
-    from torch_tensorrt_rtx.runtime import EngineRecord
-
+def _record_tensors(program: Union[torch.export.ExportedProgram, torch.nn.Module]) -> Dict[str, torch.Tensor]:
     if isinstance(program, torch.export.ExportedProgram):
         tensors = dict(program.state_dict)
         tensors.update(program.constants)
     else:
         tensors = dict(program.named_buffers())
-    return {name: EngineRecord.from_tensor(t.detach().cpu()) for name, t in sorted(tensors.items())
+    return {name: t for name, t in sorted(tensors.items())
             if name.endswith("_engine") and isinstance(t, torch.Tensor) and t.dtype == torch.uint8}
+
+
+def engine_records(program: Union[torch.export.ExportedProgram, torch.nn.Module]):
+    """The EngineRecords embedded in a compiled module or loaded program, by buffer name."""
+    from torch_tensorrt_rtx.runtime import EngineRecord
+
+    return {name: EngineRecord.from_tensor(t.detach().cpu()) for name, t in _record_tensors(program).items()}
+
+
+def program_engines(program: torch.nn.Module):
+    """The engines of a compiled module or of ``load(...).module()``, by buffer name, as
+    ``ProgramEngine`` handles: per-engine runtime settings that override the scope's
+    (``set_runtime_settings(**)``, ``runtime_settings(**)``, ``clear_runtime_settings()``,
+    ``effective_settings()``), on whichever runtime runs the program. The engines belong to
+    `program`: they are freed with it."""
+    from torch_tensorrt_rtx.dynamo._program_engine import ProgramEngine
+
+    if isinstance(program, torch.export.ExportedProgram):
+        raise TypeError("program_engines: pass the module you run (program.module()), whose buffers own the "
+                        "engines; an ExportedProgram is not run directly")
+    return {name: ProgramEngine(name, t) for name, t in _record_tensors(program).items()}

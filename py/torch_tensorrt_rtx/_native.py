@@ -4,7 +4,10 @@
 ``_C``) into ``torch_tensorrt_rtx/lib/``. When the library is there, importing this module
 registers ``torch.classes.tensorrt.Engine`` and ``torch.ops.tensorrt.execute_engine`` (and
 their fake implementations for torch.export / dynamo); when it is not, nothing happens and
-the Python runtime is used. Never raises at import::
+the Python runtime is used. A library with a TensorRT backend also registers
+``torch.ops.tensorrt_rtx.execute_engine``, the op saved programs call (see
+``dynamo/_engine_op.py``); ``runtime.settings(...)`` scopes then hand their settings to it
+when they are entered and left. Never raises at import::
 
     from torch_tensorrt_rtx import _native
     if _native.runtime_available():
@@ -59,6 +62,8 @@ def load_runtime_library() -> bool:
 
             torch.ops.load_library(str(path))
             _register_fakes()
+            if bool(torch.ops.tensorrt.engine_op_registered()):
+                _connect_settings_scopes()
         except Exception as exc:  # a broken build must not break `import torch_tensorrt_rtx`
             _state["error"] = f"{type(exc).__name__}: {exc}"
             logger.warning("C++ runtime %s could not be loaded (%s); using the Python runtime",
@@ -85,6 +90,21 @@ def runtime_backend() -> Optional[str]:
 def tensorrt_available() -> bool:
     """True if the loaded C++ runtime can run engines (built with --config=rtx)."""
     return runtime_backend() not in (None, "none")
+
+
+def engine_op_registered() -> bool:
+    """True if the loaded library registered the op saved programs call (it does when it has a
+    TensorRT backend that can run engines). Does not load the library."""
+    if _state["path"] is None:
+        return False
+    import torch
+
+    return bool(torch.ops.tensorrt.engine_op_registered())
+
+
+def engine_op_native() -> bool:
+    """True if ``tensorrt_rtx::execute_engine`` runs in C++ (loads the library if needed)."""
+    return runtime_available() and engine_op_registered()
 
 
 def status() -> str:
@@ -118,11 +138,55 @@ def create_engine(record: Any, settings: Any = None) -> Any:
     return engine
 
 
+def settings_args(settings: Any) -> list:
+    """A ``runtime.RuntimeSettings`` as the C++ ops take it: [cache_path (None = cache disabled,
+    "" = the per-user default), kernel_strategy, cuda_graph_strategy, allocation_strategy]."""
+    return [settings.cache_path, settings.kernel_strategy, settings.cuda_graph_strategy,
+            settings.allocation_strategy]
+
+
+def settings_from_names(names: Any) -> Any:
+    """The ``runtime.RuntimeSettings`` of a record-engine op's answer (``FullSettingsNames``)."""
+    from torch_tensorrt_rtx.runtime import RuntimeSettings
+
+    cache_path, kernel, graph, allocation, cache = list(names)
+    return RuntimeSettings(cache_path if cache == "cache_enabled" else None, kernel, graph, allocation)
+
+
 def apply_settings(engine: Any, settings: Any) -> None:
     """Hands a ``runtime.RuntimeSettings`` to a C++ Engine (context recreated lazily)."""
-    # cache_path None (cache disabled) reaches C++ as None; "" is the per-user default.
-    engine.set_runtime_settings(settings.cache_path, settings.kernel_strategy,
-                                settings.cuda_graph_strategy, settings.allocation_strategy)
+    engine.set_runtime_settings(*settings_args(settings))
+
+
+# -- settings scopes reach the engines of saved programs -------------------------------------
+class _RecordEngineCaches:
+    """Registered as a runtime-cache owner: a settings scope's end saves the caches of the
+    C++ engines of saved programs, as it saves the Python modules' caches."""
+
+    def save_runtime_cache(self) -> bool:
+        import torch
+
+        return int(torch.ops.tensorrt.save_record_engine_caches()) > 0
+
+
+_RECORD_ENGINE_CACHES = _RecordEngineCaches()
+
+
+def _push_scope_settings(settings: Any) -> None:
+    import torch
+
+    torch.ops.tensorrt.set_scope_settings(*settings_args(settings))
+
+
+def _connect_settings_scopes() -> None:
+    """Scope enter/exit (runtime.settings) hands the thread's settings to C++ once; engine calls
+    then read them in C++ without any Python."""
+    from torch_tensorrt_rtx.runtime import runtime_settings
+
+    runtime_settings.add_scope_listener(_push_scope_settings)
+    runtime_settings.register_cache_owner(_RECORD_ENGINE_CACHES)
+    if runtime_settings.current_settings() != runtime_settings.DEFAULT_SETTINGS:
+        _push_scope_settings(runtime_settings.current_settings())
 
 
 # -- fake implementations (torch.export, dynamo) ------------------------------------------
@@ -181,6 +245,7 @@ def _fake_outputs(inputs: Any, engine: Any) -> list:
 
     import torch
 
+    from torch_tensorrt_rtx.dynamo._engine_op import fake_outputs
     from torch_tensorrt_rtx.runtime.engine_record import LAYOUT
 
     obj = getattr(engine, "wrapped_obj", engine)
@@ -191,12 +256,8 @@ def _fake_outputs(inputs: Any, engine: Any) -> list:
             f"output shapes, so it cannot be traced (expected a record from "
             f"torch_tensorrt_rtx.compile)")
     spec = json.loads(base64.b64decode(metadata))
-    from torch_tensorrt_rtx.dynamo._engine_op import evaluate_dim
-
     device = inputs[0].device if inputs else torch.device("cpu")
-    return [torch.empty([evaluate_dim(d, inputs) for d in out["shape"]],
-                        dtype=getattr(torch, out["dtype"]), device=device)
-            for out in spec["outputs"]]
+    return fake_outputs(spec["outputs"], list(inputs), device)
 
 
 load_runtime_library()

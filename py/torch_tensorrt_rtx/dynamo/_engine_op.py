@@ -1,29 +1,40 @@
-"""The graph-level op that runs one TensorRT-RTX engine: ``torch.ops.tensorrt_rtx.execute_engine``.
+"""The op saved programs call to run one engine: ``torch.ops.tensorrt_rtx.execute_engine``.
 
     outputs = torch.ops.tensorrt_rtx.execute_engine(inputs, packed_record, output_spec)
 
 - ``inputs``: the engine's input tensors, in binding order.
-- ``packed_record``: a uint8 tensor (a buffer of the program) holding ``EngineRecord.pack()``.
-- ``output_spec``: the JSON text of ``OutputSpec`` (also stored in the record's
-  SERIALIZED_METADATA). It is a separate string argument because export and shape
-  propagation run the fake kernel on *fake* tensors, whose bytes cannot be read.
+- ``packed_record``: a uint8 tensor (a constant of the program) holding ``EngineRecord.pack()``.
+- ``output_spec``: the JSON text of ``OutputSpec``; only the fake kernel reads it (export and
+  shape propagation run on *fake* tensors, whose bytes cannot be read).
 
-The saved graph therefore names no runtime: the real kernel hands the record to whatever
-runtime `_runtime_module` picks (the C++ ``torch.classes.tensorrt.Engine`` when its library
-is loaded with TensorRT-RTX, else the Python ``TRTModule``). Output shapes are expressions over
-input dims (``"i0_0"`` = input 0, dim 0; e.g. ``"2*i0_0"``), so dynamic batch sizes propagate.
+Name and schema are defined once, in ``runtime/engine_op.txt``. The C++ runtime library
+registers the op natively when it is loaded and can run engines (torch_bindings.cpp): then a
+call does no Python work at all. Only otherwise does this module register the same schema with
+a Python kernel, which runs the engine through the Python runtime's ``TRTModule``. Either way
+the engine is built at the first call and attached to the ``packed_record`` tensor, so it
+lives exactly as long as the program that holds that tensor (no process-global table).
+Saved graphs name only this op, so a ``.pt2`` runs on either runtime.
+
+Output shapes are expressions over input dims (``"i0_0"`` = input 0, dim 0), parsed by
+``_shape_expr`` (never ``eval``), so dynamic batch sizes propagate.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
+import logging
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, List, Optional, Union
 
 import torch
 
-OP_NAME = "tensorrt_rtx::execute_engine"
+from torch_tensorrt_rtx import _native
+from torch_tensorrt_rtx.dynamo._shape_expr import ShapeExpressionError, evaluate_dim  # noqa: F401 (API)
+from torch_tensorrt_rtx.runtime.definitions import ENGINE_OP
+
+logger = logging.getLogger(__name__)
+
+OP_NAME = ENGINE_OP.qualified_name
 Dim = Union[int, str]
 
 
@@ -51,125 +62,136 @@ class OutputSpec:
                    [TensorSpec(**t) for t in raw["outputs"]], list(raw["fx_nodes"]))
 
 
-# Names the shape expressions may use besides input dims (sympy's printing of torch's
-# symbolic-shape functions).
-_SHAPE_FUNCTIONS: Dict[str, Callable] = {
-    "FloorDiv": lambda a, b: a // b, "CeilDiv": lambda a, b: -(-a // b), "Mod": lambda a, b: a % b,
-    "Max": lambda *a: functools.reduce(lambda x, y: x if x >= y else y, a),
-    "Min": lambda *a: functools.reduce(lambda x, y: x if x <= y else y, a),
-}
+def torch_dtype(name: str) -> torch.dtype:
+    """A dtype named in a spec ("float32"); anything that is not a torch dtype is refused."""
+    value = getattr(torch, name, None) if isinstance(name, str) and name.isidentifier() else None
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"output spec dtype {name!r} is not a torch dtype (expected e.g. 'float32')")
+    return value
 
 
-def evaluate_dim(dim: Dim, inputs: Sequence[Any]) -> Any:
-    """An output dim from the spec: an int, or an expression of input dims (works on SymInts)."""
-    if isinstance(dim, int):
-        return dim
-    names = {f"i{k}_{d}": size for k, t in enumerate(inputs) for d, size in enumerate(t.shape)}
-    return eval(dim, {"__builtins__": {}}, {**_SHAPE_FUNCTIONS, **names})  # noqa: S307 (own format)
+def fake_outputs(outputs: List[Any], inputs: List[torch.Tensor], device: torch.device) -> List[torch.Tensor]:
+    """Empty tensors shaped by an output spec's ``outputs`` (``[{"dtype", "shape"}]``)."""
+    return [torch.empty([evaluate_dim(d, inputs) for d in out["shape"]], dtype=torch_dtype(out["dtype"]),
+                        device=device) for out in outputs]
 
 
-def _dtype(name: str) -> torch.dtype:
-    return getattr(torch, name)
+# -- the Python kernel (only when the C++ runtime does not provide the op) -----------------
+# The attribute of a packed-record tensor holding its runtime module, and the overrides set
+# through program engine handles (torch_tensorrt_rtx.program_engines).
+_MODULE_ATTR = "_torch_tensorrt_rtx_runtime_module"
+_OVERRIDES_ATTR = "_torch_tensorrt_rtx_setting_overrides"
+_ATTACH_LOCK = threading.Lock()  # guards attaching only; it holds no engine
 
 
-@torch.library.custom_op(OP_NAME, mutates_args=())
-def execute_engine(inputs: List[torch.Tensor], packed_record: torch.Tensor, output_spec: str) -> List[torch.Tensor]:
-    spec = OutputSpec.from_json(output_spec)
-    hook = _interceptor()
-    if hook is not None:
-        return hook(spec, list(inputs), packed_record)
-    outputs = _runtime_module(packed_record, spec)(*inputs)
-    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-    return outputs
+def _new_python_module(record: Any, name: str) -> Any:
+    """The Python runtime's module for one engine (tests substitute a test double here)."""
+    from torch_tensorrt_rtx.runtime import TRTModule
+
+    return TRTModule(record, name=name)
 
 
-@execute_engine.register_fake
-def _execute_engine_fake(inputs, packed_record, output_spec):
-    spec = OutputSpec.from_json(output_spec)
-    device = inputs[0].device if inputs else packed_record.device
-    return [torch.empty([evaluate_dim(d, inputs) for d in out.shape], dtype=_dtype(out.dtype), device=device)
-            for out in spec.outputs]
-
-
-# -- runtime dispatch ------------------------------------------------------------------------
-_MODULES: Dict[str, Any] = {}
-_MODULES_LOCK = threading.Lock()
-
-
-def _runtime_module(packed_record: torch.Tensor, spec: OutputSpec) -> Callable[..., Any]:
-    """The one place that picks the runtime for an engine record (cached per engine).
-
-    The C++ runtime (torch.classes.tensorrt.Engine) is used when its library was built (with
-    TensorRT-RTX); otherwise the Python runtime's TRTModule.
-    """
-    with _MODULES_LOCK:
-        module = _MODULES.get(spec.sha256)
-        if module is None:
-            packed = packed_record.detach().cpu().clone()
-            if _cpp_runtime_available():
-                module = _CppEngineRunner(torch.ops.tensorrt.engine_from_packed(packed))
-            else:
-                from torch_tensorrt_rtx.runtime import EngineRecord, TRTModule
-
-                module = TRTModule(EngineRecord.from_tensor(packed), name=spec.name)
-            _MODULES[spec.sha256] = module
+def python_runtime_module(packed_record: torch.Tensor) -> Any:
+    """The TRTModule attached to ``packed_record`` (built at the first call; dies with it)."""
+    module = packed_record.__dict__.get(_MODULE_ATTR)
+    if module is not None:
         return module
+    with _ATTACH_LOCK:
+        module = packed_record.__dict__.get(_MODULE_ATTR)
+        if module is None:
+            from torch_tensorrt_rtx.runtime import EngineRecord
+
+            record = EngineRecord.from_tensor(packed_record.detach().cpu().clone())
+            module = _new_python_module(record, record.name or "trt_engine")
+            overrides = packed_record.__dict__.get(_OVERRIDES_ATTR)
+            if overrides:
+                module.set_runtime_settings(**overrides)
+            packed_record.__dict__[_MODULE_ATTR] = module
+    return module
 
 
-def _cpp_runtime_available() -> bool:
-    # Loads the C++ runtime library (once) if it was built; never raises.
-    from torch_tensorrt_rtx import _native
+def _execute_engine_python(inputs: List[torch.Tensor], packed_record: torch.Tensor,
+                           output_spec: str) -> List[torch.Tensor]:
+    outputs = python_runtime_module(packed_record)(*inputs)
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
-    return _native.tensorrt_available()
+
+def _execute_engine_fake(inputs, packed_record, output_spec):
+    spec = json.loads(output_spec)
+    device = inputs[0].device if inputs else packed_record.device
+    return fake_outputs(spec["outputs"], list(inputs), device)
 
 
-class _CppEngineRunner:
-    """Runs a C++ ``torch.classes.tensorrt.Engine`` like a TRTModule runs a Python engine.
+def _register() -> bool:
+    """Registers the op's Python parts; True if the C++ runtime implements the op itself."""
+    native = _native.engine_op_native()
+    if not native:
+        if _native.runtime_available():
+            logger.info("%s: the C++ runtime has no TensorRT backend; engines run through the "
+                        "Python runtime", OP_NAME)
+        library = torch.library.Library(ENGINE_OP.namespace, "FRAGMENT")
+        library.define(ENGINE_OP.schema)
+        library.impl(ENGINE_OP.name, _execute_engine_python, "CompositeExplicitAutograd")
+        _LIBRARIES.append(library)  # a Library deregisters its ops when collected
+    torch.library.register_fake(OP_NAME)(_execute_engine_fake)
+    return native
 
-    Registered as a runtime-cache owner, so leaving a ``runtime.settings`` scope saves its
-    cache exactly as it saves the Python modules' caches.
-    """
 
-    def __init__(self, engine: Any) -> None:
-        from torch_tensorrt_rtx.runtime.runtime_settings import register_cache_owner
-
-        self.engine = engine
-        register_cache_owner(self)
-
-    def __call__(self, *inputs: torch.Tensor) -> List[torch.Tensor]:
-        # The same scoped runtime settings reach both runtimes; the C++ Engine recreates its
-        # execution context lazily, and only when a setting really changed.
-        from torch_tensorrt_rtx import _native
-        from torch_tensorrt_rtx.runtime import current_settings
-
-        _native.apply_settings(self.engine, current_settings())
-        return torch.ops.tensorrt.execute_engine(list(inputs), self.engine)
-
-    def save_runtime_cache(self) -> bool:
-        return bool(self.engine.save_runtime_cache())
+_LIBRARIES: List[Any] = []
+NATIVE = _register()
+execute_engine = getattr(torch.ops, ENGINE_OP.namespace).execute_engine
 
 
 # -- interception (verification on CPU) ------------------------------------------------------
+Interceptor = Callable[["OutputSpec", List[torch.Tensor], torch.Tensor], List[torch.Tensor]]
 _LOCAL = threading.local()
-Interceptor = Callable[[OutputSpec, List[torch.Tensor], torch.Tensor], List[torch.Tensor]]
+_INTERCEPT_LOCK = threading.Lock()
+_INTERCEPT: dict = {"scopes": 0, "library": None}
+# Backend keys the interceptor kernel is registered for; they take precedence over the
+# op's CompositeExplicitAutograd kernel (C++ or Python) while any scope is open.
+_INTERCEPT_KEYS = ("CPU", "CUDA")
 
 
 def _interceptor() -> Optional[Interceptor]:
     return getattr(_LOCAL, "hook", None)
 
 
+def _execute_engine_intercepted(inputs, packed_record, output_spec):
+    hook = _interceptor()
+    if hook is not None:
+        return hook(OutputSpec.from_json(output_spec), list(inputs), packed_record)
+    if NATIVE:  # another thread, outside any scope: the C++ kernel, under its second name
+        return torch.ops.tensorrt.execute_record_engine(list(inputs), packed_record)
+    return _execute_engine_python(inputs, packed_record, output_spec)
+
+
 class intercept_engines:
-    """Within this scope (this thread), engine calls go to `hook` instead of a runtime.
-    `torch_tensorrt_rtx.verify` uses it to run engines through the reference executor."""
+    """Within this scope (this thread), engine calls go to ``hook(spec, inputs, packed_record)``
+    instead of a runtime, whichever runtime implements the op and however the program runs
+    (eager, torch.compile, a loaded .pt2). ``torch_tensorrt_rtx.verify`` uses it to run
+    engines through the reference executor. While any scope is open, engine calls of other
+    threads go through one Python function (the interceptor kernel) to their runtime."""
 
     def __init__(self, hook: Interceptor) -> None:
         self.hook = hook
 
     def __enter__(self):
+        with _INTERCEPT_LOCK:
+            if _INTERCEPT["scopes"] == 0:
+                library = torch.library.Library(ENGINE_OP.namespace, "IMPL")
+                for key in _INTERCEPT_KEYS:
+                    library.impl(ENGINE_OP.name, _execute_engine_intercepted, key)
+                _INTERCEPT["library"] = library
+            _INTERCEPT["scopes"] += 1
         self._previous = _interceptor()
         _LOCAL.hook = self.hook
         return self
 
     def __exit__(self, *exc):
         _LOCAL.hook = self._previous
+        with _INTERCEPT_LOCK:
+            _INTERCEPT["scopes"] -= 1
+            if _INTERCEPT["scopes"] == 0:
+                _INTERCEPT.pop("library")._destroy()
+                _INTERCEPT["library"] = None
         return False

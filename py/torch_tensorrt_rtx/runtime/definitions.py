@@ -5,6 +5,7 @@
 - ``runtime_strategies.txt``: the valid names of each runtime strategy.
 - ``cache_protocol.txt``: the runtime cache file protocol's constants (lock suffix,
   timeout, poll interval, default location).
+- ``engine_op.txt``: the name and schema of the engine op saved programs call.
 
 The C++ runtime generates its headers from the same files at build time
 (core/definitions/gen_definitions_headers.py imports this module by path), so this module
@@ -18,6 +19,7 @@ from typing import Dict, NamedTuple, Tuple
 LAYOUT_FILE = Path(__file__).with_name("engine_record_layout.txt")
 STRATEGIES_FILE = Path(__file__).with_name("runtime_strategies.txt")
 CACHE_PROTOCOL_FILE = Path(__file__).with_name("cache_protocol.txt")
+ENGINE_OP_FILE = Path(__file__).with_name("engine_op.txt")
 
 # The only field that holds binary data; every other field is UTF-8 text.
 ENGINE_FIELD = "ENGINE"
@@ -67,6 +69,19 @@ class CacheProtocol(NamedTuple):
 
 
 _NUMBER_SUFFIXES = ("_ms", "_s", "_bytes", "_count", "_version")
+
+
+class EngineOp(NamedTuple):
+    namespace: str  # e.g. "tensorrt_rtx"
+    schema: str  # torch schema without the namespace, e.g. "execute_engine(Tensor[] ...) -> Tensor[]"
+
+    @property
+    def name(self) -> str:  # "execute_engine"
+        return self.schema.partition("(")[0]
+
+    @property
+    def qualified_name(self) -> str:  # "tensorrt_rtx::execute_engine"
+        return f"{self.namespace}::{self.name}"
 
 
 def _directives(text: str):
@@ -148,6 +163,25 @@ def parse_cache_protocol(text: str, source: str = "<cache protocol>") -> CachePr
     return protocol
 
 
+def parse_engine_op(text: str, source: str = "<engine op>") -> EngineOp:
+    """Parse ``namespace NAME`` and ``schema NAME(ARGS) -> RETURNS`` (each exactly once)."""
+    values: Dict[str, str] = {}
+    for lineno, key, rest in _directives(text):
+        if key not in EngineOp._fields or not rest or key in values:
+            raise DefinitionError(f"{source}:{lineno}: unknown, empty or repeated entry {key!r}; "
+                                  f"expected 'namespace NAME' and 'schema NAME(ARGS) -> RETURNS' once each")
+        values[key] = rest
+    missing = [name for name in EngineOp._fields if name not in values]
+    if missing:
+        raise DefinitionError(f"{source}: missing {', '.join(missing)}")
+    op = EngineOp(**values)
+    if not op.namespace.isidentifier() or not op.name.isidentifier() or "->" not in op.schema:
+        raise DefinitionError(f"{source}: expected an identifier namespace and a schema "
+                              f"'NAME(ARGS) -> RETURNS', found {op.namespace!r} / {op.schema!r}")
+    return op
+
+
 LAYOUT = parse_layout(LAYOUT_FILE.read_text(encoding="utf-8"), str(LAYOUT_FILE))
 STRATEGIES = parse_strategies(STRATEGIES_FILE.read_text(encoding="utf-8"), str(STRATEGIES_FILE))
 CACHE_PROTOCOL = parse_cache_protocol(CACHE_PROTOCOL_FILE.read_text(encoding="utf-8"), str(CACHE_PROTOCOL_FILE))
+ENGINE_OP = parse_engine_op(ENGINE_OP_FILE.read_text(encoding="utf-8"), str(ENGINE_OP_FILE))

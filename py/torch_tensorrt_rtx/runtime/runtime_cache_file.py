@@ -66,12 +66,9 @@ def max_bytes_from_env(environ=None) -> int:
     env = os.environ if environ is None else environ
     text = env.get(CACHE_PROTOCOL.max_bytes_env, "")
     if text:
-        try:
-            value = int(text)
-            if value > 0:
-                return value
-        except ValueError:
-            pass
+        # Decimal digits only, exactly as the C++ runtime accepts them.
+        if text.isascii() and text.isdigit() and 0 < int(text) < 1 << 64:
+            return int(text)
         logger.warning("runtime cache: ignoring %s=%r (expected a positive number of bytes); "
                        "using %d", CACHE_PROTOCOL.max_bytes_env, text, CACHE_PROTOCOL.default_max_bytes)
     return CACHE_PROTOCOL.default_max_bytes

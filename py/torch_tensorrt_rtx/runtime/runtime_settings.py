@@ -11,7 +11,10 @@ The settings in effect are scoped, never a process-global mutable::
 
 A module can override the scope: ``trt_module.set_runtime_settings(kernel_strategy="none")``
 or ``with trt_module.runtime_settings(...)``. Scopes are ``contextvars``-based, so each
-thread and asyncio task sees its own scope stack (thread-safe by construction).
+thread and asyncio task sees its own scope stack (thread-safe by construction). Entering
+and leaving a scope hands the settings to the C++ runtime's per-thread scope (when it is
+loaded); asyncio tasks that interleave inside different scopes on one thread are not
+told apart there.
 
 Strategy names are defined once below (``KERNEL_STRATEGIES`` etc.); an unknown name
 raises ``ValueError`` listing the valid ones. The ``tensorrt_rtx`` enum member for a name
@@ -104,6 +107,21 @@ def register_cache_owner(owner: Any) -> None:
     _cache_owners.add(owner)
 
 
+# Called with the settings in effect whenever a scope is entered or left (in the thread that
+# does it): how the C++ runtime learns the scope once, instead of on every engine call.
+_scope_listeners: "list[Any]" = []
+
+
+def add_scope_listener(listener: Any) -> None:
+    if listener not in _scope_listeners:
+        _scope_listeners.append(listener)
+
+
+def _notify_scope(settings: RuntimeSettings) -> None:
+    for listener in list(_scope_listeners):
+        listener(settings)
+
+
 def save_all_runtime_caches() -> None:
     """Save the runtime cache of every live runtime module (never raises)."""
     for owner in list(_cache_owners):
@@ -129,9 +147,11 @@ def settings(**changes: Any) -> Iterator[RuntimeSettings]:
     new = _current.get().replace(**changes)
     token = _current.set(new)
     try:
+        _notify_scope(new)
         yield new
     finally:
         _current.reset(token)
+        _notify_scope(_current.get())
         save_all_runtime_caches()
 
 

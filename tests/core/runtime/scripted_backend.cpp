@@ -2,6 +2,7 @@
 
 #include "core/definitions/engine_record_layout.h"
 
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -80,6 +81,9 @@ std::string ScriptedCacheBytes(const std::set<std::string>& kernels) {
 
 namespace {
 
+std::atomic<int> g_live_engines{0}, g_live_contexts{0}, g_deserializations{0},
+    g_contexts_created{0};
+
 class ScriptedCache final : public trt::RuntimeCache {
  public:
   explicit ScriptedCache(std::shared_ptr<CallLog> log) : log_(std::move(log)) {}
@@ -154,8 +158,11 @@ class ScriptedContext final : public trt::ExecutionContext {
         kernel_(config.kernel),
         cache_(config.cache_),
         log_(std::move(log)) {
+    ++g_live_contexts;
+    ++g_contexts_created;
     if (kernel_ == rt::KernelStrategy::kEager) Jit(engine_ + "/eager");
   }
+  ~ScriptedContext() override { --g_live_contexts; }
   bool SetInputShape(const std::string& name, const trt::Dims& dims) override {
     if (name != inputs_.at(0)) return true;
     shape_ = dims;
@@ -209,7 +216,11 @@ class ScriptedEngine final : public trt::Engine {
   ScriptedEngine(std::string name, std::vector<std::string> inputs,
                  std::vector<std::string> outputs, std::shared_ptr<CallLog> log)
       : name_(std::move(name)), inputs_(std::move(inputs)), outputs_(std::move(outputs)),
-        log_(std::move(log)) {}
+        log_(std::move(log)) {
+    ++g_live_engines;
+    ++g_deserializations;
+  }
+  ~ScriptedEngine() override { --g_live_engines; }
   int NumIOTensors() const override { return static_cast<int>(inputs_.size() + outputs_.size()); }
   std::string IOTensorName(int i) const override {
     return i < static_cast<int>(inputs_.size()) ? inputs_[i] : outputs_.at(i - inputs_.size());
@@ -238,6 +249,11 @@ class ScriptedEngine final : public trt::Engine {
 };
 
 }  // namespace
+
+ScriptedStats Stats() {
+  return {g_live_engines.load(), g_live_contexts.load(), g_deserializations.load(),
+          g_contexts_created.load()};
+}
 
 ScriptedRuntime::ScriptedRuntime(std::shared_ptr<CallLog> log) : log_(std::move(log)) {}
 

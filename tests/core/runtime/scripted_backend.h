@@ -72,6 +72,17 @@ class ScriptedRuntime final : public rt::trt::Runtime {
   std::shared_ptr<CallLog> log_;
 };
 
+// Process-wide counts of scripted objects, for lifetime tests (engines freed with their
+// program) and benchmarks: live engines and contexts now, deserializations and contexts
+// created so far.
+struct ScriptedStats {
+  int live_engines;
+  int live_contexts;
+  int deserializations;
+  int contexts_created;
+};
+ScriptedStats Stats();
+
 // Serialized form of a scripted cache holding `kernels`.
 std::string ScriptedCacheBytes(const std::set<std::string>& kernels);
 

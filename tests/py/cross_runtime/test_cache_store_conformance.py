@@ -344,3 +344,12 @@ def test_engine_keys_agree(native):
 
     for blob in (b"", b"abc", bytes(range(256)) * 1000):
         assert _C.engine_key(blob) == engine_key(blob) == hashlib.sha256(blob).digest()
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("4096", 4096), ("0", 1 << 30), ("-5", 1 << 30), (" 12", 1 << 30), ("1_000", 1 << 30),
+    ("12MB", 1 << 30), ("99999999999999999999999", 1 << 30), ("", 1 << 30),
+])
+def test_both_runtimes_read_the_size_cap_setting_alike(impl, tmp_path, monkeypatch, value, expected):
+    monkeypatch.setenv("TORCH_TENSORRT_RTX_CACHE_MAX_BYTES", value)
+    assert make_store(impl, tmp_path / "c.bin").store.max_bytes == expected

@@ -1,0 +1,92 @@
+"""ProgramEngine: a handle on one engine of a program, for per-engine runtime settings.
+
+    engines = torch_tensorrt_rtx.program_engines(program)      # {buffer name: ProgramEngine}
+    engines["_run_on_trt_0_engine"].set_runtime_settings(kernel_strategy="none")
+    with engines["_run_on_trt_0_engine"].runtime_settings(cuda_graph_strategy="disabled"):
+        program(x)
+    # previous overrides are back; the runtime cache was saved
+
+Contract:
+- An override replaces the ``runtime.settings(...)`` scope's value for this engine only;
+  settings it does not name follow the scope. Validated like ``RuntimeSettings``.
+- The overrides live on the program's packed-record tensor, like the engine itself: two
+  programs (two loads of one file) never share them, and they die with the program.
+- Works on whichever runtime runs the op: the C++ ``RecordEngine`` (overrides handed to C++
+  once, when set) or the Python ``TRTModule`` attached to the tensor.
+- A handle keeps its tensor (and so the engine) alive while the handle lives.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Dict, Iterator, Optional
+
+import torch
+
+from torch_tensorrt_rtx.dynamo import _engine_op
+from torch_tensorrt_rtx.runtime.runtime_settings import RuntimeSettings, current_settings
+
+
+class ProgramEngine:
+    def __init__(self, name: str, packed_record: torch.Tensor) -> None:
+        self.name = name
+        self._record = packed_record
+
+    def __repr__(self) -> str:
+        return f"ProgramEngine({self.name!r}, overrides={self.overrides()})"
+
+    def overrides(self) -> Dict[str, Any]:
+        return dict(self._record.__dict__.get(_engine_op._OVERRIDES_ATTR, {}))
+
+    def effective_settings(self) -> RuntimeSettings:
+        """The settings this engine's next call in this scope uses."""
+        return current_settings().replace(**self.overrides())
+
+    def set_runtime_settings(self, **changes: Any) -> None:
+        """Override settings for this engine only (until changed or cleared)."""
+        RuntimeSettings().replace(**changes)  # validates names and values
+        self._store({**self.overrides(), **changes})
+
+    def clear_runtime_settings(self) -> None:
+        self._store({})
+
+    @contextlib.contextmanager
+    def runtime_settings(self, **changes: Any) -> Iterator[RuntimeSettings]:
+        """Scoped per-engine override; restores the previous overrides and saves the cache."""
+        previous = self.overrides()
+        self.set_runtime_settings(**changes)
+        try:
+            yield self.effective_settings()
+        finally:
+            self._store(previous)
+            self.save_runtime_cache()
+
+    def context_settings(self) -> Optional[RuntimeSettings]:
+        """The settings the engine's execution context was last configured with; None before
+        the first call built the engine."""
+        if _engine_op.NATIVE:
+            from torch_tensorrt_rtx import _native
+
+            names = list(torch.ops.tensorrt.record_engine_applied_settings(self._record))
+            return _native.settings_from_names(names) if names else None
+        module = self._record.__dict__.get(_engine_op._MODULE_ATTR)
+        return None if module is None else module._context_settings
+
+    def save_runtime_cache(self) -> bool:
+        """Saves runtime caches that changed (on the C++ runtime: of every live engine)."""
+        if _engine_op.NATIVE:
+            return int(torch.ops.tensorrt.save_record_engine_caches()) > 0
+        module = self._record.__dict__.get(_engine_op._MODULE_ATTR)
+        return bool(module.save_runtime_cache()) if module is not None else False
+
+    def _store(self, overrides: Dict[str, Any]) -> None:
+        self._record.__dict__[_engine_op._OVERRIDES_ATTR] = dict(overrides)
+        if _engine_op.NATIVE:
+            entries = ["cache_disabled" if k == "cache_path" and v is None else f"{k}={v}"
+                       for k, v in sorted(overrides.items())]
+            torch.ops.tensorrt.set_record_engine_overrides(self._record, entries)
+            return
+        module = self._record.__dict__.get(_engine_op._MODULE_ATTR)
+        if module is not None:
+            module.clear_runtime_settings()
+            if overrides:
+                module.set_runtime_settings(**overrides)
