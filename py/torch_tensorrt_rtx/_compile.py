@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
-from torch_tensorrt_rtx.dynamo._input import Input, as_inputs, describe as _describe
+from torch_tensorrt_rtx.dynamo._input import Input, as_inputs, describe as _describe, shared_dims
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, CompileReport, PhaseClock
 from torch_tensorrt_rtx.dynamo._verify import VerificationReport, VerificationUnavailableError, verify
@@ -30,38 +30,72 @@ __all__ = ["Input", "compile", "save", "load", "verify", "engine_records", "prog
            "VerificationUnavailableError"]
 
 _EXPORT_INFO = "_torch_tensorrt_rtx_export"
+_EXPORT_KWARGS = "_torch_tensorrt_rtx_export_kwargs"  # {name: Input} given as kwarg_inputs
 
 
-def _dynamic_shapes(specs: Sequence[Input], module: Any = None) -> Optional[Tuple[Any, ...]]:
-    shapes = []
-    for k, spec in enumerate(specs):
-        dims = {}
-        for d, (lo, _opt, hi) in spec.dynamic_dims.items():
-            dims[d] = torch.export.Dim(f"input{k}_dim{d}", min=lo, max=hi)
-        shapes.append(dims or None)
-    if not any(s for s in shapes):
+def _dims_of(spec: Input, label: str, named: Dict[str, Any]) -> Dict[int, Any]:
+    dims = {}
+    for d, (lo, _opt, hi) in spec.dynamic_dims.items():
+        name = spec.dim_name(d)
+        if name is None:
+            dims[d] = torch.export.Dim(f"{label}_dim{d}", min=lo, max=hi)
+        else:  # one Dim object per name: torch.export then knows the sizes are equal
+            dims[d] = named.setdefault(name, torch.export.Dim(name, min=lo, max=hi))
+    return dims
+
+
+def _dynamic_shapes(specs: Sequence[Input], module: Any = None,
+                    kwarg_specs: Optional[Dict[str, Input]] = None) -> Any:
+    kwarg_specs = kwarg_specs or {}
+    labels = [f"input{k}" for k in range(len(specs))] + list(kwarg_specs)
+    shared_dims(list(specs) + list(kwarg_specs.values()), labels)  # one range per named dim
+    named: Dict[str, Any] = {}
+    shapes = [_dims_of(spec, f"input{k}", named) or None for k, spec in enumerate(specs)]
+    keyword_shapes = {key: _dims_of(spec, key, named) or None for key, spec in kwarg_specs.items()}
+    if not any(shapes) and not any(keyword_shapes.values()):
         return None
     params = list(inspect.signature(module.forward).parameters.values()) if module is not None else []
+    if kwarg_specs:  # keyword inputs: torch.export wants a dict keyed by forward's parameter names
+        bound = inspect.signature(module.forward).bind(*specs, **kwarg_specs).arguments
+        out: Dict[str, Any] = {}
+        position = 0
+        for name, value in bound.items():
+            if isinstance(value, tuple):  # forward(*xs)
+                out[name] = tuple(shapes[position:position + len(value)])
+                position += len(value)
+            elif isinstance(value, dict):  # forward(**kw)
+                out[name] = {k: keyword_shapes[k] for k in value}
+            elif name in kwarg_specs:
+                out[name] = keyword_shapes[name]
+            else:
+                out[name] = shapes[position]
+                position += 1
+        return out
     if params and params[0].kind == inspect.Parameter.VAR_POSITIONAL:
         return (tuple(shapes),)  # forward(*xs): export wants one entry for the packed tuple
     return tuple(shapes)
 
 
-def export_aten(module: torch.nn.Module, specs: Sequence[Input]):
+def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Optional[Dict[str, Input]] = None):
     """torch.export + our decompositions; returns (ATen GraphModule, symbol -> (min, opt, max)).
     The time of each phase travels to compile_graph in gm.meta[PHASE_SECONDS_META]."""
     from torch_tensorrt_rtx.dynamo.lowering import decomposition_table
 
+    kwarg_specs = kwarg_specs or {}
     clock = PhaseClock()
     examples = tuple(spec.example() for spec in specs)
+    kwarg_examples = {key: spec.example() for key, spec in kwarg_specs.items()}
+    dynamic_shapes = _dynamic_shapes(specs, module, kwarg_specs)
     with clock.phase("export"):
-        program = torch.export.export(module, examples, dynamic_shapes=_dynamic_shapes(specs, module), strict=False)
+        program = torch.export.export(module, examples, kwargs=kwarg_examples or None, dynamic_shapes=dynamic_shapes,
+                                      strict=False)
     with clock.phase("decompositions"):  # a second trace of the whole program, then unlifting its weights
         program = program.run_decompositions(decomposition_table())
         gm = program.module()
     gm.meta[PHASE_SECONDS_META] = clock.seconds
     symbol_ranges = {}
-    for spec, node in zip(specs, gm.graph.find_nodes(op="placeholder")):
+    # Placeholders come in export's flattening order: positional inputs, then keywords as given.
+    for spec, node in zip(list(specs) + list(kwarg_specs.values()), gm.graph.find_nodes(op="placeholder")):
         val = node.meta.get("val")
         for d, (lo, opt, hi) in spec.dynamic_dims.items():
             size = val.shape[d]
@@ -70,49 +104,71 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input]):
     return gm, symbol_ranges, examples
 
 
-def _check_arity(module: torch.nn.Module, specs: Sequence[Input]) -> None:
-    """compile passes one example per positional parameter of forward: say so when they do not fit."""
+def _check_arity(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Dict[str, Input]) -> None:
+    """compile passes the examples to forward as given: say so when they do not fit."""
     try:
         signature = inspect.signature(module.forward)
     except (TypeError, ValueError):
         return
     try:
-        signature.bind(*specs)
+        signature.bind(*specs, **kwarg_specs)
     except TypeError as exc:
         keyword_only = [p.name for p in signature.parameters.values()
-                        if p.kind == inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty]
-        hint = (f"; keyword-only parameters ({', '.join(keyword_only)}) cannot be given: compile passes inputs "
-                "positionally, so wrap the module in one whose forward takes them positionally") if keyword_only else ""
-        raise TypeError(f"compile: got {len(specs)} input(s) for {type(module).__name__}.forward{signature}: "
+                        if p.kind == inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
+                        and p.name not in kwarg_specs]
+        hint = (f"; give keyword-only parameters ({', '.join(keyword_only)}) through kwarg_inputs={{...}}"
+                if keyword_only else "")
+        keywords = f" and keyword input(s) {sorted(kwarg_specs)}" if kwarg_specs else ""
+        raise TypeError(f"compile: got {len(specs)} input(s){keywords} for {type(module).__name__}.forward{signature}: "
                         f"{exc}{hint}") from None
 
 
-def compile(module: torch.nn.Module, inputs: Sequence[Union[Input, torch.Tensor]], *,
-            min_block_size: int = 3, torch_executed_ops: Sequence[str] = (),
+def compile(module: torch.nn.Module, inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None, *,
+            arg_inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None,
+            kwarg_inputs: Optional[Dict[str, Union[Input, torch.Tensor]]] = None,
+            min_block_size: int = 3, torch_executed_ops: Sequence[Any] = (),
             require_full_compilation: bool = False, compute_capabilities: Sequence[str] = (),
-            progress: bool = True, keep_networks: bool = True) -> torch.fx.GraphModule:
+            progress: bool = True, keep_networks: bool = True,
+            enabled_precisions: Any = frozenset()) -> torch.fx.GraphModule:
     """Compile `module` ahead of time. Returns a GraphModule (call it like `module`) with
-    `.compile_report` (a CompileReport). Inputs: one Input or example tensor per positional input."""
+    `.compile_report` (a CompileReport). `inputs` (or its upstream name `arg_inputs`): one Input or
+    example tensor per positional input; `kwarg_inputs`: {parameter name: Input or tensor} for
+    inputs forward takes by keyword (`model(input_ids=..., attention_mask=...)`); the compiled
+    module is then called with the same keywords. `enabled_precisions={torch.float16}` (or bf16)
+    computes an fp32 model's matmuls and convolutions in that dtype, sensitive ops in fp32."""
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
+
+    if inputs is not None and arg_inputs is not None:
+        raise TypeError("compile: give inputs=... or arg_inputs=... (the same thing, upstream's name), not both")
+    inputs = arg_inputs if inputs is None else inputs
+    if inputs is None and not kwarg_inputs:
+        raise TypeError("compile: inputs must be a list or tuple with one Input or example tensor per positional "
+                        "input of forward (e.g. inputs=[x]), and/or kwarg_inputs={name: Input or tensor}; got None")
+    if kwarg_inputs is not None and not isinstance(kwarg_inputs, dict):
+        raise TypeError(f"compile: kwarg_inputs must be a dict of parameter name -> Input or tensor, such as "
+                        f"{{'input_ids': ids}}; got {type(kwarg_inputs).__name__}")
+    kwarg_specs = dict(zip(kwarg_inputs, as_inputs(list(kwarg_inputs.values())))) if kwarg_inputs else {}
 
     settings = CompilationSettings(min_block_size=min_block_size, torch_executed_ops=torch_executed_ops,
                                    require_full_compilation=require_full_compilation,
                                    compute_capabilities=compute_capabilities, progress=progress,
-                                   keep_networks=keep_networks)
-    specs = as_inputs(inputs)
+                                   keep_networks=keep_networks, enabled_precisions=enabled_precisions)
+    specs = as_inputs(inputs if inputs is not None else [])
     was_training = isinstance(module, torch.nn.Module) and module.training
     if isinstance(module, torch.nn.Module):
-        _check_arity(module, specs)
+        _check_arity(module, specs, kwarg_specs)
         if was_training:
             logger.warning("compile: %s is in train mode; compiling it for inference (as in eval mode: dropout off, "
                            "batch norm uses running statistics). Call .eval() first to silence this.",
                            type(module).__name__)
         module.eval()
     try:
-        gm, symbol_ranges, examples = export_aten(module, specs)
+        gm, symbol_ranges, examples = export_aten(module, specs, kwarg_specs)
     except Exception as exc:
+        keywords = f" and keyword inputs { {k: _describe(s) for k, s in kwarg_specs.items()} }" if kwarg_specs else ""
         exc.add_note(f"torch_tensorrt_rtx.compile: tracing {type(module).__name__}.forward with inputs "
-                     f"{[_describe(s) for s in specs]} failed; check each input's shape and dtype against forward")
+                     f"{[_describe(s) for s in specs]}{keywords} failed; check each input's shape and dtype "
+                     "against forward")
         raise
     finally:
         if was_training:
@@ -120,6 +176,7 @@ def compile(module: torch.nn.Module, inputs: Sequence[Union[Input, torch.Tensor]
     compiled, report = compile_graph(gm, symbol_ranges, settings)
     compiled.compile_report = report
     setattr(compiled, _EXPORT_INFO, specs)
+    setattr(compiled, _EXPORT_KWARGS, kwarg_specs)
     return compiled
 
 

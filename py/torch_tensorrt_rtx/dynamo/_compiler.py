@@ -5,31 +5,44 @@
 `aten_gm` is an exported, decomposed ATen graph (weights as get_attr). `symbol_ranges` maps each
 shape symbol of its inputs to (min, opt, max). Each TensorRT partition becomes one engine, stored
 as a packed EngineRecord buffer and called through torch.ops.tensorrt_rtx.execute_engine; the
-rest of the graph runs in PyTorch. A partition whose conversion or build fails is kept in PyTorch
-with a warning naming the node (never a TensorRT assertion).
+rest of the graph runs in PyTorch. A node whose converter fails, or whose layer an engine build
+rejects, is kept in PyTorch alone: the graph is partitioned again without it, so the rest of its
+subgraph still becomes engines (within min_block_size). When anything stays in PyTorch a
+FallbackWarning (Python `warnings`, visible with default settings) gives the count and short
+reasons; the report names each failed node with a one-line reason.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import logging
 import platform
 import time
+import warnings
 from typing import Any, Dict, List, Mapping, Tuple
 
 import sympy
 import torch
+from torch.utils._sympy.functions import FloorDiv
 from torch.fx import GraphModule, Node
 
 from torch_tensorrt_rtx.dynamo import _debug
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
-from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, CompileReport, EngineSummary, PhaseClock
+from torch_tensorrt_rtx.dynamo._summary import (
+    PHASE_SECONDS_META,
+    CompileReport,
+    EngineSummary,
+    FallbackWarning,
+    PhaseClock,
+)
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine, compute_capability
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
 from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
 from torch_tensorrt_rtx.dynamo.lowering import lower
+from torch_tensorrt_rtx.dynamo.lowering._precision import describe as describe_precision
 from torch_tensorrt_rtx.dynamo.partitioning import partition
 
 logger = logging.getLogger(__name__)
@@ -57,30 +70,58 @@ def _input_ranges(sub: GraphModule, symbol_ranges: Mapping[Any, Range], label: s
                 continue
             missing = [s for s in expr.free_symbols if s not in symbol_ranges]
             if missing:
-                raise ConversionError(f"{label}: input {node.name} dim {d} has size {expr}, which depends on data "
-                                      f"({missing}); TensorRT-RTX needs a bounded range")
+                error = ConversionError(f"{label}: input {node.name} dim {d} has size {expr}, which depends on data "
+                                        f"({missing}); TensorRT-RTX needs a bounded range")
+                error.placeholder = node.name
+                raise error
             dims[d] = tuple(_substitute(expr, {s: r[k] for s, r in symbol_ranges.items()}) for k in range(3))
         ranges.append(dims)
     return ranges
 
 
+def _solve_linear(symbol: sympy.Symbol, derived: List[Tuple[Any, sympy.Symbol]]) -> Any:
+    """`symbol` as an expression of one input dim whose size is a*symbol + b (a view that merged
+    the batch into another dim: 64*s0), or None. Exact: that dim minus b is a multiple of a."""
+    for expr, dim_name in derived:
+        if expr.free_symbols != {symbol} or not expr.is_polynomial(symbol):
+            continue
+        poly = sympy.Poly(expr, symbol)
+        if poly.degree() != 1:
+            continue
+        a, b = poly.all_coeffs()
+        if a.is_integer and b.is_integer and a != 0:
+            return FloorDiv(dim_name - b, a)
+    return None
+
+
 def _spec(sub: GraphModule, name: str, sha: str, label: str) -> OutputSpec:
+    """Input and output shapes of the engine, each dim an int or an expression of the engine's
+    input dims (named i<input>_<dim>), as the engine op's fake implementation evaluates them."""
     placeholders = list(sub.graph.find_nodes(op="placeholder"))
-    names: Dict[Any, sympy.Symbol] = {}
-    inputs = []
+    names: Dict[Any, Any] = {}
+    derived: List[Tuple[Any, sympy.Symbol]] = []
+    exprs = []
     for k, node in enumerate(placeholders):
         val = node.meta["val"]
-        shape = []
         for d, size in enumerate(val.shape):
             expr = _expr(size)
-            if isinstance(expr, sympy.Symbol) and expr not in names:
-                names[expr] = sympy.Symbol(f"i{k}_{d}", integer=True, positive=True)
-            shape.append(int(expr) if isinstance(expr, int) or expr.is_number else str(expr.xreplace(names)))
-        inputs.append(TensorSpec(str(val.dtype).replace("torch.", ""), shape))
-    output_node = next(iter(sub.graph.find_nodes(op="output")))
-    outputs = []
-    for out in output_node.args[0]:
-        val = out.meta["val"]
+            exprs.append(expr)
+            if isinstance(expr, int) or expr.is_number:
+                continue
+            dim_name = sympy.Symbol(f"i{k}_{d}", integer=True, positive=True)
+            if isinstance(expr, sympy.Symbol):
+                names.setdefault(expr, dim_name)
+            else:
+                derived.append((expr, dim_name))
+    outputs_node = next(iter(sub.graph.find_nodes(op="output")))
+    for out in outputs_node.args[0]:
+        exprs += [_expr(size) for size in out.meta["val"].shape]
+    for symbol in sorted({s for e in exprs if not isinstance(e, int) for s in e.free_symbols} - set(names), key=str):
+        solved = _solve_linear(symbol, derived)
+        if solved is not None:
+            names[symbol] = solved
+
+    def shape_of(val, node_name, is_output):
         shape = []
         for size in val.shape:
             expr = _expr(size)
@@ -88,11 +129,16 @@ def _spec(sub: GraphModule, name: str, sha: str, label: str) -> OutputSpec:
                 shape.append(int(expr))
                 continue
             unknown = [s for s in expr.free_symbols if s not in names]
-            if unknown:
-                raise ConversionError(f"{label}: output {out.name} has size {expr}, which is not a function of the "
-                                      "engine's input sizes (data-dependent shape)")
+            if unknown and is_output:
+                raise ConversionError(f"{label}: output {node_name} has size {expr}, which is not a function of the "
+                                      "engine's input sizes (data-dependent shape)", node=node_name)
             shape.append(str(expr.xreplace(names)))
-        outputs.append(TensorSpec(str(val.dtype).replace("torch.", ""), shape))
+        return shape
+
+    inputs = [TensorSpec(str(n.meta["val"].dtype).replace("torch.", ""), shape_of(n.meta["val"], n.name, False))
+              for n in placeholders]
+    outputs = [TensorSpec(str(out.meta["val"].dtype).replace("torch.", ""), shape_of(out.meta["val"], out.name, True))
+               for out in outputs_node.args[0]]
     fx_nodes = [f"{n.name}:{op_name(n)}" for n in sub.graph.nodes if n.op == "call_function"]
     return OutputSpec(name, sha, inputs, outputs, fx_nodes)
 
@@ -101,31 +147,98 @@ def _target_platform() -> str:
     return f"{platform.system().lower()}_{platform.machine().lower()}"
 
 
-def _build_one(gm: GraphModule, node: Node, symbol_ranges, settings: CompilationSettings, report: CompileReport,
-               clock: PhaseClock):
+@dataclasses.dataclass
+class _Converted:
+    """One partition converted to a network, waiting for its engine build."""
+
+    node: Node
+    sub: GraphModule
+    network_def: Any
+    spec: OutputSpec
+    ranges: List[Dict[int, Range]]
+
+
+class _Blame(Exception):
+    """Conversion or engine build failed; `nodes` (FX node names) stay in PyTorch next time."""
+
+    def __init__(self, nodes: List[str], reason: str) -> None:
+        super().__init__(reason)
+        self.nodes = nodes
+        self.reason = reason
+
+
+_REASON_CHARS = 200
+
+
+def one_line(text: Any, limit: int = _REASON_CHARS) -> str:
+    """The first line of a message, capped: reasons never carry a printed tensor or a traceback."""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    first = lines[0] if lines else "no message"
+    return first if len(first) <= limit else first[:limit - 3] + "..."
+
+
+def _compute_nodes(sub: GraphModule) -> List[str]:
+    return [n.name for n in sub.graph.nodes if n.op == "call_function"]
+
+
+def _blame_conversion(exc: Exception, sub: GraphModule, label: str) -> _Blame:
+    reason = one_line(exc)
+    names = set(_compute_nodes(sub))
+    node = getattr(exc, "node", None)
+    if node in names:
+        return _Blame([node], reason)
+    placeholder = getattr(exc, "placeholder", None)  # an input whose size depends on data: blame its readers
+    for input_node in sub.graph.find_nodes(op="placeholder"):
+        users = [u.name for u in input_node.users if u.name in names] if input_node.name == placeholder else []
+        if users:
+            return _Blame(users, reason)
+    return _Blame(sorted(names), f"{label}: {reason}")
+
+
+def _blame_build(exc: Exception, converted: _Converted) -> _Blame:
+    """An engine build failure names layers ("<fx node>/<kind>_<n>", our own naming): keep the
+    node whose layer TensorRT-RTX complained about in PyTorch, or the whole partition if none."""
+    reason = one_line(exc)
+    message = str(exc)
+    network = converted.network_def.network
+    names = set(_compute_nodes(converted.sub))
+    for i in range(network.num_layers):
+        layer_name = network.get_layer(i).name
+        node = layer_name.split("/", 1)[0]
+        if node in names and layer_name in message:
+            return _Blame([node], reason)
+    return _Blame(sorted(names), reason)
+
+
+def _convert_one(gm: GraphModule, node: Node, symbol_ranges, clock: PhaseClock) -> _Converted:
     name = node.target
     sub = getattr(gm, name)
     with clock.phase("conversion"):
-        ranges = _input_ranges(sub, symbol_ranges, name)
-        network_def = build_network(sub, ranges)
-    start = time.perf_counter()
-    engine, seconds = build_engine(network_def, settings.compute_capabilities, label=name, progress=settings.progress)
-    clock.add("engine build", seconds)
-    clock.add("conversion", time.perf_counter() - start - seconds)  # builder config and optimization profile
-    with clock.phase("packaging"):
-        _package(gm, node, sub, network_def, engine, settings)
-    report.engines.append(EngineSummary(name, network_def.converted_ops, seconds, len(engine),
-                                        [str(r) for r in ranges]))
+        try:
+            ranges = _input_ranges(sub, symbol_ranges, name)
+            network_def = build_network(sub, ranges)
+            spec = _spec(sub, name, "", name)
+        except Exception as exc:  # noqa: BLE001 - any converter failure keeps its node in PyTorch
+            raise _blame_conversion(exc, sub, name) from exc
+    return _Converted(node, sub, network_def, spec, ranges)
 
 
-def _package(gm: GraphModule, node: Node, sub: GraphModule, network_def, engine: bytes,
-             settings: CompilationSettings) -> None:
+def _fresh_graph(lowered: GraphModule) -> GraphModule:
+    """A GraphModule over a copy of `lowered`'s graph (same node names, weights shared), so each
+    partitioning attempt starts from the unpartitioned graph."""
+    gm = GraphModule(lowered, copy.deepcopy(lowered.graph))
+    gm.meta = dict(lowered.meta)
+    return gm
+
+
+def _package(gm: GraphModule, converted: _Converted, engine: bytes, settings: CompilationSettings) -> None:
     """Replace the partition's call by execute_engine on a packed EngineRecord buffer."""
     from torch_tensorrt_rtx.runtime import EngineRecord
 
+    node, sub, network_def = converted.node, converted.sub, converted.network_def
     name = node.target
     sha = hashlib.sha256(engine).hexdigest()
-    spec = _spec(sub, name, sha, name)
+    spec = dataclasses.replace(converted.spec, sha256=sha)
     record = EngineRecord.new(
         engine, name=name, input_names=network_def.input_names, output_names=network_def.output_names,
         metadata=dataclasses.asdict(spec) | {"compute_capabilities": list(settings.compute_capabilities) or "portable"},
@@ -161,6 +274,48 @@ def _drop_unused_state(gm: GraphModule) -> None:
         delattr(owner, attr)
 
 
+def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,
+             excluded: Dict[str, str], engines: Dict[str, Tuple[bytes, float]], clock: PhaseClock):
+    """Partition with `excluded` nodes in PyTorch, convert every partition, build every engine.
+    Returns (gm, partition result, [(converted, engine, seconds)]), or None after adding the nodes
+    to blame to `excluded` (the caller then tries again: each retry keeps more nodes in PyTorch)."""
+    gm = _fresh_graph(lowered)
+    with clock.phase("partitioning"):
+        result = partition(gm, settings, excluded)
+    converted: List[_Converted] = []
+    blamed: List[_Blame] = []
+    for node in gm.graph.nodes:
+        if node.op == "call_module" and node.target in result.trt_submodules:
+            try:
+                converted.append(_convert_one(gm, node, symbol_ranges, clock))
+            except _Blame as blame:
+                blamed.append(blame)
+    built = []
+    if not blamed:
+        for item in converted:
+            key = f"{item.sub.code}\n{item.ranges}"  # an unchanged partition is not built twice
+            if key not in engines:
+                try:
+                    engines[key] = build_engine(item.network_def, settings.compute_capabilities,
+                                                label=item.node.target, progress=settings.progress)
+                except Exception as exc:  # noqa: BLE001 - a failed build keeps its node(s) in PyTorch
+                    blamed.append(_blame_build(exc, item))
+                    break
+                clock.add("engine build", engines[key][1])
+            built.append((item, *engines[key]))
+    if not blamed:
+        return gm, result, built
+    before = len(excluded)
+    for blame in blamed:
+        for name in blame.nodes:
+            excluded.setdefault(name, blame.reason)
+        logger.debug("keeping %s in PyTorch: %s", ", ".join(blame.nodes), blame.reason)
+    if len(excluded) == before:  # cannot happen while partitioning honours `excluded`; never loop
+        raise RuntimeError(f"torch_tensorrt_rtx internal error: partitioning proposed excluded nodes again: "
+                           f"{[b.nodes for b in blamed]}")
+    return None
+
+
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
     start = time.perf_counter()
@@ -168,25 +323,36 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     for name in settings.compute_capabilities:
         compute_capability(name)  # a bad setting is the user's error, not a reason to fall back
     with clock.phase("lowering"):
-        gm = lower(gm)
+        lowered = lower(gm, settings.reduced_precision)
+    ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
+    excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
+    engines: Dict[str, Tuple[bytes, float]] = {}
+    attempt = None
+    while attempt is None:  # terminates: every failed attempt excludes at least one more node
+        attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock)
+    _, _, built = attempt
+    # The attempts ran on copies of the graph. The module handed back must be `lowered` itself:
+    # it carries what torch.export attached (input-constraint hooks, range_constraints, the
+    # pytree calling convention). Partitioning is deterministic, so the same exclusions give the
+    # same partitions, under the same names, in `lowered`.
     with clock.phase("partitioning"):
-        result = partition(gm, settings)
+        result = partition(lowered, settings, excluded)
     gm = result.module
-    report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons))
-    for node in list(gm.graph.nodes):
-        if node.op != "call_module" or node.target not in result.trt_submodules:
-            continue
-        try:
-            _build_one(gm, node, symbol_ranges, settings, report, clock)
-        except Exception as exc:  # noqa: BLE001 - any TensorRT-side failure keeps the subgraph in PyTorch
-            if not isinstance(exc, ConversionError):
-                exc = ConversionError(f"{node.target}: {type(exc).__name__}: {exc}")
-            logger.warning("keeping %s in PyTorch: %s", node.target, exc)
-            for sub_node in getattr(gm, node.target).graph.nodes:
-                if sub_node.op == "call_function":
-                    key = op_name(sub_node)
-                    report.fallback_ops[key] = report.fallback_ops.get(key, 0) + 1
-                    report.fallback_reasons.setdefault(key, str(exc))
+    by_name = {n.target: n for n in gm.graph.nodes if n.op == "call_module" and n.target in result.trt_submodules}
+    if set(by_name) != {item.node.target for item, _, _ in built}:
+        raise RuntimeError(f"torch_tensorrt_rtx internal error: partitioning the graph again gave partitions "
+                           f"{sorted(by_name)}, the attempt built {sorted(i.node.target for i, _, _ in built)}")
+    built = [(dataclasses.replace(item, node=by_name[item.node.target]), engine, seconds)
+             for item, engine, seconds in built]
+    report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
+                           failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
+                           precision=describe_precision(settings.reduced_precision),
+                           reduced_precision=settings.reduced_precision)
+    for item, engine, seconds in built:
+        with clock.phase("packaging"):
+            _package(gm, item, engine, settings)
+        report.engines.append(EngineSummary(item.node.target, item.network_def.converted_ops, seconds, len(engine),
+                                            [str(r) for r in item.ranges]))
     with clock.phase("packaging"):
         _drop_unused_state(gm)
         gm.graph.lint()
@@ -197,4 +363,6 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
         raise RuntimeError("require_full_compilation=True but these ops stay in PyTorch: "
                            + ", ".join(f"{k} ({report.fallback_reasons.get(k)})" for k in sorted(report.fallback_ops)))
     logger.info("%s", report.format())
+    if report.fallback_ops:
+        warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=3)
     return gm, report

@@ -3,9 +3,16 @@
     Input(shape=(1, 3, 224, 224))                                     # static
     Input(min_shape=(1, 16), opt_shape=(8, 16), max_shape=(64, 16))   # dynamic batch
     Input.from_tensor(x)                                              # static, from an example
+    ids  = Input(min_shape=(1, 1), opt_shape=(4, 64), max_shape=(8, 128), dtype=torch.int64,
+                 dim_names=("batch", "seq"))                          # named dynamic dims
+    mask = Input(min_shape=(1, 1), opt_shape=(4, 64), max_shape=(8, 128), dtype=torch.int64,
+                 dim_names=("batch", "seq"))                          # same names: same sizes
 
 Dimensions whose min and max differ are dynamic: they become torch.export dims and a range in
-the engine's optimization profile.
+the engine's optimization profile. A dynamic dim may be named (`dim_names`, one entry per dim,
+None for unnamed); dims with the same name, on one input or several, are one shared
+`torch.export.Dim`, as a BERT call's input_ids and attention_mask need. Named dims must have the
+same range everywhere they appear.
 """
 from __future__ import annotations
 
@@ -40,6 +47,7 @@ class Input:
     max_shape: Optional[Tuple[int, ...]] = None
     dtype: torch.dtype = torch.float32
     name: Optional[str] = None
+    dim_names: Optional[Tuple[Optional[str], ...]] = None
 
     def __post_init__(self) -> None:
         if self.shape is not None:
@@ -64,6 +72,31 @@ class Input:
             object.__setattr__(self, "shape", None)
         if not isinstance(self.dtype, torch.dtype):
             raise TypeError(f"Input: dtype must be a torch.dtype, got {self.dtype!r}")
+        if self.dim_names is not None:
+            self._check_dim_names()
+
+    def _check_dim_names(self) -> None:
+        names = self.dim_names
+        if isinstance(names, str) or not hasattr(names, "__iter__"):
+            raise TypeError(f"Input: dim_names must be a sequence with one name or None per dim, such as "
+                            f"('batch', None), got {names!r}")
+        names = tuple(names)
+        if len(names) != len(self.min_shape):
+            raise ValueError(f"Input: dim_names={names!r} has {len(names)} entries for a rank-{len(self.min_shape)} "
+                             f"input; give one name or None per dim")
+        dynamic = self.dynamic_dims
+        for d, name in enumerate(names):
+            if name is None:
+                continue
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ValueError(f"Input: dim_names[{d}]={name!r} must be a Python identifier such as 'batch'")
+            if d not in dynamic:
+                raise ValueError(f"Input: dim {d} is named {name!r} but is static (min = max = {self.min_shape[d]}); "
+                                 "only dynamic dims can be named")
+        object.__setattr__(self, "dim_names", names)
+
+    def dim_name(self, d: int) -> Optional[str]:
+        return self.dim_names[d] if self.dim_names is not None else None
 
     @classmethod
     def from_tensor(cls, tensor: torch.Tensor) -> "Input":
@@ -89,6 +122,21 @@ def describe(spec: Input) -> str:
     """`(2, 8) float32` or `min (1, 8) opt (4, 8) max (16, 8) float32`, for error messages."""
     shape = spec.shape if spec.shape is not None else f"min {spec.min_shape} opt {spec.opt_shape} max {spec.max_shape}"
     return f"{shape} {str(spec.dtype).replace('torch.', '')}"
+
+
+def shared_dims(specs: Sequence[Input], labels: Sequence[str]) -> Dict[str, Tuple[int, int, int]]:
+    """Range of every named dim; a ValueError naming both places when one name has two ranges."""
+    seen: Dict[str, Tuple[Tuple[int, int, int], str]] = {}
+    for spec, label in zip(specs, labels):
+        for d, rng in spec.dynamic_dims.items():
+            name = spec.dim_name(d)
+            if name is None:
+                continue
+            if name in seen and seen[name][0] != rng:
+                raise ValueError(f"Input: dim {name!r} has range (min, opt, max) {seen[name][0]} at {seen[name][1]} "
+                                 f"but {rng} at {label} dim {d}; a shared dim needs one range")
+            seen.setdefault(name, (rng, f"{label} dim {d}"))
+    return {name: rng for name, (rng, _) in seen.items()}
 
 
 def as_inputs(inputs: Sequence[object]) -> Tuple[Input, ...]:

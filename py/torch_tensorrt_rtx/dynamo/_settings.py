@@ -6,14 +6,68 @@ CUDA graphs) are chosen at run time through the runtime package, never stored in
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, FrozenSet, Mapping, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, Mapping, Tuple, Union
+
+import torch
+
+_OPS_EXAMPLE = ('e.g. torch.ops.aten.mul.Tensor, torch.ops.aten.mul, "aten.mul.Tensor", "torch.ops.aten.mul.Tensor", '
+                '"aten::mul" or "mul"')
+
+
+def _overload_names(packet: "torch._ops.OpOverloadPacket") -> FrozenSet[str]:
+    return frozenset(str(getattr(packet, o)) for o in packet.overloads())
+
+
+def _resolve_string(text: str) -> FrozenSet[str]:
+    name = text.strip()
+    if name.startswith("torch.ops."):
+        name = name[len("torch.ops."):]
+    name = name.replace("::", ".")
+    parts = name.split(".")
+    if len(parts) == 1:
+        parts = ["aten", parts[0]]  # a bare packet name means the ATen op
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ValueError(f"torch_executed_ops: {text!r} is not an op name; expected {_OPS_EXAMPLE}")
+    namespace, op = parts[0], parts[1]
+    try:
+        packet = getattr(getattr(torch.ops, namespace), op)
+    except (AttributeError, RuntimeError):
+        raise ValueError(f"torch_executed_ops: {text!r} names no op: torch.ops.{namespace} has no {op!r} "
+                         f"({_OPS_EXAMPLE})") from None
+    if len(parts) == 2:
+        return _overload_names(packet)
+    if parts[2] not in packet.overloads():
+        raise ValueError(f"torch_executed_ops: {text!r} names no op: {namespace}.{op} has no overload {parts[2]!r}; "
+                         f"its overloads are {sorted(packet.overloads())}")
+    return frozenset({str(getattr(packet, parts[2]))})
+
+
+def resolve_ops(ops: Union[str, Any, Iterable[Any]]) -> FrozenSet[str]:
+    """Every spelling of an op users write, as the overload names partitioning compares
+    ("aten.mul.Tensor"). A packet (torch.ops.aten.mul, "aten::mul", "mul") means all its
+    overloads. A string that names no op is a ValueError, never silently ignored."""
+    if isinstance(ops, (str, torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+        ops = (ops,)
+    names = set()
+    for op in ops:
+        if isinstance(op, torch._ops.OpOverload):
+            names.add(str(op))
+        elif isinstance(op, torch._ops.OpOverloadPacket):
+            names |= _overload_names(op)
+        elif isinstance(op, str):
+            names |= _resolve_string(op)
+        else:
+            raise TypeError(f"torch_executed_ops: {op!r} ({type(op).__name__}) is not an op; expected {_OPS_EXAMPLE}")
+    return frozenset(names)
 
 
 @dataclasses.dataclass(frozen=True)
 class CompilationSettings:
     # Smallest number of compute ops (getitem/sym_size not counted) worth an engine.
     min_block_size: int = 3
-    # Op names ("aten.relu.default") to keep in PyTorch even if a converter exists.
+    # Ops to keep in PyTorch even if a converter exists. Any spelling: torch.ops.aten.relu.default,
+    # torch.ops.aten.relu (every overload), "aten.relu.default", "torch.ops.aten.relu.default",
+    # "aten::relu", "relu". Stored as overload names ("aten.relu.default"); see resolve_ops.
     torch_executed_ops: FrozenSet[str] = frozenset()
     # Fail instead of falling back to PyTorch when anything is left unconverted.
     require_full_compilation: bool = False
@@ -25,6 +79,10 @@ class CompilationSettings:
     dynamic_max_size: int = 4096
     # Keep each engine's INetworkDefinition in memory so `verify` can run it after compile.
     keep_networks: bool = True
+    # {torch.float16} or {torch.bfloat16} (fp32 may be listed too): compute matmuls, convolutions
+    # and the ops between them in that dtype, numerically sensitive ops in fp32 (see
+    # lowering/_precision.py). Empty or {torch.float32}: every op in the dtype the model traced in.
+    enabled_precisions: FrozenSet[torch.dtype] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("min_block_size", "dynamic_max_size"):
@@ -32,12 +90,25 @@ class CompilationSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         # One name given as a plain string means that one name, not its characters.
-        for name in ("torch_executed_ops", "compute_capabilities"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                value = (value,)
-            value = frozenset(str(v) for v in value) if name == "torch_executed_ops" else tuple(value)
-            object.__setattr__(self, name, value)
+        value = self.compute_capabilities
+        object.__setattr__(self, "compute_capabilities", (value,) if isinstance(value, str) else tuple(value))
+        object.__setattr__(self, "torch_executed_ops", resolve_ops(self.torch_executed_ops))
+        precisions = self.enabled_precisions
+        precisions = frozenset((precisions,) if isinstance(precisions, torch.dtype) else precisions)
+        allowed = (torch.float32, torch.float16, torch.bfloat16)
+        bad = [p for p in precisions if p not in allowed]
+        if bad:
+            raise ValueError(f"enabled_precisions: {bad} not supported; expected a set of {list(allowed)}, "
+                             "e.g. {torch.float16}")
+        if torch.float16 in precisions and torch.bfloat16 in precisions:
+            raise ValueError("enabled_precisions: choose one reduced precision, {torch.float16} or {torch.bfloat16}, "
+                             f"not both (got {sorted(map(str, precisions))})")
+        object.__setattr__(self, "enabled_precisions", precisions)
+
+    @property
+    def reduced_precision(self) -> "torch.dtype | None":
+        """float16 or bfloat16 when enabled_precisions asks for one, else None."""
+        return next((p for p in (torch.float16, torch.bfloat16) if p in self.enabled_precisions), None)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> "CompilationSettings":
@@ -46,8 +117,6 @@ class CompilationSettings:
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"unknown torch_tensorrt_rtx option(s) {unknown}; known options: {sorted(known)}")
-        if "torch_executed_ops" in options:
-            options["torch_executed_ops"] = frozenset(str(o) for o in options["torch_executed_ops"])
         if "compute_capabilities" in options:
             options["compute_capabilities"] = tuple(options["compute_capabilities"])
         return cls(**options)

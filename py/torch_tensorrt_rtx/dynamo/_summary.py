@@ -14,7 +14,7 @@ import collections
 import contextlib
 import dataclasses
 import time
-from typing import Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 # Compile phases in pipeline order. "engine build" is TensorRT-RTX's build_serialized_network
 # alone; "conversion" is FX -> INetworkDefinition plus the builder config; "packaging" is engine
@@ -43,6 +43,10 @@ class PhaseClock:
             self.add(name, time.perf_counter() - start)
 
 
+class FallbackWarning(UserWarning):
+    """Part of a compiled program stays in PyTorch (shown once per distinct summary by default)."""
+
+
 @dataclasses.dataclass
 class EngineSummary:
     name: str
@@ -57,6 +61,10 @@ class CompileReport:
     engines: List[EngineSummary] = dataclasses.field(default_factory=list)
     fallback_ops: Dict[str, int] = dataclasses.field(default_factory=dict)
     fallback_reasons: Dict[str, str] = dataclasses.field(default_factory=dict)
+    # FX node name -> "<op>: <one-line reason>" for nodes whose conversion or engine build failed
+    failed_nodes: Dict[str, str] = dataclasses.field(default_factory=dict)
+    precision: str = "as traced"  # what lowering/_precision.describe says about enabled_precisions
+    reduced_precision: Optional[Any] = None  # torch.float16 / torch.bfloat16 when enabled_precisions asked for it
     total_seconds: float = 0.0
     phase_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)  # see PHASES
 
@@ -64,11 +72,23 @@ class CompileReport:
     def converted_op_counts(self) -> Dict[str, int]:
         return dict(collections.Counter(op for e in self.engines for op in e.converted_ops))
 
+    def __str__(self) -> str:
+        return self.format()
+
+    def fallback_summary(self, limit: int = 5) -> str:
+        """One paragraph for a warning: how many ops stay in PyTorch, which, and why (short)."""
+        count = sum(self.fallback_ops.values())
+        ops = sorted(self.fallback_ops.items(), key=lambda kv: (-kv[1], kv[0]))
+        parts = [f"{k} x{v} ({self.fallback_reasons.get(k, '?')})" for k, v in ops[:limit]]
+        more = f", and {len(ops) - limit} more op kind(s)" if len(ops) > limit else ""
+        return (f"torch_tensorrt_rtx: {count} op(s) stay in PyTorch, {len(self.engines)} TensorRT-RTX engine(s): "
+                + "; ".join(parts) + more + ". See compiled.compile_report for details.")
+
     def format(self) -> str:
         converted = self.converted_op_counts
         lines = [f"torch_tensorrt_rtx: {len(self.engines)} TensorRT-RTX subgraph(s), "
                  f"{sum(converted.values())} op(s) converted, {sum(self.fallback_ops.values())} op(s) in PyTorch, "
-                 f"compiled in {self.total_seconds:.2f} s"]
+                 f"compiled in {self.total_seconds:.2f} s, precision {self.precision}"]
         if self.phase_seconds:
             # total_seconds starts after export: say so, or "compiled in 0.5 s, export 2.4 s" reads wrong.
             lines.append("  time by phase (export and decompositions come before the time above): "
@@ -82,4 +102,6 @@ class CompileReport:
         if self.fallback_ops:
             lines.append("  PyTorch fallback: " + ", ".join(
                 f"{k} x{v} ({self.fallback_reasons.get(k, '?')})" for k, v in sorted(self.fallback_ops.items())))
+        for node, reason in sorted(self.failed_nodes.items()):
+            lines.append(f"  failed node {node}: {reason}")
         return "\n".join(lines)

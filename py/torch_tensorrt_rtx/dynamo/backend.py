@@ -3,7 +3,8 @@
 Registered twice, so it works with or without ``import torch_tensorrt_rtx``: through the
 ``torch_dynamo_backends`` entry point in pyproject.toml, and by ``register_backend`` when this
 module is imported. ``options`` are CompilationSettings fields (min_block_size,
-torch_executed_ops, require_full_compilation, compute_capabilities, progress, keep_networks).
+torch_executed_ops, require_full_compilation, compute_capabilities, progress, keep_networks,
+enabled_precisions).
 
 Dynamo hands us an FX graph whose module parameters and buffers are graph inputs. They are
 bound as constants (frozen, inference only) so they become engine weights; the remaining inputs

@@ -21,6 +21,10 @@ class Fn(torch.nn.Module):
         super().__init__()
         self.fn = fn
         self.table = torch.nn.Parameter(torch.randn(10, 8))  # for embedding / index ops
+        self.chan = torch.nn.Parameter(torch.rand(3) + 0.5)  # per-channel weights of "image" inputs
+        self.w1d = torch.nn.Parameter(torch.randn(4, 8, 3) * 0.3)  # conv1d over "seq" inputs' 8 features
+        self.wt1d = torch.nn.Parameter(torch.randn(8, 2, 3) * 0.3)  # conv_transpose1d, 8 -> 2 channels
+        self.wt2d = torch.nn.Parameter(torch.randn(3, 2, 4, 4) * 0.3)  # conv_transpose2d, 3 -> 2 channels
 
     def forward(self, x):
         return self.fn(self, x)
@@ -101,6 +105,31 @@ CASES = {
                      [aten("constant_pad_nd.default")]),
     "avg_pool": (lambda m, x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False) + F.avg_pool2d(x, 2, 2).repeat(
         1, 1, 2, 2), "image", [aten("avg_pool2d.default")]),
+    "group_norm": (lambda m, x: F.group_norm(x, 3, m.chan, -m.chan, eps=1e-3) + F.group_norm(x * 4, 1), "image",
+                   [aten("native_group_norm.default")]),
+    "avg_pool_ceil": (lambda m, x: (F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+                                    F.avg_pool2d(x[..., :7, :7], 2, 2, ceil_mode=True),
+                                    F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=True),
+                                    F.avg_pool2d(x, 3, 3, 1, divisor_override=4)), "image",
+                      [aten("avg_pool2d.default")]),
+    "conv1d": (lambda m, x: F.conv1d(x.transpose(1, 2), m.w1d, padding=1, stride=1)
+               + F.conv1d(x.transpose(1, 2), m.w1d, padding=2, dilation=2), "seq", [aten("convolution.default")]),
+    "conv_transpose": (lambda m, x: (F.conv_transpose2d(x, m.wt2d, stride=2, padding=1),
+                                     F.conv_transpose2d(x, m.wt2d[:, :, :3, :3], stride=2, padding=1, output_padding=1),
+                                     F.conv_transpose2d(x, m.wt2d[:, :1], stride=1)), "image",
+                       [aten("convolution.default")]),
+    "conv_transpose1d": (lambda m, x: F.conv_transpose1d(x.transpose(1, 2), m.wt1d, stride=2, padding=1), "seq",
+                         [aten("convolution.default")]),
+    "cumsum_int": (lambda m, x: ((x > 0).to(torch.int64).cumsum(1) * 2 - 1, (x > 0).to(torch.int32).cumsum(-1),
+                                 x + (x < 0).long().cumsum(-1)), "seq", [aten("cumsum.default")]),
+    "gather": (lambda m, x: torch.gather(x, 2, (x.abs() * 3).long().clamp(0, 7))
+               + torch.gather(x, 1, torch.zeros_like(x, dtype=torch.int64)[:, :1, :]).expand(-1, x.shape[1], -1)
+               + x.gather(2, (x.abs() * 3).long().clamp(0, 7)[..., :3]).sum(-1, keepdim=True), "seq",
+               [aten("gather.default")]),
+    "index_tensor": (lambda m, x: x[:, torch.tensor([0, 1, -1])].sum(1, keepdim=True)
+                     + m.table[(x.abs() * 3).long().clamp(0, 9)].sum(-1)
+                     + m.table[(x[..., :1].abs() * 3).long().clamp(0, 9), torch.tensor([1, -2, 3, 0, 5, 6, 7, -1])],
+                     "seq", [aten("index.Tensor")]),
     "size_arithmetic": (lambda m, x: x.reshape(x.shape[0] * x.shape[1], 2, 4).softmax(-1).view(x.shape), "seq",
                         [aten("view.default")]),
 }

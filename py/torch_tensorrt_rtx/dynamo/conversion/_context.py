@@ -45,7 +45,12 @@ def to_torch_dtype(dtype: "trt.DataType") -> torch.dtype:
 
 
 class ConversionError(RuntimeError):
-    """A node could not be converted; the message names the node."""
+    """A node could not be converted; the message names the node. `node` is the FX node's name
+    when one node is to blame (the pipeline then keeps only that node in PyTorch)."""
+
+    def __init__(self, message: str, node: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.node = node
 
 
 class ConversionContext:

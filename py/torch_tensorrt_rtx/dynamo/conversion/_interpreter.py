@@ -28,6 +28,7 @@ from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name
 logger = logging.getLogger(__name__)
 
 DimRange = Tuple[int, int, int]
+_CONSTANT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int32, torch.int64, torch.bool)
 
 
 @dataclasses.dataclass
@@ -97,6 +98,19 @@ def _contains_itensor(value: Any) -> bool:
     return False
 
 
+def _constants_as_tensors(ctx: ConversionContext, value: Any) -> Any:
+    """Torch tensors among a node's arguments (weights, constants) as constant ITensors."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype not in _CONSTANT_DTYPES:
+            return value
+        return ctx.constant(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_constants_as_tensors(ctx, v) for v in value)
+    if isinstance(value, dict):
+        return {k: _constants_as_tensors(ctx, v) for k, v in value.items()}
+    return value
+
+
 def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange]]) -> NetworkDefinition:
     builder = trt.Builder(trt_logger())
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
@@ -158,19 +172,33 @@ def _convert_node(ctx: ConversionContext, node: Node, env: Dict[Node, Any]) -> A
             return node.target(*args, **kwargs)
     entry = lookup(node)
     if entry is None:
-        raise ConversionError(f"node {node.name} ({node.target}) has no converter that accepts it")
+        raise ConversionError(f"node {node.name} ({node.target}) has no converter that accepts it", node=node.name)
+    if not entry.host_weights:
+        args, kwargs = _constants_as_tensors(ctx, args), _constants_as_tensors(ctx, kwargs)
+    logged = len(trt_logger().errors)
     try:
         result = entry.fn(ctx, node, args, kwargs)
-    except ConversionError:
+        _check_result(entry, node, result)
+    except ConversionError as exc:
+        exc.node = exc.node or node.name
         raise
     except Exception as exc:
-        raise ConversionError(f"converting node {node.name} ({node.target}) with {entry.name} failed: {exc}") from exc
+        said = trt_logger().errors[logged:]  # TensorRT-RTX's own words about the layer, when it logged any
+        detail = f" (TensorRT-RTX: {said[0].strip().splitlines()[0]})" if said else ""
+        raise ConversionError(f"{entry.name} failed: {type(exc).__name__}: {exc}{detail}", node=node.name) from exc
+    return result
+
+
+def _check_result(entry, node: Node, result: Any) -> None:
+    """The converter's output has the dtype and rank FX recorded (reading its shape also makes
+    TensorRT-RTX infer it, so an invalid layer fails here, attributed to this node)."""
     expected = node.meta.get("val")
     if isinstance(result, trt.ITensor) and isinstance(expected, torch.Tensor):
         if result.dtype != to_trt_dtype(expected.dtype):
             raise ConversionError(
-                f"converter {entry.name} produced {result.dtype} for node {node.name}, expected {expected.dtype}")
+                f"converter {entry.name} produced {result.dtype} for node {node.name}, expected {expected.dtype}",
+                node=node.name)
         if len(result.shape) != expected.dim():
             raise ConversionError(
-                f"converter {entry.name} produced rank {len(result.shape)} for node {node.name}, expected {expected.dim()}")
-    return result
+                f"converter {entry.name} produced rank {len(result.shape)} for node {node.name}, "
+                f"expected {expected.dim()}", node=node.name)

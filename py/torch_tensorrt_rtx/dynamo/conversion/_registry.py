@@ -12,8 +12,11 @@ Contract:
   validators all refuse stays in PyTorch.
 - Among the converters whose validator accepts a node, the highest `priority` wins.
 - `supports_dynamic_shapes=False` converters are only offered nodes whose tensors are static.
-- Converters receive `args`/`kwargs` with FX nodes replaced by `trt.ITensor`s (or by the
-  Python/torch values of constants) and return one ITensor or a tuple of them.
+- Converters receive `args`/`kwargs` with FX nodes replaced by `trt.ITensor`s and return one
+  ITensor or a tuple of them. Constant tensors (weights, frozen parameters, lifted constants)
+  arrive as constant ITensors too, so every converter handles a constant in every position the
+  way it handles a network tensor. A converter that folds weights on the host (batch norm)
+  registers with `host_weights=True` and receives them as torch tensors instead.
 
 To add coverage, write a new module in `converters/` and list it in `converters/__init__.py`.
 """
@@ -39,6 +42,7 @@ class ConverterEntry:
     validator: Optional[Validator]
     priority: int
     supports_dynamic_shapes: bool
+    host_weights: bool = False
 
     @property
     def name(self) -> str:
@@ -53,12 +57,13 @@ def converter(
     validator: Optional[Validator] = None,
     priority: int = 0,
     supports_dynamic_shapes: bool = True,
+    host_weights: bool = False,
 ) -> Callable[[ConverterFn], ConverterFn]:
     """Register the decorated function as the converter for every target given."""
 
     def register(fn: ConverterFn) -> ConverterFn:
         for target in targets:
-            entry = ConverterEntry(target, fn, validator, priority, supports_dynamic_shapes)
+            entry = ConverterEntry(target, fn, validator, priority, supports_dynamic_shapes, host_weights)
             entries = _REGISTRY.setdefault(target, [])
             entries.append(entry)
             entries.sort(key=lambda e: -e.priority)

@@ -4,7 +4,8 @@ Importing this module registers handlers into `reference_executor`'s handler tab
 
     SLICE (static or shape-tensor start/size/stride; STRICT_BOUNDS, CLAMP, FILL, WRAP, REFLECT),
     FILL (LINSPACE with a static or dynamic shape), SELECT, NORMALIZATION (layer norm),
-    RESIZE (nearest / linear over the two innermost dims), CUMULATIVE (sum),
+    RESIZE (nearest / linear over the two innermost dims), CUMULATIVE (sum), DECONVOLUTION (2-D),
+    GATHER in ELEMENT mode (torch.gather),
     and extra ops of existing types: ELEMENTWISE AND/OR/XOR, UNARY SIGN/ROUND/ISINF/ISNAN/TAN,
     ACTIVATION LEAKY_RELU/CLIP, REDUCE MIN/PROD.
 
@@ -187,11 +188,39 @@ def _normalization(layer, ins, previous):
     return (x - mean) * torch.rsqrt(var + layer.epsilon) * scale + bias
 
 
+@_register(trt.LayerType.GATHER, trt.IGatherLayer)
+def _gather_element(layer, ins, previous):
+    if layer.mode != trt.GatherMode.ELEMENT:
+        return previous(layer, ins)
+    data, index = ins
+    if index.shape != data.shape[:layer.axis] + index.shape[layer.axis:layer.axis + 1] + data.shape[layer.axis + 1:]:
+        _unsupported(layer, f"ELEMENT gather with index shape {tuple(index.shape)} for data {tuple(data.shape)}")
+    return torch.gather(data, layer.axis, index.long())
+
+
+@_register(trt.LayerType.DECONVOLUTION, trt.IDeconvolutionLayer)
+def _deconvolution(layer, ins, previous):
+    x = _float(ins[0])
+    if len(ins) < 2 or ins[1] is None:
+        _unsupported(layer, "kernel weights stored in the layer (expected a kernel input tensor)")
+    if x.dim() != 4:
+        _unsupported(layer, f"rank {x.dim()} input")
+    weight = _float(ins[1])
+    bias = _float(ins[2]) if len(ins) > 2 and ins[2] is not None else None
+    pre, post = tuple(layer.pre_padding), tuple(layer.post_padding)
+    if any(b > a for a, b in zip(pre, post)):
+        _unsupported(layer, f"post-padding {post} larger than pre-padding {pre}")
+    # A smaller post-padding keeps extra rows/cols at the end: torch's output_padding.
+    extra = tuple(a - b for a, b in zip(pre, post))
+    return F.conv_transpose2d(x, weight, bias, tuple(layer.stride_nd), pre, extra, layer.num_groups,
+                              tuple(layer.dilation_nd))
+
+
 @_register(trt.LayerType.CUMULATIVE, trt.ICumulativeLayer)
 def _cumulative(layer, ins, previous):
     if layer.op != trt.CumulativeOperation.SUM:
         _unsupported(layer, f"cumulative op {layer.op.name}")
-    x = _float(ins[0])
+    x = ins[0] if not ins[0].is_floating_point() else _float(ins[0])  # integer sums stay exact
     axis = int(ins[1].reshape(()).item())
     axis = axis + x.dim() if axis < 0 else axis
     if layer.reverse:

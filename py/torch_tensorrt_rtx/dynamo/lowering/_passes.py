@@ -2,15 +2,19 @@
 
 - drop runtime metadata assertions (`_assert_tensor_metadata`) and the export guard module:
   they would otherwise pin tensors as partition outputs, and engines check shapes themselves;
+- with a reduced precision, cast matmuls/convolutions and the ops between them (_precision.py);
 - give every get_attr / sym_size node a single user, so each can join its user's partition
   (weights become engine constants instead of engine inputs; sizes become shape layers).
 """
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
 import torch
 from torch.fx import GraphModule
+
+from torch_tensorrt_rtx.dynamo.lowering._precision import reduce_precision
 
 logger = logging.getLogger(__name__)
 aten = torch.ops.aten
@@ -42,8 +46,10 @@ def _one_user_each(gm: GraphModule) -> None:
             user.replace_input_with(node, copy)
 
 
-def lower(gm: GraphModule) -> GraphModule:
+def lower(gm: GraphModule, reduced_precision: Optional[torch.dtype] = None) -> GraphModule:
     _drop_assertions(gm)
+    if reduced_precision is not None:
+        reduce_precision(gm, reduced_precision)
     _one_user_each(gm)
     gm.graph.eliminate_dead_code()
     gm.graph.lint()

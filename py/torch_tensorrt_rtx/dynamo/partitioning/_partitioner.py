@@ -1,12 +1,15 @@
 """Split a lowered ATen graph into TensorRT-RTX partitions and PyTorch fallback.
 
-    result = partition(gm, settings)
+    result = partition(gm, settings, excluded={"linear_3": "converter failed: ..."})
     result.module            # gm with each partition fused into a submodule "_run_on_trt_<i>"
     result.trt_submodules    # names of those submodules, in graph order
     result.fallback_ops      # {"aten.foo.default": count} left to PyTorch, and why
 
 A node goes to TensorRT when a registered converter's validator accepts it and it is not in
-`settings.torch_executed_ops`. Partition boundaries must carry tensors only: a node that would
+`settings.torch_executed_ops` or named in `excluded` (nodes whose conversion or engine build
+failed: the pipeline re-partitions around them, so one bad node never sends its neighbours to
+PyTorch). Only ATen/custom ops (OpOverloads) are counted as fallback: size arithmetic
+(`operator.mul` on SymInts) and `getitem` are bookkeeping, not ops a user could act on. Partition boundaries must carry tensors only: a node that would
 receive or produce a non-tensor value across the boundary is moved back to PyTorch. Partitions
 with fewer than `min_block_size` compute nodes are dropped (their nodes run in PyTorch).
 """
@@ -16,7 +19,7 @@ import collections
 import dataclasses
 import logging
 import operator
-from typing import Dict, List, Set
+from typing import Dict, List, Mapping, Optional, Set
 
 import torch
 from torch.fx import GraphModule, Node
@@ -42,14 +45,18 @@ class PartitionResult:
 
 
 class _Support(OperatorSupportBase):
-    def __init__(self, settings: CompilationSettings) -> None:
+    def __init__(self, settings: CompilationSettings, excluded: Mapping[str, str]) -> None:
         self.settings = settings
+        self.excluded = excluded
         self.reasons: Dict[str, str] = {}
 
     def is_node_supported(self, submodules, node: Node) -> bool:
         if node.op != "call_function":
             return False
         name = op_name(node)
+        if node.name in self.excluded:
+            self.reasons.setdefault(name, self.excluded[node.name])
+            return False
         if name in self.settings.torch_executed_ops:
             self.reasons.setdefault(name, "listed in torch_executed_ops")
             return False
@@ -116,8 +123,15 @@ def _acyclic_components(nodes: Set[Node]) -> List[Set[Node]]:
     return pieces
 
 
-def partition(gm: GraphModule, settings: CompilationSettings) -> PartitionResult:
-    support = _Support(settings)
+def is_reported_op(node: Node) -> bool:
+    """An op worth naming in a fallback list: an ATen or custom op, not getitem or SymInt math."""
+    return node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload) \
+        and node.target not in _NON_COMPUTE
+
+
+def partition(gm: GraphModule, settings: CompilationSettings,
+              excluded: Optional[Mapping[str, str]] = None) -> PartitionResult:
+    support = _Support(settings, excluded or {})
     partitioner = CapabilityBasedPartitioner(gm, support, allows_single_node_partition=True,
                                              skip_horizontal_fusion=True)
     kept: List[Set[Node]] = []
@@ -144,8 +158,7 @@ def partition(gm: GraphModule, settings: CompilationSettings) -> PartitionResult
                         piece.add(arg)
             kept.append(piece)
     in_trt = set().union(*kept) if kept else set()
-    fallback = collections.Counter(op_name(n) for n in gm.graph.nodes
-                                   if n.op == "call_function" and n not in in_trt and n.target not in _NON_COMPUTE)
+    fallback = collections.Counter(op_name(n) for n in gm.graph.nodes if n not in in_trt and is_reported_op(n))
     reasons = {name: support.reasons.get(name, "not convertible here") for name in fallback}
     if kept:
         order = {n: i for i, n in enumerate(gm.graph.nodes)}
@@ -154,5 +167,5 @@ def partition(gm: GraphModule, settings: CompilationSettings) -> PartitionResult
                                 prefix=PREFIX, always_return_tuple=True)
     submodules = [n.target for n in gm.graph.nodes if n.op == "call_module" and n.target.startswith(PREFIX)]
     for name, count in sorted(fallback.items()):
-        logger.info("PyTorch fallback: %s x%d (%s)", name, count, reasons[name])
+        logger.debug("PyTorch fallback: %s x%d (%s)", name, count, reasons[name])
     return PartitionResult(gm, submodules, dict(fallback), reasons)

@@ -1,5 +1,6 @@
 """Indexing and assembling: slice, select, split/split_with_sizes (chunk lowers to split), unbind,
-stack, expand, embedding, index_select.
+stack, expand, embedding, index_select, gather, and advanced indexing (index.Tensor) with integer
+index tensors on adjacent dims (x[idx], x[:, i, j], table[rows, cols]).
 
 Slices along a dynamic dimension compute their start and length with shape layers (the clamping
 rules of Python slicing included), so the engine stays correct for every size in the profile.
@@ -11,7 +12,13 @@ import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import normalize_axis, node_dtype
 from torch_tensorrt_rtx.dynamo.conversion._registry import converter
-from torch_tensorrt_rtx.dynamo.conversion.converters._layers import broadcast_to, dims, narrow, shape_math
+from torch_tensorrt_rtx.dynamo.conversion.converters._layers import (
+    broadcast_to,
+    dims,
+    narrow,
+    shape_math,
+    slice_tensor,
+)
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import numeric_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.symbolic import is_sym_int
 
@@ -185,3 +192,88 @@ def repeat(ctx, node, args, kwargs):
     if out is args[0]:
         out = ctx.name(ctx.network.add_identity(out), "repeat").get_output(0)
     return out
+
+
+def _int_index(value) -> bool:
+    val = value.meta.get("val") if hasattr(value, "meta") else None
+    return isinstance(val, torch.Tensor) and val.dtype in (torch.int32, torch.int64)
+
+
+def _gather_ok(node):
+    x, index = node.args[0].meta["val"], node.args[2].meta["val"]
+    axis = normalize_axis(node.args[1], x.dim())
+    if not (numeric_tensors(node) and _int_index(node.args[2]) and x.dim() == index.dim()):
+        return False
+    # TensorRT's ELEMENT gather wants the index's shape on every other dim: equal, or static to slice to.
+    return all(a == b or (isinstance(a, int) and isinstance(b, int) and b <= a)
+               for d, (a, b) in enumerate(zip(x.shape, index.shape)) if d != axis)
+
+
+@converter(aten.gather.default, validator=_gather_ok)
+def gather(ctx, node, args, kwargs):
+    x, axis, index = args[0], normalize_axis(args[1], len(args[0].shape)), args[2]
+    if any(b >= 0 and a != b for d, (a, b) in enumerate(zip(x.shape, index.shape)) if d != axis):
+        size = [b if d != axis else part for d, (b, part) in enumerate(zip(index.shape, dims(ctx, x)))]
+        x = slice_tensor(ctx, x, [0] * len(size), size, [1] * len(size))
+    layer = ctx.network.add_gather(x, index, axis)
+    layer.mode = trt.GatherMode.ELEMENT
+    return ctx.name(layer, "gather_element").get_output(0)
+
+
+def _index_positions(indices):
+    return [d for d, i in enumerate(indices) if i is not None]
+
+
+def _index_ok(node):
+    indices = list(node.args[1])
+    positions = _index_positions(indices)
+    if not positions or not numeric_tensors(node):
+        return False
+    if positions != list(range(positions[0], positions[-1] + 1)):
+        return False  # separated index tensors move the result dims to the front: not modelled
+    return all(_int_index(indices[d]) for d in positions)
+
+
+def _wrap_negative(ctx, index, size):
+    """index + size where index < 0 (Python indexing), in int64."""
+    index = ctx.cast(index, torch.int64)
+    zero = ctx.constant(0, dtype=torch.int64, rank=len(index.shape))
+    negative = ctx.cast(ctx.name(ctx.network.add_elementwise(index, zero, Op.LESS), "negative").get_output(0),
+                        torch.int64)
+    size = size if isinstance(size, trt.ITensor) else ctx.constant(torch.tensor([size], dtype=torch.int64))
+    a, b = ctx.broadcast_ranks(negative, size)
+    shift = ctx.name(ctx.network.add_elementwise(a, b, Op.PROD), "wrap").get_output(0)
+    a, b = ctx.broadcast_ranks(index, shift)
+    return ctx.name(ctx.network.add_elementwise(a, b, Op.SUM), "wrapped").get_output(0)
+
+
+@converter(aten.index.Tensor, validator=_index_ok)
+def index(ctx, node, args, kwargs):
+    """x[..., i0, i1, ...] on adjacent dims: the indexed dims are flattened into one and the
+    index tensors combined row-major (broadcast together as torch does), then one gather."""
+    x, indices = args[0], list(args[1])
+    positions = _index_positions(indices)
+    first, count = positions[0], len(positions)
+    parts = dims(ctx, x)
+    sizes = parts[first:first + count]
+    linear = None
+    for k, d in enumerate(positions):
+        term = _wrap_negative(ctx, indices[d], sizes[k])
+        stride = 1
+        for later in sizes[k + 1:]:
+            stride = shape_math(ctx, stride, later, Op.PROD)
+        if not (isinstance(stride, int) and stride == 1):
+            stride = stride if isinstance(stride, trt.ITensor) else ctx.constant(torch.tensor([stride]))
+            a, b = ctx.broadcast_ranks(term, ctx.cast(stride, torch.int64))
+            term = ctx.name(ctx.network.add_elementwise(a, b, Op.PROD), "index_stride").get_output(0)
+        if linear is None:
+            linear = term
+        else:
+            a, b = ctx.broadcast_ranks(linear, term)
+            linear = ctx.name(ctx.network.add_elementwise(a, b, Op.SUM), "index_sum").get_output(0)
+    if count > 1:
+        merged = sizes[0]
+        for size in sizes[1:]:
+            merged = shape_math(ctx, merged, size, Op.PROD)
+        x = ctx.reshape(x, parts[:first] + [merged] + parts[first + count:])
+    return _gather(ctx, x, linear, first)

@@ -50,13 +50,13 @@ def layer_norm_tensor(ctx, x, normalized, weight, bias, eps, dtype):
     return ctx.name(layer, "layer_norm").get_output(0)
 
 
-@converter(aten.native_layer_norm.default, validator=all_of(float_tensors, _layer_norm_ok))
+@converter(aten.native_layer_norm.default, validator=all_of(float_tensors, _layer_norm_ok), host_weights=True)
 def native_layer_norm(ctx, node, args, kwargs):
     x, normalized, weight, bias, eps = args[:5]
     return (layer_norm_tensor(ctx, x, normalized, weight, bias, eps, node_dtype(node.args[0])), None, None)
 
 
-@converter(aten.layer_norm.default, validator=all_of(float_tensors, _layer_norm_ok))
+@converter(aten.layer_norm.default, validator=all_of(float_tensors, _layer_norm_ok), host_weights=True)
 def layer_norm(ctx, node, args, kwargs):
     x, normalized = args[0], args[1]
     weight = args[2] if len(args) > 2 else kwargs.get("weight")

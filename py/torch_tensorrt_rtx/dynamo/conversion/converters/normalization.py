@@ -1,4 +1,4 @@
-"""Batch norm in inference mode, folded into one scale and one shift per channel.
+"""Batch norm in inference mode, folded into one scale and one shift per channel; group norm.
 
 The fold runs in fp32 on the host; the resulting constants are cast to the input dtype.
 """
@@ -29,7 +29,7 @@ def _bn_ok(node):
     return params_const and users_ok and isinstance(channels, int)
 
 
-@converter(aten._native_batch_norm_legit_no_training.default, validator=all_of(float_tensors, _bn_ok))
+@converter(aten._native_batch_norm_legit_no_training.default, validator=all_of(float_tensors, _bn_ok), host_weights=True)
 def batch_norm(ctx, node, args, kwargs):
     x, weight, bias, mean, var, _momentum, eps = args[:7]
     channels = x.shape[1]
@@ -42,4 +42,47 @@ def batch_norm(ctx, node, args, kwargs):
     dtype = node_dtype(node.args[0])
     out = elementwise_tensors(ctx, x, scale.reshape(view), trt.ElementWiseOperation.PROD, dtype)
     out = elementwise_tensors(ctx, out, shift.reshape(view), trt.ElementWiseOperation.SUM, dtype)
+    return (out, None, None)
+
+
+# -- group norm ---------------------------------------------------------------------------------
+def _group_norm_ok(node):
+    x = node.args[0].meta["val"]
+    # Channels and group count size the reshapes; only the normalized output may be used.
+    return (isinstance(x.shape[1], int) and x.dim() >= 2 and isinstance(node.args[6], int)
+            and all(u.target is operator.getitem and u.args[1] == 0 for u in node.users))
+
+
+def _reduce_mean_last(ctx, x):
+    layer = ctx.network.add_reduce(x, trt.ReduceOperation.AVG, 1 << (len(x.shape) - 1), True)
+    return ctx.name(layer, "group_mean").get_output(0)
+
+
+@converter(aten.native_group_norm.default, validator=all_of(float_tensors, _group_norm_ok))
+def native_group_norm(ctx, node, args, kwargs):
+    """(x - mean) / sqrt(var + eps) over each group of C/G channels x spatial, computed in fp32
+    (normalization statistics stay fp32 whatever the input dtype), then weight and bias per channel."""
+    x, weight, bias, _n, channels, _hw, groups, eps = args[:8]
+    dtype = node_dtype(node.args[0])
+    f32 = torch.float32
+    rank = len(x.shape)
+    batch = x.shape[0] if x.shape[0] >= 0 else ctx.dim_of(x, 0)
+    grouped = ctx.reshape(ctx.cast(x, f32), [batch, int(groups), -1])
+    mean = _reduce_mean_last(ctx, grouped)
+    centered = elementwise_tensors(ctx, grouped, mean, trt.ElementWiseOperation.SUB, f32)
+    var = _reduce_mean_last(ctx, elementwise_tensors(ctx, centered, centered, trt.ElementWiseOperation.PROD, f32))
+    std = ctx.name(ctx.network.add_unary(elementwise_tensors(ctx, var, float(eps), trt.ElementWiseOperation.SUM, f32),
+                                         trt.UnaryOperation.SQRT), "group_std").get_output(0)
+    normalized = elementwise_tensors(ctx, centered, std, trt.ElementWiseOperation.DIV, f32)
+    layer = ctx.network.add_shuffle(normalized)
+    layer.set_input(1, ctx.shape_of(x))
+    layer.zero_is_placeholder = False
+    out = ctx.cast(ctx.name(layer, "group_unflatten").get_output(0), dtype)
+    view = [1, int(channels)] + [1] * (rank - 2)
+    if weight is not None:
+        out = elementwise_tensors(ctx, out, ctx.reshape(ctx.as_tensor(weight, dtype), view),
+                                  trt.ElementWiseOperation.PROD, dtype)
+    if bias is not None:
+        out = elementwise_tensors(ctx, out, ctx.reshape(ctx.as_tensor(bias, dtype), view),
+                                  trt.ElementWiseOperation.SUM, dtype)
     return (out, None, None)

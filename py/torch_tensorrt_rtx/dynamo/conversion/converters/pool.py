@@ -1,4 +1,12 @@
-"""Pooling: max_pool2d (values only), adaptive_avg_pool2d when the output divides the input."""
+"""Pooling: max_pool2d (values only), avg_pool2d, adaptive_avg_pool2d when the output divides the input.
+
+avg_pool2d in floor mode with the default divisor is one IPoolingLayer. With ceil_mode or a
+divisor_override, PyTorch's divisor varies at the borders (windows that hang past the input
+count only what torch counts); TensorRT's rules for such windows are not what PyTorch does, so
+the input is padded explicitly (ISliceLayer, FILL with 0) to exactly the windows PyTorch reads,
+pooled without padding (sum / window area), and rescaled by a constant per-position factor
+window area / torch's divisor, computed on the host from the static spatial size.
+"""
 from __future__ import annotations
 
 import operator
@@ -6,8 +14,11 @@ import operator
 import tensorrt_rtx as trt
 import torch
 
+from torch_tensorrt_rtx.dynamo.conversion._context import node_dtype
 from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion.converters import _layers
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors
+from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 
 aten = torch.ops.aten
 
@@ -67,3 +78,68 @@ def adaptive_avg_pool2d(ctx, node, args, kwargs):
     layer = ctx.network.add_pooling_nd(x, trt.PoolingType.AVERAGE, window)
     layer.stride_nd = window
     return ctx.name(layer, "adaptive_avg_pool").get_output(0)
+
+
+def _avg_args(args, kwargs):
+    args = list(args) + [None] * (7 - len(args))
+    kernel = tuple(int(v) for v in _pair(args[1]))
+    stride = tuple(int(v) for v in _pair(args[2])) if args[2] else kernel
+    padding = tuple(int(v) for v in _pair(args[3])) if args[3] is not None else (0, 0)
+    ceil_mode = bool(args[4] if args[4] is not None else kwargs.get("ceil_mode", False))
+    include_pad = args[5] if args[5] is not None else kwargs.get("count_include_pad", True)
+    divisor = args[6] if args[6] is not None else kwargs.get("divisor_override")
+    return kernel, stride, padding, ceil_mode, bool(include_pad), divisor
+
+
+def _avg_pool_ok(node):
+    x = node.args[0].meta["val"]
+    _, _, _, ceil_mode, _, divisor = _avg_args(node.args, node.kwargs)
+    if x.dim() != 4:
+        return False
+    if ceil_mode or divisor is not None:  # the divisor map is built from the static spatial size
+        return all(isinstance(d, int) for d in x.shape[2:])
+    return True
+
+
+def _divisors(size, out, kernel, stride, pad, include_pad):
+    """torch's averaging divisor along one spatial dim, for each output position."""
+    result = []
+    for i in range(out):
+        start = i * stride - pad
+        end = min(start + kernel, size + pad)
+        count = end - start if include_pad else min(end, size) - max(start, 0)
+        result.append(count)
+    return torch.tensor(result, dtype=torch.float64)
+
+
+@converter(aten.avg_pool2d.default, validator=all_of(float_tensors, _avg_pool_ok))
+def avg_pool2d(ctx, node, args, kwargs):
+    kernel, stride, padding, ceil_mode, include_pad, divisor = _avg_args(args, kwargs)
+    x = args[0]
+    if not ceil_mode and divisor is None:
+        layer = ctx.network.add_pooling_nd(x, trt.PoolingType.AVERAGE, kernel)
+        layer.stride_nd = stride
+        layer.padding_nd = padding
+        layer.average_count_excludes_padding = not include_pad
+        return ctx.name(layer, "avg_pool").get_output(0)
+    dtype = node_dtype(node)
+    out_hw = [int(d) for d in node.meta["val"].shape[2:]]
+    spatial = [int(d) for d in x.shape[2:]]
+    # Exactly the input rows/cols the output windows read: from -pad to the end of the last window.
+    read = [(o - 1) * s + k for o, s, k in zip(out_hw, stride, kernel)]
+    start = [0, 0] + [-p for p in padding]
+    size = _layers.dims(ctx, x)[:2] + read
+    fill = ctx.constant(torch.tensor(0, dtype=dtype))
+    padded = _layers.slice_tensor(ctx, x, start, size, [1] * 4, mode=trt.SampleMode.FILL, fill=fill)
+    layer = ctx.network.add_pooling_nd(padded, trt.PoolingType.AVERAGE, kernel)
+    layer.stride_nd = stride
+    pooled = ctx.name(layer, "avg_pool").get_output(0)
+    if divisor is not None:
+        counts = torch.full(out_hw, float(divisor), dtype=torch.float64)
+    else:
+        rows, cols = (_divisors(n, o, k, s, p, include_pad)
+                      for n, o, k, s, p in zip(spatial, out_hw, kernel, stride, padding))
+        counts = rows[:, None] * cols[None, :]
+    factor = (kernel[0] * kernel[1] / counts).reshape(1, 1, *out_hw)
+    return elementwise_tensors(ctx, pooled, ctx.constant(factor, torch.float32), trt.ElementWiseOperation.PROD,
+                               dtype)

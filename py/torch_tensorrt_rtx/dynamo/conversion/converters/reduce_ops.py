@@ -134,7 +134,11 @@ def any_all(ctx, node, args, kwargs):
 
 
 def _cumsum_ok(node):
-    return float_tensors(node) and (len(node.args) < 3 and node.kwargs.get("dtype") is None)
+    # Floats, and integers summed as int32/int64 (position ids from a mask: mask.cumsum(-1));
+    # an explicit dtype= is a cast first.
+    out = node_dtype(node)
+    return (numeric_tensors(node) and out != torch.bool
+            and node.args[0].meta["val"].dtype != torch.bool)
 
 
 @converter(aten.cumsum.default, validator=_cumsum_ok)

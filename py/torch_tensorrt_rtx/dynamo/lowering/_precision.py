@@ -1,0 +1,128 @@
+"""Reduced-precision compute for an fp32 program (`enabled_precisions={torch.float16}` or bf16).
+
+    reduce_precision(gm, torch.float16)   # rewrites gm in place; returns the number of ops moved
+
+The policy is autocast's, written out on the ATen graph so it is explicit and the same for
+both entry points:
+- `LOW_PRECISION_OPS` (matmuls, convolutions) always compute in the reduced dtype: their fp32
+  inputs are cast down (casts of weights fold into fp16 constants at conversion).
+- `FOLLOW_OPS` (activations, elementwise arithmetic, shape and data movement) compute in the
+  reduced dtype when their floating inputs already are (or are constants), so a
+  linear -> gelu -> linear chain stays in fp16 without casts in between.
+- Everything else keeps fp32, including every numerically sensitive op: reductions (sum, mean,
+  var, amax), softmax, normalization statistics (layer/group/batch norm), exp, log, pow, rsqrt,
+  cumsum. Their reduced-precision inputs are cast back up first.
+Graph inputs and outputs keep their dtypes, so the compiled module is called exactly like the
+model. Every node's `meta["val"]` is updated to the dtype it now produces.
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch.fx import GraphModule, Node
+
+aten = torch.ops.aten
+
+LOW_PRECISION_OPS = frozenset({
+    aten.convolution.default, aten.linear.default, aten.mm.default, aten.bmm.default, aten.matmul.default,
+    aten.addmm.default, aten.baddbmm.default,
+})
+FOLLOW_OPS = frozenset({
+    aten.relu.default, aten.gelu.default, aten.silu.default, aten.sigmoid.default, aten.tanh.default,
+    aten.hardtanh.default, aten.hardswish.default, aten.hardsigmoid.default, aten.leaky_relu.default,
+    aten.clamp.default, aten.neg.default, aten.abs.default,
+    aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor, aten.add.Scalar, aten.mul.Scalar,
+    aten.view.default, aten.reshape.default, aten._unsafe_view.default, aten.permute.default,
+    aten.transpose.int, aten.t.default, aten.expand.default, aten.slice.Tensor, aten.select.int,
+    aten.unsqueeze.default, aten.squeeze.dim, aten.squeeze.dims, aten.flatten.using_ints, aten.cat.default,
+    aten.stack.default, aten.split.Tensor, aten.split_with_sizes.default, aten.chunk.default, aten.unbind.int,
+    aten.clone.default, aten.alias.default, aten.max_pool2d.default, aten.max_pool2d_with_indices.default,
+    aten.constant_pad_nd.default, aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec,
+    aten.pixel_shuffle.default, aten.where.self, aten.masked_fill.Scalar, operator.getitem,
+})
+REDUCED = (torch.float16, torch.bfloat16)
+
+
+def describe(dtype: Optional[torch.dtype]) -> str:
+    """The precision line of the compile report."""
+    if dtype is None:
+        return "as traced (no enabled_precisions)"
+    name = str(dtype).replace("torch.", "")
+    return (f"{name} for matmul/convolution and the elementwise and shape ops between them; float32 for "
+            "reductions, softmax, normalization, exp/log/pow and every other op")
+
+
+def _tensor_nodes(value: Any):
+    if isinstance(value, Node):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensor_nodes(v)
+
+
+def _is_float32(node: Node) -> bool:
+    val = node.meta.get("val")
+    return isinstance(val, torch.Tensor) and val.dtype == torch.float32
+
+
+def _cast_val(val: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    # Each fake tensor under its own mode: inside torch.compile the tracing context holds
+    # another one, which must not be mixed in.
+    with val.fake_mode:
+        return val.to(dtype)
+
+
+def _with_dtype(val: Any, dtype: torch.dtype) -> Any:
+    if isinstance(val, torch.Tensor):
+        return _cast_val(val, dtype) if val.dtype == torch.float32 else val
+    if isinstance(val, (list, tuple)):
+        return type(val)(_with_dtype(v, dtype) for v in val)
+    return val
+
+
+def reduce_precision(gm: GraphModule, dtype: torch.dtype) -> int:
+    if dtype not in REDUCED:
+        raise ValueError(f"reduced precision must be one of {REDUCED}, got {dtype}")
+    graph = gm.graph
+    reduced = set()  # nodes that now produce `dtype` where they produced float32
+    casts: Dict[Tuple[Node, torch.dtype], Node] = {}
+
+    def cast(node: Node, to: torch.dtype) -> Node:
+        key = (node, to)
+        if key not in casts:
+            with graph.inserting_after(node):
+                c = graph.call_function(aten._to_copy.default, (node,), {"dtype": to})
+            c.meta = {"val": _cast_val(node.meta["val"], to)}
+            casts[key] = c
+        return casts[key]
+
+    moved = 0
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node in casts.values():
+            continue
+        inputs = list(dict.fromkeys(_tensor_nodes((node.args, node.kwargs))))
+        floats = [a for a in inputs if _is_float32(a) or a in reduced]
+        if node.target in LOW_PRECISION_OPS and floats:
+            go_low = True
+        elif node.target in FOLLOW_OPS and floats:
+            go_low = any(a in reduced for a in floats) and all(a in reduced or a.op == "get_attr" for a in floats)
+        else:
+            go_low = False
+        for a in floats:
+            if go_low and a not in reduced:
+                node.replace_input_with(a, cast(a, dtype))
+            elif not go_low and a in reduced:
+                node.replace_input_with(a, cast(a, torch.float32))
+        if go_low:
+            node.meta["val"] = _with_dtype(node.meta.get("val"), dtype)
+            reduced.add(node)
+            moved += node.target in LOW_PRECISION_OPS
+    output = next(iter(graph.find_nodes(op="output")))
+    for a in list(dict.fromkeys(_tensor_nodes(output.args))):
+        if a in reduced:
+            output.replace_input_with(a, cast(a, torch.float32))
+    graph.lint()
+    gm.recompile()
+    return moved

@@ -1,0 +1,66 @@
+"""Session-wide cache of compiled acceptance models: each (model, precision, entry point) is
+compiled once per pytest session and shared by every test that needs it."""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Dict, Tuple
+
+import pytest
+import torch
+
+import torch_tensorrt_rtx as trtx
+from tests.py.models.zoo import BUILDERS, MORE, Case
+
+PRECISIONS = {"fp32": frozenset(), "fp16": frozenset({torch.float16})}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/py/models/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.models)
+
+
+class Zoo:
+    def __init__(self) -> None:
+        self.cases: Dict[str, Case] = {}
+        self.compiled: Dict[Tuple[str, str, str], Any] = {}
+
+    def case(self, name: str) -> Case:
+        if name not in self.cases:
+            torch.manual_seed(0)
+            self.cases[name] = {**BUILDERS, **MORE}[name]()
+        return self.cases[name]
+
+    def aot(self, name: str, precision: str):
+        key = (name, precision, "aot")
+        if key not in self.compiled:
+            case = self.case(name)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # fallback is asserted from the report
+                self.compiled[key] = trtx.compile(case.model, case.args or None, kwarg_inputs=case.kwargs or None,
+                                                  progress=False, enabled_precisions=PRECISIONS[precision])
+        return self.compiled[key]
+
+    def torch_compile(self, name: str, precision: str):
+        """torch.compile(backend="tensorrt_rtx") at one static size, and its compile report."""
+        from torch_tensorrt_rtx.dynamo.backend import recent_reports
+
+        key = (name, precision, "torch.compile")
+        if key not in self.compiled:
+            case = self.case(name)
+            torch._dynamo.reset()
+            compiled = torch.compile(case.model, backend="tensorrt_rtx", dynamic=False,
+                                     options={"progress": False, "enabled_precisions": PRECISIONS[precision]})
+            args, kwargs = case.make(*case.sizes[1])
+            before = len(recent_reports())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                verification = trtx.verify(compiled, *args, reference_module=case.model, **kwargs)
+            reports = recent_reports()[before:] if len(recent_reports()) > before else recent_reports()[-1:]
+            self.compiled[key] = (verification, reports)
+        return self.compiled[key]
+
+
+@pytest.fixture(scope="session")
+def zoo() -> Zoo:
+    return Zoo()

@@ -1,0 +1,188 @@
+"""The acceptance models, built from code or configs with random weights (no downloads), small
+enough for two CPUs. Each builder returns (model in eval mode, positional inputs, keyword inputs,
+a function that makes example inputs of a given (batch, size))."""
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any, Callable, Dict, List, NamedTuple, Tuple
+
+import torch
+
+from torch_tensorrt_rtx import Input
+
+
+def import_torchvision():
+    """torchvision 0.28.0 from PyPI is a CUDA build: its _C does not load against CPU torch, and
+    `import torchvision` fails registering meta kernels for its C++ ops. The model definitions are
+    pure Python: an empty `torchvision._meta_registrations` lets them import (FACTS.md, 2026-11-30).
+    transformers and timm import torchvision when it is installed, so call this before them."""
+    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+    import torchvision
+
+    return torchvision
+
+
+class Case(NamedTuple):
+    model: torch.nn.Module
+    args: List[Input]                 # positional inputs (dynamic: the range to compile for)
+    kwargs: Dict[str, Input]          # keyword inputs
+    make: Callable[[int, int], Tuple[List[torch.Tensor], Dict[str, torch.Tensor]]]  # (batch, size) -> inputs
+    sizes: List[Tuple[int, int]]      # three (batch, size) points inside the dynamic range
+
+
+def _image(channels: int, side: int, max_batch: int = 4):
+    spec = Input(min_shape=(1, channels, side, side), opt_shape=(2, channels, side, side),
+                 max_shape=(max_batch, channels, side, side), dim_names=("batch", None, None, None))
+    return spec, (lambda b, s: ([torch.randn(b, channels, side, side)], {}))
+
+
+def deit_tiny() -> Case:
+    import_torchvision()
+    import timm
+
+    model = timm.create_model("deit_tiny_patch16_224", pretrained=False, img_size=64, depth=2).eval()
+    spec, make = _image(3, 64)
+    return Case(model, [spec], {}, make, [(1, 0), (3, 0), (4, 0)])
+
+
+def resnet18d() -> Case:
+    import_torchvision()
+    import timm
+
+    model = timm.create_model("resnet18d", pretrained=False).eval()
+    spec, make = _image(3, 64)
+    return Case(model, [spec], {}, make, [(1, 0), (2, 0), (4, 0)])
+
+
+def mobilevitv2() -> Case:
+    import_torchvision()
+    import timm
+
+    model = timm.create_model("mobilevitv2_050", pretrained=False).eval()
+    spec, make = _image(3, 64)
+    return Case(model, [spec], {}, make, [(1, 0), (2, 0), (4, 0)])
+
+
+def _text(vocab: int, max_batch: int = 4, max_seq: int = 32):
+    def spec():
+        return Input(min_shape=(1, 2), opt_shape=(2, 16), max_shape=(max_batch, max_seq), dtype=torch.int64,
+                     dim_names=("batch", "seq"))
+
+    def make(b, s):
+        ids = torch.randint(0, vocab, (b, s))
+        mask = torch.ones(b, s, dtype=torch.int64)
+        mask[0, s // 2:] = 0  # a padded row: the mask matters
+        return [], {"input_ids": ids, "attention_mask": mask}
+
+    return spec, make
+
+
+def bert() -> Case:
+    import_torchvision()
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    model = BertModel(config).eval()
+    spec, make = _text(100)
+    return Case(model, [], {"input_ids": spec(), "attention_mask": spec()}, make, [(1, 2), (3, 17), (4, 32)])
+
+
+def distilbert() -> Case:
+    import_torchvision()
+    from transformers import DistilBertConfig, DistilBertModel
+
+    config = DistilBertConfig(vocab_size=100, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64)
+    model = DistilBertModel(config).eval()
+    spec, make = _text(100)
+    return Case(model, [], {"input_ids": spec(), "attention_mask": spec()}, make, [(1, 2), (3, 17), (4, 32)])
+
+
+BUILDERS: Dict[str, Callable[[], Case]] = {
+    "deit_tiny": deit_tiny, "resnet18d": resnet18d, "mobilevitv2_050": mobilevitv2, "bert": bert,
+    "distilbert": distilbert,
+}
+
+
+def _decoder_text(vocab: int):
+    spec, make = _text(vocab)
+
+    def ids_only(b, s):
+        _, kwargs = make(b, s)
+        return [], {"input_ids": kwargs["input_ids"]}
+
+    return spec, make, ids_only
+
+
+def gpt2() -> Case:
+    import_torchvision()
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=2, n_positions=64, use_cache=False)
+    model = GPT2LMHeadModel(config).eval()
+    spec, make, _ = _decoder_text(100)
+    return Case(model, [], {"input_ids": spec(), "attention_mask": spec()}, make, [(1, 2), (3, 17), (4, 32)])
+
+
+def llama() -> Case:
+    import_torchvision()
+    from transformers import LlamaConfig, LlamaModel
+
+    config = LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, use_cache=False)
+    model = LlamaModel(config).eval()
+    spec, make, _ = _decoder_text(100)
+    return Case(model, [], {"input_ids": spec(), "attention_mask": spec()}, make, [(1, 2), (3, 17), (4, 32)])
+
+
+def t5_encoder() -> Case:
+    import_torchvision()
+    from transformers import T5Config, T5EncoderModel
+
+    config = T5Config(vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, use_cache=False)
+    model = T5EncoderModel(config).eval()
+    spec, make, _ = _decoder_text(100)
+    return Case(model, [], {"input_ids": spec(), "attention_mask": spec()}, make, [(1, 2), (3, 17), (4, 32)])
+
+
+def vit_hf() -> Case:
+    import_torchvision()
+    from transformers import ViTConfig, ViTModel
+
+    config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                       image_size=32, patch_size=8)
+    model = ViTModel(config).eval()
+    spec, make = _image(3, 32)
+    return Case(model, [spec], {}, make, [(1, 0), (3, 0), (4, 0)])
+
+
+def whisper_encoder() -> Case:
+    import_torchvision()
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    config = WhisperConfig(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
+                           num_mel_bins=16, max_source_positions=32)
+    model = WhisperEncoder(config).eval()
+    spec = Input(min_shape=(1, 16, 64), opt_shape=(2, 16, 64), max_shape=(4, 16, 64), dim_names=("batch", None, None))
+    return Case(model, [spec], {}, lambda b, s: ([torch.randn(b, 16, 64)], {}), [(1, 0), (2, 0), (4, 0)])
+
+
+def _torchvision(name: str, side: int = 64, **kwargs) -> Callable[[], Case]:
+    def build() -> Case:
+        tv = import_torchvision()
+        model = getattr(tv.models, name)(weights=None, **kwargs).eval()
+        spec, make = _image(3, side)
+        return Case(model, [spec], {}, make, [(1, 0), (2, 0), (4, 0)])
+
+    return build
+
+
+# More families: test_models.MATRIX says which runs each gets.
+MORE: Dict[str, Callable[[], Case]] = {
+    "gpt2": gpt2, "llama": llama, "t5_encoder": t5_encoder, "vit_hf": vit_hf, "whisper_encoder": whisper_encoder,
+    "resnet18": _torchvision("resnet18"), "mobilenet_v3_small": _torchvision("mobilenet_v3_small"),
+    "efficientnet_b0": _torchvision("efficientnet_b0"), "convnext_tiny": _torchvision("convnext_tiny"),
+    "swin_t": _torchvision("swin_t"),
+}
