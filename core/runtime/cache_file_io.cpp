@@ -1,5 +1,6 @@
 // The platform-independent parts of cache_file_io.h.
 #include <cctype>
+#include <utility>
 
 #include "core/definitions/cache_protocol.h"
 #include "core/runtime/cache_file_io.h"
@@ -7,6 +8,25 @@
 namespace torch_tensorrt_rtx {
 namespace runtime {
 namespace io {
+
+// Ownership of the platform handle (-1 when closed on every platform); Close() is per platform.
+ReadableFile::ReadableFile(ReadableFile&& other) noexcept
+    : handle_(other.handle_), size_(other.size_), path_(std::move(other.path_)) {
+  other.handle_ = -1;
+}
+
+ReadableFile& ReadableFile::operator=(ReadableFile&& other) noexcept {
+  if (this != &other) {
+    Close();
+    handle_ = other.handle_;
+    size_ = other.size_;
+    path_ = std::move(other.path_);
+    other.handle_ = -1;
+  }
+  return *this;
+}
+
+ReadableFile::~ReadableFile() { Close(); }
 
 bool IsOwnTempName(const std::string& cache_name, const std::string& file_name) {
   const std::string prefix = cache_name + protocol::kTempMarker;

@@ -99,24 +99,6 @@ std::optional<ReadableFile> ReadableFile::Open(const std::string& path,
   return ReadableFile(fd, static_cast<std::uint64_t>(info.st_size), path);
 }
 
-ReadableFile::ReadableFile(ReadableFile&& other) noexcept
-    : handle_(other.handle_), size_(other.size_), path_(std::move(other.path_)) {
-  other.handle_ = -1;
-}
-
-ReadableFile& ReadableFile::operator=(ReadableFile&& other) noexcept {
-  if (this != &other) {
-    Close();
-    handle_ = other.handle_;
-    size_ = other.size_;
-    path_ = std::move(other.path_);
-    other.handle_ = -1;
-  }
-  return *this;
-}
-
-ReadableFile::~ReadableFile() { Close(); }
-
 void ReadableFile::Close() noexcept {
   CloseQuietly(static_cast<int>(handle_));
   handle_ = -1;

@@ -157,24 +157,6 @@ std::optional<ReadableFile> ReadableFile::Open(const std::string& path,
   return ReadableFile(reinterpret_cast<std::intptr_t>(handle), static_cast<std::uint64_t>(size.QuadPart), path);
 }
 
-ReadableFile::ReadableFile(ReadableFile&& other) noexcept
-    : handle_(other.handle_), size_(other.size_), path_(std::move(other.path_)) {
-  other.handle_ = -1;
-}
-
-ReadableFile& ReadableFile::operator=(ReadableFile&& other) noexcept {
-  if (this != &other) {
-    Close();
-    handle_ = other.handle_;
-    size_ = other.size_;
-    path_ = std::move(other.path_);
-    other.handle_ = -1;
-  }
-  return *this;
-}
-
-ReadableFile::~ReadableFile() { Close(); }
-
 void ReadableFile::Close() noexcept {
   if (handle_ != -1) CloseHandle(reinterpret_cast<HANDLE>(handle_));
   handle_ = -1;

@@ -140,17 +140,24 @@ def parse_strategies(text: str, source: str = "<strategies>") -> Dict[str, Strat
     return strategies
 
 
-def parse_cache_protocol(text: str, source: str = "<cache protocol>") -> CacheProtocol:
-    """Parse ``NAME VALUE`` lines, one for each CacheProtocol field."""
+def _entries_once(text: str, source: str, fields: Tuple[str, ...], expected: str) -> Dict[str, str]:
+    """``NAME VALUE`` lines, every name one of ``fields`` and each given exactly once."""
     values: Dict[str, str] = {}
     for lineno, key, rest in _directives(text):
-        if key not in CacheProtocol._fields or not rest or key in values:
+        if key not in fields or not rest or key in values:
             raise DefinitionError(f"{source}:{lineno}: unknown, empty or repeated entry {key!r}; "
-                                  f"expected each of {', '.join(CacheProtocol._fields)} once")
+                                  f"expected {expected}")
         values[key] = rest
-    missing = [name for name in CacheProtocol._fields if name not in values]
+    missing = [name for name in fields if name not in values]
     if missing:
         raise DefinitionError(f"{source}: missing {', '.join(missing)}")
+    return values
+
+
+def parse_cache_protocol(text: str, source: str = "<cache protocol>") -> CacheProtocol:
+    """Parse ``NAME VALUE`` lines, one for each CacheProtocol field."""
+    values = _entries_once(text, source, CacheProtocol._fields,
+                           f"each of {', '.join(CacheProtocol._fields)} once")
     try:
         protocol = CacheProtocol(**{name: int(value) if name.endswith(_NUMBER_SUFFIXES) else value
                                     for name, value in values.items()})
@@ -165,15 +172,8 @@ def parse_cache_protocol(text: str, source: str = "<cache protocol>") -> CachePr
 
 def parse_engine_op(text: str, source: str = "<engine op>") -> EngineOp:
     """Parse ``namespace NAME`` and ``schema NAME(ARGS) -> RETURNS`` (each exactly once)."""
-    values: Dict[str, str] = {}
-    for lineno, key, rest in _directives(text):
-        if key not in EngineOp._fields or not rest or key in values:
-            raise DefinitionError(f"{source}:{lineno}: unknown, empty or repeated entry {key!r}; "
-                                  f"expected 'namespace NAME' and 'schema NAME(ARGS) -> RETURNS' once each")
-        values[key] = rest
-    missing = [name for name in EngineOp._fields if name not in values]
-    if missing:
-        raise DefinitionError(f"{source}: missing {', '.join(missing)}")
+    values = _entries_once(text, source, EngineOp._fields,
+                           "'namespace NAME' and 'schema NAME(ARGS) -> RETURNS' once each")
     op = EngineOp(**values)
     if not op.namespace.isidentifier() or not op.name.isidentifier() or "->" not in op.schema:
         raise DefinitionError(f"{source}: expected an identifier namespace and a schema "
