@@ -57,7 +57,7 @@ build_start=$(now)
 HEADERS=(engine_record_layout.h runtime_strategies.h cache_protocol.h engine_op.h)
 mkdir -p "$GEN/new"
 "$PYTHON_FOR_HEADERS" core/definitions/gen_definitions_headers.py py/torch_tensorrt_rtx/runtime/definitions.py \
-  "${HEADERS[@]/#/$GEN/new/}"
+  py/torch_tensorrt_rtx/runtime/definitions.toml "${HEADERS[@]/#/$GEN/new/}"
 for header in "${HEADERS[@]}"; do
   cmp -s "$GEN/new/$header" "$GEN/core/definitions/$header" || mv "$GEN/new/$header" "$GEN/core/definitions/$header"
 done
