@@ -11,8 +11,9 @@
 #   - file_lock_test.exe: the portable FileLock suite tests/core/util/file_lock_test.cpp
 #     plus the Windows-only cases in tests/windows/file_lock_windows_test.cpp; it runs
 #     second processes of itself (lock held in one process, timeout in the other);
-#   - runtime_cache_file_test.exe: tests/windows/runtime_cache_file_windows_test.cpp, the
-#     store's portable cases plus Windows file-system cases, with saver processes;
+#   - runtime_cache_file_test.exe: the portable store suite
+#     tests/core/runtime/runtime_cache_file_test.cpp (holder and saver processes of itself)
+#     plus the Windows file-system cases in tests/windows/runtime_cache_file_windows_test.cpp;
 #   - a cross-check that C++ and Python resolve the same default cache path on Windows;
 #   - a file-format check: the cache file written by the Windows C++ store is read and
 #     extended by the Python runtime, then read back by the C++ store.
@@ -107,7 +108,8 @@ STORE_SOURCES=(core/runtime/cache_container.cpp core/runtime/cache_file_io.cpp c
 mapfile -t lock_objects < <(compile_all "${LOCK_SOURCES[@]}")
 mapfile -t store_objects < <(compile_all "${STORE_SOURCES[@]}")
 mapfile -t lock_test_objects < <(compile_all tests/core/util/file_lock_test.cpp tests/windows/file_lock_windows_test.cpp)
-mapfile -t store_test_objects < <(compile_all tests/windows/runtime_cache_file_windows_test.cpp)
+mapfile -t store_test_objects < <(compile_all tests/core/runtime/runtime_cache_file_test.cpp \
+  tests/core/runtime/runtime_cache_file_posix_test.cpp tests/windows/runtime_cache_file_windows_test.cpp)
 "$CXX" -static -o "$OUT/file_lock_test.exe" "${lock_test_objects[@]}" "${lock_objects[@]}" "$gtest_stamp"
 "$CXX" -static -o "$OUT/runtime_cache_file_test.exe" "${store_test_objects[@]}" "${store_objects[@]}" \
   "${lock_objects[@]}" "$gtest_stamp"
