@@ -22,7 +22,7 @@ import torch
 from torch_tensorrt_rtx.dynamo._input import Input, as_inputs, describe as _describe, shared_dims
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, CompileReport, PhaseClock
-from torch_tensorrt_rtx.dynamo._verify import VerificationReport, VerificationUnavailableError, verify
+from torch_tensorrt_rtx.dynamo.verification import VerificationReport, VerificationUnavailableError, verify
 
 logger = logging.getLogger(__name__)
 
