@@ -345,6 +345,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     built = [(dataclasses.replace(item, node=by_name[item.node.target]), engine, seconds)
              for item, engine, seconds in built]
     report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
+                           fallback_nodes=dict(result.node_reasons),
                            failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
                            precision=describe_precision(settings.reduced_precision),
                            reduced_precision=settings.reduced_precision)
