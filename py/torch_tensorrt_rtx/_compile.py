@@ -22,7 +22,7 @@ import torch
 from torch_tensorrt_rtx.dynamo._input import Input, as_inputs, describe as _describe, shared_dims
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, CompileReport, PhaseClock
-from torch_tensorrt_rtx.dynamo._verify import VerificationReport, VerificationUnavailableError, verify
+from torch_tensorrt_rtx.dynamo.verification import VerificationReport, VerificationUnavailableError, verify
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +165,12 @@ def compile(module: torch.nn.Module, inputs: Optional[Sequence[Union[Input, torc
     try:
         gm, symbol_ranges, examples = export_aten(module, specs, kwarg_specs)
     except Exception as exc:
+        from torch_tensorrt_rtx.dynamo._outputs import unexportable_outputs
+
+        outputs_problem = unexportable_outputs(module, [s.example() for s in specs],
+                                               {k: s.example() for k, s in kwarg_specs.items()})
+        if outputs_problem is not None:
+            raise TypeError(f"compile: {outputs_problem}") from exc
         keywords = f" and keyword inputs { {k: _describe(s) for k, s in kwarg_specs.items()} }" if kwarg_specs else ""
         exc.add_note(f"torch_tensorrt_rtx.compile: tracing {type(module).__name__}.forward with inputs "
                      f"{[_describe(s) for s in specs]}{keywords} failed; check each input's shape and dtype "

@@ -27,7 +27,6 @@ import torch
 from torch.utils._sympy.functions import FloorDiv
 from torch.fx import GraphModule, Node
 
-from torch_tensorrt_rtx.dynamo import _debug
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._summary import (
@@ -44,6 +43,7 @@ from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
 from torch_tensorrt_rtx.dynamo.lowering import lower
 from torch_tensorrt_rtx.dynamo.lowering._precision import describe as describe_precision
 from torch_tensorrt_rtx.dynamo.partitioning import partition
+from torch_tensorrt_rtx.dynamo.verification import engine_sources
 
 logger = logging.getLogger(__name__)
 Range = Tuple[int, int, int]
@@ -252,7 +252,7 @@ def _package(gm: GraphModule, converted: _Converted, engine: bytes, settings: Co
     call.meta = dict(node.meta)
     node.replace_all_uses_with(call)
     gm.graph.erase_node(node)
-    source = _debug.remember(sha, sub, network_def if settings.keep_networks else None)
+    source = engine_sources.remember(sha, sub, network_def if settings.keep_networks else None)
     if not hasattr(gm, "_engine_sources"):
         gm._engine_sources = {}
     gm._engine_sources[name] = source  # keeps the network alive exactly as long as the module
@@ -345,6 +345,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     built = [(dataclasses.replace(item, node=by_name[item.node.target]), engine, seconds)
              for item, engine, seconds in built]
     report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
+                           fallback_nodes=dict(result.node_reasons),
                            failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
                            precision=describe_precision(settings.reduced_precision),
                            reduced_precision=settings.reduced_precision)

@@ -63,6 +63,8 @@ class CompileReport:
     fallback_reasons: Dict[str, str] = dataclasses.field(default_factory=dict)
     # FX node name -> "<op>: <one-line reason>" for nodes whose conversion or engine build failed
     failed_nodes: Dict[str, str] = dataclasses.field(default_factory=dict)
+    # FX node name -> one-line reason, for every ATen/custom op node left in PyTorch
+    fallback_nodes: Dict[str, str] = dataclasses.field(default_factory=dict)
     precision: str = "as traced"  # what lowering/_precision.describe says about enabled_precisions
     reduced_precision: Optional[Any] = None  # torch.float16 / torch.bfloat16 when enabled_precisions asked for it
     total_seconds: float = 0.0

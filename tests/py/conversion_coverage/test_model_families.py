@@ -8,7 +8,7 @@ import torch
 
 import torch_tensorrt_rtx as trtx
 from torch_tensorrt_rtx import examples_models as zoo
-from torch_tensorrt_rtx.dynamo.conversion.profile_check import InputOutsideProfileError, check_input_shapes
+from torch_tensorrt_rtx.dynamo.verification import InputOutsideProfileError, check_input_shapes
 
 from .conftest import check_runs, compile_fully
 

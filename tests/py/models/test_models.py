@@ -1,4 +1,4 @@
-"""Acceptance: real model families (torchvision, timm, transformers), random weights, tiny
+"""Acceptance: real model families (torchvision, timm, transformers, diffusers), random weights, tiny
 configs (zoo.py). Each compiles with zero PyTorch fallback except the ops listed in FALLBACK with the
 reason no TensorRT-RTX layer expresses them, in fp32 and in fp16 (enabled_precisions), with a
 dynamic range, through torch_tensorrt_rtx.compile and torch.compile; `verify` passes at three
@@ -17,11 +17,18 @@ from tests.py.models.zoo import BUILDERS, MORE
 FALLBACK = {name: {} for name in {**BUILDERS, **MORE}}
 FAST = {("distilbert", "fp32"), ("resnet18d", "fp32")}
 # (model, precisions through trtx.compile, precisions through torch.compile): the models the
-# issue measured failing get the whole matrix; the other transformers families fewer runs, for CI time.
+# issue measured failing get the whole matrix; the other families fewer runs, for CI time (each
+# compile of a vision model spends 5-30 s in torch.export + decompositions on 2 CPUs).
 MATRIX = {name: (("fp32", "fp16"), ("fp32", "fp16")) for name in BUILDERS}
 MATRIX.update({name: (("fp32", "fp16"), ("fp32",)) for name in ("gpt2", "llama", "t5_encoder", "vit_hf",
                                                                    "whisper_encoder")})
-
+# Diffusion (issue 11: the workload RTX PCs run most) and the torchvision transformers: both
+# precisions through trtx.compile, fp32 through torch.compile.
+MATRIX.update({name: (("fp32", "fp16"), ("fp32",)) for name in ("unet", "vae_decoder", "swin_t", "vit_b_16")})
+# torchvision CNNs: the conv/batch-norm/pool paths are covered by resnet18d and mobilevitv2 above;
+# each gets one precision per entry point (fp32 dynamic AOT, fp16 torch.compile).
+MATRIX.update({name: (("fp32",), ("fp16",)) for name in ("resnet18", "mobilenet_v3_small", "efficientnet_b0",
+                                                           "convnext_tiny")})
 
 def _params(entry: int):
     out = []

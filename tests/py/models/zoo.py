@@ -179,10 +179,82 @@ def _torchvision(name: str, side: int = 64, **kwargs) -> Callable[[], Case]:
     return build
 
 
+def vit_b_16() -> Case:
+    """torchvision's VisionTransformer (the class vit_b_16 builds: class token, learned positions,
+    the same encoder blocks) at 2 layers x 32 wide instead of 12 x 768, for CI time on 2 CPUs."""
+    import_torchvision()
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    model = VisionTransformer(image_size=32, patch_size=16, num_layers=2, num_heads=2, hidden_dim=32,
+                              mlp_dim=64).eval()
+    spec, make = _image(3, 32)
+    return Case(model, [spec], {}, make, [(1, 0), (3, 0), (4, 0)])
+
+
+def swin_t() -> Case:
+    """torchvision's SwinTransformer with swin_t's blocks, patch 4, window 7 and shifts (roll, the
+    shifted-window mask, patch merging), narrower and shallower (embed 32, depths 2-2-2-2 instead
+    of 96 and 2-2-6-2): swin_t itself spends ~1 min in torch.export + decompositions per compile."""
+    import_torchvision()
+    from torchvision.models.swin_transformer import SwinTransformer
+
+    model = SwinTransformer(patch_size=[4, 4], embed_dim=32, depths=[2, 2, 2, 2], num_heads=[2, 2, 4, 4],
+                            window_size=[7, 7], stochastic_depth_prob=0.0).eval()
+    spec, make = _image(3, 64)
+    return Case(model, [spec], {}, make, [(1, 0), (2, 0), (4, 0)])
+
+
+class VaeDecode(torch.nn.Module):
+    """AutoencoderKL.decode(latents) -> image: what a diffusion pipeline runs last."""
+
+    def __init__(self, vae: torch.nn.Module) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(latents, return_dict=False)[0]
+
+
+def vae_decoder() -> Case:
+    import_torchvision()
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(32, 64), latent_channels=4,
+                        norm_num_groups=32, sample_size=32)
+    spec = Input(min_shape=(1, 4, 8, 8), opt_shape=(2, 4, 8, 8), max_shape=(4, 4, 8, 8),
+                 dim_names=("batch", None, None, None))
+    return Case(VaeDecode(vae).eval(), [spec], {}, lambda b, s: ([torch.randn(b, 4, 8, 8)], {}),
+                [(1, 0), (2, 0), (4, 0)])
+
+
+def unet() -> Case:
+    """UNet2DConditionModel: cross-attention down/up blocks, timestep embedding, text conditioning
+    (sample, timestep per batch row, encoder_hidden_states), all sharing one dynamic batch."""
+    import_torchvision()
+    from diffusers import UNet2DConditionModel
+
+    model = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                 block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                                 attention_head_dim=8, norm_num_groups=32).eval()
+
+    def batched(*shape, dtype=torch.float32):
+        return Input(min_shape=(1, *shape), opt_shape=(2, *shape), max_shape=(4, *shape), dtype=dtype,
+                     dim_names=("batch",) + (None,) * len(shape))
+
+    def make(b, s):
+        return [], {"sample": torch.randn(b, 4, 8, 8), "timestep": torch.randint(0, 1000, (b,)).float(),
+                    "encoder_hidden_states": torch.randn(b, 6, 32)}
+
+    kwargs = {"sample": batched(4, 8, 8), "timestep": batched(), "encoder_hidden_states": batched(6, 32)}
+    return Case(model, [], kwargs, make, [(1, 0), (2, 0), (4, 0)])
+
+
 # More families: test_models.MATRIX says which runs each gets.
 MORE: Dict[str, Callable[[], Case]] = {
     "gpt2": gpt2, "llama": llama, "t5_encoder": t5_encoder, "vit_hf": vit_hf, "whisper_encoder": whisper_encoder,
     "resnet18": _torchvision("resnet18"), "mobilenet_v3_small": _torchvision("mobilenet_v3_small"),
     "efficientnet_b0": _torchvision("efficientnet_b0"), "convnext_tiny": _torchvision("convnext_tiny"),
-    "swin_t": _torchvision("swin_t"),
+    "vit_b_16": vit_b_16, "swin_t": swin_t, "unet": unet, "vae_decoder": vae_decoder,
 }

@@ -41,33 +41,34 @@ class PartitionResult:
     module: GraphModule
     trt_submodules: List[str]
     fallback_ops: Dict[str, int]
-    fallback_reasons: Dict[str, str]
+    fallback_reasons: Dict[str, str]   # op name -> its nodes' distinct reasons, with counts when they differ
+    node_reasons: Dict[str, str] = dataclasses.field(default_factory=dict)  # FX node name -> one-line reason
 
 
 class _Support(OperatorSupportBase):
     def __init__(self, settings: CompilationSettings, excluded: Mapping[str, str]) -> None:
         self.settings = settings
         self.excluded = excluded
-        self.reasons: Dict[str, str] = {}
+        self.reasons: Dict[Node, str] = {}  # why each unsupported node stays in PyTorch (first reason wins)
 
     def is_node_supported(self, submodules, node: Node) -> bool:
         if node.op != "call_function":
             return False
         name = op_name(node)
         if node.name in self.excluded:
-            self.reasons.setdefault(name, self.excluded[node.name])
+            self.reasons.setdefault(node, self.excluded[node.name])
             return False
         if name in self.settings.torch_executed_ops:
-            self.reasons.setdefault(name, "listed in torch_executed_ops")
+            self.reasons.setdefault(node, "listed in torch_executed_ops")
             return False
         if node.target is operator.getitem:
             source = node.args[0]
             return isinstance(source, Node) and lookup(source) is not None
         if not _tensor_or_shape_output(node):
-            self.reasons.setdefault(name, "produces a non-tensor value")
+            self.reasons.setdefault(node, "produces a non-tensor value")
             return False
         if lookup(node) is None:
-            self.reasons.setdefault(name, "no converter accepts it (op, dtype or arguments)")
+            self.reasons.setdefault(node, "no converter accepts it (op, dtype or arguments)")
             return False
         return True
 
@@ -103,9 +104,24 @@ def _compute_size(nodes: Set[Node]) -> int:
     return sum(1 for n in nodes if n.op == "call_function" and n.target not in _NON_COMPUTE)
 
 
-def _acyclic_components(nodes: Set[Node]) -> List[Set[Node]]:
-    """Split a shrunken partition into connected pieces; drop pieces whose fusion would form
-    a cycle through a node that was moved back to PyTorch."""
+def _levels(nodes: Set[Node], graph_nodes) -> Dict[Node, int]:
+    """For each node of a partition, how many times a path from the partition's inputs to it
+    must leave the partition and come back. Nodes of one level never reach each other through
+    the outside (the count only grows along a path, and grows on every exit), so each level
+    can be fused without creating a cycle, and no node has to be given up."""
+    level: Dict[Node, int] = {}
+    outside: Dict[Node, int] = {}  # outside node -> lowest level a partition node after it may have
+    for node in graph_nodes:
+        if node in nodes:
+            level[node] = max([level[i] if i in nodes else outside.get(i, 0) for i in node.all_input_nodes],
+                              default=0)
+        else:
+            outside[node] = max([level[i] + 1 if i in nodes else outside.get(i, 0) for i in node.all_input_nodes],
+                                default=0)
+    return level
+
+
+def _connected(nodes: Set[Node]) -> List[Set[Node]]:
     remaining, pieces = set(nodes), []
     while remaining:
         stack, piece = [remaining.pop()], set()
@@ -116,11 +132,44 @@ def _acyclic_components(nodes: Set[Node]) -> List[Set[Node]]:
                 if other in remaining:
                     remaining.discard(other)
                     stack.append(other)
+        pieces.append(piece)
+    return pieces
+
+
+def _acyclic_components(nodes: Set[Node], graph_nodes) -> List[Set[Node]]:
+    """Split a shrunken partition into connected pieces that can each be fused. A piece whose
+    fusion would form a cycle (a path leaves it through a node moved back to PyTorch and
+    re-enters it) is split by level (`_levels`) instead of being dropped."""
+    pieces = []
+    for piece in _connected(nodes):
         if validate_partition(list(piece)):
             pieces.append(piece)
-        else:
-            logger.debug("dropping a TensorRT partition that would form a cycle: %s", sorted(n.name for n in piece))
+            continue
+        level = _levels(piece, graph_nodes)
+        by_level: Dict[int, Set[Node]] = collections.defaultdict(set)
+        for node in piece:
+            by_level[level[node]].add(node)
+        logger.debug("splitting a TensorRT partition in %d to avoid a cycle through PyTorch", len(by_level))
+        for group in by_level.values():
+            pieces.extend(_connected(group))
     return pieces
+
+
+_UNPLACED = "accepted by a converter but placed in no TensorRT partition (partitioner)"
+
+
+def _reasons_by_op(node_reasons: Mapping[str, str], ops: Mapping[str, str]) -> Dict[str, str]:
+    """One line per op: its nodes' reasons, most common first, each with a count when they differ."""
+    per_op: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for name, reason in node_reasons.items():
+        per_op[ops[name]][reason] += 1
+    out = {}
+    for op, counter in per_op.items():
+        if len(counter) == 1:
+            out[op] = next(iter(counter))
+        else:
+            out[op] = "; ".join(f"{n}x {reason}" for reason, n in counter.most_common())
+    return out
 
 
 def is_reported_op(node: Node) -> bool:
@@ -143,13 +192,13 @@ def partition(gm: GraphModule, settings: CompilationSettings,
             if not bad:
                 break
             for node in bad:
-                support.reasons.setdefault(op_name(node), "its value would cross a TensorRT boundary as a non-tensor")
+                support.reasons.setdefault(node, "its value would cross a TensorRT boundary as a non-tensor")
             nodes -= bad
-        for piece in _acyclic_components(nodes):
+        for piece in _acyclic_components(nodes, gm.graph.nodes):
             if _compute_size(piece) < settings.min_block_size:
                 for node in piece:
                     support.reasons.setdefault(
-                        op_name(node), f"in a block smaller than min_block_size={settings.min_block_size}")
+                        node, f"in a block smaller than min_block_size={settings.min_block_size}")
                 continue
             # Weights (each get_attr has one user after lowering) join their user's partition.
             for node in list(piece):
@@ -159,7 +208,9 @@ def partition(gm: GraphModule, settings: CompilationSettings,
             kept.append(piece)
     in_trt = set().union(*kept) if kept else set()
     fallback = collections.Counter(op_name(n) for n in gm.graph.nodes if n not in in_trt and is_reported_op(n))
-    reasons = {name: support.reasons.get(name, "not convertible here") for name in fallback}
+    node_reasons = {n.name: support.reasons.get(n, _UNPLACED) for n in gm.graph.nodes
+                    if n not in in_trt and is_reported_op(n)}
+    reasons = _reasons_by_op({n: r for n, r in node_reasons.items()}, {n.name: op_name(n) for n in gm.graph.nodes})
     if kept:
         order = {n: i for i, n in enumerate(gm.graph.nodes)}
         kept.sort(key=lambda ns: min(order[n] for n in ns))
@@ -168,4 +219,4 @@ def partition(gm: GraphModule, settings: CompilationSettings,
     submodules = [n.target for n in gm.graph.nodes if n.op == "call_module" and n.target.startswith(PREFIX)]
     for name, count in sorted(fallback.items()):
         logger.debug("PyTorch fallback: %s x%d (%s)", name, count, reasons[name])
-    return PartitionResult(gm, submodules, dict(fallback), reasons)
+    return PartitionResult(gm, submodules, dict(fallback), reasons, node_reasons)

@@ -14,5 +14,5 @@ from torch_tensorrt_rtx.dynamo.conversion.converters import (  # noqa: F401
     shape,
 )
 from torch_tensorrt_rtx.dynamo.conversion.converters import (  # noqa: F401  (coverage: issue 4)
-    attention, comparison, constants, indexing, layer_norm, padding, reduce_ops, resize, symbolic, unary,
+    attention, comparison, constants, indexing, layer_norm, padding, reduce_ops, remainder, resize, symbolic, unary,
 )

@@ -1,4 +1,5 @@
 """Indexing and assembling: slice, select, split/split_with_sizes (chunk lowers to split), unbind,
+slice_scatter/select_scatter and copy (functionalized in-place assignment: `mask[a:b] = v`),
 stack, expand, embedding, index_select, gather, and advanced indexing (index.Tensor) with integer
 index tensors on adjacent dims (x[idx], x[:, i, j], table[rows, cols]).
 
@@ -277,3 +278,81 @@ def index(ctx, node, args, kwargs):
             merged = shape_math(ctx, merged, size, Op.PROD)
         x = ctx.reshape(x, parts[:first] + [merged] + parts[first + count:])
     return _gather(ctx, x, linear, first)
+
+
+def _part(ctx, x, axis, start, length):
+    """x narrowed along `axis`, or None when the length is statically zero."""
+    if isinstance(length, int) and length == 0:
+        return None
+    return narrow(ctx, x, axis, start, length)
+
+
+def _concat(ctx, pieces, axis):
+    layer = ctx.network.add_concatenation(pieces)
+    layer.axis = axis
+    return ctx.name(layer, "concat").get_output(0)
+
+
+def _slice_scatter_ok(node):
+    args = list(node.args) + [None] * (6 - len(node.args))
+    step = args[5] if args[5] is not None else node.kwargs.get("step", 1)
+    bounds = [node.kwargs.get(k, a) for k, a in (("start", args[3]), ("end", args[4]))]
+    # A strided scatter interleaves src with the input: not expressible as one concatenation.
+    return numeric_tensors(node) and step == 1 and all(b is None or isinstance(b, int) or is_sym_int(b)
+                                                       for b in bounds)
+
+
+@converter(aten.slice_scatter.default, validator=_slice_scatter_ok)
+def slice_scatter(ctx, node, args, kwargs):
+    """input with input[start:end] along `dim` replaced by src (functionalized `x[a:b] = y`):
+    the concatenation of input[:start], src and input[end:]."""
+    args = list(args) + [None] * (6 - len(args))
+    dtype = node_dtype(node)
+    x = ctx.as_tensor(args[0], dtype)
+    src = ctx.as_tensor(args[1], dtype)
+    axis = normalize_axis(kwargs.get("dim", args[2] if args[2] is not None else 0), len(x.shape))
+    size = dims(ctx, x)[axis]
+    start = _bound(ctx, kwargs.get("start", args[3]), size, 0)
+    end = _bound(ctx, kwargs.get("end", args[4]), size, size)
+    end = shape_math(ctx, end, start, Op.MAX)  # an empty slice (end < start) inserts at start
+    pieces = [_part(ctx, x, axis, 0, start), src, _part(ctx, x, axis, end, shape_math(ctx, size, end, Op.SUB))]
+    pieces = [p for p in pieces if p is not None]
+    if len(pieces) == 1:
+        return ctx.name(ctx.network.add_identity(src), "slice_scatter").get_output(0)
+    return _concat(ctx, pieces, axis)
+
+
+def _select_scatter_ok(node):
+    return numeric_tensors(node) and isinstance(node.args[3], int)
+
+
+@converter(aten.select_scatter.default, validator=_select_scatter_ok)
+def select_scatter(ctx, node, args, kwargs):
+    """input with input.select(dim, index) replaced by src (functionalized `x[:, i] = y`)."""
+    dtype = node_dtype(node)
+    x = ctx.as_tensor(args[0], dtype)
+    axis = normalize_axis(args[2], len(x.shape))
+    src = ctx.as_tensor(args[1], dtype)
+    src = ctx.name(ctx.network.add_unsqueeze(src, ctx.constant(torch.tensor([axis], dtype=torch.int64))),
+                   "unsqueeze").get_output(0)
+    size = dims(ctx, x)[axis]
+    index = args[3]
+    if index < 0:
+        index = size + index if isinstance(size, int) else shape_math(ctx, size, index, Op.SUM)
+    after = shape_math(ctx, index, 1, Op.SUM)
+    pieces = [_part(ctx, x, axis, 0, index), src, _part(ctx, x, axis, after, shape_math(ctx, size, after, Op.SUB))]
+    return _concat(ctx, [p for p in pieces if p is not None], axis)
+
+
+@converter(aten.copy.default, validator=numeric_tensors)
+def copy(ctx, node, args, kwargs):
+    """copy(dst, src) (functionalized `dst.copy_(src)`): src cast to dst's dtype and broadcast to
+    dst's shape; dst's values are not read."""
+    dst, src = args[0], args[1]
+    dtype = node_dtype(node)
+    target = dims(ctx, dst) if isinstance(dst, trt.ITensor) else list(dst.shape)
+    src = ctx.as_tensor(src, dtype, len(target))
+    out = broadcast_to(ctx, src, target)
+    if out is src or out is args[1]:
+        out = ctx.name(ctx.network.add_identity(out), "copy").get_output(0)
+    return out

@@ -1,0 +1,56 @@
+"""fmod and remainder (Python's %), for integer and floating-point tensors.
+
+    torch.fmod(a, b)      = a - b * trunc(a / b)   (sign of a)
+    torch.remainder(a, b) = a - b * floor(a / b)   (sign of b)
+
+TensorRT-RTX has no modulo layer; both are composed from DIV / FLOOR_DIV, PROD and SUB. On
+integers DIV truncates and FLOOR_DIV floors, which is exactly what each op needs. On floats the
+quotient is rounded with FLOOR (and SIGN·FLOOR(|q|) for the truncation), computed in fp32 even
+for fp16 tensors: a quotient rounded to fp16 first would be off by one for large ratios.
+torchvision's `roll` (Swin's shifted windows) lowers to `index_select(x, d, fmod(arange + s, n))`.
+"""
+from __future__ import annotations
+
+import tensorrt_rtx as trt
+import torch
+
+from torch_tensorrt_rtx.dynamo.conversion._context import FLOAT_DTYPES, node_dtype
+from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, numeric_tensors
+from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
+from torch_tensorrt_rtx.dynamo.conversion.converters.unary import unary_tensor
+
+aten = torch.ops.aten
+Op = trt.ElementWiseOperation
+U = trt.UnaryOperation
+
+_FMOD = {aten.fmod.Scalar, aten.fmod.Tensor}
+_REMAINDER = {aten.remainder.Scalar, aten.remainder.Tensor}
+
+
+def _dtype_ok(node):
+    val = node.meta.get("val")
+    return isinstance(val, torch.Tensor) and val.dtype in FLOAT_DTYPES + (torch.int32, torch.int64)
+
+
+def _quotient(ctx, a, b, dtype, floor: bool):
+    """The rounded quotient a/b: floored (remainder) or truncated toward zero (fmod)."""
+    if dtype not in FLOAT_DTYPES:
+        return elementwise_tensors(ctx, a, b, Op.FLOOR_DIV if floor else Op.DIV, dtype)
+    q = elementwise_tensors(ctx, a, b, Op.DIV, dtype)
+    if floor:
+        return unary_tensor(ctx, q, U.FLOOR)
+    magnitude = unary_tensor(ctx, unary_tensor(ctx, q, U.ABS), U.FLOOR)
+    return elementwise_tensors(ctx, unary_tensor(ctx, q, U.SIGN), magnitude, Op.PROD, dtype)
+
+
+@converter(*_FMOD, *_REMAINDER, validator=all_of(numeric_tensors, _dtype_ok))
+def modulo(ctx, node, args, kwargs):
+    out_dtype = node_dtype(node)
+    compute = torch.float32 if out_dtype in FLOAT_DTYPES else out_dtype
+    rank = node.meta["val"].dim()
+    a = ctx.as_tensor(args[0], compute, rank)
+    b = ctx.as_tensor(args[1], compute, rank)
+    q = _quotient(ctx, a, b, compute, floor=node.target in _REMAINDER)
+    out = elementwise_tensors(ctx, a, elementwise_tensors(ctx, b, q, Op.PROD, compute), Op.SUB, compute)
+    return ctx.cast(out, out_dtype)
