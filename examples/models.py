@@ -1,12 +1,20 @@
-"""Small, self-contained model families used by the coverage tests and the compile-speed
-benchmark (no downloads; random weights, deterministic under torch.manual_seed).
+"""The small example models of this repository, in one place: the demo (examples/compile_demo.py),
+the tests (tests/py), the benchmarks (benchmarks/) and the RTX acceptance run (scripts/rtx_acceptance)
+all take them from here. No downloads; random weights, deterministic under torch.manual_seed.
 
-    model, inputs = build("gpt_block")            # eval-mode module + Input specs (dynamic)
+    model, inputs = build("gpt_block")            # a family: eval-mode module + Input specs (dynamic)
+    model = build_demo("cnn")                     # a demo model, with non-trivial batch-norm statistics
     model = TinyResNet()                          # or use the classes directly
 
-Families: a ResNet-style CNN, BERT-style encoder blocks (hand-written and torch.nn), GPT-style
-causal decoder blocks (hand-written with sdpa, hand-written with an explicit tril mask, and
-torch.nn.TransformerDecoderLayer). Every forward is KV-cache free and dropout is inert in eval.
+Families (`MODELS`): a ResNet-style CNN, BERT-style encoder blocks (hand-written and torch.nn),
+GPT-style causal decoder blocks (hand-written with sdpa, hand-written with an explicit tril mask,
+and torch.nn.TransformerDecoderLayer). Every forward is KV-cache free and dropout is inert in eval.
+Demo models (`DEMO_MODELS`): an MLP and a small CNN. `WithUnsupportedOp` calls an op that no
+converter will ever accept, for the fallback paths.
+
+Import it as `examples.models` with the repository root on sys.path (pytest's `pythonpath` does
+that for the tests, the scripts do it themselves): one module name, so the custom op below is
+registered once per process.
 """
 from __future__ import annotations
 
@@ -206,7 +214,84 @@ class TorchDecoder(nn.Module):
         return self.layer(tgt, memory, tgt_mask=mask, tgt_is_causal=True)
 
 
-# -- registry used by tests and the benchmark -----------------------------------------------------
+# -- demo models and a model with an op no converter accepts --------------------------------------
+
+
+class MLP(nn.Module):
+    """A 3-layer MLP classifier (the demo's is 256 -> 512 -> 512 -> 10)."""
+
+    def __init__(self, features: int = 16, hidden: int = 32, classes: int = 10):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(features, hidden), nn.Linear(hidden, hidden)
+        self.fc3 = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        x = F.gelu(self.fc1(x))
+        x = F.silu(self.fc2(x))
+        return torch.softmax(self.fc3(x), dim=-1)
+
+
+class SmallCNN(nn.Module):
+    """Two conv/batch-norm/relu stages, max pooling, global average pooling, a linear head."""
+
+    def __init__(self, width: int = 8, classes: int = 5, pool_twice: bool = False):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width)
+        self.pool, self.gap = nn.MaxPool2d(2), nn.AdaptiveAvgPool2d((1, 1))
+        self.head = nn.Linear(2 * width, classes)
+        self.pool_twice = pool_twice
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.bn1(self.conv1(x))))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        if self.pool_twice:
+            x = self.pool(x)
+        return self.head(torch.flatten(self.gap(x), 1))
+
+
+DEMO_MODELS: Dict[str, Callable[[], nn.Module]] = {
+    "mlp": lambda: MLP(features=256, hidden=512, classes=10),
+    "cnn": lambda: SmallCNN(width=16, classes=10, pool_twice=True),
+}
+
+
+def build_demo(name: str) -> nn.Module:
+    """One demo model in eval mode, with non-trivial running statistics so batch norm is really tested."""
+    torch.manual_seed(0)
+    model = DEMO_MODELS[name]().eval()
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+@torch.library.custom_op("trtx_tests::mystery", mutates_args=())
+def mystery(x: torch.Tensor) -> torch.Tensor:
+    """An op no converter will ever exist for (coverage grows; this must stay unsupported)."""
+    return torch.cumsum(x, dim=-1)
+
+
+@mystery.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+class WithUnsupportedOp(nn.Module):
+    """`mystery` has no converter: the graph must split into TensorRT + PyTorch + TensorRT."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.a(x)) * 2
+        x = mystery(x)
+        return torch.sigmoid(self.b(x)) + 1
+
+
+# -- the families, by name -------------------------------------------------------------------------
 
 Builder = Callable[[], Tuple[nn.Module, List]]
 

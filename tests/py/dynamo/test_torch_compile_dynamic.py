@@ -9,9 +9,8 @@ import torch
 import torch.nn as nn
 
 import torch_tensorrt_rtx as trtx
-from tests.py.dynamo.models import MLP, SmallCNN
-from torch_tensorrt_rtx.dynamo.backend import recent_reports
-from torch_tensorrt_rtx.examples_models import GPTBlock, example_inputs
+
+from examples.models import MLP, GPTBlock, SmallCNN, example_inputs
 
 OPTIONS = {"min_block_size": 1, "progress": False, "dynamic_max_size": 64}
 
@@ -37,12 +36,12 @@ def _cnn_with_statistics() -> nn.Module:
 def _compile_and_verify(model: nn.Module, calls, options=None):
     """torch.compile with dynamic=True, verify each call against eager; return the new reports."""
     compiled = torch.compile(model, backend="tensorrt_rtx", dynamic=True, options=options or OPTIONS)
-    before = list(recent_reports())
-    for args in calls:
-        verification = trtx.verify(compiled, *args, reference_module=model)
-        assert verification.ok, str(verification)
-        assert verification.engines and all(e.calls == 1 for e in verification.engines), str(verification)
-    return [r for r in recent_reports() if not any(r is b for b in before)]
+    with trtx.compile_reports() as reports:
+        for args in calls:
+            verification = trtx.verify(compiled, *args, reference_module=model)
+            assert verification.ok, str(verification)
+            assert verification.engines and all(e.calls == 1 for e in verification.engines), str(verification)
+    return reports
 
 
 def test_mlp_dynamic_batch_one_engine_no_fallback():
