@@ -5,7 +5,8 @@
 #
 # Kept out of the Linux Bazel build on purpose: a plain cross-compile into build/windows/
 # (the gtest library is compiled once and reused). What it builds and runs:
-#   - core/util/file_lock*.cpp, the FileLock (file_lock_posix.cpp must compile to nothing);
+#   - core/util/file_lock*.cpp, the FileLock (file_lock_posix.cpp must compile to nothing),
+#     with core/util/windows_strings.cpp (UTF-8 paths, error text; the store uses it too);
 #   - core/runtime's cache store (container, cache_file_io_windows.cpp, RuntimeCacheFile);
 #   - file_lock_test.exe: the portable FileLock suite tests/core/util/file_lock_test.cpp
 #     plus the Windows-only cases in tests/windows/file_lock_windows_test.cpp; it runs
@@ -57,7 +58,7 @@ build_start=$(now)
 HEADERS=(engine_record_layout.h runtime_strategies.h cache_protocol.h engine_op.h)
 mkdir -p "$GEN/new"
 "$PYTHON_FOR_HEADERS" core/definitions/gen_definitions_headers.py py/torch_tensorrt_rtx/runtime/definitions.py \
-  "${HEADERS[@]/#/$GEN/new/}"
+  py/torch_tensorrt_rtx/runtime/definitions.toml "${HEADERS[@]/#/$GEN/new/}"
 for header in "${HEADERS[@]}"; do
   cmp -s "$GEN/new/$header" "$GEN/core/definitions/$header" || mv "$GEN/new/$header" "$GEN/core/definitions/$header"
 done
@@ -98,7 +99,8 @@ compile_all() {  # compile_all SOURCE...: prints the object paths
     esac
   done
 }
-LOCK_SOURCES=(core/util/file_lock.cpp core/util/file_lock_windows.cpp core/util/file_lock_posix.cpp)
+LOCK_SOURCES=(core/util/file_lock.cpp core/util/file_lock_windows.cpp core/util/file_lock_posix.cpp
+  core/util/windows_strings.cpp)
 STORE_SOURCES=(core/runtime/cache_container.cpp core/runtime/cache_file_io.cpp core/runtime/cache_file_io_posix.cpp
   core/runtime/cache_file_io_windows.cpp core/runtime/log.cpp core/runtime/runtime_cache_file.cpp
   core/runtime/runtime_settings.cpp core/runtime/sha256.cpp)
