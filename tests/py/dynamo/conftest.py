@@ -5,6 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
+import torch_tensorrt_rtx as trtx
+
+from examples.models import MLP
+
+
+@pytest.fixture(scope="session")
+def static_mlp():
+    """examples.models.MLP compiled once per session at the static shape (2, 16), every op in one
+    engine, default settings (portable). Tests only read it: call it, inspect its records."""
+    torch.manual_seed(0)
+    return trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1, progress=False)
+
 
 @pytest.fixture(autouse=True)
 def _seed():
