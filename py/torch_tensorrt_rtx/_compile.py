@@ -121,10 +121,12 @@ OUTPUT_FORMATS = ("exported_program", "aot_inductor")
 
 def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
          inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None, *,
+         kwarg_inputs: Optional[Dict[str, Union[Input, torch.Tensor]]] = None,
          output_format: str = "exported_program") -> None:
     """Save a module returned by `compile` with its engines embedded (one packed EngineRecord
-    buffer per engine). `inputs` (default: the ones given to compile) are only traced, never
-    stored: the file holds no pickled example inputs.
+    buffer per engine). `inputs` and `kwarg_inputs` (default: the ones given to compile) are only
+    traced, never stored: the file holds no pickled example inputs. A program compiled with
+    kwarg_inputs is saved with the same keywords: call the loaded module as `m(input_ids=...)`.
 
     output_format="exported_program" (default) writes a .pt2 ExportedProgram for `load`;
     "aot_inductor" writes an AOTInductor package, which runs from Python
@@ -134,9 +136,15 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"save: unknown output_format {output_format!r}; expected one of "
                          f"{', '.join(repr(f) for f in OUTPUT_FORMATS)}")
-    specs = as_inputs(inputs) if inputs is not None else getattr(compiled, _EXPORT_INFO, None)
+    if inputs is not None or kwarg_inputs is not None:
+        specs = as_inputs(inputs) if inputs is not None else []
+        kwarg_specs = dict(zip(kwarg_inputs, as_inputs(list(kwarg_inputs.values())))) if kwarg_inputs else {}
+    else:
+        specs = getattr(compiled, _EXPORT_INFO, None)
+        kwarg_specs = getattr(compiled, _EXPORT_KWARGS, None) or {}
     if specs is None:
-        raise ValueError("save: pass inputs=... (the module was not produced by torch_tensorrt_rtx.compile)")
+        raise ValueError("save: pass inputs=... and/or kwarg_inputs=... (the module was not produced by "
+                         "torch_tensorrt_rtx.compile)")
     if os.path.isdir(path):
         raise IsADirectoryError(f"save: {os.fspath(path)} is a directory; give a file path such as "
                                 f"{os.path.join(os.fspath(path), 'model.pt2')}")
@@ -144,7 +152,9 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
     if not os.path.isdir(parent):
         raise FileNotFoundError(f"save: directory {parent} (for {os.fspath(path)}) does not exist; create it first")
     examples = tuple(spec.example() for spec in specs)
-    program = torch.export.export(compiled, examples, dynamic_shapes=dynamic_shapes(specs, compiled), strict=False)
+    kwarg_examples = {key: spec.example() for key, spec in kwarg_specs.items()}
+    program = torch.export.export(compiled, examples, kwargs=kwarg_examples or None,
+                                  dynamic_shapes=dynamic_shapes(specs, compiled, kwarg_specs), strict=False)
     if output_format == "aot_inductor":
         torch._inductor.aoti_compile_and_package(program, package_path=os.fspath(path))
     else:
