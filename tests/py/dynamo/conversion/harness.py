@@ -4,14 +4,33 @@ and compare the engines' reference execution with eager PyTorch at one or more s
     compiled = compile_checked(module, [spec], expect_ops=["aten.relu.default"], full=True)
     check_runs(compiled, module, [[x_small], [x_large]])
     compiled, report, verification = compile_and_verify(module, [x])     # both in one call
+    module = ConstantAt(torch.add, weight, position=1)   # operand 1 a frozen parameter
 """
 from __future__ import annotations
 
 from typing import Iterable, Sequence
 
 import torch
+import torch.nn as nn
 
 import torch_tensorrt_rtx as trtx
+
+
+class ConstantAt(nn.Module):
+    """fn(*operands) where operand `position` is a frozen parameter and the others are inputs."""
+
+    def __init__(self, fn, constant: torch.Tensor, position: int) -> None:
+        super().__init__()
+        self.fn, self.position = fn, position
+        if constant.is_floating_point():
+            self.constant = nn.Parameter(constant, requires_grad=False)
+        else:
+            self.register_buffer("constant", constant)
+
+    def forward(self, *xs):
+        operands = list(xs)
+        operands.insert(self.position, self.constant)
+        return self.fn(*operands)
 
 
 def compile_checked(module: torch.nn.Module, inputs: Sequence, expect_ops: Iterable[str] = (), *,

@@ -15,24 +15,7 @@ import torch.nn.functional as F
 
 from torch_tensorrt_rtx import Input
 
-from tests.py.dynamo.conversion.harness import compile_and_verify
-
-
-class ConstantAt(nn.Module):
-    """fn(*operands) where operand `position` is a frozen parameter and the others are inputs."""
-
-    def __init__(self, fn, constant: torch.Tensor, position: int) -> None:
-        super().__init__()
-        self.fn, self.position = fn, position
-        if constant.is_floating_point():
-            self.constant = nn.Parameter(constant, requires_grad=False)
-        else:
-            self.register_buffer("constant", constant)
-
-    def forward(self, *xs):
-        operands = list(xs)
-        operands.insert(self.position, self.constant)
-        return self.fn(*operands)
+from tests.py.dynamo.conversion.harness import ConstantAt, compile_and_verify
 
 
 def _f(*shape):

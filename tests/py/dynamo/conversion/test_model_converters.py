@@ -1,5 +1,5 @@
-"""Converters that real models needed (issue 11: torchvision swin_t's shifted windows and
-attention mask): fmod/remainder, slice_scatter/select_scatter, copy. Each is compiled with graph
+"""Converters that real models needed (torchvision swin_t's shifted windows and attention
+mask): fmod/remainder, slice_scatter/select_scatter, copy. Each is compiled with graph
 inputs, with a frozen parameter or buffer in every operand position where that is legal, in fp32
 and fp16, and with a dynamic dimension; the reference executor runs the engine and the result is
 compared with eager PyTorch (`compile_and_verify` fails the test on any mismatch)."""
@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 
 from torch_tensorrt_rtx import Input
-from tests.py.dynamo.conftest import compile_and_verify
-from tests.py.dynamo.conversion.test_constant_inputs import ConstantAt
+
+from tests.py.dynamo.conversion.harness import ConstantAt, compile_and_verify
 
 FLOATS = [torch.float32, torch.float16]
 
