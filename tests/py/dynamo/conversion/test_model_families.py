@@ -26,21 +26,26 @@ KEY_OPS = {
     "torch_decoder": ["aten.scaled_dot_product_attention.default", "aten.split_with_sizes.default"],
 }
 SIZES = [(1, 2), (3, 5), (4, 16)]  # (batch, sequence) inside the profile batch 1..4, seq 2..16
-_CACHE = {}
 
 
-def _compiled(name, dtype):
-    key = (name, dtype)
-    if key not in _CACHE:
-        model, specs = zoo.build(name, dtype)
-        _CACHE[key] = (model, compile_checked(model, specs, KEY_OPS[name], full=True))
-    return _CACHE[key]
+@pytest.fixture(scope="session")
+def compiled_family():
+    """(model, compiled) for a family and dtype with its dynamic profile, compiled once per session."""
+    cache = {}
+
+    def get(name, dtype):
+        if (name, dtype) not in cache:
+            model, specs = zoo.build(name, dtype)
+            cache[(name, dtype)] = (model, compile_checked(model, specs, KEY_OPS[name], full=True))
+        return cache[(name, dtype)]
+
+    return get
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("name", sorted(zoo.MODELS))
-def test_family_converts_fully_and_matches_eager(name, dtype):
-    model, compiled = _compiled(name, dtype)
+def test_family_converts_fully_and_matches_eager(compiled_family, name, dtype):
+    model, compiled = compiled_family(name, dtype)
     check_runs(compiled, model, [zoo.example_inputs(name, b, s, dtype) for b, s in SIZES])
 
 
@@ -51,8 +56,8 @@ def test_family_static_shapes(name):
     check_runs(compiled, model, [zoo.example_inputs(name, 2, 8)])
 
 
-def test_sequence_outside_profile_is_rejected_naming_dimension_and_range():
-    model, compiled = _compiled("gpt_block", torch.float32)
+def test_sequence_outside_profile_is_rejected_naming_dimension_and_range(compiled_family):
+    model, compiled = compiled_family("gpt_block", torch.float32)
     too_long = zoo.example_inputs("gpt_block", 2, 20)
     with pytest.raises(RuntimeError, match=r"shape\[1\] to be <= 16, but got 20"):
         trtx.verify(compiled, *too_long)
