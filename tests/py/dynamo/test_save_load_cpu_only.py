@@ -44,45 +44,53 @@ def saved_cnn(tmp_path_factory):
     return compiled, path
 
 
-def test_save_load_in_fresh_process_keeps_records(saved_cnn):
-    compiled, path = saved_cnn
-    expected = _digest(trtx.engine_records(compiled))
-    assert expected
+@pytest.fixture(scope="module")
+def loaded_in_fresh_process(saved_cnn):
+    """One fresh process loads the saved program and reports, one line each: its records, the
+    shapes of its engine call's outputs and, without a supported GPU, what calling it and
+    verifying it raise. Shared by the tests below (one torch start-up instead of one per test)."""
+    _, path = saved_cnn
     proc = _run(f"""
         import hashlib, json, torch, torch_tensorrt_rtx as trtx
+        from torch_tensorrt_rtx.runtime import RTXGPUUnavailableError, supported_gpu
         program = trtx.load({str(path)!r})
         records = trtx.engine_records(program)
-        print(json.dumps({{n: {{"name": r.name, "engine": hashlib.sha256(bytes(r.engine)).hexdigest(),
-                               "inputs": r.input_names, "outputs": r.output_names, "metadata": r.metadata}}
-                          for n, r in records.items()}}))
+        print("RECORDS:", json.dumps({{n: {{"name": r.name, "engine": hashlib.sha256(bytes(r.engine)).hexdigest(),
+                                           "inputs": r.input_names, "outputs": r.output_names,
+                                           "metadata": r.metadata}} for n, r in records.items()}}))
         # Shape propagation with a dynamic batch works from the saved program alone.
         calls = [n for n in program.graph.nodes if n.target == torch.ops.tensorrt_rtx.execute_engine.default]
-        print(json.dumps([str(v.shape) for v in calls[0].meta["val"]]))
+        print("SHAPES:", json.dumps([str(v.shape) for v in calls[0].meta["val"]]))
+        if not supported_gpu().supported:
+            module = program.module()
+            try:
+                module(torch.randn(2, 3, 16, 16))
+            except RTXGPUUnavailableError as e:
+                print("GPU-ERROR:", e)
+            try:
+                trtx.verify(module, torch.randn(2, 3, 16, 16))
+            except trtx.VerificationUnavailableError as e:
+                print("VERIFY-ERROR:", e)
     """)
-    lines = proc.stdout.strip().splitlines()
-    assert json.loads(lines[-2]) == json.loads(json.dumps(expected))
-    assert "s" in lines[-1] or "batch" in lines[-1], lines[-1]  # symbolic batch dim, not baked in
+    return {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in proc.stdout.splitlines()
+            if line.split(":", 1)[0] in ("RECORDS", "SHAPES", "GPU-ERROR", "VERIFY-ERROR")}
 
 
-def test_loaded_program_without_gpu_names_the_requirement(saved_cnn):
-    _, path = saved_cnn
+def test_save_load_in_fresh_process_keeps_records(saved_cnn, loaded_in_fresh_process):
+    compiled, _ = saved_cnn
+    expected = _digest(trtx.engine_records(compiled))
+    assert expected
+    assert json.loads(loaded_in_fresh_process["RECORDS"]) == json.loads(json.dumps(expected))
+    shapes = loaded_in_fresh_process["SHAPES"]
+    assert "s" in shapes or "batch" in shapes, shapes  # symbolic batch dim, not baked in
+
+
+def test_loaded_program_without_gpu_names_the_requirement(loaded_in_fresh_process):
     if supported_gpu().supported:
         pytest.skip("a supported RTX GPU is present")
-    proc = _run(f"""
-        import torch, torch_tensorrt_rtx as trtx
-        from torch_tensorrt_rtx.runtime import RTXGPUUnavailableError
-        module = trtx.load({str(path)!r}).module()
-        try:
-            module(torch.randn(2, 3, 16, 16))
-        except RTXGPUUnavailableError as e:
-            print("GPU-ERROR:", e)
-        try:
-            trtx.verify(module, torch.randn(2, 3, 16, 16))
-        except trtx.VerificationUnavailableError as e:
-            print("VERIFY-ERROR:", e)
-    """)
-    assert "GPU-ERROR:" in proc.stdout and "RTX GPU" in proc.stdout and "compute capability" in proc.stdout
-    assert "VERIFY-ERROR:" in proc.stdout and "loaded from disk" in proc.stdout
+    gpu_error = loaded_in_fresh_process.get("GPU-ERROR", "")
+    assert "RTX GPU" in gpu_error and "compute capability" in gpu_error, loaded_in_fresh_process
+    assert "loaded from disk" in loaded_in_fresh_process.get("VERIFY-ERROR", ""), loaded_in_fresh_process
 
 
 @NO_GPU
