@@ -274,6 +274,24 @@ def _drop_unused_state(gm: GraphModule) -> None:
         delattr(owner, attr)
 
 
+_VIEWS = (torch.ops.aten.view.default, torch.ops.aten._unsafe_view.default)
+
+
+def _views_to_reshapes(gm: GraphModule) -> int:
+    """Make the views left in PyTorch safe for engine outputs. An engine returns contiguous
+    tensors, but the graph was traced with the strides of the ops the engine replaced (a
+    transpose, say), and a view that was legal on those strides can be illegal on contiguous
+    data ("Cannot view a tensor with shape ... as ..."), at run time and when `save` traces the
+    program again. reshape is a view where one exists and a copy otherwise; the graph is
+    functional (no op writes through an alias), so the copy cannot change a result."""
+    changed = 0
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target in _VIEWS:
+            node.target = torch.ops.aten.reshape.default
+            changed += 1
+    return changed
+
+
 def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,
              excluded: Dict[str, str], engines: Dict[str, Tuple[bytes, float]], clock: PhaseClock):
     """Partition with `excluded` nodes in PyTorch, convert every partition, build every engine.
@@ -355,6 +373,8 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
         report.engines.append(EngineSummary(item.node.target, item.network_def.converted_ops, seconds, len(engine),
                                             [str(r) for r in item.ranges]))
     with clock.phase("packaging"):
+        if built and report.fallback_ops:
+            _views_to_reshapes(gm)
         _drop_unused_state(gm)
         gm.graph.lint()
         gm.recompile()

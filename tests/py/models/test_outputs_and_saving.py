@@ -65,3 +65,42 @@ def test_other_unexportable_output_is_named():
         trtx.compile(ReturnsObject().eval(), [torch.randn(2, 3)], progress=False)
     message = str(info.value)
     assert "_Box" in message and "'extra'" in message and "cannot flatten" in message, message
+
+
+def _round_trip(compiled, path, reference, calls):
+    trtx.save(compiled, path)
+    loaded = trtx.load(path).module()
+    for args, kwargs in calls:
+        for program in (compiled, loaded):
+            verification = trtx.verify(program, *args, reference_module=reference, **kwargs)
+            assert verification.ok, str(verification)
+            assert verification.engines, "no engine ran"
+
+
+def test_save_t5_encoder_with_pytorch_partitions_and_keyword_inputs(zoo, tmp_path):
+    """The T5 encoder with views and bmm kept in PyTorch (as a converter failure would keep
+    them): its PyTorch-side views read engine outputs, which are contiguous where the traced
+    transposes were not. Compiled with kwarg_inputs, saved, loaded, called by keyword."""
+    case = zoo.case("t5_encoder")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compiled = trtx.compile(case.model, kwarg_inputs=case.kwargs, progress=False,
+                                torch_executed_ops={"aten.view.default", "aten.bmm.default"})
+    report = compiled.compile_report
+    assert "aten.view.default" in report.fallback_ops and len(report.engines) > 1, report.format()
+    _round_trip(compiled, tmp_path / "t5.pt2", case.model, [case.make(1, 2), case.make(3, 17)])
+
+
+class Scaled(nn.Module):
+    def forward(self, x, *, scale, bias=None):
+        out = torch.relu(x @ scale.transpose(0, 1)) * 2
+        return out if bias is None else out + bias
+
+
+@pytest.mark.models_fast
+def test_save_keyword_inputs_round_trip(tmp_path):
+    spec = trtx.Input(min_shape=(1, 8), opt_shape=(4, 8), max_shape=(8, 8), dim_names=("batch", None))
+    compiled = trtx.compile(Scaled().eval(), [spec], kwarg_inputs={"scale": torch.randn(16, 8),
+                                                                  "bias": torch.randn(16)}, progress=False)
+    calls = [([torch.randn(b, 8)], {"scale": torch.randn(16, 8), "bias": torch.randn(16)}) for b in (1, 5)]
+    _round_trip(compiled, tmp_path / "kw.pt2", Scaled().eval(), calls)

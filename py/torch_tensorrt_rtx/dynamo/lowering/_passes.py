@@ -1,5 +1,6 @@
 """Graph passes run on the exported ATen graph before partitioning.
 
+- give kernels that need a contiguous input (native_group_norm) one;
 - drop runtime metadata assertions (`_assert_tensor_metadata`) and the export guard module:
   they would otherwise pin tensors as partition outputs, and engines check shapes themselves;
 - with a reduced precision, cast matmuls/convolutions and the ops between them (_precision.py);
@@ -31,6 +32,29 @@ def _drop_assertions(gm: GraphModule) -> None:
             delattr(gm, "_guards_fn")
 
 
+# ATen kernels that reject inputs whose strides are not contiguous (the CompositeImplicit op
+# above them, e.g. F.group_norm, made the input contiguous first; the decomposition does not).
+_NEEDS_CONTIGUOUS = {aten.native_group_norm.default}
+
+
+def _contiguous_inputs(gm: GraphModule) -> None:
+    """Give those kernels a contiguous input: a clone (identity in an engine) where the traced
+    input is strided, e.g. a transposed attention output reshaped back to an image. Without it
+    the graph cannot run eagerly (PyTorch fallback, and `verify` running a partition)."""
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target not in _NEEDS_CONTIGUOUS:
+            continue
+        source = node.args[0]
+        val = source.meta.get("val") if isinstance(source, torch.fx.Node) else None
+        if not isinstance(val, torch.Tensor) or val.is_contiguous():
+            continue
+        with gm.graph.inserting_before(node):
+            copy = gm.graph.call_function(aten.clone.default, (source,), {"memory_format": torch.contiguous_format})
+        copy.meta = dict(source.meta)
+        copy.meta["val"] = val.clone(memory_format=torch.contiguous_format)
+        node.replace_input_with(source, copy)
+
+
 def _one_user_each(gm: GraphModule) -> None:
     for node in list(gm.graph.nodes):
         is_size = node.op == "call_function" and node.target == aten.sym_size.int
@@ -48,6 +72,7 @@ def _one_user_each(gm: GraphModule) -> None:
 
 def lower(gm: GraphModule, reduced_precision: Optional[torch.dtype] = None) -> GraphModule:
     _drop_assertions(gm)
+    _contiguous_inputs(gm)
     if reduced_precision is not None:
         reduce_precision(gm, reduced_precision)
     _one_user_each(gm)

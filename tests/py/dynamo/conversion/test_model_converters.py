@@ -125,3 +125,26 @@ def test_slice_scatter_dynamic_dim():
         ScatterRows(), [x, torch.randn(2, 2, 4)], expect_ops=["aten.slice_scatter.default"],
         run_inputs=[[torch.randn(2, 3, 4), torch.randn(2, 2, 4)], [torch.randn(2, 9, 4), torch.randn(2, 2, 4)]])
     assert not report.fallback_ops, report.format()
+
+
+class AttentionThenGroupNorm(nn.Module):
+    """diffusers' VAE mid block: attention over (B, H*W, C) tokens, transposed back to an image
+    (channels-last strides), then group norm, whose ATen kernel rejects those strides at batch 1
+    ("Expected X.is_contiguous(memory_format)"): verify runs the partition eagerly and failed."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.GroupNorm(4, 8)
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        tokens = self.proj(x.view(b, c, h * w).transpose(1, 2))  # (B, H*W, C), contiguous
+        image = tokens.transpose(1, 2).reshape(b, c, h, w)
+        return self.norm((image + x) / 2)
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["fp32", "fp16"])
+def test_group_norm_of_strided_input(dtype):
+    compile_and_verify(AttentionThenGroupNorm().to(dtype), [_f(1, 8, 4, 4)(dtype)],
+                       expect_ops=["aten.native_group_norm.default"])
