@@ -57,7 +57,6 @@ class TRTEngine final {
 
   // Execution API: the caller holds mutex().
   std::mutex& mutex() const noexcept { return mutex_; }
-  bool is_deserialized() const noexcept { return engine_ != nullptr; }
   trt::Engine& Engine();
   trt::ExecutionContext& Context();
   // UpdateSettings for a caller that already holds mutex() (e.g. just before Context()).

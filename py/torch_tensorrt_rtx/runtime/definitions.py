@@ -5,17 +5,26 @@
 - ``CACHE_PROTOCOL``: the runtime cache file protocol's constants.
 - ``ENGINE_OP``: the name and schema of the engine op saved programs call.
 
-The file is TOML, read with the standard library (``tomllib``, Python >= 3.11); this
-module only checks it: every table has exactly its keys, with values of the right type.
-The C++ runtime generates its headers from the same file at build time
+The file is TOML, read with the standard library (``tomllib``, Python >= 3.11; its origin
+``tomli`` on 3.10); this module only checks it: every table has exactly its keys, with values
+of the right type. The C++ runtime generates its headers from the same file at build time
 (core/definitions/gen_definitions_headers.py imports this module by path), so this module
-uses the standard library only and must stay importable on its own.
+imports nothing else and must stay importable on its own.
 """
 from __future__ import annotations
 
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any, Dict, Mapping, NamedTuple, Tuple
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # tomllib's origin, a dependency on Python 3.10 only (Bazel's python3 on Debian 12 is 3.11)
+    try:
+        import tomli as tomllib
+    except ModuleNotFoundError:
+        raise ImportError(f"{sys.executable} (Python {sys.version.split()[0]}) cannot read "
+                          f"definitions.toml: expected Python >= 3.11 or the tomli package") from None
 
 DEFINITIONS_FILE = Path(__file__).with_name("definitions.toml")
 

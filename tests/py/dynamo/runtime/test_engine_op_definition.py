@@ -13,3 +13,18 @@ def test_registered_schema_is_the_defined_one():
     schema = str(torch.ops.tensorrt_rtx.execute_engine.default._schema)
     assert schema == f"{defined['namespace']}::{defined['schema']}"
     assert _engine_op.OP_NAME == ENGINE_OP.qualified_name == "tensorrt_rtx::execute_engine"
+
+
+def test_the_native_loader_does_not_import_the_engine_op():
+    # _engine_op imports _native (to ask whether C++ provides the op); the reverse import would
+    # make a cycle. _native may import only the runtime package, lazily.
+    import ast
+    from pathlib import Path
+
+    from torch_tensorrt_rtx import _native
+
+    tree = ast.parse(Path(_native.__file__).read_text(encoding="utf-8"))
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    modules |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    project = sorted(m for m in modules if m and m.startswith("torch_tensorrt_rtx"))
+    assert project == ["torch_tensorrt_rtx.runtime"], project
