@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/compile_speed.py [--dtype float16] [--models resnet,gpt_block] [--repeat 3]
 
-For each example model (torch_tensorrt_rtx.examples_models, dynamic batch/sequence profiles):
+For each example model family (examples/models.py, dynamic batch/sequence profiles):
   export cold  torch.export.export alone (eager PyTorch tracing, no decompositions), first call in
                a fresh process of its own (pays torch.export's one-time setup)
   export warm  the same, median of --repeat calls after the compiles
@@ -31,9 +31,18 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 logger = logging.getLogger("compile_speed")
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _zoo():
+    """examples/models.py, the repository's example model families (imports torch)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from examples import models
+
+    return models
 
 
 def _export_dynamic_shapes(specs):
@@ -49,9 +58,7 @@ def _export_dynamic_shapes(specs):
 def _time_export(name: str, dtype_name: str, repeat: int) -> list:
     import torch
 
-    from torch_tensorrt_rtx import examples_models as zoo
-
-    model, specs = zoo.build(name, getattr(torch, dtype_name))
+    model, specs = _zoo().build(name, getattr(torch, dtype_name))
     examples = tuple(spec.example() for spec in specs)
     seconds = []
     for _ in range(repeat):
@@ -77,9 +84,7 @@ def _compile_once(model, specs) -> dict:
 def measure_one(name: str, dtype_name: str, repeat: int) -> dict:
     import torch
 
-    from torch_tensorrt_rtx import examples_models as zoo
-
-    model, specs = zoo.build(name, getattr(torch, dtype_name))
+    model, specs = _zoo().build(name, getattr(torch, dtype_name))
     cold = _compile_once(model, specs)  # the first torch.export of this process happens in here
     warm_runs = sorted((_compile_once(model, specs) for _ in range(repeat)), key=lambda r: r["seconds"])
     warm = warm_runs[len(warm_runs) // 2]  # the median run, so its phases add up to its total
@@ -150,11 +155,9 @@ def _run_self(*args: str) -> subprocess.CompletedProcess:
 
 
 def main() -> int:
-    from torch_tensorrt_rtx import examples_models as zoo
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    parser.add_argument("--models", default=",".join(zoo.MODELS))
+    parser.add_argument("--models", default=",".join(_zoo().MODELS))
     parser.add_argument("--repeat", type=int, default=3, help="warm compiles / exports per model (median reported)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model, print JSON
     parser.add_argument("--export-cold", help=argparse.SUPPRESS)  # internal: first export of a process

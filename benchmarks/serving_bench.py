@@ -117,10 +117,20 @@ def memory(record_for, tmp: str, count: int = 8, cycles: int = 3) -> dict:
     return out
 
 
+def saved_and_loaded(record, tmp: str):
+    """Save a one-engine program around `record` in `tmp` and load it back: (ExportedProgram, its
+    module, its graph module, the graph's buffer arguments), the three ways to call it."""
+    import torch_tensorrt_rtx as trtx
+
+    save_program(record, tmp + "/p.pt2")
+    loaded = trtx.load(tmp + "/p.pt2")
+    state = [loaded.state_dict[n] for n in loaded.graph_signature.buffers]
+    return loaded, loaded.module(), loaded.graph_module, state
+
+
 def native(args) -> dict:
     import torch
 
-    import torch_tensorrt_rtx as trtx
     from engine_programs import SPEC, scripted_record
     from torch_tensorrt_rtx.dynamo import _engine_op
 
@@ -132,10 +142,7 @@ def native(args) -> dict:
     engine = torch.classes.tensorrt.Engine(record.to_list())
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        save_program(record, tmp + "/p.pt2")
-        loaded = trtx.load(tmp + "/p.pt2")
-        program = loaded.module()
-        graph, state = loaded.graph_module, [loaded.state_dict[n] for n in loaded.graph_signature.buffers]
+        loaded, program, graph, state = saved_and_loaded(record, tmp)
         op = torch.ops.tensorrt_rtx.execute_engine.default
         out["noop"] = best_us(lambda: torch.ops.ttrx_test.noop([x]), calls, repeats)
         out["record_engine_op"] = best_us(lambda: torch.ops.tensorrt.execute_record_engine([x], packed), calls, repeats)
@@ -164,7 +171,6 @@ def native(args) -> dict:
 def python_runtime(args) -> dict:
     import torch
 
-    import torch_tensorrt_rtx as trtx
     from engine_programs import SPEC, double_record
     from torch_tensorrt_rtx import runtime
     from torch_tensorrt_rtx.dynamo import _engine_op
@@ -180,10 +186,7 @@ def python_runtime(args) -> dict:
     module = runtime.TRTModule(record, trt_api=api)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        save_program(record, tmp + "/p.pt2")
-        loaded = trtx.load(tmp + "/p.pt2")
-        program = loaded.module()
-        graph, state = loaded.graph_module, [loaded.state_dict[n] for n in loaded.graph_signature.buffers]
+        loaded, program, graph, state = saved_and_loaded(record, tmp)
         out["trt_module"] = best_us(lambda: module(x), calls, repeats)
         out["engine_op"] = best_us(lambda: torch.ops.tensorrt_rtx.execute_engine([x], packed, SPEC), calls, repeats)
         out["saved_program"] = best_us(lambda: graph(*state, x), calls, repeats)

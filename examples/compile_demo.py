@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
 
-import models  # noqa: E402  (examples/models.py)
 import torch_tensorrt_rtx as trtx  # noqa: E402
+from examples import models  # noqa: E402
 from torch_tensorrt_rtx.runtime import supported_gpu  # noqa: E402
 from torch_tensorrt_rtx.runtime.device import describe_targets  # noqa: E402
 
@@ -60,7 +60,7 @@ def main() -> int:
     print(f"torch_tensorrt_rtx {trtx.__version__}, torch {torch.__version__}; GPU: {gpu.reason}")
     ok = True
     for name, shapes in CASES.items():
-        model = models.build(name).to(dtype)
+        model = models.build_demo(name).to(dtype)
         spec = trtx.Input(**shapes, dtype=dtype)
         print(f"\n=== {name}: compile (dynamic batch {shapes['min_shape'][0]}..{shapes['max_shape'][0]}, {args.dtype})")
         compiled = trtx.compile(model, [spec], min_block_size=1)
@@ -93,7 +93,7 @@ def main() -> int:
                   f"Needs an RTX GPU with compute capability {describe_targets()}.")
 
     print("\n=== torch.compile(mlp, backend=\"tensorrt_rtx\")")
-    model = models.build("mlp").to(dtype)
+    model = models.build_demo("mlp").to(dtype)
     compiled = torch.compile(model, backend="tensorrt_rtx", dynamic=False, options={"min_block_size": 1})
     x = torch.randn(4, 256).to(dtype)
     report = trtx.verify(compiled, x, reference_module=model)

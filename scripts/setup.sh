@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(bazel-bootstrap googletest)
+APT_PACKAGES=(bazel-bootstrap googletest python3-venv)
 # The Windows cross-compiler and wine, without their recommends (wine32, X fonts, ...):
 # 31 packages instead of 111, and all the Windows tests need.
 APT_PACKAGES_NO_RECOMMENDS=(g++-mingw-w64-x86-64-posix wine64 wine)

@@ -5,13 +5,15 @@
 #
 # Kept out of the Linux Bazel build on purpose: a plain cross-compile into build/windows/
 # (the gtest library is compiled once and reused). What it builds and runs:
-#   - core/util/file_lock*.cpp, the FileLock (file_lock_posix.cpp must compile to nothing);
+#   - core/util/file_lock*.cpp, the FileLock (file_lock_posix.cpp must compile to nothing),
+#     with core/util/windows_strings.cpp (UTF-8 paths, error text; the store uses it too);
 #   - core/runtime's cache store (container, cache_file_io_windows.cpp, RuntimeCacheFile);
 #   - file_lock_test.exe: the portable FileLock suite tests/core/util/file_lock_test.cpp
 #     plus the Windows-only cases in tests/windows/file_lock_windows_test.cpp; it runs
 #     second processes of itself (lock held in one process, timeout in the other);
-#   - runtime_cache_file_test.exe: tests/windows/runtime_cache_file_windows_test.cpp, the
-#     store's portable cases plus Windows file-system cases, with saver processes;
+#   - runtime_cache_file_test.exe: the portable store suite
+#     tests/core/runtime/runtime_cache_file_test.cpp (holder and saver processes of itself)
+#     plus the Windows file-system cases in tests/windows/runtime_cache_file_windows_test.cpp;
 #   - a cross-check that C++ and Python resolve the same default cache path on Windows;
 #   - a file-format check: the cache file written by the Windows C++ store is read and
 #     extended by the Python runtime, then read back by the C++ store.
@@ -57,7 +59,7 @@ build_start=$(now)
 HEADERS=(engine_record_layout.h runtime_strategies.h cache_protocol.h engine_op.h)
 mkdir -p "$GEN/new"
 "$PYTHON_FOR_HEADERS" core/definitions/gen_definitions_headers.py py/torch_tensorrt_rtx/runtime/definitions.py \
-  "${HEADERS[@]/#/$GEN/new/}"
+  py/torch_tensorrt_rtx/runtime/definitions.toml "${HEADERS[@]/#/$GEN/new/}"
 for header in "${HEADERS[@]}"; do
   cmp -s "$GEN/new/$header" "$GEN/core/definitions/$header" || mv "$GEN/new/$header" "$GEN/core/definitions/$header"
 done
@@ -98,14 +100,16 @@ compile_all() {  # compile_all SOURCE...: prints the object paths
     esac
   done
 }
-LOCK_SOURCES=(core/util/file_lock.cpp core/util/file_lock_windows.cpp core/util/file_lock_posix.cpp)
+LOCK_SOURCES=(core/util/file_lock.cpp core/util/file_lock_windows.cpp core/util/file_lock_posix.cpp
+  core/util/windows_strings.cpp)
 STORE_SOURCES=(core/runtime/cache_container.cpp core/runtime/cache_file_io.cpp core/runtime/cache_file_io_posix.cpp
   core/runtime/cache_file_io_windows.cpp core/runtime/log.cpp core/runtime/runtime_cache_file.cpp
   core/runtime/runtime_settings.cpp core/runtime/sha256.cpp)
 mapfile -t lock_objects < <(compile_all "${LOCK_SOURCES[@]}")
 mapfile -t store_objects < <(compile_all "${STORE_SOURCES[@]}")
 mapfile -t lock_test_objects < <(compile_all tests/core/util/file_lock_test.cpp tests/windows/file_lock_windows_test.cpp)
-mapfile -t store_test_objects < <(compile_all tests/windows/runtime_cache_file_windows_test.cpp)
+mapfile -t store_test_objects < <(compile_all tests/core/runtime/runtime_cache_file_test.cpp \
+  tests/core/runtime/runtime_cache_file_posix_test.cpp tests/windows/runtime_cache_file_windows_test.cpp)
 "$CXX" -static -o "$OUT/file_lock_test.exe" "${lock_test_objects[@]}" "${lock_objects[@]}" "$gtest_stamp"
 "$CXX" -static -o "$OUT/runtime_cache_file_test.exe" "${store_test_objects[@]}" "${store_objects[@]}" \
   "${lock_objects[@]}" "$gtest_stamp"

@@ -1,14 +1,15 @@
 """Generates the C++ headers of the facts both runtimes share.
 
-Usage (Bazel genrule): gen_definitions_headers.py DEFINITIONS_PY LAYOUT_H STRATEGIES_H PROTOCOL_H [ENGINE_OP_H]
+Usage (Bazel genrule, scripts/windows_test.sh):
+    gen_definitions_headers.py DEFINITIONS_PY DEFINITIONS_TOML LAYOUT_H STRATEGIES_H PROTOCOL_H ENGINE_OP_H
 
-DEFINITIONS_PY is py/torch_tensorrt_rtx/runtime/definitions.py, the one parser of
-engine_record_layout.txt, runtime_strategies.txt, cache_protocol.txt and engine_op.txt (it reads the
-files beside it).
-This script only changes the spelling into C++.
+DEFINITIONS_PY is py/torch_tensorrt_rtx/runtime/definitions.py, which reads and checks
+DEFINITIONS_TOML (definitions.toml beside it) with the standard library; Python uses the
+same module. This script only changes the spelling into C++.
 """
 import importlib.util
 import sys
+from pathlib import Path
 
 
 def load_definitions(path):
@@ -26,9 +27,9 @@ def camel(snake):
     return "".join(word.capitalize() for word in snake.split("_"))
 
 
-def wrap(guard, source_file, body, namespace="runtime", includes=("<cstddef>",)):
+def wrap(guard, table, body, namespace="runtime", includes=("<cstddef>",)):
     return "\n".join([
-        f"// Generated from py/torch_tensorrt_rtx/runtime/{source_file} by",
+        f"// Generated from [{table}] in py/torch_tensorrt_rtx/runtime/definitions.toml by",
         "// core/definitions/gen_definitions_headers.py. Do not edit: edit that file.",
         f"#ifndef {guard}",
         f"#define {guard}",
@@ -72,7 +73,7 @@ def layout_header(layout):
         "",
         "}  // namespace layout",
     ]
-    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_ENGINE_RECORD_LAYOUT_H_", "engine_record_layout.txt", body)
+    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_ENGINE_RECORD_LAYOUT_H_", "engine_record", body)
 
 
 def strategies_header(strategies):
@@ -88,7 +89,7 @@ def strategies_header(strategies):
             f"constexpr const char* k{enum}Setting = {c_string(strategy.setting)};",
             "",
         ]
-    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_RUNTIME_STRATEGIES_H_", "runtime_strategies.txt", body[:-1])
+    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_RUNTIME_STRATEGIES_H_", "strategies", body[:-1])
 
 
 def cache_protocol_header(protocol):
@@ -102,7 +103,7 @@ def cache_protocol_header(protocol):
         f"constexpr const char* kDefaultCacheFile = {c_string(protocol.default_cache_file)};",
         "// Temp files of a save: \"<cache name>\" kTempMarker \"<random>\".",
         f"constexpr const char* kTempMarker = {c_string(protocol.temp_marker)};",
-        "// The cache container (layout: cache_protocol.txt).",
+        "// The cache container (layout: definitions.toml, [cache_protocol]).",
         f"constexpr const char* kContainerMagic = {c_string(protocol.container_magic)};",
         f"constexpr std::uint32_t kContainerVersion = {protocol.container_version};",
         f"constexpr std::uint32_t kMaxEntries = {protocol.max_entries_count};",
@@ -110,7 +111,7 @@ def cache_protocol_header(protocol):
         f"constexpr const char* kMaxBytesEnv = {c_string(protocol.max_bytes_env)};",
         f"constexpr std::int64_t kTouchIntervalSeconds = {protocol.touch_interval_s};",
     ]
-    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_CACHE_PROTOCOL_H_", "cache_protocol.txt", body,
+    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_CACHE_PROTOCOL_H_", "cache_protocol", body,
                 namespace="protocol", includes=("<chrono>", "<cstdint>"))
 
 
@@ -121,23 +122,25 @@ def engine_op_header(op):
         f"constexpr const char* kEngineOpName = {c_string(op.qualified_name)};",
         f"constexpr const char* kEngineOpSchema = {c_string(op.schema)};",
     ]
-    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_ENGINE_OP_H_", "engine_op.txt", body,
+    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_ENGINE_OP_H_", "engine_op", body,
                 namespace="definitions", includes=())
 
 
-def main(definitions_py, layout_out, strategies_out, protocol_out, engine_op_out=None):
-    definitions = load_definitions(definitions_py)
+def main(definitions_py, definitions_toml, layout_out, strategies_out, protocol_out, engine_op_out):
+    definitions = load_definitions(definitions_py).load(Path(definitions_toml))
     outputs = {
-        layout_out: layout_header(definitions.LAYOUT),
-        strategies_out: strategies_header(definitions.STRATEGIES),
-        protocol_out: cache_protocol_header(definitions.CACHE_PROTOCOL),
+        layout_out: layout_header(definitions.layout),
+        strategies_out: strategies_header(definitions.strategies),
+        protocol_out: cache_protocol_header(definitions.cache_protocol),
+        engine_op_out: engine_op_header(definitions.engine_op),
     }
-    if engine_op_out is not None:
-        outputs[engine_op_out] = engine_op_header(definitions.ENGINE_OP)
     for path, text in outputs.items():
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 7:
+        sys.exit(f"usage: {sys.argv[0]} DEFINITIONS_PY DEFINITIONS_TOML LAYOUT_H STRATEGIES_H PROTOCOL_H "
+                 f"ENGINE_OP_H (found {len(sys.argv) - 1} arguments)")
     main(*sys.argv[1:])

@@ -1,6 +1,6 @@
 // The runtime cache container: one file holding every engine's runtime cache, one entry
 // per engine keyed by the SHA-256 of its serialized engine. Pure functions on bytes (no
-// I/O); the byte layout is defined once in py/torch_tensorrt_rtx/runtime/cache_protocol.txt
+// I/O); the byte layout is defined once in py/torch_tensorrt_rtx/runtime/definitions.toml
 // and implemented identically by the Python runtime (runtime/cache_container.py).
 //
 // Example (what RuntimeCacheFile does under the exclusive lock):

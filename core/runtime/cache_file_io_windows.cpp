@@ -23,57 +23,34 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/definitions/cache_protocol.h"
 #include "core/runtime/cache_file_io.h"
 #include "core/runtime/log.h"
+#include "core/util/windows_strings.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {
 namespace io {
 namespace {
 
-std::string Describe(DWORD error) {
-  char* text = nullptr;
-  const DWORD length =
-      FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
-                     nullptr, error, 0, reinterpret_cast<char*>(&text), 0, nullptr);
-  std::string message(text != nullptr ? text : "", length);
-  if (text != nullptr) LocalFree(text);
-  while (!message.empty() && (message.back() == '\n' || message.back() == '\r' || message.back() == ' ')) {
-    message.pop_back();
-  }
-  return message + (message.empty() ? "" : " ") + "(Windows error " + std::to_string(error) + ")";
-}
-
 [[noreturn]] void ThrowWindowsError(const std::string& what, DWORD error = GetLastError()) {
-  throw std::system_error(static_cast<int>(error), std::system_category(), what + ": " + Describe(error));
+  throw std::system_error(static_cast<int>(error), std::system_category(), what + ": " + util::windows::DescribeError(error));
 }
 
 std::wstring Wide(const std::string& path) {
-  if (path.empty()) return std::wstring();
-  const int length =
-      MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path.data(), static_cast<int>(path.size()), nullptr, 0);
-  if (length <= 0) {
+  std::optional<std::wstring> wide = util::windows::Utf8ToWide(path);
+  if (!wide) {
     throw std::system_error(ERROR_NO_UNICODE_TRANSLATION, std::system_category(),
                             "the path " + path + " is not valid UTF-8; expected a UTF-8 path");
   }
-  std::wstring wide(static_cast<std::size_t>(length), L'\0');
-  MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path.data(), static_cast<int>(path.size()), &wide[0], length);
-  return wide;
-}
-
-std::string Utf8(const std::wstring& wide) {
-  if (wide.empty()) return std::string();
-  const int length =
-      WideCharToMultiByte(CP_UTF8, 0, wide.data(), static_cast<int>(wide.size()), nullptr, 0, nullptr, nullptr);
-  std::string out(static_cast<std::size_t>(length > 0 ? length : 0), '\0');
-  WideCharToMultiByte(CP_UTF8, 0, wide.data(), static_cast<int>(wide.size()), &out[0], length, nullptr, nullptr);
-  return out;
+  return std::move(*wide);
 }
 
 bool IsSeparator(char c) {
@@ -106,7 +83,7 @@ std::string EnvUtf8(const wchar_t* name) {
   std::wstring value(needed, L'\0');
   const DWORD written = GetEnvironmentVariableW(name, &value[0], needed);
   value.resize(written < needed ? written : 0);
-  return Utf8(value);
+  return util::windows::WideToUtf8(value);
 }
 
 DWORD Attributes(const std::string& path) noexcept {
@@ -267,7 +244,7 @@ std::string AbsolutePath(const std::string& path) {
   const DWORD written = GetFullPathNameW(wide.c_str(), needed, &full[0], nullptr);
   if (written == 0 || written >= needed) return path;
   full.resize(written);
-  return Utf8(full);
+  return util::windows::WideToUtf8(full);
 }
 
 std::string DirName(const std::string& path) {
@@ -323,7 +300,7 @@ void RemoveStaleTempFiles(const std::string& path) noexcept {
     HANDLE search = FindFirstFileW(Wide(dir + sep + name + protocol::kTempMarker + "*").c_str(), &found);
     if (search == INVALID_HANDLE_VALUE) return;
     do {
-      const std::string file = Utf8(found.cFileName);
+      const std::string file = util::windows::WideToUtf8(found.cFileName);
       if ((found.dwFileAttributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT)) == 0 &&
           IsOwnTempName(name, file) && DeleteFileW(Wide(dir + sep + file).c_str())) {
         LogInfo("runtime cache: removed " + dir + sep + file + " left by an interrupted save");

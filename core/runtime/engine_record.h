@@ -1,6 +1,6 @@
 // EngineRecord: the C++ view of the engine record, the fixed-length list of byte strings
 // that rebuilds one engine from disk. Its layout comes from the single definition,
-// py/torch_tensorrt_rtx/runtime/engine_record_layout.txt, through the generated
+// [engine_record] in py/torch_tensorrt_rtx/runtime/definitions.toml, through the generated
 // engine_record_layout.h; Python's EngineRecord.to_list() produces the same list.
 //
 // Example:

@@ -176,7 +176,7 @@ std::vector<at::Tensor> RecordEngine::Execute(const std::vector<at::Tensor>& inp
     if (scope.generation != applied_scope_generation_ ||
         overrides_generation != applied_overrides_generation_) {
       // Only compares settings; the context is recreated at the next Context() if they differ.
-      engine_->config().UpdateSettings(overrides_.ApplyTo(scope.settings));
+      engine_->UpdateSettingsLocked(overrides_.ApplyTo(scope.settings));
       applied_scope_generation_ = scope.generation;
       applied_overrides_generation_ = overrides_generation;
     }

@@ -49,7 +49,7 @@ struct SettingsOverrides {
   std::optional<AllocationStrategy> allocation_strategy;
 
   RuntimeSettings ApplyTo(RuntimeSettings scope) const;
-  // "kernel_strategy=eager" entries (setting names from runtime_strategies.txt, plus
+  // "kernel_strategy=eager" entries (setting names from definitions.toml, plus
   // "cache_path=P" and "cache_disabled"); throws std::invalid_argument naming a bad entry
   // and the valid names.
   static SettingsOverrides Parse(const std::vector<std::string>& entries);

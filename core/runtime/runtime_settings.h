@@ -9,7 +9,7 @@
 //   engine.UpdateSettings(s);                            // context recreated lazily
 //
 // Contract: the strategy enums and their names are generated (runtime_strategies.h) from
-// py/torch_tensorrt_rtx/runtime/runtime_strategies.txt, the definition the Python
+// [strategies] in py/torch_tensorrt_rtx/runtime/definitions.toml, the definition the Python
 // runtime reads too; the first name of each is the default.
 // Parse* throw std::invalid_argument listing the valid names. An empty cache_path means
 // the per-user default (DefaultCachePath()); cache_enabled = false turns the runtime
@@ -52,7 +52,7 @@ const char* Name(AllocationStrategy s);
 std::string ToString(const RuntimeSettings& s);
 
 // The Python runtime's default: $XDG_CACHE_HOME (if absolute) or ~/.cache, then the
-// names in cache_protocol.txt (torch_tensorrt_rtx/runtime_cache.bin). Does not create
+// names in definitions.toml (torch_tensorrt_rtx/runtime_cache.bin). Does not create
 // the directory.
 std::string DefaultCachePath();
 

@@ -1,22 +1,22 @@
 // Registers the C++ runtime with torch:
 //   torch.ops.tensorrt_rtx.execute_engine(Tensor[] inputs, Tensor packed_record,
 //       str output_spec) -> Tensor[]   the op saved programs call (schema and name from
-//       engine_op.txt), registered only when this library has a TensorRT backend that can
+//       definitions.toml), registered only when this library has a TensorRT backend that can
 //       run engines; otherwise Python registers it (dynamo/_engine_op.py).
 //   torch.ops.tensorrt.{set_scope_settings, scope_settings, set_record_engine_overrides,
 //       record_engine_settings, save_record_engine_caches}   settings of those engines
 //   torch.classes.tensorrt.Engine(record: list[str|bytes])   pickleable, printable,
 //       runtime settings methods (set_runtime_settings, get_runtime_settings, ...)
 //   torch.ops.tensorrt.execute_engine(Tensor[] inputs, Engine engine) -> Tensor[]
-//   torch.ops.tensorrt.{abi_version, record_length, record_field_index,
-//       record_field_names, runtime_backend, check_record}   the record layout, from its
-//       single definition, and the decoder's verdict on packed bytes
-// Fake (meta) implementations are registered from Python (torch_tensorrt_rtx._native).
+//   torch.ops.tensorrt.{abi_version, record_length, record_field_names, runtime_backend,
+//       check_record}   the record layout, from its single definition, and the decoder's
+//       verdict on packed bytes
+// The Engine class has no fake (tracing) implementation: saved programs call the engine op
+// above, never the Engine class.
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include <torch/custom_class.h>
@@ -47,16 +47,12 @@ RuntimeSettings SettingsFromNames(c10::optional<std::string> cache_path,
   return s;
 }
 
+// What every settings getter returns: [cache_path, kernel_strategy, cuda_graph_strategy,
+// allocation_strategy, "cache_enabled" or "cache_disabled"] (cache_path "" is the per-user
+// default). Python turns it into a runtime.RuntimeSettings (_native.settings_from_names).
 std::vector<std::string> SettingsNames(const RuntimeSettings& s) {
   return {s.cache_path, Name(s.kernel_strategy), Name(s.cuda_graph_strategy),
-          Name(s.allocation_strategy)};
-}
-
-// SettingsNames plus "cache_enabled" or "cache_disabled": the record-engine ops' form.
-std::vector<std::string> FullSettingsNames(const RuntimeSettings& s) {
-  std::vector<std::string> names = SettingsNames(s);
-  names.push_back(s.cache_enabled ? "cache_enabled" : "cache_disabled");
-  return names;
+          Name(s.allocation_strategy), s.cache_enabled ? "cache_enabled" : "cache_disabled"};
 }
 
 // The torch-visible Engine: a handle on a TRTEngine.
@@ -104,17 +100,6 @@ EngineRecord UnpackTensor(const at::Tensor& packed) {
 std::vector<at::Tensor> ExecuteEngineOp(std::vector<at::Tensor> inputs,
                                         c10::intrusive_ptr<EngineClass> engine) {
   return ExecuteEngine(inputs, engine->engine());
-}
-
-int64_t RecordFieldIndex(const std::string& name) {
-  for (std::size_t i = 0; i < layout::kNumFields; ++i) {
-    if (name == layout::kFieldNames[i]) return static_cast<int64_t>(i);
-  }
-  std::string valid;
-  for (std::size_t i = 0; i < layout::kNumFields; ++i) {
-    valid += (i ? ", " : "") + std::string(layout::kFieldNames[i]);
-  }
-  TORCH_CHECK(false, "unknown engine record field '", name, "': expected one of ", valid);
 }
 
 // The decoder's verdict on packed record bytes: "" if they decode, else the error.
@@ -178,16 +163,6 @@ TORCH_LIBRARY(tensorrt, m) {
       .def("save_runtime_cache", [](const c10::intrusive_ptr<EngineClass>& self) {
         return self->engine().SaveRuntimeCache();
       })
-      // torch.export's fake class protocol: the record is the whole state.
-      .def("__obj_flatten__", [](const c10::intrusive_ptr<EngineClass>& self) {
-        // Text fields first: under torch.export the tensor becomes a fake tensor whose
-        // bytes cannot be read, so the fake kernel takes output shapes from "metadata".
-        const EngineRecord& r = self->engine().record();
-        return std::make_tuple(
-            std::make_tuple(std::string("name"), r.name()),
-            std::make_tuple(std::string("metadata"), r.field(layout::SERIALIZED_METADATA)),
-            std::make_tuple(std::string("packed_record"), self->PackedRecord()));
-      })
       // State is the packed record (a uint8 tensor): Python's pickle, torch.save and
       // torch.export can all carry it, and the Python runtime reads the same bytes.
       .def_pickle(
@@ -204,13 +179,10 @@ TORCH_LIBRARY(tensorrt, m) {
         [](const at::Tensor& packed) { return c10::make_intrusive<EngineClass>(UnpackTensor(packed)); });
   m.def("abi_version() -> str", [] { return std::string(layout::kAbiVersionText); });
   m.def("record_length() -> int", [] { return static_cast<int64_t>(layout::kNumFields); });
-  m.def("record_field_index(str name) -> int", RecordFieldIndex);
   m.def("record_field_names() -> str[]", [] {
     return std::vector<std::string>(layout::kFieldNames, layout::kFieldNames + layout::kNumFields);
   });
   m.def("runtime_backend() -> str", [] { return std::string(trt::DefaultBackendName()); });
-  m.def("record_separator() -> str", [] { return std::string(layout::kSeparator); });
-  m.def("record_sentinel() -> str", [] { return std::string(layout::kSentinel); });
   m.def("check_record(Tensor packed) -> str", CheckRecord);
   // The engine op's C++ kernel under a second name: benchmarks call it directly, and
   // torch_tensorrt_rtx.verify's interceptor forwards other threads' calls to it.
@@ -230,7 +202,7 @@ TORCH_LIBRARY(tensorrt, m) {
            std::string allocation) {
           SetScopeSettings(SettingsFromNames(std::move(cache_path), kernel, cuda_graph, allocation));
         });
-  m.def("scope_settings() -> str[]", [] { return FullSettingsNames(ScopeSettings()); });
+  m.def("scope_settings() -> str[]", [] { return SettingsNames(ScopeSettings()); });
   m.def("set_record_engine_overrides(Tensor packed_record, str[] overrides) -> ()",
         [](const at::Tensor& packed_record, std::vector<std::string> overrides) {
           RecordEngine::For(packed_record).SetOverrides(SettingsOverrides::Parse(overrides));
@@ -239,13 +211,13 @@ TORCH_LIBRARY(tensorrt, m) {
   // call has built that engine yet.
   m.def("record_engine_settings(Tensor packed_record) -> str[]", [](const at::Tensor& packed) {
     RecordEngine* engine = RecordEngine::Find(packed);
-    return engine ? FullSettingsNames(engine->EffectiveSettings()) : std::vector<std::string>{};
+    return engine ? SettingsNames(engine->EffectiveSettings()) : std::vector<std::string>{};
   });
   // The settings the engine's execution context was last configured with; [] if none.
   m.def("record_engine_applied_settings(Tensor packed_record) -> str[]",
         [](const at::Tensor& packed) {
           RecordEngine* engine = RecordEngine::Find(packed);
-          return engine ? FullSettingsNames(engine->engine().settings())
+          return engine ? SettingsNames(engine->engine().settings())
                         : std::vector<std::string>{};
         });
   m.def("save_record_engine_caches() -> int",

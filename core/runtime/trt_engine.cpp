@@ -7,9 +7,11 @@ namespace torch_tensorrt_rtx {
 namespace runtime {
 namespace {
 
-int ParseDeviceIndex(const EngineRecord& record) {
+// DEVICE is "<id>%<sm major>%<sm minor>%<name>" or absent; nothing reads the id yet, but a
+// record whose DEVICE is not of that shape is refused when it is loaded, not when it runs.
+void CheckDeviceField(const EngineRecord& record) {
   const std::optional<std::string> device = record.optional(layout::DEVICE);
-  if (!device || device->empty()) return -1;
+  if (!device || device->empty()) return;
   const std::vector<std::string> parts = SplitNames(*device);
   char* end = nullptr;
   const long id = std::strtol(parts.front().c_str(), &end, 10);
@@ -18,7 +20,6 @@ int ParseDeviceIndex(const EngineRecord& record) {
                             "' does not start with a device id (expected "
                             "\"<id>%<sm major>%<sm minor>%<name>\")");
   }
-  return static_cast<int>(id);
 }
 
 }  // namespace
@@ -28,10 +29,11 @@ TRTEngine::TRTEngine(EngineRecord record, std::shared_ptr<trt::Runtime> runtime,
     : record_(std::move(record)),
       input_names_(record_.input_names()),
       output_names_(record_.output_names()),
-      device_index_(ParseDeviceIndex(record_)),
       runtime_(std::move(runtime)),
       config_(Sha256(record_.engine_bytes().data(), record_.engine_bytes().size()),
-              std::move(settings), lock_timeout) {}
+              std::move(settings), lock_timeout) {
+  CheckDeviceField(record_);
+}
 
 TRTEngine::~TRTEngine() {
   // The context and cache must go (and the cache be saved) while the engine is alive.
@@ -45,6 +47,10 @@ RuntimeSettings TRTEngine::settings() const {
 
 void TRTEngine::UpdateSettings(const RuntimeSettings& settings) {
   std::lock_guard<std::mutex> guard(mutex_);
+  UpdateSettingsLocked(settings);
+}
+
+void TRTEngine::UpdateSettingsLocked(const RuntimeSettings& settings) {
   config_.UpdateSettings(settings);
 }
 

@@ -11,7 +11,8 @@
 //
 // Contract:
 //  - Construction, ToString() and record() never touch TensorRT, so engines load, pickle
-//    and print in builds without TensorRT-RTX. The first Engine()/Context() call
+//    and print in builds without TensorRT-RTX. Construction checks the record: a DEVICE
+//    field that does not start with a device id throws EngineRecordError. The first Engine()/Context() call
 //    deserializes; in such builds it throws trt::BackendUnavailableError.
 //  - The engine bytes are moved in, never deep-copied.
 //  - Settings and execution may be used from several threads: callers of Context(),
@@ -47,8 +48,6 @@ class TRTEngine final {
   const std::string& name() const noexcept { return record_.name(); }
   const std::vector<std::string>& input_names() const noexcept { return input_names_; }
   const std::vector<std::string>& output_names() const noexcept { return output_names_; }
-  // The DEVICE field's device id, or -1 when the record has none.
-  int device_index() const noexcept { return device_index_; }
 
   // Settings API (locks mutex()).
   RuntimeSettings settings() const;
@@ -58,10 +57,10 @@ class TRTEngine final {
 
   // Execution API: the caller holds mutex().
   std::mutex& mutex() const noexcept { return mutex_; }
-  bool is_deserialized() const noexcept { return engine_ != nullptr; }
   trt::Engine& Engine();
   trt::ExecutionContext& Context();
-  TRTRuntimeConfig& config() noexcept { return config_; }
+  // UpdateSettings for a caller that already holds mutex() (e.g. just before Context()).
+  void UpdateSettingsLocked(const RuntimeSettings& settings);
   void BindCommunicator(void* communicator);
   void ReleaseCommunicator();
 
@@ -71,7 +70,6 @@ class TRTEngine final {
   EngineRecord record_;
   std::vector<std::string> input_names_;
   std::vector<std::string> output_names_;
-  int device_index_ = -1;
   mutable std::mutex mutex_;
   // Destruction runs bottom-up: context and cache, then engine, then runtime.
   std::shared_ptr<trt::Runtime> runtime_;

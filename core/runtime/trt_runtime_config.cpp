@@ -122,7 +122,6 @@ void TRTRuntimeConfig::Recreate(trt::Engine& engine, const char* reason) {
     throw std::runtime_error(std::string("TensorRT could not create an execution context (") +
                              reason + ")");
   }
-  ++contexts_created_;
   if (profiling_) context_->SetProfiling(true);
   if (communicator_ != nullptr && !context_->SetCommunicator(communicator_)) {
     LogWarning("this TensorRT build cannot bind an NCCL communicator to the execution context");

@@ -53,13 +53,9 @@ class TRTRuntimeConfig final {
   // A change marks the context stale; it is recreated at the next Context().
   void UpdateSettings(const RuntimeSettings& settings);
   void SetProfiling(bool enabled);
-  bool profiling() const noexcept { return profiling_; }
 
   // The execution context for `engine`, (re)created if missing or stale.
   trt::ExecutionContext& Context(trt::Engine& engine);
-  bool has_context() const noexcept { return context_ != nullptr; }
-  // How many contexts this config has created.
-  std::size_t contexts_created() const noexcept { return contexts_created_; }
 
   // Multi-device engines: bind or release an NCCL communicator. Both recreate the
   // context at once through the same path as every other recreation.
@@ -86,7 +82,6 @@ class TRTRuntimeConfig final {
   bool profiling_ = false;
   void* communicator_ = nullptr;
   bool stale_ = true;
-  std::size_t contexts_created_ = 0;
   // Declaration order is destruction order reversed: the context goes first.
   std::unique_ptr<trt::RuntimeConfig> trt_config_;
   std::unique_ptr<trt::RuntimeCache> cache_;

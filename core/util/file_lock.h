@@ -50,7 +50,7 @@ namespace util {
 enum class LockMode { kShared, kExclusive };
 
 // Default timeout (10 s), poll interval (50 ms) and lock suffix (".lock"): the Python
-// runtime's values, both read from py/torch_tensorrt_rtx/runtime/cache_protocol.txt.
+// runtime's values, both read from [cache_protocol] in py/torch_tensorrt_rtx/runtime/definitions.toml.
 using protocol::kDefaultLockTimeout;
 using protocol::kLockFileSuffix;
 using protocol::kLockPollInterval;

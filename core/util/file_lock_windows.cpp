@@ -7,9 +7,12 @@
 #define WIN32_LEAN_AND_MEAN
 #include <windows.h>
 
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "core/util/file_lock_platform.h"
+#include "core/util/windows_strings.h"
 
 namespace torch_tensorrt_rtx {
 namespace util {
@@ -24,23 +27,8 @@ namespace {
 // that delete it on release must never fail with a sharing violation because we hold it.
 constexpr DWORD kShareAll = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
 
-std::string Describe(DWORD error) {
-  char* text = nullptr;
-  const DWORD length =
-      FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
-                     nullptr, error, 0, reinterpret_cast<char*>(&text), 0, nullptr);
-  std::string message(text != nullptr ? text : "", length);
-  if (text != nullptr) {
-    LocalFree(text);
-  }
-  while (!message.empty() && (message.back() == '\n' || message.back() == '\r' || message.back() == ' ')) {
-    message.pop_back();
-  }
-  return message + (message.empty() ? "" : " ") + "(Windows error " + std::to_string(error) + ")";
-}
-
 [[noreturn]] void ThrowOsError(const char* what, const std::string& path, DWORD error) {
-  throw FileLockError(std::string(what) + " lock file " + path + ": " + Describe(error));
+  throw FileLockError(std::string(what) + " lock file " + path + ": " + windows::DescribeError(error));
 }
 
 HANDLE AsHandle(std::intptr_t handle) {
@@ -53,14 +41,11 @@ std::wstring WidePath(const std::string& path) {
   if (path.empty()) {
     throw FileLockError("cannot open lock file: the path is empty");
   }
-  const int length =
-      MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path.data(), static_cast<int>(path.size()), nullptr, 0);
-  if (length <= 0) {
+  std::optional<std::wstring> wide = windows::Utf8ToWide(path);
+  if (!wide) {
     throw FileLockError("cannot open lock file " + path + ": the path is not valid UTF-8");
   }
-  std::wstring wide(static_cast<size_t>(length), L'\0');
-  MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path.data(), static_cast<int>(path.size()), &wide[0], length);
-  return wide;
+  return std::move(*wide);
 }
 
 // Whether the last failed call met a file whose deletion is pending. CreateFileW reports

@@ -11,6 +11,8 @@ Public API:
 - ``verify(compiled, *inputs, reference_module=None)``: run every engine on CPU through the
   reference executor and compare with eager PyTorch
 - ``Input``, ``engine_records(program)``, ``program_engines(module)`` (per-engine settings)
+- ``compile_reports()``: a context manager collecting the CompileReport of every
+  torch.compile(backend="tensorrt_rtx") build made inside it
 """
 import logging as _logging
 
@@ -29,8 +31,12 @@ def __getattr__(name):
         from torch_tensorrt_rtx import _compile
 
         return getattr(_compile, name)
+    if name == "compile_reports":
+        from torch_tensorrt_rtx.dynamo.backend import compile_reports
+
+        return compile_reports
     raise AttributeError(f"module 'torch_tensorrt_rtx' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | _LAZY)
+    return sorted(set(globals()) | _LAZY | {"compile_reports"})

@@ -19,10 +19,11 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
-from torch_tensorrt_rtx.dynamo._input import Input, as_inputs, describe as _describe, shared_dims
+from torch_tensorrt_rtx.dynamo._export import dynamic_shapes, export_aten
+from torch_tensorrt_rtx.dynamo._input import Input, as_inputs, describe as _describe
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
-from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, CompileReport, PhaseClock
-from torch_tensorrt_rtx.dynamo._verify import VerificationReport, VerificationUnavailableError, verify
+from torch_tensorrt_rtx.dynamo._summary import CompileReport
+from torch_tensorrt_rtx.dynamo.verification import VerificationReport, VerificationUnavailableError, verify
 
 logger = logging.getLogger(__name__)
 
@@ -31,77 +32,6 @@ __all__ = ["Input", "compile", "save", "load", "verify", "engine_records", "prog
 
 _EXPORT_INFO = "_torch_tensorrt_rtx_export"
 _EXPORT_KWARGS = "_torch_tensorrt_rtx_export_kwargs"  # {name: Input} given as kwarg_inputs
-
-
-def _dims_of(spec: Input, label: str, named: Dict[str, Any]) -> Dict[int, Any]:
-    dims = {}
-    for d, (lo, _opt, hi) in spec.dynamic_dims.items():
-        name = spec.dim_name(d)
-        if name is None:
-            dims[d] = torch.export.Dim(f"{label}_dim{d}", min=lo, max=hi)
-        else:  # one Dim object per name: torch.export then knows the sizes are equal
-            dims[d] = named.setdefault(name, torch.export.Dim(name, min=lo, max=hi))
-    return dims
-
-
-def _dynamic_shapes(specs: Sequence[Input], module: Any = None,
-                    kwarg_specs: Optional[Dict[str, Input]] = None) -> Any:
-    kwarg_specs = kwarg_specs or {}
-    labels = [f"input{k}" for k in range(len(specs))] + list(kwarg_specs)
-    shared_dims(list(specs) + list(kwarg_specs.values()), labels)  # one range per named dim
-    named: Dict[str, Any] = {}
-    shapes = [_dims_of(spec, f"input{k}", named) or None for k, spec in enumerate(specs)]
-    keyword_shapes = {key: _dims_of(spec, key, named) or None for key, spec in kwarg_specs.items()}
-    if not any(shapes) and not any(keyword_shapes.values()):
-        return None
-    params = list(inspect.signature(module.forward).parameters.values()) if module is not None else []
-    if kwarg_specs:  # keyword inputs: torch.export wants a dict keyed by forward's parameter names
-        bound = inspect.signature(module.forward).bind(*specs, **kwarg_specs).arguments
-        out: Dict[str, Any] = {}
-        position = 0
-        for name, value in bound.items():
-            if isinstance(value, tuple):  # forward(*xs)
-                out[name] = tuple(shapes[position:position + len(value)])
-                position += len(value)
-            elif isinstance(value, dict):  # forward(**kw)
-                out[name] = {k: keyword_shapes[k] for k in value}
-            elif name in kwarg_specs:
-                out[name] = keyword_shapes[name]
-            else:
-                out[name] = shapes[position]
-                position += 1
-        return out
-    if params and params[0].kind == inspect.Parameter.VAR_POSITIONAL:
-        return (tuple(shapes),)  # forward(*xs): export wants one entry for the packed tuple
-    return tuple(shapes)
-
-
-def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Optional[Dict[str, Input]] = None):
-    """torch.export + our decompositions; returns (ATen GraphModule, symbol -> (min, opt, max)).
-    The time of each phase travels to compile_graph in gm.meta[PHASE_SECONDS_META]."""
-    from torch_tensorrt_rtx.dynamo.lowering import decomposition_table
-
-    kwarg_specs = kwarg_specs or {}
-    clock = PhaseClock()
-    examples = tuple(spec.example() for spec in specs)
-    kwarg_examples = {key: spec.example() for key, spec in kwarg_specs.items()}
-    dynamic_shapes = _dynamic_shapes(specs, module, kwarg_specs)
-    with clock.phase("export"):
-        program = torch.export.export(module, examples, kwargs=kwarg_examples or None, dynamic_shapes=dynamic_shapes,
-                                      strict=False)
-    with clock.phase("decompositions"):  # a second trace of the whole program, then unlifting its weights
-        program = program.run_decompositions(decomposition_table())
-        gm = program.module()
-    gm.meta[PHASE_SECONDS_META] = clock.seconds
-    symbol_ranges = {}
-    # Placeholders come in export's flattening order: positional inputs, then keywords as given.
-    for spec, node in zip(list(specs) + list(kwarg_specs.values()), gm.graph.find_nodes(op="placeholder")):
-        val = node.meta.get("val")
-        for d, (lo, opt, hi) in spec.dynamic_dims.items():
-            size = val.shape[d]
-            if isinstance(size, torch.SymInt) and size.node.expr.is_symbol:
-                symbol_ranges[size.node.expr] = (lo, opt, hi)
-    return gm, symbol_ranges, examples
 
 
 def _check_arity(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Dict[str, Input]) -> None:
@@ -163,7 +93,7 @@ def compile(module: torch.nn.Module, inputs: Optional[Sequence[Union[Input, torc
                            type(module).__name__)
         module.eval()
     try:
-        gm, symbol_ranges, examples = export_aten(module, specs, kwarg_specs)
+        exported = export_aten(module, specs, kwarg_specs)
     except Exception as exc:
         from torch_tensorrt_rtx.dynamo._outputs import unexportable_outputs
 
@@ -179,7 +109,7 @@ def compile(module: torch.nn.Module, inputs: Optional[Sequence[Union[Input, torc
     finally:
         if was_training:
             module.train()  # the caller's module keeps its mode; the exported graph is already fixed
-    compiled, report = compile_graph(gm, symbol_ranges, settings)
+    compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings)
     compiled.compile_report = report
     setattr(compiled, _EXPORT_INFO, specs)
     setattr(compiled, _EXPORT_KWARGS, kwarg_specs)
@@ -224,7 +154,7 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
     examples = tuple(spec.example() for spec in specs)
     kwarg_examples = {key: spec.example() for key, spec in kwarg_specs.items()}
     program = torch.export.export(compiled, examples, kwargs=kwarg_examples or None,
-                                  dynamic_shapes=_dynamic_shapes(specs, compiled, kwarg_specs), strict=False)
+                                  dynamic_shapes=dynamic_shapes(specs, compiled, kwarg_specs), strict=False)
     if output_format == "aot_inductor":
         torch._inductor.aoti_compile_and_package(program, package_path=os.fspath(path))
     else:

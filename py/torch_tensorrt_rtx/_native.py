@@ -2,16 +2,17 @@
 
 ``scripts/build_native.sh`` builds it with Bazel and copies it (and the pybind11 module
 ``_C``) into ``torch_tensorrt_rtx/lib/``. When the library is there, importing this module
-registers ``torch.classes.tensorrt.Engine`` and ``torch.ops.tensorrt.execute_engine`` (and
-their fake implementations for torch.export / dynamo); when it is not, nothing happens and
-the Python runtime is used. A library with a TensorRT backend also registers
+registers ``torch.classes.tensorrt.Engine`` and ``torch.ops.tensorrt.execute_engine`` (run
+eagerly: C++ serving code and benchmarks call them; saved programs never do); when it is not,
+nothing happens and the Python runtime is used. A library with a TensorRT backend also registers
 ``torch.ops.tensorrt_rtx.execute_engine``, the op saved programs call (see
 ``dynamo/_engine_op.py``); ``runtime.settings(...)`` scopes then hand their settings to it
 when they are entered and left. Never raises at import::
 
     from torch_tensorrt_rtx import _native
     if _native.runtime_available():
-        engine = _native.create_engine(record, settings)      # torch.classes.tensorrt.Engine
+        engine = torch.classes.tensorrt.Engine(record.to_list())
+        engine.set_runtime_settings(*_native.settings_args(runtime.RuntimeSettings()))
         outputs = torch.ops.tensorrt.execute_engine(inputs, engine)
     _native.status()   # e.g. "C++ runtime loaded from .../lib/libtorchtrt_rtx_runtime.so
                        #       (TensorRT backend: none)"
@@ -61,7 +62,6 @@ def load_runtime_library() -> bool:
             import torch
 
             torch.ops.load_library(str(path))
-            _register_fakes()
             if bool(torch.ops.tensorrt.engine_op_registered()):
                 _connect_settings_scopes()
         except Exception as exc:  # a broken build must not break `import torch_tensorrt_rtx`
@@ -116,28 +116,7 @@ def status() -> str:
     return "C++ runtime not built (scripts/build_native.sh); using the Python runtime"
 
 
-def native_module() -> Optional[Any]:
-    """``torch_tensorrt_rtx._C`` (C++ FileLock and cache file store), or None if not built."""
-    try:
-        from torch_tensorrt_rtx import _C  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return _C
-
-
-# -- engines -----------------------------------------------------------------------------
-def create_engine(record: Any, settings: Any = None) -> Any:
-    """A ``torch.classes.tensorrt.Engine`` for an ``EngineRecord`` (and optional settings)."""
-    if not runtime_available():
-        raise RuntimeError(status())
-    import torch
-
-    engine = torch.classes.tensorrt.Engine(record.to_list())
-    if settings is not None:
-        apply_settings(engine, settings)
-    return engine
-
-
+# -- settings ------------------------------------------------------------------------------
 def settings_args(settings: Any) -> list:
     """A ``runtime.RuntimeSettings`` as the C++ ops take it: [cache_path (None = cache disabled,
     "" = the per-user default), kernel_strategy, cuda_graph_strategy, allocation_strategy]."""
@@ -146,16 +125,12 @@ def settings_args(settings: Any) -> list:
 
 
 def settings_from_names(names: Any) -> Any:
-    """The ``runtime.RuntimeSettings`` of a record-engine op's answer (``FullSettingsNames``)."""
+    """The ``runtime.RuntimeSettings`` a C++ settings getter names (``Engine.get_runtime_settings``,
+    ``scope_settings``, ``record_engine_settings``: ``SettingsNames`` in torch_bindings.cpp)."""
     from torch_tensorrt_rtx.runtime import RuntimeSettings
 
     cache_path, kernel, graph, allocation, cache = list(names)
     return RuntimeSettings(cache_path if cache == "cache_enabled" else None, kernel, graph, allocation)
-
-
-def apply_settings(engine: Any, settings: Any) -> None:
-    """Hands a ``runtime.RuntimeSettings`` to a C++ Engine (context recreated lazily)."""
-    engine.set_runtime_settings(*settings_args(settings))
 
 
 # -- settings scopes reach the engines of saved programs -------------------------------------
@@ -187,77 +162,6 @@ def _connect_settings_scopes() -> None:
     runtime_settings.register_cache_owner(_RECORD_ENGINE_CACHES)
     if runtime_settings.current_settings() != runtime_settings.DEFAULT_SETTINGS:
         _push_scope_settings(runtime_settings.current_settings())
-
-
-# -- fake implementations (torch.export, dynamo) ------------------------------------------
-def _register_fakes() -> None:
-    import torch
-
-    if not hasattr(torch.ops.tensorrt, "execute_engine"):
-        return
-
-    @torch._library.register_fake_class("tensorrt::Engine")
-    class FakeEngine:  # noqa: F841 (registered)
-        # Attribute names must not shadow the real class's methods (name, packed_record).
-        def __init__(self, name: str, metadata: str, packed_record: Any) -> None:
-            self.engine_name = name
-            self.engine_metadata = metadata
-            self.fake_packed_record = packed_record
-
-        @classmethod
-        def __obj_unflatten__(cls, flat: Any) -> "FakeEngine":
-            return cls(**dict(flat))
-
-        # The real class's methods, for tracing code that calls them.
-        def name(self) -> str:
-            return self.engine_name
-
-        def packed_record(self) -> Any:
-            return self.fake_packed_record
-
-        def input_names(self) -> list:
-            return []
-
-        def output_names(self) -> list:
-            return []
-
-        def set_runtime_settings(self, *args: Any) -> None:
-            pass
-
-        def get_runtime_settings(self) -> list:
-            return []
-
-        def set_profiling(self, enabled: bool) -> None:
-            pass
-
-        def save_runtime_cache(self) -> bool:
-            return False
-
-    @torch.library.register_fake("tensorrt::execute_engine")
-    def _execute_engine_fake(inputs, engine):
-        return _fake_outputs(inputs, engine)
-
-
-def _fake_outputs(inputs: Any, engine: Any) -> list:
-    """Output tensors shaped by the compiler's output spec in the record's metadata."""
-    import base64
-    import json
-
-    import torch
-
-    from torch_tensorrt_rtx.dynamo._engine_op import fake_outputs
-    from torch_tensorrt_rtx.runtime.engine_record import LAYOUT
-
-    obj = getattr(engine, "wrapped_obj", engine)
-    metadata = getattr(obj, "engine_metadata", None)
-    if metadata is None or metadata == LAYOUT.sentinel:
-        raise RuntimeError(
-            f"engine {getattr(obj, 'engine_name', '?')!r}: its record has no SERIALIZED_METADATA with "
-            f"output shapes, so it cannot be traced (expected a record from "
-            f"torch_tensorrt_rtx.compile)")
-    spec = json.loads(base64.b64decode(metadata))
-    device = inputs[0].device if inputs else torch.device("cpu")
-    return fake_outputs(spec["outputs"], list(inputs), device)
 
 
 load_runtime_library()

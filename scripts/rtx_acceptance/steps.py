@@ -99,24 +99,20 @@ class Family:
 
 
 def families() -> dict[str, Family]:
-    """The built-in demo models (examples/models.py) and every example model family."""
+    """The demo models and every example model family, all from examples/models.py."""
     import torch_tensorrt_rtx as trtx
 
-    sys.path.insert(0, str(REPO / "examples"))
-    import compile_demo  # noqa: E402  (its CASES: the demo's input ranges)
-    import models as demo_models  # noqa: E402
+    sys.path.insert(0, str(REPO))
+    from examples import compile_demo  # its CASES: the demo's input ranges
+    from examples import models as zoo
 
     found: dict[str, Family] = {}
     for name, shapes in compile_demo.CASES.items():
         def build(name=name, shapes=shapes):
-            return (demo_models.build(name), [trtx.Input(**shapes, dtype=torch.float32)],
+            return (zoo.build_demo(name), [trtx.Input(**shapes, dtype=torch.float32)],
                     [torch.randn(shapes["opt_shape"])])
         found[name] = Family(name, "examples/models.py", build)
-    try:
-        from torch_tensorrt_rtx import examples_models as zoo
-    except ImportError:
-        zoo = None
-    for name in sorted(getattr(zoo, "MODELS", {})):
+    for name in sorted(zoo.MODELS):
         def build(name=name):
             model, specs = zoo.build(name, torch.float32)
             return model, specs, zoo.example_inputs(name, 2, 8, torch.float32)

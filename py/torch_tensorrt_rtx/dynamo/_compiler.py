@@ -28,7 +28,6 @@ import sympy
 import torch
 from torch.fx import GraphModule, Node
 
-from torch_tensorrt_rtx.dynamo import _debug
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._size_solve import solve as solve_size
@@ -46,6 +45,7 @@ from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
 from torch_tensorrt_rtx.dynamo.lowering import lower
 from torch_tensorrt_rtx.dynamo.lowering._precision import describe as describe_precision
 from torch_tensorrt_rtx.dynamo.partitioning import partition
+from torch_tensorrt_rtx.dynamo.verification import engine_sources
 
 logger = logging.getLogger(__name__)
 Range = Tuple[int, int, int]
@@ -240,7 +240,7 @@ def _package(gm: GraphModule, converted: _Converted, engine: bytes, settings: Co
     call.meta = dict(node.meta)
     node.replace_all_uses_with(call)
     gm.graph.erase_node(node)
-    source = _debug.remember(sha, sub, network_def if settings.keep_networks else None)
+    source = engine_sources.remember(sha, sub, network_def if settings.keep_networks else None)
     if not hasattr(gm, "_engine_sources"):
         gm._engine_sources = {}
     gm._engine_sources[name] = source  # keeps the network alive exactly as long as the module

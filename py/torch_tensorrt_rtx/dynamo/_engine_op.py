@@ -7,7 +7,7 @@
 - ``output_spec``: the JSON text of ``OutputSpec``; only the fake kernel reads it (export and
   shape propagation run on *fake* tensors, whose bytes cannot be read).
 
-Name and schema are defined once, in ``runtime/engine_op.txt``. The C++ runtime library
+Name and schema are defined once, in ``runtime/definitions.toml``. The C++ runtime library
 registers the op natively when it is loaded and can run engines (torch_bindings.cpp): then a
 call does no Python work at all. Only otherwise does this module register the same schema with
 a Python kernel, which runs the engine through the Python runtime's ``TRTModule``. Either way

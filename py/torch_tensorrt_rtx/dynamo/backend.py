@@ -1,10 +1,13 @@
 """The torch.compile backend: ``torch.compile(model, backend="tensorrt_rtx", options={...})``.
 
-Registered twice, so it works with or without ``import torch_tensorrt_rtx``: through the
-``torch_dynamo_backends`` entry point in pyproject.toml, and by ``register_backend`` when this
-module is imported. ``options`` are CompilationSettings fields (min_block_size,
+Registered through the ``torch_dynamo_backends`` entry point in pyproject.toml, so it works
+without ``import torch_tensorrt_rtx``. ``options`` are CompilationSettings fields (min_block_size,
 torch_executed_ops, require_full_compilation, compute_capabilities, progress, keep_networks,
-enabled_precisions).
+enabled_precisions, dynamic_max_size). What each build made is its CompileReport: collect them with
+
+    with torch_tensorrt_rtx.compile_reports() as reports:
+        fast(x)                  # the first call compiles
+    print(reports[-1])           # engines, converted vs PyTorch ops, ranges, times
 
 Dynamo hands us an FX graph whose module parameters and buffers are graph inputs. They are
 bound as constants (frozen, inference only) so they become engine weights; the remaining inputs
@@ -14,9 +17,9 @@ Dynamic shapes: when dynamo marks a size dynamic (SymInt inputs), that dim gets 
 from dynamo's value range, capped at the `dynamic_max_size` option (min is 2: dynamo
 specializes sizes 0 and 1 itself), or up to the example size if that is larger. The range is
 added as a guard in dynamo's shape environment (``2 <= L['x'].size()[0] <= 4096``), so a size
-outside it recompiles, with a range covering it, instead of reaching the engine. A dim the ATen graph cannot keep dynamic over that range
-(export raises a constraint violation, e.g. adaptive pooling on the image size) is fixed to its
-example size with a dynamo guard. A graph whose sizes cannot be mapped runs in PyTorch with a
+outside it recompiles, with a range covering it, instead of reaching the engine. A dim the ATen
+graph cannot keep dynamic over that range (a guard of the export trace, e.g. adaptive pooling on
+the image size) is fixed to its example size with a dynamo guard. A graph whose sizes cannot be mapped runs in PyTorch with a
 warning; `torch_tensorrt_rtx.compile` with explicit Input ranges gives full control.
 
 Python numbers: with dynamic=True (and torch's default specialize_float=False) dynamo does not
@@ -30,16 +33,15 @@ one (then it stays symbolic, read from that tensor); otherwise it is specialized
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-import re
-from typing import Any, Callable, List, Optional, Sequence
+import threading
+from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 import torch
 from torch.fx import GraphModule
 
 logger = logging.getLogger(__name__)
-
-BACKEND_NAME = "tensorrt_rtx"
 
 
 def _is_module_state(node: torch.fx.Node, value: Any) -> bool:
@@ -201,46 +203,33 @@ def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_ind
     return tensor_indices, specs
 
 
-_EXPORT_DIM_NAME = re.compile(r"\binput(\d+)_dim(\d+)\b")  # export's Dim names, from _compile._dynamic_shapes
-
-
 def _export_specializing(gm: GraphModule, specs: List[Any]):
-    """export_aten, specializing each dim that export cannot keep dynamic over its whole range.
+    """export_aten, letting export fix or narrow each dim it cannot keep dynamic over its range.
 
     Export traces the ATen decompositions, which dynamo never saw, and may meet a guard such as
-    ``H // 4 != 1`` (adaptive pooling on a dynamic image size). Such a dim is fixed to its example
-    size, and the guard is recorded in dynamo's shape environment, so another size recompiles
-    instead of reaching an engine built for this one."""
-    from torch._dynamo.exc import UserError, UserErrorType
-    from torch.fx.experimental.symbolic_shapes import guard_int
-    from torch_tensorrt_rtx._compile import export_aten
-    from torch_tensorrt_rtx.dynamo._input import Input
+    ``H // 4 != 1`` (adaptive pooling on a dynamic image size). Export reports, per dim, the
+    range it kept (a single size when it fixed the dim); each decision is recorded as a guard in
+    dynamo's shape environment, so a size outside recompiles instead of reaching an engine built
+    for this one."""
+    from torch.fx.experimental.symbolic_shapes import guard_bool, guard_int
+    from torch_tensorrt_rtx.dynamo._export import export_aten
 
     fakes = [node.meta["example_value"] for node in gm.graph.find_nodes(op="placeholder")]
-    # Each dim's symbol, read once: after guard_int, a SymNode's expr is its specialized value.
-    symbols_of = [[size.node.expr if isinstance(size, torch.SymInt) else None for size in fake.shape]
-                  for fake in fakes]
-    while True:
-        try:
-            # Outside dynamo's tracing context: its guards (sources like L['x']) must not leak
-            # into the exported program's guard code.
-            with torch.no_grad(), torch._guards.tracing(None):
-                return export_aten(gm, specs)
-        except UserError as exc:
-            named = {(int(k), int(d)) for k, d in _EXPORT_DIM_NAME.findall(str(exc))}
-            sizes = [fakes[k].shape[d] for k, d in named if d in specs[k].dynamic_dims]
-            if exc.error_type != UserErrorType.CONSTRAINT_VIOLATION or not sizes:
-                raise
-            symbols = {symbols_of[k][d] for k, d in named if d in specs[k].dynamic_dims}
-            for size in sizes:
-                logger.info("tensorrt_rtx backend: export needs %s == %d; specializing it", size, int(size.node.hint))
-                guard_int(size)
-            for k, spec in enumerate(specs):
-                static = [d for d, symbol in enumerate(symbols_of[k]) if symbol is not None and symbol in symbols]
-                lo, hi = list(spec.min_shape), list(spec.max_shape)
-                for d in static:
-                    lo[d] = hi[d] = spec.opt_shape[d]
-                specs[k] = Input(min_shape=lo, opt_shape=spec.opt_shape, max_shape=hi, dtype=spec.dtype)
+    # Outside dynamo's tracing context: its guards (sources like L['x']) must not leak into the
+    # exported program's guard code.
+    with torch.no_grad(), torch._guards.tracing(None):
+        exported = export_aten(gm, specs, allow_specialization=True)
+    for (k, d), (lo, hi) in exported.dim_ranges.items():
+        size = fakes[k].shape[d]
+        spec_lo, spec_hi = specs[k].min_shape[d], specs[k].max_shape[d]
+        if lo == hi:
+            logger.info("tensorrt_rtx backend: export needs %s == %d; specializing it", size, lo)
+            guard_int(size)
+        elif (lo, hi) != (spec_lo, spec_hi):
+            logger.info("tensorrt_rtx backend: export keeps %s in [%d, %d]; guarding it", size, lo, hi)
+            guard_bool(lo <= size)
+            guard_bool(size <= hi)
+    return exported
 
 
 def tensorrt_rtx_backend(gm: GraphModule, example_inputs: Sequence[Any],
@@ -261,11 +250,11 @@ def tensorrt_rtx_backend(gm: GraphModule, example_inputs: Sequence[Any],
     except _Unsupported as exc:
         logger.warning("tensorrt_rtx backend: running this graph in PyTorch: %s", exc)
         return original.forward
-    aten_gm, symbol_ranges, _ = _export_specializing(gm, specs)
-    compiled, report = compile_graph(aten_gm, symbol_ranges, settings)
+    exported = _export_specializing(gm, specs)
+    compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings)
     compiled.compile_report = report
-    _LAST_REPORTS.append(report)
-    del _LAST_REPORTS[:-8]
+    for collected in _COLLECTORS.active:
+        collected.append(report)
 
     def run(*args: Any) -> Any:
         return compiled(*[args[i] for i in user_indices])
@@ -274,25 +263,30 @@ def tensorrt_rtx_backend(gm: GraphModule, example_inputs: Sequence[Any],
     return run
 
 
-# The last few compile reports, for tools and tests that drive torch.compile (newest last).
-_LAST_REPORTS: List[Any] = []
+class _Collectors(threading.local):
+    def __init__(self):
+        self.active: List[List[Any]] = []
 
 
-def recent_reports() -> List[Any]:
-    return list(_LAST_REPORTS)
+_COLLECTORS = _Collectors()
 
 
-def entry_point_installed() -> bool:
-    """True if torch can find this backend through the torch_dynamo_backends entry point."""
-    from importlib.metadata import entry_points
+@contextlib.contextmanager
+def compile_reports() -> Iterator[List[Any]]:
+    """Collect the CompileReport of every ``torch.compile(..., backend="tensorrt_rtx")`` build
+    that happens inside the ``with`` block, in build order:
 
-    return any(ep.name == BACKEND_NAME for ep in entry_points(group="torch_dynamo_backends"))
+        with torch_tensorrt_rtx.compile_reports() as reports:
+            fast(x)              # dynamo compiles on the first call (and on a recompile)
+        assert not reports[-1].fallback_ops, reports[-1].format()
 
-
-def register() -> None:
-    """Register with dynamo directly; only needed when the entry point is not installed
-    (torch registers entry-point backends itself, and refuses duplicates)."""
-    from torch._dynamo.backends.registry import _COMPILER_FNS, register_backend
-
-    if BACKEND_NAME not in _COMPILER_FNS and not entry_point_installed():
-        register_backend(tensorrt_rtx_backend, name=BACKEND_NAME)
+    Contract: only builds on the calling thread are collected (dynamo builds on the thread that
+    calls the compiled function); nested blocks each collect every build inside them; a call
+    that reuses an earlier build adds nothing. The list stays usable after the block. Reports
+    of ``torch_tensorrt_rtx.compile`` are on its result, ``compiled.compile_report``."""
+    reports: List[Any] = []
+    _COLLECTORS.active.append(reports)
+    try:
+        yield reports
+    finally:
+        _COLLECTORS.active[:] = [r for r in _COLLECTORS.active if r is not reports]

@@ -10,7 +10,7 @@ Public API (importing this package never touches CUDA, and imports torch only wh
   ``to_list()`` / ``EngineRecord.from_list(list_of_bytes)`` (what the C++
   ``torch.classes.tensorrt.Engine`` takes), ``pack()`` / ``EngineRecord.unpack(buf)``
   (one contiguous buffer; unpack does not copy the engine), ``to_tensor()`` /
-  ``EngineRecord.from_tensor(t)`` (uint8 tensor for a .pt2). Layout: ``engine_record_layout.txt``.
+  ``EngineRecord.from_tensor(t)`` (uint8 tensor for a .pt2). Layout: ``definitions.toml``.
 - ``TRTModule(record: EngineRecord, name: str | None = None)``: the runtime module the
   compiler wraps each engine in. ``forward(*cuda_tensors)``, ``ensure_context()``,
   ``save_runtime_cache() -> bool``, ``set_runtime_settings(**)``,

@@ -1,6 +1,6 @@
 """The runtime cache container: one file holding every engine's runtime cache.
 
-The byte layout is defined once, in ``cache_protocol.txt`` (header, index, data); this
+The byte layout is defined once, in ``definitions.toml`` (header, index, data); this
 module and ``core/runtime/cache_container.cpp`` implement it, and one conformance suite
 checks that both produce and accept the same bytes. Pure functions on bytes, no I/O::
 

@@ -1,25 +1,32 @@
-"""The facts both runtimes share, parsed from the text files beside this module.
+"""The facts both runtimes share, read from ``definitions.toml`` beside this module.
 
-- ``engine_record_layout.txt``: the engine record (ABI version, pack magic, separator,
-  sentinel, fields in order).
-- ``runtime_strategies.txt``: the valid names of each runtime strategy.
-- ``cache_protocol.txt``: the runtime cache file protocol's constants (lock suffix,
-  timeout, poll interval, default location).
-- ``engine_op.txt``: the name and schema of the engine op saved programs call.
+- ``LAYOUT``: the engine record (ABI version, pack magic, separator, sentinel, fields).
+- ``STRATEGIES``: the valid names of each runtime strategy, keyed by setting.
+- ``CACHE_PROTOCOL``: the runtime cache file protocol's constants.
+- ``ENGINE_OP``: the name and schema of the engine op saved programs call.
 
-The C++ runtime generates its headers from the same files at build time
+The file is TOML, read with the standard library (``tomllib``, Python >= 3.11; its origin
+``tomli`` on 3.10); this module only checks it: every table has exactly its keys, with values
+of the right type. The C++ runtime generates its headers from the same file at build time
 (core/definitions/gen_definitions_headers.py imports this module by path), so this module
-uses the standard library only and must stay importable on its own.
+imports nothing else and must stay importable on its own.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Dict, NamedTuple, Tuple
+from typing import Any, Dict, Mapping, NamedTuple, Tuple
 
-LAYOUT_FILE = Path(__file__).with_name("engine_record_layout.txt")
-STRATEGIES_FILE = Path(__file__).with_name("runtime_strategies.txt")
-CACHE_PROTOCOL_FILE = Path(__file__).with_name("cache_protocol.txt")
-ENGINE_OP_FILE = Path(__file__).with_name("engine_op.txt")
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # tomllib's origin, a dependency on Python 3.10 only (Bazel's python3 on Debian 12 is 3.11)
+    try:
+        import tomli as tomllib
+    except ModuleNotFoundError:
+        raise ImportError(f"{sys.executable} (Python {sys.version.split()[0]}) cannot read "
+                          f"definitions.toml: expected Python >= 3.11 or the tomli package") from None
+
+DEFINITIONS_FILE = Path(__file__).with_name("definitions.toml")
 
 # The only field that holds binary data; every other field is UTF-8 text.
 ENGINE_FIELD = "ENGINE"
@@ -28,7 +35,7 @@ PACK_MAGIC_LENGTH = 8
 
 
 class DefinitionError(ValueError):
-    """A definitions file that does not follow its syntax."""
+    """A definitions file whose tables do not have the keys and types expected."""
 
 
 class Layout(NamedTuple):
@@ -68,9 +75,6 @@ class CacheProtocol(NamedTuple):
     touch_interval_s: int  # an unchanged entry is rewritten to refresh its last use this late
 
 
-_NUMBER_SUFFIXES = ("_ms", "_s", "_bytes", "_count", "_version")
-
-
 class EngineOp(NamedTuple):
     namespace: str  # e.g. "tensorrt_rtx"
     schema: str  # torch schema without the namespace, e.g. "execute_engine(Tensor[] ...) -> Tensor[]"
@@ -84,104 +88,104 @@ class EngineOp(NamedTuple):
         return f"{self.namespace}::{self.name}"
 
 
-def _directives(text: str):
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            key, _, rest = line.partition(" ")
-            yield lineno, key, rest.strip()
+class Definitions(NamedTuple):
+    layout: Layout
+    strategies: Dict[str, Strategy]
+    cache_protocol: CacheProtocol
+    engine_op: EngineOp
 
 
-def parse_layout(text: str, source: str = "<layout>") -> Layout:
-    """Parse ``abi_version N``, ``pack_magic T``, ``separator T``, ``sentinel T``, ``field NAME desc``."""
-    scalars: Dict[str, str] = {}
-    fields: list = []
-    descriptions: list = []
-    for lineno, key, rest in _directives(text):
-        if key in ("abi_version", "pack_magic", "separator", "sentinel"):
-            scalars[key] = rest
-        elif key == "field":
-            name, _, desc = rest.partition(" ")
-            if not name or name in fields:
-                raise DefinitionError(f"{source}:{lineno}: bad or duplicate field {name!r}")
-            fields.append(name)
-            descriptions.append(desc.strip())
-        else:
-            raise DefinitionError(f"{source}:{lineno}: unknown directive {key!r}")
-    missing = [k for k in ("abi_version", "pack_magic", "separator", "sentinel") if not scalars.get(k)]
-    if missing or not fields:
-        raise DefinitionError(
-            f"{source}: needs abi_version, pack_magic, separator, sentinel and at least one field"
-            f" (missing: {', '.join(missing) or 'fields'})")
-    magic = scalars["pack_magic"].encode("ascii")
-    if len(magic) != PACK_MAGIC_LENGTH:
-        raise DefinitionError(f"{source}: pack_magic must be {PACK_MAGIC_LENGTH} ASCII bytes, found {magic!r}")
+# The keys of each table and their types (bool is not accepted where int is expected).
+_LAYOUT_KEYS = {"abi_version": int, "pack_magic": str, "separator": str, "sentinel": str, "fields": list}
+_STRATEGY_KEYS = {"trt_enum": str, "names": list}
+_ROOT_KEYS = {"engine_record": dict, "strategies": dict, "cache_protocol": dict, "engine_op": dict}
+_TOML_TYPE_NAMES = {dict: "table", list: "array", str: "string", int: "integer"}
+
+
+def _table(table: Any, keys: Mapping[str, type], where: str) -> Dict[str, Any]:
+    """``table`` with exactly ``keys``, each value of its type, else DefinitionError."""
+    if not isinstance(table, dict):
+        raise DefinitionError(f"{where}: expected a table, found {table!r}")
+    unknown, missing = sorted(set(table) - set(keys)), [k for k in keys if k not in table]
+    if unknown or missing:
+        raise DefinitionError(f"{where}: unknown keys {unknown}, missing keys {missing}; "
+                              f"expected exactly {', '.join(keys)}")
+    for key, typ in keys.items():
+        value = table[key]
+        if not isinstance(value, typ) or isinstance(value, bool) or value in ("", [], {}):
+            raise DefinitionError(f"{where}.{key}: expected a non-empty {_TOML_TYPE_NAMES[typ]}, "
+                                  f"found {value!r}")
+    return table
+
+
+def _names(values: list, where: str) -> Tuple[str, ...]:
+    if not all(isinstance(v, str) and v.isidentifier() for v in values) or len(set(values)) != len(values):
+        raise DefinitionError(f"{where}: expected distinct identifiers, found {values!r}")
+    return tuple(values)
+
+
+def _ascii8(text: str, where: str) -> bytes:
+    magic = text.encode("ascii", "replace")
+    if len(magic) != PACK_MAGIC_LENGTH or not text.isascii():
+        raise DefinitionError(f"{where}: expected {PACK_MAGIC_LENGTH} ASCII bytes, found {text!r}")
+    return magic
+
+
+def layout_from(table: Any, where: str = "engine_record") -> Layout:
+    t = _table(table, _LAYOUT_KEYS, where)
+    pairs = t["fields"]
+    if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p) for p in pairs):
+        raise DefinitionError(f"{where}.fields: expected [NAME, description] pairs of strings, found {pairs!r}")
+    fields = _names([name for name, _ in pairs], f"{where}.fields")
     for required in (ABI_FIELD, ENGINE_FIELD):
         if required not in fields:
-            raise DefinitionError(f"{source}: missing required field {required}")
-    return Layout(int(scalars["abi_version"]), magic, scalars["separator"], scalars["sentinel"],
-                  tuple(fields), tuple(descriptions))
+            raise DefinitionError(f"{where}.fields: missing required field {required}; found {list(fields)}")
+    return Layout(t["abi_version"], _ascii8(t["pack_magic"], f"{where}.pack_magic"), t["separator"],
+                  t["sentinel"], fields, tuple(desc for _, desc in pairs))
 
 
-def parse_strategies(text: str, source: str = "<strategies>") -> Dict[str, Strategy]:
-    """Parse ``strategy SETTING TENSORRT_ENUM NAME...`` lines, keyed by setting."""
-    strategies: Dict[str, Strategy] = {}
-    for lineno, key, rest in _directives(text):
-        words = rest.split()
-        if key != "strategy" or len(words) < 3:
-            raise DefinitionError(
-                f"{source}:{lineno}: expected 'strategy SETTING TENSORRT_ENUM NAME...', found {key} {rest}")
-        setting, trt_enum, names = words[0], words[1], tuple(words[2:])
-        if setting in strategies or len(set(names)) != len(names):
-            raise DefinitionError(f"{source}:{lineno}: duplicate strategy or name in {setting!r}")
-        strategies[setting] = Strategy(setting, trt_enum, names)
-    if not strategies:
-        raise DefinitionError(f"{source}: defines no strategy")
+def strategies_from(table: Any, where: str = "strategies") -> Dict[str, Strategy]:
+    if not isinstance(table, dict) or not table:
+        raise DefinitionError(f"{where}: expected a table of settings, found {table!r}")
+    strategies = {}
+    for setting, entry in table.items():
+        t = _table(entry, _STRATEGY_KEYS, f"{where}.{setting}")
+        strategies[setting] = Strategy(setting, t["trt_enum"], _names(t["names"], f"{where}.{setting}.names"))
     return strategies
 
 
-def _entries_once(text: str, source: str, fields: Tuple[str, ...], expected: str) -> Dict[str, str]:
-    """``NAME VALUE`` lines, every name one of ``fields`` and each given exactly once."""
-    values: Dict[str, str] = {}
-    for lineno, key, rest in _directives(text):
-        if key not in fields or not rest or key in values:
-            raise DefinitionError(f"{source}:{lineno}: unknown, empty or repeated entry {key!r}; "
-                                  f"expected {expected}")
-        values[key] = rest
-    missing = [name for name in fields if name not in values]
-    if missing:
-        raise DefinitionError(f"{source}: missing {', '.join(missing)}")
-    return values
-
-
-def parse_cache_protocol(text: str, source: str = "<cache protocol>") -> CacheProtocol:
-    """Parse ``NAME VALUE`` lines, one for each CacheProtocol field."""
-    values = _entries_once(text, source, CacheProtocol._fields,
-                           f"each of {', '.join(CacheProtocol._fields)} once")
-    try:
-        protocol = CacheProtocol(**{name: int(value) if name.endswith(_NUMBER_SUFFIXES) else value
-                                    for name, value in values.items()})
-    except ValueError as exc:
-        raise DefinitionError(f"{source}: the entries named *{'/*'.join(_NUMBER_SUFFIXES)} must be "
-                              f"whole numbers ({exc})") from None
-    if len(protocol.container_magic.encode("ascii")) != PACK_MAGIC_LENGTH:
-        raise DefinitionError(f"{source}: container_magic must be {PACK_MAGIC_LENGTH} ASCII bytes, "
-                              f"found {protocol.container_magic!r}")
+def cache_protocol_from(table: Any, where: str = "cache_protocol") -> CacheProtocol:
+    types = {name: int if name.endswith(("_ms", "_s", "_bytes", "_count", "_version")) else str
+             for name in CacheProtocol._fields}
+    protocol = CacheProtocol(**_table(table, types, where))
+    _ascii8(protocol.container_magic, f"{where}.container_magic")
     return protocol
 
 
-def parse_engine_op(text: str, source: str = "<engine op>") -> EngineOp:
-    """Parse ``namespace NAME`` and ``schema NAME(ARGS) -> RETURNS`` (each exactly once)."""
-    values = _entries_once(text, source, EngineOp._fields,
-                           "'namespace NAME' and 'schema NAME(ARGS) -> RETURNS' once each")
-    op = EngineOp(**values)
+def engine_op_from(table: Any, where: str = "engine_op") -> EngineOp:
+    op = EngineOp(**_table(table, {"namespace": str, "schema": str}, where))
     if not op.namespace.isidentifier() or not op.name.isidentifier() or "->" not in op.schema:
-        raise DefinitionError(f"{source}: expected an identifier namespace and a schema "
+        raise DefinitionError(f"{where}: expected an identifier namespace and a schema "
                               f"'NAME(ARGS) -> RETURNS', found {op.namespace!r} / {op.schema!r}")
     return op
 
 
-LAYOUT = parse_layout(LAYOUT_FILE.read_text(encoding="utf-8"), str(LAYOUT_FILE))
-STRATEGIES = parse_strategies(STRATEGIES_FILE.read_text(encoding="utf-8"), str(STRATEGIES_FILE))
-CACHE_PROTOCOL = parse_cache_protocol(CACHE_PROTOCOL_FILE.read_text(encoding="utf-8"), str(CACHE_PROTOCOL_FILE))
-ENGINE_OP = parse_engine_op(ENGINE_OP_FILE.read_text(encoding="utf-8"), str(ENGINE_OP_FILE))
+def definitions_from(data: Any, source: str = "<definitions>") -> Definitions:
+    """Check the parsed TOML ``data`` (a dict) and return its four parts."""
+    t = _table(data, _ROOT_KEYS, source)
+    return Definitions(layout_from(t["engine_record"], f"{source}: engine_record"),
+                       strategies_from(t["strategies"], f"{source}: strategies"),
+                       cache_protocol_from(t["cache_protocol"], f"{source}: cache_protocol"),
+                       engine_op_from(t["engine_op"], f"{source}: engine_op"))
+
+
+def load(path: Path = DEFINITIONS_FILE) -> Definitions:
+    with open(path, "rb") as f:
+        try:
+            data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise DefinitionError(f"{path}: not valid TOML ({exc})") from None
+    return definitions_from(data, str(path))
+
+
+LAYOUT, STRATEGIES, CACHE_PROTOCOL, ENGINE_OP = load()

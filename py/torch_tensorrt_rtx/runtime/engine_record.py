@@ -1,8 +1,9 @@
 """The engine record: everything needed to rebuild one TensorRT(-RTX) engine from disk.
 
 The layout (field names, order, ABI version, pack magic, separator, sentinel) is defined
-once, in ``engine_record_layout.txt`` next to this file, parsed by ``definitions``. The C++ runtime
-generates its header from the same file. Nothing in this package hardcodes a field index:
+once, in ``definitions.toml`` next to this file (``[engine_record]``), read by ``definitions``.
+The C++ runtime generates its header from the same file. ``EngineRecord`` spells the fields
+out as attributes (a test holds them equal to the layout); nothing hardcodes a field index:
 code names fields (``record.engine``, ``LAYOUT.index("ENGINE")``).
 
 Usage::
@@ -34,8 +35,7 @@ import logging
 import struct
 from typing import Any, Sequence, Union
 
-from torch_tensorrt_rtx.runtime.definitions import (ABI_FIELD, ENGINE_FIELD, LAYOUT, LAYOUT_FILE,  # noqa: F401
-                                                    Layout, parse_layout)
+from torch_tensorrt_rtx.runtime.definitions import ABI_FIELD, ENGINE_FIELD, LAYOUT
 
 logger = logging.getLogger(__name__)
 
@@ -60,38 +60,39 @@ def _attr(field: str) -> str:
     return field.lower()
 
 
-def _make_record_class():
-    specs = []
-    for field in LAYOUT.fields:
-        if field == ABI_FIELD:
-            continue  # always the layout's ABI version; checked on decode
-        typ = "Buffer" if field == ENGINE_FIELD else "str | None"
-        if field == ENGINE_FIELD:
-            specs.append((_attr(field), typ, dataclasses.field(default=b"", repr=False)))
-        else:
-            specs.append((_attr(field), typ, dataclasses.field(default=None)))
-    return dataclasses.make_dataclass("_EngineRecordFields", specs, eq=False)
-
-
-class EngineRecord(_make_record_class()):
-    """One engine and what is needed to run it; attributes are the layout's fields, lowercased.
+@dataclasses.dataclass(eq=False)
+class EngineRecord:
+    """One engine and what is needed to run it: the layout's fields, lowercased and in layout
+    order, except ABI_VERSION (always the layout's; checked on decode). A test checks that
+    these attributes are exactly the layout's fields.
 
     Text fields are ``str`` or ``None`` (absent, the sentinel on the wire); ``engine`` is
     ``bytes``/``memoryview`` and is never copied by decoding.
     """
+
+    name: str | None = None
+    device: str | None = None
+    engine: Buffer = dataclasses.field(default=b"", repr=False)
+    input_binding_names: str | None = None
+    output_binding_names: str | None = None
+    hw_compatible: str | None = None
+    serialized_metadata: str | None = None
+    target_platform: str | None = None
+    engine_flavor: str | None = None
+    requires_output_allocator: str | None = None
 
     @classmethod
     def new(cls, engine: Buffer, *, name: str, input_names: Sequence[str],
             output_names: Sequence[str], device: str | None = None,
             hw_compatible: bool = False, metadata: dict[str, Any] | None = None,
             target_platform: str | None = None, engine_flavor: str = "tensorrt_rtx",
-            requires_output_allocator: bool = False, **other_fields: str | None) -> "EngineRecord":
+            requires_output_allocator: bool = False) -> "EngineRecord":
         """Build a record from typed values (the compiler's entry point)."""
         sep = LAYOUT.separator
         for n in list(input_names) + list(output_names):
             if sep in n:
                 raise EngineRecordError(f"binding name {n!r} contains the separator {sep!r}")
-        values = dict(
+        return cls(
             engine=engine, name=name, device=device,
             input_binding_names=sep.join(input_names),
             output_binding_names=sep.join(output_names),
@@ -101,27 +102,19 @@ class EngineRecord(_make_record_class()):
             target_platform=target_platform, engine_flavor=engine_flavor,
             requires_output_allocator="1" if requires_output_allocator else "0",
         )
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(other_fields) - known
-        if unknown:
-            raise TypeError(f"unknown engine record field(s) {sorted(unknown)}; layout fields "
-                            f"are {sorted(known)}")
-        values.update(other_fields)
-        # Typed arguments for fields a future layout drops are ignored, not errors.
-        return cls(**{k: v for k, v in values.items() if k in known})
 
     # -- typed views of text fields -------------------------------------------------
     @property
     def input_names(self) -> list[str]:
-        return _split(getattr(self, "input_binding_names", None))
+        return _split(self.input_binding_names)
 
     @property
     def output_names(self) -> list[str]:
-        return _split(getattr(self, "output_binding_names", None))
+        return _split(self.output_binding_names)
 
     @property
     def metadata(self) -> dict[str, Any] | None:
-        raw = getattr(self, "serialized_metadata", None)
+        raw = self.serialized_metadata
         return None if raw is None else json.loads(base64.b64decode(raw))
 
     # -- list form ------------------------------------------------------------------

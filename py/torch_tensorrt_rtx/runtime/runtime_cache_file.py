@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import inspect
 import logging
 import os
 import time
@@ -52,6 +53,34 @@ TOUCH_INTERVAL_S = CACHE_PROTOCOL.touch_interval_s
 _COPY_CHUNK = 1 << 22
 
 Blob = Union[bytes, bytearray, memoryview]
+
+
+def filelock_options(lock_class: type) -> dict:
+    """The options that keep ``lock_class`` (py-filelock's ``FileLock``) the lock the C++
+    runtime takes on the same file, for the ones the installed release has (both arrived in
+    filelock 3.30.0; older releases neither unlink nor fall back, and take no such option).
+
+    - ``preserve_lock_file=True``: a Windows release otherwise deletes the lock file, which the
+      C++ side locks too; the protocol never deletes it.
+    - ``fallback_to_soft=False``: where ``flock`` fails with ENOSYS (some network and container
+      mounts), filelock otherwise switches silently to an existence ("soft") lock that the C++
+      runtime's flock neither sees nor respects, and that is released by deleting the lock
+      file. Refused, the error reaches the store: it warns and leaves the cache untouched, as
+      the C++ runtime does on such a file system.
+    """
+    try:
+        accepted = inspect.signature(lock_class).parameters
+    except (TypeError, ValueError):
+        return {}
+    wanted = {"preserve_lock_file": True, "fallback_to_soft": False}
+    return {name: value for name, value in wanted.items() if name in accepted}
+
+
+_FILELOCK_OPTIONS = filelock_options(filelock.FileLock)
+
+
+def _exclusive_lock(lock_path: Path, timeout: float) -> filelock.BaseFileLock:
+    return filelock.FileLock(str(lock_path), timeout=timeout, **_FILELOCK_OPTIONS)
 
 __all__ = ["CachedEntry", "RuntimeCacheFile", "default_cache_path", "engine_key", "max_bytes_from_env"]
 
@@ -186,7 +215,7 @@ class RuntimeCacheFile:
                                        "file); set the cache path to the link's target instead")
             io.make_private_dirs(self.path.parent)
             io.check_directory(self.path.parent)
-            lock = filelock.FileLock(str(self.lock_path), timeout=self.lock_timeout)
+            lock = _exclusive_lock(self.lock_path, self.lock_timeout)
             with lock.acquire(poll_interval=LOCK_POLL_INTERVAL_S):
                 self._save_under_lock(key, data, int(time.time()) if now is None else int(now))
             return True
@@ -267,7 +296,7 @@ class _SharedLock:
 
     def __enter__(self) -> "_SharedLock":
         if io.current_platform() == io.WINDOWS:
-            self._exclusive = filelock.FileLock(str(self.lock_path), timeout=self.timeout)
+            self._exclusive = _exclusive_lock(self.lock_path, self.timeout)
             self._exclusive.acquire(poll_interval=LOCK_POLL_INTERVAL_S)
             return self
         import fcntl

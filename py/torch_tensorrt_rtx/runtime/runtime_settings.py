@@ -35,7 +35,7 @@ from torch_tensorrt_rtx.runtime.definitions import STRATEGIES
 logger = logging.getLogger(__name__)
 
 # The valid names of each strategy (the first is the default) and the tensorrt_rtx enum
-# class each maps to (members are the upper-cased names): from runtime_strategies.txt.
+# class each maps to (members are the upper-cased names): from definitions.toml.
 KERNEL_STRATEGIES = STRATEGIES["kernel_strategy"].names
 CUDA_GRAPH_STRATEGIES = STRATEGIES["cuda_graph_strategy"].names
 ALLOCATION_STRATEGIES = STRATEGIES["allocation_strategy"].names

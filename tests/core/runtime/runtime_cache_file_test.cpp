@@ -1,20 +1,22 @@
-// The C++ runtime cache store on real files with the real FileLock, threads and a Python
-// filelock holder in a child process. The behaviour both runtimes share (container bytes,
-// eviction, hostile files) is tested once for both in tests/py/cross_runtime.
+// RuntimeCacheFile cases that hold on every platform, on real files with the real FileLock,
+// threads and second processes of this program: built by Bazel on Linux and by
+// scripts/windows_test.sh for Windows (run under wine). POSIX-only cases (a Python filelock
+// holder, file modes, descriptor inheritance) are in runtime_cache_file_posix_test.cpp,
+// Windows-only ones in tests/windows/runtime_cache_file_windows_test.cpp. The behaviour both
+// runtimes share (container bytes, eviction, hostile files) is tested once for both in
+// tests/py/cross_runtime.
 #include "core/runtime/runtime_cache_file.h"
-
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
-#include "core/runtime/cache_container.h"
 #include "core/util/file_lock.h"
 #include "gtest/gtest.h"
+#include "tests/core/runtime/runtime_cache_file_test_support.h"
 #include "tests/core/util/child_process.h"
 #include "tests/core/util/test_dir.h"
 
@@ -24,35 +26,13 @@ namespace {
 
 using std::chrono::milliseconds;
 using testing::ChildProcess;
-using testing::kPythonHolder;
-using testing::ProjectPython;
-
-const EngineKey kA = Sha256("engine A", 8);
-const EngineKey kB = Sha256("engine B", 8);
-
-class RuntimeCacheFileTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = testing::MakeTestDir("cache_file_test");
-    path_ = dir_ + "/runtime_cache.bin";
-  }
-  static bool Exists(const std::string& p) {
-    struct stat info;
-    return lstat(p.c_str(), &info) == 0;
-  }
-  static std::string Entry(const RuntimeCacheFile& store, const EngineKey& key) {
-    std::optional<CachedEntry> entry = store.TryLoadEntry(key);
-    return entry ? entry->data : "<none>";
-  }
-  std::string dir_, path_;
-};
 
 TEST_F(RuntimeCacheFileTest, MissingFileLoadsNothingAndCreatesNoLockFile) {
   RuntimeCacheFile store(path_);
   bool called = false;
   EXPECT_FALSE(store.TryLoad(kA, [&](const void*, size_t) { return called = true; }));
   EXPECT_FALSE(called);
-  EXPECT_FALSE(Exists(store.lock_path()));
+  EXPECT_FALSE(testing::FileExists(store.lock_path()));
 }
 
 TEST_F(RuntimeCacheFileTest, EntriesOfTwoEnginesSurviveEachOthersSaves) {
@@ -70,55 +50,18 @@ TEST_F(RuntimeCacheFileTest, EntriesOfTwoEnginesSurviveEachOthersSaves) {
 }
 
 TEST_F(RuntimeCacheFileTest, EmbeddedNulInThePathIsAClearError) {
-  EXPECT_THROW(RuntimeCacheFile(std::string("/tmp/a\0b", 8)), std::invalid_argument);
+  EXPECT_THROW(RuntimeCacheFile(dir_ + std::string("/a\0b", 4)), std::invalid_argument);
   EXPECT_THROW(RuntimeCacheFile(""), std::invalid_argument);
 }
 
-TEST_F(RuntimeCacheFileTest, LockFileModeFollowsTheUmaskLikePythonFilelock) {
-  // py-filelock creates the lock file with 0666 & ~umask; so must we, or a group-shared
-  // cache directory works or not depending on which runtime created the lock file first.
-  const mode_t old = umask(002);
-  RuntimeCacheFile store(path_);
-  const bool saved = store.TrySaveEntry(kA, "x", 1);
-  umask(old);
-  ASSERT_TRUE(saved);
-  struct stat info;
-  ASSERT_EQ(stat(store.lock_path().c_str(), &info), 0);
-  EXPECT_EQ(info.st_mode & 07777, 0664u);
-  ASSERT_EQ(stat(path_.c_str(), &info), 0);
-  EXPECT_EQ(info.st_mode & 07777, 0600u);  // mkstemp's mode, as in Python
-}
-
 TEST_F(RuntimeCacheFileTest, PathIsNormalizedLexicallyLikePythonAbspath) {
+  // Forward slashes on both platforms: Windows normalizes them to backslashes, like ntpath.
   RuntimeCacheFile store(dir_ + "/missing/..//./runtime_cache.bin");
   EXPECT_EQ(store.path(), path_);
   EXPECT_EQ(store.lock_path(), path_ + ".lock");
   ASSERT_TRUE(store.TrySaveEntry(kA, "x", 1));
   EXPECT_EQ(Entry(RuntimeCacheFile(path_), kA), "x");
-  EXPECT_FALSE(Exists(dir_ + "/missing"));
-}
-
-TEST_F(RuntimeCacheFileTest, TempFileIsNotInheritedByChildProcesses) {
-  RuntimeCacheFile store(path_);
-  const std::string blob(std::size_t{32} << 20, 'x');
-  std::atomic<bool> stop{false};
-  std::thread saver([&] {
-    while (!stop) store.TrySaveEntry(kA, blob.data(), blob.size());
-  });
-  bool leaked = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  while (!leaked && std::chrono::steady_clock::now() < deadline) {
-    FILE* f = popen("ls -l /proc/self/fd/ 2>/dev/null", "r");
-    ASSERT_NE(f, nullptr);
-    char line[4096];
-    while (fgets(line, sizeof(line), f) != nullptr) {
-      if (std::string(line).find(".trtx-tmp-") != std::string::npos) leaked = true;
-    }
-    pclose(f);
-  }
-  stop = true;
-  saver.join();
-  EXPECT_FALSE(leaked) << "a child process inherited the temp file's descriptor";
+  EXPECT_FALSE(testing::FileExists(dir_ + testing::kSep + "missing"));
 }
 
 TEST_F(RuntimeCacheFileTest, RejectedBytesWarnAndLoadNothing) {
@@ -133,12 +76,12 @@ TEST_F(RuntimeCacheFileTest, RejectedBytesWarnAndLoadNothing) {
   EXPECT_EQ(Entry(store, kA), "garbage");
 }
 
-TEST_F(RuntimeCacheFileTest, PythonHolderMakesSaveTimeOutWithoutThrowingAndFileUnchanged) {
+TEST_F(RuntimeCacheFileTest, HolderProcessMakesSaveTimeOutWithoutThrowingAndFileUnchanged) {
   RuntimeCacheFile store(path_, milliseconds(300));
   ASSERT_TRUE(store.TrySaveEntry(kA, "original", 8));
-  struct stat before;
-  ASSERT_EQ(stat(path_.c_str(), &before), 0);
-  ChildProcess holder({ProjectPython(), "-c", kPythonHolder, path_ + ".lock"});
+  const std::string before = testing::ReadFile(path_);
+  // Another process holds the lock exclusively, as a saving runtime would.
+  ChildProcess holder({testing::SelfExecutable(), "--hold-lock", store.lock_path(), "exclusive"});
   ASSERT_EQ(holder.ReadLine(), "locked");
 
   ::testing::internal::CaptureStderr();
@@ -150,12 +93,8 @@ TEST_F(RuntimeCacheFileTest, PythonHolderMakesSaveTimeOutWithoutThrowingAndFileU
   EXPECT_FALSE(saved);
   EXPECT_GE(waited, milliseconds(300));
   EXPECT_NE(err.find("could not lock"), std::string::npos) << err;
-  struct stat after;
-  ASSERT_EQ(stat(path_.c_str(), &after), 0);
-  EXPECT_EQ(after.st_ino, before.st_ino);
-  EXPECT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
-  // A timed-out load (the Python lock is exclusive) does not throw either.
-  EXPECT_FALSE(store.TryLoadEntry(kA).has_value());
+  EXPECT_EQ(testing::ReadFile(path_), before);
+  EXPECT_FALSE(store.TryLoadEntry(kA).has_value());  // a timed-out load does not throw
 
   holder.CloseStdin();
   EXPECT_EQ(holder.Wait(), 0);
@@ -174,43 +113,60 @@ TEST_F(RuntimeCacheFileTest, SharedReadersCoexistAndBlockSavers) {
   EXPECT_TRUE(store.TrySaveEntry(kA, "new", 3));
 }
 
-TEST_F(RuntimeCacheFileTest, ConcurrentSaversOfDifferentEnginesLoseNothing) {
-  // Threads stand in for processes here (flock locks are per open file description).
+TEST_F(RuntimeCacheFileTest, ConcurrentSaverThreadsLoseNothing) {
+  // Each thread has its own store, hence its own lock file handle (flock locks are per open
+  // file description, LockFileEx locks per handle).
   constexpr int kThreads = 8;
   constexpr int kRounds = 10;
   std::vector<std::thread> threads;
   std::atomic<int> failed{0};
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      const std::string name = "engine " + std::to_string(t);
-      const EngineKey key = Sha256(name.data(), name.size());
       RuntimeCacheFile store(path_);
       for (int r = 1; r <= kRounds; ++r) {
-        const std::string blob(static_cast<std::size_t>(r * 1000 + t), static_cast<char>('a' + t));
-        if (!store.TrySaveEntry(key, blob.data(), blob.size())) ++failed;
+        const std::string blob = Blob(t, r);
+        if (!store.TrySaveEntry(KeyOf(t), blob.data(), blob.size())) ++failed;
       }
     });
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(failed, 0);
   RuntimeCacheFile store(path_);
-  for (int t = 0; t < kThreads; ++t) {
-    const std::string name = "engine " + std::to_string(t);
-    EXPECT_EQ(Entry(store, Sha256(name.data(), name.size())),
-              std::string(static_cast<std::size_t>(kRounds * 1000 + t), static_cast<char>('a' + t)));
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(Entry(store, KeyOf(t)), Blob(t, kRounds));
+}
+
+TEST_F(RuntimeCacheFileTest, ConcurrentSaverProcessesLoseNothing) {
+  // Real processes, each replacing the file (rename / MoveFileExW) under the lock many times.
+  constexpr int kProcesses = 4;
+  constexpr int kRounds = 10;
+  std::vector<std::unique_ptr<ChildProcess>> savers;
+  for (int t = 0; t < kProcesses; ++t) {
+    savers.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{
+        testing::SelfExecutable(), "--save-entries", path_, std::to_string(t), std::to_string(kRounds)}));
   }
+  for (auto& saver : savers) EXPECT_EQ(saver->Wait(), 0) << "a saver process failed a save";
+  RuntimeCacheFile store(path_);
+  for (int t = 0; t < kProcesses; ++t) EXPECT_EQ(Entry(store, KeyOf(t)), Blob(t, kRounds));
 }
 
 TEST_F(RuntimeCacheFileTest, ReadOnlyLockFileStillLoads) {
   RuntimeCacheFile store(path_);
   ASSERT_TRUE(store.TrySaveEntry(kA, "warm", 4));
-  // A read-only lock file (a warm cache baked into an image): a shared lock still works
-  // for a reader that cannot open it for writing. Root can write anything, so only
-  // non-root users see the read-only path; the load must succeed either way.
-  ASSERT_EQ(chmod(store.lock_path().c_str(), 0444), 0);
+  // A read-only lock file (a warm cache baked into an image): the shared lock falls back to
+  // a read-only handle. Root (and wine run as root) can write anything, so only other users
+  // take the read-only path; the load must succeed either way.
+  ASSERT_TRUE(testing::SetReadOnly(store.lock_path(), true));
   EXPECT_EQ(Entry(store, kA), "warm");
+  testing::SetReadOnly(store.lock_path(), false);
 }
 
 }  // namespace
 }  // namespace runtime
 }  // namespace torch_tensorrt_rtx
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  if (torch_tensorrt_rtx::runtime::RunStoreChildMode(argc, argv, &exit_code)) return exit_code;
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

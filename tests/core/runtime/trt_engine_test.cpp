@@ -69,13 +69,13 @@ TEST(TRTEngineTest, EngineBytesAreMovedNotCopied) {
 TEST(TRTEngineTest, DeserializesLazilyOnFirstUse) {
   auto log = std::make_shared<CallLog>();
   TRTEngine engine(EngineRecord::FromList(List()), std::make_shared<ScriptedRuntime>(log));
-  EXPECT_FALSE(engine.is_deserialized());
   EXPECT_EQ(log->Count("runtime.deserialize"), 0);
+  EXPECT_NE(engine.ToString().find("deserialized=no"), std::string::npos) << engine.ToString();
   std::lock_guard<std::mutex> guard(engine.mutex());
   engine.Context();
   engine.Context();
-  EXPECT_TRUE(engine.is_deserialized());
   EXPECT_EQ(log->Count("runtime.deserialize blk0"), 1);
+  EXPECT_NE(engine.ToString().find("deserialized=yes"), std::string::npos) << engine.ToString();
 }
 
 TEST(TRTEngineTest, WithoutTensorRTConstructionAndPrintingWorkButUseSaysHowToFix) {
@@ -105,14 +105,24 @@ TEST(TRTEngineTest, GarbageEngineBytesFailAtDeserializationNamingTheEngine) {
   }
 }
 
-TEST(TRTEngineTest, DeviceIndexComesFromTheDeviceField) {
+TEST(TRTEngineTest, DeviceFieldMustStartWithADeviceId) {
   auto list = List();
   list[layout::DEVICE] = std::string("1") + layout::kSeparator + "8" + layout::kSeparator + "9" +
                          layout::kSeparator + "RTX 4090";
-  EXPECT_EQ(TRTEngine(EngineRecord::FromList(list)).device_index(), 1);
-  EXPECT_EQ(TRTEngine(EngineRecord::FromList(List())).device_index(), -1);
-  list[layout::DEVICE] = "gpu";
-  EXPECT_THROW(TRTEngine(EngineRecord::FromList(list)), EngineRecordError);
+  EXPECT_NE(TRTEngine(EngineRecord::FromList(list)).ToString().find("device=1%8%9%RTX 4090"),
+            std::string::npos);
+  EXPECT_NE(TRTEngine(EngineRecord::FromList(List())).ToString().find("device=<unset>"),
+            std::string::npos);
+  for (const std::string bad : {"gpu", "-1%8%9%RTX 4090", "%8%9%RTX 4090"}) {
+    list[layout::DEVICE] = bad;
+    try {
+      TRTEngine engine(EngineRecord::FromList(list));
+      ADD_FAILURE() << "DEVICE '" << bad << "' was accepted";
+    } catch (const EngineRecordError& e) {
+      EXPECT_NE(std::string(e.what()).find("DEVICE field '" + bad + "'"), std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 TEST(TRTEngineTest, SettingsApiRecreatesTheContextAndDestructorSavesTheCache) {
@@ -131,7 +141,7 @@ TEST(TRTEngineTest, SettingsApiRecreatesTheContextAndDestructorSavesTheCache) {
     EXPECT_EQ(engine.settings().kernel_strategy, KernelStrategy::kEager);
     std::lock_guard<std::mutex> guard(engine.mutex());
     engine.Context();
-    EXPECT_EQ(engine.config().contexts_created(), 2u);
+    EXPECT_EQ(log->Count("engine.create_execution_context"), 2);
   }
   // The engine's entry is keyed by the SHA-256 of its serialized engine.
   const std::string engine_bytes = ScriptedEngineBytes({"x"}, {"y"});

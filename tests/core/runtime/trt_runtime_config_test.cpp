@@ -86,9 +86,9 @@ class TRTRuntimeConfigTest : public ::testing::Test {
 
 TEST_F(TRTRuntimeConfigTest, FirstContextAppliesEveryStrategyAndAttachesCache) {
   TRTRuntimeConfig config(kKey, settings_);
-  EXPECT_FALSE(config.has_context());
+  EXPECT_EQ(log_->Count("engine.create_execution_context"), 0) << "construction must not create a context";
   config.Context(*engine_);
-  EXPECT_EQ(config.contexts_created(), 1u);
+  EXPECT_EQ(log_->Count("engine.create_execution_context"), 1);
   ExpectEveryCreationFullyConfigured(settings_);
   EXPECT_GE(log_->Find("config.set_runtime_cache"), 0);
 }
@@ -99,13 +99,13 @@ TEST_F(TRTRuntimeConfigTest, ContextIsReusedUntilSettingsChange) {
   EXPECT_EQ(&config.Context(*engine_), first);
   config.UpdateSettings(settings_);  // no change: no recreation
   config.Context(*engine_);
-  EXPECT_EQ(config.contexts_created(), 1u);
+  EXPECT_EQ(log_->Count("engine.create_execution_context"), 1);
   RuntimeSettings eager = settings_;
   eager.kernel_strategy = KernelStrategy::kEager;
   config.UpdateSettings(eager);
-  EXPECT_EQ(config.contexts_created(), 1u) << "recreation must be lazy";
+  EXPECT_EQ(log_->Count("engine.create_execution_context"), 1) << "recreation must be lazy";
   config.Context(*engine_);
-  EXPECT_EQ(config.contexts_created(), 2u);
+  EXPECT_EQ(log_->Count("engine.create_execution_context"), 2);
   EXPECT_EQ(log_->calls().back(), "jit e/eager");
 }
 

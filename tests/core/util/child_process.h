@@ -98,7 +98,7 @@ class ChildProcess final {
     std::string line;
     char c;
     DWORD got = 0;
-    while (ReadFile(stdout_, &c, 1, &got, nullptr) && got == 1 && c != '\n') {
+    while (::ReadFile(stdout_, &c, 1, &got, nullptr) && got == 1 && c != '\n') {
       if (c != '\r') line.push_back(c);
     }
     return line;

@@ -65,6 +65,14 @@ inline bool FileExists(const std::string& path) {
   return GetFileAttributesW(Wide(path).c_str()) != INVALID_FILE_ATTRIBUTES;
 }
 
+// The platform's directory separator, for paths built by tests.
+constexpr const char* kSep = "\\";
+
+// Marks a file read-only (FILE_ATTRIBUTE_READONLY) or writable again; false on failure.
+inline bool SetReadOnly(const std::string& path, bool read_only) {
+  return SetFileAttributesW(Wide(path).c_str(), read_only ? FILE_ATTRIBUTE_READONLY : FILE_ATTRIBUTE_NORMAL);
+}
+
 inline std::ifstream OpenIn(const std::string& path) {
   return std::ifstream(Wide(path).c_str(), std::ios::binary);
 }
@@ -84,6 +92,13 @@ inline std::string MakeTestDir(const std::string& stem) {
 inline bool FileExists(const std::string& path) {
   struct stat info;
   return stat(path.c_str(), &info) == 0;
+}
+
+constexpr const char* kSep = "/";
+
+// chmod 0444, or 0644 to make it writable again; false on failure.
+inline bool SetReadOnly(const std::string& path, bool read_only) {
+  return chmod(path.c_str(), read_only ? 0444 : 0644) == 0;
 }
 
 inline std::ifstream OpenIn(const std::string& path) {

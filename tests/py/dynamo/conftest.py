@@ -1,4 +1,5 @@
-"""Shared helpers for compiler tests (no GPU needed)."""
+"""Fixtures for the compiler tests (no GPU needed). Helpers live in modules, such as
+tests/py/dynamo/conversion/harness.py."""
 from __future__ import annotations
 
 import pytest
@@ -6,26 +7,15 @@ import torch
 
 import torch_tensorrt_rtx as trtx
 
+from examples.models import MLP
 
-def compile_and_verify(module, inputs, run_inputs=None, expect_ops=(), min_block_size=1, **kwargs):
-    """AOT-compile `module`, check every expected op went to TensorRT, run the engines through the
-    reference executor and compare with eager. Returns (compiled, report, verification)."""
-    module = module.eval()
-    compiled = trtx.compile(module, inputs, min_block_size=min_block_size, progress=False, **kwargs)
-    report = compiled.compile_report
-    assert report.engines, f"no engine built: {report.format()}"
-    converted = report.converted_op_counts
-    for op in expect_ops:
-        assert op in converted, f"{op} not converted: {report.format()}"
-    if any(isinstance(i, trtx.Input) and i.dynamic_dims for i in inputs):
-        assert any(r != "{}" for e in report.engines for r in e.input_ranges), \
-            f"dynamic input compiled without an optimization range: {report.format()}"
-    run_inputs = run_inputs if run_inputs is not None else [
-        i if isinstance(i, torch.Tensor) else i.example() for i in inputs]
-    for args in (run_inputs if isinstance(run_inputs[0], (list, tuple)) else [run_inputs]):
-        verification = trtx.verify(compiled, *args, reference_module=module)
-        assert verification.ok, str(verification)
-    return compiled, report, verification
+
+@pytest.fixture(scope="session")
+def static_mlp():
+    """examples.models.MLP compiled once per session at the static shape (2, 16), every op in one
+    engine, default settings (portable). Tests only read it: call it, inspect its records."""
+    torch.manual_seed(0)
+    return trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1, progress=False)
 
 
 @pytest.fixture(autouse=True)

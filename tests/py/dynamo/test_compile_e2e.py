@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 
 import torch_tensorrt_rtx as trtx
-from tests.py.dynamo.models import MLP, SmallCNN, WithUnsupportedOp
-from torch_tensorrt_rtx.dynamo.backend import recent_reports
+
+from examples.models import MLP, SmallCNN, WithUnsupportedOp
 
 
 @pytest.fixture(autouse=True)
@@ -27,11 +27,12 @@ def test_torch_compile_engines_match_eager(model, shape):
     x = torch.randn(*shape)
     compiled = torch.compile(model, backend="tensorrt_rtx", dynamic=False,
                              options={"min_block_size": 1, "progress": False})
-    report = trtx.verify(compiled, x, reference_module=model)
+    with trtx.compile_reports() as reports:
+        report = trtx.verify(compiled, x, reference_module=model)
     assert report.ok, str(report)
     assert len(report.engines) == 1 and report.engines[0].calls == 1
-    compile_report = recent_reports()[-1]
-    assert not compile_report.fallback_ops, compile_report.format()
+    assert len(reports) == 1
+    assert not reports[0].fallback_ops, reports[0].format()
 
 
 def test_torch_compile_unknown_option_is_a_clear_error():
@@ -140,23 +141,21 @@ def test_torch_compile_dynamic_batch_builds_one_ranged_engine():
     model = MLP().eval()
     compiled = torch.compile(model, backend="tensorrt_rtx", dynamic=True,
                              options={"min_block_size": 1, "progress": False, "dynamic_max_size": 64})
-    before = len(recent_reports())
-    for batch in (2, 5, 64):
-        report = trtx.verify(compiled, torch.randn(batch, 16), reference_module=model)
-        assert report.ok, str(report)
-    reports = recent_reports()
-    assert len(reports) - before == 1 or len(reports) == 8, "recompiled for a new batch size"
-    ranges = reports[-1].engines[0].input_ranges
+    with trtx.compile_reports() as reports:
+        for batch in (2, 5, 64):
+            report = trtx.verify(compiled, torch.randn(batch, 16), reference_module=model)
+            assert report.ok, str(report)
+    assert len(reports) == 1, "recompiled for a new batch size"
+    ranges = reports[0].engines[0].input_ranges
     assert ranges == ["{0: (2, 2, 64)}"], ranges
 
 
-def test_compute_capabilities_are_configurable():
+def test_compute_capabilities_are_configurable(static_mlp):
     compiled = trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1, progress=False,
                             compute_capabilities=["SM86", "sm120"])
     record = next(iter(trtx.engine_records(compiled).values()))
     assert record.metadata["compute_capabilities"] == ["SM86", "sm120"]
-    portable = trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1, progress=False)
-    assert next(iter(trtx.engine_records(portable).values())).metadata["compute_capabilities"] == "portable"
+    assert next(iter(trtx.engine_records(static_mlp).values())).metadata["compute_capabilities"] == "portable"
     with pytest.raises(ValueError, match="unknown compute capability 'SM90'"):
         trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1, compute_capabilities=["SM90"])
 

@@ -109,13 +109,12 @@ def test_bad_enabled_precisions(value, message):
 
 
 def test_torch_compile_option():
-    from torch_tensorrt_rtx.dynamo.backend import recent_reports
-
     torch._dynamo.reset()
     model = Block().eval()
     compiled = torch.compile(model, backend="tensorrt_rtx", dynamic=False,
                              options={"min_block_size": 1, "progress": False, "enabled_precisions": {torch.float16}})
-    verification = trtx.verify(compiled, torch.randn(2, 4, 32), reference_module=model)
+    with trtx.compile_reports() as reports:
+        verification = trtx.verify(compiled, torch.randn(2, 4, 32), reference_module=model)
     assert verification.ok, str(verification)
-    assert "precision float16" in recent_reports()[-1].format()
+    assert len(reports) == 1 and "precision float16" in reports[0].format()
     torch._dynamo.reset()

@@ -9,9 +9,8 @@ import torch
 import torch.nn as nn
 
 import torch_tensorrt_rtx as trtx
-from tests.py.dynamo.models import MLP, SmallCNN
-from torch_tensorrt_rtx.dynamo.backend import recent_reports
-from torch_tensorrt_rtx.examples_models import GPTBlock, example_inputs
+
+from examples.models import MLP, GPTBlock, SmallCNN, example_inputs
 
 OPTIONS = {"min_block_size": 1, "progress": False, "dynamic_max_size": 64}
 
@@ -37,12 +36,12 @@ def _cnn_with_statistics() -> nn.Module:
 def _compile_and_verify(model: nn.Module, calls, options=None):
     """torch.compile with dynamic=True, verify each call against eager; return the new reports."""
     compiled = torch.compile(model, backend="tensorrt_rtx", dynamic=True, options=options or OPTIONS)
-    before = list(recent_reports())
-    for args in calls:
-        verification = trtx.verify(compiled, *args, reference_module=model)
-        assert verification.ok, str(verification)
-        assert verification.engines and all(e.calls == 1 for e in verification.engines), str(verification)
-    return [r for r in recent_reports() if not any(r is b for b in before)]
+    with trtx.compile_reports() as reports:
+        for args in calls:
+            verification = trtx.verify(compiled, *args, reference_module=model)
+            assert verification.ok, str(verification)
+            assert verification.engines and all(e.calls == 1 for e in verification.engines), str(verification)
+    return reports
 
 
 def test_mlp_dynamic_batch_one_engine_no_fallback():
@@ -54,25 +53,17 @@ def test_mlp_dynamic_batch_one_engine_no_fallback():
     assert reports[0].engines[0].input_ranges == ["{0: (2, 2, 64)}"]
 
 
-def test_cnn_with_batch_norm_dynamic_batch():
-    model = _cnn_with_statistics()
-    reports = _compile_and_verify(model, [[torch.randn(b, 3, 16, 16)] for b in (2, 3, 5)])
-    # One compile covers all three batch sizes; batch norm's eps became a constant, not an input.
-    assert len(reports) == 1, [r.format() for r in reports]
-    report = reports[0]
-    assert not report.fallback_ops, report.format()
-    assert len(report.engines) == 1 and report.engines[0].input_ranges[0].startswith("{0: (2, 2, ")
-    assert "aten.batch_norm" not in str(report.fallback_reasons)
-
-
-def test_cnn_new_image_size_recompiles_instead_of_reusing_the_engine():
+def test_cnn_with_batch_norm_dynamic_batch_and_new_image_size():
+    # One compile covers the three batch sizes; batch norm's eps became a constant, not an input.
     # Adaptive pooling makes export guard on the image size, so height/width are specialized
     # (batch stays dynamic); a different size must recompile, and both must match eager.
     model = _cnn_with_statistics()
-    reports = _compile_and_verify(model, [[torch.randn(2, 3, 16, 16)], [torch.randn(3, 3, 16, 16)],
-                                          [torch.randn(2, 3, 12, 12)]])
+    reports = _compile_and_verify(model, [[torch.randn(b, 3, 16, 16)] for b in (2, 3, 5)] +
+                                  [[torch.randn(2, 3, 12, 12)]])
     assert len(reports) == 2, [r.format() for r in reports]
-    assert all(not r.fallback_ops and len(r.engines) == 1 for r in reports)
+    assert all(not r.fallback_ops and len(r.engines) == 1 for r in reports), [r.format() for r in reports]
+    assert reports[0].engines[0].input_ranges[0].startswith("{0: (2, 2, "), reports[0].format()
+    assert "aten.batch_norm" not in str(reports[0].fallback_reasons)
 
 
 def test_gpt_block_dynamic_batch_and_sequence():

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import torch_tensorrt_rtx as trtx
+
 from tests.py.models.zoo import BUILDERS, MORE, Case
 
 PRECISIONS = {"fp32": frozenset(), "fp16": frozenset({torch.float16})}
@@ -43,8 +44,6 @@ class Zoo:
 
     def torch_compile(self, name: str, precision: str):
         """torch.compile(backend="tensorrt_rtx") at one static size, and its compile report."""
-        from torch_tensorrt_rtx.dynamo.backend import recent_reports
-
         key = (name, precision, "torch.compile")
         if key not in self.compiled:
             case = self.case(name)
@@ -52,11 +51,9 @@ class Zoo:
             compiled = torch.compile(case.model, backend="tensorrt_rtx", dynamic=False,
                                      options={"progress": False, "enabled_precisions": PRECISIONS[precision]})
             args, kwargs = case.make(*case.sizes[1])
-            before = len(recent_reports())
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), trtx.compile_reports() as reports:
                 warnings.simplefilter("ignore")
                 verification = trtx.verify(compiled, *args, reference_module=case.model, **kwargs)
-            reports = recent_reports()[before:] if len(recent_reports()) > before else recent_reports()[-1:]
             self.compiled[key] = (verification, reports)
         return self.compiled[key]
 

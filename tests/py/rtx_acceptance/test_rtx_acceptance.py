@@ -20,6 +20,8 @@ from rtx_acceptance import report, steps  # noqa: E402
 
 from torch_tensorrt_rtx.runtime import device  # noqa: E402
 
+from examples import models as zoo  # noqa: E402
+
 
 def _env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
@@ -62,12 +64,8 @@ def test_preflight_accepts_a_supported_gpu(monkeypatch, capsys):
 
 def test_every_example_family_and_demo_model_is_found():
     found = steps.families()
-    assert {"mlp", "cnn"} <= set(found)
-    try:
-        from torch_tensorrt_rtx import examples_models
-    except ImportError:
-        return
-    assert set(examples_models.MODELS) <= set(found)
+    assert set(zoo.DEMO_MODELS) == {"mlp", "cnn"}
+    assert set(found) == set(zoo.DEMO_MODELS) | set(zoo.MODELS)
 
 
 def test_dry_run_runs_every_step_and_writes_the_report_skeleton(tmp_path):

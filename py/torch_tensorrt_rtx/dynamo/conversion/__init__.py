@@ -4,13 +4,14 @@
   modules live in `converters/`, one per op family.
 - `build_network`: lower one partition into a network (`_interpreter.py`).
 - `build_engine`: AOT engine build with optimization profile and progress (`_engine_builder.py`).
-- `run_network`: the CPU reference executor (`reference_executor.py`).
+
+The CPU reference executor that checks what conversion builds is not part of conversion: it
+lives in `torch_tensorrt_rtx.dynamo.verification`, which imports this package, never the reverse.
 """
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionContext, ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import NetworkDefinition, build_network
 from torch_tensorrt_rtx.dynamo.conversion._registry import converter, lookup
-from torch_tensorrt_rtx.dynamo.conversion.reference_executor import UnsupportedLayerError, run_network
 
-__all__ = ["ConversionContext", "ConversionError", "NetworkDefinition", "UnsupportedLayerError", "build_engine",
-           "build_network", "converter", "lookup", "run_network"]
+__all__ = ["ConversionContext", "ConversionError", "NetworkDefinition", "build_engine", "build_network", "converter",
+           "lookup"]

@@ -8,7 +8,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from torch_tensorrt_rtx import Input
-from tests.py.dynamo.conftest import compile_and_verify
+
+from tests.py.dynamo.conversion.harness import compile_and_verify
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 

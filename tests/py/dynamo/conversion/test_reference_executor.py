@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch_tensorrt_rtx as trtx
 from torch_tensorrt_rtx.dynamo.conversion import _registry
 from torch_tensorrt_rtx.dynamo.conversion._registry import converter
-from torch_tensorrt_rtx.dynamo.conversion.reference_executor import UnsupportedLayerError, run_network
+from torch_tensorrt_rtx.dynamo.verification import UnsupportedLayerError, run_network
 
 
 class Small(nn.Module):

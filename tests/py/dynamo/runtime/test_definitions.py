@@ -1,69 +1,97 @@
-"""The shared definitions files: parsed once, used by the record and the settings."""
+"""The shared definitions: one TOML file, read with tomllib, checked, used by the record and the
+settings. The C++ side generates its headers from the same module (tests/core and
+test_cross_runtime check those values)."""
+import copy
+import tomllib
+
 import pytest
 
-from torch_tensorrt_rtx.runtime.definitions import CACHE_PROTOCOL_FILE
-
 from torch_tensorrt_rtx import runtime
-from torch_tensorrt_rtx.runtime.definitions import (STRATEGIES, STRATEGIES_FILE, DefinitionError,
-                                                     parse_strategies)
-from torch_tensorrt_rtx.runtime.engine_record import PACK_MAGIC
+from torch_tensorrt_rtx.runtime import definitions
+from torch_tensorrt_rtx.runtime.definitions import DEFINITIONS_FILE, DefinitionError, definitions_from
+
+RAW = tomllib.loads(DEFINITIONS_FILE.read_text(encoding="utf-8"))
 
 
-def test_strategy_names_come_from_the_file():
-    lines = [l.split() for l in STRATEGIES_FILE.read_text().splitlines() if l.startswith("strategy ")]
-    assert {words[1]: tuple(words[3:]) for words in lines} == {
-        "kernel_strategy": runtime.KERNEL_STRATEGIES,
-        "cuda_graph_strategy": runtime.CUDA_GRAPH_STRATEGIES,
-        "allocation_strategy": runtime.ALLOCATION_STRATEGIES,
-    }
+def test_constants_are_the_file_as_tomllib_reads_it():
+    record = RAW["engine_record"]
+    assert definitions.LAYOUT.fields == tuple(name for name, _ in record["fields"])
+    assert definitions.LAYOUT.pack_magic == record["pack_magic"].encode("ascii")
+    assert {s: (v["trt_enum"], tuple(v["names"])) for s, v in RAW["strategies"].items()} == {
+        s: (v.trt_enum, v.names) for s, v in definitions.STRATEGIES.items()}
+    assert definitions.CACHE_PROTOCOL._asdict() == RAW["cache_protocol"]
+    assert definitions.ENGINE_OP._asdict() == RAW["engine_op"]
+    assert definitions.load() == (definitions.LAYOUT, definitions.STRATEGIES,
+                                  definitions.CACHE_PROTOCOL, definitions.ENGINE_OP)
 
 
-def test_defaults_are_the_first_names():
+def test_settings_use_the_strategy_names_and_their_first_as_default():
+    assert (runtime.KERNEL_STRATEGIES, runtime.CUDA_GRAPH_STRATEGIES, runtime.ALLOCATION_STRATEGIES) == (
+        ("lazy", "eager", "none"), ("disabled", "whole_graph_capture"),
+        ("static", "on_profile_change", "user_managed"))
     defaults = runtime.RuntimeSettings()
-    for setting, strategy in STRATEGIES.items():
-        assert getattr(defaults, setting) == strategy.names[0]
+    for setting, entry in RAW["strategies"].items():
+        assert getattr(defaults, setting) == entry["names"][0]
+    with pytest.raises(ValueError, match="expected one of 'lazy', 'eager', 'none'"):
+        runtime.RuntimeSettings(kernel_strategy="fast")
 
 
-def test_pack_magic_comes_from_the_layout():
-    assert PACK_MAGIC == runtime.LAYOUT.pack_magic and len(PACK_MAGIC) == 8
-    assert bytes(runtime.EngineRecord.new(b"x", name="n", input_names=["a"], output_names=["b"])
-                 .pack()[:8]) == PACK_MAGIC
+def test_packed_records_open_with_the_files_magic():
+    packed = runtime.EngineRecord.new(b"x", name="n", input_names=["a"], output_names=["b"]).pack()
+    assert bytes(packed[:8]) == RAW["engine_record"]["pack_magic"].encode("ascii") == b"TRXREC01"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "defines no strategy"),
-    ("strategy kernel_strategy Enum\n", "expected 'strategy SETTING"),
-    ("stratgy kernel_strategy Enum lazy\n", "expected 'strategy SETTING"),
-    ("strategy a E x\nstrategy a E y\n", "duplicate"),
-    ("strategy a E x x\n", "duplicate"),
-])
-def test_bad_strategies_text_is_rejected(text, message):
-    with pytest.raises(DefinitionError, match=message):
-        parse_strategies(text)
-
-
-def test_cache_protocol_constants_come_from_the_file():
+def test_cache_store_uses_the_protocol_values():
     from torch_tensorrt_rtx.runtime import runtime_cache_file as store
-    from torch_tensorrt_rtx.runtime.definitions import CACHE_PROTOCOL
 
-    assert store.LOCK_SUFFIX == CACHE_PROTOCOL.lock_suffix == ".lock"
-    assert store.DEFAULT_LOCK_TIMEOUT_S == CACHE_PROTOCOL.lock_timeout_ms / 1000 == 10.0
-    assert store.LOCK_POLL_INTERVAL_S == 0.05
-    assert store.default_cache_path(create_dir=False).parts[-2:] == (CACHE_PROTOCOL.default_cache_dir,
-                                                                     CACHE_PROTOCOL.default_cache_file)
+    protocol = RAW["cache_protocol"]
+    assert (store.LOCK_SUFFIX, store.DEFAULT_LOCK_TIMEOUT_S, store.LOCK_POLL_INTERVAL_S) == (".lock", 10.0, 0.05)
+    assert store.DEFAULT_LOCK_TIMEOUT_S * 1000 == protocol["lock_timeout_ms"]
+    assert store.default_cache_path(create_dir=False).parts[-2:] == (protocol["default_cache_dir"],
+                                                                     protocol["default_cache_file"])
 
 
-@pytest.mark.parametrize("text, message", [
-    ("lock_suffix .lock\n", "missing lock_timeout_ms"),
-    ("lock_suffix .lock\nlock_suffix .lck\n", "repeated"),
-    ("lock_sufix .lock\n", "unknown"),
-    (CACHE_PROTOCOL_FILE.read_text().replace("lock_timeout_ms 10000", "lock_timeout_ms ten"),
-     "whole numbers"),
-    (CACHE_PROTOCOL_FILE.read_text().replace("container_magic TRTXRTC1", "container_magic LONGMAGIC"),
-     "8 ASCII bytes"),
+def _changed(path, value):
+    """The real file's data with the value at ``path`` (keys) replaced, or removed if None."""
+    data = copy.deepcopy(RAW)
+    *parents, last = path
+    table = data
+    for key in parents:
+        table = table[key]
+    if value is None:
+        del table[last]
+    else:
+        table[last] = value
+    return data
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("engine_record", "pack_magic"), "SHORT", r"engine_record\.pack_magic: expected 8 ASCII bytes, found 'SHORT'"),
+    (("engine_record", "abi_version"), "1", r"engine_record\.abi_version: expected a non-empty integer, found '1'"),
+    (("engine_record", "abi_version"), True, "expected a non-empty integer, found True"),
+    (("engine_record", "sentinel"), None, r"missing keys \['sentinel'\]"),
+    (("engine_record", "bogus"), 2, r"unknown keys \['bogus'\]"),
+    (("engine_record", "fields"), [], "expected a non-empty array"),
+    (("engine_record", "fields"), [["ABI_VERSION", "a"], ["ENGINE", "b"], ["ENGINE", "c"]], "distinct"),
+    (("engine_record", "fields"), [["NAME", "a"], ["ENGINE", "b"]], "missing required field ABI_VERSION"),
+    (("engine_record", "fields"), [["ABI_VERSION"], ["ENGINE", "b"]], r"\[NAME, description\] pairs"),
+    (("strategies",), {}, r"strategies: expected a non-empty table, found \{\}"),
+    (("strategies", "kernel_strategy", "names"), ["lazy", "lazy"], "distinct identifiers"),
+    (("strategies", "kernel_strategy", "trt_enum"), None, r"strategies\.kernel_strategy: .*missing keys \['trt_enum'\]"),
+    (("cache_protocol", "lock_timeout_ms"), "ten", r"lock_timeout_ms: expected a non-empty integer, found 'ten'"),
+    (("cache_protocol", "lock_suffix"), "", r"lock_suffix: expected a non-empty string, found ''"),
+    (("cache_protocol", "container_magic"), "LONGMAGIC", "container_magic: expected 8 ASCII bytes"),
+    (("engine_op", "namespace"), "a b", "identifier namespace"),
+    (("engine_op", "schema"), "f(Tensor x)", r"NAME\(ARGS\) -> RETURNS"),
+    (("engine_ops",), {}, r"unknown keys \['engine_ops'\]"),
 ])
-def test_bad_cache_protocol_text_is_rejected(text, message):
-    from torch_tensorrt_rtx.runtime.definitions import parse_cache_protocol
-
+def test_bad_definitions_are_rejected_naming_the_key_and_value(path, value, message):
     with pytest.raises(DefinitionError, match=message):
-        parse_cache_protocol(text)
+        definitions_from(_changed(path, value))
+
+
+def test_invalid_toml_is_rejected_naming_the_file(tmp_path):
+    bad = tmp_path / "definitions.toml"
+    bad.write_text("[engine_record\n")
+    with pytest.raises(DefinitionError, match=f"{bad}: not valid TOML"):
+        definitions.load(bad)

@@ -4,15 +4,21 @@ To extend coverage, add a module here and list it below.
 """
 from torch_tensorrt_rtx.dynamo.conversion.converters import (  # noqa: F401
     activation,
+    attention,
     cast,
+    comparison,
+    constants,
     conv,
     elementwise,
+    indexing,
     linear,
     normalization,
+    padding,
     pool,
     reduction,
+    remainder,
+    resize,
     shape,
-)
-from torch_tensorrt_rtx.dynamo.conversion.converters import (  # noqa: F401  (coverage: issue 4)
-    attention, comparison, constants, indexing, layer_norm, padding, reduce_ops, remainder, resize, symbolic, unary,
+    symbolic,
+    unary,
 )

@@ -12,8 +12,6 @@ from typing import List, Sequence, Union
 import tensorrt_rtx as trt
 import torch
 
-# The reference executor must model every layer these converters emit: register those handlers.
-from torch_tensorrt_rtx.dynamo.conversion import reference_layers  # noqa: F401
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionContext, normalize_axis, to_trt_dtype
 
 Part = Union[int, "trt.ITensor"]

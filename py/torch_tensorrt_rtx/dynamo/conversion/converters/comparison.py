@@ -11,7 +11,6 @@ from torch.fx import Node
 
 from torch_tensorrt_rtx.dynamo.conversion._context import node_dtype, to_torch_dtype
 from torch_tensorrt_rtx.dynamo.conversion._registry import converter
-from torch_tensorrt_rtx.dynamo.conversion.converters import _layers  # noqa: F401 (reference handlers)
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import numeric_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 

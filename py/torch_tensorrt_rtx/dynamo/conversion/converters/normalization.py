@@ -1,6 +1,14 @@
-"""Batch norm in inference mode, folded into one scale and one shift per channel; group norm.
+"""Normalization: batch norm in inference mode, layer norm, group norm.
 
-The fold runs in fp32 on the host; the resulting constants are cast to the input dtype.
+- Batch norm is folded into one scale and one shift per channel; the fold runs in fp32 on the
+  host and the resulting constants are cast to the input dtype.
+- Layer norm (aten.layer_norm and aten.native_layer_norm's first output) is one
+  INormalizationLayer. Scale and bias go in as constants of the input dtype, reshaped to the
+  input's rank; a missing weight or bias becomes ones or zeros.
+- Group norm is computed in fp32 from reductions (normalization statistics stay fp32).
+
+Only the normalized output is produced (not native_*_norm's mean/rstd), so the validators accept
+only nodes whose other outputs are unused.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ aten = torch.ops.aten
 
 
 def _is_param(arg):
+    """None or a constant of the graph (a weight): the converters read it on the host."""
     return arg is None or (hasattr(arg, "op") and arg.op == "get_attr")
 
 
@@ -43,6 +52,50 @@ def batch_norm(ctx, node, args, kwargs):
     out = elementwise_tensors(ctx, x, scale.reshape(view), trt.ElementWiseOperation.PROD, dtype)
     out = elementwise_tensors(ctx, out, shift.reshape(view), trt.ElementWiseOperation.SUM, dtype)
     return (out, None, None)
+
+
+# -- layer norm ---------------------------------------------------------------------------------
+def _layer_norm_ok(node):
+    x = node.args[0].meta["val"]
+    normalized = list(node.args[1])
+    if not all(isinstance(d, int) for d in x.shape[x.dim() - len(normalized):]):
+        return False  # the normalized dims must be static (they size the weights)
+    if not all(_is_param(a) for a in node.args[2:4]):
+        return False
+    if node.target == aten.native_layer_norm.default:
+        return all(u.target is operator.getitem and u.args[1] == 0 for u in node.users)
+    return True
+
+
+def layer_norm_tensor(ctx, x, normalized, weight, bias, eps, dtype):
+    rank = len(x.shape)
+    normalized = [int(d) for d in normalized]
+    view = (1,) * (rank - len(normalized)) + tuple(normalized)
+    weight = torch.ones(normalized) if weight is None else weight.detach()
+    bias = torch.zeros(normalized) if bias is None else bias.detach()
+    scale = ctx.constant(weight.reshape(view), dtype)
+    shift = ctx.constant(bias.reshape(view), dtype)
+    axes = 0
+    for d in range(rank - len(normalized), rank):
+        axes |= 1 << d
+    layer = ctx.network.add_normalization(ctx.cast(x, dtype), scale, shift, axes)
+    layer.epsilon = float(eps)
+    return ctx.name(layer, "layer_norm").get_output(0)
+
+
+@converter(aten.native_layer_norm.default, validator=all_of(float_tensors, _layer_norm_ok), host_weights=True)
+def native_layer_norm(ctx, node, args, kwargs):
+    x, normalized, weight, bias, eps = args[:5]
+    return (layer_norm_tensor(ctx, x, normalized, weight, bias, eps, node_dtype(node.args[0])), None, None)
+
+
+@converter(aten.layer_norm.default, validator=all_of(float_tensors, _layer_norm_ok), host_weights=True)
+def layer_norm(ctx, node, args, kwargs):
+    x, normalized = args[0], args[1]
+    weight = args[2] if len(args) > 2 else kwargs.get("weight")
+    bias = args[3] if len(args) > 3 else kwargs.get("bias")
+    eps = args[4] if len(args) > 4 else kwargs.get("eps", 1e-5)
+    return layer_norm_tensor(ctx, x, normalized, weight, bias, eps, node_dtype(node))
 
 
 # -- group norm ---------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import FLOAT_DTYPES, node_dtype
 from torch_tensorrt_rtx.dynamo.conversion._registry import converter
-from torch_tensorrt_rtx.dynamo.conversion.converters import _layers  # noqa: F401 (reference handlers)
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors, numeric_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 

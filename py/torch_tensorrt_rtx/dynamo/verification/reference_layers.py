@@ -21,7 +21,7 @@ import tensorrt_rtx as trt
 import torch
 import torch.nn.functional as F
 
-from torch_tensorrt_rtx.dynamo.conversion import reference_executor as _base
+from torch_tensorrt_rtx.dynamo.verification import reference_executor as _base
 from torch_tensorrt_rtx.dynamo.conversion._context import to_torch_dtype
 
 logger = logging.getLogger(__name__)

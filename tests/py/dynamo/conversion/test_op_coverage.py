@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from torch_tensorrt_rtx import Input
 
-from .conftest import check_runs, compile_fully
+from tests.py.dynamo.conversion.harness import check_runs, compile_checked
+
 
 aten = "aten.{}".format
 
@@ -153,7 +154,7 @@ def _run_case(name, dtype, dynamic):
     fn, kind, ops = CASES[name]
     module = Fn(fn).eval().to(dtype)
     spec, shapes = _spec(kind, dtype, dynamic)
-    compiled = compile_fully(module, [spec], ops)
+    compiled = compile_checked(module, [spec], ops, full=True)
     check_runs(compiled, module, [[torch.randn(*s).to(dtype)] for s in shapes])
 
 

@@ -24,11 +24,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 import torch.fx
 
-from torch_tensorrt_rtx.dynamo import _debug
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, intercept_engines
 from torch_tensorrt_rtx.dynamo._input import describe as _describe
-from torch_tensorrt_rtx.dynamo.conversion.reference_executor import run_network
-from torch_tensorrt_rtx.dynamo.conversion.profile_check import check_input_shapes
+from torch_tensorrt_rtx.dynamo.verification import engine_sources
+from torch_tensorrt_rtx.dynamo.verification.profile_check import check_input_shapes
+from torch_tensorrt_rtx.dynamo.verification.reference_executor import run_network
 
 # (rtol, atol) per dtype: TensorRT kernels accumulate in fp32 but may reorder sums.
 TOLERANCES = {
@@ -172,7 +172,7 @@ class _Recorder(torch.fx.Interpreter):
 
 
 def _check_engine(spec: OutputSpec, inputs: List[torch.Tensor], checks: Dict[str, EngineCheck]) -> List[torch.Tensor]:
-    source = _debug.lookup(spec.sha256)
+    source = engine_sources.lookup(spec.sha256)
     if source is None or source.network is None:
         raise VerificationUnavailableError(
             f"engine {spec.name} (sha256 {spec.sha256[:12]}) has no INetworkDefinition in this process: it was "

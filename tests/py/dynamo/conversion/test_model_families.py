@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import torch_tensorrt_rtx as trtx
-from torch_tensorrt_rtx import examples_models as zoo
-from torch_tensorrt_rtx.dynamo.conversion.profile_check import InputOutsideProfileError, check_input_shapes
+from torch_tensorrt_rtx.dynamo.verification import InputOutsideProfileError, check_input_shapes
 
-from .conftest import check_runs, compile_fully
+from examples import models as zoo
+from tests.py.dynamo.conversion.harness import check_runs, compile_checked
+
 
 # ops each family must convert natively (not just "no fallback"): guards against a lowering change
 # silently routing the model around the converters under test
@@ -32,7 +33,7 @@ def _compiled(name, dtype):
     key = (name, dtype)
     if key not in _CACHE:
         model, specs = zoo.build(name, dtype)
-        _CACHE[key] = (model, compile_fully(model, specs, KEY_OPS[name]))
+        _CACHE[key] = (model, compile_checked(model, specs, KEY_OPS[name], full=True))
     return _CACHE[key]
 
 
@@ -46,7 +47,7 @@ def test_family_converts_fully_and_matches_eager(name, dtype):
 @pytest.mark.parametrize("name", ["resnet", "gpt_block"])
 def test_family_static_shapes(name):
     model, specs = zoo.build(name, torch.float32, dynamic=False)
-    compiled = compile_fully(model, specs, KEY_OPS[name])
+    compiled = compile_checked(model, specs, KEY_OPS[name], full=True)
     check_runs(compiled, model, [zoo.example_inputs(name, 2, 8)])
 
 

@@ -1,0 +1,201 @@
+"""Export: trace a module with torch.export and decompose it to the ATen graph the compiler takes.
+
+    exported = export_aten(module, [Input(min_shape=(1, 64), opt_shape=(8, 64), max_shape=(32, 64))])
+    exported.graph_module, exported.symbol_ranges      # ATen graph, {symbol: (min, opt, max)}
+
+Every dynamic dim of an Input becomes a `torch.export.Dim` over its range (one Dim per dim name,
+so named dims shared between inputs are equal to torch.export). That is strict: export fails if
+the graph cannot stay dynamic over the whole range, and `torch_tensorrt_rtx.compile` reports it.
+
+With ``allow_specialization=True`` (the torch.compile backend, whose ranges are guesses from
+dynamo's value ranges) a dim that the trace cannot keep dynamic over its range is fixed to its
+example size instead, and export runs again. Such a dim is found from the guards in export's
+shape environment (sympy expressions, such as ``Ne(s0 // 2, 1)`` from an ATen decomposition
+of adaptive pooling that dynamo never saw), not from an error message. What was decided comes
+back as data, `ExportedAten.dim_ranges`, for the caller to guard on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+
+import sympy
+import torch
+from torch.utils._sympy.value_ranges import bound_sympy
+
+from torch_tensorrt_rtx.dynamo._input import Input, shared_dims
+from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, PhaseClock
+
+Range = Tuple[int, int, int]
+
+
+@dataclasses.dataclass
+class ExportedAten:
+    graph_module: torch.fx.GraphModule  # decomposed ATen graph, weights unlifted
+    symbol_ranges: Dict[sympy.Symbol, Range]  # each dynamic size symbol -> (min, opt, max) for the engine
+    examples: Tuple[torch.Tensor, ...]  # the positional example inputs export traced with
+    # (input index, dim) -> (min, max) export kept for each dim given as dynamic; min == max when
+    # export fixed the dim to its example size. Keyword inputs follow the positional ones.
+    dim_ranges: Dict[Tuple[int, int], Tuple[int, int]]
+
+    def specialized(self) -> Dict[Tuple[int, int], int]:
+        """The dims export fixed, with the size it fixed each one to."""
+        return {key: lo for key, (lo, hi) in self.dim_ranges.items() if lo == hi}
+
+
+def _dims_of(spec: Input, label: str, named: Dict[str, Any], allow_specialization: bool) -> Dict[int, Any]:
+    dims = {}
+    for d, (lo, _opt, hi) in spec.dynamic_dims.items():
+        name = spec.dim_name(d)
+        if allow_specialization:
+            dims[d] = torch.export.Dim.AUTO(min=lo, max=hi)
+        elif name is None:
+            dims[d] = torch.export.Dim(f"{label}_dim{d}", min=lo, max=hi)
+        else:  # one Dim object per name: torch.export then knows the sizes are equal
+            dims[d] = named.setdefault(name, torch.export.Dim(name, min=lo, max=hi))
+    return dims
+
+
+def dynamic_shapes(specs: Sequence[Input], module: Any = None, kwarg_specs: Optional[Dict[str, Input]] = None,
+                   allow_specialization: bool = False) -> Any:
+    """The `dynamic_shapes` argument of torch.export.export for `module` called with `specs`
+    (positional) and `kwarg_specs` (by keyword); None when nothing is dynamic."""
+    kwarg_specs = kwarg_specs or {}
+    labels = [f"input{k}" for k in range(len(specs))] + list(kwarg_specs)
+    shared_dims(list(specs) + list(kwarg_specs.values()), labels)  # one range per named dim
+    named: Dict[str, Any] = {}
+    shapes = [_dims_of(spec, f"input{k}", named, allow_specialization) or None for k, spec in enumerate(specs)]
+    keyword_shapes = {key: _dims_of(spec, key, named, allow_specialization) or None
+                      for key, spec in kwarg_specs.items()}
+    if not any(shapes) and not any(keyword_shapes.values()):
+        return None
+    params = list(inspect.signature(module.forward).parameters.values()) if module is not None else []
+    if kwarg_specs:  # keyword inputs: torch.export wants a dict keyed by forward's parameter names
+        bound = inspect.signature(module.forward).bind(*specs, **kwarg_specs).arguments
+        out: Dict[str, Any] = {}
+        position = 0
+        for name, value in bound.items():
+            if isinstance(value, tuple):  # forward(*xs)
+                out[name] = tuple(shapes[position:position + len(value)])
+                position += len(value)
+            elif isinstance(value, dict):  # forward(**kw)
+                out[name] = {k: keyword_shapes[k] for k in value}
+            elif name in kwarg_specs:
+                out[name] = keyword_shapes[name]
+            else:
+                out[name] = shapes[position]
+                position += 1
+        return out
+    if params and params[0].kind == inspect.Parameter.VAR_POSITIONAL:
+        return (tuple(shapes),)  # forward(*xs): export wants one entry for the packed tuple
+    return tuple(shapes)
+
+
+def _bound(value: Any, default: int) -> int:
+    try:
+        return int(value)  # sympy Integer; torch's int_oo raises
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
+def _user_input_values(program: torch.export.ExportedProgram) -> List[Any]:
+    names = set(program.graph_signature.user_inputs)
+    return [node.meta.get("val") for node in program.graph.find_nodes(op="placeholder") if node.name in names]
+
+
+def _dims_export_cannot_keep_dynamic(program: torch.export.ExportedProgram,
+                                     specs: Sequence[Input]) -> Set[Tuple[int, int]]:
+    """(input index, dim) of each dynamic dim that a guard of the trace constrains beyond its range.
+
+    Such a guard (``Ne(s0 // 2, 1)`` from adaptive pooling) is what strict export reports as a
+    constraint violation. It is read from the shape environment as a sympy expression: a guard
+    that the symbols' ranges already imply is harmless, any other one fixes the dims it names."""
+    values = _user_input_values(program)
+    symbolic = [size for value in values for size in getattr(value, "shape", ()) if isinstance(size, torch.SymInt)]
+    if not symbolic:
+        return set()
+    shape_env = symbolic[0].node.shape_env
+    constrained: Set[sympy.Symbol] = set()
+    for guard in shape_env.guards:
+        verdict = bound_sympy(guard.expr, shape_env.var_to_range)
+        if not (verdict.lower == verdict.upper == sympy.true):
+            constrained |= guard.expr.free_symbols
+    found = set()
+    for k, (spec, value) in enumerate(zip(specs, values)):
+        for d in spec.dynamic_dims:
+            size = value.shape[d]
+            if isinstance(size, torch.SymInt) and size.node.expr.free_symbols & constrained:
+                found.add((k, d))
+    return found
+
+
+def _fixed(spec: Input, dims: Set[int], example: torch.Tensor) -> Input:
+    """`spec` with `dims` static at the example's size."""
+    lo, opt, hi = list(spec.min_shape), list(spec.opt_shape), list(spec.max_shape)
+    for d in dims:
+        lo[d] = opt[d] = hi[d] = example.shape[d]
+    return Input(min_shape=lo, opt_shape=opt, max_shape=hi, dtype=spec.dtype)
+
+
+def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Optional[Dict[str, Input]] = None, *,
+                allow_specialization: bool = False) -> ExportedAten:
+    """torch.export + our decompositions. The time of each phase travels to compile_graph in
+    graph_module.meta[PHASE_SECONDS_META]."""
+    from torch_tensorrt_rtx.dynamo.lowering import decomposition_table
+
+    kwarg_specs = dict(kwarg_specs or {})
+    given = list(specs) + list(kwarg_specs.values())  # export's flattening order: positional, then keywords
+    specs = list(specs)
+    clock = PhaseClock()
+    examples = tuple(spec.example() for spec in specs)
+    kwarg_examples = {key: spec.example() for key, spec in kwarg_specs.items()}
+    all_examples = list(examples) + list(kwarg_examples.values())
+    while True:
+        shapes = dynamic_shapes(specs, module, kwarg_specs, allow_specialization)
+        with clock.phase("export"):
+            program = torch.export.export(module, examples, kwargs=kwarg_examples or None, dynamic_shapes=shapes,
+                                          strict=False)
+        fix = _dims_export_cannot_keep_dynamic(program, specs + list(kwarg_specs.values())) \
+            if allow_specialization else set()
+        if not fix:
+            with clock.phase("decompositions"):  # a second trace of the whole program
+                program = program.run_decompositions(decomposition_table())
+            fix = _dims_export_cannot_keep_dynamic(program, specs + list(kwarg_specs.values())) \
+                if allow_specialization else set()
+        if not fix:
+            break
+        # Export again with those dims static: a graph traced for their example sizes.
+        for k, key in enumerate(list(range(len(specs))) + list(kwarg_specs)):
+            dims = {d for kk, d in fix if kk == k}
+            if not dims:
+                continue
+            if k < len(specs):
+                specs[k] = _fixed(specs[k], dims, all_examples[k])
+            else:
+                kwarg_specs[key] = _fixed(kwarg_specs[key], dims, all_examples[k])
+    with clock.phase("decompositions"):  # unlifting the weights
+        gm = program.module()
+    gm.meta[PHASE_SECONDS_META] = clock.seconds
+    symbol_ranges: Dict[sympy.Symbol, Range] = {}
+    dim_ranges: Dict[Tuple[int, int], Tuple[int, int]] = {}
+    for k, (spec, node) in enumerate(zip(given, gm.graph.find_nodes(op="placeholder"))):
+        val = node.meta.get("val")
+        for d, (lo, opt, hi) in spec.dynamic_dims.items():
+            size = val.shape[d]
+            if not isinstance(size, torch.SymInt):
+                dim_ranges[(k, d)] = (int(size), int(size))  # export fixed it
+                continue
+            expr = size.node.expr
+            if not expr.is_symbol:
+                if allow_specialization:
+                    raise ValueError(f"export: input {k} dim {d} became {expr} in the exported graph, an expression "
+                                     f"of other sizes, not a size of its own in [{lo}, {hi}]")
+                continue
+            if allow_specialization:  # export may have narrowed the range it was offered
+                known = program.range_constraints.get(expr)
+                lo = max(lo, _bound(getattr(known, "lower", None), lo))
+                hi = min(hi, _bound(getattr(known, "upper", None), hi))
+            dim_ranges[(k, d)] = (lo, hi)
+            symbol_ranges.setdefault(expr, (lo, min(max(opt, lo), hi), hi))
+    return ExportedAten(gm, symbol_ranges, examples, dim_ranges)

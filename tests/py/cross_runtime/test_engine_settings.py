@@ -1,0 +1,46 @@
+"""Both runtimes report the settings an engine runs with, a disabled cache included: the C++
+``Engine.get_runtime_settings()`` and the Python ``TRTModule.effective_settings()`` name the
+same ``RuntimeSettings`` for the same requests."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from torch_tensorrt_rtx import _native
+from torch_tensorrt_rtx.runtime import EngineRecord, RuntimeSettings, TRTModule
+
+pytestmark = pytest.mark.skipif(not _native.runtime_available(),
+                                reason="C++ runtime not built: run scripts/build_native.sh")
+
+CASES = {
+    "defaults": RuntimeSettings(),
+    "cache_disabled": RuntimeSettings(cache_path=None, kernel_strategy="none"),
+    "explicit": RuntimeSettings(cache_path="/data/rtx.cache", kernel_strategy="eager",
+                                cuda_graph_strategy="whole_graph_capture",
+                                allocation_strategy="user_managed"),
+}
+
+
+@pytest.mark.parametrize("settings", CASES.values(), ids=CASES.keys())
+def test_cxx_engine_and_python_module_report_the_same_settings(settings):
+    record = EngineRecord.new(b"not-an-engine", name="blk0", input_names=["x"], output_names=["y"])
+    engine = torch.classes.tensorrt.Engine(record.to_list())
+    engine.set_runtime_settings(*_native.settings_args(settings))
+    names = list(engine.get_runtime_settings())
+    assert names[-1] == ("cache_disabled" if settings.cache_path is None else "cache_enabled"), names
+    assert _native.settings_from_names(names) == settings
+
+    module = TRTModule(record)
+    module.set_runtime_settings(**dataclasses.asdict(settings))
+    assert module.effective_settings() == settings
+
+
+def test_a_disabled_cache_is_not_reported_as_the_default_path():
+    record = EngineRecord.new(b"e", name="blk0", input_names=["x"], output_names=["y"])
+    engine = torch.classes.tensorrt.Engine(record.to_list())
+    engine.set_runtime_settings(None, "lazy", "disabled", "static")
+    disabled = list(engine.get_runtime_settings())
+    engine.set_runtime_settings("", "lazy", "disabled", "static")
+    assert disabled != list(engine.get_runtime_settings())
