@@ -49,7 +49,7 @@ def main() -> None:
     import torch
 
     from tests.py.models.zoo import BUILDERS, MORE
-    from torch_tensorrt_rtx.dynamo.backend import recent_reports
+    import torch_tensorrt_rtx as trtx_package
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="bert,resnet18d,vit_b_16,vae_decoder")
@@ -66,10 +66,10 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             eager = _first_call_seconds(case.model, "eager", args, kwargs, options.dynamic)
-            before = len(recent_reports())
-            trtx = _first_call_seconds(case.model, "tensorrt_rtx", args, kwargs, options.dynamic)
+            with trtx_package.compile_reports() as reports:
+                trtx = _first_call_seconds(case.model, "tensorrt_rtx", args, kwargs, options.dynamic)
         phases = collections.Counter()
-        for report in recent_reports()[before:]:
+        for report in reports:
             phases.update(report.phase_seconds)
         rows.append((name, eager, trtx, phases))
     print(f"torch.compile first call, dynamic={options.dynamic} (seconds)")

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from torch_tensorrt_rtx import Input
-from tests.py.dynamo.conftest import compile_and_verify
+from tests.py.dynamo.conversion.harness import compile_and_verify
 from tests.py.dynamo.conversion.test_constant_inputs import ConstantAt
 
 FLOATS = [torch.float32, torch.float16]
