@@ -9,7 +9,9 @@ rest of the graph runs in PyTorch. A node whose converter fails, or whose layer 
 rejects, is kept in PyTorch alone: the graph is partitioned again without it, so the rest of its
 subgraph still becomes engines (within min_block_size). When anything stays in PyTorch a
 FallbackWarning (Python `warnings`, visible with default settings) gives the count and short
-reasons; the report names each failed node with a one-line reason.
+reasons; the report names each failed node with a one-line reason. Engine output sizes are
+expressions of the engine's input dims (_size_solve: exact for linear sizes, checked over the
+symbol's range for rounded ones such as a strided convolution's `((s - 1)//2) + 1`).
 """
 from __future__ import annotations
 
@@ -24,11 +26,11 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 import sympy
 import torch
-from torch.utils._sympy.functions import FloorDiv
 from torch.fx import GraphModule, Node
 
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
+from torch_tensorrt_rtx.dynamo._size_solve import solve as solve_size
 from torch_tensorrt_rtx.dynamo._summary import (
     PHASE_SECONDS_META,
     CompileReport,
@@ -79,22 +81,8 @@ def _input_ranges(sub: GraphModule, symbol_ranges: Mapping[Any, Range], label: s
     return ranges
 
 
-def _solve_linear(symbol: sympy.Symbol, derived: List[Tuple[Any, sympy.Symbol]]) -> Any:
-    """`symbol` as an expression of one input dim whose size is a*symbol + b (a view that merged
-    the batch into another dim: 64*s0), or None. Exact: that dim minus b is a multiple of a."""
-    for expr, dim_name in derived:
-        if expr.free_symbols != {symbol} or not expr.is_polynomial(symbol):
-            continue
-        poly = sympy.Poly(expr, symbol)
-        if poly.degree() != 1:
-            continue
-        a, b = poly.all_coeffs()
-        if a.is_integer and b.is_integer and a != 0:
-            return FloorDiv(dim_name - b, a)
-    return None
-
-
-def _spec(sub: GraphModule, name: str, sha: str, label: str) -> OutputSpec:
+def _spec(sub: GraphModule, name: str, sha: str, label: str,
+          symbol_ranges: Mapping[Any, Range] = None) -> OutputSpec:
     """Input and output shapes of the engine, each dim an int or an expression of the engine's
     input dims (named i<input>_<dim>), as the engine op's fake implementation evaluates them."""
     placeholders = list(sub.graph.find_nodes(op="placeholder"))
@@ -114,10 +102,10 @@ def _spec(sub: GraphModule, name: str, sha: str, label: str) -> OutputSpec:
             else:
                 derived.append((expr, dim_name))
     outputs_node = next(iter(sub.graph.find_nodes(op="output")))
-    for out in outputs_node.args[0]:
-        exprs += [_expr(size) for size in out.meta["val"].shape]
+    output_exprs = [_expr(size) for out in outputs_node.args[0] for size in out.meta["val"].shape]
+    exprs += output_exprs
     for symbol in sorted({s for e in exprs if not isinstance(e, int) for s in e.free_symbols} - set(names), key=str):
-        solved = _solve_linear(symbol, derived)
+        solved = solve_size(symbol, derived, symbol_ranges or {}, output_exprs)
         if solved is not None:
             names[symbol] = solved
 
@@ -217,7 +205,7 @@ def _convert_one(gm: GraphModule, node: Node, symbol_ranges, clock: PhaseClock) 
         try:
             ranges = _input_ranges(sub, symbol_ranges, name)
             network_def = build_network(sub, ranges)
-            spec = _spec(sub, name, "", name)
+            spec = _spec(sub, name, "", name, symbol_ranges)
         except Exception as exc:  # noqa: BLE001 - any converter failure keeps its node in PyTorch
             raise _blame_conversion(exc, sub, name) from exc
     return _Converted(node, sub, network_def, spec, ranges)

@@ -72,3 +72,22 @@ def test_torch_compile_static(zoo, name, precision):
     for report in reports:
         _check_fallback(name, report)
     assert verification.ok, f"{name} {precision} through torch.compile:\n{verification}"
+
+
+def test_torch_compile_dynamic_bert_with_attention_mask(zoo):
+    """torch.compile(dynamic=True) on a BERT call with input_ids and attention_mask: one engine for
+    every batch and sequence length >= 2 (shared dims, the mask converted), zero fallback."""
+    import torch
+    import torch_tensorrt_rtx as trtx
+
+    case = zoo.case("bert")
+    torch._dynamo.reset()
+    compiled = torch.compile(case.model, backend="tensorrt_rtx", dynamic=True, options={"progress": False})
+    with trtx.compile_reports() as reports:
+        for batch, seq in ((2, 9), (3, 17)):
+            args, kwargs = case.make(batch, seq)
+            verification = trtx.verify(compiled, *args, reference_module=case.model, **kwargs)
+            assert verification.ok, f"batch {batch} seq {seq}:\n{verification}"
+    assert len(reports) == 1, [r.format() for r in reports]
+    _check_fallback("bert", reports[0])
+    assert len(reports[0].engines) == 1 and "1: (" in reports[0].engines[0].input_ranges[0], reports[0].format()

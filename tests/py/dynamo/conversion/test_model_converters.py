@@ -10,7 +10,6 @@ import torch
 import torch.nn as nn
 
 from torch_tensorrt_rtx import Input
-
 from tests.py.dynamo.conversion.harness import ConstantAt, compile_and_verify
 
 FLOATS = [torch.float32, torch.float16]

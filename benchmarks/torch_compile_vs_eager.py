@@ -1,0 +1,83 @@
+"""Benchmark (not a test): what torch.compile(backend="tensorrt_rtx") costs on top of torch.compile's
+own tracing, measured against backend="eager" (Dynamo tracing, no compiler) on the same model.
+
+    .venv/bin/python benchmarks/torch_compile_vs_eager.py [--models bert,resnet18d] [--dynamic]
+
+Models come from the acceptance zoo (tests/py/models/zoo.py: random weights, tiny configs). For
+each, in this process, after torch._dynamo.reset():
+  eager      first call of torch.compile(model, backend="eager"): Dynamo tracing + guards
+  trtx       first call of torch.compile(model, backend="tensorrt_rtx") until its first engine would
+             run. No GPU here: the call stops with RTXGPUUnavailableError when the first engine is
+             reached, so this is tracing + export + decompositions + partitioning + conversion +
+             engine builds (+ any PyTorch work before that engine, small).
+  ratio      trtx / eager
+  phases     the compile report's phase times for the trtx run (sum over the graphs Dynamo made)
+Prints one table; numbers depend on the machine's load (say so when you quote them).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "py"))
+
+
+def _first_call_seconds(model, backend: str, args, kwargs, dynamic: bool) -> float:
+    import torch
+
+    from torch_tensorrt_rtx.runtime import RTXGPUUnavailableError
+
+    torch._dynamo.reset()
+    options = {"progress": False} if backend == "tensorrt_rtx" else None
+    compiled = torch.compile(model, backend=backend, dynamic=dynamic, options=options)
+    start = time.perf_counter()
+    try:
+        with torch.no_grad():
+            compiled(*args, **kwargs)
+    except RTXGPUUnavailableError:
+        pass  # compiled; the first engine cannot run on this machine
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    import torch
+
+    from tests.py.models.zoo import BUILDERS, MORE
+    import torch_tensorrt_rtx as trtx_package
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="bert,resnet18d,vit_b_16,vae_decoder")
+    parser.add_argument("--dynamic", action="store_true", help="torch.compile(dynamic=True) instead of False")
+    options = parser.parse_args()
+    builders = {**BUILDERS, **MORE}
+    rows = []
+    for name in options.models.split(","):
+        if name not in builders:
+            raise SystemExit(f"unknown model {name!r}; expected one of {', '.join(sorted(builders))}")
+        torch.manual_seed(0)
+        case = builders[name]()
+        args, kwargs = case.make(*case.sizes[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            eager = _first_call_seconds(case.model, "eager", args, kwargs, options.dynamic)
+            with trtx_package.compile_reports() as reports:
+                trtx = _first_call_seconds(case.model, "tensorrt_rtx", args, kwargs, options.dynamic)
+        phases = collections.Counter()
+        for report in reports:
+            phases.update(report.phase_seconds)
+        rows.append((name, eager, trtx, phases))
+    print(f"torch.compile first call, dynamic={options.dynamic} (seconds)")
+    print(f"{'model':<18} {'eager':>8} {'trtx':>8} {'ratio':>7}  trtx phases")
+    for name, eager, trtx, phases in rows:
+        detail = ", ".join(f"{k} {v:.1f}" for k, v in phases.items())
+        print(f"{name:<18} {eager:>8.2f} {trtx:>8.2f} {trtx / eager:>6.1f}x  {detail}")
+
+
+if __name__ == "__main__":
+    main()
