@@ -1,5 +1,5 @@
-"""Engine output sizes that are functions of rounded input sizes (`((s - 1)//16) + 1` after
-strided convolutions was reported as data-dependent and sent the rest of the model to
+"""Engine output sizes that are functions of rounded input sizes (`((s - 1)//16) + 1`
+after strided convolutions was reported as data-dependent and sent the rest of the model to
 PyTorch)."""
 from __future__ import annotations
 

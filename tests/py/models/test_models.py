@@ -22,7 +22,7 @@ FAST = {("distilbert", "fp32"), ("resnet18d", "fp32")}
 MATRIX = {name: (("fp32", "fp16"), ("fp32", "fp16")) for name in BUILDERS}
 MATRIX.update({name: (("fp32", "fp16"), ("fp32",)) for name in ("gpt2", "llama", "t5_encoder", "vit_hf",
                                                                    "whisper_encoder")})
-# Diffusion (issue 11: the workload RTX PCs run most) and the torchvision transformers. A UNet or
+# Diffusion (the workload RTX PCs run most) and the torchvision transformers. A UNet or
 # Swin compile costs 1-2.5 min on 2 busy CPUs (export, decompositions, verify at three sizes), so
 # each of those gets one precision per entry point; the VAE decoder and the small ViT are cheap.
 MATRIX.update({"unet": (("fp32",), ("fp16",)), "swin_t": (("fp16",), ("fp32",)),

@@ -193,12 +193,13 @@ def vit_b_16() -> Case:
 
 def swin_t() -> Case:
     """torchvision's SwinTransformer with swin_t's blocks, patch 4, window 7 and shifts (roll, the
-    shifted-window mask, patch merging), narrower and shallower (embed 32, depths 2-2-2-2 instead
-    of 96 and 2-2-6-2): swin_t itself spends ~1 min in torch.export + decompositions per compile."""
+    shifted-window mask, patch merging), narrower and shallower (embed 32, two stages of 2 blocks
+    instead of 96 and 2-2-6-2; at 64x64 both stages are larger than a window, so the second block
+    of each is shifted): swin_t itself spends ~1 min in torch.export + decompositions per compile."""
     import_torchvision()
     from torchvision.models.swin_transformer import SwinTransformer
 
-    model = SwinTransformer(patch_size=[4, 4], embed_dim=32, depths=[2, 2, 2, 2], num_heads=[2, 2, 4, 4],
+    model = SwinTransformer(patch_size=[4, 4], embed_dim=32, depths=[2, 2], num_heads=[2, 4],
                             window_size=[7, 7], stochastic_depth_prob=0.0).eval()
     spec, make = _image(3, 64)
     return Case(model, [spec], {}, make, [(1, 0), (2, 0), (4, 0)])
