@@ -72,3 +72,13 @@ def compile_and_verify(module: torch.nn.Module, inputs: Sequence, run_inputs=Non
         i if isinstance(i, torch.Tensor) else i.example() for i in inputs]
     runs = run_inputs if isinstance(run_inputs[0], (list, tuple)) else [run_inputs]
     return compiled, compiled.compile_report, check_runs(compiled, module, runs)
+
+
+def check_constant_operand(fn, makers, op: str, position: int, dtype: torch.dtype) -> None:
+    """fn with operand `position` frozen into the module (ConstantAt) converts fully to `op` and
+    matches eager PyTorch; `makers` build the operands for `dtype`."""
+    operands = [make(dtype) for make in makers]
+    module = ConstantAt(fn, operands[position], position)
+    inputs = operands[:position] + operands[position + 1:]
+    _, report, _ = compile_and_verify(module, inputs, expect_ops=[op])
+    assert not report.fallback_ops and not report.failed_nodes, report.format()

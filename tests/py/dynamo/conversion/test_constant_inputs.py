@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from torch_tensorrt_rtx import Input
 
-from tests.py.dynamo.conversion.harness import ConstantAt, compile_and_verify
+from tests.py.dynamo.conversion.harness import check_constant_operand, compile_and_verify
 
 
 def _f(*shape):
@@ -64,11 +64,7 @@ CASES = {
 @pytest.mark.parametrize("name,position", [(n, p) for n, case in sorted(CASES.items()) for p in case[3]])
 def test_constant_operand(name, position, dtype):
     fn, makers, op, _ = CASES[name]
-    operands = [make(dtype) for make in makers]
-    module = ConstantAt(fn, operands[position], position)
-    inputs = operands[:position] + operands[position + 1:]
-    _, report, _ = compile_and_verify(module, inputs, expect_ops=[op])
-    assert not report.fallback_ops and not report.failed_nodes, report.format()
+    check_constant_operand(fn, makers, op, position, dtype)
 
 
 class ClassToken(nn.Module):

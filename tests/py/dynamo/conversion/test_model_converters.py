@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from torch_tensorrt_rtx import Input
-from tests.py.dynamo.conversion.harness import ConstantAt, compile_and_verify
+from tests.py.dynamo.conversion.harness import check_constant_operand, compile_and_verify
 
 FLOATS = [torch.float32, torch.float16]
 
@@ -70,11 +70,7 @@ class _Fn(nn.Module):
 @pytest.mark.parametrize("name,position", [(n, p) for n, c in sorted(CASES.items()) for p in c[3]])
 def test_constant_operand(name, position, dtype):
     fn, makers, op, _ = CASES[name]
-    operands = [make(dtype) for make in makers]
-    module = ConstantAt(fn, operands[position], position)
-    inputs = operands[:position] + operands[position + 1:]
-    _, report, _ = compile_and_verify(module, inputs, expect_ops=[op])
-    assert not report.fallback_ops and not report.failed_nodes, report.format()
+    check_constant_operand(fn, makers, op, position, dtype)
 
 
 @pytest.mark.parametrize("op,fn", [("aten.fmod.Tensor", torch.fmod), ("aten.remainder.Tensor", torch.remainder)])
