@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the C++ runtime with Bazel and copies it into the Python package, where
-# torch_tensorrt_rtx._native finds it:
+# torch_tensorrt_rtx.runtime._native finds it:
 #   py/torch_tensorrt_rtx/lib/libtorchtrt_rtx_runtime.so   (torch op library)
 #   py/torch_tensorrt_rtx/_C.so                            (pybind11: FileLock, cache store)
 # Extra arguments go to bazel, e.g. `scripts/build_native.sh --config=rtx` with

@@ -38,7 +38,7 @@ def _nvidia_smi() -> dict[str, str]:
 
 
 def machine_info() -> dict[str, Any]:
-    from torch_tensorrt_rtx import _native
+    from torch_tensorrt_rtx.runtime import _native
     from torch_tensorrt_rtx.runtime import device
 
     info: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform(),

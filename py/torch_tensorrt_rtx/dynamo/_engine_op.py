@@ -28,7 +28,7 @@ from typing import Any, Callable, List, Optional, Union
 
 import torch
 
-from torch_tensorrt_rtx import _native
+from torch_tensorrt_rtx.runtime import _native
 from torch_tensorrt_rtx.dynamo._shape_expr import ShapeExpressionError, evaluate_dim  # noqa: F401 (API)
 from torch_tensorrt_rtx.runtime.definitions import ENGINE_OP
 

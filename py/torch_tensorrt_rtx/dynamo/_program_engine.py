@@ -64,7 +64,7 @@ class ProgramEngine:
         """The settings the engine's execution context was last configured with; None before
         the first call built the engine."""
         if _engine_op.NATIVE:
-            from torch_tensorrt_rtx import _native
+            from torch_tensorrt_rtx.runtime import _native
 
             names = list(torch.ops.tensorrt.record_engine_applied_settings(self._record))
             return _native.settings_from_names(names) if names else None

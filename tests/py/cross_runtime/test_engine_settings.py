@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from torch_tensorrt_rtx import _native
+from torch_tensorrt_rtx.runtime import _native
 from torch_tensorrt_rtx.runtime import EngineRecord, RuntimeSettings, TRTModule
 
 pytestmark = pytest.mark.skipif(not _native.runtime_available(),

@@ -21,7 +21,7 @@ def test_the_native_loader_does_not_import_the_engine_op():
     import ast
     from pathlib import Path
 
-    from torch_tensorrt_rtx import _native
+    from torch_tensorrt_rtx.runtime import _native
 
     tree = ast.parse(Path(_native.__file__).read_text(encoding="utf-8"))
     modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}

@@ -9,7 +9,7 @@ import struct
 import pytest
 import torch
 
-from torch_tensorrt_rtx import _native
+from torch_tensorrt_rtx.runtime import _native
 from torch_tensorrt_rtx.runtime import LAYOUT, EngineRecord, EngineRecordError
 
 pytestmark = pytest.mark.skipif(not _native.runtime_available(),

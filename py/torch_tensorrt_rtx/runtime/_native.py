@@ -9,7 +9,7 @@ nothing happens and the Python runtime is used. A library with a TensorRT backen
 ``dynamo/_engine_op.py``); ``runtime.settings(...)`` scopes then hand their settings to it
 when they are entered and left. Never raises at import::
 
-    from torch_tensorrt_rtx import _native
+    from torch_tensorrt_rtx.runtime import _native
     if _native.runtime_available():
         engine = torch.classes.tensorrt.Engine(record.to_list())
         engine.set_runtime_settings(*_native.settings_args(runtime.RuntimeSettings()))
@@ -32,7 +32,7 @@ from typing import Any, Optional
 
 logger = logging.getLogger(__name__)
 
-LIB_DIR = Path(__file__).with_name("lib")
+LIB_DIR = Path(__file__).resolve().parent.parent / "lib"  # torch_tensorrt_rtx/lib
 RUNTIME_LIBRARY_NAME = "libtorchtrt_rtx_runtime.so"
 LIBRARY_ENV = "TORCH_TENSORRT_RTX_RUNTIME_LIBRARY"
 
