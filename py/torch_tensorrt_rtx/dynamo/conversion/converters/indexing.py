@@ -21,6 +21,7 @@ from torch_tensorrt_rtx.dynamo.conversion.converters._layers import (
     slice_tensor,
 )
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import numeric_tensors
+from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.symbolic import is_sym_int
 
 aten = torch.ops.aten
@@ -238,14 +239,9 @@ def _index_ok(node):
 def _wrap_negative(ctx, index, size):
     """index + size where index < 0 (Python indexing), in int64."""
     index = ctx.cast(index, torch.int64)
-    zero = ctx.constant(0, dtype=torch.int64, rank=len(index.shape))
-    negative = ctx.cast(ctx.name(ctx.network.add_elementwise(index, zero, Op.LESS), "negative").get_output(0),
-                        torch.int64)
-    size = size if isinstance(size, trt.ITensor) else ctx.constant(torch.tensor([size], dtype=torch.int64))
-    a, b = ctx.broadcast_ranks(negative, size)
-    shift = ctx.name(ctx.network.add_elementwise(a, b, Op.PROD), "wrap").get_output(0)
-    a, b = ctx.broadcast_ranks(index, shift)
-    return ctx.name(ctx.network.add_elementwise(a, b, Op.SUM), "wrapped").get_output(0)
+    negative = ctx.cast(elementwise_tensors(ctx, index, 0, Op.LESS, torch.int64), torch.int64)
+    shift = elementwise_tensors(ctx, negative, size, Op.PROD, torch.int64)
+    return elementwise_tensors(ctx, index, shift, Op.SUM, torch.int64)
 
 
 @converter(aten.index.Tensor, validator=_index_ok)
@@ -264,14 +260,8 @@ def index(ctx, node, args, kwargs):
         for later in sizes[k + 1:]:
             stride = shape_math(ctx, stride, later, Op.PROD)
         if not (isinstance(stride, int) and stride == 1):
-            stride = stride if isinstance(stride, trt.ITensor) else ctx.constant(torch.tensor([stride]))
-            a, b = ctx.broadcast_ranks(term, ctx.cast(stride, torch.int64))
-            term = ctx.name(ctx.network.add_elementwise(a, b, Op.PROD), "index_stride").get_output(0)
-        if linear is None:
-            linear = term
-        else:
-            a, b = ctx.broadcast_ranks(linear, term)
-            linear = ctx.name(ctx.network.add_elementwise(a, b, Op.SUM), "index_sum").get_output(0)
+            term = elementwise_tensors(ctx, term, stride, Op.PROD, torch.int64)
+        linear = term if linear is None else elementwise_tensors(ctx, linear, term, Op.SUM, torch.int64)
     if count > 1:
         merged = sizes[0]
         for size in sizes[1:]:
