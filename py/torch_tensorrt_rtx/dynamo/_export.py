@@ -151,18 +151,22 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
     examples = tuple(spec.example() for spec in specs)
     kwarg_examples = {key: spec.example() for key, spec in kwarg_specs.items()}
     all_examples = list(examples) + list(kwarg_examples.values())
+
+    def dims_to_fix(program) -> Set[Tuple[int, int]]:
+        if not allow_specialization:
+            return set()
+        return _dims_export_cannot_keep_dynamic(program, specs + list(kwarg_specs.values()))
+
     while True:
         shapes = dynamic_shapes(specs, module, kwarg_specs, allow_specialization)
         with clock.phase("export"):
             program = torch.export.export(module, examples, kwargs=kwarg_examples or None, dynamic_shapes=shapes,
                                           strict=False)
-        fix = _dims_export_cannot_keep_dynamic(program, specs + list(kwarg_specs.values())) \
-            if allow_specialization else set()
+        fix = dims_to_fix(program)
         if not fix:
             with clock.phase("decompositions"):  # a second trace of the whole program
                 program = program.run_decompositions(decomposition_table())
-            fix = _dims_export_cannot_keep_dynamic(program, specs + list(kwarg_specs.values())) \
-                if allow_specialization else set()
+            fix = dims_to_fix(program)
         if not fix:
             break
         # Export again with those dims static: a graph traced for their example sizes.
