@@ -14,10 +14,17 @@ bound as constants (frozen, inference only) so they become engine weights; the r
 are traced with torch.export, decomposed and compiled by the shared pipeline.
 
 Dynamic shapes: when dynamo marks a size dynamic (SymInt inputs), that dim gets an engine range
-from dynamo's value range, capped at the `dynamic_max_size` option (min is 2: dynamo
-specializes sizes 0 and 1 itself), or up to the example size if that is larger. The range is
-added as a guard in dynamo's shape environment (``2 <= L['x'].size()[0] <= 4096``), so a size
-outside it recompiles, with a range covering it, instead of reaching the engine. A dim the ATen
+from dynamo's value range, capped at the `dynamic_max_size` option, or up to the example size
+if that is larger. The range is added as a guard in dynamo's shape environment
+(``2 <= L['x'].size()[0] <= 4096``), so a size outside it recompiles, with a range covering it,
+instead of reaching the engine.
+
+Batch 1: by default dynamo treats sizes 0 and 1 as special. Its dynamic sizes start at 2, and a
+call with batch 1 is traced again as a static graph, which costs a second engine. Sizes that
+dynamo traces without that specialization start at 1, and one engine then serves batch 1 too:
+``torch.fx.experimental._config.backed_size_oblivious = True`` (every dynamic size), or
+``torch._dynamo.decorators.mark_unbacked(x, 0, min=1, max=64)`` (one dim). Such a graph is
+exported with the same size-oblivious reasoning dynamo traced it with. A dim the ATen
 graph cannot keep dynamic over that range (a guard of the export trace, e.g. adaptive pooling on
 the image size) is fixed to its example size with a dynamo guard. A graph whose sizes cannot be mapped runs in PyTorch with a
 warning; `torch_tensorrt_rtx.compile` with explicit Input ranges gives full control.
@@ -161,7 +168,7 @@ def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_ind
                 vr = size.node.shape_env.var_to_range.get(expr)
                 lower = _finite(getattr(vr, "lower", None), 2)
                 upper = _finite(getattr(vr, "upper", None), settings.dynamic_max_size)
-                lo[d], hi[d] = max(lower, 2), max(min(upper, settings.dynamic_max_size), shape[d])
+                lo[d], hi[d] = max(lower, 1), max(min(upper, settings.dynamic_max_size), shape[d])
                 ranged.append((size, lo[d], hi[d]))
                 if shape[d] > settings.dynamic_max_size:
                     logger.warning("tensorrt_rtx backend: input %s dim %d is %d, above dynamic_max_size %d: the "
@@ -180,7 +187,8 @@ def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_ind
             constants.append((node, value))  # a count, a slice bound, a factor
         else:
             raise _Unsupported(f"non-tensor input {node.name} ({type(value).__name__}) is not a tensor size")
-    # Nothing below raises _Unsupported: the guards are only added for a graph we compile.
+    # Nothing below raises _Unsupported: the guards are only added for a graph we compile (the
+    # one later _Unsupported, an unbacked size export cannot keep, comes with no-op guards).
     for size, lower, upper in ranged:
         # The engine covers lower..upper only. Guarded in dynamo's shape environment, a size
         # outside (e.g. above dynamic_max_size) recompiles with a range covering it instead of
@@ -214,11 +222,24 @@ def _export_specializing(gm: GraphModule, specs: List[Any]):
     from torch.fx.experimental.symbolic_shapes import guard_bool, guard_int
     from torch_tensorrt_rtx.dynamo._export import export_aten
 
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
     fakes = [node.meta["example_value"] for node in gm.graph.find_nodes(op="placeholder")]
+    # A size dynamo traced without 0/1 specialization (its range starts below 2) is exported the
+    # same way: torch.export would otherwise specialize 1 away and the engine would start at 2.
+    oblivious = any(spec.dynamic_dims and min(lo for lo, _, _ in spec.dynamic_dims.values()) < 2
+                    for spec in specs)
     # Outside dynamo's tracing context: its guards (sources like L['x']) must not leak into the
     # exported program's guard code.
-    with torch.no_grad(), torch._guards.tracing(None):
+    with torch.no_grad(), torch._guards.tracing(None), \
+            torch.fx.experimental._config.patch(backed_size_oblivious=oblivious):
         exported = export_aten(gm, specs, allow_specialization=True)
+    for (k, d), (lo, hi) in exported.dim_ranges.items():
+        wanted = (specs[k].min_shape[d], specs[k].max_shape[d])
+        if (lo, hi) != wanted and free_unbacked_symbols(fakes[k].shape[d]):
+            # An unbacked size (mark_unbacked) takes no guard: the engine must cover all of it.
+            raise _Unsupported(f"input {k} dim {d} was marked unbacked over {list(wanted)}, but the exported "
+                               f"graph holds only for [{lo}, {hi}]")
     for (k, d), (lo, hi) in exported.dim_ranges.items():
         size = fakes[k].shape[d]
         spec_lo, spec_hi = specs[k].min_shape[d], specs[k].max_shape[d]
@@ -230,6 +251,21 @@ def _export_specializing(gm: GraphModule, specs: List[Any]):
             guard_bool(lo <= size)
             guard_bool(size <= hi)
     return exported
+
+
+def _note_sizes_of_one(specs: Sequence[Any]) -> None:
+    """Under torch.compile(dynamic=True) a static size 1 on an input is usually dynamo's 0/1
+    specialization (the call that made this graph had batch 1, say): say what that costs and how
+    to avoid it. Logged at INFO: a model that always runs batch 1 is fine as it is."""
+    if torch._dynamo.config.assume_static_by_default:  # not dynamic=True
+        return
+    ones = [f"input {k} dim {d}" for k, spec in enumerate(specs) for d, (lo, hi) in
+            enumerate(zip(spec.min_shape, spec.max_shape)) if lo == hi == 1]
+    if ones:
+        logger.info("tensorrt_rtx backend: dynamo traced %s as the constant 1 (it specializes sizes 0 and 1), so "
+                    "this graph gets an engine of its own; to serve size 1 from the dynamic engine, set "
+                    "torch.fx.experimental._config.backed_size_oblivious = True or use "
+                    "torch._dynamo.decorators.mark_unbacked(x, dim, min=1, max=...)", ", ".join(ones))
 
 
 def tensorrt_rtx_backend(gm: GraphModule, example_inputs: Sequence[Any],
@@ -247,10 +283,11 @@ def tensorrt_rtx_backend(gm: GraphModule, example_inputs: Sequence[Any],
         indices = _specialize_python_numbers(gm, numbers)
         user_indices = _freeze_module_state(gm, example_inputs, state, indices)
         user_indices, specs = _tensor_input_specs(gm, example_inputs, user_indices, settings)
+        _note_sizes_of_one(specs)
+        exported = _export_specializing(gm, specs)
     except _Unsupported as exc:
         logger.warning("tensorrt_rtx backend: running this graph in PyTorch: %s", exc)
         return original.forward
-    exported = _export_specializing(gm, specs)
     compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings)
     compiled.compile_report = report
     for collected in _COLLECTORS.active:

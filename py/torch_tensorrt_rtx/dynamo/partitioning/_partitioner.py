@@ -9,7 +9,7 @@ A node goes to TensorRT when a registered converter's validator accepts it and i
 `settings.torch_executed_ops` or named in `excluded` (nodes whose conversion or engine build
 failed: the pipeline re-partitions around them, so one bad node never sends its neighbours to
 PyTorch). Only ATen/custom ops (OpOverloads) are counted as fallback: size arithmetic
-(`operator.mul` on SymInts) and `getitem` are bookkeeping, not ops a user could act on. Partition boundaries must carry tensors only: a node that would
+(`operator.mul` on SymInts), `getitem` and range checks are bookkeeping, not ops a user could act on. Partition boundaries must carry tensors only: a node that would
 receive or produce a non-tensor value across the boundary is moved back to PyTorch. Partitions
 with fewer than `min_block_size` compute nodes are dropped (their nodes run in PyTorch).
 """
@@ -33,7 +33,10 @@ from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name
 logger = logging.getLogger(__name__)
 
 PREFIX = "_run_on_trt_"
-_NON_COMPUTE = {operator.getitem, torch.ops.aten.sym_size.int}
+# Bookkeeping: tuple access, size reads, and the range checks export inserts for unbacked sizes
+# (they run in PyTorch on SymInts, beside the engines, and are not fallback a user could act on).
+_NON_COMPUTE = {operator.getitem, torch.ops.aten.sym_size.int, torch.ops.aten._assert_scalar.default,
+                torch.ops.aten.sym_constrain_range_for_size.default}
 
 
 @dataclasses.dataclass
