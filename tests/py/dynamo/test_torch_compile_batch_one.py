@@ -92,3 +92,25 @@ def test_gpt_block_batch_and_sequence_of_one_under_backed_size_oblivious():
     assert not reports[0].fallback_ops, reports[0].format()
     ranges = reports[0].engines[0].input_ranges[0]
     assert "0: (1, 2, " in ranges and "1: (1, 5, " in ranges, ranges
+
+
+class _PairRows(torch.nn.Module):
+    def forward(self, x):
+        return x.reshape(x.shape[0] // 2, 2, 8).sum(1)
+
+
+def test_unbacked_dim_the_exported_graph_cannot_keep_runs_in_pytorch_with_a_warning(caplog):
+    # Pairing rows needs an even batch, which an unbacked size cannot be guarded on: the graph
+    # runs in PyTorch (right results) and the warning names the dim and both ranges.
+    model = _PairRows()
+    compiled = torch.compile(model, backend="tensorrt_rtx", options=OPTIONS)
+    x = torch.randn(4, 8)
+    torch._dynamo.decorators.mark_unbacked(x, 0, min=1, max=64)
+    with caplog.at_level(logging.WARNING, logger="torch_tensorrt_rtx.dynamo.backend"), \
+            trtx.compile_reports() as reports:
+        out = compiled(x)
+    torch.testing.assert_close(out, model(x))
+    assert not reports, [r.format() for r in reports]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("input 0 dim 0 was marked unbacked over [1, 64]" in m and "running this graph in PyTorch" in m
+               for m in messages), messages
