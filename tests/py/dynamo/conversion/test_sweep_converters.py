@@ -38,3 +38,20 @@ def test_max_pool2d_ceil_mode_dynamic_batch():
     spec = Input(min_shape=(1, 2, 10, 10), opt_shape=(2, 2, 10, 10), max_shape=(4, 2, 10, 10))
     compile_and_verify(module, [spec], [[torch.randn(1, 2, 10, 10) - 3], [torch.randn(4, 2, 10, 10) - 3]],
                        expect_ops=["aten.max_pool2d.default"], full=True)
+
+
+# -- adaptive_avg_pool2d with uneven windows: VGG/AlexNet classifier heads at small inputs -------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("side,out", [(1, (7, 7)), (8, (3, 3)), (5, (3, 2)), (13, (6, 6)), (6, (4, 3))])
+def test_adaptive_avg_pool2d_uneven(dtype, side, out):
+    # (1, (7, 7)) is vgg11 at 32x32; (6, (4, 3)) mixes an uneven dim with an even one.
+    module = Fn(lambda x: F.adaptive_avg_pool2d(x, out))
+    x = torch.randn(2, 3, side, side + 1 if side > 1 else 1).to(dtype)
+    compile_and_verify(module, [x], expect_ops=["aten.adaptive_avg_pool2d.default"], full=True)
+
+
+def test_adaptive_avg_pool2d_uneven_dynamic_batch():
+    module = Fn(lambda x: F.adaptive_avg_pool2d(x, (4, 4)))
+    spec = Input(min_shape=(1, 3, 7, 7), opt_shape=(2, 3, 7, 7), max_shape=(4, 3, 7, 7))
+    compile_and_verify(module, [spec], [[torch.randn(1, 3, 7, 7)], [torch.randn(4, 3, 7, 7)]],
+                       expect_ops=["aten.adaptive_avg_pool2d.default"], full=True)

@@ -1,5 +1,9 @@
 """Pooling: max_pool2d (values only), avg_pool2d, adaptive_avg_pool2d when the output divides the input.
 
+adaptive_avg_pool2d whose output does not divide the (static) input (VGG, AlexNet at small
+sizes: 1x1 -> 7x7) is two matrix products with constant averaging matrices, rows then columns:
+row i of the [out, in] matrix averages torch's window floor(i*in/out) .. ceil((i+1)*in/out).
+
 max_pool2d with ceil_mode (GoogLeNet, SqueezeNet) reads windows that hang past the input; torch
 never starts a window in the right padding. The input is padded explicitly with -inf (ISliceLayer,
 FILL) to exactly the windows PyTorch reads and max-pooled without padding; this needs the static
@@ -24,6 +28,7 @@ from torch_tensorrt_rtx.dynamo.conversion._registry import converter
 from torch_tensorrt_rtx.dynamo.conversion.converters import _layers
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
+from torch_tensorrt_rtx.dynamo.conversion.converters.linear import matmul_tensors
 
 aten = torch.ops.aten
 
@@ -94,7 +99,16 @@ def _adaptive_ok(node):
     out = _pair(node.args[1])
     if x.dim() != 4 or not all(isinstance(d, int) for d in x.shape[2:]):
         return False
-    return all(o > 0 and h % o == 0 for h, o in zip(x.shape[2:], out))
+    return all(isinstance(o, int) and o > 0 for o in out)
+
+
+def _averaging_matrix(size: int, out: int) -> torch.Tensor:
+    """[out, size]: row i averages torch's adaptive window floor(i*size/out) .. ceil((i+1)*size/out)."""
+    matrix = torch.zeros(out, size, dtype=torch.float64)
+    for i in range(out):
+        start, end = (i * size) // out, -((-(i + 1) * size) // out)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
 
 
 @converter(aten._adaptive_avg_pool2d.default, aten.adaptive_avg_pool2d.default,
@@ -102,6 +116,10 @@ def _adaptive_ok(node):
 def adaptive_avg_pool2d(ctx, node, args, kwargs):
     x = args[0]
     out = _pair(args[1])
+    if any(h % o for h, o in zip(x.shape[2:], out)):
+        dtype = node_dtype(node)
+        rows, cols = (ctx.constant(_averaging_matrix(h, o), dtype) for h, o in zip(x.shape[2:], out))
+        return matmul_tensors(ctx, matmul_tensors(ctx, rows, x, dtype), cols, dtype, transpose_b=True)
     window = tuple(h // o for h, o in zip(x.shape[2:], out))
     layer = ctx.network.add_pooling_nd(x, trt.PoolingType.AVERAGE, window)
     layer.stride_nd = window
