@@ -55,3 +55,36 @@ def test_adaptive_avg_pool2d_uneven_dynamic_batch():
     spec = Input(min_shape=(1, 3, 7, 7), opt_shape=(2, 3, 7, 7), max_shape=(4, 3, 7, 7))
     compile_and_verify(module, [spec], [[torch.randn(1, 3, 7, 7)], [torch.randn(4, 3, 7, 7)]],
                        expect_ops=["aten.adaptive_avg_pool2d.default"], full=True)
+
+
+# -- linalg_vector_norm: F.normalize (EdgeNeXt's cross-covariance attention), ConvNeXt-V2's GRN ---
+NORMS = [
+    ("l2_last", lambda x: torch.linalg.vector_norm(x, dim=-1)),
+    ("normalize", lambda x: F.normalize(x, dim=-1) * 3),
+    ("grn", lambda x: torch.norm(x, p=2, dim=(1, 2), keepdim=True)),   # ConvNeXt-V2 GRN, NHWC
+    ("l1_all", lambda x: torch.linalg.vector_norm(x, ord=1)),
+    ("inf", lambda x: torch.linalg.vector_norm(x, ord=float("inf"), dim=1)),
+    ("neg_inf", lambda x: torch.linalg.vector_norm(x, ord=float("-inf"), dim=(0, 2), keepdim=True)),
+    ("p3", lambda x: torch.linalg.vector_norm(x, ord=3, dim=2)),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("name,fn", NORMS, ids=[n for n, _ in NORMS])
+def test_vector_norm(dtype, name, fn):
+    x = torch.randn(2, 5, 6, 4).to(dtype)
+    compile_and_verify(Fn(fn), [x], expect_ops=["aten.linalg_vector_norm.default"], full=True)
+
+
+def test_vector_norm_fp16_large_values():
+    # Squares of fp16 values above 256 overflow fp16: the sum is taken in fp32, as torch does.
+    x = (torch.randn(2, 64) * 600).half()
+    compile_and_verify(Fn(lambda x: torch.linalg.vector_norm(x, dim=-1)), [x],
+                       expect_ops=["aten.linalg_vector_norm.default"], full=True)
+
+
+def test_vector_norm_dynamic():
+    spec = Input(min_shape=(1, 2, 8), opt_shape=(2, 6, 8), max_shape=(4, 9, 8))
+    compile_and_verify(Fn(lambda x: F.normalize(x, dim=1)), [spec],
+                       [[torch.randn(1, 2, 8)], [torch.randn(4, 9, 8)]],
+                       expect_ops=["aten.linalg_vector_norm.default"], full=True)
