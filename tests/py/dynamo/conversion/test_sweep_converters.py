@@ -88,3 +88,46 @@ def test_vector_norm_dynamic():
     compile_and_verify(Fn(lambda x: F.normalize(x, dim=1)), [spec],
                        [[torch.randn(1, 2, 8)], [torch.randn(4, 9, 8)]],
                        expect_ops=["aten.linalg_vector_norm.default"], full=True)
+
+
+# -- EdgeNeXt's Fourier position encoding: bool cumsum, floor division ---------------------------
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.int64, torch.int32])
+def test_cumsum_bool(out_dtype):
+    # (~mask).cumsum(1, dtype=...) and a plain bool cumsum (torch gives int64).
+    module = Fn(lambda x: ((x > 0).cumsum(1, dtype=out_dtype), (x < 0.5).cumsum(-1)))
+    x = torch.randn(2, 7, 9)
+    compile_and_verify(module, [x], expect_ops=["aten.cumsum.default"], full=True)
+
+
+DIVISIONS = [
+    ("floor_tensor", lambda a, b: torch.div(a, b, rounding_mode="floor")),
+    ("trunc_tensor", lambda a, b: torch.div(a, b, rounding_mode="trunc")),
+    ("floor_scalar", lambda a, b: torch.div(a, 3, rounding_mode="floor") + b),
+    ("trunc_scalar", lambda a, b: torch.div(a, -2.5, rounding_mode="trunc") + b),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int32, torch.int64])
+@pytest.mark.parametrize("name,fn", DIVISIONS, ids=[n for n, _ in DIVISIONS])
+def test_rounded_div(dtype, name, fn):
+    if dtype in (torch.int32, torch.int64) and name == "trunc_scalar":
+        pytest.skip("int tensor / float scalar is float division, covered by the float dtypes")
+    a = (torch.randn(3, 8) * 20).to(dtype)
+    b = torch.randint(1, 6, (3, 8)).mul(torch.tensor([1, -1]).repeat(4)).to(dtype)  # +-divisors, no zero
+    _, report, _ = compile_and_verify(Fn(fn), [a, b], full=True)
+    assert any(k.startswith("aten.div.") and k.endswith("_mode") for k in report.converted_op_counts), \
+        report.format()
+
+
+def test_fourier_position_encoding():
+    """timm's PositionalEncodingFourier (EdgeNeXt's) as one module: a bool mask's cumsum,
+    arange, floor division, sin/cos, stacked and flattened."""
+    from tests.py.models.zoo import import_torchvision
+
+    import_torchvision()
+    from timm.models.edgenext import PositionalEncodingFourier
+
+    module = PositionalEncodingFourier(hidden_dim=8, dim=16).eval()
+    module_fn = Fn(lambda x: module((x.shape[0], x.shape[2], x.shape[3])) + x)
+    x = torch.randn(2, 16, 4, 5)
+    compile_and_verify(module_fn, [x], expect_ops=["aten.cumsum.default"], full=True)

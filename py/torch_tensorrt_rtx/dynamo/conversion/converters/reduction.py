@@ -173,10 +173,9 @@ def any_all(ctx, node, args, kwargs):
 
 def _cumsum_ok(node):
     # Floats, and integers summed as int32/int64 (position ids from a mask: mask.cumsum(-1));
-    # an explicit dtype= is a cast first.
-    out = node_dtype(node)
-    return (numeric_tensors(node) and out != torch.bool
-            and node.args[0].meta["val"].dtype != torch.bool)
+    # an explicit dtype= is a cast first, and a bool input (timm's Fourier position encoding:
+    # (~mask).cumsum(1, dtype=torch.float32)) is cast to the output dtype, 0/1 exactly.
+    return numeric_tensors(node) and node_dtype(node) != torch.bool
 
 
 @converter(aten.cumsum.default, validator=_cumsum_ok)
