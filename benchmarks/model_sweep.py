@@ -46,6 +46,13 @@ def _tv(name, side=64, dynamic=False, **kwargs) -> Callable[[], Sweep]:
     return build
 
 
+def _video(name) -> Callable[[], Sweep]:
+    def build():
+        model = getattr(import_torchvision().models.video, name)(weights=None)
+        return Sweep(model.eval(), [torch.randn(1, 3, 4, 32, 32)], {})
+    return build
+
+
 def _tv_seg(name, side=64) -> Callable[[], Sweep]:
     def build():
         model = getattr(import_torchvision().models.segmentation, name)(weights=None, weights_backbone=None,
@@ -62,6 +69,14 @@ def _timm(name, side=64, dynamic=False, **kwargs) -> Callable[[], Sweep]:
     return build
 
 
+def _timm_class(module, cls, side=64, dynamic=False, **kwargs) -> Callable[[], Sweep]:
+    def build():
+        import_torchvision()
+        import importlib
+        return _image(getattr(importlib.import_module(f"timm.models.{module}"), cls)(**kwargs), side, dynamic=dynamic)
+    return build
+
+
 class FirstOutput(torch.nn.Module):
     """A transformers/diffusers model's first output tensor (return_dict=False)."""
 
@@ -71,6 +86,14 @@ class FirstOutput(torch.nn.Module):
 
     def forward(self, *args, **kwargs):
         return self.model(*args, **kwargs, return_dict=False)[0]
+
+
+class TextFirstOutput(FirstOutput):
+    """Named text inputs: torch.export cannot match dynamic shapes to a **kwargs forward."""
+
+    def forward(self, input_ids, attention_mask=None):
+        kwargs = {} if attention_mask is None else {"attention_mask": attention_mask}
+        return self.model(input_ids=input_ids, **kwargs, return_dict=False)[0]
 
 
 def _hf_text(config_cls, model_cls, vocab=100, mask=True, dynamic=False, **config) -> Callable[[], Sweep]:
@@ -85,7 +108,7 @@ def _hf_text(config_cls, model_cls, vocab=100, mask=True, dynamic=False, **confi
             attention = torch.ones(2, 16, dtype=torch.int64)
             attention[0, 10:] = 0
             kwargs["attention_mask"] = attention
-        return Sweep(FirstOutput(model).eval(), [], kwargs, dynamic)
+        return Sweep(TextFirstOutput(model).eval(), [], kwargs, dynamic)
     return build
 
 
@@ -113,13 +136,16 @@ def _bart_encoder() -> Sweep:
                                                    "attention_mask": torch.ones(2, 16, dtype=torch.int64)})
 
 
-def _wav2vec2() -> Sweep:
-    import_torchvision()
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-    cfg = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                         conv_dim=(16, 16), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
-                         num_conv_pos_embedding_groups=2, do_stable_layer_norm=True)
-    return Sweep(FirstOutput(Wav2Vec2Model(cfg)).eval(), [torch.randn(2, 800)], {})
+def _hf_audio(config_cls, model_cls) -> Callable[[], Sweep]:
+    def build():
+        import_torchvision()
+        import transformers
+        cfg = getattr(transformers, config_cls)(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(16, 16),
+            conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+            do_stable_layer_norm=True)
+        return Sweep(FirstOutput(getattr(transformers, model_cls)(cfg)).eval(), [torch.randn(2, 800)], {})
+    return build
 
 
 def _clip_vision() -> Sweep:
@@ -166,11 +192,37 @@ MODELS: Dict[str, Callable[[], Sweep]] = {
     "timm.levit_128s": _timm("levit_128s", side=224),
     "timm.poolformer_s12": _timm("poolformer_s12"),
     "timm.convnextv2_atto": _timm("convnextv2_atto"),
-    "timm.mixer_s16_224": _timm("mixer_s16_224", img_size=64, num_blocks=2),
+    "timm.mixer": _timm_class("mlp_mixer", "MlpMixer", img_size=64, patch_size=16, num_blocks=2, embed_dim=64),
     "timm.coat_lite_tiny": _timm("coat_lite_tiny", img_size=64),
     "timm.edgenext_xx_small": _timm("edgenext_xx_small"),
     "timm.fastvit_t8": _timm("fastvit_t8"),
     "timm.vit_small_patch16_224": _timm("vit_small_patch16_224", depth=2, img_size=64, dynamic=True),
+    "timm.ghostnet_100": _timm("ghostnet_100"),
+    "timm.dla34": _timm("dla34"),
+    "timm.rexnet_100": _timm("rexnet_100"),
+    "timm.repvgg_a0": _timm("repvgg_a0"),
+    "timm.res2net50_26w_4s": _timm("res2net50_26w_4s"),
+    "timm.cspresnet50": _timm("cspresnet50"),
+    "timm.nf_resnet26": _timm("nf_resnet26"),
+    "timm.beit": _timm_class("beit", "Beit", img_size=64, patch_size=16, embed_dim=64, depth=2, num_heads=2,
+                             use_rel_pos_bias=True),
+    "timm.xcit_nano": _timm("xcit_nano_12_p16_224", img_size=64, depth=2),
+    "timm.pvt_v2_b0": _timm("pvt_v2_b0"),
+    "timm.mobilevit_xxs": _timm("mobilevit_xxs"),
+    "timm.cait": _timm_class("cait", "Cait", img_size=64, patch_size=16, embed_dim=64, depth=2, num_heads=2),
+    "timm.efficientformer_l1": _timm("efficientformer_l1", img_size=64),
+    "timm.hrnet_w18_small": _timm("hrnet_w18_small"),
+    "timm.gcvit_xxtiny": _timm("gcvit_xxtiny", img_size=64),
+    "timm.eva02_tiny": _timm("eva02_tiny_patch14_224", img_size=56, depth=2),
+    "timm.twins_svt_small": _timm("twins_svt_small", depths=(1, 1, 1, 1)),
+    "timm.inception_v3": _timm("inception_v3", side=96),
+    "timm.crossvit_tiny": _timm("crossvit_tiny_240", img_size=[60, 56], depth=[[1, 1, 0]] * 1),
+    "tv.resnext50_32x4d": _tv("resnext50_32x4d"),
+    "tv.mobilenet_v2": _tv("mobilenet_v2", dynamic=True),
+    "tv.inception_v3": _tv("inception_v3", side=96, aux_logits=False, init_weights=False),
+    "tv.swin_v2_t": _tv("swin_v2_t", side=64),
+    "tv.r3d_18": _video("r3d_18"),
+    "tv.mc3_18": _video("mc3_18"),
     # transformers
     "hf.roberta": _hf_text("RobertaConfig", "RobertaModel", hidden_size=32, num_hidden_layers=2,
                            num_attention_heads=2, intermediate_size=64, max_position_embeddings=64, dynamic=True),
@@ -195,7 +247,35 @@ MODELS: Dict[str, Callable[[], Sweep]] = {
     "hf.clip_text": _hf_text("CLIPTextConfig", "CLIPTextModel", hidden_size=32, intermediate_size=64,
                              num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=64),
     "hf.clip_vision": _clip_vision,
-    "hf.wav2vec2": _wav2vec2,
+    "hf.bloom": _hf_text("BloomConfig", "BloomModel", hidden_size=32, n_layer=2, n_head=4, use_cache=False),
+    "hf.falcon": _hf_text("FalconConfig", "FalconModel", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                          use_cache=False),
+    "hf.gemma": _hf_text("GemmaConfig", "GemmaModel", head_dim=8, **_small_llm()),
+    "hf.gemma2": _hf_text("Gemma2Config", "Gemma2Model", head_dim=8, **_small_llm()),
+    "hf.gpt_bigcode": _hf_text("GPTBigCodeConfig", "GPTBigCodeModel", n_embd=32, n_layer=2, n_head=4, use_cache=False),
+    "hf.xlm_roberta": _hf_text("XLMRobertaConfig", "XLMRobertaModel", hidden_size=32, num_hidden_layers=2,
+                               num_attention_heads=2, intermediate_size=64, max_position_embeddings=64),
+    "hf.squeezebert": _hf_text("SqueezeBertConfig", "SqueezeBertModel", hidden_size=32, embedding_size=32,
+                               num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                               max_position_embeddings=64, q_groups=2, k_groups=2, v_groups=2,
+                               post_attention_groups=2, intermediate_groups=2, output_groups=2),
+    "hf.mpnet": _hf_text("MPNetConfig", "MPNetModel", hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64),
+    "hf.funnel": _hf_text("FunnelConfig", "FunnelModel", d_model=32, n_head=2, d_head=16, d_inner=64,
+                          block_sizes=[1, 1], block_repeats=[1, 1]),
+    "hf.stablelm": _hf_text("StableLmConfig", "StableLmModel", **_small_llm()),
+    "hf.beit": _hf_pixels("BeitConfig", "BeitModel", side=32, hidden_size=32, num_hidden_layers=2,
+                          num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8,
+                          use_relative_position_bias=True),
+    "hf.dinov2": _hf_pixels("Dinov2Config", "Dinov2Model", side=28, hidden_size=32, num_hidden_layers=2,
+                            num_attention_heads=2, image_size=28, patch_size=7, mlp_ratio=2),
+    "hf.mobilevit": _hf_pixels("MobileViTConfig", "MobileViTModel", side=64, image_size=64, hidden_sizes=[32, 40, 48],
+                               neck_hidden_sizes=[8, 8, 16, 16, 16, 24, 32]),
+    "hf.resnet": _hf_pixels("ResNetConfig", "ResNetModel", side=64, embedding_size=16, hidden_sizes=[16, 32],
+                            depths=[1, 1]),
+    "hf.hubert": _hf_audio("HubertConfig", "HubertModel"),
+    "hf.wavlm": _hf_audio("WavLMConfig", "WavLMModel"),
+    "hf.wav2vec2": _hf_audio("Wav2Vec2Config", "Wav2Vec2Model"),
     "hf.segformer": _hf_pixels("SegformerConfig", "SegformerModel", side=64, num_encoder_blocks=2, depths=[1, 1],
                                sr_ratios=[2, 1], hidden_sizes=[16, 32], num_attention_heads=[1, 2],
                                mlp_ratios=[2, 2], patch_sizes=[7, 3], strides=[4, 2], decoder_hidden_size=32),
