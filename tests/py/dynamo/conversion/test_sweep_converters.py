@@ -131,3 +131,32 @@ def test_fourier_position_encoding():
     module_fn = Fn(lambda x: module((x.shape[0], x.shape[2], x.shape[3])) + x)
     x = torch.randn(2, 16, 4, 5)
     compile_and_verify(module_fn, [x], expect_ops=["aten.cumsum.default"], full=True)
+
+
+# -- softmax(x, dim, dtype=...): Bloom, Gemma-2 and Funnel attention -----------------------------
+@pytest.mark.parametrize("in_dtype,out_dtype", [(torch.float16, torch.float32), (torch.float32, torch.float16),
+                                                (torch.float32, torch.float32)])
+def test_softmax_with_dtype(in_dtype, out_dtype):
+    module = Fn(lambda x: F.softmax(x * 4, dim=-1, dtype=out_dtype))
+    _, report, _ = compile_and_verify(module, [torch.randn(2, 3, 5, 7).to(in_dtype)], expect_ops=["aten.softmax.int"],
+                                      full=True)
+    assert report.engines
+
+
+# -- pow with an integer operand: Bloom's ALiBi slopes, base ** arange(1, n + 1, dtype=int32) ------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_pow_integer_exponent(dtype):
+    def alibi(x):
+        powers = torch.arange(1, x.shape[1] + 1, dtype=torch.int32)   # symbolic length: built in the engine
+        base = torch.tensor(0.5, dtype=dtype)
+        return x * torch.pow(base, powers)
+
+    spec = Input(min_shape=(2, 2), opt_shape=(2, 5), max_shape=(2, 8), dtype=dtype)
+    compile_and_verify(Fn(alibi), [spec], [[torch.randn(2, 3).to(dtype)], [torch.randn(2, 8).to(dtype)]],
+                       expect_ops=["aten.pow.Tensor_Tensor"], full=True)
+
+
+def test_pow_integer_base_float_exponent():
+    module = Fn(lambda n, e: torch.pow(n, e))
+    compile_and_verify(module, [torch.randint(1, 5, (3, 4), dtype=torch.int32), torch.rand(3, 4) * 2],
+                       expect_ops=["aten.pow.Tensor_Tensor"], full=True)

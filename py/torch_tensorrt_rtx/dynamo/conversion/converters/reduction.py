@@ -50,7 +50,9 @@ def reduce(ctx, node, args, kwargs):
 def _softmax_ok(node):
     if node.target == aten._softmax.default:
         return not node.args[2]  # half_to_float
-    return len(node.args) < 3 or node.args[2] is None
+    # softmax(x, dim, dtype=torch.float32) (Bloom, Gemma-2, Funnel): the input is cast to the
+    # node's (float) dtype first, which is what torch does.
+    return True
 
 
 @converter(aten._softmax.default, aten.softmax.int, validator=all_of(float_tensors, _softmax_ok))
