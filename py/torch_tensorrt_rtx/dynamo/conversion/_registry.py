@@ -85,11 +85,41 @@ def _node_has_dynamic_shapes(node: Node) -> bool:
     return any(dynamic(v) for v in values)
 
 
+def _host_constant(node: Node, memo: Dict[Node, bool]) -> bool:
+    """`node` computes a tensor from weights/constants alone (get_attr ancestors, no graph input,
+    no symbolic size, nothing random), so the interpreter can fold it on the host with torch."""
+    if node in memo:
+        return memo[node]
+    memo[node] = False  # until proven (also ends any cycle)
+    if node.op == "get_attr":
+        memo[node] = True
+    elif node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload):
+        val = node.meta.get("val")
+        values = list(val) if isinstance(val, (tuple, list)) else [val]
+        memo[node] = (torch.Tag.nondeterministic_seeded not in node.target.tags
+                      and all(isinstance(v, torch.Tensor) for v in values) and not _node_has_dynamic_shapes(node)
+                      and all(_host_constant(n, memo) for n in node.all_input_nodes))
+    return memo[node]
+
+
+def _fold_on_host(ctx, node, args, kwargs):
+    raise TypeError(f"{node.name} ({node.target}) was offered for host folding but has a network tensor input")
+
+
 def lookup(node: Node) -> Optional[ConverterEntry]:
-    """The converter that will convert `node`, or None if no registered converter accepts it."""
+    """The converter that will convert `node`, or None if no registered converter accepts it.
+    An op no converter takes whose inputs are all constants (BEiT's relative-position index sum
+    on int64, NF-Net's weight standardization) is accepted for folding on the host."""
     if node.op != "call_function":
         return None
     _ensure_converters_loaded()
+    entry = _lookup_converter(node)
+    if entry is None and _host_constant(node, {}):
+        return ConverterEntry(node.target, _fold_on_host, None, 0, True)
+    return entry
+
+
+def _lookup_converter(node: Node) -> Optional[ConverterEntry]:
     entries = _REGISTRY.get(node.target)
     if not entries:
         return None

@@ -160,3 +160,50 @@ def test_pow_integer_base_float_exponent():
     module = Fn(lambda n, e: torch.pow(n, e))
     compile_and_verify(module, [torch.randint(1, 5, (3, 4), dtype=torch.int32), torch.rand(3, 4) * 2],
                        expect_ops=["aten.pow.Tensor_Tensor"], full=True)
+
+
+# -- ops on constants alone are folded on the host, converter or not ------------------------------
+class RelativeIndex(nn.Module):
+    """BEiT's relative-position index: int64 arithmetic on buffers (sum over int64 has no
+    converter), then a gather of a learned table by that index."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("coords", torch.randint(0, 5, (6, 6, 2)))
+        self.table = nn.Parameter(torch.randn(20, 3), requires_grad=False)
+
+    def forward(self, x):
+        index = self.coords.sum(-1) * 2 - self.coords[..., 0]      # int64, constants only
+        return x + self.table[index].permute(2, 0, 1)
+
+
+class WeightStandardizedConv(nn.Conv2d):
+    """timm's ScaledStdConv2d (NF-ResNet, NFNet): the weight normalized per output channel with
+    F.batch_norm(training=True, no running stats) before every convolution."""
+
+    def forward(self, x):
+        weight = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True,
+                              momentum=0.0, eps=1e-6).reshape_as(self.weight)
+        return F.conv2d(x, weight * 0.5, self.bias, self.stride, self.padding)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_constant_subgraph_folded(dtype):
+    module = RelativeIndex().to(dtype)
+    _, report, _ = compile_and_verify(module, [torch.randn(2, 3, 6, 6).to(dtype)], full=True)
+    assert "aten.sum.dim_IntList" in report.converted_op_counts, report.format()
+
+
+def test_weight_standardization_folded():
+    module = WeightStandardizedConv(3, 8, 3, padding=1)
+    _, report, _ = compile_and_verify(module, [torch.randn(2, 3, 8, 8)], expect_ops=["aten.convolution.default"],
+                                      full=True)
+    assert "aten._native_batch_norm_legit.no_stats" in report.converted_op_counts, report.format()
+
+
+def test_op_on_graph_input_without_converter_still_falls_back():
+    # The same int64 sum, but of a graph input: nothing to fold, it stays in PyTorch with a reason.
+    module = Fn(lambda x, i: x + i.sum(-1, keepdim=True).float() * 2)
+    _, report, _ = compile_and_verify(module, [torch.randn(3, 4), torch.randint(0, 9, (3, 4))])
+    assert "aten.sum.dim_IntList" in report.fallback_ops, report.format()
+    assert "no converter accepts it" in report.fallback_reasons["aten.sum.dim_IntList"]
