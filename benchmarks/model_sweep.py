@@ -210,7 +210,6 @@ MODELS: Dict[str, Callable[[], Sweep]] = {
     "timm.pvt_v2_b0": _timm("pvt_v2_b0"),
     "timm.mobilevit_xxs": _timm("mobilevit_xxs"),
     "timm.cait": _timm_class("cait", "Cait", img_size=64, patch_size=16, embed_dim=64, depth=2, num_heads=2),
-    "timm.efficientformer_l1": _timm("efficientformer_l1", img_size=64),
     "timm.hrnet_w18_small": _timm("hrnet_w18_small"),
     "timm.gcvit_xxtiny": _timm("gcvit_xxtiny", img_size=64),
     "timm.eva02_tiny": _timm("eva02_tiny_patch14_224", img_size=56, depth=2),
