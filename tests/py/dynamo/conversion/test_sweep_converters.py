@@ -207,3 +207,13 @@ def test_op_on_graph_input_without_converter_still_falls_back():
     _, report, _ = compile_and_verify(module, [torch.randn(3, 4), torch.randint(0, 9, (3, 4))])
     assert "aten.sum.dim_IntList" in report.fallback_ops, report.format()
     assert "no converter accepts it" in report.fallback_reasons["aten.sum.dim_IntList"]
+
+
+# -- arange with symbolic bounds and a negative step (relative positions counted down) -----------
+@pytest.mark.parametrize("step", [-1, -2, -3])
+def test_arange_negative_step_dynamic(step):
+    # n, n-|step|, ... down to > -1: the length ceil((n + 1) / |step|) depends on the input.
+    module = Fn(lambda x: (x * 2, torch.arange(x.shape[1], -1, step)))
+    spec = Input(min_shape=(2, 3), opt_shape=(2, 6), max_shape=(2, 12), dtype=torch.int64)
+    compile_and_verify(module, [spec], [[torch.randint(1, 9, (2, 5))], [torch.randint(1, 9, (2, 12))]],
+                       expect_ops=["aten.arange.start_step"])
