@@ -85,21 +85,25 @@ def _node_has_dynamic_shapes(node: Node) -> bool:
     return any(dynamic(v) for v in values)
 
 
-def _host_constant(node: Node, memo: Dict[Node, bool]) -> bool:
+def _host_constant(node: Node) -> bool:
     """`node` computes a tensor from weights/constants alone (get_attr ancestors, no graph input,
-    no symbolic size, nothing random), so the interpreter can fold it on the host with torch."""
-    if node in memo:
-        return memo[node]
-    memo[node] = False  # until proven (also ends any cycle)
-    if node.op == "get_attr":
-        memo[node] = True
-    elif node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload):
-        val = node.meta.get("val")
+    no symbolic size, nothing random), so the interpreter can fold it on the host with torch.
+    Iterative: an unsupported op deep in a large network must not exhaust Python's recursion."""
+    seen, stack = set(), [node]
+    while stack:
+        current = stack.pop()
+        if current in seen or current.op == "get_attr":
+            continue
+        seen.add(current)
+        if current.op != "call_function" or not isinstance(current.target, torch._ops.OpOverload):
+            return False
+        val = current.meta.get("val")
         values = list(val) if isinstance(val, (tuple, list)) else [val]
-        memo[node] = (torch.Tag.nondeterministic_seeded not in node.target.tags
-                      and all(isinstance(v, torch.Tensor) for v in values) and not _node_has_dynamic_shapes(node)
-                      and all(_host_constant(n, memo) for n in node.all_input_nodes))
-    return memo[node]
+        if (torch.Tag.nondeterministic_seeded in current.target.tags or _node_has_dynamic_shapes(current)
+                or not all(isinstance(v, torch.Tensor) for v in values)):
+            return False
+        stack.extend(current.all_input_nodes)
+    return True
 
 
 def _fold_on_host(ctx, node, args, kwargs):
@@ -114,7 +118,7 @@ def lookup(node: Node) -> Optional[ConverterEntry]:
         return None
     _ensure_converters_loaded()
     entry = _lookup_converter(node)
-    if entry is None and _host_constant(node, {}):
+    if entry is None and _host_constant(node):
         return ConverterEntry(node.target, _fold_on_host, None, 0, True)
     return entry
 

@@ -217,3 +217,18 @@ def test_arange_negative_step_dynamic(step):
     spec = Input(min_shape=(2, 3), opt_shape=(2, 6), max_shape=(2, 12), dtype=torch.int64)
     compile_and_verify(module, [spec], [[torch.randint(1, 9, (2, 5))], [torch.randint(1, 9, (2, 12))]],
                        expect_ops=["aten.arange.start_step"])
+
+
+def test_host_constant_check_on_a_deep_graph():
+    # An op without a converter at the end of a long chain: deciding it is not a constant walks
+    # back toward the input without recursing node by node (Python's limit is 1000 frames).
+    from torch_tensorrt_rtx.dynamo.conversion._registry import lookup
+
+    def chain(x, i):
+        for _ in range(1200):
+            i = i + 1
+        return x + i.sum(-1, keepdim=True).float()
+
+    graph = torch.export.export(Fn(chain), (torch.randn(2, 3), torch.randint(0, 9, (2, 3)))).graph
+    total = next(n for n in graph.nodes if n.target == torch.ops.aten.sum.dim_IntList)
+    assert lookup(total) is None
