@@ -190,7 +190,7 @@ def cumsum(ctx, node, args, kwargs):
 
 def _vector_norm_ok(node):
     order = node.args[1] if len(node.args) > 1 else node.kwargs.get("ord", 2)
-    return (float_tensors(node) and node.kwargs.get("dtype") is None and node.args[0].meta["val"].dim() > 0
+    return (node.kwargs.get("dtype") is None and node.args[0].meta["val"].dim() > 0
             and isinstance(order, (int, float)) and order != 0)
 
 
