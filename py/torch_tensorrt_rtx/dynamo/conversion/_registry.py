@@ -85,11 +85,45 @@ def _node_has_dynamic_shapes(node: Node) -> bool:
     return any(dynamic(v) for v in values)
 
 
+def _host_constant(node: Node) -> bool:
+    """`node` computes a tensor from weights/constants alone (get_attr ancestors, no graph input,
+    no symbolic size, nothing random), so the interpreter can fold it on the host with torch.
+    Iterative: an unsupported op deep in a large network must not exhaust Python's recursion."""
+    seen, stack = set(), [node]
+    while stack:
+        current = stack.pop()
+        if current in seen or current.op == "get_attr":
+            continue
+        seen.add(current)
+        if current.op != "call_function" or not isinstance(current.target, torch._ops.OpOverload):
+            return False
+        val = current.meta.get("val")
+        values = list(val) if isinstance(val, (tuple, list)) else [val]
+        if (torch.Tag.nondeterministic_seeded in current.target.tags or _node_has_dynamic_shapes(current)
+                or not all(isinstance(v, torch.Tensor) for v in values)):
+            return False
+        stack.extend(current.all_input_nodes)
+    return True
+
+
+def _fold_on_host(ctx, node, args, kwargs):
+    raise TypeError(f"{node.name} ({node.target}) was offered for host folding but has a network tensor input")
+
+
 def lookup(node: Node) -> Optional[ConverterEntry]:
-    """The converter that will convert `node`, or None if no registered converter accepts it."""
+    """The converter that will convert `node`, or None if no registered converter accepts it.
+    An op no converter takes whose inputs are all constants (BEiT's relative-position index sum
+    on int64, NF-Net's weight standardization) is accepted for folding on the host."""
     if node.op != "call_function":
         return None
     _ensure_converters_loaded()
+    entry = _lookup_converter(node)
+    if entry is None and _host_constant(node):
+        return ConverterEntry(node.target, _fold_on_host, None, 0, True)
+    return entry
+
+
+def _lookup_converter(node: Node) -> Optional[ConverterEntry]:
     entries = _REGISTRY.get(node.target)
     if not entries:
         return None

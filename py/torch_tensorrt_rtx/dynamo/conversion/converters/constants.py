@@ -41,10 +41,12 @@ def arange(ctx, node, args, kwargs):
     else:
         start, end = args[0], args[1]
         step = args[2] if len(args) > 2 else 1
-    if step <= 0:
-        raise ValueError(f"arange with step {step} is not supported with symbolic bounds")
-    span = shape_math(ctx, shape_math(ctx, end, start, Op.SUB), step - 1, Op.SUM)
-    length = shape_math(ctx, shape_math(ctx, span, step, Op.FLOOR_DIV), 0, Op.MAX)
+    if step == 0:
+        raise ValueError("arange with step 0")
+    # ceil(|end - start| / |step|) elements, or none when the range runs the other way
+    distance = shape_math(ctx, end, start, Op.SUB) if step > 0 else shape_math(ctx, start, end, Op.SUB)
+    span = shape_math(ctx, distance, abs(step) - 1, Op.SUM)
+    length = shape_math(ctx, shape_math(ctx, span, abs(step), Op.FLOOR_DIV), 0, Op.MAX)
     return ramp(ctx, length, node_dtype(node), start, step)
 
 

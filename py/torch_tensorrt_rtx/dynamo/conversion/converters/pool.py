@@ -1,5 +1,14 @@
 """Pooling: max_pool2d (values only), avg_pool2d, adaptive_avg_pool2d when the output divides the input.
 
+adaptive_avg_pool2d whose output does not divide the (static) input (VGG, AlexNet at small
+sizes: 1x1 -> 7x7) is two matrix products with constant averaging matrices, rows then columns:
+row i of the [out, in] matrix averages torch's window floor(i*in/out) .. ceil((i+1)*in/out).
+
+max_pool2d with ceil_mode (GoogLeNet, SqueezeNet) reads windows that hang past the input; torch
+never starts a window in the right padding. The input is padded explicitly with -inf (ISliceLayer,
+FILL) to exactly the windows PyTorch reads and max-pooled without padding; this needs the static
+spatial size.
+
 avg_pool2d in floor mode with the default divisor is one IPoolingLayer. With ceil_mode or a
 divisor_override, PyTorch's divisor varies at the borders (windows that hang past the input
 count only what torch counts); TensorRT's rules for such windows are not what PyTorch does, so
@@ -19,6 +28,7 @@ from torch_tensorrt_rtx.dynamo.conversion._registry import converter
 from torch_tensorrt_rtx.dynamo.conversion.converters import _layers
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
+from torch_tensorrt_rtx.dynamo.conversion.converters.linear import matmul_tensors
 
 aten = torch.ops.aten
 
@@ -40,7 +50,10 @@ def _max_pool_args(node):
 
 def _max_pool_ok(node):
     _, _, _, dilation, ceil_mode = _max_pool_args(node)
-    if dilation != (1, 1) or ceil_mode or node.args[0].meta["val"].dim() != 4:
+    x = node.args[0].meta["val"]
+    if dilation != (1, 1) or x.dim() != 4:
+        return False
+    if ceil_mode and not all(isinstance(d, int) for d in list(x.shape[2:]) + list(node_output(node).shape[2:])):
         return False
     if node.target == aten.max_pool2d_with_indices.default:
         # Only the values output is produced by TensorRT; indices consumers stay in PyTorch.
@@ -51,8 +64,12 @@ def _max_pool_ok(node):
 @converter(aten.max_pool2d_with_indices.default, aten.max_pool2d.default,
            validator=all_of(float_tensors, _max_pool_ok))
 def max_pool2d(ctx, node, args, kwargs):
-    kernel, stride, padding, _, _ = _max_pool_args(node)
-    layer = ctx.network.add_pooling_nd(args[0], trt.PoolingType.MAX, kernel)
+    kernel, stride, padding, _, ceil_mode = _max_pool_args(node)
+    x = args[0]
+    if ceil_mode:
+        x = _pad_to_windows(ctx, x, node_output(node), kernel, stride, padding, float("-inf"))
+        padding = (0, 0)
+    layer = ctx.network.add_pooling_nd(x, trt.PoolingType.MAX, kernel)
     layer.stride_nd = stride
     layer.padding_nd = padding
     out = ctx.name(layer, "max_pool").get_output(0)
@@ -61,12 +78,37 @@ def max_pool2d(ctx, node, args, kwargs):
     return out
 
 
+def node_output(node) -> torch.Tensor:
+    """The (first) output's FakeTensor: max_pool2d_with_indices has (values, indices)."""
+    val = node.meta["val"]
+    return val[0] if isinstance(val, (tuple, list)) else val
+
+
+def _pad_to_windows(ctx, x, out, kernel, stride, padding, value):
+    """x sliced (FILL with `value`) to exactly the rows/cols the `out`-sized output's windows read:
+    from -padding to the end of the last window, so pooling needs no padding of its own."""
+    read = [(int(o) - 1) * s + k for o, s, k in zip(out.shape[2:], stride, kernel)]
+    start = [0, 0] + [-p for p in padding]
+    fill = ctx.constant(torch.tensor(value, dtype=out.dtype))
+    return _layers.slice_tensor(ctx, x, start, _layers.dims(ctx, x)[:2] + read, [1] * 4,
+                                mode=trt.SampleMode.FILL, fill=fill)
+
+
 def _adaptive_ok(node):
     x = node.args[0].meta["val"]
     out = _pair(node.args[1])
     if x.dim() != 4 or not all(isinstance(d, int) for d in x.shape[2:]):
         return False
-    return all(o > 0 and h % o == 0 for h, o in zip(x.shape[2:], out))
+    return all(isinstance(o, int) and o > 0 for o in out)
+
+
+def _averaging_matrix(size: int, out: int) -> torch.Tensor:
+    """[out, size]: row i averages torch's adaptive window floor(i*size/out) .. ceil((i+1)*size/out)."""
+    matrix = torch.zeros(out, size, dtype=torch.float64)
+    for i in range(out):
+        start, end = (i * size) // out, -((-(i + 1) * size) // out)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
 
 
 @converter(aten._adaptive_avg_pool2d.default, aten.adaptive_avg_pool2d.default,
@@ -74,6 +116,10 @@ def _adaptive_ok(node):
 def adaptive_avg_pool2d(ctx, node, args, kwargs):
     x = args[0]
     out = _pair(args[1])
+    if any(h % o for h, o in zip(x.shape[2:], out)):
+        dtype = node_dtype(node)
+        rows, cols = (ctx.constant(_averaging_matrix(h, o), dtype) for h, o in zip(x.shape[2:], out))
+        return matmul_tensors(ctx, matmul_tensors(ctx, rows, x, dtype), cols, dtype, transpose_b=True)
     window = tuple(h // o for h, o in zip(x.shape[2:], out))
     layer = ctx.network.add_pooling_nd(x, trt.PoolingType.AVERAGE, window)
     layer.stride_nd = window
@@ -125,12 +171,7 @@ def avg_pool2d(ctx, node, args, kwargs):
     dtype = node_dtype(node)
     out_hw = [int(d) for d in node.meta["val"].shape[2:]]
     spatial = [int(d) for d in x.shape[2:]]
-    # Exactly the input rows/cols the output windows read: from -pad to the end of the last window.
-    read = [(o - 1) * s + k for o, s, k in zip(out_hw, stride, kernel)]
-    start = [0, 0] + [-p for p in padding]
-    size = _layers.dims(ctx, x)[:2] + read
-    fill = ctx.constant(torch.tensor(0, dtype=dtype))
-    padded = _layers.slice_tensor(ctx, x, start, size, [1] * 4, mode=trt.SampleMode.FILL, fill=fill)
+    padded = _pad_to_windows(ctx, x, node.meta["val"], kernel, stride, padding, 0)
     layer = ctx.network.add_pooling_nd(padded, trt.PoolingType.AVERAGE, kernel)
     layer.stride_nd = stride
     pooled = ctx.name(layer, "avg_pool").get_output(0)

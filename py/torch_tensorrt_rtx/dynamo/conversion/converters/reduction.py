@@ -1,5 +1,5 @@
 """Reductions and softmax: mean/sum/amax over dims, full sum/mean/max/min, amin, max/min along a
-dim (with indices), argmax/argmin, any/all, cumsum; softmax.
+dim (with indices), argmax/argmin, any/all, cumsum, linalg_vector_norm; softmax.
 
 Indices (argmax, max.dim) are the first position of the extreme value: an index ramp is selected
 where `x == extreme` and reduced with MIN. This avoids ITopKLayer's second output and works with
@@ -16,6 +16,7 @@ from torch_tensorrt_rtx.dynamo.conversion._context import normalize_axis, node_d
 from torch_tensorrt_rtx.dynamo.conversion._registry import converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._layers import dims, ramp
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors, numeric_tensors
+from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 
 aten = torch.ops.aten
 R = trt.ReduceOperation
@@ -49,7 +50,9 @@ def reduce(ctx, node, args, kwargs):
 def _softmax_ok(node):
     if node.target == aten._softmax.default:
         return not node.args[2]  # half_to_float
-    return len(node.args) < 3 or node.args[2] is None
+    # softmax(x, dim, dtype=torch.float32) (Bloom, Gemma-2, Funnel): the input is cast to the
+    # node's (float) dtype first, which is what torch does.
+    return True
 
 
 @converter(aten._softmax.default, aten.softmax.int, validator=all_of(float_tensors, _softmax_ok))
@@ -172,10 +175,9 @@ def any_all(ctx, node, args, kwargs):
 
 def _cumsum_ok(node):
     # Floats, and integers summed as int32/int64 (position ids from a mask: mask.cumsum(-1));
-    # an explicit dtype= is a cast first.
-    out = node_dtype(node)
-    return (numeric_tensors(node) and out != torch.bool
-            and node.args[0].meta["val"].dtype != torch.bool)
+    # an explicit dtype= is a cast first, and a bool input (timm's Fourier position encoding:
+    # (~mask).cumsum(1, dtype=torch.float32)) is cast to the output dtype, 0/1 exactly.
+    return numeric_tensors(node) and node_dtype(node) != torch.bool
 
 
 @converter(aten.cumsum.default, validator=_cumsum_ok)
@@ -184,3 +186,37 @@ def cumsum(ctx, node, args, kwargs):
     axis = ctx.constant(torch.tensor(normalize_axis(args[1], len(x.shape)), dtype=torch.int32))
     layer = ctx.network.add_cumulative(x, axis, trt.CumulativeOperation.SUM, False, False)
     return ctx.name(layer, "cumsum").get_output(0)
+
+
+def _vector_norm_ok(node):
+    order = node.args[1] if len(node.args) > 1 else node.kwargs.get("ord", 2)
+    return (node.kwargs.get("dtype") is None and node.args[0].meta["val"].dim() > 0
+            and isinstance(order, (int, float)) and order != 0)
+
+
+@converter(aten.linalg_vector_norm.default, validator=all_of(float_tensors, _vector_norm_ok))
+def vector_norm(ctx, node, args, kwargs):
+    """||x||_p over `dim` (F.normalize, ConvNeXt-V2's GRN): inf/-inf as amax/amin of |x|, 2 as
+    sqrt(sum(x*x)), any other p as sum(|x|^p)^(1/p). Half-precision inputs are summed in fp32
+    (as torch accumulates them), so squares of fp16 values above 256 do not overflow."""
+    order = float(args[1] if len(args) > 1 else kwargs.get("ord", 2))
+    dim = args[2] if len(args) > 2 else kwargs.get("dim")
+    keepdim = bool(args[3] if len(args) > 3 else kwargs.get("keepdim", False))
+    dtype = node_dtype(node)
+    x = ctx.cast(args[0], torch.float32)
+    mask = _axes_mask(dim, len(x.shape))
+    magnitude = ctx.name(ctx.network.add_unary(x, trt.UnaryOperation.ABS), "abs").get_output(0)
+    if order in (float("inf"), float("-inf")):
+        return ctx.cast(reduce_tensor(ctx, magnitude, R.MAX if order > 0 else R.MIN, mask, keepdim), dtype)
+    if order == 2:
+        powered = ctx.name(ctx.network.add_elementwise(x, x, Op.PROD), "square").get_output(0)
+    elif order == 1:
+        powered = magnitude
+    else:
+        powered = elementwise_tensors(ctx, magnitude, order, Op.POW, torch.float32)
+    total = reduce_tensor(ctx, powered, R.SUM, mask, keepdim)
+    if order == 2:
+        total = ctx.name(ctx.network.add_unary(total, trt.UnaryOperation.SQRT), "sqrt").get_output(0)
+    elif order != 1:
+        total = elementwise_tensors(ctx, total, 1.0 / order, Op.POW, torch.float32)
+    return ctx.cast(total, dtype)

@@ -1,7 +1,8 @@
-"""fmod and remainder (Python's %), for integer and floating-point tensors.
+"""fmod, remainder (Python's %) and rounded division, for integer and floating-point tensors.
 
     torch.fmod(a, b)      = a - b * trunc(a / b)   (sign of a)
     torch.remainder(a, b) = a - b * floor(a / b)   (sign of b)
+    torch.div(a, b, rounding_mode="floor" / "trunc") = floor(a / b) / trunc(a / b)
 
 TensorRT-RTX has no modulo layer; both are composed from DIV / FLOOR_DIV, PROD and SUB. On
 integers DIV truncates and FLOOR_DIV floors, which is exactly what each op needs. On floats the
@@ -46,11 +47,26 @@ def _quotient(ctx, a, b, dtype, floor: bool):
 
 @converter(*_FMOD, *_REMAINDER, validator=all_of(numeric_tensors, _dtype_ok))
 def modulo(ctx, node, args, kwargs):
-    out_dtype = node_dtype(node)
-    compute = torch.float32 if out_dtype in FLOAT_DTYPES else out_dtype
-    rank = node.meta["val"].dim()
-    a = ctx.as_tensor(args[0], compute, rank)
-    b = ctx.as_tensor(args[1], compute, rank)
+    a, b, compute = _operands(ctx, node, args)
     q = _quotient(ctx, a, b, compute, floor=node.target in _REMAINDER)
     out = elementwise_tensors(ctx, a, elementwise_tensors(ctx, b, q, Op.PROD, compute), Op.SUB, compute)
-    return ctx.cast(out, out_dtype)
+    return ctx.cast(out, node_dtype(node))
+
+
+def _operands(ctx, node, args):
+    """Both operands as tensors of the node's rank in the compute dtype (fp32 for any float)."""
+    compute = torch.float32 if node_dtype(node) in FLOAT_DTYPES else node_dtype(node)
+    rank = node.meta["val"].dim()
+    return ctx.as_tensor(args[0], compute, rank), ctx.as_tensor(args[1], compute, rank), compute
+
+
+def _rounding_mode(node):
+    return node.kwargs.get("rounding_mode", node.args[2] if len(node.args) > 2 else None)
+
+
+@converter(aten.div.Tensor_mode, aten.div.Scalar_mode,
+           validator=all_of(numeric_tensors, _dtype_ok, lambda n: _rounding_mode(n) in ("floor", "trunc")))
+def rounded_div(ctx, node, args, kwargs):
+    """torch.div(a, b, rounding_mode=...): EdgeNeXt's Fourier position encoding, index math."""
+    a, b, compute = _operands(ctx, node, args)
+    return ctx.cast(_quotient(ctx, a, b, compute, floor=_rounding_mode(node) == "floor"), node_dtype(node))

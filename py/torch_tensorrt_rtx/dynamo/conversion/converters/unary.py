@@ -7,7 +7,8 @@ import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import FLOAT_DTYPES, node_dtype
 from torch_tensorrt_rtx.dynamo.conversion._registry import converter
-from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors, numeric_tensors
+from torch_tensorrt_rtx.dynamo.conversion.converters._validators import (all_of, float_tensors, numeric_tensors,
+                                                                           output_is_float)
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 
 aten = torch.ops.aten
@@ -49,7 +50,9 @@ def rsqrt(ctx, node, args, kwargs):
 
 
 def _pow_ok(node):
-    return float_tensors(node) and isinstance(node.meta.get("val"), torch.Tensor)
+    # A float result; an integer operand (Bloom's ALiBi slopes: float base ** int32 arange) is
+    # cast to the result dtype, as torch's type promotion does.
+    return output_is_float(node) and numeric_tensors(node)
 
 
 @converter(aten.pow.Tensor_Scalar, aten.pow.Tensor_Tensor, aten.pow.Scalar, validator=_pow_ok)
