@@ -138,6 +138,36 @@ def _fixed(spec: Input, dims: Set[int], example: torch.Tensor) -> Input:
     return Input(min_shape=lo, opt_shape=opt, max_shape=hi, dtype=spec.dtype)
 
 
+class _NamedKeywords(torch.nn.Module):
+    """`module`, whose forward takes keyword inputs through ``**kwargs``, with those keywords as
+    named parameters: torch.export (2.13) cannot match dynamic shapes to ``**kwargs`` entries
+    ("Must provide a tree_name ..."). Called the same way, `m(*inputs, **keywords)`."""
+
+    def __init__(self, module: torch.nn.Module, positional: int, keywords: Sequence[str]) -> None:
+        super().__init__()
+        self.module = module
+        kind = inspect.Parameter
+        parameters = [kind(f"input{k}", kind.POSITIONAL_ONLY) for k in range(positional)]
+        parameters += [kind(name, kind.KEYWORD_ONLY) for name in keywords]
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            return module(*args, **kwargs)
+
+        forward.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        self.forward = forward  # type: ignore[method-assign]
+
+
+def exportable(module: Any, specs: Sequence[Input], kwarg_specs: Dict[str, Input]) -> Any:
+    """`module`, or a `_NamedKeywords` view of it when some keyword input reaches forward only
+    through ``**kwargs``."""
+    if not kwarg_specs or not isinstance(module, torch.nn.Module):
+        return module
+    parameters = inspect.signature(module.forward).parameters
+    if all(name in parameters and parameters[name].kind != inspect.Parameter.POSITIONAL_ONLY for name in kwarg_specs):
+        return module
+    return _NamedKeywords(module, len(specs), list(kwarg_specs))
+
+
 def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Optional[Dict[str, Input]] = None, *,
                 allow_specialization: bool = False) -> ExportedAten:
     """torch.export + our decompositions. The time of each phase travels to compile_graph in
@@ -145,6 +175,7 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
     from torch_tensorrt_rtx.dynamo.lowering import decomposition_table
 
     kwarg_specs = dict(kwarg_specs or {})
+    module = exportable(module, specs, kwarg_specs)
     given = list(specs) + list(kwarg_specs.values())  # export's flattening order: positional, then keywords
     specs = list(specs)
     clock = PhaseClock()

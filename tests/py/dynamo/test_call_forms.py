@@ -47,6 +47,33 @@ def test_keyword_inputs_with_shared_dynamic_dims():
         assert verification.ok, str(verification)
 
 
+class _KeywordsOnly(nn.Module):
+    """forward(*args, **kwargs), as generic wrappers (and some pipelines) write it."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = TinyEncoder()
+
+    def forward(self, *args, **kwargs):
+        return self.encoder(kwargs["input_ids"], attention_mask=kwargs["attention_mask"]) * 2
+
+
+def test_keyword_inputs_through_var_keyword_forward_compile_save_and_load(tmp_path):
+    # torch.export cannot match dynamic shapes to **kwargs entries; compile names them.
+    torch.manual_seed(0)
+    model = _KeywordsOnly().eval()
+    compiled = trtx.compile(model, kwarg_inputs={"input_ids": _named(), "attention_mask": _named()},
+                            min_block_size=1, progress=False)
+    assert compiled.compile_report.engines and not compiled.compile_report.fallback_ops
+    trtx.save(compiled, str(tmp_path / "keywords.pt2"))
+    loaded = trtx.load(str(tmp_path / "keywords.pt2")).module()
+    for b, s in [(1, 2), (3, 11)]:
+        ids, mask = _ids(b, s)
+        for program in (compiled, loaded):
+            verification = trtx.verify(program, input_ids=ids, attention_mask=mask, reference_module=model)
+            assert verification.ok, str(verification)
+
+
 def test_unnamed_dims_on_two_inputs_are_refused_by_export():
     # Without names every dim gets its own Dim, and torch.export proves they must be equal.
     unnamed = Input(min_shape=(1, 2), opt_shape=(2, 8), max_shape=(4, 16), dtype=torch.int64)
