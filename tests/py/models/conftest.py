@@ -1,15 +1,15 @@
 """Session-wide cache of compiled acceptance models: each (model, precision, entry point) is
 compiled once per pytest session and shared by every test that needs it.
 
-Under pytest-xdist (scripts/test.sh: -n 2 --dist loadgroup) every test of one model carries
-xdist_group(<model>), so all of them run on one worker, which builds the model once (and each
-compiled model is used by one test only, so none is compiled twice in a session); xdist's
-loadgroup sends the larger groups first, so the model groups start while the one-test units of
-the rest of the suite fill in the gaps."""
+Under pytest-xdist (scripts/test.sh: -n 2 --dist loadgroup) all tests of one model run on one
+worker, which builds the model once (each compiled model is used by one test, so none is compiled
+twice): tests/py/conftest.py schedules by tests/py/models/groups.py. Not by xdist_group marks: xdist
+3.8.0 groups them by renaming each item's node id (`item._nodeid`), which pytest 9.2 no longer
+reads, so under pytest 9.2 every marked test would still be a work unit of its own."""
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 import pytest
 import torch
@@ -22,23 +22,10 @@ ALL = {**BUILDERS, **MORE}
 PRECISIONS = {"fp32": frozenset(), "fp16": frozenset({torch.float16})}
 
 
-# Before xdist's own hook, which appends the group to the node id.
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/py/models/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.models)
-            name = model_of(item)
-            if name is not None:
-                item.add_marker(pytest.mark.xdist_group(name))
-
-
-def model_of(item) -> Optional[str]:
-    """The zoo model of a test parametrized by `name` (tests that use one model by name, such as
-    the BERT torch.compile(dynamic=True) test, carry their xdist_group mark themselves)."""
-    callspec = getattr(item, "callspec", None)
-    name = callspec.params.get("name") if callspec is not None else None
-    return name if name in ALL else None
 
 
 class Zoo:

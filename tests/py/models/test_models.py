@@ -66,7 +66,6 @@ def test_torch_compile_static(zoo, name, precision):
     assert verification.ok, f"{name} {precision} through torch.compile:\n{verification}"
 
 
-@pytest.mark.xdist_group("bert")
 def test_torch_compile_dynamic_bert_with_attention_mask(zoo):
     """torch.compile(dynamic=True) on a BERT call with input_ids and attention_mask: one engine for
     every batch and sequence length >= 2 (shared dims, the mask converted), zero fallback."""

@@ -77,7 +77,6 @@ def _round_trip(compiled, path, reference, calls):
             assert verification.engines, "no engine ran"
 
 
-@pytest.mark.xdist_group("t5_encoder")
 def test_save_t5_encoder_with_pytorch_partitions_and_keyword_inputs(zoo, tmp_path):
     """The T5 encoder with views and bmm kept in PyTorch (as a converter failure would keep
     them): its PyTorch-side views read engine outputs, which are contiguous where the traced
