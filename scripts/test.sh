@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of torch_tensorrt_rtx: the C++ suites through Bazel (gtest), the Windows
 # C++ suites cross-compiled and run under wine (scripts/windows_test.sh), then the Python
-# suites (pytest, on both CPUs through pytest-xdist: the tests of one acceptance model share an
-# xdist_group, so each model is built on one worker). Installs what is missing first
+# suites (pytest, on both CPUs through pytest-xdist: the tests of one acceptance model are one
+# work unit, tests/py/conftest.py, so each model is built on one worker). Installs what is missing first
 # (scripts/setup.sh). Extra arguments go to pytest (-n 0 runs it in one process).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
