@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -20,6 +21,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         torch.set_num_threads(_threads)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: fine without it installed
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadgroup":
         return None
