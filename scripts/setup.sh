@@ -45,13 +45,13 @@ fi
 # Reinstall only when the pins change.
 stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  log "installing pinned Python packages into .venv (torch CPU, tensorrt-rtx, filelock, pytest, pybind11)"
+  log "installing pinned Python packages into .venv (torch CPU, tensorrt-rtx, filelock, pytest, pytest-xdist, pybind11)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" || true
   header_packages=$(.venv/bin/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["torch_tensorrt_rtx"]["header-packages"]))')
   log "installing header-only packages without their dependencies: $header_packages"
   # shellcheck disable=SC2086
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps $header_packages
-  .venv/bin/python -c "import torch, tensorrt_rtx, filelock, pybind11, pytest" \
+  .venv/bin/python -c "import torch, tensorrt_rtx, filelock, pybind11, pytest, xdist" \
     || { log "the Python packages did not install; see the pip output above"; exit 1; }
   rm -f .venv/.installed-*
   touch "$stamp"

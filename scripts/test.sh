@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of torch_tensorrt_rtx: the C++ suites through Bazel (gtest), the Windows
 # C++ suites cross-compiled and run under wine (scripts/windows_test.sh), then the Python
-# suites (pytest). Installs what is missing first (scripts/setup.sh).
+# suites (pytest, on both CPUs through pytest-xdist: the tests of one acceptance model are one
+# work unit, tests/py/conftest.py, so each model is built on one worker). Installs what is missing first
+# (scripts/setup.sh). Extra arguments go to pytest (-n 0 runs it in one process).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,5 +19,5 @@ echo "[test] compile check of the TensorRT backend against standard TensorRT hea
 bazel build //core/runtime:backend_tensorrt_compile_check
 echo "[test] Windows C++ tests: mingw-w64 build, run under wine (scripts/windows_test.sh)" >&2
 scripts/windows_test.sh --gtest_brief=1
-echo "[test] Python tests (pytest tests/py)" >&2
-.venv/bin/python -m pytest tests/py -q -rs "$@"
+echo "[test] Python tests (pytest -n 2 --dist loadgroup tests/py)" >&2
+.venv/bin/python -m pytest tests/py -q -rs -n 2 --dist loadgroup "$@"

@@ -1,5 +1,11 @@
 """Session-wide cache of compiled acceptance models: each (model, precision, entry point) is
-compiled once per pytest session and shared by every test that needs it."""
+compiled once per pytest session and shared by every test that needs it.
+
+Under pytest-xdist (scripts/test.sh: -n 2 --dist loadgroup) all tests of one model run on one
+worker, which builds the model once (each compiled model is used by one test, so none is compiled
+twice): tests/py/conftest.py schedules by tests/py/models/groups.py. Not by xdist_group marks: xdist
+3.8.0 groups them by renaming each item's node id (`item._nodeid`), which pytest 9.2 no longer
+reads, so under pytest 9.2 every marked test would still be a work unit of its own."""
 from __future__ import annotations
 
 import warnings
@@ -12,6 +18,7 @@ import torch_tensorrt_rtx as trtx
 
 from tests.py.models.zoo import BUILDERS, MORE, Case
 
+ALL = {**BUILDERS, **MORE}
 PRECISIONS = {"fp32": frozenset(), "fp16": frozenset({torch.float16})}
 
 
@@ -29,7 +36,7 @@ class Zoo:
     def case(self, name: str) -> Case:
         if name not in self.cases:
             torch.manual_seed(0)
-            self.cases[name] = {**BUILDERS, **MORE}[name]()
+            self.cases[name] = ALL[name]()
         return self.cases[name]
 
     def aot(self, name: str, precision: str):
