@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,12 +29,12 @@ def _env(**extra):
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has an NVIDIA driver")
-def test_without_a_gpu_the_script_says_so_within_seconds():
-    start = time.perf_counter()
+def test_without_a_gpu_the_script_says_so_before_installing_anything():
+    # The check comes first: no venv, pip or build step runs (the timeout only guards a hang).
     proc = subprocess.run([str(SCRIPT)], capture_output=True, text=True, timeout=60, env=_env())
-    elapsed = time.perf_counter() - start
     assert proc.returncode == 2, proc.stderr
-    assert elapsed < 10, f"took {elapsed:.1f} s"
+    steps = [line for line in proc.stderr.splitlines() if line.startswith("[rtx_acceptance]")]
+    assert len(steps) == 2, proc.stderr  # the two lines of the driver check, nothing after them
     assert "no NVIDIA driver" in proc.stderr and "--dry-run" in proc.stderr
 
 
