@@ -17,6 +17,7 @@ from torch_tensorrt_rtx.dynamo.conversion._registry import converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._layers import dims, ramp
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors, numeric_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
+from torch_tensorrt_rtx.dynamo.conversion.converters.unary import unary_tensor
 
 aten = torch.ops.aten
 R = trt.ReduceOperation
@@ -205,18 +206,18 @@ def vector_norm(ctx, node, args, kwargs):
     dtype = node_dtype(node)
     x = ctx.cast(args[0], torch.float32)
     mask = _axes_mask(dim, len(x.shape))
-    magnitude = ctx.name(ctx.network.add_unary(x, trt.UnaryOperation.ABS), "abs").get_output(0)
+    magnitude = unary_tensor(ctx, x, trt.UnaryOperation.ABS)
     if order in (float("inf"), float("-inf")):
         return ctx.cast(reduce_tensor(ctx, magnitude, R.MAX if order > 0 else R.MIN, mask, keepdim), dtype)
     if order == 2:
-        powered = ctx.name(ctx.network.add_elementwise(x, x, Op.PROD), "square").get_output(0)
+        powered = elementwise_tensors(ctx, x, x, Op.PROD, torch.float32)
     elif order == 1:
         powered = magnitude
     else:
         powered = elementwise_tensors(ctx, magnitude, order, Op.POW, torch.float32)
     total = reduce_tensor(ctx, powered, R.SUM, mask, keepdim)
     if order == 2:
-        total = ctx.name(ctx.network.add_unary(total, trt.UnaryOperation.SQRT), "sqrt").get_output(0)
+        total = unary_tensor(ctx, total, trt.UnaryOperation.SQRT)
     elif order != 1:
         total = elementwise_tensors(ctx, total, 1.0 / order, Op.POW, torch.float32)
     return ctx.cast(total, dtype)
