@@ -157,7 +157,7 @@ class _NamedKeywords(torch.nn.Module):
         self.forward = forward  # type: ignore[method-assign]
 
 
-def exportable(module: Any, specs: Sequence[Input], kwarg_specs: Dict[str, Input]) -> Any:
+def _exportable(module: Any, specs: Sequence[Input], kwarg_specs: Dict[str, Input]) -> Any:
     """`module`, or a `_NamedKeywords` view of it when some keyword input reaches forward only
     through ``**kwargs``."""
     if not kwarg_specs or not isinstance(module, torch.nn.Module):
@@ -175,7 +175,7 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
     from torch_tensorrt_rtx.dynamo.lowering import decomposition_table
 
     kwarg_specs = dict(kwarg_specs or {})
-    module = exportable(module, specs, kwarg_specs)
+    module = _exportable(module, specs, kwarg_specs)
     given = list(specs) + list(kwarg_specs.values())  # export's flattening order: positional, then keywords
     specs = list(specs)
     clock = PhaseClock()

@@ -17,17 +17,17 @@ Dynamic shapes: when dynamo marks a size dynamic (SymInt inputs), that dim gets 
 from dynamo's value range, capped at the `dynamic_max_size` option, or up to the example size
 if that is larger. The range is added as a guard in dynamo's shape environment
 (``2 <= L['x'].size()[0] <= 4096``), so a size outside it recompiles, with a range covering it,
-instead of reaching the engine.
+instead of reaching the engine. A dim the ATen graph cannot keep dynamic over that range (a guard
+of the export trace, e.g. adaptive pooling on the image size) is fixed to its example size with a
+dynamo guard. A graph whose sizes cannot be mapped runs in PyTorch with a warning;
+`torch_tensorrt_rtx.compile` with explicit Input ranges gives full control.
 
 Batch 1: by default dynamo treats sizes 0 and 1 as special. Its dynamic sizes start at 2, and a
 call with batch 1 is traced again as a static graph, which costs a second engine. Sizes that
 dynamo traces without that specialization start at 1, and one engine then serves batch 1 too:
 ``torch.fx.experimental._config.backed_size_oblivious = True`` (every dynamic size), or
 ``torch._dynamo.decorators.mark_unbacked(x, 0, min=1, max=64)`` (one dim). Such a graph is
-exported with the same size-oblivious reasoning dynamo traced it with. A dim the ATen
-graph cannot keep dynamic over that range (a guard of the export trace, e.g. adaptive pooling on
-the image size) is fixed to its example size with a dynamo guard. A graph whose sizes cannot be mapped runs in PyTorch with a
-warning; `torch_tensorrt_rtx.compile` with explicit Input ranges gives full control.
+exported with the same size-oblivious reasoning dynamo traced it with.
 
 Python numbers: with dynamic=True (and torch's default specialize_float=False) dynamo does not
 bake float attributes such as BatchNorm/LayerNorm eps, or float arguments, into the graph: it
@@ -219,16 +219,13 @@ def _export_specializing(gm: GraphModule, specs: List[Any]):
     range it kept (a single size when it fixed the dim); each decision is recorded as a guard in
     dynamo's shape environment, so a size outside recompiles instead of reaching an engine built
     for this one."""
-    from torch.fx.experimental.symbolic_shapes import guard_bool, guard_int
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols, guard_bool, guard_int
     from torch_tensorrt_rtx.dynamo._export import export_aten
-
-    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
 
     fakes = [node.meta["example_value"] for node in gm.graph.find_nodes(op="placeholder")]
     # A size dynamo traced without 0/1 specialization (its range starts below 2) is exported the
     # same way: torch.export would otherwise specialize 1 away and the engine would start at 2.
-    oblivious = any(spec.dynamic_dims and min(lo for lo, _, _ in spec.dynamic_dims.values()) < 2
-                    for spec in specs)
+    oblivious = any(lo < 2 for spec in specs for lo, _, _ in spec.dynamic_dims.values())
     # Outside dynamo's tracing context: its guards (sources like L['x']) must not leak into the
     # exported program's guard code.
     with torch.no_grad(), torch._guards.tracing(None), \
