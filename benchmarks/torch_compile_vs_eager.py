@@ -48,14 +48,14 @@ def _first_call_seconds(model, backend: str, args, kwargs, dynamic: bool) -> flo
 def main() -> None:
     import torch
 
-    from tests.py.models.zoo import BUILDERS, MORE
+    from tests.py.models.zoo import ALL_MODELS
     import torch_tensorrt_rtx as trtx_package
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="bert,resnet18d,vit_b_16,vae_decoder")
     parser.add_argument("--dynamic", action="store_true", help="torch.compile(dynamic=True) instead of False")
     options = parser.parse_args()
-    builders = {**BUILDERS, **MORE}
+    builders = ALL_MODELS
     rows = []
     for name in options.models.split(","):
         if name not in builders:

@@ -16,9 +16,8 @@ import torch
 
 import torch_tensorrt_rtx as trtx
 
-from tests.py.models.zoo import BUILDERS, MORE, Case
+from tests.py.models.zoo import ALL_MODELS, Case
 
-ALL = {**BUILDERS, **MORE}
 PRECISIONS = {"fp32": frozenset(), "fp16": frozenset({torch.float16})}
 
 
@@ -36,7 +35,7 @@ class Zoo:
     def case(self, name: str) -> Case:
         if name not in self.cases:
             torch.manual_seed(0)
-            self.cases[name] = ALL[name]()
+            self.cases[name] = ALL_MODELS[name]()
         return self.cases[name]
 
     def aot(self, name: str, precision: str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from tests.py.models.zoo import BUILDERS, MORE
+from tests.py.models.zoo import ALL_MODELS
 
 # Tests that use one zoo model by name (zoo.case), besides the matrix parametrized by model.
 USES_MODEL = {
@@ -23,4 +23,4 @@ def model_group(nodeid: str) -> Optional[str]:
     tail = nodeid.rsplit("/", 1)[-1]
     match = _MATRIX_ID.match(tail)
     name = match.group("name") if match else USES_MODEL.get(tail)
-    return name if name in {**BUILDERS, **MORE} else None
+    return name if name in ALL_MODELS else None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.py.models.groups import model_group
-from tests.py.models.zoo import BUILDERS, MORE
+from tests.py.models.zoo import ALL_MODELS
 
 
 def test_matrix_node_ids_group_by_model():
-    for name in {**BUILDERS, **MORE}:
+    for name in ALL_MODELS:
         for test in ("test_compile_dynamic_and_verify_at_three_sizes", "test_torch_compile_static"):
             for precision in ("fp32", "fp16"):
                 assert model_group(f"tests/py/models/test_models.py::{test}[{name}-{precision}]") == name

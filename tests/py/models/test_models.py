@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.py.models.zoo import BUILDERS, MORE
+from tests.py.models.zoo import ALL_MODELS
 
 # Ops each model may leave in PyTorch, with the reason (none today).
-FALLBACK = {name: {} for name in {**BUILDERS, **MORE}}
+FALLBACK = {name: {} for name in ALL_MODELS}
 FAST = {("distilbert", "fp32"), ("resnet18d", "fp32")}
 # Every model in zoo.py, in fp32 and fp16, through both entry points. Cells that are known not to
 # pass: {(model, precision, entry): reason}, entry "aot" (trtx.compile) or "torch.compile"; each is
@@ -25,7 +25,7 @@ PRECISION_NAMES = ("fp32", "fp16")
 
 def _params(entry: str):
     out = []
-    for name in {**BUILDERS, **MORE}:
+    for name in ALL_MODELS:
         for precision in PRECISION_NAMES:
             marks = [pytest.mark.models_fast] if (name, precision) in FAST else []
             if (name, precision, entry) in XFAIL:

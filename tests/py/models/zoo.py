@@ -252,10 +252,13 @@ def unet() -> Case:
     return Case(model, [], kwargs, make, [(1, 0), (2, 0), (4, 0)])
 
 
-# More families: test_models.MATRIX says which runs each gets.
+# More families (every model in BUILDERS and MORE runs the whole matrix in test_models.py).
 MORE: Dict[str, Callable[[], Case]] = {
     "gpt2": gpt2, "llama": llama, "t5_encoder": t5_encoder, "vit_hf": vit_hf, "whisper_encoder": whisper_encoder,
     "resnet18": _torchvision("resnet18"), "mobilenet_v3_small": _torchvision("mobilenet_v3_small"),
     "efficientnet_b0": _torchvision("efficientnet_b0"), "convnext_tiny": _torchvision("convnext_tiny"),
     "vit_b_16": vit_b_16, "swin_t": swin_t, "unet": unet, "vae_decoder": vae_decoder,
 }
+
+# Every acceptance model by name.
+ALL_MODELS: Dict[str, Callable[[], Case]] = {**BUILDERS, **MORE}
