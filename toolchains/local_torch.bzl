@@ -68,5 +68,7 @@ def _local_torch_impl(ctx):
 local_torch = repository_rule(
     implementation = _local_torch_impl,
     local = True,
-    environ = ["PYTHON_BIN_PATH"],
+    # PYTHONPATH too: a build front end's isolated environment (pip's) keeps the interpreter
+    # and puts its own torch on PYTHONPATH, so a new one must be probed again.
+    environ = ["PYTHON_BIN_PATH", "PYTHONPATH"],
 )

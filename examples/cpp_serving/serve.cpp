@@ -3,20 +3,22 @@
 //
 // Usage:
 //
-//   cpp_serving --library /path/libtorchtrt_rtx_runtime.so [--kernel-strategy eager]
+//   cpp_serving [--library /path/libtorchtrt_rtx_runtime.so] [--kernel-strategy eager]
 //               model.pt2 2x128 [more input shapes...]
 //
-// It loads the runtime library (which registers torch.ops.tensorrt_rtx.execute_engine, the
-// op the package calls for every engine), loads the package with
-// torch::inductor::AOTIModelPackageLoader, runs it once on float32 inputs filled with
-// 0, 0.1, 0.2, ... in each given shape (CPU, or CUDA with --cuda) and prints every output as
-// "output K SHAPE: v0 v1 ...". Serving code does the same with its own tensors; the
-// engines are built at the first run and belong to the loader (freed with it).
+// The runtime library registers torch.ops.tensorrt_rtx.execute_engine, the op the package
+// calls for every engine. Two builds of this file: the CMake one (CMakeLists.txt, against the
+// installed wheel) links the library, so it is loaded at start-up; the Bazel one
+// (`bazel build //examples/cpp_serving`) links libtorch only and dlopens the library that
+// --library names. The program loads the package with torch::inductor::AOTIModelPackageLoader,
+// runs it once on float32 inputs filled with 0, 0.1, 0.2, ... in each given shape (CPU, or
+// CUDA with --cuda) and prints every output as "output K SHAPE: v0 v1 ...". Serving code does
+// the same with its own tensors; the engines are built at the first run and belong to the
+// loader (freed with it).
 //
 // Runtime settings: the engines of a package follow the calling thread's settings scope;
-// --kernel-strategy shows how C++ sets it, through the runtime library's op
-// tensorrt::set_scope_settings(str? cache_path, kernel_strategy, cuda_graph_strategy,
-// allocation_strategy) -- the same op Python's runtime.settings(...) calls.
+// --kernel-strategy shows how C++ sets it, torch_tensorrt_rtx::SetScopeSettings
+// (torch_tensorrt_rtx/serving.h) -- the op Python's runtime.settings(...) calls.
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -26,14 +28,14 @@
 #include <vector>
 
 #include <ATen/ATen.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <torch_tensorrt_rtx/serving.h>
 
 namespace {
 
 int Usage(const char* why) {
   std::cerr << "cpp_serving: " << why
-            << "\nusage: cpp_serving --library RUNTIME.so [--kernel-strategy NAME] [--cuda] "
+            << "\nusage: cpp_serving [--library RUNTIME.so] [--kernel-strategy NAME] [--cuda] "
                "PACKAGE.pt2 SHAPE...   (SHAPE like 2x128)\n";
   return 2;
 }
@@ -56,12 +58,27 @@ std::vector<int64_t> ParseShape(const std::string& text) {
   return shape;
 }
 
-void SetKernelStrategy(const std::string& name) {
-  auto op = c10::Dispatcher::singleton()
-                .findSchemaOrThrow("tensorrt::set_scope_settings", "")
-                .typed<void(std::optional<std::string>, std::string, std::string, std::string)>();
-  // cache_path "" = the per-user default cache file; std::nullopt = no runtime cache file.
-  op.call(std::string(""), name, "disabled", "static");
+// Loads the runtime library unless it is linked into this program already (loading a second
+// one would register the tensorrt op namespace twice, which ends the process).
+bool LoadRuntime(const std::string& library) {
+  if (torch_tensorrt_rtx::RuntimeLoaded()) {
+    if (library.empty()) return true;
+    std::cerr << "cpp_serving: --library " << library
+              << ": this build links the runtime library already; drop --library\n";
+    return false;
+  }
+  if (library.empty()) {
+    std::cerr << "cpp_serving: this build does not link the runtime library: pass --library "
+                 "/path/libtorchtrt_rtx_runtime.so\n";
+    return false;
+  }
+  // RTLD_GLOBAL is not needed: loading registers the ops with torch's dispatcher.
+  if (dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
+    std::cerr << "cpp_serving: cannot load runtime library " << library << ": " << dlerror()
+              << "\n";
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -84,15 +101,18 @@ int main(int argc, char** argv) {
       shapes.push_back(arg);
     }
   }
-  if (library.empty() || package.empty()) return Usage("need --library and a package");
-  // RTLD_GLOBAL is not needed: loading registers the ops with torch's dispatcher.
-  if (dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
-    std::cerr << "cpp_serving: cannot load runtime library " << library << ": " << dlerror()
-              << "\n";
-    return 1;
-  }
+  if (package.empty()) return Usage("need a package");
+  if (!LoadRuntime(library)) return 1;
   try {
-    if (!kernel_strategy.empty()) SetKernelStrategy(kernel_strategy);
+    // cache_path "" = the per-user default runtime cache file.
+    if (!kernel_strategy.empty()) {
+      torch_tensorrt_rtx::SetScopeSettings(std::string(""), kernel_strategy, "disabled", "static");
+    }
+    const std::string missing = torch_tensorrt_rtx::EngineOpMissingReason();
+    if (!missing.empty()) {
+      std::cerr << "cpp_serving: " << missing << "\n";
+      return 1;
+    }
     std::vector<at::Tensor> inputs;
     for (const std::string& shape : shapes) {
       const std::vector<int64_t> sizes = ParseShape(shape);

@@ -13,7 +13,8 @@ Public API:
 - ``Input``, ``engine_records(program)``, ``program_engines(module)`` (per-engine settings)
 - ``compile_reports()``: a context manager collecting the CompileReport of every
   torch.compile(backend="tensorrt_rtx") build made inside it
-- ``runtime`` and ``dynamo`` subpackages; ``library_path()``: the C++ runtime library's path
+- ``runtime`` and ``dynamo`` subpackages; ``library_path()``: the C++ runtime library's path;
+  ``cmake_prefix_path()``: the directory for CMAKE_PREFIX_PATH (``find_package(TorchTensorRTRTX)``)
 
 Saved programs load with plain ``torch.export.load`` / ``torch._inductor.aoti_load_package``
 after ``import torch_tensorrt_rtx``: the engine op is registered as soon as torch is imported
@@ -50,6 +51,10 @@ def __getattr__(name):
         from torch_tensorrt_rtx.runtime._native import library_path
 
         return library_path
+    if name == "cmake_prefix_path":
+        from torch_tensorrt_rtx._paths import cmake_prefix_path
+
+        return cmake_prefix_path
     if name == "compile_reports":
         from torch_tensorrt_rtx.dynamo.backend import compile_reports
 
@@ -58,4 +63,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | {"compile_reports", "library_path"})
+    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | {"compile_reports", "library_path", "cmake_prefix_path"})

@@ -1,7 +1,8 @@
 """The optional C++ runtime: loads ``libtorchtrt_rtx_runtime.so`` when it is present.
 
-``scripts/build_native.sh`` builds it with Bazel and copies it (and the pybind11 module
-``_C``) into ``torch_tensorrt_rtx/lib/``. When the library is there, importing this module
+The platform wheel carries it in ``torch_tensorrt_rtx/lib/`` (setup.py builds it with Bazel);
+in a source checkout ``scripts/build_native.sh`` copies it there (and the pybind11 module
+``_C`` beside the package's ``__init__``). When the library is there, importing this module
 registers ``torch.classes.tensorrt.Engine`` and ``torch.ops.tensorrt.execute_engine`` (run
 eagerly: C++ serving code and benchmarks call them; saved programs never do); when it is not,
 nothing happens and the Python runtime is used. A library with a TensorRT backend also registers
@@ -172,8 +173,9 @@ def status() -> str:
     if _state["error"]:
         return f"C++ runtime failed to load: {_state['error']}; using the Python runtime"
     return (f"C++ runtime not installed ({LIB_DIR / RUNTIME_LIBRARY_NAME} is missing: this installation was made "
-            "without the native build; in a source checkout scripts/build_native.sh builds it); "
-            "using the Python runtime")
+            "without the native build -- a Python-only wheel, an editable install or Windows; the platform wheel "
+            "that `pip wheel .` builds from the source tree has it, and scripts/build_native.sh puts it into a "
+            "source checkout); using the Python runtime")
 
 
 # -- settings ------------------------------------------------------------------------------

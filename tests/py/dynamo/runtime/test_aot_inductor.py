@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import torch_tensorrt_rtx as trtx
-from engine_programs import CPP_SERVING, HERE_DIR, REPO, SCRIPTED_OPS, Program, double_record
+from engine_programs import CPP_SERVING, HERE_DIR, INSTALLED_RUNTIME, REPO, SCRIPTED_OPS, Program, double_record
 
 INPUT = trtx.Input(min_shape=(1, 4), opt_shape=(2, 4), max_shape=(8, 4))
 
@@ -92,3 +92,13 @@ def test_cpp_serving_explains_a_bad_setting(tmp_path):
     cpp = subprocess.run([str(CPP_SERVING), "--library", str(SCRIPTED_OPS), "--kernel-strategy", "fast",
                           str(tmp_path / "missing.pt2"), "1x4"], capture_output=True, text=True, timeout=120)
     assert cpp.returncode == 1 and "unknown kernel_strategy 'fast'" in cpp.stderr, cpp.stderr
+
+
+def test_cpp_serving_says_why_the_default_library_cannot_run_engines(tmp_path):
+    if not (INSTALLED_RUNTIME.is_file() and CPP_SERVING.is_file()):
+        pytest.skip("examples/cpp_serving or the default runtime library not built (scripts/build_native.sh)")
+    cpp = subprocess.run([str(CPP_SERVING), "--library", str(INSTALLED_RUNTIME), str(tmp_path / "program.pt2"),
+                          "1x4"], capture_output=True, text=True, timeout=120)
+    assert cpp.returncode == 1, cpp.stderr
+    assert "registers no tensorrt_rtx::execute_engine because it was built without TensorRT-RTX" in cpp.stderr
+    assert "TENSORRT_RTX_HOME" in cpp.stderr, cpp.stderr
