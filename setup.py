@@ -119,6 +119,8 @@ def build_native(package_dir: Path, version: str) -> None:
 
 class BuildPyWithNative(build_py):
     def run(self) -> None:
+        # build/ outlives builds: a module deleted from py/ must not reach the next wheel.
+        shutil.rmtree(Path(self.build_lib) / PACKAGE, ignore_errors=True)
         super().run()
         if native_build_enabled() and not getattr(self, "editable_mode", False):
             build_native(Path(self.build_lib).resolve() / PACKAGE, self.distribution.get_version())

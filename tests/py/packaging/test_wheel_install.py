@@ -248,3 +248,14 @@ def test_wheel_build_requirements(monkeypatch):
     monkeypatch.setenv(torch_trtx_build.NATIVE_ENV, "maybe")
     with pytest.raises(ValueError, match="TORCH_TRTX_BUILD_NATIVE='maybe'"):
         torch_trtx_build.native_build_enabled()
+
+
+def test_cmake_prefix_path_explains_an_install_without_the_cmake_package():
+    import torch_tensorrt_rtx
+    from torch_tensorrt_rtx import _paths
+
+    if (_paths.CMAKE_PACKAGE_DIR / "TorchTensorRTRTX").exists():
+        pytest.fail(f"{_paths.CMAKE_PACKAGE_DIR} exists in the source tree; only wheels install it")
+    with pytest.raises(FileNotFoundError, match="has no TorchTensorRTRTXConfig.cmake: this installation of "
+                       "torch_tensorrt_rtx has no C.. runtime"):
+        torch_tensorrt_rtx.cmake_prefix_path()
