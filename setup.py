@@ -36,8 +36,11 @@ BAZEL_TARGETS = ["//:" + RUNTIME_LIBRARY, "//core/runtime:_C.so", "//core/defini
 # Headers of the public C++ API, as (source dir, glob, dir under include/torch_tensorrt_rtx).
 SOURCE_HEADERS = [("cpp/include/torch_tensorrt_rtx", "*.h", "."), ("core/runtime", "*.h", "core/runtime"),
                   ("core/util", "file_lock.h", "core/util")]
-# Where the library finds torch: the torch package beside this one in site-packages.
+# Where the library finds torch: the torch package beside this one in site-packages; a
+# --config=rtx build also needs libtensorrt_rtx.so.1, which the tensorrt-rtx dependency installs
+# (package tensorrt_rtx_libs).
 TORCH_RUNPATH = "$ORIGIN/../../torch/lib"
+TENSORRT_RTX_RUNPATH = "$ORIGIN/../../tensorrt_rtx_libs"
 
 
 def _run(command: list, **kwargs) -> str:
@@ -112,7 +115,8 @@ def build_native(package_dir: Path, version: str) -> None:
             bazel.shutdown()
     # Bazel's RUNPATH names its own output tree and the build environment's torch; the wheel's
     # library finds torch through the installed torch package instead. _C.so needs no RUNPATH.
-    _run([patchelf, "--set-rpath", TORCH_RUNPATH, str(library)])
+    runpath = ":".join([TORCH_RUNPATH] + ([TENSORRT_RTX_RUNPATH] if bazel.options else []))
+    _run([patchelf, "--set-rpath", runpath, str(library)])
     _run([patchelf, "--remove-rpath", str(package_dir / "_C.so")])
     _install_cmake_package(package_dir, version)
 

