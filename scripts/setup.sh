@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(bazel-bootstrap googletest python3-venv)
+# cmake: the wheel test builds examples/cpp_serving against the installed wheel with it.
+APT_PACKAGES=(bazel-bootstrap googletest python3-venv cmake)
 # The Windows cross-compiler and wine, without their recommends (wine32, X fonts, ...):
 # 31 packages instead of 111, and all the Windows tests need.
 APT_PACKAGES_NO_RECOMMENDS=(g++-mingw-w64-x86-64-posix wine64 wine)
