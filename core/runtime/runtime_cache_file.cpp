@@ -73,6 +73,12 @@ RuntimeCacheFile::RuntimeCacheFile(std::string path, std::chrono::milliseconds l
       lock_timeout_(lock_timeout),
       max_bytes_(max_bytes ? *max_bytes : MaxBytesFromEnv()) {
   if (max_bytes_ == 0) throw std::invalid_argument("runtime cache max_bytes must be positive");
+  if (lock_timeout_.count() < 0) {
+    // One meaning in both runtimes and both operations: a negative timeout is refused, never
+    // "wait forever" for one operation and "give up at once" for another.
+    throw std::invalid_argument("runtime cache lock_timeout must be >= 0 seconds, found " +
+                                std::to_string(lock_timeout_.count() / 1000.0));
+  }
 }
 
 template <typename Result, typename Read>

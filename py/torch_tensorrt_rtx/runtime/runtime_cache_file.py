@@ -117,6 +117,10 @@ class RuntimeCacheFile:
         self.path = Path(os.path.abspath(io.check_path(path)))
         self.lock_path = self.path.with_name(self.path.name + LOCK_SUFFIX)
         self.lock_timeout = float(lock_timeout)
+        if not 0.0 <= self.lock_timeout <= 1e9:  # also NaN
+            # One meaning in both runtimes and both operations: never "wait forever" for a save
+            # and "give up at once" for a load.
+            raise ValueError(f"runtime cache lock_timeout must be a number of seconds >= 0, found {lock_timeout!r}")
         self.max_bytes = int(max_bytes) if max_bytes is not None else max_bytes_from_env()
         if self.max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, found {max_bytes}")

@@ -369,3 +369,15 @@ def test_engine_keys_agree(native):
 def test_both_runtimes_read_the_size_cap_setting_alike(impl, tmp_path, monkeypatch, value, expected):
     monkeypatch.setenv("TORCH_TENSORRT_RTX_CACHE_MAX_BYTES", value)
     assert make_store(impl, tmp_path / "c.bin").store.max_bytes == expected
+
+
+@pytest.mark.parametrize("timeout", [-1.0, -0.001, float("nan")])
+def test_a_negative_lock_timeout_is_refused_by_both(impl, tmp_path, timeout):
+    # Python's save used to wait forever on -1 while its load and the C++ store gave up at once.
+    with pytest.raises(ValueError, match="lock_timeout must be a number of seconds >= 0"):
+        make_store(impl, tmp_path / "c.bin", timeout=timeout)
+
+
+def test_a_zero_lock_timeout_means_one_try(impl, tmp_path):
+    store = make_store(impl, tmp_path / "c.bin", timeout=0.0)
+    assert store.save(A, b"kernels") and store.load(A)[0] == b"kernels"
