@@ -38,6 +38,10 @@ using torch_tensorrt_rtx::util::LockMode;
 namespace {
 
 std::chrono::milliseconds Millis(double seconds) {
+  if (!(seconds >= 0.0) || seconds > 1e9) {  // NaN, negative, or beyond any sensible wait
+    throw py::value_error("runtime cache lock_timeout must be a number of seconds >= 0, found " +
+                          std::to_string(seconds));
+  }
   return std::chrono::milliseconds(static_cast<long long>(seconds * 1000.0));
 }
 

@@ -73,19 +73,27 @@ RuntimeCacheFile::RuntimeCacheFile(std::string path, std::chrono::milliseconds l
       lock_timeout_(lock_timeout),
       max_bytes_(max_bytes ? *max_bytes : MaxBytesFromEnv()) {
   if (max_bytes_ == 0) throw std::invalid_argument("runtime cache max_bytes must be positive");
+  if (lock_timeout_.count() < 0) {
+    // One meaning in both runtimes and both operations: a negative timeout is refused, never
+    // "wait forever" for one operation and "give up at once" for another.
+    throw std::invalid_argument("runtime cache lock_timeout must be >= 0 seconds, found " +
+                                std::to_string(lock_timeout_.count() / 1000.0));
+  }
 }
 
 template <typename Result, typename Read>
 std::optional<Result> RuntimeCacheFile::UnderSharedLock(const char* action, Read read) const noexcept {
   try {
     if (!io::Exists(path_)) return std::nullopt;  // no lock file created just to find nothing
+    // Before the lock file is opened at all: a directory other users can write may hold anything.
+    io::CheckDirectoryTrusted(io::DirName(path_));
     std::unique_ptr<util::FileLock> lock;
     try {
       lock = std::make_unique<util::FileLock>(lock_path_, util::LockMode::kShared);
-    } catch (const util::FileLockError&) {
+    } catch (const util::FileLockError& e) {
       // No lock file, and none can be created here (a read-only image): then nobody can
       // write the cache either, so it is read without a lock.
-      if (io::Exists(lock_path_) || io::IsSymlink(lock_path_)) throw;
+      if (io::Exists(lock_path_) || io::IsSymlink(lock_path_)) throw io::CacheFileRefused(e.what());
     }
     if (lock != nullptr && !lock->try_lock_for(lock_timeout_)) {
       LogWarning("runtime cache: could not lock " + lock_path_ + " within " + Seconds(lock_timeout_) +

@@ -232,7 +232,7 @@ def _package(gm: GraphModule, converted: _Converted, engine: bytes, settings: Co
         metadata=dataclasses.asdict(spec) | {"compute_capabilities": list(settings.compute_capabilities) or "portable"},
         hw_compatible=False, target_platform=_target_platform(), engine_flavor="tensorrt_rtx")
     buffer_name = f"{name}_engine"
-    gm.register_buffer(buffer_name, record.to_tensor().clone())
+    gm.register_buffer(buffer_name, record.to_tensor())  # owns the packed record: no second copy
     with gm.graph.inserting_before(node):
         record_node = gm.graph.get_attr(buffer_name)
         call = gm.graph.call_function(torch.ops.tensorrt_rtx.execute_engine.default,
@@ -281,7 +281,7 @@ def _views_to_reshapes(gm: GraphModule) -> int:
 
 
 def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,
-             excluded: Dict[str, str], engines: Dict[str, Tuple[bytes, float]], clock: PhaseClock):
+             excluded: Dict[str, str], engines: Dict[str, Tuple[memoryview, float]], clock: PhaseClock):
     """Partition with `excluded` nodes in PyTorch, convert every partition, build every engine.
     Returns (gm, partition result, [(converted, engine, seconds)]), or None after adding the nodes
     to blame to `excluded` (the caller then tries again: each retry keeps more nodes in PyTorch)."""
@@ -332,17 +332,18 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
         lowered = lower(gm, settings.reduced_precision)
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
     excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
-    engines: Dict[str, Tuple[bytes, float]] = {}
+    engines: Dict[str, Tuple[memoryview, float]] = {}
     attempt = None
     while attempt is None:  # terminates: every failed attempt excludes at least one more node
         attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock)
-    _, _, built = attempt
+    _, proposed, built = attempt
+    del attempt  # holds the engines' buffers too
     # The attempts ran on copies of the graph. The module handed back must be `lowered` itself:
     # it carries what torch.export attached (input-constraint hooks, range_constraints, the
-    # pytree calling convention). Partitioning is deterministic, so the same exclusions give the
-    # same partitions, under the same names, in `lowered`.
+    # pytree calling convention). The copy has the same node names, so the successful attempt's
+    # partitions are fused again in `lowered`, under the same names, without proposing them again.
     with clock.phase("partitioning"):
-        result = partition(lowered, settings, excluded)
+        result = partition(lowered, settings, excluded, same_as=proposed)
     gm = result.module
     by_name = {n.target: n for n in gm.graph.nodes if n.op == "call_module" and n.target in result.trt_submodules}
     if set(by_name) != {item.node.target for item, _, _ in built}:
@@ -355,11 +356,14 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                            failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
                            precision=describe_precision(settings.reduced_precision),
                            reduced_precision=settings.reduced_precision)
-    for item, engine, seconds in built:
+    engines.clear()
+    while built:  # each engine's TensorRT-RTX buffer is released as soon as its record is packed
+        item, engine, seconds = built.pop(0)
         with clock.phase("packaging"):
             _package(gm, item, engine, settings)
         report.engines.append(EngineSummary(item.node.target, item.network_def.converted_ops, seconds, len(engine),
                                             [str(r) for r in item.ranges]))
+        del engine
     with clock.phase("packaging"):
         if built and report.fallback_ops:
             _views_to_reshapes(gm)

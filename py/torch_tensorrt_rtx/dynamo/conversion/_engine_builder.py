@@ -70,7 +70,7 @@ def compute_capability(name: str) -> "trt.ComputeCapability":
 
 
 def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[str] = PORTABLE,
-                 label: str = "engine", progress: bool = True) -> Tuple[bytes, float]:
+                 label: str = "engine", progress: bool = True) -> Tuple[memoryview, float]:
     builder, network = network_def.builder, network_def.network
     config = builder.create_builder_config()
     if compute_capabilities:
@@ -96,4 +96,6 @@ def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[
     if serialized is None:
         recent = "; ".join(trt_logger().errors[-3:]) or "no message"
         raise ConversionError(f"TensorRT-RTX failed to build engine {label}: {recent}")
-    return bytes(memoryview(serialized)), seconds
+    # A view of TensorRT-RTX's own buffer (it lives as long as the view): packing the engine
+    # record is then the only copy of the engine the compile makes.
+    return memoryview(serialized).cast("B"), seconds

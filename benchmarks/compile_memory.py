@@ -1,0 +1,80 @@
+"""Peak memory of a compile, against the size of the engine it builds.
+
+Each model is compiled in a fresh process. The child reads its resident set size just before
+`torch_tensorrt_rtx.compile` (after the model and its inputs exist), then a thread samples it every
+5 ms through compile (and save, with --save); the highest sample minus the first is the compile's
+peak above the process baseline, printed beside the engine size and as a ratio (target: at most
+1.5x for BERT-base and GPT-2), with the resident size once compile has returned.
+
+    .venv/bin/python benchmarks/compile_memory.py [bert_base gpt2] [--save]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, sys, tempfile, os, threading, time
+sys.path.insert(0, {repo!r})
+import torch
+from tests.py.models.zoo import import_torchvision
+import_torchvision()
+import transformers
+import torch_tensorrt_rtx as trtx
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+name, save = sys.argv[1], sys.argv[2] == "1"
+torch.manual_seed(0)
+if name == "bert_base":
+    model = transformers.BertModel(transformers.BertConfig()).eval()
+else:
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(use_cache=False)).eval()
+ids = trtx.Input(min_shape=(1, 2), opt_shape=(4, 64), max_shape=(8, 128), dtype=torch.int64)
+with torch.no_grad():
+    model(torch.zeros(1, 8, dtype=torch.int64))
+before = rss_mb()
+peak = [before]
+
+def sample():
+    while True:
+        peak[0] = max(peak[0], rss_mb())
+        time.sleep(0.005)
+
+threading.Thread(target=sample, daemon=True).start()
+compiled = trtx.compile(model, [ids], progress=False)
+after = rss_mb()
+if save:
+    with tempfile.TemporaryDirectory() as tmp:
+        trtx.save(compiled, os.path.join(tmp, "m.pt2"))
+time.sleep(0.02)
+engine = sum(e.engine_bytes for e in compiled.compile_report.engines) / 2**20
+print(json.dumps({{"model": name, "before_mb": before, "peak_mb": peak[0], "after_mb": after, "engine_mb": engine}}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=["bert_base", "gpt2"])
+    parser.add_argument("--save", action="store_true", help="also save the compiled program (.pt2)")
+    args = parser.parse_args()
+    print(f"{'model':<10} {'engine MB':>9} {'peak above baseline MB':>23} {'ratio':>6} {'held after compile MB':>22}")
+    for name in args.models:
+        out = subprocess.run([sys.executable, "-c", CHILD.format(repo=str(REPO)), name, "1" if args.save else "0"],
+                             capture_output=True, text=True, check=True).stdout
+        row = json.loads(out.strip().splitlines()[-1])
+        above = row["peak_mb"] - row["before_mb"]
+        held = row["after_mb"] - row["before_mb"]
+        print(f"{name:<10} {row['engine_mb']:>9.0f} {above:>23.0f} {above / row['engine_mb']:>6.2f} {held:>22.0f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
