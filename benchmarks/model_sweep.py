@@ -26,7 +26,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -369,7 +369,7 @@ def _verdict(verification) -> Tuple[str, str]:
         return "ok", ""
     if verification.nothing_to_verify is not None:
         return "none", verification.nothing_to_verify.splitlines()[0][:200]
-    return "MISMATCH", str(verification).splitlines()[0][:300]
+    return "MISMATCH", " / ".join(line.strip() for line in str(verification).splitlines()[:4])[:500]
 
 
 def _run_aot(case: Sweep, precision, row: dict) -> None:
@@ -435,9 +435,12 @@ def run_one(name: str, timeout: int, entry: str = "aot", precision: str = "fp32"
     except _Timeout:
         row["error"] = f"timeout after {timeout} s"
     except Exception as e:  # noqa: BLE001 - a sweep reports every failure and moves on
-        row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
-        row["crash"] = True
         row["traceback"] = traceback.format_exc()
+        if "_Timeout" in row["traceback"]:  # the alarm fired inside torch.compile, which wrapped it
+            row["error"] = f"timeout after {timeout} s"
+        else:
+            row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            row["crash"] = True
     finally:
         signal.alarm(0)
         package_logger.removeHandler(log)
@@ -452,8 +455,10 @@ def run_one(name: str, timeout: int, entry: str = "aot", precision: str = "fp32"
 
 def status(row: dict) -> str:
     """full: engines only, verified; partial: some ops in PyTorch, verified; MISMATCH: wrong numbers;
-    none: no engine at all; crash: an exception reached the caller (or a timeout)."""
-    if row.get("crash") or row["error"].startswith("timeout"):
+    none: no engine at all; crash: an exception reached the caller; timeout: the cell ran out of time."""
+    if row["error"].startswith("timeout"):
+        return "timeout"
+    if row.get("crash"):
         return "crash"
     if row["verify"] == "MISMATCH":
         return "MISMATCH"
@@ -493,6 +498,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--markdown", help="write the result tables here (benchmarks/sweep_markdown.py)")
     parser.add_argument("--reports", action="store_true", help="print each model's full compile report")
+    parser.add_argument("--merge", nargs="*", default=[],
+                        help="rows saved with --json by earlier runs; a cell run again here replaces its saved row")
     args = parser.parse_args(argv)
     names = [n for n in MODELS if (not args.new or n.startswith("new."))
              and (not args.names or any(w in n for w in args.names))]
@@ -509,6 +516,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                     print(f"    note: {note}", flush=True)
                 if args.reports and row.get("report"):
                     print("    " + row["report"].replace("\n", "\n    "), flush=True)
+    fresh = {(r["model"], r["entry"], r["precision"]) for r in rows}
+    saved = [r for f in args.merge for r in json.loads(Path(f).read_text())
+             if (r["model"], r["entry"], r["precision"]) not in fresh]
+    for r in saved:  # rows saved before timeouts inside torch.compile were told apart from crashes
+        if "_Timeout" in r.get("traceback", ""):
+            r["error"], r["crash"] = f"timeout after {args.timeout} s", False
+        r["status"] = status(r)
+    rows = saved + rows
     print("\nfallback ops by number of models hit:")
     for op, models, reason in ranked_fallbacks(rows):
         print(f"  {len(models):>2}  {op}: {reason}  [{', '.join(models)}]")

@@ -273,12 +273,14 @@ class ConvGRU(torch.nn.Module):
         return self.out(self.rnn(x)[0][:, -1])
 
 
+# RNNs get a dynamic batch only: torch.export (2.13) unrolls aten.lstm / aten.gru over time steps
+# while tracing, so a dynamic sequence length fails with "Constraints violated (seq)".
 def lstm() -> Sweep:
-    return _sweep(TextLSTM(), [torch.randint(0, 100, (2, 16))], [TEXT], SEQ_RANGES)
+    return _sweep(TextLSTM(), [torch.randint(0, 100, (2, 16))])
 
 
 def gru() -> Sweep:
-    return _sweep(ConvGRU(), [torch.randn(2, 16, 20)], [TEXT], SEQ_RANGES)
+    return _sweep(ConvGRU(), [torch.randn(2, 16, 20)])
 
 
 class DecodeStep(torch.nn.Module):

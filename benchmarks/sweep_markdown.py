@@ -24,14 +24,16 @@ def write_markdown(rows: List[dict], fallbacks: Sequence[Tuple[str, List[str], s
     lines = [f"# model_sweep results ({datetime.date.today().isoformat()})", "",
              f"Command: `benchmarks/model_sweep.py {command}`", "",
              "Cells: status (full = all in engines and verified; partial = some ops in PyTorch, verified; "
-             "MISMATCH = verify failed; none = no engine; crash = an exception reached the caller), engines (of "
+             "MISMATCH = verify failed; none = no engine; crash = an exception reached the caller; timeout = over "
+             "the per-cell limit), engines (of "
              "them dynamic), ops left in PyTorch, compile seconds (torch.compile: the first call, tracing "
              "included), and for torch.compile builds after two batch sizes / graphs of the first call.", "",
              "| model | " + " | ".join(f"{e} {p}" for e, p in columns) + " |",
              "|---|" + "---|" * len(columns)]
     for model, cells in by_model.items():
         lines.append(f"| {model} | " + " | ".join(_cell(cells[c]) if c in cells else "-" for c in columns) + " |")
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("full", "partial", "MISMATCH", "none", "crash")}
+    statuses = ("full", "partial", "MISMATCH", "none", "crash", "timeout")
+    counts = {s: sum(r["status"] == s for r in rows) for s in statuses}
     lines += ["", "Cells by status: " + ", ".join(f"{k} {v}" for k, v in counts.items()), "",
               "## Ops left in PyTorch, by models hit", "", "| models | op | reason | which |", "|---|---|---|---|"]
     for op, models, reason in fallbacks:
