@@ -409,6 +409,9 @@ def _run_torch_compile(case: Sweep, precision, row: dict) -> None:
         _add_report(row, report)
     if not reports:
         row["error"] = "the backend was given no graph"
+    rnns = sorted({type(m).__name__ for m in case.model.modules() if isinstance(m, torch.nn.RNNBase)})
+    if rnns and not torch._dynamo.config.allow_rnn:  # dynamo runs them in eager PyTorch, outside any graph
+        row["untraced"] = f"{', '.join(rnns)} ran in eager PyTorch outside the graphs (dynamo's allow_rnn=False)"
 
 
 def run_one(name: str, timeout: int, entry: str = "aot", precision: str = "fp32") -> dict:
@@ -454,7 +457,8 @@ def run_one(name: str, timeout: int, entry: str = "aot", precision: str = "fp32"
 
 
 def status(row: dict) -> str:
-    """full: engines only, verified; partial: some ops in PyTorch, verified; MISMATCH: wrong numbers;
+    """full: engines only, verified; partial: some ops in PyTorch (or modules dynamo did not trace), verified;
+    MISMATCH: wrong numbers;
     none: no engine at all; crash: an exception reached the caller; timeout: the cell ran out of time."""
     if row["error"].startswith("timeout"):
         return "timeout"
@@ -464,7 +468,7 @@ def status(row: dict) -> str:
         return "MISMATCH"
     if not row["engines"]:
         return "none"
-    return "full" if not row["fallback"] and row["verify"] == "ok" else "partial"
+    return "full" if not row["fallback"] and not row.get("untraced") and row["verify"] == "ok" else "partial"
 
 
 def _cell(row: dict) -> str:
@@ -472,7 +476,8 @@ def _cell(row: dict) -> str:
     builds = f" builds {row['builds']}/{row.get('graphs', 1)}" if row["entry"] == "torch.compile" else ""
     return (f"{row['model']:28} {row['entry']:13} {row['precision']} {row['status']:8} eng {row['engines']:>2} "
             f"(dyn {row['dynamic_engines']}) conv {row['converted']:>4} fb {row['fallback']:>3} {row['verify']:8} "
-            f"{row['seconds']:>6}s{builds}  {ops}{'  ERROR ' + row['error'] if row['error'] else ''}")
+            f"{row['seconds']:>6}s{builds}  {ops}{'  ERROR ' + row['error'] if row['error'] else ''}"
+            f"{'  UNTRACED ' + row['untraced'] if row.get('untraced') else ''}")
 
 
 def ranked_fallbacks(rows: List[dict]) -> List[Tuple[str, List[str], str]]:

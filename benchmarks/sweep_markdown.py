@@ -23,7 +23,8 @@ def write_markdown(rows: List[dict], fallbacks: Sequence[Tuple[str, List[str], s
         by_model.setdefault(r["model"], {})[r["entry"], r["precision"]] = r
     lines = [f"# model_sweep results ({datetime.date.today().isoformat()})", "",
              f"Command: `benchmarks/model_sweep.py {command}`", "",
-             "Cells: status (full = all in engines and verified; partial = some ops in PyTorch, verified; "
+             "Cells: status (full = all in engines and verified; partial = some ops in PyTorch, or modules dynamo did "
+             "not trace, verified; "
              "MISMATCH = verify failed; none = no engine; crash = an exception reached the caller; timeout = over "
              "the per-cell limit), engines (of "
              "them dynamic), ops left in PyTorch, compile seconds (torch.compile: the first call, tracing "
@@ -41,6 +42,7 @@ def write_markdown(rows: List[dict], fallbacks: Sequence[Tuple[str, List[str], s
     lines += ["", "## Errors, mismatches and backend notes per cell", ""]
     for r in rows:
         details = ([f"error: {r['error']}"] if r["error"] else []) + \
+                  ([f"untraced: {r['untraced']}"] if r.get("untraced") else []) + \
                   [f"failed node {k}: {v}" for k, v in sorted(r["failed_nodes"].items())][:5] + \
                   [f"note: {n}" for n in r["notes"][:5]] + [f"warning: {w}" for w in r["warnings"][:3]]
         if details:
