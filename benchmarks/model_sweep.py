@@ -1,39 +1,40 @@
 """Compile popular models that are NOT in the acceptance zoo and report what falls back.
 
 A development tool (not a test): each model is built from code or a tiny config with random
-weights (no downloads), compiled with torch_tensorrt_rtx.compile, and checked with
-torch_tensorrt_rtx.verify against eager PyTorch. One line per model, then the fallback ops ranked
-by how many models they hit.
+weights (no downloads), compiled, and checked with torch_tensorrt_rtx.verify against eager PyTorch.
+One line per model, entry point and precision, then the fallback ops ranked by how many models
+they hit. Entry points: "aot" is torch_tensorrt_rtx.compile with the model's dynamic ranges
+(verified at the example batch and at batch 3); "torch.compile" is torch.compile(backend=
+"tensorrt_rtx", dynamic=True), called at the example batch and at batch 3 ("builds 2/1": two
+builds where the first call made one graph, i.e. the second batch recompiled).
 
-    .venv/bin/python benchmarks/model_sweep.py                    # every model
+    .venv/bin/python benchmarks/model_sweep.py                    # every model, aot, fp32
     .venv/bin/python benchmarks/model_sweep.py regnet levit       # names containing these words
     .venv/bin/python benchmarks/model_sweep.py --json out.json    # also save the rows
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/model_sweep.py --new --entry both --precision both \\
+        --markdown benchmarks/results/model_sweep_new_families.md   # the issue-19 families, whole matrix
 """
 from __future__ import annotations
 
 import argparse
 import collections
 import json
+import logging
 import signal
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.py.models.zoo import import_torchvision  # noqa: E402  (the CPU torchvision workaround)
+from benchmarks.sweep_families import FAMILIES, Sweep  # noqa: E402
 
 import torch_tensorrt_rtx as trtx  # noqa: E402
-
-
-class Sweep(NamedTuple):
-    model: torch.nn.Module
-    args: List[torch.Tensor]          # positional example inputs
-    kwargs: Dict[str, torch.Tensor]   # keyword example inputs
-    dynamic_batch: bool = False       # compile with batch 1..4 instead of the example's shape
 
 
 def _image(model, side=64, batch=2, channels=3, dynamic=False) -> Sweep:
@@ -287,6 +288,13 @@ MODELS: Dict[str, Callable[[], Sweep]] = {
 }
 
 
+MODELS.update(FAMILIES)  # the families added for issue 19 (names start with "new.")
+
+PRECISIONS = {"fp32": frozenset(), "fp16": frozenset({torch.float16})}
+ENTRIES = ("aot", "torch.compile")  # torch_tensorrt_rtx.compile with ranges; torch.compile(dynamic=True)
+SECOND_BATCH = 3  # each dynamic cell is also called at this batch: one dynamic engine should serve it
+
+
 class _Timeout(Exception):
     pass
 
@@ -295,73 +303,240 @@ def _on_alarm(signum, frame):
     raise _Timeout()
 
 
-def _spec(t: torch.Tensor, dynamic: bool):
-    if not dynamic:
+def _dims(case: Sweep, count: int) -> List[Dict[int, str]]:
+    """{dim: name} of each input's dynamic dims, positional inputs first, then keyword inputs."""
+    if not case.dynamic_batch:
+        return [{} for _ in range(count)]
+    return list(case.dims) if case.dims is not None else [{0: "batch"} for _ in range(count)]
+
+
+def _spec(t: torch.Tensor, dims: Dict[int, str], ranges: Dict[str, Tuple[int, int]]):
+    if not dims:
         return t
-    rest = tuple(t.shape[1:])
-    return trtx.Input(min_shape=(1, *rest), opt_shape=tuple(t.shape), max_shape=(4, *rest), dtype=t.dtype,
-                      dim_names=("batch",) + (None,) * len(rest))
+    lo, hi = list(t.shape), list(t.shape)
+    for d, name in dims.items():
+        lo[d], hi[d] = ranges.get(name, (1, 4))
+    return trtx.Input(min_shape=lo, opt_shape=tuple(t.shape), max_shape=hi, dtype=t.dtype,
+                      dim_names=tuple(dims.get(d) for d in range(t.dim())))
 
 
-def run_one(name: str, timeout: int) -> dict:
-    row = {"model": name, "engines": 0, "converted": 0, "fallback": 0, "fallback_ops": {}, "reasons": {},
-           "verify": "-", "seconds": 0.0, "error": ""}
+def _at_batch(t: torch.Tensor, dims: Dict[int, str], batch: int) -> torch.Tensor:
+    """`t` with its "batch" dim grown or shrunk to `batch` by cycling its rows (same dtype and value range)."""
+    for d, name in dims.items():
+        if name == "batch":
+            t = t.index_select(d, torch.arange(batch) % t.shape[d])
+    return t
+
+
+def _inputs(case: Sweep, batch: Optional[int] = None):
+    names = list(case.kwargs)
+    tensors = list(case.args) + [case.kwargs[k] for k in names]
+    dims = _dims(case, len(tensors))
+    if batch is not None:
+        tensors = [_at_batch(t, d, batch) for t, d in zip(tensors, dims)]
+    n = len(case.args)
+    return tensors[:n], dict(zip(names, tensors[n:])), dims
+
+
+class _BackendLog(logging.Handler):
+    """Keeps the backend's notes on specialized dims and graphs left to PyTorch."""
+
+    WORDS = ("specializ", "guarding it", "running this graph in PyTorch")
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.notes: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if any(w in message for w in self.WORDS):
+            self.notes.append(message.splitlines()[0][:200])
+
+
+def _add_report(row: dict, report) -> None:
+    row["engines"] += len(report.engines)
+    row["dynamic_engines"] += sum(any(r != "{}" for r in e.input_ranges) for e in report.engines)
+    row["converted"] += sum(report.converted_op_counts.values())
+    for op, n in report.fallback_ops.items():
+        row["fallback_ops"][op] = row["fallback_ops"].get(op, 0) + n
+        row["reasons"].setdefault(op, report.fallback_reasons.get(op, "?"))
+    row["failed_nodes"].update(report.failed_nodes)
+    row["report"] = (row.get("report", "") + "\n" + report.format()).strip()
+
+
+def _verdict(verification) -> Tuple[str, str]:
+    if verification.ok:
+        return "ok", ""
+    if verification.nothing_to_verify is not None:
+        return "none", verification.nothing_to_verify.splitlines()[0][:200]
+    return "MISMATCH", " / ".join(line.strip() for line in str(verification).splitlines()[:4])[:500]
+
+
+def _run_aot(case: Sweep, precision, row: dict) -> None:
+    args, kwargs, dims = _inputs(case)
+    ranges = case.ranges or {}
+    specs = [_spec(t, d, ranges) for t, d in zip(list(args) + list(kwargs.values()), dims)]
+    start = time.perf_counter()
+    compiled = trtx.compile(case.model, specs[:len(args)], kwarg_inputs=dict(zip(kwargs, specs[len(args):])) or None,
+                            progress=False, enabled_precisions=precision)
+    row["seconds"] = round(time.perf_counter() - start, 1)
+    row["builds"] = 1
+    _add_report(row, compiled.compile_report)
+    sizes = [None, SECOND_BATCH] if case.dynamic_batch else [None]
+    for batch in sizes:
+        a, k, _ = _inputs(case, batch)
+        row["verify"], row["error"] = _verdict(trtx.verify(compiled, *a, reference_module=case.model, **k))
+        if row["verify"] != "ok":
+            break
+
+
+def _run_torch_compile(case: Sweep, precision, row: dict) -> None:
+    torch._dynamo.reset()
+    compiled = torch.compile(case.model, backend="tensorrt_rtx", dynamic=True,
+                             options={"progress": False, "enabled_precisions": precision})
+    with trtx.compile_reports() as reports:
+        for batch in (None, SECOND_BATCH):
+            a, k, _ = _inputs(case, batch)
+            start = time.perf_counter()
+            verification = trtx.verify(compiled, *a, reference_module=case.model, **k)
+            if batch is None:  # the first call traces, compiles every graph and runs them
+                row["seconds"], row["graphs"] = round(time.perf_counter() - start, 1), len(reports)
+            row["verify"], row["error"] = _verdict(verification)
+            if row["verify"] != "ok":
+                break
+    row["builds"] = len(reports)
+    for report in reports:
+        _add_report(row, report)
+    if not reports:
+        row["error"] = "the backend was given no graph"
+    rnns = sorted({type(m).__name__ for m in case.model.modules() if isinstance(m, torch.nn.RNNBase)})
+    if rnns and not torch._dynamo.config.allow_rnn:  # dynamo runs them in eager PyTorch, outside any graph
+        row["untraced"] = f"{', '.join(rnns)} ran in eager PyTorch outside the graphs (dynamo's allow_rnn=False)"
+
+
+def run_one(name: str, timeout: int, entry: str = "aot", precision: str = "fp32") -> dict:
+    row = {"model": name, "entry": entry, "precision": precision, "engines": 0, "dynamic_engines": 0, "converted": 0,
+           "fallback_ops": {}, "reasons": {}, "failed_nodes": {}, "verify": "-", "seconds": 0.0, "builds": 0,
+           "error": "", "notes": [], "warnings": []}
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(timeout)
+    log = _BackendLog()
+    package_logger = logging.getLogger("torch_tensorrt_rtx")
+    level = package_logger.level
+    package_logger.addHandler(log)
+    package_logger.setLevel(logging.INFO)
     start = time.perf_counter()
     try:
+        torch.manual_seed(0)
         case = MODELS[name]()
         row["dynamic"] = case.dynamic_batch
-        compiled = trtx.compile(case.model, [_spec(a, case.dynamic_batch) for a in case.args],
-                                kwarg_inputs={k: _spec(v, case.dynamic_batch) for k, v in case.kwargs.items()}
-                                or None, progress=False)
-        row["seconds"] = round(time.perf_counter() - start, 1)
-        report = compiled.compile_report
-        row.update(engines=len(report.engines), converted=sum(report.converted_op_counts.values()),
-                   fallback=sum(report.fallback_ops.values()), fallback_ops=dict(report.fallback_ops),
-                   reasons=dict(report.fallback_reasons), report=report.format())
-        verification = trtx.verify(compiled, *case.args, reference_module=case.model, **case.kwargs)
-        row["verify"] = "ok" if verification.ok else "MISMATCH"
-        if not verification.ok:
-            row["error"] = str(verification).splitlines()[0][:300]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            (_run_aot if entry == "aot" else _run_torch_compile)(case, PRECISIONS[precision], row)
+        row["warnings"] = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:160]}" for w in caught
+                                  if "tensorrt_rtx" in str(w.message) or "torch_tensorrt_rtx" in w.filename})
     except _Timeout:
         row["error"] = f"timeout after {timeout} s"
     except Exception as e:  # noqa: BLE001 - a sweep reports every failure and moves on
-        row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
         row["traceback"] = traceback.format_exc()
+        if "_Timeout" in row["traceback"]:  # the alarm fired inside torch.compile, which wrapped it
+            row["error"] = f"timeout after {timeout} s"
+        else:
+            row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            row["crash"] = True
     finally:
         signal.alarm(0)
+        package_logger.removeHandler(log)
+        package_logger.setLevel(level)
+    row["notes"] = log.notes
+    row["fallback"] = sum(row["fallback_ops"].values())
     if not row["seconds"]:
         row["seconds"] = round(time.perf_counter() - start, 1)
+    row["status"] = status(row)
     return row
+
+
+def status(row: dict) -> str:
+    """full: engines only, verified; partial: some ops in PyTorch (or modules dynamo did not trace), verified;
+    MISMATCH: wrong numbers;
+    none: no engine at all; crash: an exception reached the caller; timeout: the cell ran out of time."""
+    if row["error"].startswith("timeout"):
+        return "timeout"
+    if row.get("crash"):
+        return "crash"
+    if row["verify"] == "MISMATCH":
+        return "MISMATCH"
+    if not row["engines"]:
+        return "none"
+    return "full" if not row["fallback"] and not row.get("untraced") and row["verify"] == "ok" else "partial"
+
+
+def _cell(row: dict) -> str:
+    ops = ", ".join(f"{k} x{v}" for k, v in sorted(row["fallback_ops"].items()))
+    builds = f" builds {row['builds']}/{row.get('graphs', 1)}" if row["entry"] == "torch.compile" else ""
+    return (f"{row['model']:28} {row['entry']:13} {row['precision']} {row['status']:8} eng {row['engines']:>2} "
+            f"(dyn {row['dynamic_engines']}) conv {row['converted']:>4} fb {row['fallback']:>3} {row['verify']:8} "
+            f"{row['seconds']:>6}s{builds}  {ops}{'  ERROR ' + row['error'] if row['error'] else ''}"
+            f"{'  UNTRACED ' + row['untraced'] if row.get('untraced') else ''}")
+
+
+def ranked_fallbacks(rows: List[dict]) -> List[Tuple[str, List[str], str]]:
+    """(op, models it stays in PyTorch for, one reason), most models first."""
+    models: Dict[str, set] = collections.defaultdict(set)
+    reasons: Dict[str, str] = {}
+    for r in rows:
+        for op in r["fallback_ops"]:
+            models[op].add(r["model"])
+            reasons.setdefault(op, r["reasons"].get(op, "?"))
+    return sorted(((op, sorted(m), reasons[op]) for op, m in models.items()), key=lambda t: (-len(t[1]), t[0]))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="run only models whose name contains one of these")
-    parser.add_argument("--timeout", type=int, default=240, help="seconds per model (default 240)")
+    parser.add_argument("--new", action="store_true", help="only the families added for issue 19 (new.*)")
+    parser.add_argument("--entry", choices=("aot", "torch.compile", "both"), default="aot",
+                        help="torch_tensorrt_rtx.compile (aot, default), torch.compile(dynamic=True), or both")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "both"), default="fp32",
+                        help="enabled_precisions: fp32 (default), fp16, or both")
+    parser.add_argument("--timeout", type=int, default=240, help="seconds per model and cell (default 240)")
     parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--markdown", help="write the result tables here (benchmarks/sweep_markdown.py)")
     parser.add_argument("--reports", action="store_true", help="print each model's full compile report")
+    parser.add_argument("--merge", nargs="*", default=[],
+                        help="rows saved with --json by earlier runs; a cell run again here replaces its saved row")
     args = parser.parse_args(argv)
-    names = [n for n in MODELS if not args.names or any(w in n for w in args.names)]
+    names = [n for n in MODELS if (not args.new or n.startswith("new."))
+             and (not args.names or any(w in n for w in args.names))]
+    entries = ENTRIES if args.entry == "both" else (args.entry,)
+    precisions = tuple(PRECISIONS) if args.precision == "both" else (args.precision,)
     rows = []
-    print(f"{'model':34} {'eng':>3} {'conv':>5} {'fb':>4} {'verify':8} {'sec':>6}  fallback ops / error", flush=True)
     for name in names:
-        row = run_one(name, args.timeout)
-        rows.append(row)
-        ops = ", ".join(f"{k} x{v}" for k, v in sorted(row["fallback_ops"].items()))
-        tag = name + (" (dyn)" if row.get("dynamic") else "")
-        print(f"{tag:34} {row['engines']:>3} {row['converted']:>5} {row['fallback']:>4} {row['verify']:8} "
-              f"{row['seconds']:>6}  {ops}{'  ERROR ' + row['error'] if row['error'] else ''}", flush=True)
-        if args.reports and row.get("report"):
-            print("    " + row["report"].replace("\n", "\n    "), flush=True)
-    hits = collections.Counter(op for r in rows for op in r["fallback_ops"])
-    reasons = {op: r["reasons"].get(op, "?") for r in rows for op in r["fallback_ops"]}
+        for entry in entries:
+            for precision in precisions:
+                row = run_one(name, args.timeout, entry, precision)
+                rows.append(row)
+                print(_cell(row), flush=True)
+                for note in row["notes"][:3]:
+                    print(f"    note: {note}", flush=True)
+                if args.reports and row.get("report"):
+                    print("    " + row["report"].replace("\n", "\n    "), flush=True)
+    fresh = {(r["model"], r["entry"], r["precision"]) for r in rows}
+    saved = [r for f in args.merge for r in json.loads(Path(f).read_text())
+             if (r["model"], r["entry"], r["precision"]) not in fresh]
+    for r in saved:  # rows saved before timeouts inside torch.compile were told apart from crashes
+        if "_Timeout" in r.get("traceback", ""):
+            r["error"], r["crash"] = f"timeout after {args.timeout} s", False
+        r["status"] = status(r)
+    rows = saved + rows
     print("\nfallback ops by number of models hit:")
-    for op, n in hits.most_common():
-        print(f"  {n:>2}  {op}: {reasons[op]}")
+    for op, models, reason in ranked_fallbacks(rows):
+        print(f"  {len(models):>2}  {op}: {reason}  [{', '.join(models)}]")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
+    if args.markdown:
+        from benchmarks.sweep_markdown import write_markdown
+        write_markdown(rows, ranked_fallbacks(rows), Path(args.markdown), " ".join(sys.argv[1:]))
     return 0
 
 
