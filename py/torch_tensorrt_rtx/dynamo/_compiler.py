@@ -108,6 +108,15 @@ def _spec(sub: GraphModule, name: str, sha: str, label: str,
         solved = solve_size(symbol, derived, symbol_ranges or {}, output_exprs)
         if solved is not None:
             names[symbol] = solved
+    engine_dims = {s for e in list(names.values()) + [d for _, d in derived] for s in e.free_symbols}
+
+    def through_inputs(expr):
+        """`expr` in the engine's input dims: a whole input size first (``s11 + s15`` -> i0_1, also
+        inside ``2*s11 + 2*s15``), then single symbols."""
+        for derived_expr, dim_name in derived:
+            if not derived_expr.free_symbols <= set(names):
+                expr = expr.subs(derived_expr, dim_name)
+        return expr.xreplace(names)
 
     def shape_of(val, node_name, is_output):
         shape = []
@@ -116,11 +125,14 @@ def _spec(sub: GraphModule, name: str, sha: str, label: str,
             if isinstance(expr, int) or expr.is_number:
                 shape.append(int(expr))
                 continue
-            unknown = [s for s in expr.free_symbols if s not in names]
+            named = through_inputs(expr)
+            unknown = sorted(str(s) for s in named.free_symbols if s not in engine_dims)
             if unknown and is_output:
-                raise ConversionError(f"{label}: output {node_name} has size {expr}, which is not a function of the "
-                                      "engine's input sizes (data-dependent shape)", node=node_name)
-            shape.append(str(expr.xreplace(names)))
+                kind = ("depends on data" if any(s.startswith("u") for s in unknown)
+                        else "is not an expression of the engine's input sizes")
+                raise ConversionError(f"{label}: output {node_name} has size {expr}, which {kind} "
+                                      f"(unknown: {', '.join(unknown)})", node=node_name)
+            shape.append(str(named))
         return shape
 
     inputs = [TensorSpec(str(n.meta["val"].dtype).replace("torch.", ""), shape_of(n.meta["val"], n.name, False))

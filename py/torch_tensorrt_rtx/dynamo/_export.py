@@ -118,9 +118,12 @@ def _dims_export_cannot_keep_dynamic(program: torch.export.ExportedProgram,
     shape_env = symbolic[0].node.shape_env
     constrained: Set[sympy.Symbol] = set()
     for guard in shape_env.guards:
-        verdict = bound_sympy(guard.expr, shape_env.var_to_range)
+        # Simplified first: export's own unifications (``Eq(s77, s17)`` when it made two inputs'
+        # dims one symbol, as x + y needs) hold by construction and fix nothing.
+        expr = shape_env.simplify(guard.expr)
+        verdict = bound_sympy(expr, shape_env.var_to_range)
         if not (verdict.lower == verdict.upper == sympy.true):
-            constrained |= guard.expr.free_symbols
+            constrained |= expr.free_symbols
     found = set()
     for k, (spec, value) in enumerate(zip(specs, values)):
         for d in spec.dynamic_dims:
