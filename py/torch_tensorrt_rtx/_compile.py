@@ -59,13 +59,16 @@ def compile(module: torch.nn.Module, inputs: Optional[Sequence[Union[Input, torc
             min_block_size: int = 3, torch_executed_ops: Sequence[Any] = (),
             require_full_compilation: bool = False, compute_capabilities: Sequence[str] = (),
             progress: bool = True, keep_networks: bool = True,
-            enabled_precisions: Any = frozenset()) -> torch.fx.GraphModule:
+            enabled_precisions: Any = frozenset(),
+            pass_through_build_failures: bool = False) -> torch.fx.GraphModule:
     """Compile `module` ahead of time. Returns a GraphModule (call it like `module`) with
     `.compile_report` (a CompileReport). `inputs` (or its upstream name `arg_inputs`): one Input or
     example tensor per positional input; `kwarg_inputs`: {parameter name: Input or tensor} for
     inputs forward takes by keyword (`model(input_ids=..., attention_mask=...)`); the compiled
     module is then called with the same keywords. `enabled_precisions={torch.float16}` (or bf16)
-    computes an fp32 model's matmuls and convolutions in that dtype, sensitive ops in fp32."""
+    computes an fp32 model's matmuls and convolutions in that dtype, sensitive ops in fp32.
+    `pass_through_build_failures=True` raises a converter's or an engine build's error instead of
+    keeping the node(s) in PyTorch."""
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
 
     if inputs is not None and arg_inputs is not None:
@@ -82,7 +85,8 @@ def compile(module: torch.nn.Module, inputs: Optional[Sequence[Union[Input, torc
     settings = CompilationSettings(min_block_size=min_block_size, torch_executed_ops=torch_executed_ops,
                                    require_full_compilation=require_full_compilation,
                                    compute_capabilities=compute_capabilities, progress=progress,
-                                   keep_networks=keep_networks, enabled_precisions=enabled_precisions)
+                                   keep_networks=keep_networks, enabled_precisions=enabled_precisions,
+                                   pass_through_build_failures=pass_through_build_failures)
     specs = as_inputs(inputs if inputs is not None else [])
     was_training = isinstance(module, torch.nn.Module) and module.training
     if isinstance(module, torch.nn.Module):

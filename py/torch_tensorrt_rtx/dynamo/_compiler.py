@@ -37,6 +37,7 @@ from torch_tensorrt_rtx.dynamo._summary import (
     EngineSummary,
     FallbackWarning,
     PhaseClock,
+    stage,
 )
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine, compute_capability
@@ -307,6 +308,9 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
             try:
                 converted.append(_convert_one(gm, node, symbol_ranges, clock))
             except _Blame as blame:
+                if settings.pass_through_build_failures:
+                    with stage("conversion"):
+                        raise blame.__cause__  # the converter's own error
                 blamed.append(blame)
     built = []
     if not blamed:
@@ -314,9 +318,12 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
             key = f"{item.sub.code}\n{item.ranges}"  # an unchanged partition is not built twice
             if key not in engines:
                 try:
-                    engines[key] = build_engine(item.network_def, settings.compute_capabilities,
-                                                label=item.node.target, progress=settings.progress)
+                    with stage("engine build"):
+                        engines[key] = build_engine(item.network_def, settings.compute_capabilities,
+                                                    label=item.node.target, progress=settings.progress)
                 except Exception as exc:  # noqa: BLE001 - a failed build keeps its node(s) in PyTorch
+                    if settings.pass_through_build_failures:
+                        raise
                     blamed.append(_blame_build(exc, item))
                     break
                 clock.add("engine build", engines[key][1])
@@ -334,12 +341,17 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
     return None
 
 
+def check_settings(settings: CompilationSettings) -> None:
+    """Raise for a bad setting: the user's error, never a reason to fall back to PyTorch."""
+    for name in settings.compute_capabilities:
+        compute_capability(name)
+
+
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
     start = time.perf_counter()
     clock = PhaseClock(gm.meta.pop(PHASE_SECONDS_META, None))  # export phases, when export_aten made gm
-    for name in settings.compute_capabilities:
-        compute_capability(name)  # a bad setting is the user's error, not a reason to fall back
+    check_settings(settings)
     with clock.phase("lowering"):
         lowered = lower(gm, settings.reduced_precision)
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}

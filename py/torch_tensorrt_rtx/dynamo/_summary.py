@@ -7,6 +7,9 @@ PHASES); `PhaseClock` is how the pipeline fills it:
     with clock.phase("lowering"):
         gm = lower(gm)
     clock.add("engine build", seconds)    # a duration measured elsewhere
+
+An exception that leaves a phase (or a `stage`) carries the name of the stage it failed in
+(`failed_stage(exc)`), so the torch.compile backend can say where a graph failed.
 """
 from __future__ import annotations
 
@@ -23,6 +26,26 @@ PHASES = ("export", "decompositions", "lowering", "partitioning", "conversion", 
 # GraphModule.meta key under which export_aten hands its phase times to compile_graph (which
 # removes it), so both entry points (compile and the torch.compile backend) report them.
 PHASE_SECONDS_META = "torch_tensorrt_rtx_phase_seconds"
+_STAGE_ATTR = "torch_tensorrt_rtx_stage"
+
+
+def failed_stage(exc: BaseException, default: str) -> str:
+    """The compile stage `exc` was raised in (the innermost one that labelled it), else `default`."""
+    return getattr(exc, _STAGE_ATTR, None) or default
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Label an exception raised inside with the stage `name` (unless an inner stage did)."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, _STAGE_ATTR, None) is None:
+            try:
+                setattr(exc, _STAGE_ATTR, name)
+            except AttributeError:  # an exception type with __slots__: its stage stays unknown
+                pass
+        raise
 
 
 class PhaseClock:
@@ -38,7 +61,8 @@ class PhaseClock:
     def phase(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
-            yield
+            with stage(name):
+                yield
         finally:  # a phase that raises (a partition kept in PyTorch) still spent the time
             self.add(name, time.perf_counter() - start)
 
