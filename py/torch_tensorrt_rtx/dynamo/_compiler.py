@@ -36,6 +36,7 @@ from torch_tensorrt_rtx.dynamo._summary import (
     CompileReport,
     EngineSummary,
     FallbackWarning,
+    Float64Warning,
     PhaseClock,
     stage,
 )
@@ -44,6 +45,7 @@ from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine, c
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
 from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
 from torch_tensorrt_rtx.dynamo.lowering import lower
+from torch_tensorrt_rtx.dynamo.lowering._double import truncate_double
 from torch_tensorrt_rtx.dynamo.lowering._precision import describe as describe_precision
 from torch_tensorrt_rtx.dynamo.partitioning import partition
 from torch_tensorrt_rtx.dynamo.verification import engine_sources
@@ -353,6 +355,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     clock = PhaseClock(gm.meta.pop(PHASE_SECONDS_META, None))  # export phases, when export_aten made gm
     check_settings(settings)
     with clock.phase("lowering"):
+        truncated = truncate_double(gm) if settings.truncate_double else 0
         lowered = lower(gm, settings.reduced_precision)
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
     excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
@@ -378,7 +381,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                            fallback_nodes=dict(result.node_reasons),
                            failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
                            precision=describe_precision(settings.reduced_precision),
-                           reduced_precision=settings.reduced_precision)
+                           reduced_precision=settings.reduced_precision, truncated_double_ops=truncated)
     for item, engine, seconds in built:
         with clock.phase("packaging"):
             _package(gm, item, engine, settings)
@@ -396,6 +399,9 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
         raise RuntimeError("require_full_compilation=True but these ops stay in PyTorch: "
                            + ", ".join(f"{k} ({report.fallback_reasons.get(k)})" for k in sorted(report.fallback_ops)))
     logger.info("%s", report.format())
+    if truncated:
+        warnings.warn(f"torch_tensorrt_rtx: {truncated} float64 op(s) computed in float32 (TensorRT-RTX has no "
+                      "float64; truncate_double=False keeps them in PyTorch instead)", Float64Warning, stacklevel=3)
     if report.fallback_ops:
         warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=3)
     return gm, report

@@ -89,6 +89,9 @@ class CompilationSettings:
     # keeps its node(s) in PyTorch. True: the error propagates (torch.compile raises it as
     # BackendCompilerFailed).
     pass_through_build_failures: bool = False
+    # TensorRT-RTX has no float64: compute float64 ops in float32 (upstream's name; one
+    # Float64Warning gives the count). False: keep every op that touches float64 in PyTorch.
+    truncate_double: bool = True
 
     def __post_init__(self) -> None:
         for name in ("min_block_size", "dynamic_max_size"):

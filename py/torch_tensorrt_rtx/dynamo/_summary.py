@@ -71,6 +71,10 @@ class FallbackWarning(UserWarning):
     """Part of a compiled program stays in PyTorch (shown once per distinct summary by default)."""
 
 
+class Float64Warning(UserWarning):
+    """float64 ops were computed in float32 (truncate_double=True): TensorRT-RTX has no float64."""
+
+
 @dataclasses.dataclass
 class EngineSummary:
     name: str
@@ -91,6 +95,7 @@ class CompileReport:
     fallback_nodes: Dict[str, str] = dataclasses.field(default_factory=dict)
     precision: str = "as traced"  # what lowering/_precision.describe says about enabled_precisions
     reduced_precision: Optional[Any] = None  # torch.float16 / torch.bfloat16 when enabled_precisions asked for it
+    truncated_double_ops: int = 0  # float64 ops computed in float32 (truncate_double=True)
     total_seconds: float = 0.0
     phase_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)  # see PHASES
 
@@ -115,6 +120,8 @@ class CompileReport:
         lines = [f"torch_tensorrt_rtx: {len(self.engines)} TensorRT-RTX subgraph(s), "
                  f"{sum(converted.values())} op(s) converted, {sum(self.fallback_ops.values())} op(s) in PyTorch, "
                  f"compiled in {self.total_seconds:.2f} s, precision {self.precision}"]
+        if self.truncated_double_ops:
+            lines.append(f"  {self.truncated_double_ops} float64 op(s) computed in float32 (truncate_double=True)")
         if self.phase_seconds:
             # total_seconds starts after export: say so, or "compiled in 0.5 s, export 2.4 s" reads wrong.
             lines.append("  time by phase (export and decompositions come before the time above): "
