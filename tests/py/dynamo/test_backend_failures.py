@@ -17,11 +17,7 @@ from torch_tensorrt_rtx.dynamo._summary import FallbackWarning
 OPTIONS = {"min_block_size": 1, "progress": False}
 
 
-@pytest.fixture(autouse=True)
-def _reset_dynamo():
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
+pytestmark = pytest.mark.usefixtures("fresh_dynamo")
 
 
 class Small(nn.Module):
@@ -55,18 +51,20 @@ def _fallback_warnings(caught):
     return [str(w.message) for w in caught if issubclass(w.category, FallbackWarning)]
 
 
+def _runs_like_eager(model, x, options=OPTIONS):
+    """torch.compile `model`, call it on `x`, check the result is eager's; the FallbackWarnings."""
+    fast = torch.compile(model, backend="tensorrt_rtx", options=options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.testing.assert_close(fast(x), model(x))
+    return _fallback_warnings(caught)
+
+
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_failure_at_a_stage_leaves_the_graph_to_pytorch_with_a_warning(stage, monkeypatch):
     module, name = STAGES[stage]
     monkeypatch.setattr(module, name, _boom)
-    model = Small().eval()
-    x = torch.randn(3, 8)
-    fast = torch.compile(model, backend="tensorrt_rtx", options=OPTIONS)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = fast(x)
-    torch.testing.assert_close(out, model(x))
-    messages = _fallback_warnings(caught)
+    messages = _runs_like_eager(Small().eval(), torch.randn(3, 8))
     assert any(f"{stage} failed" in m and "Planted: planted failure 1234" in m for m in messages), messages
 
 
@@ -88,11 +86,8 @@ def test_converter_and_build_failures_keep_nodes_in_pytorch_or_raise(stage, name
     monkeypatch.setattr(_compiler, name, _boom)
     model = Small().eval()
     x = torch.randn(3, 8)
-    fast = torch.compile(model, backend="tensorrt_rtx", options=OPTIONS)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.testing.assert_close(fast(x), model(x))
-    assert any("planted failure 1234" in m for m in _fallback_warnings(caught)), _fallback_warnings(caught)
+    messages = _runs_like_eager(model, x)
+    assert any("planted failure 1234" in m for m in messages), messages
     torch._dynamo.reset()
     strict = torch.compile(model, backend="tensorrt_rtx", options={**OPTIONS, "pass_through_build_failures": True})
     with pytest.raises(torch._dynamo.exc.BackendCompilerFailed, match="planted failure 1234"):
@@ -143,10 +138,5 @@ def test_torch_export_internal_assertion_falls_back(monkeypatch):
         raise AssertionError("Expected a constraint on s17 instead of on 57")
 
     monkeypatch.setattr(_export, "export_aten", export_bug)
-    model = Small().eval()
-    x = torch.randn(5, 8)
-    fast = torch.compile(model, backend="tensorrt_rtx", dynamic=True, options=OPTIONS)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.testing.assert_close(fast(x), model(x))
-    assert any("export failed" in m and "Expected a constraint on s17" in m for m in _fallback_warnings(caught))
+    messages = _runs_like_eager(Small().eval(), torch.randn(5, 8))
+    assert any("export failed" in m and "Expected a constraint on s17" in m for m in messages), messages

@@ -89,8 +89,7 @@ def test_float64_inputs_outputs_and_buffers_keep_their_dtype_outside():
             assert compiled(x).dtype == torch.float64
 
 
-def test_torch_compile_truncates_too():
-    torch._dynamo.reset()
+def test_torch_compile_truncates_too(fresh_dynamo):
     model = Rope().eval()
     fast = torch.compile(model, backend="tensorrt_rtx", options={"min_block_size": 1, "progress": False})
     with trtx.compile_reports() as reports, warnings.catch_warnings(record=True) as caught:
@@ -98,4 +97,3 @@ def test_torch_compile_truncates_too():
         assert trtx.verify(fast, torch.randn(2, 8, 16), torch.arange(8), reference_module=model).ok
     assert reports and not reports[0].fallback_ops and reports[0].truncated_double_ops > 0, reports[0].format()
     assert any(w.category is Float64Warning for w in caught)
-    torch._dynamo.reset()

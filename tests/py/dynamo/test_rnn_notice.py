@@ -15,11 +15,7 @@ from torch_tensorrt_rtx.dynamo._summary import FallbackWarning
 OPTIONS = {"min_block_size": 1, "progress": False}
 
 
-@pytest.fixture(autouse=True)
-def _reset_dynamo():
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
+pytestmark = pytest.mark.usefixtures("fresh_dynamo")
 
 
 class Tagger(nn.Module):

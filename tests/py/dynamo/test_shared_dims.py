@@ -73,7 +73,7 @@ class AddTwo(nn.Module):
         return (x.relu() + y).tanh() * 2
 
 
-def test_torch_compile_keeps_dims_export_unifies_dynamic():
+def test_torch_compile_keeps_dims_export_unifies_dynamic(fresh_dynamo):
     """x + y makes export unify both batches (a guard Eq(s77, s17) that holds by construction):
     one dynamic engine for every batch, not one static engine per batch."""
     model = AddTwo().eval()
