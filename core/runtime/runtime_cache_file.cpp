@@ -79,13 +79,15 @@ template <typename Result, typename Read>
 std::optional<Result> RuntimeCacheFile::UnderSharedLock(const char* action, Read read) const noexcept {
   try {
     if (!io::Exists(path_)) return std::nullopt;  // no lock file created just to find nothing
+    // Before the lock file is opened at all: a directory other users can write may hold anything.
+    io::CheckDirectoryTrusted(io::DirName(path_));
     std::unique_ptr<util::FileLock> lock;
     try {
       lock = std::make_unique<util::FileLock>(lock_path_, util::LockMode::kShared);
-    } catch (const util::FileLockError&) {
+    } catch (const util::FileLockError& e) {
       // No lock file, and none can be created here (a read-only image): then nobody can
       // write the cache either, so it is read without a lock.
-      if (io::Exists(lock_path_) || io::IsSymlink(lock_path_)) throw;
+      if (io::Exists(lock_path_) || io::IsSymlink(lock_path_)) throw io::CacheFileRefused(e.what());
     }
     if (lock != nullptr && !lock->try_lock_for(lock_timeout_)) {
       LogWarning("runtime cache: could not lock " + lock_path_ + " within " + Seconds(lock_timeout_) +

@@ -13,15 +13,26 @@ Public API:
 - ``Input``, ``engine_records(program)``, ``program_engines(module)`` (per-engine settings)
 - ``compile_reports()``: a context manager collecting the CompileReport of every
   torch.compile(backend="tensorrt_rtx") build made inside it
+- ``runtime`` and ``dynamo`` subpackages; ``library_path()``: the C++ runtime library's path
+
+Saved programs load with plain ``torch.export.load`` / ``torch._inductor.aoti_load_package``
+after ``import torch_tensorrt_rtx``: the engine op is registered as soon as torch is imported
+(``_saved_program_ops``), without importing torch here when nobody else has.
 """
 import logging as _logging
 
+from torch_tensorrt_rtx import _saved_program_ops
 from torch_tensorrt_rtx._version import __version__
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
+_saved_program_ops.register_now_or_after_torch_import()
+
 _LAZY = {"compile", "save", "load", "verify", "Input", "engine_records", "program_engines", "VerificationReport",
          "VerificationUnavailableError"}
+
+
+_SUBPACKAGES = {"runtime", "dynamo"}
 
 
 def __getattr__(name):
@@ -31,6 +42,14 @@ def __getattr__(name):
         from torch_tensorrt_rtx import _compile
 
         return getattr(_compile, name)
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "library_path":
+        from torch_tensorrt_rtx.runtime._native import library_path
+
+        return library_path
     if name == "compile_reports":
         from torch_tensorrt_rtx.dynamo.backend import compile_reports
 
@@ -39,4 +58,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _LAZY | {"compile_reports"})
+    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | {"compile_reports", "library_path"})

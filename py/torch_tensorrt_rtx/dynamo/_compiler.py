@@ -363,13 +363,13 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     attempt = None
     while attempt is None:  # terminates: every failed attempt excludes at least one more node
         attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock)
-    _, _, built = attempt
+    _, proposed, built = attempt
     # The attempts ran on copies of the graph. The module handed back must be `lowered` itself:
     # it carries what torch.export attached (input-constraint hooks, range_constraints, the
-    # pytree calling convention). Partitioning is deterministic, so the same exclusions give the
-    # same partitions, under the same names, in `lowered`.
+    # pytree calling convention). The copy has the same node names, so the successful attempt's
+    # partitions are fused again in `lowered`, under the same names, without proposing them again.
     with clock.phase("partitioning"):
-        result = partition(lowered, settings, excluded)
+        result = partition(lowered, settings, excluded, same_as=proposed)
     gm = result.module
     by_name = {n.target: n for n in gm.graph.nodes if n.op == "call_module" and n.target in result.trt_submodules}
     if set(by_name) != {item.node.target for item, _, _ in built}:

@@ -28,7 +28,7 @@ from typing import Any, Callable, List, Optional, Union
 
 import torch
 
-from torch_tensorrt_rtx.runtime import _native
+from torch_tensorrt_rtx.runtime import _native, bounded_json
 from torch_tensorrt_rtx.dynamo._shape_expr import ShapeExpressionError, evaluate_dim  # noqa: F401 (API)
 from torch_tensorrt_rtx.runtime.definitions import ENGINE_OP
 
@@ -57,9 +57,17 @@ class OutputSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "OutputSpec":
-        raw = json.loads(text)
+        raw = load_spec(text)
         return cls(raw["name"], raw["sha256"], [TensorSpec(**t) for t in raw["inputs"]],
                    [TensorSpec(**t) for t in raw["outputs"]], list(raw["fx_nodes"]))
+
+
+MAX_SPEC_CHARS = 1 << 26
+
+
+def load_spec(text: str) -> Any:
+    """An output spec's JSON, from a saved graph: bounded in length and nesting."""
+    return bounded_json.loads(text, "engine output spec", MAX_SPEC_CHARS)
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -117,7 +125,7 @@ def _execute_engine_python(inputs: List[torch.Tensor], packed_record: torch.Tens
 
 
 def _execute_engine_fake(inputs, packed_record, output_spec):
-    spec = json.loads(output_spec)
+    spec = load_spec(output_spec)
     device = inputs[0].device if inputs else packed_record.device
     return fake_outputs(spec["outputs"], list(inputs), device)
 

@@ -16,9 +16,15 @@ Grammar (integers only)::
     term   := unary (("*" | "//" | "%") unary)*
     unary  := "-" unary | power
     power  := atom ("**" INT)?                 # sympy prints x*x as x**2; exponent 0..16
+    INT    := [0-9]+                           # ASCII digits only, at most int64
     atom   := INT | DIM | FUNC "(" expr ("," expr)* ")" | "(" expr ")"
     DIM    := "i" INT "_" INT                  # must name an existing input dim
     FUNC   := FloorDiv | CeilDiv | Mod | PythonMod (2 arguments) | Max | Min (1 or more)
+
+Cost is bounded by size: at most MAX_LENGTH characters, MAX_DEPTH levels of nesting, exponents
+whose product along any nesting path is at most MAX_EXPONENT (so ``((9**16)**16)**16`` is refused
+while parsing, before anything is computed), and every integer met while evaluating, literal or
+intermediate, within int64. Division or modulo by zero names the expression too.
 """
 from __future__ import annotations
 
@@ -30,9 +36,10 @@ Dim = Union[int, str]
 MAX_LENGTH = 1000  # characters; the compiler's expressions are a few dozen
 MAX_DEPTH = 50
 MAX_EXPONENT = 16
+MAX_VALUE = 2**63 - 1  # a tensor dim is an int64
 
-_TOKEN = re.compile(r"\s*(?:(?P<int>\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>//|\*\*|[-+*%(),]))")
-_DIM = re.compile(r"i(\d+)_(\d+)\Z")
+_TOKEN = re.compile(r"[ \t]*(?:(?P<int>[0-9]+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>//|\*\*|[-+*%(),]))")
+_DIM = re.compile(r"i([0-9]+)_([0-9]+)\Z")
 
 
 class ShapeExpressionError(ValueError):
@@ -75,7 +82,7 @@ class _Parser:
         self.tokens: List[Tuple[str, str, int]] = []
         pos = 0
         while pos < len(text):
-            if text[pos:].strip() == "":
+            if text[pos:].strip(" \t") == "":
                 break
             match = _TOKEN.match(text, pos)
             if match is None:
@@ -144,6 +151,8 @@ class _Parser:
             if kind != "int" or int(token) > MAX_EXPONENT:
                 self.fail(f"the exponent must be an integer 0..{MAX_EXPONENT}, found {token!r}", pos)
             self.index += 1
+            if int(token) * _exponent_product(node) > MAX_EXPONENT:
+                self.fail(f"powers of powers multiply their exponents beyond {MAX_EXPONENT}", pos)
             node = ("pow", node, int(token))
         return node
 
@@ -151,6 +160,8 @@ class _Parser:
         kind, token, pos = self.peek()
         if kind == "int":
             self.index += 1
+            if len(token) > 19 or int(token) > MAX_VALUE:
+                self.fail(f"the integer {token[:25]!r} is beyond int64", pos)
             return ("int", int(token))
         if kind == "name":
             self.index += 1
@@ -177,6 +188,15 @@ class _Parser:
         raise AssertionError  # unreachable: fail raises
 
 
+def _exponent_product(node: Node) -> int:
+    """The largest product of exponents along any path of `node` (1 without powers)."""
+    kind = node[0]
+    if kind == "pow":
+        return node[2] * _exponent_product(node[1])
+    children = node[2:4] if kind == "bin" else node[1:2] if kind == "neg" else node[2] if kind == "call" else ()
+    return max((_exponent_product(child) for child in children), default=1)
+
+
 @functools.lru_cache(maxsize=1024)
 def parse(text: str) -> Node:
     """The expression tree of ``text``; raises ShapeExpressionError outside the language."""
@@ -186,6 +206,19 @@ def parse(text: str) -> Node:
         raise ShapeExpressionError(f"output shape expression {text[:40]!r}... is {len(text)} characters "
                                    f"long; expected at most {MAX_LENGTH}")
     return _Parser(text).parse()
+
+
+def _bounded(value: Any, text: str) -> Any:
+    if isinstance(value, int) and abs(value) > MAX_VALUE:
+        raise ShapeExpressionError(f"output shape expression {text!r}: an intermediate value is beyond int64")
+    return value
+
+
+def _apply(fn: Callable, args: Sequence[Any], text: str) -> Any:
+    try:
+        return _bounded(fn(*args), text)
+    except ZeroDivisionError:
+        raise ShapeExpressionError(f"output shape expression {text!r} divides by zero") from None
 
 
 def _evaluate(node: Node, inputs: Sequence[Any], text: str) -> Any:
@@ -203,11 +236,11 @@ def _evaluate(node: Node, inputs: Sequence[Any], text: str) -> Any:
         return -_evaluate(node[1], inputs, text)
     if kind == "pow":
         base = _evaluate(node[1], inputs, text)
-        return functools.reduce(lambda a, _: a * base, range(node[2]), 1)
+        return functools.reduce(lambda a, _: _bounded(a * base, text), range(node[2]), 1)
     if kind == "bin":
-        return _BINARY[node[1]](_evaluate(node[2], inputs, text), _evaluate(node[3], inputs, text))
+        return _apply(_BINARY[node[1]], (_evaluate(node[2], inputs, text), _evaluate(node[3], inputs, text)), text)
     fn: Callable = _FUNCTIONS[node[1]][0]
-    return fn(*(_evaluate(arg, inputs, text) for arg in node[2]))
+    return _apply(fn, [_evaluate(arg, inputs, text) for arg in node[2]], text)
 
 
 def evaluate_dim(dim: Dim, inputs: Sequence[Any]) -> Any:

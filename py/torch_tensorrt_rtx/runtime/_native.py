@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 LIB_DIR = Path(__file__).resolve().parent.parent / "lib"  # torch_tensorrt_rtx/lib
 RUNTIME_LIBRARY_NAME = "libtorchtrt_rtx_runtime.so"
 LIBRARY_ENV = "TORCH_TENSORRT_RTX_RUNTIME_LIBRARY"
+NATIVE_NAMESPACE = "tensorrt"  # torch.ops.tensorrt.*, torch.classes.tensorrt.Engine (upstream's names too)
+
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {"attempted": False, "path": None, "error": None}
@@ -49,8 +52,54 @@ def runtime_library_path() -> Optional[Path]:
     return candidate if candidate.is_file() else None
 
 
+def library_path() -> Optional[Path]:
+    """The C++ runtime library of this installation (``lib/libtorchtrt_rtx_runtime.so``), for C++
+    users who link or ``torch.ops.load_library`` it themselves; None when it is not installed."""
+    return runtime_library_path()
+
+
+def _loader_error(exc: BaseException) -> str:
+    """The loader's own words: torch wraps dlopen's error ("undefined symbol: ...") as the cause
+    of a generic "Could not load this library"."""
+    parts = [f"{type(exc).__name__}: {exc}"]
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) not in parts[0]:
+        parts.append(f"{type(cause).__name__}: {cause}")
+    return "; caused by ".join(parts)
+
+
+def _loaded_libraries_matching(fragment: str) -> list:
+    """Shared objects mapped into this process whose file name contains `fragment` (Linux)."""
+    try:
+        with open("/proc/self/maps", "r", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6}
+    except OSError:
+        return []
+    return sorted(p for p in paths if fragment in os.path.basename(p))
+
+
+def namespace_holder(namespace: str = NATIVE_NAMESPACE) -> Optional[str]:
+    """Who already registered torch ops under `namespace` in this process, or None if nobody did.
+    Loading our library then would end the process ("Only a single TORCH_LIBRARY can be used to
+    register the namespace"), which no try/except can catch, so it is checked first."""
+    import torch
+
+    prefix = namespace + "::"
+    if not any(name.startswith(prefix) for name in torch._C._dispatch_get_all_op_names()):
+        return None
+    upstream = _loaded_libraries_matching("libtorchtrt")
+    upstream = [p for p in upstream if os.path.basename(p) != RUNTIME_LIBRARY_NAME]
+    if upstream:
+        return f"{upstream[0]} (upstream Torch-TensorRT, the torch_tensorrt package)"
+    return "another library or a torch.library registration in Python (upstream Torch-TensorRT's torch_tensorrt?)"
+
+
 def load_runtime_library() -> bool:
     """Loads the C++ runtime once per process; True if it is loaded. Never raises."""
+    # torch first, outside the lock: its first import registers the engine op
+    # (torch_tensorrt_rtx._saved_program_ops), which asks this function whether the library loaded.
+    import torch  # noqa: F401
+
     with _lock:
         if _state["attempted"]:
             return _state["path"] is not None
@@ -59,13 +108,22 @@ def load_runtime_library() -> bool:
         if path is None:
             return False
         try:
-            import torch
+            from torch_tensorrt_rtx.runtime.definitions import ENGINE_OP
 
+            holder = namespace_holder()
+            if holder is not None:
+                _state["error"] = (f"the torch op namespace '{NATIVE_NAMESPACE}' is already registered in this "
+                                   f"process by {holder}; loading {path} as well would abort the process. Still "
+                                   "working: the Python runtime, which runs saved programs through "
+                                   f"torch.ops.{ENGINE_OP.namespace}.execute_engine")
+                warnings.warn(f"torch_tensorrt_rtx: C++ runtime not loaded: {_state['error']}", RuntimeWarning,
+                              stacklevel=2)
+                return False
             torch.ops.load_library(str(path))
             if bool(torch.ops.tensorrt.engine_op_registered()):
                 _connect_settings_scopes()
         except Exception as exc:  # a broken build must not break `import torch_tensorrt_rtx`
-            _state["error"] = f"{type(exc).__name__}: {exc}"
+            _state["error"] = _loader_error(exc)
             logger.warning("C++ runtime %s could not be loaded (%s); using the Python runtime",
                            path, _state["error"])
             return False
@@ -113,7 +171,9 @@ def status() -> str:
                 f"(TensorRT backend: {runtime_backend()})")
     if _state["error"]:
         return f"C++ runtime failed to load: {_state['error']}; using the Python runtime"
-    return "C++ runtime not built (scripts/build_native.sh); using the Python runtime"
+    return (f"C++ runtime not installed ({LIB_DIR / RUNTIME_LIBRARY_NAME} is missing: this installation was made "
+            "without the native build; in a source checkout scripts/build_native.sh builds it); "
+            "using the Python runtime")
 
 
 # -- settings ------------------------------------------------------------------------------

@@ -35,9 +35,11 @@ import logging
 import struct
 from typing import Any, Sequence, Union
 
+from torch_tensorrt_rtx.runtime import bounded_json
 from torch_tensorrt_rtx.runtime.definitions import ABI_FIELD, ENGINE_FIELD, LAYOUT
 
 logger = logging.getLogger(__name__)
+MAX_METADATA_CHARS = 1 << 24
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -115,7 +117,8 @@ class EngineRecord:
     @property
     def metadata(self) -> dict[str, Any] | None:
         raw = self.serialized_metadata
-        return None if raw is None else json.loads(base64.b64decode(raw))
+        return None if raw is None else bounded_json.loads(base64.b64decode(raw), "engine record metadata",
+                                                           MAX_METADATA_CHARS)
 
     # -- list form ------------------------------------------------------------------
     def to_list(self) -> list[bytes]:

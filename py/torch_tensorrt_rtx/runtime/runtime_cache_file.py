@@ -33,6 +33,7 @@ import hashlib
 import inspect
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Callable, List, NamedTuple, Optional, Union
@@ -176,6 +177,8 @@ class RuntimeCacheFile:
         try:
             if not os.path.lexists(self.path):
                 return None  # fast path: no lock file created just to find nothing
+            # Before the lock file is opened at all: a directory other users can write may hold anything.
+            io.check_directory(self.path.parent)
             with _SharedLock(self.lock_path, self.lock_timeout):
                 fd = io.open_cache_for_reading(self.path, self.max_bytes)
                 if fd is None:
@@ -215,6 +218,7 @@ class RuntimeCacheFile:
                                        "file); set the cache path to the link's target instead")
             io.make_private_dirs(self.path.parent)
             io.check_directory(self.path.parent)
+            _check_lock_path_is_a_file(self.lock_path)
             lock = _exclusive_lock(self.lock_path, self.lock_timeout)
             with lock.acquire(poll_interval=LOCK_POLL_INTERVAL_S):
                 self._save_under_lock(key, data, int(time.time()) if now is None else int(now))
@@ -335,14 +339,34 @@ class _SharedLock:
             os.close(self._fd)  # closing releases the flock
 
 
-def _open_lock_file(lock_path: Path) -> Optional[int]:
-    nofollow_cloexec = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOT_A_FILE = "is not a regular file (a FIFO, device or directory at the lock path is refused)"
+
+
+def _check_lock_path_is_a_file(lock_path: Path) -> None:
+    """CacheFileRefused if something other than a regular file sits at the lock path (py-filelock
+    would open it as it is; opening a FIFO read-only waits for a writer forever)."""
     try:
-        return os.open(lock_path, os.O_RDWR | os.O_CREAT | nofollow_cloexec, 0o666)
+        mode = os.lstat(lock_path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise CacheFileRefused(f"lock file {lock_path} {_NOT_A_FILE}")
+
+
+def _open_lock_file(lock_path: Path) -> Optional[int]:
+    # O_NONBLOCK: a FIFO at the lock path must not block the open; it is refused just below.
+    flags = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    _check_lock_path_is_a_file(lock_path)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | flags, 0o666)
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
-    try:
-        return os.open(lock_path, os.O_RDONLY | nofollow_cloexec)  # flock works read-only
-    except FileNotFoundError:
-        return None
+        try:
+            fd = os.open(lock_path, os.O_RDONLY | flags)  # flock works read-only
+        except FileNotFoundError:
+            return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CacheFileRefused(f"lock file {lock_path} {_NOT_A_FILE}")
+    return fd

@@ -146,6 +146,22 @@ def test_a_fifo_at_the_path_never_blocks(impl, tmp_path, warned):
     assert "not a regular file" in warned()
 
 
+@pytest.mark.parametrize("planted", ["fifo", "directory"])
+def test_something_else_at_the_lock_path_never_blocks(impl, tmp_path, warned, planted):
+    path = tmp_path / "c.bin"
+    store = make_store(impl, path, timeout=1.0)
+    store.save(A, b"kernels")
+    lock_path = tmp_path / "c.bin.lock"
+    lock_path.unlink()
+    os.mkfifo(lock_path) if planted == "fifo" else lock_path.mkdir()
+    # The loads opened the lock file again read-only, and that open blocked on a FIFO forever.
+    assert _returns_within(10, lambda: store.load(A)), "load blocked on a FIFO lock file"
+    assert _returns_within(10, lambda: store.save(A, b"other kernels")), "save blocked on a FIFO lock file"
+    assert not stat.S_ISREG(os.lstat(lock_path).st_mode)  # left alone
+    assert "not a regular file" in warned()
+    assert path.read_bytes().count(b"kernels") == 1 and b"other" not in path.read_bytes()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="creating a device node needs root")
 def test_a_device_at_the_path_is_refused_without_reading_it(impl, tmp_path, warned):
     path = tmp_path / "c.bin"

@@ -73,3 +73,30 @@ def test_spec_dtypes_must_be_torch_dtypes():
     for bad in ("Tensor", "__class__", "float32)", "load"):
         with pytest.raises(ValueError, match="is not a torch dtype"):
             _engine_op.torch_dtype(bad)
+
+
+@pytest.mark.parametrize("expr, why", [
+    ("(((((9**16)**16)**16)**16)**16)**16", "powers of powers"),        # took 42.8 s of CPU
+    ("(i0_0**4)**8", "powers of powers"), ("(2**16)**2", "powers of powers"),
+    ("9223372036854775808", "beyond int64"), ("9223372036854775807 + 1", "beyond int64"),
+    ("3037000500*3037000500", "beyond int64"), ("(2**16)**1*(2**16)*(2**16)*(2**16)", "beyond int64"),
+    ("i0_0 // 0", "divides by zero"), ("Mod(i0_0, 0)", "divides by zero"), ("i0_1 % (i1_0 - 3)", "divides by zero"),
+    ("\u0664", "unexpected character"), ("i0_0 + \uff11", "unexpected character"),      # Arabic-Indic 4, fullwidth 1
+    ("i\u0660_0", "unexpected character"), ("i0_0\u00a0+ 1", "unexpected character"),
+])
+def test_cost_is_bounded_and_errors_name_the_expression(expr, why):
+    # "powers of powers" is refused while parsing: nothing is computed (the first case took 42.8 s).
+    with pytest.raises(ShapeExpressionError, match=why) as info:
+        evaluate_dim(expr, X)
+    assert repr(expr) in str(info.value)
+
+
+def test_the_largest_int64_values_still_work():
+    assert evaluate_dim("9223372036854775807", X) == 2**63 - 1
+    assert evaluate_dim("(i1_0**2)**8", X) == 3**16
+
+
+@pytest.mark.parametrize("spec", ["[" * 5000 + "]" * 5000, '{"a":' * 100 + "1" + "}" * 100])
+def test_a_deeply_nested_spec_is_refused_clearly(spec):
+    with pytest.raises(ValueError, match="engine output spec: nested [0-9]+ levels deep, expected at most 32"):
+        _engine_op.OutputSpec.from_json(spec)

@@ -21,6 +21,7 @@ from trt_double import make_engine_bytes  # noqa: E402
 HERE_DIR = Path(__file__).resolve().parent
 REPO = HERE_DIR.parents[3]
 SCRIPTED_OPS = REPO / "bazel-bin" / "tests" / "core" / "runtime" / "libscripted_runtime_ops.so"
+INSTALLED_RUNTIME = REPO / "py" / "torch_tensorrt_rtx" / "lib" / "libtorchtrt_rtx_runtime.so"
 CPP_SERVING = REPO / "bazel-bin" / "examples" / "cpp_serving" / "cpp_serving"
 SPEC = OutputSpec("blk0", "sha", [TensorSpec("float32", ["i0_0", "i0_1"])],
                   [TensorSpec("float32", ["i0_0", "i0_1"])], ["y:mul"]).to_json()
