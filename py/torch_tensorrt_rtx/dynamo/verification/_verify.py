@@ -7,7 +7,9 @@ executor and compare it with the same subgraph run eagerly in PyTorch.
 
 While verifying, each engine call runs (a) the partition's FX graph eagerly and (b) the engine's
 INetworkDefinition through the reference executor, on the same inputs. Mismatching outputs are
-reported with the first FX nodes (in graph order) whose values diverge. The program continues
+reported with the first FX nodes (in graph order) whose values diverge. NaN/Inf on one side where
+the other is finite is a mismatch (counted, with its first index), tolerances follow each output's
+magnitude, and the reported error is the real largest one (see _compare.py). The program continues
 with the reference executor's outputs, so the end-to-end comparison reflects the engines.
 
 What it needs: the engine's network and FX subgraph, kept in memory by the compiling process
