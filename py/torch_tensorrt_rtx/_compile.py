@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 
 from torch_tensorrt_rtx.dynamo._export import dynamic_shapes, export_aten
-from torch_tensorrt_rtx.dynamo._input import Input, as_inputs, describe as _describe
+from torch_tensorrt_rtx.dynamo._input import Input, as_inputs
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._summary import CompileReport
 from torch_tensorrt_rtx.dynamo.verification import VerificationReport, VerificationUnavailableError, verify
@@ -53,24 +53,46 @@ def _check_arity(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: D
                         f"{exc}{hint}") from None
 
 
-def compile(module: torch.nn.Module, inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None, *,
+def _eval_mode(module: torch.nn.Module) -> bool:
+    """module.eval(); False for a module whose mode is fixed: ``ep.module()`` of an ExportedProgram
+    refuses eval() (its graph was traced in the mode it was exported in)."""
+    try:
+        module.eval()
+    except NotImplementedError:
+        return False
+    return True
+
+
+def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None, *,
             arg_inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None,
             kwarg_inputs: Optional[Dict[str, Union[Input, torch.Tensor]]] = None,
             min_block_size: int = 3, torch_executed_ops: Sequence[Any] = (),
             require_full_compilation: bool = False, compute_capabilities: Sequence[str] = (),
             progress: bool = True, keep_networks: bool = True,
-            enabled_precisions: Any = frozenset()) -> torch.fx.GraphModule:
+            enabled_precisions: Any = frozenset(),
+            pass_through_build_failures: bool = False, truncate_double: bool = True) -> torch.fx.GraphModule:
     """Compile `module` ahead of time. Returns a GraphModule (call it like `module`) with
     `.compile_report` (a CompileReport). `inputs` (or its upstream name `arg_inputs`): one Input or
     example tensor per positional input; `kwarg_inputs`: {parameter name: Input or tensor} for
     inputs forward takes by keyword (`model(input_ids=..., attention_mask=...)`); the compiled
     module is then called with the same keywords. `enabled_precisions={torch.float16}` (or bf16)
-    computes an fp32 model's matmuls and convolutions in that dtype, sensitive ops in fp32."""
+    computes an fp32 model's matmuls and convolutions in that dtype, sensitive ops in fp32.
+    `module` may be an ExportedProgram (``torch.export.export(...)``) or its ``.module()``; for
+    an ExportedProgram `inputs` default to its example inputs over the ranges of its Dims.
+    `pass_through_build_failures=True` raises a converter's or an engine build's error instead of
+    keeping the node(s) in PyTorch. `truncate_double=True` (default) computes float64 ops in float32
+    (TensorRT-RTX has no float64; a Float64Warning gives the count); False keeps them in PyTorch."""
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
 
     if inputs is not None and arg_inputs is not None:
         raise TypeError("compile: give inputs=... or arg_inputs=... (the same thing, upstream's name), not both")
     inputs = arg_inputs if inputs is None else inputs
+    if isinstance(module, torch.export.ExportedProgram):
+        if inputs is None and not kwarg_inputs:
+            from torch_tensorrt_rtx.dynamo._exported_inputs import exported_inputs
+
+            inputs, kwarg_inputs = exported_inputs(module)
+        module = module.module()
     if inputs is None and not kwarg_inputs:
         raise TypeError("compile: inputs must be a list or tuple with one Input or example tensor per positional "
                         "input of forward (e.g. inputs=[x]), and/or kwarg_inputs={name: Input or tensor}; got None")
@@ -82,16 +104,18 @@ def compile(module: torch.nn.Module, inputs: Optional[Sequence[Union[Input, torc
     settings = CompilationSettings(min_block_size=min_block_size, torch_executed_ops=torch_executed_ops,
                                    require_full_compilation=require_full_compilation,
                                    compute_capabilities=compute_capabilities, progress=progress,
-                                   keep_networks=keep_networks, enabled_precisions=enabled_precisions)
+                                   keep_networks=keep_networks, enabled_precisions=enabled_precisions,
+                                   pass_through_build_failures=pass_through_build_failures,
+                                   truncate_double=truncate_double)
     specs = as_inputs(inputs if inputs is not None else [])
     was_training = isinstance(module, torch.nn.Module) and module.training
     if isinstance(module, torch.nn.Module):
         _check_arity(module, specs, kwarg_specs)
+        was_training = _eval_mode(module) and was_training
         if was_training:
             logger.warning("compile: %s is in train mode; compiling it for inference (as in eval mode: dropout off, "
                            "batch norm uses running statistics). Call .eval() first to silence this.",
                            type(module).__name__)
-        module.eval()
     try:
         exported = export_aten(module, specs, kwarg_specs)
     except Exception as exc:
@@ -101,10 +125,9 @@ def compile(module: torch.nn.Module, inputs: Optional[Sequence[Union[Input, torc
                                                {k: s.example() for k, s in kwarg_specs.items()})
         if outputs_problem is not None:
             raise TypeError(f"compile: {outputs_problem}") from exc
-        keywords = f" and keyword inputs { {k: _describe(s) for k, s in kwarg_specs.items()} }" if kwarg_specs else ""
-        exc.add_note(f"torch_tensorrt_rtx.compile: tracing {type(module).__name__}.forward with inputs "
-                     f"{[_describe(s) for s in specs]}{keywords} failed; check each input's shape and dtype "
-                     "against forward")
+        from torch_tensorrt_rtx.dynamo._export_errors import export_failure_note
+
+        exc.add_note(export_failure_note(exc, type(module).__name__, specs, kwarg_specs))
         raise
     finally:
         if was_training:

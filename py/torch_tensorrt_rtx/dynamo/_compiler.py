@@ -36,13 +36,16 @@ from torch_tensorrt_rtx.dynamo._summary import (
     CompileReport,
     EngineSummary,
     FallbackWarning,
+    Float64Warning,
     PhaseClock,
+    stage,
 )
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine, compute_capability
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
 from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
 from torch_tensorrt_rtx.dynamo.lowering import lower
+from torch_tensorrt_rtx.dynamo.lowering._double import truncate_double
 from torch_tensorrt_rtx.dynamo.lowering._precision import describe as describe_precision
 from torch_tensorrt_rtx.dynamo.partitioning import partition
 from torch_tensorrt_rtx.dynamo.verification import engine_sources
@@ -108,6 +111,15 @@ def _spec(sub: GraphModule, name: str, sha: str, label: str,
         solved = solve_size(symbol, derived, symbol_ranges or {}, output_exprs)
         if solved is not None:
             names[symbol] = solved
+    engine_dims = {s for e in list(names.values()) + [d for _, d in derived] for s in e.free_symbols}
+
+    def through_inputs(expr):
+        """`expr` in the engine's input dims: a whole input size first (``s11 + s15`` -> i0_1, also
+        inside ``2*s11 + 2*s15``), then single symbols."""
+        for derived_expr, dim_name in derived:
+            if not derived_expr.free_symbols <= set(names):
+                expr = expr.subs(derived_expr, dim_name)
+        return expr.xreplace(names)
 
     def shape_of(val, node_name, is_output):
         shape = []
@@ -116,11 +128,14 @@ def _spec(sub: GraphModule, name: str, sha: str, label: str,
             if isinstance(expr, int) or expr.is_number:
                 shape.append(int(expr))
                 continue
-            unknown = [s for s in expr.free_symbols if s not in names]
+            named = through_inputs(expr)
+            unknown = sorted(str(s) for s in named.free_symbols if s not in engine_dims)
             if unknown and is_output:
-                raise ConversionError(f"{label}: output {node_name} has size {expr}, which is not a function of the "
-                                      "engine's input sizes (data-dependent shape)", node=node_name)
-            shape.append(str(expr.xreplace(names)))
+                kind = ("depends on data" if any(s.startswith("u") for s in unknown)
+                        else "is not an expression of the engine's input sizes")
+                raise ConversionError(f"{label}: output {node_name} has size {expr}, which {kind} "
+                                      f"(unknown: {', '.join(unknown)})", node=node_name)
+            shape.append(str(named))
         return shape
 
     inputs = [TensorSpec(str(n.meta["val"].dtype).replace("torch.", ""), shape_of(n.meta["val"], n.name, False))
@@ -295,6 +310,9 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
             try:
                 converted.append(_convert_one(gm, node, symbol_ranges, clock))
             except _Blame as blame:
+                if settings.pass_through_build_failures:
+                    with stage("conversion"):
+                        raise blame.__cause__  # the converter's own error
                 blamed.append(blame)
     built = []
     if not blamed:
@@ -302,9 +320,12 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
             key = f"{item.sub.code}\n{item.ranges}"  # an unchanged partition is not built twice
             if key not in engines:
                 try:
-                    engines[key] = build_engine(item.network_def, settings.compute_capabilities,
-                                                label=item.node.target, progress=settings.progress)
+                    with stage("engine build"):
+                        engines[key] = build_engine(item.network_def, settings.compute_capabilities,
+                                                    label=item.node.target, progress=settings.progress)
                 except Exception as exc:  # noqa: BLE001 - a failed build keeps its node(s) in PyTorch
+                    if settings.pass_through_build_failures:
+                        raise
                     blamed.append(_blame_build(exc, item))
                     break
                 clock.add("engine build", engines[key][1])
@@ -322,13 +343,19 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
     return None
 
 
+def check_settings(settings: CompilationSettings) -> None:
+    """Raise for a bad setting: the user's error, never a reason to fall back to PyTorch."""
+    for name in settings.compute_capabilities:
+        compute_capability(name)
+
+
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
     start = time.perf_counter()
     clock = PhaseClock(gm.meta.pop(PHASE_SECONDS_META, None))  # export phases, when export_aten made gm
-    for name in settings.compute_capabilities:
-        compute_capability(name)  # a bad setting is the user's error, not a reason to fall back
+    check_settings(settings)
     with clock.phase("lowering"):
+        truncated = truncate_double(gm) if settings.truncate_double else 0
         lowered = lower(gm, settings.reduced_precision)
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
     excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
@@ -355,8 +382,9 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                            fallback_nodes=dict(result.node_reasons),
                            failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
                            precision=describe_precision(settings.reduced_precision),
-                           reduced_precision=settings.reduced_precision)
+                           reduced_precision=settings.reduced_precision, truncated_double_ops=truncated)
     engines.clear()
+    any_engine = bool(built)
     while built:  # each engine's TensorRT-RTX buffer is released as soon as its record is packed
         item, engine, seconds = built.pop(0)
         with clock.phase("packaging"):
@@ -365,7 +393,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                                             [str(r) for r in item.ranges]))
         del engine
     with clock.phase("packaging"):
-        if built and report.fallback_ops:
+        if any_engine and report.fallback_ops:
             _views_to_reshapes(gm)
         _drop_unused_state(gm)
         gm.graph.lint()
@@ -376,6 +404,9 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
         raise RuntimeError("require_full_compilation=True but these ops stay in PyTorch: "
                            + ", ".join(f"{k} ({report.fallback_reasons.get(k)})" for k in sorted(report.fallback_ops)))
     logger.info("%s", report.format())
+    if truncated:
+        warnings.warn(f"torch_tensorrt_rtx: {truncated} float64 op(s) computed in float32 (TensorRT-RTX has no "
+                      "float64; truncate_double=False keeps them in PyTorch instead)", Float64Warning, stacklevel=3)
     if report.fallback_ops:
         warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=3)
     return gm, report

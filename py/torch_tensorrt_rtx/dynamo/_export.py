@@ -118,15 +118,20 @@ def _dims_export_cannot_keep_dynamic(program: torch.export.ExportedProgram,
     shape_env = symbolic[0].node.shape_env
     constrained: Set[sympy.Symbol] = set()
     for guard in shape_env.guards:
-        verdict = bound_sympy(guard.expr, shape_env.var_to_range)
+        # Simplified first: export's own unifications (``Eq(s77, s17)`` when it made two inputs'
+        # dims one symbol, as x + y needs) hold by construction and fix nothing. A replacement by
+        # a number or an expression (``Eq(s1, 3375)``) is caught below, from the dim's size.
+        expr = shape_env.simplify(guard.expr)
+        verdict = bound_sympy(expr, shape_env.var_to_range)
         if not (verdict.lower == verdict.upper == sympy.true):
-            constrained |= guard.expr.free_symbols
+            constrained |= expr.free_symbols
     found = set()
     for k, (spec, value) in enumerate(zip(specs, values)):
         for d in spec.dynamic_dims:
             size = value.shape[d]
-            if isinstance(size, torch.SymInt) and size.node.expr.free_symbols & constrained:
-                found.add((k, d))
+            if isinstance(size, torch.SymInt) and (not size.node.expr.is_symbol
+                                                   or size.node.expr.free_symbols & constrained):
+                found.add((k, d))  # constrained, or replaced by a number / other sizes
     return found
 
 
@@ -222,6 +227,9 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
                 dim_ranges[(k, d)] = (int(size), int(size))  # export fixed it
                 continue
             expr = size.node.expr
+            if expr.is_number:  # export replaced the symbol by its value (e.g. 3375): fixed
+                dim_ranges[(k, d)] = (int(expr), int(expr))
+                continue
             if not expr.is_symbol:
                 if allow_specialization:
                     raise ValueError(f"export: input {k} dim {d} became {expr} in the exported graph, an expression "

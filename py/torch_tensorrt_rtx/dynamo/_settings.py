@@ -83,6 +83,15 @@ class CompilationSettings:
     # and the ops between them in that dtype, numerically sensitive ops in fp32 (see
     # lowering/_precision.py). Empty or {torch.float32}: every op in the dtype the model traced in.
     enabled_precisions: FrozenSet[torch.dtype] = frozenset()
+    # Raise instead of falling back to PyTorch when a stage fails (upstream's name; for
+    # debugging). False: under torch.compile a failure anywhere in the backend leaves that graph
+    # to PyTorch with a FallbackWarning naming the stage; a converter or engine build failure
+    # keeps its node(s) in PyTorch. True: the error propagates (torch.compile raises it as
+    # BackendCompilerFailed).
+    pass_through_build_failures: bool = False
+    # TensorRT-RTX has no float64: compute float64 ops in float32 (upstream's name; one
+    # Float64Warning gives the count). False: keep every op that touches float64 in PyTorch.
+    truncate_double: bool = True
 
     def __post_init__(self) -> None:
         for name in ("min_block_size", "dynamic_max_size"):

@@ -7,6 +7,9 @@ PHASES); `PhaseClock` is how the pipeline fills it:
     with clock.phase("lowering"):
         gm = lower(gm)
     clock.add("engine build", seconds)    # a duration measured elsewhere
+
+An exception that leaves a phase (or a `stage`) carries the name of the stage it failed in
+(`failed_stage(exc)`), so the torch.compile backend can say where a graph failed.
 """
 from __future__ import annotations
 
@@ -23,6 +26,26 @@ PHASES = ("export", "decompositions", "lowering", "partitioning", "conversion", 
 # GraphModule.meta key under which export_aten hands its phase times to compile_graph (which
 # removes it), so both entry points (compile and the torch.compile backend) report them.
 PHASE_SECONDS_META = "torch_tensorrt_rtx_phase_seconds"
+_STAGE_ATTR = "torch_tensorrt_rtx_stage"
+
+
+def failed_stage(exc: BaseException, default: str) -> str:
+    """The compile stage `exc` was raised in (the innermost one that labelled it), else `default`."""
+    return getattr(exc, _STAGE_ATTR, None) or default
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Label an exception raised inside with the stage `name` (unless an inner stage did)."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, _STAGE_ATTR, None) is None:
+            try:
+                setattr(exc, _STAGE_ATTR, name)
+            except AttributeError:  # an exception type with __slots__: its stage stays unknown
+                pass
+        raise
 
 
 class PhaseClock:
@@ -38,13 +61,18 @@ class PhaseClock:
     def phase(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
-            yield
+            with stage(name):
+                yield
         finally:  # a phase that raises (a partition kept in PyTorch) still spent the time
             self.add(name, time.perf_counter() - start)
 
 
 class FallbackWarning(UserWarning):
     """Part of a compiled program stays in PyTorch (shown once per distinct summary by default)."""
+
+
+class Float64Warning(UserWarning):
+    """float64 ops were computed in float32 (truncate_double=True): TensorRT-RTX has no float64."""
 
 
 @dataclasses.dataclass
@@ -67,6 +95,7 @@ class CompileReport:
     fallback_nodes: Dict[str, str] = dataclasses.field(default_factory=dict)
     precision: str = "as traced"  # what lowering/_precision.describe says about enabled_precisions
     reduced_precision: Optional[Any] = None  # torch.float16 / torch.bfloat16 when enabled_precisions asked for it
+    truncated_double_ops: int = 0  # float64 ops computed in float32 (truncate_double=True)
     total_seconds: float = 0.0
     phase_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)  # see PHASES
 
@@ -91,6 +120,8 @@ class CompileReport:
         lines = [f"torch_tensorrt_rtx: {len(self.engines)} TensorRT-RTX subgraph(s), "
                  f"{sum(converted.values())} op(s) converted, {sum(self.fallback_ops.values())} op(s) in PyTorch, "
                  f"compiled in {self.total_seconds:.2f} s, precision {self.precision}"]
+        if self.truncated_double_ops:
+            lines.append(f"  {self.truncated_double_ops} float64 op(s) computed in float32 (truncate_double=True)")
         if self.phase_seconds:
             # total_seconds starts after export: say so, or "compiled in 0.5 s, export 2.4 s" reads wrong.
             lines.append("  time by phase (export and decompositions come before the time above): "

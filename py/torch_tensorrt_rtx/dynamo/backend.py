@@ -3,11 +3,22 @@
 Registered through the ``torch_dynamo_backends`` entry point in pyproject.toml, so it works
 without ``import torch_tensorrt_rtx``. ``options`` are CompilationSettings fields (min_block_size,
 torch_executed_ops, require_full_compilation, compute_capabilities, progress, keep_networks,
-enabled_precisions, dynamic_max_size). What each build made is its CompileReport: collect them with
+enabled_precisions, dynamic_max_size, pass_through_build_failures, truncate_double). What each
+build made is its CompileReport: collect them with
 
     with torch_tensorrt_rtx.compile_reports() as reports:
         fast(x)                  # the first call compiles
     print(reports[-1])           # engines, converted vs PyTorch ops, ranges, times
+
+Failures: a failure at any stage (export, lowering, partitioning, conversion, engine build,
+packaging) never takes the model down. That graph runs in PyTorch, with a FallbackWarning naming
+the stage and the reason. ``options={"pass_through_build_failures": True}`` raises instead (for
+debugging; torch.compile reports it as BackendCompilerFailed), as does require_full_compilation.
+
+RNNs: with torch's default ``torch._dynamo.config.allow_rnn = False`` dynamo does not trace
+nn.LSTM/GRU/RNN at all: the frame calling one runs eagerly and this backend is never called for it.
+A FallbackWarning says so (see _rnn_notice.py); set ``torch._dynamo.config.allow_rnn = True``
+before the first call to hand RNNs to the backend.
 
 Dynamo hands us an FX graph whose module parameters and buffers are graph inputs. They are
 bound as constants (frozen, inference only) so they become engine weights; the remaining inputs
@@ -43,12 +54,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import warnings
 from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 import torch
 from torch.fx import GraphModule
 
+from torch_tensorrt_rtx.dynamo import _rnn_notice
+
 logger = logging.getLogger(__name__)
+_rnn_notice.install()  # a FallbackWarning when dynamo leaves an LSTM/GRU/RNN out (allow_rnn=False)
 
 
 def _is_module_state(node: torch.fx.Node, value: Any) -> bool:
@@ -267,24 +282,47 @@ def _note_sizes_of_one(specs: Sequence[Any]) -> None:
 
 def tensorrt_rtx_backend(gm: GraphModule, example_inputs: Sequence[Any],
                          options: Optional[dict] = None, **kwargs: Any) -> Callable[..., Any]:
-    from torch_tensorrt_rtx.dynamo._compiler import compile_graph
+    """Compile one dynamo graph. A failure at any stage leaves the graph to PyTorch with a
+    FallbackWarning naming the stage and the reason; options={"pass_through_build_failures": True}
+    (or require_full_compilation) raises it instead. Bad options always raise."""
+    from torch_tensorrt_rtx.dynamo._compiler import check_settings
     from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 
+    _rnn_notice.install()  # again: torch._dynamo.reset() drops it
     settings = CompilationSettings.from_options({**(options or {}), **kwargs})
-    original = gm
+    check_settings(settings)
+    try:
+        return _compile_dynamo_graph(gm, example_inputs, settings)
+    except Exception as exc:  # noqa: BLE001 - the user's model must keep running
+        if settings.pass_through_build_failures or settings.require_full_compilation:
+            raise
+        from torch_tensorrt_rtx.dynamo._compiler import one_line
+        from torch_tensorrt_rtx.dynamo._summary import FallbackWarning, failed_stage
+
+        where = failed_stage(exc, "compile")
+        logger.info("tensorrt_rtx backend: %s failed; this graph runs in PyTorch", where, exc_info=True)
+        kind = "" if isinstance(exc, _Unsupported) else f"{type(exc).__name__}: "
+        warnings.warn(f"torch_tensorrt_rtx backend: {where} failed, so this graph runs in PyTorch: "
+                      f"{kind}{one_line(exc)} (options={{'pass_through_build_failures': True}} "
+                      "raises it instead)", FallbackWarning, stacklevel=2)
+        return gm.forward
+
+
+def _compile_dynamo_graph(gm: GraphModule, example_inputs: Sequence[Any], settings: Any) -> Callable[..., Any]:
+    from torch_tensorrt_rtx.dynamo._compiler import compile_graph
+    from torch_tensorrt_rtx.dynamo._summary import stage
+
     placeholders = list(gm.graph.find_nodes(op="placeholder"))
     state = [isinstance(v, torch.Tensor) and _is_module_state(n, v) for n, v in zip(placeholders, example_inputs)]
     numbers = [_is_python_number(n) for n in placeholders]
     gm = _copy(gm)  # dynamo reads the graph it handed us afterwards: never edit it in place
-    try:
+    with stage("input mapping"):
         indices = _specialize_python_numbers(gm, numbers)
         user_indices = _freeze_module_state(gm, example_inputs, state, indices)
         user_indices, specs = _tensor_input_specs(gm, example_inputs, user_indices, settings)
         _note_sizes_of_one(specs)
+    with stage("export"):
         exported = _export_specializing(gm, specs)
-    except _Unsupported as exc:
-        logger.warning("tensorrt_rtx backend: running this graph in PyTorch: %s", exc)
-        return original.forward
     compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings)
     compiled.compile_report = report
     for collected in _COLLECTORS.active:
@@ -318,6 +356,7 @@ def compile_reports() -> Iterator[List[Any]]:
     calls the compiled function); nested blocks each collect every build inside them; a call
     that reuses an earlier build adds nothing. The list stays usable after the block. Reports
     of ``torch_tensorrt_rtx.compile`` are on its result, ``compiled.compile_report``."""
+    _rnn_notice.install()  # RNNs dynamo skips are reported while collecting, even after a reset
     reports: List[Any] = []
     _COLLECTORS.active.append(reports)
     try:

@@ -21,3 +21,11 @@ def static_mlp():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def fresh_dynamo():
+    """torch.compile tests: no compiled frame or recompile budget leaks between tests."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()

@@ -97,9 +97,12 @@ def test_unsupported_dtype_falls_back():
         def forward(self, x):
             return (torch.relu(x) * 2 + 1).sum(dim=1)
 
-    compiled = trtx.compile(F64(), [torch.randn(2, 3, dtype=torch.float64)], min_block_size=1, progress=False)
+    # float64 computes in float32 by default (test_float64.py); truncate_double=False keeps it here.
+    compiled = trtx.compile(F64(), [torch.randn(2, 3, dtype=torch.float64)], min_block_size=1, progress=False,
+                            truncate_double=False)
     report = compiled.compile_report
     assert not report.engines and "aten.relu.default" in report.fallback_ops
+    assert "float64" in report.fallback_reasons["aten.relu.default"]
     x = torch.randn(2, 3, dtype=torch.float64)
     torch.testing.assert_close(compiled(x), F64()(x))  # all PyTorch: runs without a GPU
 

@@ -29,6 +29,7 @@ from torch.fx.passes.utils.fuser_utils import fuse_by_partitions, validate_parti
 
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name
+from torch_tensorrt_rtx.dynamo.lowering._double import BOUNDARY_CAST, DOUBLE_REASON, touches_double
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ class _Support(OperatorSupportBase):
         if node.target is operator.getitem:
             source = node.args[0]
             return isinstance(source, Node) and lookup(source) is not None
+        if touches_double(node):
+            self.reasons.setdefault(node, DOUBLE_REASON)
+            return False
         if not _tensor_or_shape_output(node):
             self.reasons.setdefault(node, "produces a non-tensor value")
             return False
@@ -179,7 +183,7 @@ def _reasons_by_op(node_reasons: Mapping[str, str], ops: Mapping[str, str]) -> D
 def is_reported_op(node: Node) -> bool:
     """An op worth naming in a fallback list: an ATen or custom op, not getitem or SymInt math."""
     return node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload) \
-        and node.target not in _NON_COMPUTE
+        and node.target not in _NON_COMPUTE and not node.meta.get(BOUNDARY_CAST)
 
 
 class _Partitioner(CapabilityBasedPartitioner):

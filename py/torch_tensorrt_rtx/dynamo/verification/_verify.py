@@ -7,7 +7,9 @@ executor and compare it with the same subgraph run eagerly in PyTorch.
 
 While verifying, each engine call runs (a) the partition's FX graph eagerly and (b) the engine's
 INetworkDefinition through the reference executor, on the same inputs. Mismatching outputs are
-reported with the first FX nodes (in graph order) whose values diverge. The program continues
+reported with the first FX nodes (in graph order) whose values diverge. NaN/Inf on one side where
+the other is finite is a mismatch (counted, with its first index), tolerances follow each output's
+magnitude, and the reported error is the real largest one (see _compare.py). The program continues
 with the reference executor's outputs, so the end-to-end comparison reflects the engines.
 
 What it needs: the engine's network and FX subgraph, kept in memory by the compiling process
@@ -19,7 +21,8 @@ Nothing here touches CUDA.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Tuple
+import math
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.fx
@@ -27,10 +30,12 @@ import torch.fx
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, intercept_engines
 from torch_tensorrt_rtx.dynamo._input import describe as _describe
 from torch_tensorrt_rtx.dynamo.verification import engine_sources
+from torch_tensorrt_rtx.dynamo.verification._compare import Comparison, compare, floor_scale, worst
 from torch_tensorrt_rtx.dynamo.verification.profile_check import check_input_shapes
 from torch_tensorrt_rtx.dynamo.verification.reference_executor import run_network
 
-# (rtol, atol) per dtype: TensorRT kernels accumulate in fp32 but may reorder sums.
+# (rtol, tolerance relative to the output's largest magnitude) per dtype: TensorRT kernels
+# accumulate in fp32 but may reorder sums. See _compare.py.
 TOLERANCES = {
     torch.float32: (1e-3, 1e-4),
     torch.float16: (1e-2, 1e-2),
@@ -56,6 +61,9 @@ class EngineCheck:
     max_abs_error: float = 0.0
     ok: bool = True
     precision: Optional[torch.dtype] = None  # float16/bfloat16 when part of the engine computes in it
+    # NaN/Inf in the engine's output where eager PyTorch has another value (or the reverse)
+    nonfinite: int = 0
+    first_nonfinite: str = ""  # "output 0: 3 value(s) NaN where ..., first at index (0, 3)"
     diverging_nodes: List[Divergence] = dataclasses.field(default_factory=list)
 
 
@@ -64,6 +72,7 @@ class VerificationReport:
     engines: List[EngineCheck]
     end_to_end_max_abs_error: Optional[float] = None
     end_to_end_ok: Optional[bool] = None
+    end_to_end_nonfinite: str = ""  # as EngineCheck.first_nonfinite, for the end-to-end comparison
     # Why no engine ran (the program has none, or this call reached none); None when engines ran.
     nothing_to_verify: Optional[str] = None
 
@@ -85,46 +94,43 @@ class VerificationReport:
         for e in self.engines:
             lines.append(f"  {e.name}: {'ok' if e.ok else 'MISMATCH'}, max abs error {e.max_abs_error:.3g}"
                          f" over {e.calls} call(s)")
+            if e.first_nonfinite:
+                lines.append(f"    non-finite: {e.first_nonfinite}")
             for d in e.diverging_nodes[:5]:
                 lines.append(f"    diverges at FX node {d.node} ({d.dtype}): max abs error {d.max_abs_error:.3g}")
         if self.end_to_end_ok is not None:
             lines.append(f"  end to end vs reference module: {'ok' if self.end_to_end_ok else 'MISMATCH'}, "
                          f"max abs error {self.end_to_end_max_abs_error:.3g}")
+            if self.end_to_end_nonfinite:
+                lines.append(f"    non-finite: {self.end_to_end_nonfinite}")
         return "\n".join(lines)
 
 
-def _close(actual: torch.Tensor, expected: torch.Tensor) -> Tuple[bool, float]:
-    if actual.shape != expected.shape:
-        return False, float("inf")
-    if not expected.is_floating_point():
-        return bool(torch.equal(actual, expected)), float((actual.double() - expected.double()).abs().max()) if actual.numel() else 0.0
-    rtol, atol = TOLERANCES.get(expected.dtype, (1e-3, 1e-4))
-    a, b = actual.double(), expected.double()
-    err = float((a - b).abs().max()) if a.numel() else 0.0
-    return bool(torch.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)), err
+def _close(actual: torch.Tensor, expected: torch.Tensor) -> Comparison:
+    rtol, scale_tol = TOLERANCES.get(expected.dtype, (1e-3, 1e-4))
+    return compare(actual, expected, rtol, scale_tol)
 
 
 _REDUCED = (torch.float16, torch.bfloat16)
 
 
 def _close_to_reference(actual: torch.Tensor, eager: torch.Tensor, reference: torch.Tensor,
-                        precision: torch.dtype) -> Tuple[bool, float]:
+                        precision: torch.dtype) -> Comparison:
     """Reduced precision: both the engine and eager PyTorch are compared with an fp32 run of the
     same graph. The engine may deviate from it by twice what eager itself does, or by a few units
     of `precision` relative to the values' magnitude, whichever is larger. So rounding that eager
     fp16 shares is never a MISMATCH, and a real bug (errors of the order of the values) still is."""
     if actual.shape != eager.shape or reference.shape != eager.shape:
-        return False, float("inf")
-    a, e, r = actual.double(), eager.double(), reference.double()
-    err = float((a - e).abs().max()) if a.numel() else 0.0
-    if not a.numel():
-        return True, err
-    eager_err = float((e - r).abs().nan_to_num(0).max())
-    engine_err = float((a - r).abs().nan_to_num(0).max())
-    scale = float(r.abs().nan_to_num(0).max())
-    allowed = max(2.0 * eager_err, 8.0 * torch.finfo(precision).eps * (scale + 1.0))
-    same_nans = bool(torch.equal(a.isnan(), e.isnan()))
-    return engine_err <= allowed and same_nans, err
+        return Comparison(False, math.inf)
+    if not actual.numel():
+        return Comparison(True, 0.0)
+    eager_vs_fp32 = compare(eager, reference, 0.0, 0.0)  # eager's own rounding (fp16 overflow is its business)
+    scale = max(eager_vs_fp32.scale, floor_scale(reference.dtype))
+    allowed = max(2.0 * eager_vs_fp32.finite_error, 8.0 * torch.finfo(precision).eps * scale)
+    engine_vs_fp32 = compare(actual, reference, 0.0, 0.0)
+    result = compare(actual, eager, 0.0, 0.0, allowed=math.inf)  # non-finite values must agree with eager
+    result.ok = result.ok and engine_vs_fp32.finite_error <= allowed
+    return result
 
 
 def _lowest_precision(module: torch.fx.GraphModule) -> Optional[torch.dtype]:
@@ -193,20 +199,23 @@ def _check_engine(spec: OutputSpec, inputs: List[torch.Tensor], checks: Dict[str
     check.precision = precision
     for k, (actual, expected) in enumerate(zip(reference, eager)):
         if float32 is not None and expected.is_floating_point():
-            ok, err = _close_to_reference(actual, expected, float32[k], precision)
+            result = _close_to_reference(actual, expected, float32[k], precision)
         else:
-            ok, err = _close(actual, expected)
-        check.max_abs_error = max(check.max_abs_error, err)
-        check.ok &= ok
+            result = _close(actual, expected)
+        check.max_abs_error = worst([result.max_abs_error], check.max_abs_error)
+        check.ok &= result.ok
+        check.nonfinite += result.nonfinite
+        if result.nonfinite and not check.first_nonfinite:
+            check.first_nonfinite = f"output {k}: {result.describe_nonfinite()}"
     if not check.ok and not check.diverging_nodes:
         for node in source.fx_module.graph.nodes:
             tensor_name = net.node_tensors.get(node.name)
             value = recorder.values.get(node.name)
             if node.op == "placeholder" or tensor_name not in values or not isinstance(value, torch.Tensor):
                 continue
-            ok, err = _close(values[tensor_name], value)
-            if not ok:
-                check.diverging_nodes.append(Divergence(node.name, err, str(value.dtype)))
+            result = _close(values[tensor_name], value)
+            if not result.ok:
+                check.diverging_nodes.append(Divergence(node.name, result.max_abs_error, str(value.dtype)))
     device = inputs[0].device if inputs else torch.device("cpu")
     # Clones: a custom op may not return its input (a reshape-only engine would alias it).
     return [r.to(device).clone() for r in reference]
@@ -218,18 +227,11 @@ def _compiled_precision(module: Any) -> Optional[torch.dtype]:
     return getattr(report, "reduced_precision", None)
 
 
-def _close_end_to_end(actual: torch.Tensor, expected: torch.Tensor, precision: torch.dtype) -> Tuple[bool, float]:
+def _close_end_to_end(actual: torch.Tensor, expected: torch.Tensor, precision: torch.dtype) -> Comparison:
     """A model compiled for fp16/bf16 against the fp32 model: errors relative to the output's
-    magnitude, with the budget of a few layers of `precision` rounding (fp16 ~2 %, bf16 ~10 %)."""
-    if actual.shape != expected.shape:
-        return False, float("inf")
-    a, e = actual.double(), expected.double()
-    if not a.numel():
-        return True, 0.0
-    err = float((a - e).abs().max())
-    scale = float(e.abs().max())
+    largest magnitude, with the budget of a few layers of `precision` rounding (fp16 ~2 %, bf16 ~10 %)."""
     relative = 2e-2 if precision == torch.float16 else 1e-1
-    return err <= relative * (scale + 1.0), err
+    return compare(actual, expected, 0.0, relative)
 
 
 def _why_no_engine(module: Any) -> str:
@@ -261,16 +263,19 @@ def verify(module: Any, *inputs: Any, reference_module: Optional[torch.nn.Module
             expected = reference_module(*ref_inputs, **ref_kwargs)
         flat_actual, _ = torch.utils._pytree.tree_flatten(result)
         flat_expected, _ = torch.utils._pytree.tree_flatten(expected)
-        errs, oks = [], []
+        errs, oks, nonfinite = [], [], []
         precision = _compiled_precision(module) or next((e.precision for e in report.engines if e.precision), None)
         for a, e in zip(flat_actual, flat_expected):
             if isinstance(a, torch.Tensor) and isinstance(e, torch.Tensor):
                 if precision is not None and e.is_floating_point():
-                    ok, err = _close_end_to_end(a.cpu(), e.cpu(), precision)
+                    result = _close_end_to_end(a.cpu(), e.cpu(), precision)
                 else:
-                    ok, err = _close(a.cpu(), e.cpu())
-                oks.append(ok)
-                errs.append(err)
+                    result = _close(a.cpu(), e.cpu())
+                oks.append(result.ok)
+                errs.append(result.max_abs_error)
+                if result.nonfinite:
+                    nonfinite.append(f"output {len(oks) - 1}: {result.describe_nonfinite()}")
         report.end_to_end_ok = all(oks) and len(flat_actual) == len(flat_expected)
-        report.end_to_end_max_abs_error = max(errs, default=0.0)
+        report.end_to_end_max_abs_error = worst(errs)
+        report.end_to_end_nonfinite = "; ".join(nonfinite)
     return report
