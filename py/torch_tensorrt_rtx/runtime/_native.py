@@ -109,14 +109,14 @@ def load_runtime_library() -> bool:
         if path is None:
             return False
         try:
-            from torch_tensorrt_rtx.runtime.definitions import ENGINE_OP
+            from torch_tensorrt_rtx.runtime import definitions
 
             holder = namespace_holder()
             if holder is not None:
                 _state["error"] = (f"the torch op namespace '{NATIVE_NAMESPACE}' is already registered in this "
                                    f"process by {holder}; loading {path} as well would abort the process. Still "
                                    "working: the Python runtime, which runs saved programs through "
-                                   f"torch.ops.{ENGINE_OP.namespace}.execute_engine")
+                                   f"torch.ops.{definitions.ENGINE_OP.namespace}.execute_engine")
                 warnings.warn(f"torch_tensorrt_rtx: C++ runtime not loaded: {_state['error']}", RuntimeWarning,
                               stacklevel=2)
                 return False
