@@ -5,7 +5,7 @@ Importing this module registers handlers into `reference_executor`'s handler tab
     SLICE (static or shape-tensor start/size/stride; STRICT_BOUNDS, CLAMP, FILL, WRAP, REFLECT),
     FILL (LINSPACE with a static or dynamic shape), SELECT, NORMALIZATION (layer norm),
     RESIZE (nearest / linear over the two innermost dims), CUMULATIVE (sum), DECONVOLUTION (2-D),
-    GATHER in ELEMENT mode (torch.gather),
+    GATHER in ELEMENT mode (torch.gather), TOPK (values and indices; ties: lower index first),
     and extra ops of existing types: ELEMENTWISE AND/OR/XOR, UNARY SIGN/ROUND/ISINF/ISNAN/TAN,
     ACTIVATION LEAKY_RELU/CLIP, REDUCE MIN/PROD.
 
@@ -261,3 +261,19 @@ def _resize(layer, ins, previous):
     if list(shape[:2]) != list(x.shape[:2]):
         _unsupported(layer, f"resizing the batch or channel dims to {shape}")
     return F.interpolate(x, size=shape[2:], mode=mode, align_corners=align)
+
+
+@_register(trt.LayerType.TOPK, trt.ITopKLayer)
+def _topk(layer, ins, previous):
+    """(values, indices) of the k largest (MAX) or smallest (MIN) along the one reduced axis, sorted.
+    TensorRT does not document which of two equal values comes first; this model puts the lower
+    index first (a stable sort), so indices of ties are the model's choice, values are exact."""
+    x = ins[0]
+    axes = _base._axes(layer.axes, x.dim())
+    if len(axes) != 1:
+        _unsupported(layer, f"top-k over axes {axes}")
+    k = int(ins[1].reshape(-1)[0]) if len(ins) > 1 and ins[1] is not None else layer.k
+    largest = layer.op == trt.TopKOperation.MAX
+    values, indices = torch.sort(_float(x), dim=axes[0], descending=largest, stable=True)
+    keep = torch.arange(k)
+    return values.index_select(axes[0], keep), indices.index_select(axes[0], keep)
