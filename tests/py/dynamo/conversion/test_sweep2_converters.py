@@ -14,17 +14,9 @@ from torch_tensorrt_rtx.dynamo.conversion._registry import Refusal, refusal_reas
 from torch_tensorrt_rtx.dynamo.verification.reference_executor import run_network
 
 from tests.py.dynamo.conversion.harness import compile_and_verify, compile_checked
+from tests.py.dynamo.conversion.test_sweep_converters import Fn
 
 DTYPES = [torch.float32, torch.float16]
-
-
-class Fn(nn.Module):
-    def __init__(self, fn) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
 
 
 def distinct(*shape, dtype=torch.float32):
