@@ -269,12 +269,12 @@ def _topological_layers(network):
             needs = [layer.get_input(k).name for k in range(layer.num_inputs) if layer.get_input(k) is not None]
             if all(n in available for n in needs):
                 ordered.append((layer_type, layer))
-                available.add(layer.get_output(0).name)
+                available.update(layer.get_output(o).name for o in range(layer.num_outputs))
             else:
                 waiting.append((layer_type, layer))
         if len(waiting) == len(pending):
             raise UnsupportedLayerError(f"reference executor: layers {[l.name for _, l in waiting]} have inputs "
-                                        "no layer produces (a cycle or a multi-output layer)")
+                                        "no layer produces (a cycle)")
         pending = waiting
     return ordered
 
@@ -295,8 +295,10 @@ def run_network(network: "trt.INetworkDefinition", feeds: Mapping[str, Tensor], 
         ins = [values[layer.get_input(k).name] if layer.get_input(k) is not None else None
                for k in range(layer.num_inputs)]
         result = _HANDLERS[layer_type](layer, ins)
-        out = layer.get_output(0)
-        values[out.name] = result.to(to_torch_dtype(out.dtype)).contiguous()
+        results = result if isinstance(result, tuple) else (result,)  # a tuple: one per layer output
+        for o, value in enumerate(results):
+            out = layer.get_output(o)
+            values[out.name] = value.to(to_torch_dtype(out.dtype)).contiguous()
     outputs = {network.get_output(i).name: values[network.get_output(i).name] for i in range(network.num_outputs)}
     return (outputs, values) if keep_all else outputs
 

@@ -9,6 +9,8 @@ Importing this module registers handlers into `reference_executor`'s handler tab
     and extra ops of existing types: ELEMENTWISE AND/OR/XOR, UNARY SIGN/ROUND/ISINF/ISNAN/TAN,
     ACTIVATION LEAKY_RELU/CLIP, REDUCE MIN/PROD.
 
+TOPK (values and indices, both outputs; of equal values the lower index first) is modelled too.
+
 Same precision model as the base executor: floating-point math in fp32, the result is rounded to
 the layer's output dtype by `run_network`. Anything not modelled raises UnsupportedLayerError.
 """
@@ -196,6 +198,22 @@ def _gather_element(layer, ins, previous):
     if index.shape != data.shape[:layer.axis] + index.shape[layer.axis:layer.axis + 1] + data.shape[layer.axis + 1:]:
         _unsupported(layer, f"ELEMENT gather with index shape {tuple(index.shape)} for data {tuple(data.shape)}")
     return torch.gather(data, layer.axis, index.long())
+
+
+@_register(trt.LayerType.TOPK, trt.ITopKLayer)
+def _topk(layer, ins, previous):
+    """(values, indices) of the k largest (MAX) or smallest (MIN) along the one reduced axis, sorted.
+    TensorRT does not document which of two equal values comes first; this model puts the lower
+    index first (a stable sort), so indices of ties are the model's choice, values are exact."""
+    x = ins[0]
+    axes = _base._axes(layer.axes, x.dim())
+    if len(axes) != 1:
+        _unsupported(layer, f"top-k over axes {axes}")
+    k = int(ins[1].reshape(-1)[0]) if len(ins) > 1 and ins[1] is not None else layer.k
+    largest = layer.op == trt.TopKOperation.MAX
+    values, indices = torch.sort(_float(x), dim=axes[0], descending=largest, stable=True)
+    keep = torch.arange(k)
+    return values.index_select(axes[0], keep), indices.index_select(axes[0], keep)
 
 
 @_register(trt.LayerType.DECONVOLUTION, trt.IDeconvolutionLayer)

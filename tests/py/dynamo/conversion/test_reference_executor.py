@@ -43,11 +43,11 @@ def test_verify_names_the_diverging_node(broken_relu):
 def test_unmodelled_layer_type_raises():
     builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    x = network.add_input("x", trt.float32, (2, 3))
-    layer = network.add_topk(x, trt.TopKOperation.MAX, 1, 2)
-    network.mark_output(layer.get_output(0))
-    with pytest.raises(UnsupportedLayerError, match="TOPK"):
-        run_network(network, {"x": torch.randn(2, 3)})
+    x = network.add_input("x", trt.float32, (1, 2, 3))
+    bounds = network.add_input("bounds", trt.int32, (1, 2, 1))
+    network.mark_output(network.add_ragged_softmax(x, bounds).get_output(0))
+    with pytest.raises(UnsupportedLayerError, match="RAGGED_SOFTMAX"):
+        run_network(network, {"x": torch.randn(1, 2, 3), "bounds": torch.ones(1, 2, 1, dtype=torch.int32)})
 
 
 def test_input_dtype_mismatch_is_an_error():

@@ -20,5 +20,6 @@ from torch_tensorrt_rtx.dynamo.conversion.converters import (  # noqa: F401
     resize,
     shape,
     symbolic,
+    topk,
     unary,
 )

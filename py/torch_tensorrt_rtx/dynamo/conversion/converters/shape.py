@@ -11,7 +11,7 @@ import torch
 from torch.fx import Node
 
 from torch_tensorrt_rtx.dynamo.conversion._context import normalize_axis, node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Refusal, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import numeric_tensors
 
 aten = torch.ops.aten
@@ -85,18 +85,31 @@ def unsqueeze(ctx, node, args, kwargs):
     return ctx.name(ctx.network.add_unsqueeze(args[0], axes), "unsqueeze").get_output(0)
 
 
-def _squeeze_ok(node):
-    x = node.args[0].meta["val"]
+def _squeeze_dims(node):
+    """The dims named, except on a 0-d input (where squeeze(x, 0) is a no-op)."""
     dims = node.args[1] if len(node.args) > 1 else []
-    dims = [dims] if isinstance(dims, int) else list(dims)
-    return numeric_tensors(node) and bool(dims) and all(x.shape[d] == 1 for d in dims)
+    return [] if node.args[0].meta["val"].dim() == 0 else [dims] if isinstance(dims, int) else list(dims)
+
+
+def _squeeze_ok(node):
+    """Static dims only: PyTorch drops a dim of size 1 and leaves any other size alone (PixArt). A
+    symbolic dim is dropped at the run times it is 1, which no fixed-rank engine can follow, and
+    export's metadata assumes it is not 1 even when the user's range starts at 1."""
+    x = node.args[0].meta["val"]
+    symbolic = [d for d in _squeeze_dims(node) if not isinstance(x.shape[d], int)]
+    if symbolic:
+        return Refusal(f"squeeze of dim {symbolic[0]} of symbolic size {x.shape[symbolic[0]]}: PyTorch removes it "
+                       "only when it is 1 at run time, an engine's output rank is fixed")
+    return numeric_tensors(node)
 
 
 @converter(aten.squeeze.dim, aten.squeeze.dims, validator=_squeeze_ok)
 def squeeze(ctx, node, args, kwargs):
     rank = len(args[0].shape)
-    dims = [args[1]] if isinstance(args[1], int) else list(args[1])
-    axes = ctx.constant(torch.tensor([normalize_axis(d, rank) for d in dims], dtype=torch.int64))
+    dims = [normalize_axis(d, rank) for d in _squeeze_dims(node) if node.args[0].meta["val"].shape[d] == 1]
+    if not dims:  # every dim named has a size other than 1: a no-op in PyTorch
+        return ctx.name(ctx.network.add_identity(args[0]), "identity").get_output(0)
+    axes = ctx.constant(torch.tensor(dims, dtype=torch.int64))
     return ctx.name(ctx.network.add_squeeze(args[0], axes), "squeeze").get_output(0)
 
 
@@ -114,8 +127,10 @@ def cat(ctx, node, args, kwargs):
 
 
 def _clone_ok(node):
-    return numeric_tensors(node) and node.kwargs.get("memory_format") in (None, torch.preserve_format,
-                                                                           torch.contiguous_format)
+    # A memory format is a layout, not values: engine outputs come back contiguous whatever it is
+    # (Swin2SR's clone(memory_format=torch.channels_last) around pixel_shuffle).
+    return numeric_tensors(node) and node.kwargs.get("memory_format") in (
+        None, torch.preserve_format, torch.contiguous_format, torch.channels_last, torch.channels_last_3d)
 
 
 @converter(aten.clone.default, aten.alias.default, validator=_clone_ok)
