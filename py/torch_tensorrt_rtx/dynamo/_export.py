@@ -124,23 +124,24 @@ def symbols_to_fix(shape_env: Any, keep_rank: Dict[sympy.Symbol, Any], hints: Di
     environment's), each with a guard that made it fixed.
 
     A guard that the ranges imply is harmless (equalities between symbols, ``Eq(s1, s0)``, are
-    applied first). Each other guard is settled by fixing symbols it
-    names, one at a time, the one with the lowest `keep_rank` first (callers rank the batch dim
-    highest), until the guard holds with those symbols at their hints: a guard relating the batch
-    to the image size (``Eq(s0*s1, ...)``) then fixes the image size alone, where fixing every
-    symbol it names would also fix the batch."""
+    applied first). Each other guard is settled by fixing symbols it names: the lowest-ranked one
+    (callers rank the batch dim highest) that makes it hold on its own, else the lowest-ranked one
+    and on to the next. A guard relating the batch to the image size (``Eq(s0*s1, ...)``) thus
+    fixes the image size alone, where fixing every symbol it names would fix the batch too."""
     ranges = {**shape_env.var_to_range, **(ranges or {})}
     guards = [shape_env.replace(guard.expr) for guard in shape_env.guards]
     pending = [g for g in guards if g.free_symbols & keep_rank.keys() and not _holds(g, ranges)]
     fixed: Dict[sympy.Symbol, Any] = {}
     values: Dict[sympy.Symbol, sympy.Integer] = {}
     while pending:
-        free = set().union(*(g.free_symbols for g in pending)) & keep_rank.keys()
-        free -= fixed.keys()
-        if not free:  # what is left names no input size we can fix (an unbacked size, say)
-            break
-        symbol = min(free, key=lambda s: (keep_rank[s], str(s)))
-        fixed[symbol] = next(g for g in pending if symbol in g.free_symbols)
+        guard = pending[0]
+        names = sorted(guard.free_symbols & keep_rank.keys() - fixed.keys(), key=lambda s: (keep_rank[s], str(s)))
+        if not names:  # it names no input size left to fix (an unbacked size, say)
+            pending.pop(0)
+            continue
+        symbol = next((s for s in names if _holds(guard.xreplace({**values, s: sympy.Integer(hints[s])}), ranges)),
+                      names[0])
+        fixed[symbol] = guard
         values[symbol] = sympy.Integer(hints[symbol])
         pending = [g for g in pending if not _holds(g.xreplace(values), ranges)]
     return fixed

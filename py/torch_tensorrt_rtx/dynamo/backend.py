@@ -345,6 +345,9 @@ def tensorrt_rtx_backend(gm: GraphModule, example_inputs: Sequence[Any],
         logger.warning("tensorrt_rtx backend: running this graph in PyTorch: %s", exc)
         return original.forward
     compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings)
+    compile_id = torch._guards.CompileContext.current_compile_id()
+    if compile_id is not None and compile_id.frame_compile_id is not None:
+        report.graph_id, report.build_of_graph = str(compile_id), compile_id.frame_compile_id + 1
     compiled.compile_report = report
     for collected in _COLLECTORS.active:
         collected.append(report)
