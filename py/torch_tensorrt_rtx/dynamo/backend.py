@@ -17,10 +17,14 @@ Dynamic shapes: when dynamo marks a size dynamic (SymInt inputs), that dim gets 
 from dynamo's value range, capped at the `dynamic_max_size` option, or up to the example size
 if that is larger. The range is added as a guard in dynamo's shape environment
 (``2 <= L['x'].size()[0] <= 4096``), so a size outside it recompiles, with a range covering it,
-instead of reaching the engine. A dim the ATen graph cannot keep dynamic over that range (a guard
-of the export trace, e.g. adaptive pooling on the image size) is fixed to its example size with a
-dynamo guard. A graph whose sizes cannot be mapped runs in PyTorch with a warning;
-`torch_tensorrt_rtx.compile` with explicit Input ranges gives full control.
+instead of reaching the engine. A dim that cannot stay dynamic over that range is fixed to its
+example size with a dynamo guard, and a WARNING names it with the guard responsible: a guard of
+dynamo's own trace that the range does not imply (read before export, which would meet it again
+and take far longer with the dim symbolic), or one of the export trace (e.g. adaptive pooling on
+the image size). A guard naming several dims fixes only those it needs, the batch last
+(`_export.symbols_to_fix`), so one engine serves every batch size. A graph whose sizes cannot be
+mapped runs in PyTorch with a warning; `torch_tensorrt_rtx.compile` with explicit Input ranges
+gives full control. Each CompileReport says which build of its dynamo graph it is.
 
 Batch 1: by default dynamo treats sizes 0 and 1 as special. Its dynamic sizes start at 2, and a
 call with batch 1 is traced again as a static graph, which costs a second engine. Sizes that
