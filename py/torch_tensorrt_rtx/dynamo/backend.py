@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import warnings
 from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 import torch
@@ -262,13 +263,20 @@ def _specialization_note(k: int, d: int, value: int, bounds: Sequence[int], guar
     return f"input {k} dim {d} = {value} (not [{bounds[0]}, {bounds[1]}]: {text})"
 
 
+class DimSpecializedWarning(UserWarning):
+    """A dim dynamo made dynamic is fixed to one size in this graph's engine."""
+
+
 def _warn_specialized(notes: Sequence[str], why: str) -> None:
-    """One WARNING per graph for the dims that stop being dynamic: each gets an engine of its own
-    per size (dynamo guards the size and recompiles for another one)."""
+    """One WARNING per graph, logged and through `warnings` (the package's logger has only a
+    NullHandler unless the user configures logging), for the dims that stop being dynamic: each
+    gets an engine of its own per size (dynamo guards the size and recompiles for another one)."""
     if notes:
-        logger.warning("tensorrt_rtx backend: %d dynamic dim(s) specialized, because %s guards on them that do not "
-                       "hold over their whole range: %s. Another size of such a dim recompiles and builds another "
-                       "engine.", len(notes), why, "; ".join(notes))
+        message = (f"tensorrt_rtx backend: {len(notes)} dynamic dim(s) specialized, because {why} guards on them "
+                   f"that do not hold over their whole range: {'; '.join(notes)}. Another size of such a dim "
+                   f"recompiles and builds another engine.")
+        logger.warning("%s", message)
+        warnings.warn(message, DimSpecializedWarning, stacklevel=2)
 
 
 def _export_specializing(gm: GraphModule, specs: List[Any]):

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import torch
 import torch.nn as nn
 
 import torch_tensorrt_rtx as trtx
 from torch_tensorrt_rtx import Input
 from torch_tensorrt_rtx.dynamo._export import export_aten
+from torch_tensorrt_rtx.dynamo.backend import DimSpecializedWarning
 
 from examples.models import BertEncoderBlock, SmallCNN, example_inputs
 from tests.py.models.zoo import deit_tiny
@@ -88,6 +90,12 @@ def test_a_guard_on_batch_and_image_size_specializes_the_image_size_alone(caplog
     warnings = _specialization_warnings(caplog)
     assert len(warnings) == 1 and "input 0 dim 2 = 16" in warnings[0], warnings
     assert "dim 0" not in warnings[0] and "dim 3" not in warnings[0], warnings[0]
+
+
+def test_the_specialization_warning_is_a_python_warning_too():
+    # The package logger has only a NullHandler: without logging configured, `warnings` is what shows.
+    with pytest.warns(DimSpecializedWarning, match="input 0 dim 2 = 16"):
+        _builds(_PairedRows(), [[torch.randn(2, 3, 16, 12)]])
 
 
 def test_export_fixes_only_the_dim_the_guard_needs_fixed():
