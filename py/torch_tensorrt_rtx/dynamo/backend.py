@@ -152,7 +152,7 @@ def _sizes_dynamo_constrained(ranged: Sequence[Any]) -> dict:
 
     Export traces the same code again and meets the same guards, so such a dim would be fixed
     after an export with it dynamic anyway. Fixing it first saves that export, the slowest one: the
-    sizes derived from a dynamic image size in a vision transformer take minutes of sympy."""
+    sizes derived from a dynamic image size in a mobile ViT took a minute and more of sympy here."""
     from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
     from torch.utils._sympy.value_ranges import ValueRanges
     from torch_tensorrt_rtx.dynamo._export import symbols_to_fix
