@@ -38,6 +38,8 @@ class ExportedAten:
     # (input index, dim) -> (min, max) export kept for each dim given as dynamic; min == max when
     # export fixed the dim to its example size. Keyword inputs follow the positional ones.
     dim_ranges: Dict[Tuple[int, int], Tuple[int, int]]
+    # (input index, dim) -> the guard of the trace that made export_aten fix that dim
+    fixed_by: Dict[Tuple[int, int], str] = dataclasses.field(default_factory=dict)
 
     def specialized(self) -> Dict[Tuple[int, int], int]:
         """The dims export fixed, with the size it fixed each one to."""
@@ -104,34 +106,83 @@ def _user_input_values(program: torch.export.ExportedProgram) -> List[Any]:
     return [node.meta.get("val") for node in program.graph.find_nodes(op="placeholder") if node.name in names]
 
 
-def _dims_export_cannot_keep_dynamic(program: torch.export.ExportedProgram,
-                                     specs: Sequence[Input]) -> Set[Tuple[int, int]]:
-    """(input index, dim) of each dynamic dim that a guard of the trace constrains beyond its range.
+def _holds(expr: Any, ranges: Dict[sympy.Symbol, Any]) -> bool:
+    """True when `expr` (a guard) is true for every value of its symbols in `ranges`."""
+    if expr in (True, sympy.true):
+        return True
+    try:
+        verdict = bound_sympy(expr, ranges)
+    except Exception:  # noqa: BLE001 - an expression bound_sympy cannot bound proves nothing
+        return False
+    return verdict.lower == verdict.upper == sympy.true
+
+
+def symbols_to_fix(shape_env: Any, keep_rank: Dict[sympy.Symbol, Any], hints: Dict[sympy.Symbol, int],
+                   ranges: Optional[Dict[sympy.Symbol, Any]] = None) -> Dict[sympy.Symbol, Any]:
+    """The size symbols (keys of `keep_rank`) to fix to their `hints` so that every guard of
+    `shape_env` holds over the other symbols' ranges (`ranges` overriding the shape
+    environment's), each with a guard that made it fixed.
+
+    A guard that the ranges imply is harmless (equalities between symbols, ``Eq(s1, s0)``, are
+    applied first). Each other guard is settled by fixing symbols it names: the lowest-ranked one
+    (callers rank the batch dim highest) that makes it hold on its own, else the lowest-ranked one
+    and on to the next. A guard relating the batch to the image size (``Eq(s0*s1, ...)``) thus
+    fixes the image size alone, where fixing every symbol it names would fix the batch too."""
+    ranges = {**shape_env.var_to_range, **(ranges or {})}
+    guards = [shape_env.replace(guard.expr) for guard in shape_env.guards]
+    pending = [g for g in guards if g.free_symbols & keep_rank.keys() and not _holds(g, ranges)]
+    fixed: Dict[sympy.Symbol, Any] = {}
+    values: Dict[sympy.Symbol, sympy.Integer] = {}
+    while pending:
+        guard = pending[0]
+        names = sorted(guard.free_symbols & keep_rank.keys() - fixed.keys(), key=lambda s: (keep_rank[s], str(s)))
+        if not names:  # it names no input size left to fix (an unbacked size, say)
+            pending.pop(0)
+            continue
+        symbol = next((s for s in names if _holds(guard.xreplace({**values, s: sympy.Integer(hints[s])}), ranges)),
+                      names[0])
+        fixed[symbol] = guard
+        values[symbol] = sympy.Integer(hints[symbol])
+        pending = [g for g in pending if not _holds(g.xreplace(values), ranges)]
+    return fixed
+
+
+def _dims_export_cannot_keep_dynamic(program: torch.export.ExportedProgram, specs: Sequence[Input],
+                                     examples: Sequence[torch.Tensor]) -> Dict[Tuple[int, int], Any]:
+    """(input index, dim) of each dynamic dim that a guard of the trace constrains beyond its
+    range, with that guard.
 
     Such a guard (``Ne(s0 // 2, 1)`` from adaptive pooling) is what strict export reports as a
-    constraint violation. It is read from the shape environment as a sympy expression: a guard
-    that the symbols' ranges already imply is harmless, any other one fixes the dims it names."""
+    constraint violation. It is read from the shape environment as a sympy expression; see
+    `symbols_to_fix` for which of the dims it names are fixed."""
     values = _user_input_values(program)
-    symbolic = [size for value in values for size in getattr(value, "shape", ()) if isinstance(size, torch.SymInt)]
-    if not symbolic:
-        return set()
-    shape_env = symbolic[0].node.shape_env
-    constrained: Set[sympy.Symbol] = set()
-    for guard in shape_env.guards:
-        # Simplified first: export's own unifications (``Eq(s77, s17)`` when it made two inputs'
-        # dims one symbol, as x + y needs) hold by construction and fix nothing. A replacement by
-        # a number or an expression (``Eq(s1, 3375)``) is caught below, from the dim's size.
-        expr = shape_env.simplify(guard.expr)
-        verdict = bound_sympy(expr, shape_env.var_to_range)
-        if not (verdict.lower == verdict.upper == sympy.true):
-            constrained |= expr.free_symbols
-    found = set()
+    positions: Dict[sympy.Symbol, List[Tuple[int, int]]] = {}  # symbol -> the dims whose size names it
+    hints: Dict[sympy.Symbol, int] = {}
+    shape_env = None
     for k, (spec, value) in enumerate(zip(specs, values)):
         for d in spec.dynamic_dims:
             size = value.shape[d]
-            if isinstance(size, torch.SymInt) and (not size.node.expr.is_symbol
-                                                   or size.node.expr.free_symbols & constrained):
-                found.add((k, d))  # constrained, or replaced by a number / other sizes
+            if not isinstance(size, torch.SymInt):
+                continue
+            shape_env = size.node.shape_env
+            for symbol in size.node.expr.free_symbols:
+                positions.setdefault(symbol, []).append((k, d))
+            if size.node.expr.is_symbol:
+                hints[size.node.expr] = int(examples[k].shape[d])
+    if shape_env is None:
+        return {}
+    for symbol in positions:
+        hints.setdefault(symbol, shape_env.backed_var_to_val.get(symbol))
+    keep_rank = {symbol: -max(d for _, d in where) for symbol, where in positions.items() if hints[symbol] is not None}
+    fixed = symbols_to_fix(shape_env, keep_rank, hints)
+    found = {where: guard for symbol, guard in fixed.items() for where in positions[symbol]}
+    for k, (spec, value) in enumerate(zip(specs, values)):
+        for d in spec.dynamic_dims:
+            size = value.shape[d]
+            # Export replaced the size by a number (``Eq(s1, 3375)``) or by an expression of other
+            # sizes: it cannot be a range of its own, so it is fixed to its example size.
+            if isinstance(size, torch.SymInt) and not size.node.expr.is_symbol and (k, d) not in found:
+                found[(k, d)] = f"export replaced the size by {size.node.expr}"
     return found
 
 
@@ -188,10 +239,12 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
     kwarg_examples = {key: spec.example() for key, spec in kwarg_specs.items()}
     all_examples = list(examples) + list(kwarg_examples.values())
 
-    def dims_to_fix(program) -> Set[Tuple[int, int]]:
+    fixed_by: Dict[Tuple[int, int], str] = {}
+
+    def dims_to_fix(program) -> Dict[Tuple[int, int], Any]:
         if not allow_specialization:
-            return set()
-        return _dims_export_cannot_keep_dynamic(program, specs + list(kwarg_specs.values()))
+            return {}
+        return _dims_export_cannot_keep_dynamic(program, specs + list(kwarg_specs.values()), all_examples)
 
     while True:
         shapes = dynamic_shapes(specs, module, kwarg_specs, allow_specialization)
@@ -206,6 +259,7 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
         if not fix:
             break
         # Export again with those dims static: a graph traced for their example sizes.
+        fixed_by.update((where, str(guard)) for where, guard in fix.items())
         for k, key in enumerate(list(range(len(specs))) + list(kwarg_specs)):
             dims = {d for kk, d in fix if kk == k}
             if not dims:
@@ -241,4 +295,4 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
                 hi = min(hi, _bound(getattr(known, "upper", None), hi))
             dim_ranges[(k, d)] = (lo, hi)
             symbol_ranges.setdefault(expr, (lo, min(max(opt, lo), hi), hi))
-    return ExportedAten(gm, symbol_ranges, examples, dim_ranges)
+    return ExportedAten(gm, symbol_ranges, examples, dim_ranges, fixed_by)

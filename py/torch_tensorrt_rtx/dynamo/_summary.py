@@ -98,6 +98,11 @@ class CompileReport:
     truncated_double_ops: int = 0  # float64 ops computed in float32 (truncate_double=True)
     total_seconds: float = 0.0
     phase_seconds: Dict[str, float] = dataclasses.field(default_factory=dict)  # see PHASES
+    # torch.compile backend only: dynamo's id of the compile ("frame/compile", e.g. "0/2") and which
+    # build of that frame's graph this is (1 the first; each recompile, for a size or value the
+    # earlier builds' guards refused, adds one)
+    graph_id: Optional[str] = None
+    build_of_graph: int = 0
 
     @property
     def converted_op_counts(self) -> Dict[str, int]:
@@ -122,6 +127,10 @@ class CompileReport:
                  f"compiled in {self.total_seconds:.2f} s, precision {self.precision}"]
         if self.truncated_double_ops:
             lines.append(f"  {self.truncated_double_ops} float64 op(s) computed in float32 (truncate_double=True)")
+        if self.graph_id is not None:
+            lines.append(f"  torch.compile graph {self.graph_id}: build {self.build_of_graph} of this graph"
+                         + (" (dynamo recompiled it for a size or value the earlier builds' guards refused)"
+                            if self.build_of_graph > 1 else ""))
         if self.phase_seconds:
             # total_seconds starts after export: say so, or "compiled in 0.5 s, export 2.4 s" reads wrong.
             lines.append("  time by phase (export and decompositions come before the time above): "

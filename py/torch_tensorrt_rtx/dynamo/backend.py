@@ -28,10 +28,14 @@ Dynamic shapes: when dynamo marks a size dynamic (SymInt inputs), that dim gets 
 from dynamo's value range, capped at the `dynamic_max_size` option, or up to the example size
 if that is larger. The range is added as a guard in dynamo's shape environment
 (``2 <= L['x'].size()[0] <= 4096``), so a size outside it recompiles, with a range covering it,
-instead of reaching the engine. A dim the ATen graph cannot keep dynamic over that range (a guard
-of the export trace, e.g. adaptive pooling on the image size) is fixed to its example size with a
-dynamo guard. A graph whose sizes cannot be mapped runs in PyTorch with a warning;
-`torch_tensorrt_rtx.compile` with explicit Input ranges gives full control.
+instead of reaching the engine. A dim that cannot stay dynamic over that range is fixed to its
+example size with a dynamo guard, and a WARNING names it with the guard responsible: a guard of
+dynamo's own trace that the range does not imply (read before export, which would meet it again
+and take far longer with the dim symbolic), or one of the export trace (e.g. adaptive pooling on
+the image size). A guard naming several dims fixes only those it needs, the batch last
+(`_export.symbols_to_fix`), so one engine serves every batch size. A graph whose sizes cannot be
+mapped runs in PyTorch with a warning; `torch_tensorrt_rtx.compile` with explicit Input ranges
+gives full control. Each CompileReport says which build of its dynamo graph it is.
 
 Batch 1: by default dynamo treats sizes 0 and 1 as special. Its dynamic sizes start at 2, and a
 call with batch 1 is traced again as a static graph, which costs a second engine. Sizes that
@@ -155,6 +159,31 @@ def _finite(bound: Any, default: int) -> int:
         return default
 
 
+def _sizes_dynamo_constrained(ranged: Sequence[Any]) -> dict:
+    """The symbols among `ranged` (SymInt, engine min, engine max, dim) that dynamo's own guards
+    constrain beyond their engine range, each with such a guard (see `symbols_to_fix`; the batch
+    dim is kept dynamic longest).
+
+    Export traces the same code again and meets the same guards, so such a dim would be fixed
+    after an export with it dynamic anyway. Fixing it first saves that export, the slowest one: the
+    sizes derived from a dynamic image size in a mobile ViT took a minute and more of sympy here."""
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+    from torch.utils._sympy.value_ranges import ValueRanges
+    from torch_tensorrt_rtx.dynamo._export import symbols_to_fix
+
+    backed = [dim for dim in ranged if not free_unbacked_symbols(dim[0])]
+    if not backed:
+        return {}
+    shape_env = backed[0][0].node.shape_env
+    keep_rank, hints, ranges = {}, {}, {}
+    for size, lower, upper, d in backed:
+        expr = size.node.expr
+        ranges[expr] = ValueRanges(lower, upper)
+        hints[expr] = int(size.node.hint)
+        keep_rank[expr] = min(keep_rank.get(expr, 0), -d)
+    return symbols_to_fix(shape_env, keep_rank, hints, ranges)
+
+
 def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_indices: List[int],
                         settings: Any):
     """Input specs for the tensor inputs; each dynamic dim gets a min/opt/max range, guarded in
@@ -165,8 +194,9 @@ def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_ind
 
     by_index = dict(zip(user_indices, gm.graph.find_nodes(op="placeholder")))
     symbol_dims = {}  # sympy symbol -> (placeholder node, dim)
-    tensor_indices, specs = [], []
+    tensor_indices, bounds = [], []  # bounds: (min shape, example shape, max shape, dtype) per tensor input
     ranged = []  # (SymInt, engine min, engine max) of each dynamic dim
+    constants = []  # (placeholder or None, SymInt): int inputs and dims that become build-time constants
     for index in user_indices:
         node, value = by_index[index], example_inputs[index]
         if not isinstance(value, torch.Tensor):
@@ -184,19 +214,30 @@ def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_ind
                 lower = _finite(getattr(vr, "lower", None), 2)
                 upper = _finite(getattr(vr, "upper", None), settings.dynamic_max_size)
                 lo[d], hi[d] = max(lower, 1), max(min(upper, settings.dynamic_max_size), shape[d])
-                ranged.append((size, lo[d], hi[d]))
+                ranged.append((size, lo[d], hi[d], d))
                 if shape[d] > settings.dynamic_max_size:
                     logger.warning("tensorrt_rtx backend: input %s dim %d is %d, above dynamic_max_size %d: the "
                                    "engine is ranged up to %d, and a larger size recompiles; raise dynamic_max_size "
                                    "to cover it", node.name, d, shape[d], settings.dynamic_max_size, shape[d])
         tensor_indices.append(index)
-        specs.append(Input(min_shape=lo, opt_shape=shape, max_shape=hi, dtype=value.dtype))
-    sizes, constants = [], []  # (placeholder, symbol) and (placeholder, SymInt) of non-tensor inputs
+        bounds.append((lo, shape, hi, value.dtype))
+    fixed = _sizes_dynamo_constrained(ranged)
+    ranged = [dim for dim in ranged if dim[0].node.expr not in fixed]
+    notes = []  # one line per dim fixed here, for the warning
+    for k, index in enumerate(tensor_indices):
+        lo, shape, hi, _ = bounds[k]
+        for d, size in enumerate(by_index[index].meta["example_value"].shape):
+            if isinstance(size, torch.SymInt) and size.node.expr in fixed:
+                notes.append(_specialization_note(k, d, shape[d], (lo[d], hi[d]), fixed[size.node.expr]))
+                lo[d] = hi[d] = shape[d]
+                constants.append((None, size))  # guarded below, with the other build-time constants
+    specs = [Input(min_shape=lo, opt_shape=shape, max_shape=hi, dtype=dtype) for lo, shape, hi, dtype in bounds]
+    sizes = []  # (placeholder, symbol) of non-tensor inputs that are tensor sizes
     for index in user_indices:
         node, value = by_index[index], example_inputs[index]
         if isinstance(value, torch.Tensor):
             continue
-        if isinstance(value, torch.SymInt) and value.node.expr in symbol_dims:
+        if isinstance(value, torch.SymInt) and value.node.expr in symbol_dims and value.node.expr not in fixed:
             sizes.append((node, value.node.expr))  # a tensor size: read from that tensor, stays symbolic
         elif isinstance(value, (int, torch.SymInt)) and not isinstance(value, bool):
             constants.append((node, value))  # a count, a slice bound, a factor
@@ -204,7 +245,8 @@ def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_ind
             raise _Unsupported(f"non-tensor input {node.name} ({type(value).__name__}) is not a tensor size")
     # Nothing below raises _Unsupported: the guards are only added for a graph we compile (the
     # one later _Unsupported, an unbacked size export cannot keep, comes with no-op guards).
-    for size, lower, upper in ranged:
+    _warn_specialized(notes, "dynamo's trace of the model has")
+    for size, lower, upper, _ in ranged:
         # The engine covers lower..upper only. Guarded in dynamo's shape environment, a size
         # outside (e.g. above dynamic_max_size) recompiles with a range covering it instead of
         # reaching this engine.
@@ -213,8 +255,10 @@ def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_ind
     for node, value in constants:
         # A build-time constant for TensorRT-RTX. guard_int records `input == value` in dynamo's
         # shape environment, so another value recompiles instead of reusing this engine.
-        _replace_uses(gm, node, guard_int(value))
-        gm.graph.erase_node(node)
+        constant = guard_int(value)
+        if node is not None:  # an int input (None: a tensor dim fixed above)
+            _replace_uses(gm, node, constant)
+            gm.graph.erase_node(node)
     for node, symbol in sizes:
         source, d = symbol_dims[symbol]
         last_placeholder = list(gm.graph.find_nodes(op="placeholder"))[-1]
@@ -224,6 +268,29 @@ def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_ind
         gm.graph.erase_node(node)
     gm.recompile()
     return tensor_indices, specs
+
+
+def _specialization_note(k: int, d: int, value: int, bounds: Sequence[int], guard: Any) -> str:
+    """"input 0 dim 2 = 64 (not [2, 4096]: guard ...)"; guard None: export fixed the dim itself."""
+    text = "torch.export fixed it" if guard is None else f"guard {guard}"
+    text = text if len(text) <= 160 else text[:157] + "..."
+    return f"input {k} dim {d} = {value} (not [{bounds[0]}, {bounds[1]}]: {text})"
+
+
+class DimSpecializedWarning(UserWarning):
+    """A dim dynamo made dynamic is fixed to one size in this graph's engine."""
+
+
+def _warn_specialized(notes: Sequence[str], why: str) -> None:
+    """One WARNING per graph, logged and through `warnings` (the package's logger has only a
+    NullHandler unless the user configures logging), for the dims that stop being dynamic: each
+    gets an engine of its own per size (dynamo guards the size and recompiles for another one)."""
+    if notes:
+        message = (f"tensorrt_rtx backend: {len(notes)} dynamic dim(s) specialized, because {why} guards on them "
+                   f"that do not hold over their whole range: {'; '.join(notes)}. Another size of such a dim "
+                   f"recompiles and builds another engine.")
+        logger.warning("%s", message)
+        warnings.warn(message, DimSpecializedWarning, stacklevel=2)
 
 
 def _export_specializing(gm: GraphModule, specs: List[Any]):
@@ -252,16 +319,19 @@ def _export_specializing(gm: GraphModule, specs: List[Any]):
             # An unbacked size (mark_unbacked) takes no guard: the engine must cover all of it.
             raise _Unsupported(f"input {k} dim {d} was marked unbacked over {list(wanted)}, but the exported "
                                f"graph holds only for [{lo}, {hi}]")
+    notes = []
     for (k, d), (lo, hi) in exported.dim_ranges.items():
         size = fakes[k].shape[d]
         spec_lo, spec_hi = specs[k].min_shape[d], specs[k].max_shape[d]
         if lo == hi:
-            logger.info("tensorrt_rtx backend: export needs %s == %d; specializing it", size, lo)
+            guard = exported.fixed_by.get((k, d))
+            notes.append(_specialization_note(k, d, lo, (spec_lo, spec_hi), guard))
             guard_int(size)
         elif (lo, hi) != (spec_lo, spec_hi):
             logger.info("tensorrt_rtx backend: export keeps %s in [%d, %d]; guarding it", size, lo, hi)
             guard_bool(lo <= size)
             guard_bool(size <= hi)
+    _warn_specialized(notes, "the exported ATen graph has")
     return exported
 
 
@@ -324,6 +394,9 @@ def _compile_dynamo_graph(gm: GraphModule, example_inputs: Sequence[Any], settin
     with stage("export"):
         exported = _export_specializing(gm, specs)
     compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings)
+    compile_id = torch._guards.CompileContext.current_compile_id()
+    if compile_id is not None and compile_id.frame_compile_id is not None:
+        report.graph_id, report.build_of_graph = str(compile_id), compile_id.frame_compile_id + 1
     compiled.compile_report = report
     for collected in _COLLECTORS.active:
         collected.append(report)
