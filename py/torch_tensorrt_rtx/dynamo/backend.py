@@ -59,7 +59,7 @@ import contextlib
 import logging
 import threading
 import warnings
-from typing import Any, Callable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence
 
 import torch
 from torch.fx import GraphModule
@@ -159,10 +159,12 @@ def _finite(bound: Any, default: int) -> int:
         return default
 
 
-def _sizes_dynamo_constrained(ranged: Sequence[Any]) -> dict:
+def _sizes_dynamo_constrained(ranged: Sequence[Any], constants: Mapping[Any, int]) -> dict:
     """The symbols among `ranged` (SymInt, engine min, engine max, dim) that dynamo's own guards
     constrain beyond their engine range, each with such a guard (see `symbols_to_fix`; the batch
-    dim is kept dynamic longest).
+    dim is kept dynamic longest). `constants`: the symbols of int inputs, which become build-time
+    constants, with their values (a guard such as ``s62*s68 >= 2`` on a split size and the batch
+    then holds without fixing the batch).
 
     Export traces the same code again and meets the same guards, so such a dim would be fixed
     after an export with it dynamic anyway. Fixing it first saves that export, the slowest one: the
@@ -175,7 +177,8 @@ def _sizes_dynamo_constrained(ranged: Sequence[Any]) -> dict:
     if not backed:
         return {}
     shape_env = backed[0][0].node.shape_env
-    keep_rank, hints, ranges = {}, {}, {}
+    keep_rank, hints = {}, {}
+    ranges = {symbol: ValueRanges(value, value) for symbol, value in constants.items()}
     for size, lower, upper, d in backed:
         expr = size.node.expr
         ranges[expr] = ValueRanges(lower, upper)
@@ -221,7 +224,10 @@ def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_ind
                                    "to cover it", node.name, d, shape[d], settings.dynamic_max_size, shape[d])
         tensor_indices.append(index)
         bounds.append((lo, shape, hi, value.dtype))
-    fixed = _sizes_dynamo_constrained(ranged)
+    int_inputs = {value.node.expr: int(value.node.hint) for value in (example_inputs[i] for i in user_indices)
+                  if isinstance(value, torch.SymInt) and value.node.expr.is_symbol and value.node.expr not in symbol_dims
+                  and value.node.hint is not None}
+    fixed = _sizes_dynamo_constrained(ranged, int_inputs)
     ranged = [dim for dim in ranged if dim[0].node.expr not in fixed]
     notes = []  # one line per dim fixed here, for the warning
     for k, index in enumerate(tensor_indices):
