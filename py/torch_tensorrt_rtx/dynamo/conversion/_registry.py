@@ -150,12 +150,6 @@ def op_name(node: Node) -> str:
     return getattr(target, "__name__", str(target))
 
 
-def has_converter(target: Any) -> bool:
-    """Some converter is registered for `target` (whether or not it accepts a given call)."""
-    _ensure_converters_loaded()
-    return bool(_REGISTRY.get(target))
-
-
 def registered_targets() -> List[Any]:
     _ensure_converters_loaded()
     return list(_REGISTRY)

@@ -28,7 +28,7 @@ from torch.fx.passes.operator_support import OperatorSupportBase
 from torch.fx.passes.utils.fuser_utils import fuse_by_partitions, validate_partition
 
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
-from torch_tensorrt_rtx.dynamo.conversion._registry import has_converter, lookup, op_name
+from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +71,9 @@ class _Support(OperatorSupportBase):
             self.reasons.setdefault(node, "produces a non-tensor value")
             return False
         if lookup(node) is None:
-            self.reasons.setdefault(node, _no_converter_reason(node))
+            self.reasons.setdefault(node, "no converter accepts it (op, dtype or arguments)")
             return False
         return True
-
-
-def _no_converter_reason(node: Node) -> str:
-    """Why `lookup` found nothing: no converter exists for the op, or the ones that exist refused."""
-    if has_converter(node.target):
-        return "no converter accepts it (op, dtype or arguments)"
-    return "no converter for this op"
 
 
 def _tensor_or_shape_output(node: Node) -> bool:
