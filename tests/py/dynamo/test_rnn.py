@@ -47,6 +47,26 @@ def test_half_lstm_dynamic_batch_converts_fully():
     compile_and_verify(model, [spec], runs, expect_ops=["aten.flip.default"], full=True)
 
 
+class _Decoder(nn.Module):
+    """An LSTM fed the caller's initial state (h0, c0), whose batch is dim 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(FEATURES, HIDDEN, num_layers=2, batch_first=True)
+
+    def forward(self, x, h, c):
+        return self.rnn(x, (h, c))
+
+
+def test_lstm_with_initial_state_dynamic_batch():
+    batch = ("b", None, None)
+    specs = [Input(min_shape=_shape(1, True), opt_shape=_shape(2, True), max_shape=_shape(8, True), dim_names=batch)]
+    specs += [Input(min_shape=(2, 1, HIDDEN), opt_shape=(2, 2, HIDDEN), max_shape=(2, 8, HIDDEN),
+                    dim_names=(None, "b", None)) for _ in range(2)]
+    runs = [[torch.randn(*_shape(b, True)), torch.randn(2, b, HIDDEN), torch.randn(2, b, HIDDEN)] for b in (1, 5)]
+    compile_and_verify(_Decoder().eval(), specs, runs, full=True)
+
+
 @pytest.fixture
 def allow_rnn():
     torch._dynamo.reset()
