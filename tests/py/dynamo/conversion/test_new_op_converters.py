@@ -158,6 +158,26 @@ def test_grid_sample_dynamic_batch(mode, padding):
     compile_and_verify(module, specs, runs, expect_ops=["aten.grid_sampler_2d.default"], full=True)
 
 
+class _SpatialTransformer(nn.Module):
+    """A spatial transformer network's sampler: an affine grid predicted from the image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.locate = nn.Linear(3 * 8 * 8, 6)
+        nn.init.normal_(self.locate.weight, std=0.01)
+        self.locate.bias.data = torch.tensor([1.0, 0.1, 0.05, -0.1, 0.9, 0.0])
+
+    def forward(self, x):
+        theta = self.locate(x.flatten(1)).view(-1, 2, 3)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def test_spatial_transformer_dynamic_batch():
+    compile_and_verify(_SpatialTransformer().eval(), [_batch((2, 3, 8, 8))], _runs((1, 3, 8, 8), (6, 3, 8, 8)),
+                       expect_ops=["aten.grid_sampler_2d.default"], full=True)
+
+
 def test_reference_grid_sample_matches_nvidias_worked_example():
     # The example on NVIDIA's GridSample operator page (LINEAR, FILL, align_corners=0), whose
     # expected output is given to 3 decimals: the reference executor models the layer, not torch.
