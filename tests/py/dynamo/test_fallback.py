@@ -196,3 +196,24 @@ def test_output_size_from_a_merged_input_dim_is_not_data_dependent():
     assert report.fallback_ops == {"trtx_tests.breaks_converter.default": 1}, report.format()
     for batch in (1, 5):
         assert trtx.verify(compiled, torch.randn(batch, 16, 8), reference_module=Merged()).ok
+
+
+# -- the reason names whether a converter exists ---------------------------------------------------
+class _IntSum(nn.Module):
+    def forward(self, x, i):
+        return x + i.sum(-1, keepdim=True).float()  # an int64 sum of a graph input: its converter refuses
+
+
+def test_fallback_reason_tells_missing_converter_from_refusing_one():
+    from examples.models import WithUnsupportedOp
+    from torch_tensorrt_rtx.dynamo.conversion._registry import registered_targets
+
+    missing = trtx.compile(WithUnsupportedOp().eval(), [torch.randn(3, 8)], min_block_size=1, progress=False)
+    assert torch.ops.trtx_tests.mystery.default not in registered_targets()
+    assert missing.compile_report.fallback_reasons == {"trtx_tests.mystery.default": "no converter for this op"}
+
+    refused = trtx.compile(_IntSum().eval(), [torch.randn(3, 4), torch.randint(0, 9, (3, 4))], min_block_size=1,
+                           progress=False)
+    assert torch.ops.aten.sum.dim_IntList in registered_targets()
+    reasons = refused.compile_report.fallback_reasons
+    assert reasons["aten.sum.dim_IntList"] == "no converter accepts it (op, dtype or arguments)", reasons

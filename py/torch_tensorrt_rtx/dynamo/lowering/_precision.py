@@ -41,6 +41,7 @@ FOLLOW_OPS = frozenset({
     aten.clone.default, aten.alias.default, aten.max_pool2d.default, aten.max_pool2d_with_indices.default,
     aten.constant_pad_nd.default, aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec,
     aten.pixel_shuffle.default, aten.where.self, aten.masked_fill.Scalar, operator.getitem,
+    aten.flip.default, aten.repeat.default,
 })
 REDUCED = (torch.float16, torch.bfloat16)
 

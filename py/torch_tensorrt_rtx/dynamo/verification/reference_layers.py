@@ -5,7 +5,7 @@ Importing this module registers handlers into `reference_executor`'s handler tab
     SLICE (static or shape-tensor start/size/stride; STRICT_BOUNDS, CLAMP, FILL, WRAP, REFLECT),
     FILL (LINSPACE with a static or dynamic shape), SELECT, NORMALIZATION (layer norm),
     RESIZE (nearest / linear over the two innermost dims), CUMULATIVE (sum), DECONVOLUTION (2-D),
-    GATHER in ELEMENT mode (torch.gather),
+    GATHER in ELEMENT mode (torch.gather), GRID_SAMPLE (linear / nearest; fill, clamp, reflect),
     and extra ops of existing types: ELEMENTWISE AND/OR/XOR, UNARY SIGN/ROUND/ISINF/ISNAN/TAN,
     ACTIVATION LEAKY_RELU/CLIP, REDUCE MIN/PROD.
 
@@ -279,3 +279,61 @@ def _resize(layer, ins, previous):
     if list(shape[:2]) != list(x.shape[:2]):
         _unsupported(layer, f"resizing the batch or channel dims to {shape}")
     return F.interpolate(x, size=shape[2:], mode=mode, align_corners=align)
+
+
+# -- grid sample: ONNX GridSample semantics (= torch.nn.functional.grid_sample), 4-D only --------
+def _reflect(coord: Tensor, twice_low: int, twice_high: int) -> Tensor:
+    """Reflect `coord` off the borders low and high (given doubled, so half-pixels are exact)
+    until it lies between them."""
+    if twice_low == twice_high:
+        return torch.zeros_like(coord)
+    low, span = twice_low / 2, (twice_high - twice_low) / 2
+    distance = (coord - low).abs()
+    extra = torch.fmod(distance, span)
+    even = torch.floor(distance / span).remainder(2) == 0
+    return torch.where(even, extra + low, span - extra + low)
+
+
+def _source_coordinate(normalized: Tensor, size: int, align_corners: bool, mode) -> Tensor:
+    """A grid value in [-1, 1] as a pixel coordinate of a dim of `size`, after the sample mode."""
+    if align_corners:
+        coord = (normalized + 1) / 2 * (size - 1)
+    else:
+        coord = ((normalized + 1) * size - 1) / 2
+    if mode == trt.SampleMode.REFLECT:
+        coord = _reflect(coord, 0, 2 * (size - 1)) if align_corners else _reflect(coord, -1, 2 * size - 1)
+    if mode in (trt.SampleMode.CLAMP, trt.SampleMode.REFLECT):
+        coord = coord.clamp(0, size - 1)
+    return coord
+
+
+def _taps(x: Tensor, row: Tensor, col: Tensor) -> Tensor:
+    """x[n, :, row, col] for integer rows/cols of shape [N, Ho, Wo]; 0 outside the image."""
+    batch, channels, height, width = x.shape
+    inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
+    flat = (row.clamp(0, height - 1) * width + col.clamp(0, width - 1)).reshape(batch, 1, -1)
+    values = x.reshape(batch, channels, height * width).gather(2, flat.expand(batch, channels, -1))
+    values = values.reshape(batch, channels, *row.shape[1:])
+    return torch.where(inside.unsqueeze(1), values, torch.zeros((), dtype=values.dtype))
+
+
+@_register(trt.LayerType.GRID_SAMPLE, trt.IGridSampleLayer)
+def _grid_sample(layer, ins, previous):
+    x, grid = _float(ins[0]), _float(ins[1])
+    if x.dim() != 4:
+        _unsupported(layer, f"rank {x.dim()} input")
+    if layer.sample_mode not in (trt.SampleMode.FILL, trt.SampleMode.CLAMP, trt.SampleMode.REFLECT):
+        _unsupported(layer, f"sample mode {layer.sample_mode.name}")
+    height, width = x.shape[2:]
+    col = _source_coordinate(grid[..., 0], width, layer.align_corners, layer.sample_mode)
+    row = _source_coordinate(grid[..., 1], height, layer.align_corners, layer.sample_mode)
+    if layer.interpolation_mode == trt.InterpolationMode.NEAREST:
+        return _taps(x, torch.round(row).long(), torch.round(col).long())  # ties to even, as torch
+    if layer.interpolation_mode != trt.InterpolationMode.LINEAR:
+        _unsupported(layer, f"interpolation {layer.interpolation_mode.name}")
+    top, left = torch.floor(row), torch.floor(col)
+    down, right = (row - top).unsqueeze(1), (col - left).unsqueeze(1)
+    top, left = top.long(), left.long()
+    upper = _taps(x, top, left) * (1 - right) + _taps(x, top, left + 1) * right
+    lower = _taps(x, top + 1, left) * (1 - right) + _taps(x, top + 1, left + 1) * right
+    return upper * (1 - down) + lower * down
