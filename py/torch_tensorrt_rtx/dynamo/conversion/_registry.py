@@ -9,7 +9,8 @@ A converter module registers functions with the `converter` decorator:
 Contract:
 - `validator(node) -> bool` decides, from the FX node alone (its args and `meta["val"]`),
   whether the converter can handle this particular call. Partitioning asks it; a node whose
-  validators all refuse stays in PyTorch.
+  validators all refuse stays in PyTorch. A validator that knows why it refuses returns
+  `Refusal("one-line reason")` (falsy); the compile report then gives that reason.
 - Among the converters whose validator accepts a node, the highest `priority` wins.
 - `supports_dynamic_shapes=False` converters are only offered nodes whose tensors are static.
 - Converters receive `args`/`kwargs` with FX nodes replaced by `trt.ITensor`s and return one
@@ -50,6 +51,19 @@ class ConverterEntry:
 
 
 _REGISTRY: Dict[Any, List[ConverterEntry]] = {}
+
+
+class Refusal:
+    """A validator's "no" with its reason, e.g. `Refusal("dropout_p > 0: random numbers ...")`."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"Refusal({self.reason!r})"
 
 
 def converter(
@@ -140,6 +154,22 @@ def _lookup_converter(node: Node) -> Optional[ConverterEntry]:
         except Exception as exc:  # a validator bug must not crash compilation
             logger.warning("validator of %s failed on node %s: %s", entry.name, node.name, exc)
     return None
+
+
+def refusal_reason(node: Node) -> str:
+    """Why no converter takes `node`: the first validator's `Refusal` reason, else a generic one."""
+    _ensure_converters_loaded()
+    entries = _REGISTRY.get(node.target)
+    if not entries:
+        return "no converter for this op"
+    for entry in entries:
+        try:
+            verdict = entry.validator(node) if entry.validator is not None else True
+        except Exception:  # noqa: BLE001 - logged by _lookup_converter
+            continue
+        if isinstance(verdict, Refusal):
+            return verdict.reason
+    return "no converter accepts it (op, dtype or arguments)"
 
 
 def op_name(node: Node) -> str:

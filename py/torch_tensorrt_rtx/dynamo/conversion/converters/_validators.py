@@ -48,7 +48,12 @@ def static_dims(node: Any, dims: Iterable[int]) -> bool:
 
 
 def all_of(*predicates):
-    def check(node: Node) -> bool:
-        return all(p(node) for p in predicates)
+    """Every predicate accepts; otherwise the first refusal (a `Refusal` keeps its reason)."""
+    def check(node: Node):
+        for predicate in predicates:
+            verdict = predicate(node)
+            if not verdict:
+                return verdict
+        return True
 
     return check

@@ -18,7 +18,7 @@ import tensorrt_rtx as trt
 import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Refusal, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._layers import broadcast_to, dims, ramp
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import float_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.comparison import select_tensors
@@ -50,10 +50,15 @@ def _gqa_ok(q, k, v) -> bool:
 def _sdpa_ok(node):
     a = _sdpa_args(node.args, node.kwargs)
     q, k, v = (a[n].meta["val"] for n in ("query", "key", "value"))
-    if a["dropout_p"] != 0.0 or q.dim() < 2 or not isinstance(q.shape[-1], int):
+    if a["dropout_p"] != 0.0:
+        return Refusal(f"dropout_p={a['dropout_p']} draws random numbers, and a TensorRT-RTX engine cannot "
+                       "reproduce PyTorch's random stream")
+    if q.dim() < 2 or not isinstance(q.shape[-1], int):
         return False
     if a["enable_gqa"] and not _gqa_ok(q, k, v):
-        return False
+        return Refusal(f"enable_gqa with query heads {q.shape[-3] if q.dim() >= 3 else None} and key/value heads "
+                       f"{k.shape[-3] if k.dim() >= 3 else None}: expected static head counts, the query's a "
+                       "multiple of the key/value's")
     mask = a["attn_mask"]
     if mask is not None:
         mask_val = mask.meta.get("val") if hasattr(mask, "meta") else None
@@ -115,22 +120,26 @@ def scaled_dot_product_attention(ctx, node, args, kwargs):
         k, v = _repeat_heads(ctx, k, groups), _repeat_heads(ctx, v, groups)
     head_dim = q.shape[-1]
     scale = a["scale"] if a["scale"] is not None else 1.0 / math.sqrt(head_dim)
-    scores = matmul_tensors(ctx, q, k, dtype, transpose_b=True)
-    scores = elementwise_tensors(ctx, scores, float(scale), Op.PROD, dtype)
+    # Scores and softmax in fp32 for fp16/bf16 inputs, as PyTorch's kernels accumulate them: a
+    # score of a few hundred rounded to fp16 moves its probability by several percent.
+    wide = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    scores = matmul_tensors(ctx, ctx.cast(q, wide), ctx.cast(k, wide), wide, transpose_b=True)
+    scores = elementwise_tensors(ctx, scores, float(scale), Op.PROD, wide)
     mask = a["attn_mask"]
     if isinstance(mask, torch.Tensor):  # a mask folded to a constant on the host
-        mask = ctx.constant(mask) if mask.dtype == torch.bool else ctx.constant(mask, dtype)
+        mask = ctx.constant(mask) if mask.dtype == torch.bool else ctx.constant(mask, wide)
     if isinstance(mask, trt.ITensor) and mask.dtype != trt.bool:
-        scores = elementwise_tensors(ctx, scores, mask, Op.SUM, dtype)
+        scores = elementwise_tensors(ctx, scores, mask, Op.SUM, wide)
     hidden = _hidden_keys(ctx, a, mask, q, k)
     if hidden is not None:
-        scores = select_tensors(ctx, hidden, float("-inf"), scores, dtype)
+        scores = select_tensors(ctx, hidden, float("-inf"), scores, wide)
     if mask is None:  # causal alone leaves every query at least key 0
         softmax = ctx.network.add_softmax(scores)
         softmax.axes = 1 << (len(scores.shape) - 1)
         probs = ctx.name(softmax, "attention_probs").get_output(0)
     else:
-        probs = safe_softmax(ctx, scores, dtype)
+        probs = safe_softmax(ctx, scores, wide)
+    probs = ctx.cast(probs, dtype)
     return matmul_tensors(ctx, probs, v, dtype)
 
 

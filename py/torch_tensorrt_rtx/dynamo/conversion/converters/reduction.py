@@ -59,8 +59,16 @@ def _softmax_ok(node):
 @converter(aten._softmax.default, aten.softmax.int, validator=all_of(float_tensors, _softmax_ok))
 def softmax(ctx, node, args, kwargs):
     x = ctx.cast(args[0], node_dtype(node))
+    rank = len(x.shape)
+    if rank < 2:  # ISoftMaxLayer wants rank >= 2: a scalar or vector is one row of a matrix
+        row = ctx.reshape(x, [1, -1] if rank == 1 else [1, 1])
+        return ctx.reshape(softmax_rows(ctx, row, 1), dims(ctx, x))
+    return softmax_rows(ctx, x, normalize_axis(args[1], rank))
+
+
+def softmax_rows(ctx, x, axis):
     layer = ctx.network.add_softmax(x)
-    layer.axes = 1 << normalize_axis(args[1], len(x.shape))
+    layer.axes = 1 << axis
     return ctx.name(layer, "softmax").get_output(0)
 
 
