@@ -6,10 +6,21 @@ States:
 - matched: every op of the case that has a converter ran in a TensorRT-RTX engine, and `verify`
   (the CPU reference executor against eager PyTorch, per engine and end to end) passed;
 - refused: an op of the case stayed in PyTorch; `detail` is the compile report's one-line reason;
-- mismatched: a defect. Verify failed, verify or compile raised, or a converter or engine build
-  failed on a node (the compile report's "failed node"); `detail` says which;
-- not applicable: nothing of the case reached a converter (its graph is empty after lowering), or
-  torch.export itself cannot trace it (checked with torch.export alone, without this project).
+- mismatched: a defect. An engine's check in `verify` failed, the program's outputs differ from
+  eager's (`agrees` below), verify or compile raised, or a converter or engine build failed on a
+  node (the compile report's "failed node"); `detail` says which;
+- not applicable: nothing of the case reached a converter (its graph is empty after lowering), its
+  graph draws random numbers (a random op, seeded or not), so no two implementations agree,
+  or torch.export itself cannot trace it (checked with torch.export alone, without this project).
+
+A node kept in PyTorch because its input's size depends on data (the pipeline's own refusal:
+TensorRT-RTX needs a bounded range) is a refusal, not a failure.
+
+The end-to-end comparison is done here, not by `verify`'s reference_module check, whose fp16
+budget does not accept NaN where eager has NaN: same shape and dtype; integers and bools equal;
+NaN and +-inf at the same places; finite values within rtol 1e-3 and an absolute floor of 1e-4
+(scaled down with the output's magnitude, so outputs of 1e-16 are not passed by it) in float32,
+and within 2 % of the output's magnitude (plus 1e-2) in float16, verify's budget for fp16.
 
 Cases are compiled together (one `Batch` module per call, min_block_size=1), which makes a build
 cost a fraction of a second per case instead of per sample. The graph's nodes name their case
@@ -79,17 +90,51 @@ def _nodes_by_case(compiled) -> Dict[int, Dict[str, List]]:
     return found
 
 
+_DATA_DEPENDENT = "which depends on data"
+def _random(compiled) -> List[str]:
+    """Random ops of the compiled program (engines included): no second run reproduces them."""
+    from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
+
+    graphs = [compiled.graph] + [s.fx_module.graph for s in getattr(compiled, "_engine_sources", {}).values()]
+    found = set()
+    for graph in graphs:
+        for node in graph.nodes:
+            target = node.target
+            if node.op == "call_function" and isinstance(target, torch._ops.OpOverload) and (
+                    torch.Tag.nondeterministic_seeded in target.tags):
+                found.add((_case_of(node), op_name(node)))
+    return found
+
+
+_UNINITIALIZED = {"aten.empty.memory_format", "aten.empty_like.default", "aten.new_empty.default",
+                  "aten.empty_strided.default", "aten.empty_permuted.default"}
+
+
+def _failed_engines(compiled, verification) -> List[str]:
+    """Engines whose check in `verify` failed. An engine that computes uninitialized memory (an
+    `empty` whose values a later op in PyTorch overwrites) has no values to compare: not counted."""
+    failed = []
+    sources = getattr(compiled, "_engine_sources", {})
+    for check in verification.engines:
+        source = sources.get(check.name)
+        ops = {_op(n) for n in source.fx_module.graph.nodes if n.op == "call_function"} if source else set()
+        if not check.ok and not ops & _UNINITIALIZED:
+            failed.append(check.name)
+    return failed
+
+
 def _structural(case: Case, nodes: Dict[str, List], report) -> Verdict:
     """The verdict that compile alone gives (verify passed): failed node, refusal, nothing, match."""
     converted = nodes.get("engine", [])
     in_torch = [n for n in nodes.get("torch", []) if n.name in report.fallback_nodes or n.name in report.failed_nodes]
     ops = sorted(set(converted) | {_op(n) for n in in_torch})
-    failed = [n for n in in_torch if n.name in report.failed_nodes]
+    failed = [n for n in in_torch if n.name in report.failed_nodes and _DATA_DEPENDENT not in report.failed_nodes[n.name]]
     if failed:
         return Verdict(case, MISMATCHED, f"failed node: {report.failed_nodes[failed[0].name]}", ops)
     if in_torch:
         node = in_torch[0]
-        return Verdict(case, REFUSED, f"{_op(node)}: {report.fallback_nodes[node.name]}", ops)
+        reason = report.fallback_nodes.get(node.name) or report.failed_nodes[node.name]
+        return Verdict(case, REFUSED, f"{_op(node)}: {reason}", ops)
     if not converted:
         return Verdict(case, NOT_APPLICABLE, "no op left after export and lowering", ops)
     return Verdict(case, MATCHED, "", ops)
@@ -103,27 +148,80 @@ def _export_fails(case: Case) -> Optional[str]:
     return None
 
 
+class _Capture:
+    """The compiled module, keeping what its last call returned (verify runs it once)."""
+
+    def __init__(self, compiled) -> None:
+        self.compiled, self.outputs = compiled, None
+
+    def __call__(self, *args):
+        self.outputs = self.compiled(*args)
+        return self.outputs
+
+    def __getattr__(self, name):
+        return getattr(self.compiled, name)
+
+
+def agrees(actual: torch.Tensor, expected: torch.Tensor) -> Optional[str]:
+    """None when `actual` matches eager's `expected` (module docstring), else why not."""
+    if actual.shape != expected.shape or actual.dtype != expected.dtype:
+        return f"got {actual.dtype} {tuple(actual.shape)}, eager {expected.dtype} {tuple(expected.shape)}"
+    if not expected.is_floating_point():
+        return None if torch.equal(actual, expected) else "integer/bool values differ"
+    a, e = actual.double(), expected.double()
+    if not torch.equal(a.isnan(), e.isnan()) or not torch.equal(a.isinf() & (a > 0), e.isinf() & (e > 0)) \
+            or not torch.equal(a.isinf() & (a < 0), e.isinf() & (e < 0)):
+        return f"NaN/inf at other places: {int(a.isnan().sum())} NaN vs eager {int(e.isnan().sum())}"
+    finite = e.isfinite()
+    if not finite.any():
+        return None
+    error = (a - e).abs()[finite]
+    scale = float(e[finite].abs().max())
+    if expected.dtype == torch.float32:
+        allowed = 1e-4 * min(1.0, scale) + 1e-3 * e[finite].abs()
+    else:
+        allowed = torch.full_like(error, 2e-2 * (scale + 1.0))
+    worst = float((error - allowed).max())
+    return None if worst <= 0 else f"max abs error {float(error.max()):.3g} (output magnitude {scale:.3g})"
+
+
 def _compile(cases: Sequence[Case]):
+    """(compiled, verify report, per case: None or why its outputs differ from eager's)."""
     module = Batch(cases)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         compiled = trtx.compile(module, batch_inputs(cases), min_block_size=1, progress=False)
-        verification = trtx.verify(compiled, *batch_inputs(cases), reference_module=module)
-    return compiled, verification
+        capture = _Capture(compiled)
+        verification = trtx.verify(capture, *batch_inputs(cases))
+    with torch.no_grad():
+        expected = module(*batch_inputs(cases))
+    differences, start = [], 0
+    for case in cases:
+        pairs = zip(capture.outputs[start:start + case.outputs], expected[start:start + case.outputs])
+        differences.append(next((why for why in (agrees(a.cpu(), e) for a, e in pairs) if why), None))
+        start += case.outputs
+    return compiled, verification, differences
 
 
 def _run_alone(case: Case) -> Verdict:
     try:
-        compiled, verification = _compile([case])
+        compiled, verification, differences = _compile([case])
     except Exception as exc:  # noqa: BLE001 - a crash is a verdict, not the end of the run
         why = _export_fails(case)
         if why is not None:
             return Verdict(case, NOT_APPLICABLE, f"torch.export cannot trace it: {why}")
         return Verdict(case, MISMATCHED, _one_line(f"compile/verify raised {type(exc).__name__}: {exc}"))
+    unrepeatable = sorted(op for _, op in _random(compiled))
+    if unrepeatable:
+        return Verdict(case, NOT_APPLICABLE, f"random output: {', '.join(unrepeatable)}")
     verdict = _structural(case, _nodes_by_case(compiled).get(0, {}), compiled.compile_report)
-    if verdict.state != MISMATCHED and verification.engines and not verification.ok:
+    if verdict.state == MISMATCHED:
+        return verdict
+    if _failed_engines(compiled, verification):
         lines = [line.strip() for line in str(verification).splitlines() if "MISMATCH" in line or "diverges" in line]
         return Verdict(case, MISMATCHED, "verify: " + " | ".join(lines)[:300], verdict.ops)
+    if differences[0] is not None:
+        return Verdict(case, MISMATCHED, f"end to end against eager: {differences[0]}", verdict.ops)
     return verdict
 
 
@@ -132,10 +230,10 @@ def run_cases(cases: Sequence[Case]) -> List[Verdict]:
     if len(cases) == 1:
         return [_run_alone(cases[0])]
     try:
-        compiled, verification = _compile(cases)
+        compiled, verification, differences = _compile(cases)
     except Exception:  # noqa: BLE001 - find the case(s) responsible on their own
         return [_run_alone(c) for c in cases]
-    if verification.engines and not verification.ok:
+    if _failed_engines(compiled, verification) or any(differences) or _random(compiled):
         return [_run_alone(c) for c in cases]
     nodes = _nodes_by_case(compiled)
     return [_structural(case, nodes.get(k, {}), compiled.compile_report) for k, case in enumerate(cases)]

@@ -68,6 +68,24 @@ def mapped_opinfos(filters: Optional[Sequence[str]] = None) -> Dict[str, List[st
     return {name: ops for name, ops in mapped.items() if wanted(name, ops)}
 
 
+def ci_subset() -> List[str]:
+    """Few OpInfos that together reach every converter any OpInfo reaches (a greedy cover of
+    opinfo_ops.json, preferring OpInfos whose whole graph converts, then the smallest graphs)."""
+    discovered = json.loads(OPS_FILE.read_text())
+    registered = converter_ops()
+    reach = {name: set(found.get("ops", [])) & registered for name, found in discovered.items()}
+    reach = {name: ops for name, ops in reach.items() if ops}
+    extra = {name: len(set(discovered[name]["ops"]) - registered - _BOOKKEEPING) for name in reach}
+    uncovered = set().union(*reach.values()) if reach else set()
+    picked = []
+    while uncovered:
+        useful = sorted(n for n in reach if reach[n] & uncovered)
+        best = min(useful, key=lambda n: (extra[n] > 0, -len(reach[n] & uncovered), len(discovered[n]["ops"])))
+        picked.append(best)
+        uncovered -= reach[best]
+    return sorted(picked)
+
+
 def run_opinfo(name: str, limit: int = 0) -> Tuple[List[Verdict], Dict[str, int]]:
     """Verdicts for the OpInfo's samples in each dtype it supports, and the not-applicable counts."""
     op = op_db()[name]

@@ -7,7 +7,7 @@ A case is one `SampleInput` of one OpInfo in one dtype: its tensors (anywhere in
 kwargs, lists included) become the module's inputs and everything else is fixed in the module.
 A sample is "not applicable" when eager PyTorch cannot run it, when it is not tensor-in and
 tensor-out (no tensor input, or an output that is not a tensor or a flat tuple/list of tensors),
-when its output is random (two eager calls differ) or complex.
+when its output is random (two eager calls differ), uninitialized (`empty_like`) or complex.
 """
 from __future__ import annotations
 
@@ -80,8 +80,14 @@ def _same(a: List[torch.Tensor], b: List[torch.Tensor]) -> bool:
                for x, y in zip(a, b))
 
 
+# OpInfos whose output is uninitialized memory: any value is right.
+_UNINITIALIZED = {"empty", "empty_like", "new_empty", "new_empty_strided", "empty_strided", "empty_permuted"}
+
+
 def _case(op, dtype, index, sample) -> Tuple[Any, str]:
     """(Case, "") or (None, why the sample is not applicable)."""
+    if full_name(op) in _UNINITIALIZED:
+        return None, "output is uninitialized memory"
     leaves, spec = tree_flatten((sample.input, list(sample.args), dict(sample.kwargs)))
     slots = [k for k, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
     tensors = [leaves[k] for k in slots]
