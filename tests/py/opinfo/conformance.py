@@ -91,8 +91,11 @@ def _nodes_by_case(compiled) -> Dict[int, Dict[str, List]]:
 
 
 _DATA_DEPENDENT = "which depends on data"
-def _random(compiled) -> List[str]:
-    """Random ops of the compiled program (engines included): no second run reproduces them."""
+def _not_comparable(compiled) -> List[str]:
+    """Why the compiled program's outputs cannot be compared with eager's: random ops (engines
+    included: no second run reproduces them), or writes into its inputs (training-mode batch norm's
+    running statistics: not tensor-in/tensor-out, and PyTorch's traced dtype for them differs
+    from its CPU kernel's)."""
     from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
 
     graphs = [compiled.graph] + [s.fx_module.graph for s in getattr(compiled, "_engine_sources", {}).values()]
@@ -102,7 +105,10 @@ def _random(compiled) -> List[str]:
             target = node.target
             if node.op == "call_function" and isinstance(target, torch._ops.OpOverload) and (
                     torch.Tag.nondeterministic_seeded in target.tags):
-                found.add((_case_of(node), op_name(node)))
+                found.add((_case_of(node), f"random op {op_name(node)}"))
+            elif node.op == "call_function" and target is torch.ops.aten.copy_.default \
+                    and getattr(node.args[0], "op", None) == "placeholder":
+                found.add((_case_of(node), "writes into its input (not tensor-in/tensor-out)"))
     return found
 
 
@@ -186,11 +192,14 @@ def agrees(actual: torch.Tensor, expected: torch.Tensor) -> Optional[str]:
 
 
 def _compile(cases: Sequence[Case]):
-    """(compiled, verify report, per case: None or why its outputs differ from eager's)."""
+    """(compiled, verify report, per case: None or why its outputs differ from eager's); the last
+    two are None when the outputs cannot be compared (`_not_comparable`)."""
     module = Batch(cases)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         compiled = trtx.compile(module, batch_inputs(cases), min_block_size=1, progress=False)
+        if _not_comparable(compiled):
+            return compiled, None, None
         capture = _Capture(compiled)
         verification = trtx.verify(capture, *batch_inputs(cases))
     with torch.no_grad():
@@ -211,9 +220,9 @@ def _run_alone(case: Case) -> Verdict:
         if why is not None:
             return Verdict(case, NOT_APPLICABLE, f"torch.export cannot trace it: {why}")
         return Verdict(case, MISMATCHED, _one_line(f"compile/verify raised {type(exc).__name__}: {exc}"))
-    unrepeatable = sorted(op for _, op in _random(compiled))
-    if unrepeatable:
-        return Verdict(case, NOT_APPLICABLE, f"random output: {', '.join(unrepeatable)}")
+    unrepeatable = sorted(why for _, why in _not_comparable(compiled))
+    if verification is None:
+        return Verdict(case, NOT_APPLICABLE, "; ".join(unrepeatable))
     verdict = _structural(case, _nodes_by_case(compiled).get(0, {}), compiled.compile_report)
     if verdict.state == MISMATCHED:
         return verdict
@@ -233,7 +242,7 @@ def run_cases(cases: Sequence[Case]) -> List[Verdict]:
         compiled, verification, differences = _compile(cases)
     except Exception:  # noqa: BLE001 - find the case(s) responsible on their own
         return [_run_alone(c) for c in cases]
-    if _failed_engines(compiled, verification) or any(differences) or _random(compiled):
+    if verification is None or _failed_engines(compiled, verification) or any(differences):
         return [_run_alone(c) for c in cases]
     nodes = _nodes_by_case(compiled)
     return [_structural(case, nodes.get(k, {}), compiled.compile_report) for k, case in enumerate(cases)]
