@@ -24,6 +24,7 @@ from torch_tensorrt_rtx.dynamo.conversion.converters._validators import float_te
 from torch_tensorrt_rtx.dynamo.conversion.converters.comparison import select_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.linear import matmul_tensors
+from torch_tensorrt_rtx.dynamo.conversion.converters.reduction import softmax_rows
 
 aten = torch.ops.aten
 Op = trt.ElementWiseOperation
@@ -101,9 +102,7 @@ def _hidden_keys(ctx, a, mask, q, k):
 def safe_softmax(ctx, scores, dtype):
     """Softmax over the last axis, with 0 (not NaN) in rows where every score is -inf."""
     axis = 1 << (len(scores.shape) - 1)
-    softmax = ctx.network.add_softmax(scores)
-    softmax.axes = axis
-    probs = ctx.name(softmax, "attention_probs").get_output(0)
+    probs = softmax_rows(ctx, scores, len(scores.shape) - 1)
     row_max = ctx.name(ctx.network.add_reduce(scores, trt.ReduceOperation.MAX, axis, True), "row_max").get_output(0)
     minus_inf = ctx.constant(float("-inf"), dtype, rank=len(scores.shape))
     empty = ctx.name(ctx.network.add_elementwise(row_max, minus_inf, Op.EQUAL), "row_fully_masked").get_output(0)
@@ -134,9 +133,7 @@ def scaled_dot_product_attention(ctx, node, args, kwargs):
     if hidden is not None:
         scores = select_tensors(ctx, hidden, float("-inf"), scores, wide)
     if mask is None:  # causal alone leaves every query at least key 0
-        softmax = ctx.network.add_softmax(scores)
-        softmax.axes = 1 << (len(scores.shape) - 1)
-        probs = ctx.name(softmax, "attention_probs").get_output(0)
+        probs = softmax_rows(ctx, scores, len(scores.shape) - 1)
     else:
         probs = safe_softmax(ctx, scores, wide)
     probs = ctx.cast(probs, dtype)
