@@ -120,6 +120,14 @@ def _host_constant(node: Node) -> bool:
     return True
 
 
+def _expressible(val: Any) -> bool:
+    """A value TensorRT-RTX can hold as a constant (it has no float64, complex, ... types)."""
+    from torch_tensorrt_rtx.dynamo.conversion._context import SUPPORTED_DTYPES
+
+    values = list(val) if isinstance(val, (tuple, list)) else [val]
+    return all(isinstance(v, torch.Tensor) and v.dtype in SUPPORTED_DTYPES for v in values)
+
+
 def _fold_on_host(ctx, node, args, kwargs):
     raise TypeError(f"{node.name} ({node.target}) was offered for host folding but has a network tensor input")
 
@@ -132,7 +140,7 @@ def lookup(node: Node) -> Optional[ConverterEntry]:
         return None
     _ensure_converters_loaded()
     entry = _lookup_converter(node)
-    if entry is None and _host_constant(node):
+    if entry is None and _host_constant(node) and _expressible(node.meta.get("val")):
         return ConverterEntry(node.target, _fold_on_host, None, 0, True)
     return entry
 
