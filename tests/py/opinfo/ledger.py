@@ -9,7 +9,7 @@ Which OpInfos run: those whose lowered graph (tests/py/opinfo/opinfo_ops.json, w
 and float16 where the OpInfo supports the dtype, goes through `torch_tensorrt_rtx.compile`
 (min_block_size=1) and `torch_tensorrt_rtx.verify`, and ends matched, refused or mismatched
 (`conformance` defines them); samples that are not tensor-in/tensor-out, that eager PyTorch
-rejects or that torch.export cannot trace are counted as not applicable.
+rejects or that torch.export (with its default decompositions) cannot trace are not applicable.
 """
 from __future__ import annotations
 
