@@ -101,7 +101,8 @@ def _node_has_dynamic_shapes(node: Node) -> bool:
 
 def _host_constant(node: Node) -> bool:
     """`node` computes a tensor from weights/constants alone (get_attr ancestors, no graph input,
-    no symbolic size, nothing random), so the interpreter can fold it on the host with torch.
+    no symbolic size, nothing random, no value of a type TensorRT-RTX lacks such as float64: such
+    an ancestor stays in PyTorch, outside the engine), so the interpreter can fold it on the host.
     Iterative: an unsupported op deep in a large network must not exhaust Python's recursion."""
     seen, stack = set(), [node]
     while stack:
@@ -112,12 +113,19 @@ def _host_constant(node: Node) -> bool:
         if current.op != "call_function" or not isinstance(current.target, torch._ops.OpOverload):
             return False
         val = current.meta.get("val")
-        values = list(val) if isinstance(val, (tuple, list)) else [val]
         if (torch.Tag.nondeterministic_seeded in current.target.tags or _node_has_dynamic_shapes(current)
-                or not all(isinstance(v, torch.Tensor) for v in values)):
+                or not _expressible(val)):
             return False
         stack.extend(current.all_input_nodes)
     return True
+
+
+def _expressible(val: Any) -> bool:
+    """A value TensorRT-RTX can hold as a constant (it has no float64, complex, ... types)."""
+    from torch_tensorrt_rtx.dynamo.conversion._context import SUPPORTED_DTYPES
+
+    values = list(val) if isinstance(val, (tuple, list)) else [val]
+    return all(isinstance(v, torch.Tensor) and v.dtype in SUPPORTED_DTYPES for v in values)
 
 
 def _fold_on_host(ctx, node, args, kwargs):

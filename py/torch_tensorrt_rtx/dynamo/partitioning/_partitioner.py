@@ -28,7 +28,7 @@ from torch.fx.passes.operator_support import OperatorSupportBase
 from torch.fx.passes.utils.fuser_utils import fuse_by_partitions, validate_partition
 
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
-from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name
+from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name, refusal_reason
 from torch_tensorrt_rtx.dynamo.lowering._double import BOUNDARY_CAST, DOUBLE_REASON, touches_double
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class _Support(OperatorSupportBase):
             self.reasons.setdefault(node, "produces a non-tensor value")
             return False
         if lookup(node) is None:
-            self.reasons.setdefault(node, "no converter accepts it (op, dtype or arguments)")
+            self.reasons.setdefault(node, refusal_reason(node))
             return False
         return True
 

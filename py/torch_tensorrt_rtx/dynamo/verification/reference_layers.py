@@ -141,6 +141,9 @@ def _slice(layer, ins, previous):
     size = _input_or(layer, ins, 2, "shape")
     stride = _input_or(layer, ins, 3, "stride")
     mode = layer.mode
+    if mode == trt.SampleMode.FILL and x.numel() == 0:  # an empty input: every read is outside it
+        fill = ins[4].reshape(()) if len(ins) > 4 and ins[4] is not None else torch.zeros((), dtype=x.dtype)
+        return torch.full([int(s) for s in size], fill.item(), dtype=x.dtype)
     out, keep = x, torch.ones((), dtype=torch.bool)
     for d in range(x.dim()):
         index, valid = _slice_indices(layer, mode, start[d], size[d], stride[d], x.shape[d])

@@ -7,6 +7,10 @@ import torch
 from torch.fx import Node
 
 from torch_tensorrt_rtx.dynamo.conversion._context import FLOAT_DTYPES, SUPPORTED_DTYPES
+from torch_tensorrt_rtx.dynamo.conversion._registry import Refusal
+
+_NO_TRT_TYPE = (torch.float64, torch.complex64, torch.complex128, torch.int16, torch.uint16, torch.uint32,
+                torch.uint64)
 
 
 def _tensor_vals(node: Node) -> Iterable[torch.Tensor]:
@@ -21,10 +25,15 @@ def _tensor_vals(node: Node) -> Iterable[torch.Tensor]:
         yield from (v for v in val if isinstance(v, torch.Tensor))
 
 
-def dtypes_in(node: Node, allowed: Iterable[torch.dtype]) -> bool:
-    """Every tensor the node reads or writes has a dtype in `allowed`."""
+def dtypes_in(node: Node, allowed: Iterable[torch.dtype]):
+    """Every tensor the node reads or writes has a dtype in `allowed` (else a Refusal naming it)."""
     allowed = tuple(allowed)
-    return all(v.dtype in allowed for v in _tensor_vals(node))
+    for v in _tensor_vals(node):
+        if v.dtype not in allowed:
+            if v.dtype in _NO_TRT_TYPE:
+                return Refusal(f"{v.dtype} tensor: TensorRT-RTX has no such type")
+            return Refusal(f"{v.dtype} tensor: this converter takes {', '.join(str(d) for d in allowed)}")
+    return True
 
 
 def float_tensors(node: Node) -> bool:
@@ -48,7 +57,12 @@ def static_dims(node: Any, dims: Iterable[int]) -> bool:
 
 
 def all_of(*predicates):
-    def check(node: Node) -> bool:
-        return all(p(node) for p in predicates)
+    """Every predicate accepts; otherwise the first refusal (a `Refusal` keeps its reason)."""
+    def check(node: Node):
+        for predicate in predicates:
+            verdict = predicate(node)
+            if not verdict:
+                return verdict
+        return True
 
     return check

@@ -11,8 +11,9 @@ aten = torch.ops.aten
 
 
 def _to_copy_ok(node):
-    if not dtypes_in(node, SUPPORTED_DTYPES):
-        return False
+    supported = dtypes_in(node, SUPPORTED_DTYPES)
+    if not supported:
+        return supported  # the Refusal names the dtype
     src = node.args[0].meta.get("val")
     device = node.kwargs.get("device")
     if device is not None and src is not None and torch.device(device) != src.device:

@@ -12,7 +12,7 @@ import torch
 from torch.fx import Node
 
 from torch_tensorrt_rtx.dynamo.conversion._context import SUPPORTED_DTYPES, node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Refusal, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._layers import dims, fill_like, ramp, shape_math
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import numeric_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.comparison import select_tensors
@@ -24,12 +24,17 @@ Op = trt.ElementWiseOperation
 
 def _output_dtype_ok(node):
     val = node.meta.get("val")
-    return isinstance(val, torch.Tensor) and val.dtype in SUPPORTED_DTYPES
+    if isinstance(val, torch.Tensor) and val.dtype not in SUPPORTED_DTYPES:
+        return Refusal(f"creates a {val.dtype} tensor: TensorRT-RTX has no such type")
+    return isinstance(val, torch.Tensor)
 
 
 def _arange_ok(node):
     bounds = [a for a in node.args if isinstance(a, Node)]
-    return (_output_dtype_ok(node) and node_dtype(node) in (torch.int32, torch.int64, torch.float32)
+    dtype_ok = _output_dtype_ok(node)
+    if not dtype_ok:
+        return dtype_ok
+    return (node_dtype(node) in (torch.int32, torch.int64, torch.float32)
             and all(is_sym_int(a) for a in bounds)
             and all(isinstance(a, int) for a in node.args if not isinstance(a, Node)))
 
@@ -52,7 +57,10 @@ def arange(ctx, node, args, kwargs):
 
 def _sizes_ok(node, index):
     sizes = node.args[index]
-    return _output_dtype_ok(node) and all(isinstance(s, int) or is_sym_int(s) for s in sizes)
+    dtype_ok = _output_dtype_ok(node)
+    if not dtype_ok:
+        return dtype_ok
+    return all(isinstance(s, int) or is_sym_int(s) for s in sizes)
 
 
 @converter(aten.full.default, validator=lambda n: _sizes_ok(n, 0))

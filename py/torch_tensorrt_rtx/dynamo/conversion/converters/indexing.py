@@ -173,6 +173,9 @@ def embedding(ctx, node, args, kwargs):
 def index_select(ctx, node, args, kwargs):
     x, axis, index = args[0], args[1], args[2]
     x = ctx.as_tensor(x, node_dtype(node))
+    if len(x.shape) == 0:  # a 0-d tensor is read as a 1-element vector; the result is 0-d again
+        picked = _gather(ctx, ctx.reshape(x, [1]), index, 0)
+        return ctx.reshape(picked, [int(d) for d in node.meta["val"].shape])
     return _gather(ctx, x, index, normalize_axis(axis, len(x.shape)))
 
 

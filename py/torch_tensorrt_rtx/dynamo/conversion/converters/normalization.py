@@ -18,7 +18,7 @@ import tensorrt_rtx as trt
 import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Refusal, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 
@@ -32,10 +32,12 @@ def _is_param(arg):
 
 def _bn_ok(node):
     # weight, bias, running_mean, running_var must be constants; only output 0 is produced.
-    params_const = all(_is_param(a) for a in node.args[1:5])
+    if not all(_is_param(a) for a in node.args[1:5]):
+        return Refusal("weight, bias or running statistics are graph inputs or computed, not constants: this converter "
+                       "folds them on the host")
     users_ok = all(u.target is operator.getitem and u.args[1] == 0 for u in node.users)
     channels = node.args[0].meta["val"].shape[1]
-    return params_const and users_ok and isinstance(channels, int)
+    return users_ok and isinstance(channels, int)
 
 
 @converter(aten._native_batch_norm_legit_no_training.default, validator=all_of(float_tensors, _bn_ok), host_weights=True)

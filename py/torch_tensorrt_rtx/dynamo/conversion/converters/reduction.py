@@ -14,7 +14,7 @@ import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import normalize_axis, node_dtype
 from torch_tensorrt_rtx.dynamo.conversion._registry import converter
-from torch_tensorrt_rtx.dynamo.conversion.converters._layers import dims, ramp
+from torch_tensorrt_rtx.dynamo.conversion.converters._layers import dims, fill_like, ramp
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors, numeric_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.unary import unary_tensor
@@ -42,6 +42,8 @@ def _reduce_ok(node):
 def reduce(ctx, node, args, kwargs):
     x = args[0]
     rank = len(x.shape)
+    if rank == 0:  # a 0-d tensor reduced over its only "dim" is itself
+        return identity(ctx, x)
     dims = args[1] if len(args) > 1 else kwargs.get("dim")
     keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
     layer = ctx.network.add_reduce(x, _REDUCE[node.target], _axes_mask(dims, rank), keepdim)
@@ -59,9 +61,21 @@ def _softmax_ok(node):
 @converter(aten._softmax.default, aten.softmax.int, validator=all_of(float_tensors, _softmax_ok))
 def softmax(ctx, node, args, kwargs):
     x = ctx.cast(args[0], node_dtype(node))
+    rank = len(x.shape)
+    if rank < 2:  # ISoftMaxLayer wants rank >= 2: a scalar or vector is one row of a matrix
+        row = ctx.reshape(x, [1, -1] if rank == 1 else [1, 1])
+        return ctx.reshape(softmax_rows(ctx, row, 1), dims(ctx, x))
+    return softmax_rows(ctx, x, normalize_axis(args[1], rank))
+
+
+def softmax_rows(ctx, x, axis):
     layer = ctx.network.add_softmax(x)
-    layer.axes = 1 << normalize_axis(args[1], len(x.shape))
+    layer.axes = 1 << axis
     return ctx.name(layer, "softmax").get_output(0)
+
+
+def identity(ctx, x):
+    return ctx.name(ctx.network.add_identity(x), "identity").get_output(0)
 
 
 def _all_axes(rank):
@@ -80,13 +94,15 @@ _FULL = {aten.sum.default: R.SUM, aten.mean.default: R.AVG, aten.max.default: R.
 def full_reduce(ctx, node, args, kwargs):
     x = args[0]
     if len(x.shape) == 0:
-        return ctx.name(ctx.network.add_identity(x), "identity").get_output(0)
+        return identity(ctx, x)
     return reduce_tensor(ctx, x, _FULL[node.target], _all_axes(len(x.shape)), False)
 
 
 @converter(aten.amin.default, validator=float_tensors)
 def amin(ctx, node, args, kwargs):
     x = args[0]
+    if len(x.shape) == 0:
+        return identity(ctx, x)
     dims_ = args[1] if len(args) > 1 else kwargs.get("dim", [])
     keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
     return reduce_tensor(ctx, x, R.MIN, _axes_mask(dims_, len(x.shape)), keepdim)
@@ -126,9 +142,11 @@ def _first_float(node):
 @converter(aten.max.dim, aten.min.dim, validator=_first_float)
 def max_dim(ctx, node, args, kwargs):
     x = args[0]
-    axis = normalize_axis(args[1], len(x.shape))
+    axis = normalize_axis(args[1], max(len(x.shape), 1))
     keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
     op = R.MAX if node.target == aten.max.dim else R.MIN
+    if len(x.shape) == 0:  # the value itself, at index 0
+        return identity(ctx, x), fill_like(ctx, 0, torch.int64, [])
     return _values_and_indices(ctx, x, axis, op, keepdim, _indices_used(node))
 
 
@@ -138,6 +156,8 @@ def argmax(ctx, node, args, kwargs):
     axis = args[1] if len(args) > 1 else kwargs.get("dim")
     keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
     op = R.MAX if node.target == aten.argmax.default else R.MIN
+    if len(x.shape) == 0:
+        return fill_like(ctx, 0, torch.int64, [])
     if axis is None:
         x = ctx.reshape(x, [-1])
         axis = 0
@@ -184,6 +204,8 @@ def _cumsum_ok(node):
 @converter(aten.cumsum.default, validator=_cumsum_ok)
 def cumsum(ctx, node, args, kwargs):
     x = ctx.cast(args[0], node_dtype(node))
+    if len(x.shape) == 0:
+        return identity(ctx, x)
     axis = ctx.constant(torch.tensor(normalize_axis(args[1], len(x.shape)), dtype=torch.int32))
     layer = ctx.network.add_cumulative(x, axis, trt.CumulativeOperation.SUM, False, False)
     return ctx.name(layer, "cumsum").get_output(0)
