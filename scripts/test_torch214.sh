@@ -12,9 +12,18 @@ fi
 if ! "$venv/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.14.1")' 2>/dev/null; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-    "tensorrt-rtx==1.7.1.116" "filelock>=3.29.5" numpy pytest==9.2.0 expecttest
 fi
+# Every other pin of pyproject.toml (runtime and dev), without CI's torch/torchvision pins; re-run each
+# time (a no-op once installed), so a new test dependency reaches this venv too.
+mapfile -t pins < <("$venv/bin/python" - <<'PY'
+import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+for pin in project["dependencies"] + project["optional-dependencies"]["dev"]:
+    if not pin.replace(" ", "").startswith(("torch==", "torch>", "torchvision")):
+        print(pin)
+PY
+)
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "${pins[@]}"
 echo "[torch 2.14] $("$venv/bin/python" -c 'import torch; print(torch.__version__)')" >&2
 TORCH_TENSORRT_RTX_RUNTIME_LIBRARY="" "$venv/bin/python" -m pytest -q -p no:xdist -m "not models" \
   tests/py/dynamo --ignore=tests/py/dynamo/runtime/test_package_import.py "$@"
