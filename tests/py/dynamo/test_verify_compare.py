@@ -130,3 +130,18 @@ def test_fully_masked_attention_row_is_judged_on_its_values(monkeypatch):
     assert report.ok == (nans == 0 and bool(torch.allclose(seen[-1], model(q, k, v, mask), atol=1e-5))), str(report)
     if nans:
         assert "max abs error nan" in str(report) and "first at index (0, 0, 3, 0)" in str(report), str(report)
+
+
+def test_a_float16_program_is_not_judged_below_float16s_smallest_normal():
+    from torch_tensorrt_rtx.dynamo.verification._verify import _close_end_to_end
+
+    # A random-init classifier's outputs of ~1e-8 are below what fp16 represents: an fp16 program
+    # gives 0 or a subnormal there, which is all fp16 can do.
+    tiny = torch.tensor([4e-8, -2e-8, 1e-9])
+    assert _close_end_to_end(torch.zeros(3), tiny, torch.float16).ok
+    # At a representable scale the budget is still relative: 5% off fails, 1% off passes.
+    ref = torch.tensor([1.0, -0.5, 0.25])
+    assert not _close_end_to_end(ref * 1.05, ref, torch.float16).ok
+    assert _close_end_to_end(ref * 1.01, ref, torch.float16).ok
+    # fp32 programs keep the fp32 floor: 1e-16 outputs are judged at their own scale.
+    assert not compare(torch.zeros(3), tiny * 1e-8, 1e-3, 1e-4).ok

@@ -74,8 +74,10 @@ def _nonfinite_disagreement(a: torch.Tensor, e: torch.Tensor) -> Tuple[torch.Ten
 
 
 def compare(actual: torch.Tensor, expected: torch.Tensor, rtol: float, scale_tol: float,
-            allowed: Optional[float] = None) -> Comparison:
-    """`allowed`, when given, replaces the tolerance on finite values by one absolute bound."""
+            allowed: Optional[float] = None, floor: Optional[float] = None) -> Comparison:
+    """`allowed`, when given, replaces the tolerance on finite values by one absolute bound.
+    `floor` replaces the expected dtype's smallest normal number as the least scale (a program
+    computed in float16 cannot be judged below float16's own smallest normal number)."""
     if actual.shape != expected.shape:
         return Comparison(False, math.inf)
     if not actual.numel():
@@ -91,7 +93,8 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, rtol: float, scale_tol
     magnitudes = e.abs()[e.isfinite()]
     scale = float(magnitudes.max()) if magnitudes.numel() else 0.0
     if allowed is None:
-        bound = rtol * e.abs()[finite] + scale_tol * max(scale, floor_scale(expected.dtype))
+        least = floor_scale(expected.dtype) if floor is None else floor
+        bound = rtol * e.abs()[finite] + scale_tol * max(scale, least)
         finite_ok = bool((diff <= bound).all())
     else:
         finite_ok = finite_err <= allowed
