@@ -25,7 +25,9 @@ Public API (importing this package never touches CUDA, and imports torch only wh
   cache file store, a container of one entry per engine (``try_load_entry(key)``,
   ``try_load(key, deserialize)``, ``try_save_entry(key, blob)``, ``try_read_index()``),
   ``engine_key(engine_bytes)``, ``default_cache_path()``, ``LOCK_SUFFIX``.
-  ``settings(cache_path=None)`` disables the cache.
+  ``settings(cache_path=None)`` disables the cache. A cache not used as asked (untrusted or
+  damaged file, lock timeout, entry over the cap) raises ``RuntimeCacheWarning`` once per path and
+  reason, besides the logging record.
 - ``supported_gpu()``, ``RTXGPUUnavailableError``: detect a GPU TensorRT-RTX runs on.
 """
 from torch_tensorrt_rtx.runtime.device import (RTXGPUUnavailableError, is_supported_compute_capability,
@@ -33,8 +35,8 @@ from torch_tensorrt_rtx.runtime.device import (RTXGPUUnavailableError, is_suppor
 from torch_tensorrt_rtx.runtime.engine_record import (ABI_VERSION, LAYOUT, EngineRecord,
                                                       EngineRecordError)
 from torch_tensorrt_rtx.runtime.runtime_cache_file import (DEFAULT_LOCK_TIMEOUT_S, LOCK_SUFFIX,
-                                                           RuntimeCacheFile, default_cache_path,
-                                                           engine_key)
+                                                           RuntimeCacheFile, RuntimeCacheWarning,
+                                                           default_cache_path, engine_key)
 from torch_tensorrt_rtx.runtime.runtime_settings import (ALLOCATION_STRATEGIES, CUDA_GRAPH_STRATEGIES,
                                                  DEFAULT_CACHE_PATH, KERNEL_STRATEGIES, RuntimeSettings,
                                                  current_settings, settings)
@@ -54,7 +56,7 @@ __all__ = [
     "ABI_VERSION", "ALLOCATION_STRATEGIES", "CUDA_GRAPH_STRATEGIES", "DEFAULT_CACHE_PATH",
     "DEFAULT_LOCK_TIMEOUT_S", "engine_key",
     "EngineRecord", "EngineRecordError", "InputShapeError", "KERNEL_STRATEGIES", "LAYOUT",
-    "LOCK_SUFFIX", "RTXGPUUnavailableError", "RuntimeCacheFile", "RuntimeSettings",
+    "LOCK_SUFFIX", "RTXGPUUnavailableError", "RuntimeCacheFile", "RuntimeCacheWarning", "RuntimeSettings",
     "TRTModule", "current_settings", "default_cache_path", "is_supported_compute_capability",
     "settings", "supported_gpu",
 ]

@@ -34,9 +34,11 @@ import inspect
 import logging
 import os
 import stat
+import threading
 import time
+import warnings
 from pathlib import Path
-from typing import Callable, List, NamedTuple, Optional, Union
+from typing import Any, Callable, List, NamedTuple, Optional, Union
 
 import filelock
 
@@ -109,6 +111,16 @@ class CachedEntry(NamedTuple):
     last_use: int  # Unix seconds of the entry's last save
 
 
+class RuntimeCacheWarning(UserWarning):
+    """The runtime cache was not used as asked (untrusted or damaged file, lock timeout, an entry
+    over the size cap, ...): the program goes on without it. Raised through ``warnings`` once per
+    cache path and reason, besides the logging record, which a library's NullHandler may hide."""
+
+
+_WARNED: set = set()  # (cache path, reason kind) already raised through `warnings`
+_WARNED_LOCK = threading.Lock()
+
+
 class RuntimeCacheFile:
     """One cache file plus its lock file; see the module docstring for the protocol."""
 
@@ -129,6 +141,16 @@ class RuntimeCacheFile:
         return f"RuntimeCacheFile({str(self.path)!r})"
 
     # -- load -------------------------------------------------------------------------
+    def _warn(self, kind: str, text: str, *args: Any) -> None:
+        """A logging warning every time; a RuntimeCacheWarning the first time for this path and kind."""
+        logger.warning(text, *args)
+        with _WARNED_LOCK:
+            first = (str(self.path), kind) not in _WARNED
+            _WARNED.add((str(self.path), kind))
+        if first:
+            warnings.warn(RuntimeCacheWarning(f"torch_tensorrt_rtx {text % args} (said once per cache path and "
+                                              "reason; later ones go to logging only)"), stacklevel=4)
+
     def try_load_entry(self, key: bytes) -> Optional[CachedEntry]:
         """This engine's entry, or None (missing, refused, unreadable: warnings say why)."""
         found = self._under_shared_lock(lambda fd: self._read_entry(fd, key), "loading")
@@ -148,7 +170,7 @@ class RuntimeCacheFile:
         except Exception as exc:
             ok, reason = False, f"{type(exc).__name__}: {exc}"
         if not ok:
-            logger.warning("runtime cache: cannot use the entry for engine %s in %s (%d bytes): "
+            self._warn("unusable entry", "runtime cache: cannot use the entry for engine %s in %s (%d bytes): "
                            "%s (other GPU or TensorRT-RTX version?); starting with an empty cache",
                            key.hex()[:16], self.path, len(entry.data), reason)
             return None
@@ -192,15 +214,15 @@ class RuntimeCacheFile:
                 finally:
                     os.close(fd)
         except filelock.Timeout:
-            logger.warning("runtime cache: could not lock %s within %.1f s; starting with an "
+            self._warn("lock timeout", "runtime cache: could not lock %s within %.1f s; starting with an "
                            "empty cache", self.lock_path, self.lock_timeout)
         except CacheFileRefused as exc:
-            logger.warning("runtime cache: not %s %s: %s", action, self.path, exc)
+            self._warn("refused", "runtime cache: not %s %s: %s", action, self.path, exc)
         except container.ContainerError as exc:
-            logger.warning("runtime cache: not %s %s: %s; starting with an empty cache",
+            self._warn("not our container", "runtime cache: not %s %s: %s; starting with an empty cache",
                            action, self.path, exc)
         except OSError as exc:
-            logger.warning("runtime cache: cannot read %s (%s); starting with an empty cache",
+            self._warn("unreadable", "runtime cache: cannot read %s (%s); starting with an empty cache",
                            self.path, exc)
         return None
 
@@ -212,7 +234,7 @@ class RuntimeCacheFile:
             return False
         data = memoryview(data).cast("B")
         if container.file_size_of([data.nbytes]) > self.max_bytes:
-            logger.warning("runtime cache: the entry for engine %s (%d bytes) alone exceeds the "
+            self._warn("entry over the size cap", "runtime cache: the entry for engine %s (%d bytes) alone exceeds the "
                            "cache size cap of %d bytes (%s); %s left untouched", key.hex()[:16],
                            data.nbytes, self.max_bytes, CACHE_PROTOCOL.max_bytes_env, self.path)
             return False
@@ -228,12 +250,12 @@ class RuntimeCacheFile:
                 self._save_under_lock(key, data, int(time.time()) if now is None else int(now))
             return True
         except filelock.Timeout:
-            logger.warning("runtime cache: could not lock %s within %.1f s; %s left untouched",
+            self._warn("lock timeout", "runtime cache: could not lock %s within %.1f s; %s left untouched",
                            self.lock_path, self.lock_timeout, self.path)
         except CacheFileRefused as exc:
-            logger.warning("runtime cache: not saving to %s: %s; file left untouched", self.path, exc)
+            self._warn("refused", "runtime cache: not saving to %s: %s; file left untouched", self.path, exc)
         except OSError as exc:
-            logger.warning("runtime cache: cannot write %s (%s); file left untouched", self.path, exc)
+            self._warn("unwritable", "runtime cache: cannot write %s (%s); file left untouched", self.path, exc)
         return False
 
     def _save_under_lock(self, key: bytes, data: memoryview, now: int) -> None:
@@ -248,7 +270,7 @@ class RuntimeCacheFile:
                     if exc.verdict != "corrupt":
                         raise CacheFileRefused(f"{exc}; move it away or choose another cache "
                                                f"path") from None
-                    logger.warning("runtime cache: %s is a damaged cache (%s); replacing it",
+                    self._warn("damaged", "runtime cache: %s is a damaged cache (%s); replacing it",
                                    self.path, exc)
             kept = container.entries_to_keep(entries, key, data.nbytes, self.max_bytes)
             evicted = len([e for e in entries if e.key != key]) - len(kept)

@@ -147,3 +147,26 @@ def test_size_cap_comes_from_the_environment(monkeypatch, caplog):
     monkeypatch.setenv("TORCH_TENSORRT_RTX_CACHE_MAX_BYTES", "lots")
     assert max_bytes_from_env() == 1 << 30
     assert "ignoring TORCH_TENSORRT_RTX_CACHE_MAX_BYTES='lots'" in caplog.text
+
+
+def test_a_refusal_reaches_warnings_once_per_path_and_reason(tmp_path):
+    import hashlib
+    import warnings
+
+    from torch_tensorrt_rtx.runtime import RuntimeCacheWarning
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # other users can write here: the cache is refused
+    key = hashlib.sha256(b"engine").digest()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        store = RuntimeCacheFile(shared / "c.bin")
+        assert not store.try_save_entry(key, b"kernels") and not store.try_save_entry(key, b"kernels")
+        other = RuntimeCacheFile(shared / "d.bin")
+        assert not other.try_save_entry(key, b"kernels")
+        assert RuntimeCacheFile(tmp_path / "e.bin", max_bytes=64).try_save_entry(key, b"x" * 100) is False
+    texts = [str(w.message) for w in caught if issubclass(w.category, RuntimeCacheWarning)]
+    assert len(texts) == 3, texts  # c.bin once (twice refused), d.bin once, e.bin's over-cap entry once
+    assert "c.bin" in texts[0] and "writable by every user" in texts[0] and "once per cache path" in texts[0], texts
+    assert "d.bin" in texts[1] and "exceeds the cache size cap" in texts[2], texts
