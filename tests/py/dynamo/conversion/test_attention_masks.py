@@ -80,7 +80,14 @@ def test_is_causal_together_with_a_mask(additive):
     mask = torch.zeros(keep.shape).masked_fill(~keep, float("-inf")) if additive else keep
     q, k, v = _qkv(torch.float32)
     both = F.scaled_dot_product_attention(q, k, v, attn_mask=keep & torch.ones(L, S, dtype=torch.bool).tril())
-    assert torch.allclose(Attention(is_causal=True)(q, k, v, mask), both), "PyTorch's semantics changed"
+    try:
+        eager = Attention(is_causal=True)(q, k, v, mask)
+    except RuntimeError as exc:  # torch 2.14 refuses the combination: so must compiling it
+        assert "is_causal" in str(exc), exc
+        with pytest.raises(Exception, match="is_causal"):
+            trtx.compile(Attention(is_causal=True).eval(), [q, k, v, mask], min_block_size=1, progress=False)
+        return
+    assert torch.allclose(eager, both), "PyTorch's semantics changed"  # torch 2.13's CPU kernels apply both
     _check(Attention(is_causal=True), [q, k, v, mask])
 
 
