@@ -140,7 +140,6 @@ class RuntimeCacheFile:
     def __repr__(self) -> str:
         return f"RuntimeCacheFile({str(self.path)!r})"
 
-    # -- load -------------------------------------------------------------------------
     def _warn(self, kind: str, text: str, *args: Any) -> None:
         """A logging warning every time; a RuntimeCacheWarning the first time for this path and kind."""
         logger.warning(text, *args)
@@ -151,6 +150,7 @@ class RuntimeCacheFile:
             warnings.warn(RuntimeCacheWarning(f"torch_tensorrt_rtx {text % args} (said once per cache path and "
                                               "reason; later ones go to logging only)"), stacklevel=4)
 
+    # -- load -------------------------------------------------------------------------
     def try_load_entry(self, key: bytes) -> Optional[CachedEntry]:
         """This engine's entry, or None (missing, refused, unreadable: warnings say why)."""
         found = self._under_shared_lock(lambda fd: self._read_entry(fd, key), "loading")
@@ -170,9 +170,10 @@ class RuntimeCacheFile:
         except Exception as exc:
             ok, reason = False, f"{type(exc).__name__}: {exc}"
         if not ok:
-            self._warn("unusable entry", "runtime cache: cannot use the entry for engine %s in %s (%d bytes): "
-                           "%s (other GPU or TensorRT-RTX version?); starting with an empty cache",
-                           key.hex()[:16], self.path, len(entry.data), reason)
+            self._warn("unusable entry",
+                       "runtime cache: cannot use the entry for engine %s in %s (%d bytes): "
+                       "%s (other GPU or TensorRT-RTX version?); starting with an empty cache",
+                       key.hex()[:16], self.path, len(entry.data), reason)
             return None
         return entry
 
@@ -215,15 +216,15 @@ class RuntimeCacheFile:
                     os.close(fd)
         except filelock.Timeout:
             self._warn("lock timeout", "runtime cache: could not lock %s within %.1f s; starting with an "
-                           "empty cache", self.lock_path, self.lock_timeout)
+                       "empty cache", self.lock_path, self.lock_timeout)
         except CacheFileRefused as exc:
             self._warn("refused", "runtime cache: not %s %s: %s", action, self.path, exc)
         except container.ContainerError as exc:
             self._warn("not our container", "runtime cache: not %s %s: %s; starting with an empty cache",
-                           action, self.path, exc)
+                       action, self.path, exc)
         except OSError as exc:
             self._warn("unreadable", "runtime cache: cannot read %s (%s); starting with an empty cache",
-                           self.path, exc)
+                       self.path, exc)
         return None
 
     # -- save -------------------------------------------------------------------------
@@ -234,9 +235,10 @@ class RuntimeCacheFile:
             return False
         data = memoryview(data).cast("B")
         if container.file_size_of([data.nbytes]) > self.max_bytes:
-            self._warn("entry over the size cap", "runtime cache: the entry for engine %s (%d bytes) alone exceeds the "
-                           "cache size cap of %d bytes (%s); %s left untouched", key.hex()[:16],
-                           data.nbytes, self.max_bytes, CACHE_PROTOCOL.max_bytes_env, self.path)
+            self._warn("entry over the size cap",
+                       "runtime cache: the entry for engine %s (%d bytes) alone exceeds the "
+                       "cache size cap of %d bytes (%s); %s left untouched", key.hex()[:16],
+                       data.nbytes, self.max_bytes, CACHE_PROTOCOL.max_bytes_env, self.path)
             return False
         try:
             if os.path.islink(self.path) or os.path.islink(self.lock_path):
@@ -251,7 +253,7 @@ class RuntimeCacheFile:
             return True
         except filelock.Timeout:
             self._warn("lock timeout", "runtime cache: could not lock %s within %.1f s; %s left untouched",
-                           self.lock_path, self.lock_timeout, self.path)
+                       self.lock_path, self.lock_timeout, self.path)
         except CacheFileRefused as exc:
             self._warn("refused", "runtime cache: not saving to %s: %s; file left untouched", self.path, exc)
         except OSError as exc:
@@ -271,7 +273,7 @@ class RuntimeCacheFile:
                         raise CacheFileRefused(f"{exc}; move it away or choose another cache "
                                                f"path") from None
                     self._warn("damaged", "runtime cache: %s is a damaged cache (%s); replacing it",
-                                   self.path, exc)
+                               self.path, exc)
             kept = container.entries_to_keep(entries, key, data.nbytes, self.max_bytes)
             evicted = len([e for e in entries if e.key != key]) - len(kept)
             if evicted:
@@ -382,10 +384,11 @@ def _check_lock_path_is_a_file(lock_path: Path) -> None:
 def _open_lock_file(lock_path: Path) -> Optional[int]:
     # O_NONBLOCK: a FIFO at the lock path must not block the open; it is refused just below.
     flags = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
-    _check_lock_path_is_a_file(lock_path)
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | flags, 0o666)
     except OSError as exc:
+        if exc.errno == errno.EISDIR:  # as the C++ FileLock does
+            raise CacheFileRefused(f"lock file {lock_path} {_NOT_A_FILE}") from None
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
         try:
