@@ -48,9 +48,9 @@ def __getattr__(name):
 
         return importlib.import_module(f"{__name__}.{name}")
     if name == "library_path":
-        from torch_tensorrt_rtx.runtime._native import library_path
+        from torch_tensorrt_rtx.runtime._native import runtime_library_path
 
-        return library_path
+        return runtime_library_path
     if name == "cmake_prefix_path":
         from torch_tensorrt_rtx._paths import cmake_prefix_path
 

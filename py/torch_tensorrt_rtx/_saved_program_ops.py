@@ -18,20 +18,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
-import threading
 
 logger = logging.getLogger(__name__)
 
-_lock = threading.Lock()
-_done = {"registered": False}
-
 
 def register_saved_program_ops() -> None:
-    """Registers ``tensorrt_rtx::execute_engine`` (and loads the C++ runtime if present). Idempotent."""
-    with _lock:
-        if _done["registered"]:
-            return
-        _done["registered"] = True
+    """Registers ``tensorrt_rtx::execute_engine`` (and loads the C++ runtime if present). Idempotent:
+    the registration runs once, as the import of ``_engine_op``, which Python runs once."""
     try:
         from torch_tensorrt_rtx.dynamo import _engine_op  # noqa: F401  (registers on import)
     except Exception as exc:  # noqa: BLE001 - importing torch must never fail because of us

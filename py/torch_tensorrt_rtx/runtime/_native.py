@@ -45,18 +45,13 @@ _state: dict[str, Any] = {"attempted": False, "path": None, "error": None}
 
 
 def runtime_library_path() -> Optional[Path]:
-    """The library this process would load, or None (not built / disabled)."""
+    """The library this process would load, or None (not built / disabled). Public as
+    ``torch_tensorrt_rtx.library_path()``, for C++ users who link or load it themselves."""
     override = os.environ.get(LIBRARY_ENV)
     if override is not None:
         return Path(override) if override else None
     candidate = LIB_DIR / RUNTIME_LIBRARY_NAME
     return candidate if candidate.is_file() else None
-
-
-def library_path() -> Optional[Path]:
-    """The C++ runtime library of this installation (``lib/libtorchtrt_rtx_runtime.so``), for C++
-    users who link or ``torch.ops.load_library`` it themselves; None when it is not installed."""
-    return runtime_library_path()
 
 
 def _loader_error(exc: BaseException) -> str:
@@ -73,7 +68,8 @@ def _loaded_libraries_matching(fragment: str) -> list:
     """Shared objects mapped into this process whose file name contains `fragment` (Linux)."""
     try:
         with open("/proc/self/maps", "r", encoding="utf-8", errors="replace") as maps:
-            paths = {line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6}
+            fields = [line.split(None, 5) for line in maps]
+        paths = {f[5].strip() for f in fields if len(f) == 6}
     except OSError:
         return []
     return sorted(p for p in paths if fragment in os.path.basename(p))
