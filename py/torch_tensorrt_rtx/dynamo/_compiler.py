@@ -384,7 +384,6 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                            precision=describe_precision(settings.reduced_precision),
                            reduced_precision=settings.reduced_precision, truncated_double_ops=truncated)
     engines.clear()
-    any_engine = bool(built)
     while built:  # each engine's TensorRT-RTX buffer is released as soon as its record is packed
         item, engine, seconds = built.pop(0)
         with clock.phase("packaging"):
@@ -393,7 +392,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                                             [str(r) for r in item.ranges]))
         del engine
     with clock.phase("packaging"):
-        if any_engine and report.fallback_ops:
+        if report.engines and report.fallback_ops:
             _views_to_reshapes(gm)
         _drop_unused_state(gm)
         gm.graph.lint()
