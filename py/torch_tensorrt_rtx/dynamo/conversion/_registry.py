@@ -244,5 +244,7 @@ _loaded = False
 def _ensure_converters_loaded() -> None:
     global _loaded
     if not _loaded:
-        _loaded = True
+        # Marked loaded only once every module imported: after a failure, the next lookup raises
+        # the same error instead of working with part of the converters.
         from torch_tensorrt_rtx.dynamo.conversion import converters  # noqa: F401  (registers)
+        _loaded = True
