@@ -57,3 +57,19 @@ def test_input_dtype_mismatch_is_an_error():
     network.mark_output(network.add_activation(x, trt.ActivationType.RELU).get_output(0))
     with pytest.raises(TypeError, match="float16"):
         run_network(network, {"x": torch.randn(2, 3)})
+
+
+def test_a_layer_type_has_one_handler():
+    """Handlers are registered once per layer type; a second one is refused, naming the first
+    (no handler silently replaces or wraps another)."""
+    from torch_tensorrt_rtx.dynamo.verification._layer_registry import _HANDLERS, handles
+
+    before = dict(_HANDLERS)
+
+    def second_softmax(layer, ins):
+        return ins[0]
+
+    with pytest.raises(ValueError, match="second_softmax registers layer type SOFTMAX, already handled by "
+                                         r"torch_tensorrt_rtx\.dynamo\.verification\.reference_layers\._softmax"):
+        handles(trt.LayerType.SOFTMAX, trt.ISoftMaxLayer)(second_softmax)
+    assert _HANDLERS == before
