@@ -49,7 +49,7 @@ def test_adaptive_avg_pool2d(out):
 
 
 def test_adaptive_avg_pool2d_dynamic_spatial_falls_back():
-    # Uneven windows need the spatial size at build time (test_sweep_converters covers static ones).
+    # Uneven windows need the spatial size at build time (test_adaptive_avg_pool2d_uneven: static ones).
     spec = Input(min_shape=(1, 2, 6, 8), opt_shape=(1, 2, 8, 8), max_shape=(1, 2, 10, 8))
     compiled, report, _ = compile_and_verify(
         Fn(lambda x: F.adaptive_avg_pool2d(torch.relu(x), (3, 3)) + 1), [spec], [[_x(1, 2, 8, 8)], [_x(1, 2, 10, 8)]])
