@@ -330,9 +330,11 @@ def test_decoders_of_both_runtimes_agree_on_mutated_containers(native):
 
     rng = random.Random(1234)
     seeds = [container.encode([(A, 1, b"a" * 7), (B, 2, b"bb")]), container.encode([]), b"",
-             container.encode([(C, 2**63, bytes(range(40)))])]
-    disagreements, verdicts = [], set()
-    for i in range(4000):
+             container.encode([(C, 2**63, bytes(range(40)))]),
+             container.encode([(hashlib.sha256(bytes([i])).digest(), i, bytes([i]) * (i + 1)) for i in range(8)]),
+             container.encode_v1([(A, 1, b"a" * 7), (B, 2, b"bb")]), container.encode_v1([(C, 5, b"c")])]
+    disagreements, verdicts, partial = [], set(), 0
+    for i in range(8000):
         data = bytearray(rng.choice(seeds))
         for _ in range(rng.randint(1, 4)):
             op = rng.randrange(4)
@@ -347,11 +349,13 @@ def test_decoders_of_both_runtimes_agree_on_mutated_containers(native):
         py_verdict, py_entries = container.decode(bytes(data))
         cxx_verdict, cxx_entries = _C.decode_cache_container(bytes(data))
         verdicts.add(py_verdict)
-        py_view = [(e.key, e.last_use, e.size, e.offset) for e in py_entries]
+        partial += py_verdict == "corrupt" and bool(py_entries)
+        py_view = [(e.key, e.last_use, e.size, e.offset, e.checksum) for e in py_entries]
         if (py_verdict, py_view) != (cxx_verdict, [tuple(e) for e in cxx_entries]):
             disagreements.append((bytes(data).hex(), py_verdict, cxx_verdict))
     assert not disagreements, disagreements[:3]
-    assert {"container", "foreign", "corrupt"} <= verdicts  # the mutations reached every path
+    assert {"container", "foreign", "corrupt", "version"} <= verdicts  # the mutations reached every path
+    assert partial > 100  # damaged files whose intact entries both decoders kept
 
 
 def test_engine_keys_agree(native):
