@@ -73,3 +73,8 @@ void ReportCacheWarning(const std::string& path, const char* kind, const std::st
 
 }  // namespace runtime
 }  // namespace torch_tensorrt_rtx
+
+// For Python's ctypes (runtime_cache_file.connect_native_warnings), which needs C linkage.
+extern "C" void torch_tensorrt_rtx_set_cache_warning_sink(torch_tensorrt_rtx::runtime::CacheWarningSink sink) {
+  torch_tensorrt_rtx::runtime::SetCacheWarningSink(sink);
+}

@@ -29,6 +29,7 @@ inline void LogError(const std::string& m) noexcept { Log(LogLevel::kError, m); 
 using CacheWarningSink = void (*)(const char* path, const char* kind, const char* text);
 void ReportCacheWarning(const std::string& path, const char* kind, const std::string& text) noexcept;
 void SetCacheWarningSink(CacheWarningSink sink) noexcept;
+// (Also exported with C linkage as torch_tensorrt_rtx_set_cache_warning_sink, for ctypes.)
 
 }  // namespace runtime
 }  // namespace torch_tensorrt_rtx

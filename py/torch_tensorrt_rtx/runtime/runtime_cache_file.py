@@ -107,6 +107,28 @@ def warn_once(path: str, kind: str, text: str, stacklevel: int = 2) -> None:
                                           "later ones go to logging only)"), stacklevel=stacklevel)
 
 
+_NATIVE_SINKS: list = []  # the ctypes callbacks handed to C++, alive as long as the process
+
+
+def connect_native_warnings(library_path: Union[str, os.PathLike]) -> bool:
+    """Have the C++ runtime library at ``library_path`` (loaded already) report its runtime cache
+    warnings through ``warn_once`` too, not only to stderr; False (and a debug record) for a
+    library without that entry point. Never raises."""
+    import ctypes
+
+    def sink(path: bytes, kind: bytes, text: bytes) -> None:
+        warn_once(os.fsdecode(path), kind.decode(), text.decode("utf-8", "replace"), stacklevel=3)
+
+    callback = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p)(sink)
+    try:
+        ctypes.CDLL(os.fspath(library_path)).torch_tensorrt_rtx_set_cache_warning_sink(callback)
+    except (OSError, AttributeError) as exc:
+        logger.debug("runtime cache: %s cannot report warnings to Python (%s)", library_path, exc)
+        return False
+    _NATIVE_SINKS.append(callback)
+    return True
+
+
 class RuntimeCacheFile:
     """One cache file plus its lock file; see the module docstring for the protocol."""
 
