@@ -137,9 +137,9 @@ if sys.platform == "win32":
             return False
         raise ctypes.WinError(error)
 else:
-    import fcntl
-
     def _try_lock(fd: int, shared: bool) -> bool:
+        import fcntl  # here, not at import: the module imports where fcntl is missing (Windows)
+
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:  # EWOULDBLOCK / EAGAIN: another holder

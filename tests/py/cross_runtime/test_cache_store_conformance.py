@@ -680,3 +680,40 @@ print(NATIVE, [(w.category.__name__, "writable by every user" in str(w.message))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True [('RuntimeCacheWarning', True)]", (result.stdout, result.stderr)
     assert result.stderr.count("writable by every user") >= 2  # load and save, each on stderr
+
+
+SCOPE_WITH_PATH = r"""
+import os, sys, torch
+from torch_tensorrt_rtx import runtime
+from torch_tensorrt_rtx.runtime import _native
+print(_native.runtime_available(), flush=True)
+try:
+    with runtime.settings(cache_path=os.fsdecode(bytes.fromhex(sys.argv[1]))):
+        pass
+except ValueError as exc:
+    print("ValueError:", exc)
+"""
+
+
+@pytest.mark.parametrize("library", ["loaded", "not loaded"])
+def test_a_non_utf8_cache_path_is_refused_alike_with_or_without_the_cxx_library(runtime_library, tmp_path, library):
+    # With the C++ op library loaded, the scope used to fail in torch's schema check instead.
+    env = child_env(**({} if library == "loaded" else {"TORCH_TENSORRT_RTX_RUNTIME_LIBRARY": ""}))
+    path = bytes(tmp_path) + b"/caf\xe9.bin"
+    result = subprocess.run([sys.executable, "-c", SCOPE_WITH_PATH, path.hex()], capture_output=True, text=True,
+                            env=env, timeout=120)
+    loaded, refusal = result.stdout.strip().splitlines()
+    assert loaded == str(library == "loaded"), result.stderr
+    assert refusal.startswith("ValueError: cache_path") and "is not valid UTF-8" in refusal, result.stderr
+
+
+def test_a_relative_cache_path_is_resolved_once_when_the_setting_is_made(tmp_path, monkeypatch):
+    from torch_tensorrt_rtx.runtime import RuntimeSettings, TRTModule, EngineRecord
+
+    monkeypatch.chdir(tmp_path)
+    settings = RuntimeSettings(cache_path="c.bin")
+    module = TRTModule(EngineRecord.new(b"e", name="blk0", input_names=["x"], output_names=["y"]))
+    module.set_runtime_settings(cache_path="m.bin")
+    monkeypatch.chdir("/")
+    assert settings.cache_path == str(tmp_path / "c.bin")
+    assert module.effective_settings().cache_path == str(tmp_path / "m.bin")
