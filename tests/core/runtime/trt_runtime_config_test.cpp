@@ -80,6 +80,20 @@ class TRTRuntimeConfigTest : public ::testing::Test {
     EXPECT_GT(created, 0);
   }
 
+  // A new config running shape 6, which the cache file already has: no save, the file is not replaced.
+  void ExpectARunServedFromTheCacheLeavesTheFile() {
+    struct stat before;
+    ASSERT_EQ(stat(settings_.cache_path.c_str(), &before), 0);
+    {
+      TRTRuntimeConfig config(kKey, settings_);
+      RunShape(config.Context(*engine_), 6);  // served from the cache: nothing new
+      EXPECT_FALSE(config.SaveRuntimeCache());
+    }
+    struct stat after;
+    ASSERT_EQ(stat(settings_.cache_path.c_str(), &after), 0);
+    EXPECT_EQ(before.st_ino, after.st_ino) << "the file was replaced although nothing changed";
+  }
+
   std::shared_ptr<CallLog> log_ = std::make_shared<CallLog>();
   std::shared_ptr<ScriptedRuntime> runtime_;
   std::unique_ptr<trt::Engine> engine_;
@@ -229,16 +243,7 @@ TEST_F(TRTRuntimeConfigTest, UnchangedCacheIsNotRewritten) {
     TRTRuntimeConfig config(kKey, settings_);
     RunShape(config.Context(*engine_), 6);
   }
-  struct stat before;
-  ASSERT_EQ(stat(settings_.cache_path.c_str(), &before), 0);
-  {
-    TRTRuntimeConfig config(kKey, settings_);
-    RunShape(config.Context(*engine_), 6);  // served from the cache: nothing new
-    EXPECT_FALSE(config.SaveRuntimeCache());
-  }
-  struct stat after;
-  ASSERT_EQ(stat(settings_.cache_path.c_str(), &after), 0);
-  EXPECT_EQ(before.st_ino, after.st_ino) << "the file was replaced although nothing changed";
+  ExpectARunServedFromTheCacheLeavesTheFile();
 }
 
 TEST_F(TRTRuntimeConfigTest, AnEntryFromTheFutureIsNotRewrittenWhenUnchanged) {
@@ -247,16 +252,7 @@ TEST_F(TRTRuntimeConfigTest, AnEntryFromTheFutureIsNotRewrittenWhenUnchanged) {
   const std::string bytes = testing::ScriptedCacheBytes({"e/6x"});
   const auto future = static_cast<std::uint64_t>(std::time(nullptr)) + 86400;
   ASSERT_TRUE(RuntimeCacheFile(settings_.cache_path).TrySaveEntry(kKey, bytes.data(), bytes.size(), future));
-  struct stat before;
-  ASSERT_EQ(stat(settings_.cache_path.c_str(), &before), 0);
-  {
-    TRTRuntimeConfig config(kKey, settings_);
-    RunShape(config.Context(*engine_), 6);  // served from the cache: nothing new
-    EXPECT_FALSE(config.SaveRuntimeCache());
-  }
-  struct stat after;
-  ASSERT_EQ(stat(settings_.cache_path.c_str(), &after), 0);
-  EXPECT_EQ(before.st_ino, after.st_ino) << "an unchanged entry was rewritten because the clock went back";
+  ExpectARunServedFromTheCacheLeavesTheFile();  // the clock went back: still fresh
 }
 
 TEST_F(TRTRuntimeConfigTest, AChdirBetweenLoadAndSaveKeepsTheFile) {
