@@ -140,6 +140,9 @@ PYBIND11_MODULE(_C, m) {
       .def("__exit__", [](FileLock& self, py::args) { self.unlock(); });
 
   torch_tensorrt_rtx::runtime::SetCacheWarningSink(&WarnInPython);
+  // Not after the interpreter is gone: stores destroyed at exit must not call into Python.
+  py::module_::import("atexit").attr("register")(
+      py::cpp_function([] { torch_tensorrt_rtx::runtime::SetCacheWarningSink(nullptr); }));
 
   py::class_<RuntimeCacheFile>(m, "RuntimeCacheFile")
       .def(py::init([](const py::object& path, double timeout, std::optional<std::uint64_t> max_bytes) {

@@ -131,7 +131,8 @@ std::optional<Result> RuntimeCacheFile::UnderLock(bool shared, const char* actio
     io::CheckDirectoryTrusted(io::DirName(path_));
     std::unique_ptr<util::FileLock> lock;
     try {
-      lock = std::make_unique<util::FileLock>(lock_path_, shared ? util::LockMode::kShared : util::LockMode::kExclusive);
+      lock = std::make_unique<util::FileLock>(lock_path_,
+                                              shared ? util::LockMode::kShared : util::LockMode::kExclusive);
     } catch (const util::FileLockError& e) {
       // No lock file, and none can be created here (a read-only image): then nobody can
       // write the cache either, so it is read without a lock.
@@ -146,7 +147,8 @@ std::optional<Result> RuntimeCacheFile::UnderLock(bool shared, const char* actio
   } catch (const io::CacheFileRefused& e) {
     Warn(kRefused, std::string("not ") + action + " " + path_ + ": " + e.what());
   } catch (const container::ContainerError& e) {
-    Warn(kNotOurContainer, std::string("not ") + action + " " + path_ + ": " + e.what() + "; " + Outcome(shared, path_));
+    Warn(kNotOurContainer,
+         std::string("not ") + action + " " + path_ + ": " + e.what() + "; " + Outcome(shared, path_));
   } catch (const std::exception& e) {
     Warn(kUnusable, std::string("cannot ") + (shared ? "read " : "write ") + path_ + " (" + e.what() + "); " +
                         Outcome(shared, path_));
@@ -219,7 +221,8 @@ std::optional<CachedEntry> RuntimeCacheFile::TryLoad(
 }
 
 std::optional<std::vector<container::Entry>> RuntimeCacheFile::TryReadIndex() const noexcept {
-  return UnderLock<std::vector<container::Entry>>(true, "reading", [&]() -> std::optional<std::vector<container::Entry>> {
+  using Entries = std::vector<container::Entry>;
+  return UnderLock<Entries>(true, "reading", [&]() -> std::optional<Entries> {
     std::optional<io::ReadableFile> file = io::ReadableFile::Open(path_, max_bytes_);
     if (!file) return std::nullopt;
     return ReadIndex(*file).entries;

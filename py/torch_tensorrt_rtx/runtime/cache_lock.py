@@ -137,9 +137,12 @@ if sys.platform == "win32":
             return False
         raise ctypes.WinError(error)
 else:
-    def _try_lock(fd: int, shared: bool) -> bool:
-        import fcntl  # here, not at import: the module imports where fcntl is missing (Windows)
+    try:
+        import fcntl
+    except ImportError:  # imported where fcntl is missing (a Windows check), never used there
+        fcntl = None
 
+    def _try_lock(fd: int, shared: bool) -> bool:
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:  # EWOULDBLOCK / EAGAIN: another holder

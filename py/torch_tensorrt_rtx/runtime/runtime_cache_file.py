@@ -33,6 +33,7 @@ the same bytes::
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
@@ -121,10 +122,12 @@ def connect_native_warnings(library_path: Union[str, os.PathLike]) -> bool:
 
     callback = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p)(sink)
     try:
-        ctypes.CDLL(os.fspath(library_path)).torch_tensorrt_rtx_set_cache_warning_sink(callback)
+        set_sink = ctypes.CDLL(os.fspath(library_path)).torch_tensorrt_rtx_set_cache_warning_sink
     except (OSError, AttributeError) as exc:
         logger.debug("runtime cache: %s cannot report warnings to Python (%s)", library_path, exc)
         return False
+    set_sink(callback)
+    atexit.register(set_sink, None)  # engines destroyed after the interpreter must not call back
     _NATIVE_SINKS.append(callback)
     return True
 

@@ -617,7 +617,8 @@ def test_a_non_utf8_default_cache_home_resolves_alike(native, tmp_path):
     script = ("from torch_tensorrt_rtx import _C\n"
               "from torch_tensorrt_rtx.runtime import default_cache_path\n"
               "import os\n"
-              "print(os.fsencode(str(default_cache_path(create_dir=False))).hex(), os.fsencode(_C.default_cache_path()).hex())")
+              "python_path = str(default_cache_path(create_dir=False))\n"
+              "print(os.fsencode(python_path).hex(), os.fsencode(_C.default_cache_path()).hex())")
     env = child_env()
     env_bytes = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
     env_bytes[b"XDG_CACHE_HOME"] = bytes(tmp_path) + b"/x\xff"
@@ -628,13 +629,14 @@ def test_a_non_utf8_default_cache_home_resolves_alike(native, tmp_path):
 
 
 LOAD_PEAK = r"""
-import resource, sys
+import sys
 from torch_tensorrt_rtx import _C
+def peak_bytes():  # VmHWM: this process's peak RSS (ru_maxrss would carry the parent's over exec)
+    return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) << 10
 store = _C.RuntimeCacheFile(sys.argv[1], max_bytes=1 << 40)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_bytes()
 data, _ = store.try_load_entry(bytes.fromhex(sys.argv[2]))
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(len(data), (after - before) * 1024)
+print(len(data), peak_bytes() - before)
 """
 
 
@@ -647,7 +649,7 @@ def test_the_cxx_store_loads_a_large_entry_with_one_copy(native, tmp_path):
     loaded, growth = map(int, out.stdout.split())
     assert loaded == size, out.stderr
     print(f"peak RSS growth loading {size >> 20} MB through _C: {growth / size:.2f}x the entry")
-    assert growth < 1.5 * size  # two copies would be 2x
+    assert 0.9 * size < growth < 1.5 * size  # the entry itself, once; two copies were 2x
 
 
 def test_the_op_librarys_cache_warnings_reach_python_warnings_once(scripted_ops, tmp_path):
