@@ -59,8 +59,7 @@ class CacheFileLock:
             if _try_lock(self._fd, self.shared):
                 if _still_at_path(self._fd, self.path):
                     return
-                os.close(self._fd)  # a peer deleted the file we locked: nobody else sees it
-                self._fd = None
+                self.close()  # a peer deleted the file we locked: nobody else sees it
                 continue
             now = time.monotonic()
             if now >= deadline:
@@ -69,7 +68,8 @@ class CacheFileLock:
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # closing releases the lock
+            _release(self._fd)
+            os.close(self._fd)
             self._fd = None
 
     def __enter__(self) -> "CacheFileLock":
@@ -127,6 +127,9 @@ if sys.platform == "win32":
     _kernel32.LockFileEx.argtypes = [wintypes.HANDLE, wintypes.DWORD, wintypes.DWORD, wintypes.DWORD,
                                      wintypes.DWORD, ctypes.POINTER(_Overlapped)]
     _kernel32.LockFileEx.restype = wintypes.BOOL
+    _kernel32.UnlockFileEx.argtypes = [wintypes.HANDLE, wintypes.DWORD, wintypes.DWORD, wintypes.DWORD,
+                                       ctypes.POINTER(_Overlapped)]
+    _kernel32.UnlockFileEx.restype = wintypes.BOOL
 
     def _try_lock(fd: int, shared: bool) -> bool:
         flags = _LOCKFILE_FAIL_IMMEDIATELY | (0 if shared else _LOCKFILE_EXCLUSIVE_LOCK)
@@ -136,6 +139,9 @@ if sys.platform == "win32":
         if error == _ERROR_LOCK_VIOLATION:
             return False
         raise ctypes.WinError(error)
+
+    def _release(fd: int) -> None:  # at once: Windows may release a closed handle's locks later
+        _kernel32.UnlockFileEx(msvcrt.get_osfhandle(fd), 0, 1, 0, ctypes.byref(_Overlapped()))
 else:
     try:
         import fcntl
@@ -148,3 +154,6 @@ else:
         except BlockingIOError:  # EWOULDBLOCK / EAGAIN: another holder
             return False
         return True
+
+    def _release(fd: int) -> None:
+        pass  # closing the descriptor releases the flock at once
