@@ -22,6 +22,7 @@ from torch.fx import GraphModule, Node
 from torch_tensorrt_rtx.dynamo.conversion._context import (
     ConversionContext,
     ConversionError,
+    tensor_identity,
     to_trt_dtype,
 )
 from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name
@@ -179,9 +180,7 @@ def _convert_node(ctx: ConversionContext, node: Node, env: Dict[Node, Any]) -> A
     all_constant = not _contains_itensor(args) and not _contains_itensor(kwargs)
     entry = None if all_constant and _fold_on_host(node, args, kwargs) else lookup(node)
     if all_constant and entry is None:
-        # Constant folding on the host (e.g. permute of a weight).
-        with torch.no_grad():
-            return node.target(*args, **kwargs)
+        return _fold(ctx, node, args, kwargs)
     if entry is None:
         raise ConversionError(f"node {node.name} ({node.target}) has no converter that accepts it", node=node.name)
     if not entry.host_weights:
@@ -198,6 +197,35 @@ def _convert_node(ctx: ConversionContext, node: Node, env: Dict[Node, Any]) -> A
         detail = f" (TensorRT-RTX: {said[0].strip().splitlines()[0]})" if said else ""
         raise ConversionError(f"{entry.name} failed: {type(exc).__name__}: {exc}{detail}", node=node.name) from exc
     return result
+
+
+def _fold(ctx: ConversionContext, node: Node, args: Any, kwargs: Any) -> Any:
+    """Constant folding on the host (e.g. permute of a weight). The same op on the same weight
+    (GPT-2's tied table, cast to fp16 for its embedding and for its LM head) gives one result,
+    which then becomes one engine constant."""
+    key = (node.target, _fold_key(args), _fold_key(kwargs))
+    try:
+        hash(key)
+    except TypeError:  # an unhashable argument: fold without sharing
+        key = None
+    folds = ctx.folds
+    if key is None or key not in folds:
+        with torch.no_grad():
+            result = node.target(*args, **kwargs)
+        if key is None:
+            return result
+        folds[key] = result
+    return folds[key]
+
+
+def _fold_key(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return tensor_identity(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_fold_key(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _fold_key(v)) for k, v in value.items())
+    return value
 
 
 def _fold_on_host(node: Node, args: Any, kwargs: Any) -> bool:
