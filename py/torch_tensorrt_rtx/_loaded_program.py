@@ -34,8 +34,8 @@ DimSpec = Union[int, Tuple[int, int, float]]
 class LoadedProgram(torch.export.ExportedProgram):
     """An ExportedProgram whose ``module()`` is cheap to call, and which can be called itself."""
 
-    def module(self, check_guards: bool = True) -> GraphModule:
-        return with_fast_call(super().module(check_guards=check_guards))
+    def module(self, *args: Any, **kwargs: Any) -> GraphModule:
+        return with_fast_call(super().module(*args, **kwargs))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         module = self.__dict__.get(_MODULE)
