@@ -190,7 +190,10 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
 
 def load(path: Union[str, os.PathLike]) -> torch.export.ExportedProgram:
     """Load a .pt2 written by `save`. Works without a GPU; engines deserialize at first execution.
-    Call `.module()` on the result to run it."""
+    Returns a LoadedProgram: the ExportedProgram, whose `.module()` is cheap to call (a fast path
+    for the saved input signature; anything else takes torch's own checks, with their errors).
+    The program can also be called directly: `load(path)(x)`."""
+    from torch_tensorrt_rtx._loaded_program import as_loaded_program
     from torch_tensorrt_rtx.dynamo import _engine_op  # noqa: F401  (registers the op before loading)
 
     path = os.fspath(path)
@@ -199,10 +202,11 @@ def load(path: Union[str, os.PathLike]) -> torch.export.ExportedProgram:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load: no such file: {path}")
     try:
-        return torch.export.load(path)
+        program = torch.export.load(path)
     except Exception as exc:  # a zip error, a missing archive entry, a bad schema: all mean "not our .pt2"
         raise ValueError(f"load: {path} is not a complete .pt2 ExportedProgram as written by torch_tensorrt_rtx.save "
                          f"(truncated, or another format such as torch.save): {type(exc).__name__}: {exc}") from exc
+    return as_loaded_program(program)
 
 
 def _record_tensors(program: Union[torch.export.ExportedProgram, torch.nn.Module]) -> Dict[str, torch.Tensor]:

@@ -10,6 +10,9 @@ conversion/_registry.py), and this pass reads it with `precision_policy`:
 - `Precision.FOLLOW` ops (activations, elementwise arithmetic, shape and data movement) compute in
   the reduced dtype when their floating inputs already are (or are constants), so a
   linear -> gelu -> linear chain stays in fp16 without casts in between.
+- Lookups in a constant table (`TABLE_LOOKUP_OPS`: embedding, index_select, indexing of a weight)
+  gather in the reduced dtype when a consumer computes in it, so the engine stores the table in
+  that dtype (as `.half()` would) instead of fp32 (`_table_follows`).
 - Everything else keeps fp32, including every numerically sensitive op: reductions (sum, mean,
   var, amax), softmax, normalization statistics (layer/group/batch norm), exp, log, pow, rsqrt,
   cumsum. Their reduced-precision inputs are cast back up first.
@@ -27,6 +30,8 @@ from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, precision_
 
 aten = torch.ops.aten
 
+# Ops that read rows of their first argument; when it is a weight, its dtype is the table's.
+TABLE_LOOKUP_OPS = frozenset({aten.embedding.default, aten.index_select.default, aten.index.Tensor})
 REDUCED = (torch.float16, torch.bfloat16)
 
 
@@ -67,6 +72,31 @@ def _with_dtype(val: Any, dtype: torch.dtype) -> Any:
     return val
 
 
+def _is_constant_table_lookup(node: Node) -> bool:
+    table = node.args[0] if node.op == "call_function" and node.target in TABLE_LOOKUP_OPS else None
+    return isinstance(table, Node) and table.op == "get_attr" and _is_float32(table)
+
+
+def _computes_low(user: Node, lookup: Node, reduced) -> bool:
+    """Whether `user` will compute in the reduced dtype once `lookup` produces it: a matmul or
+    convolution, or an op that follows its inputs whose other floating inputs are reduced,
+    constants, or lookups in constant tables themselves."""
+    policy = precision_policy(user.target) if user.op == "call_function" else None
+    if policy is Precision.REDUCED:
+        return True
+    if policy is not Precision.FOLLOW:
+        return False
+    others = [a for a in _tensor_nodes((user.args, user.kwargs)) if a is not lookup and _is_float32(a)]
+    return all(a in reduced or a.op == "get_attr" or _is_constant_table_lookup(a) for a in others)
+
+
+def _table_follows(node: Node, reduced) -> bool:
+    """A lookup in an fp32 weight table gathers in the reduced dtype when a consumer computes in it
+    (BERT's and GPT-2's token, position and segment embeddings feeding an add). The table is cast
+    on the host, so the engine stores it in the reduced dtype."""
+    return _is_constant_table_lookup(node) and any(_computes_low(user, node, reduced) for user in node.users)
+
+
 def reduce_precision(gm: GraphModule, dtype: torch.dtype) -> int:
     if dtype not in REDUCED:
         raise ValueError(f"reduced precision must be one of {REDUCED}, got {dtype}")
@@ -96,6 +126,7 @@ def reduce_precision(gm: GraphModule, dtype: torch.dtype) -> int:
             go_low = any(a in reduced for a in floats) and all(a in reduced or a.op == "get_attr" for a in floats)
         else:
             go_low = False
+        go_low = go_low or _table_follows(node, reduced)
         for a in floats:
             if go_low and a not in reduced:
                 node.replace_input_with(a, cast(a, dtype))
