@@ -23,17 +23,19 @@ after ``import torch_tensorrt_rtx``: the engine op is registered as soon as torc
 import logging as _logging
 
 from torch_tensorrt_rtx import _saved_program_ops
+from torch_tensorrt_rtx.dynamo import _backend_names
 from torch_tensorrt_rtx._version import __version__
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 _saved_program_ops.register_now_or_after_torch_import()
+_backend_names.install()  # torch.compile(backend="torch_tensorrt" | "tensorrt") when nobody else owns them
 
 _LAZY = {"compile", "save", "load", "verify", "Input", "engine_records", "program_engines", "VerificationReport",
          "VerificationUnavailableError"}
 
 
-_SUBPACKAGES = {"runtime", "dynamo"}
+_SUBPACKAGES = {"runtime", "dynamo", "logging"}
 
 
 def __getattr__(name):

@@ -322,7 +322,8 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
                 try:
                     with stage("engine build"):
                         engines[key] = build_engine(item.network_def, settings.compute_capabilities,
-                                                    label=item.node.target, progress=settings.progress)
+                                                    label=item.node.target, progress=settings.progress,
+                                                    settings=settings)
                 except Exception as exc:  # noqa: BLE001 - a failed build keeps its node(s) in PyTorch
                     if settings.pass_through_build_failures:
                         raise
