@@ -57,6 +57,10 @@ def __getattr__(name):
         from torch_tensorrt_rtx._paths import cmake_prefix_path
 
         return cmake_prefix_path
+    if name == "MutableTorchTensorRTModule":
+        from torch_tensorrt_rtx.dynamo._upstream import MutableTorchTensorRTModule
+
+        return MutableTorchTensorRTModule
     if name == "compile_reports":
         from torch_tensorrt_rtx.dynamo.backend import compile_reports
 
@@ -65,4 +69,5 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | {"compile_reports", "library_path", "cmake_prefix_path"})
+    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | {"compile_reports", "library_path", "cmake_prefix_path",
+                                                         "MutableTorchTensorRTModule"})

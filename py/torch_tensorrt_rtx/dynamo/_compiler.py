@@ -28,6 +28,8 @@ import sympy
 import torch
 from torch.fx import GraphModule, Node
 
+from torch_tensorrt_rtx.dynamo._debugger import FIRST_ARTIFACT, LayerList
+from torch_tensorrt_rtx.dynamo._debugger import emit as debug_artifact
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._size_solve import solve as solve_size
@@ -358,6 +360,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     with clock.phase("lowering"):
         truncated = truncate_double(gm) if settings.truncate_double else 0
         lowered = lower(gm, settings.reduced_precision)
+    debug_artifact(FIRST_ARTIFACT, lowered.graph)
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
     excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
     engines: Dict[str, Tuple[memoryview, float]] = {}
@@ -373,6 +376,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     with clock.phase("partitioning"):
         result = partition(lowered, settings, excluded, same_as=proposed)
     gm = result.module
+    debug_artifact("partitioned_graph.txt", gm.graph)
     by_name = {n.target: n for n in gm.graph.nodes if n.op == "call_module" and n.target in result.trt_submodules}
     if set(by_name) != {item.node.target for item, _, _ in built}:
         raise RuntimeError(f"torch_tensorrt_rtx internal error: partitioning the graph again gave partitions "
@@ -387,6 +391,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     engines.clear()
     while built:  # each engine's TensorRT-RTX buffer is released as soon as its record is packed
         item, engine, seconds = built.pop(0)
+        debug_artifact(f"{item.node.target}_layers.txt", LayerList(item.network_def.network))
         with clock.phase("packaging"):
             _package(gm, item, engine, settings)
         report.engines.append(EngineSummary(item.node.target, item.network_def.converted_ops, seconds, len(engine),
@@ -404,6 +409,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
         raise RuntimeError("require_full_compilation=True but these ops stay in PyTorch: "
                            + ", ".join(f"{k} ({report.fallback_reasons.get(k)})" for k in sorted(report.fallback_ops)))
     logger.info("%s", report.format())
+    debug_artifact("compile_report.txt", report.format())
     if truncated:
         warnings.warn(f"torch_tensorrt_rtx: {truncated} float64 op(s) computed in float32 (TensorRT-RTX has no "
                       "float64; truncate_double=False keeps them in PyTorch instead)", Float64Warning, stacklevel=3)

@@ -1,0 +1,63 @@
+"""``torch_tensorrt_rtx.dynamo.compile`` / ``trace`` and the refit names, in upstream's form.
+
+    ep = torch_tensorrt_rtx.dynamo.trace(model, arg_inputs=[Input(...)])        # an ExportedProgram
+    compiled = torch_tensorrt_rtx.dynamo.compile(ep, arg_inputs=[x], **options)  # = torch_tensorrt_rtx.compile
+
+Both are thin: ``compile`` is ``torch_tensorrt_rtx.compile`` (one settings object, upstream's
+option names honoured or refused there). Refit (``refit_module_weights``,
+``MutableTorchTensorRTModule``) is not implemented yet and says so, with what to do instead.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+
+_REFIT_LATER = ("is not implemented yet in torch_tensorrt_rtx (weightless, refittable engines are planned: "
+                "issue 22); compile the model with the new weights again instead — with cache_built_engines/"
+                "reuse_cached_engines an unchanged graph with unchanged weights is not rebuilt")
+
+
+def compile(exported_program: Any, inputs: Optional[Sequence[Any]] = None, *,
+            arg_inputs: Optional[Sequence[Any]] = None, kwarg_inputs: Optional[Dict[str, Any]] = None,
+            **options: Any) -> torch.fx.GraphModule:
+    """Upstream's ``torch_tensorrt.dynamo.compile(exported_program, arg_inputs=..., **options)``:
+    ``torch_tensorrt_rtx.compile`` on an ExportedProgram (or a module). Inputs default to the
+    program's example inputs over its Dims' ranges."""
+    from torch_tensorrt_rtx._compile import compile as compile_program
+
+    return compile_program(exported_program, inputs, arg_inputs=arg_inputs, kwarg_inputs=kwarg_inputs, **options)
+
+
+def trace(module: torch.nn.Module, inputs: Optional[Sequence[Any]] = None, *,
+          arg_inputs: Optional[Sequence[Any]] = None, kwarg_inputs: Optional[Dict[str, Any]] = None,
+          **options: Any) -> torch.export.ExportedProgram:
+    """Upstream's ``torch_tensorrt.dynamo.trace``: ``torch.export.export`` (non-strict) with the
+    dynamic dims of the given ``Input`` ranges. Options are checked as compile's are (a refused one
+    fails here) and otherwise only matter to compile."""
+    from torch_tensorrt_rtx.dynamo._export import dynamic_shapes
+    from torch_tensorrt_rtx.dynamo._input import as_inputs
+    from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
+
+    CompilationSettings.from_options(options)
+    if inputs is not None and arg_inputs is not None:
+        raise TypeError("trace: give inputs=... or arg_inputs=... (the same thing), not both")
+    given = arg_inputs if inputs is None else inputs
+    specs = as_inputs(list(given) if given is not None else [])
+    kwarg_specs = dict(zip(kwarg_inputs, as_inputs(list(kwarg_inputs.values())))) if kwarg_inputs else {}
+    return torch.export.export(module, tuple(s.example() for s in specs),
+                               kwargs={k: s.example() for k, s in kwarg_specs.items()} or None,
+                               dynamic_shapes=dynamic_shapes(specs, module, kwarg_specs), strict=False)
+
+
+def refit_module_weights(compiled_module: Any, new_weight_module: Any, *args: Any, **kwargs: Any) -> Any:
+    """Upstream's weight refit. Not implemented yet: raises NotImplementedError saying so."""
+    raise NotImplementedError(f"refit_module_weights {_REFIT_LATER}")
+
+
+class MutableTorchTensorRTModule:
+    """Upstream's self-refitting module. Not implemented yet: constructing one raises
+    NotImplementedError with the replacement (compile again after changing the weights)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError(f"MutableTorchTensorRTModule {_REFIT_LATER}")
