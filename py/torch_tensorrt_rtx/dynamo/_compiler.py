@@ -46,6 +46,7 @@ from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine, compute_capability
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
 from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
+from torch_tensorrt_rtx.dynamo.conversion._upstream_registry import converter_settings
 from torch_tensorrt_rtx.dynamo.lowering import lower
 from torch_tensorrt_rtx.dynamo.lowering._double import truncate_double
 from torch_tensorrt_rtx.dynamo.lowering._precision import describe as describe_precision
@@ -354,6 +355,12 @@ def check_settings(settings: CompilationSettings) -> None:
 
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
+    with converter_settings(settings):  # what upstream-style converters and validators see
+        return _compile_graph(gm, symbol_ranges, settings)
+
+
+def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
+                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
     start = time.perf_counter()
     clock = PhaseClock(gm.meta.pop(PHASE_SECONDS_META, None))  # export phases, when export_aten made gm
     check_settings(settings)
@@ -412,7 +419,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     debug_artifact("compile_report.txt", report.format())
     if truncated:
         warnings.warn(f"torch_tensorrt_rtx: {truncated} float64 op(s) computed in float32 (TensorRT-RTX has no "
-                      "float64; truncate_double=False keeps them in PyTorch instead)", Float64Warning, stacklevel=3)
+                      "float64; truncate_double=False keeps them in PyTorch instead)", Float64Warning, stacklevel=4)
     if report.fallback_ops:
-        warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=3)
+        warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=4)
     return gm, report
