@@ -23,13 +23,16 @@ after ``import torch_tensorrt_rtx``: the engine op is registered as soon as torc
 import logging as _logging
 
 from torch_tensorrt_rtx import _saved_program_ops
-from torch_tensorrt_rtx.dynamo import _backend_names
+from torch_tensorrt_rtx import _backend_names
+from torch_tensorrt_rtx import dynamo as _dynamo
 from torch_tensorrt_rtx._version import __version__
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 _saved_program_ops.register_now_or_after_torch_import()
 _backend_names.install()  # torch.compile(backend="torch_tensorrt" | "tensorrt") when nobody else owns them
+_dynamo._LAZY.update({name: ("torch_tensorrt_rtx._upstream", name)  # upstream's torch_tensorrt.dynamo.<name>
+                      for name in ("compile", "trace", "refit_module_weights")})
 
 _LAZY = {"compile", "save", "load", "verify", "Input", "engine_records", "program_engines", "VerificationReport",
          "VerificationUnavailableError"}
@@ -58,7 +61,7 @@ def __getattr__(name):
 
         return cmake_prefix_path
     if name == "MutableTorchTensorRTModule":
-        from torch_tensorrt_rtx.dynamo._upstream import MutableTorchTensorRTModule
+        from torch_tensorrt_rtx._upstream import MutableTorchTensorRTModule
 
         return MutableTorchTensorRTModule
     if name == "compile_reports":

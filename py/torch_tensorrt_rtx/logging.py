@@ -18,9 +18,9 @@ import logging
 import sys
 from typing import Any, Optional
 
-GRAPHS = 5
-logging.addLevelName(GRAPHS, "GRAPHS")
-PACKAGE_LOGGER = "torch_tensorrt_rtx"
+from torch_tensorrt_rtx.dynamo._debugger import GRAPHS, PACKAGE_LOGGER
+
+__all__ = ["GRAPHS", "set_level", "internal_errors", "errors", "warnings", "info", "debug", "graphs"]
 
 
 def _logger() -> logging.Logger:

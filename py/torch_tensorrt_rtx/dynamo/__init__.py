@@ -7,11 +7,10 @@ Public entry points are re-exported by `torch_tensorrt_rtx` (compile/save/load/v
 Importing this package is cheap: nothing below is imported until used.
 """
 
-# Upstream Torch-TensorRT's names under torch_tensorrt_rtx.dynamo (loaded on first use).
+# Upstream Torch-TensorRT's names under torch_tensorrt_rtx.dynamo, loaded on first use: name ->
+# (module, attribute). The package's top level adds the ones it implements (compile, trace,
+# refit_module_weights: they use the public compile), so this layer never imports the top level.
 _LAZY = {
-    "compile": ("torch_tensorrt_rtx.dynamo._upstream", "compile"),
-    "trace": ("torch_tensorrt_rtx.dynamo._upstream", "trace"),
-    "refit_module_weights": ("torch_tensorrt_rtx.dynamo._upstream", "refit_module_weights"),
     "CompilationSettings": ("torch_tensorrt_rtx.dynamo._settings", "CompilationSettings"),
     "Debugger": ("torch_tensorrt_rtx.dynamo._debugger", "Debugger"),
 }

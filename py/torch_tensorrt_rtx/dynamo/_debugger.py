@@ -20,8 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from torch_tensorrt_rtx.logging import GRAPHS, PACKAGE_LOGGER
-
+GRAPHS = 5  # one level below DEBUG: graphs and layer lists (torch_tensorrt_rtx.logging.graphs())
+logging.addLevelName(GRAPHS, "GRAPHS")
+PACKAGE_LOGGER = "torch_tensorrt_rtx"
 ARTIFACT_LOGGER = logging.getLogger(f"{PACKAGE_LOGGER}.artifacts")
 _ARTIFACT = "torch_tensorrt_rtx_artifact"
 FIRST_ARTIFACT = "lowered_graph.txt"  # each compile writes it first: it starts a new compile_<n>/

@@ -1,4 +1,5 @@
-"""``torch_tensorrt_rtx.dynamo.compile`` / ``trace`` and the refit names, in upstream's form.
+"""``torch_tensorrt_rtx.dynamo.compile`` / ``trace`` and the refit names, in upstream's form (the
+package puts them under ``torch_tensorrt_rtx.dynamo``).
 
     ep = torch_tensorrt_rtx.dynamo.trace(model, arg_inputs=[Input(...)])        # an ExportedProgram
     compiled = torch_tensorrt_rtx.dynamo.compile(ep, arg_inputs=[x], **options)  # = torch_tensorrt_rtx.compile
