@@ -32,13 +32,15 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 _saved_program_ops.register_now_or_after_torch_import()
 _backend_names.install()  # torch.compile(backend="torch_tensorrt" | "tensorrt") when nobody else owns them
 _dynamo._LAZY.update({name: ("torch_tensorrt_rtx._upstream", name)  # upstream's torch_tensorrt.dynamo.<name>
-                      for name in ("compile", "trace", "refit_module_weights")})
+                      for name in ("compile", "trace", "refit_module_weights",
+                                   "convert_exported_program_to_serialized_trt_engine")})
 
 _LAZY = {"compile", "save", "load", "verify", "Input", "engine_records", "program_engines", "VerificationReport",
          "VerificationUnavailableError"}
 
 
 _SUBPACKAGES = {"runtime", "dynamo", "logging"}
+_UPSTREAM = {"MutableTorchTensorRTModule", "convert_method_to_trt_engine"}  # upstream's names (_upstream.py)
 
 
 def __getattr__(name):
@@ -60,10 +62,10 @@ def __getattr__(name):
         from torch_tensorrt_rtx._paths import cmake_prefix_path
 
         return cmake_prefix_path
-    if name == "MutableTorchTensorRTModule":
-        from torch_tensorrt_rtx._upstream import MutableTorchTensorRTModule
+    if name in _UPSTREAM:
+        from torch_tensorrt_rtx import _upstream
 
-        return MutableTorchTensorRTModule
+        return getattr(_upstream, name)
     if name == "compile_reports":
         from torch_tensorrt_rtx.dynamo.backend import compile_reports
 
@@ -72,5 +74,5 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | {"compile_reports", "library_path", "cmake_prefix_path",
-                                                         "MutableTorchTensorRTModule"})
+    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | _UPSTREAM |
+                  {"compile_reports", "library_path", "cmake_prefix_path"})

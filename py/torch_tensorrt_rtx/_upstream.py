@@ -62,3 +62,49 @@ class MutableTorchTensorRTModule:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError(f"MutableTorchTensorRTModule {_REFIT_LATER}")
+
+
+def convert_exported_program_to_serialized_trt_engine(exported_program: Any, inputs: Optional[Sequence[Any]] = None, *,
+                                                      arg_inputs: Optional[Sequence[Any]] = None,
+                                                      kwarg_inputs: Optional[Dict[str, Any]] = None,
+                                                      **options: Any) -> bytes:
+    """Upstream's whole-program engine: the serialized TensorRT-RTX engine (bytes, for
+    ``tensorrt_rtx.Runtime.deserialize_cuda_engine``) of a program that compiles to exactly one
+    engine (``require_full_compilation=True``; ``min_block_size`` defaults to 1). Its bindings are
+    ``input_<k>`` / ``output_<k>``; upstream's ``*_binding_names`` options are refused."""
+    from torch_tensorrt_rtx._compile import compile as compile_program
+    from torch_tensorrt_rtx._compile import engine_records
+
+    naming = sorted(k for k in ("arg_input_binding_names", "kwarg_input_binding_names", "output_binding_names")
+                    if options.pop(k, None) is not None)
+    if naming:
+        raise ValueError(f"convert_exported_program_to_serialized_trt_engine: {naming} not supported: the engine's "
+                         "bindings are named input_<k> and output_<k>")
+    options.setdefault("min_block_size", 1)
+    compiled = compile_program(exported_program, inputs, arg_inputs=arg_inputs, kwarg_inputs=kwarg_inputs,
+                               require_full_compilation=True, **options)
+    records = list(engine_records(compiled).values())
+    if len(records) != 1:
+        raise ValueError(f"convert_exported_program_to_serialized_trt_engine: the program compiled to {len(records)} "
+                         "engines; one serialized engine needs the whole program in one engine (use "
+                         "torch_tensorrt_rtx.compile and save for programs with several)")
+    return bytes(records[0].engine)
+
+
+def convert_method_to_trt_engine(module: Any, method_name: str = "forward", inputs: Optional[Sequence[Any]] = None,
+                                 arg_inputs: Optional[Sequence[Any]] = None,
+                                 kwarg_inputs: Optional[Dict[str, Any]] = None, ir: str = "default",
+                                 enabled_precisions: Any = frozenset(), **options: Any) -> bytes:
+    """Upstream's ``torch_tensorrt.convert_method_to_trt_engine``: the serialized engine of
+    ``module.forward`` (see convert_exported_program_to_serialized_trt_engine)."""
+    from torch_tensorrt_rtx._compile import _frontend
+
+    if method_name != "forward":
+        raise ValueError(f"convert_method_to_trt_engine: method_name={method_name!r}; only 'forward' is traced "
+                         "(torch.export traces forward)")
+    if _frontend(ir) != "dynamo":
+        raise ValueError("convert_method_to_trt_engine: ir='torch_compile' makes no engine ahead of time; "
+                         "use ir='dynamo'")
+    return convert_exported_program_to_serialized_trt_engine(module, inputs, arg_inputs=arg_inputs,
+                                                             kwarg_inputs=kwarg_inputs,
+                                                             enabled_precisions=enabled_precisions, **options)
