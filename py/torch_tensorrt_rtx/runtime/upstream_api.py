@@ -26,6 +26,11 @@ context, without per-call device switching. With at most one CUDA device (every 
 matters for here) there is nothing to check and either mode is accepted; with several devices
 ``True`` is refused, since the checks are not implemented.
 
+Upstream's RTX runtime settings: ``runtime_config(target, **settings)``,
+``set_dynamic_shapes_kernel_strategy(target, strategy)`` and ``runtime_cache(target, path)``
+map onto ``runtime.settings(...)`` for the block (every engine run in it, this thread);
+``optimization_profile`` is refused (one profile per engine here).
+
 Not implemented yet, and refused with the reason: ``enable_output_allocator`` and
 ``enable_pre_allocated_outputs`` (engines with data-dependent outputs are planned, issue 22).
 """
@@ -69,6 +74,51 @@ def enable_cudagraphs(module: Any, *, cuda_graph_strategy: Optional[str] = WHOLE
                     "outside the engines' CUDA graphs", len(fallback))
     with runtime_settings.settings(cuda_graph_strategy=cuda_graph_strategy or WHOLE_GRAPH):
         yield module
+
+
+# upstream RuntimeSettings field -> ours
+_SETTING_NAMES = {"dynamic_shapes_kernel_specialization_strategy": "kernel_strategy",
+                  "cuda_graph_strategy": "cuda_graph_strategy", "runtime_cache": "cache_path"}
+
+
+@contextlib.contextmanager
+def runtime_config(target: Any, **overrides: Any) -> Iterator[Any]:
+    """Upstream's RTX runtime settings for a block: ``dynamic_shapes_kernel_specialization_strategy``
+    (our ``kernel_strategy``), ``cuda_graph_strategy``, ``runtime_cache`` (a path, or None for no
+    cache; our ``cache_path``). They apply to every engine run in the block (this thread), the
+    target's included; yields `target`."""
+    unknown = sorted(set(overrides) - set(_SETTING_NAMES))
+    if unknown:
+        raise TypeError(f"runtime_config: unknown setting(s) {unknown}; expected {sorted(_SETTING_NAMES)}")
+    if not isinstance(overrides.get("runtime_cache", ""), (str, type(None))):
+        raise TypeError("runtime_config: runtime_cache must be a file path or None here (no RuntimeCache objects)")
+    with runtime_settings.settings(**{_SETTING_NAMES[k]: v for k, v in overrides.items()}):
+        yield target
+
+
+def set_dynamic_shapes_kernel_strategy(target: Any, strategy: str) -> Any:
+    """Upstream's shorthand: ``runtime_config(target, dynamic_shapes_kernel_specialization_strategy=...)``."""
+    return runtime_config(target, dynamic_shapes_kernel_specialization_strategy=strategy)
+
+
+def runtime_cache(target: Any, path: Any = "", autosave: bool = True) -> Any:
+    """Upstream's shared runtime cache for a block: ``path`` ("" = the per-user default file).
+    Streams and ``autosave=False`` are refused: the cache is a locked file shared by processes,
+    saved when it changed; ``runtime.settings(cache_path=None)`` turns it off."""
+    if autosave is not True:
+        raise ValueError("runtime_cache: autosave=False is not supported (the cache file is saved when it changed); "
+                         "use runtime.settings(cache_path=None) to run without a cache")
+    if hasattr(path, "read") or hasattr(path, "write"):
+        raise TypeError("runtime_cache: give a file path; streams are not supported (the cache file is shared by "
+                        "processes under a lock)")
+    import os
+
+    return runtime_config(target, runtime_cache=os.fspath(path))
+
+
+def optimization_profile(module: Any, profile: Any) -> Any:
+    raise NotImplementedError("optimization_profile: engines here have one optimization profile (the Input "
+                              "min/opt/max ranges), so there is none to select; compile again for another range")
 
 
 class _MultiDeviceSafeMode:

@@ -202,6 +202,28 @@ def test_cudagraphs_names_map_to_whole_graph_capture():
     assert not runtime.get_cudagraphs_mode() and not runtime.get_whole_cudagraphs_mode()
 
 
+def test_rtx_runtime_settings_names(tmp_path):
+    runtime = torch_tensorrt.runtime
+    trt_gm = torch_tensorrt.compile(MLP().eval(), inputs=[torch.randn(2, 16)], min_block_size=1)
+    with runtime.runtime_config(trt_gm, dynamic_shapes_kernel_specialization_strategy="eager",
+                                cuda_graph_strategy="whole_graph_capture") as module:
+        assert module is trt_gm
+        now = runtime.current_settings()
+        assert (now.kernel_strategy, now.cuda_graph_strategy) == ("eager", "whole_graph_capture")
+    with runtime.set_dynamic_shapes_kernel_strategy(trt_gm, "none"):
+        assert runtime.current_settings().kernel_strategy == "none"
+    with runtime.runtime_cache(trt_gm, str(tmp_path / "rtx.cache")):
+        assert runtime.current_settings().cache_path == str(tmp_path / "rtx.cache")
+    assert runtime.current_settings() == runtime.RuntimeSettings()
+    with pytest.raises(ValueError, match="unknown kernel_strategy 'fast'"):
+        with runtime.set_dynamic_shapes_kernel_strategy(trt_gm, "fast"):
+            pass
+    with pytest.raises(ValueError, match="autosave=False"):
+        runtime.runtime_cache(trt_gm, autosave=False)
+    with pytest.raises(NotImplementedError, match="one optimization profile"):
+        runtime.optimization_profile(trt_gm, 0)
+
+
 class _StreamingEngine:
     def __init__(self, streamable):
         self.streamable_weights_size = streamable
