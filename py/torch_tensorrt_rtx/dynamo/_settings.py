@@ -155,8 +155,6 @@ class CompilationSettings:
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"unknown torch_tensorrt_rtx option(s) {unknown}; known options: {sorted(known)}")
-        if "compute_capabilities" in options:
-            options["compute_capabilities"] = tuple(options["compute_capabilities"])
         return cls(**options)
 
     def as_dict(self) -> Dict[str, Any]:
