@@ -353,6 +353,32 @@ def check_settings(settings: CompilationSettings) -> None:
         compute_capability(name)
 
 
+def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int, start: float,
+             clock: PhaseClock) -> Tuple[GraphModule, CompileReport]:
+    """Upstream's dryrun: partition without converting or building. The module returned runs the
+    planned TensorRT-RTX partitions in PyTorch; the report lists them as planned engines. A string
+    `dryrun` is a file the report is also written to."""
+    with clock.phase("partitioning"):
+        result = partition(lowered, settings, {})
+    gm = result.module
+    debug_artifact("partitioned_graph.txt", gm.graph)
+    report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
+                           fallback_nodes=dict(result.node_reasons),
+                           precision=describe_precision(settings.reduced_precision),
+                           reduced_precision=settings.reduced_precision, truncated_double_ops=truncated, dryrun=True)
+    for name in result.trt_submodules:
+        sub = getattr(gm, name)
+        report.engines.append(EngineSummary(name, [op_name(n) for n in sub.graph.nodes if n.op == "call_function"],
+                                            0.0, 0, []))
+    report.total_seconds, report.phase_seconds = time.perf_counter() - start, clock.seconds
+    logger.warning("%s", report.format())
+    debug_artifact("compile_report.txt", report.format())
+    if isinstance(settings.dryrun, str):
+        with open(settings.dryrun, "w", encoding="utf-8") as out:
+            out.write(report.format() + "\n")
+    return gm, report
+
+
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
     with converter_settings(settings):  # what upstream-style converters and validators see
@@ -368,6 +394,8 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
         truncated = truncate_double(gm) if settings.truncate_double else 0
         lowered = lower(gm, settings.reduced_precision)
     debug_artifact(FIRST_ARTIFACT, lowered.graph)
+    if settings.dryrun:
+        return _dry_run(lowered, settings, truncated, start, clock)
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
     excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
     engines: Dict[str, Tuple[memoryview, float]] = {}

@@ -89,6 +89,9 @@ class CompilationSettings:
     disable_tf32: bool = False
     sparse_weights: bool = False
     enable_weight_streaming: bool = False
+    # Upstream's dryrun: True (or a file path the report is also written to) partitions without
+    # converting or building; the module returned runs in PyTorch and its report lists the planned engines.
+    dryrun: Union[bool, str] = False
     # torch.compile only: upper bound of a dim dynamo made dynamic without a finite bound.
     dynamic_max_size: int = 4096
     # Keep each engine's INetworkDefinition in memory so `verify` can run it after compile.
@@ -142,6 +145,8 @@ class CompilationSettings:
             if (value is not None or name in ("workspace_size", "l2_limit_for_tiling")) and (
                     isinstance(value, bool) or not isinstance(value, int) or value < lowest):
                 raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+        if not isinstance(self.dryrun, (bool, str)) or self.dryrun == "":
+            raise ValueError(f"dryrun must be True, False or a file path for the report, got {self.dryrun!r}")
         if self.tiling_optimization_level not in TILING_LEVELS:
             raise ValueError(f"tiling_optimization_level must be one of {TILING_LEVELS}, "
                              f"got {self.tiling_optimization_level!r}")

@@ -36,6 +36,8 @@ FIELDS_HONOURED = {
     "disable_tf32": "clears BuilderFlag.TF32",
     "sparse_weights": "sets BuilderFlag.SPARSE_WEIGHTS",
     "enable_weight_streaming": "sets BuilderFlag.WEIGHT_STREAMING; budget at run time: runtime.weight_streaming",
+    "dryrun": "partition only (True, or a path the report is written to): the module runs in PyTorch, its "
+              "compile_report lists the planned engines",
 }
 
 # Added by the engine cache (same names and meanings as upstream's).
@@ -100,8 +102,6 @@ REFUSED: Dict[str, Tuple[Any, str]] = {
     "torch_executed_modules": (None, "keep ops in PyTorch with torch_executed_ops={...} instead"),
     "version_compatible": (False, "version-compatible (lean runtime) engines are a TensorRT feature, not a "
                                   "TensorRT-RTX one; rebuild for a new TensorRT-RTX"),
-    "dryrun": (False, "compile on the CPU instead (seconds) and read compiled.compile_report, or use "
-                      "torch_tensorrt_rtx.dynamo.Debugger(logging_dir=...)"),
     "timing_cache_path": (None, "TensorRT-RTX builds do not autotune, so a timing cache changes nothing "
                                 "(measured); cache_built_engines/reuse_cached_engines skip rebuilds"),
     "custom_engine_cache": (None, "no pluggable engine-cache class here; use engine_cache_dir=... with "

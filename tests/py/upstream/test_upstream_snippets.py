@@ -120,6 +120,17 @@ def test_input_name_names_the_dims_and_the_messages():
         torch_tensorrt.compile(NeedsBatch4(), inputs=[spec], min_block_size=1)
 
 
+def test_dryrun_partitions_without_building(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.GELU(), torch.nn.Linear(16, 16)).eval()
+    x, path = torch.randn(2, 16), tmp_path / "dryrun.txt"
+    module = torch_tensorrt.compile(model, ir="dynamo", inputs=[x], dryrun=str(path), min_block_size=1,
+                                    torch_executed_ops={"aten::gelu"})
+    report = module.compile_report
+    assert report.dryrun and [e.name for e in report.engines] == ["_run_on_trt_0", "_run_on_trt_1"]
+    assert not _engines(module) and torch.allclose(module(x), model(x))  # no engine: it runs in PyTorch
+    assert "DRY RUN" in path.read_text() and "planned engine _run_on_trt_1" in path.read_text()
+
+
 def test_serialized_engine_of_a_whole_program():
     trt = pytest.importorskip("tensorrt_rtx")
     model, x = MLP().eval(), torch.randn(2, 16)
