@@ -364,7 +364,7 @@ def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int
     debug_artifact("partitioned_graph.txt", gm.graph)
     report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
                            fallback_nodes=dict(result.node_reasons),
-                           precision=describe_precision(settings.reduced_precision),
+                           precision=describe_precision(settings.reduced_precision, settings.use_fp32_acc),
                            reduced_precision=settings.reduced_precision, truncated_double_ops=truncated, dryrun=True)
     for name in result.trt_submodules:
         sub = getattr(gm, name)
@@ -392,7 +392,7 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     check_settings(settings)
     with clock.phase("lowering"):
         truncated = truncate_double(gm) if settings.truncate_double else 0
-        lowered = lower(gm, settings.reduced_precision)
+        lowered = lower(gm, settings.reduced_precision, settings.use_fp32_acc)
     debug_artifact(FIRST_ARTIFACT, lowered.graph)
     if settings.dryrun:
         return _dry_run(lowered, settings, truncated, start, clock)
@@ -421,7 +421,7 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
                            fallback_nodes=dict(result.node_reasons),
                            failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
-                           precision=describe_precision(settings.reduced_precision),
+                           precision=describe_precision(settings.reduced_precision, settings.use_fp32_acc),
                            reduced_precision=settings.reduced_precision, truncated_double_ops=truncated)
     engines.clear()
     while built:  # each engine's TensorRT-RTX buffer is released as soon as its record is packed

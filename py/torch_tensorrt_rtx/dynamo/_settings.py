@@ -92,6 +92,12 @@ class CompilationSettings:
     # Upstream's dryrun: True (or a file path the report is also written to) partitions without
     # converting or building; the module returned runs in PyTorch and its report lists the planned engines.
     dryrun: Union[bool, str] = False
+    # Upstream's use_fp32_acc: with enabled_precisions={fp16/bf16}, matmuls (not convolutions) take
+    # their inputs cast up to float32 and cast the result back down (lowering/_precision.py).
+    use_fp32_acc: bool = False
+    # Upstream's assume_dynamic_shape_support: offer dynamic-shape nodes to converters registered with
+    # supports_dynamic_shapes=False too (every built-in converter supports dynamic shapes).
+    assume_dynamic_shape_support: bool = False
     # torch.compile only: upper bound of a dim dynamo made dynamic without a finite bound.
     dynamic_max_size: int = 4096
     # Keep each engine's INetworkDefinition in memory so `verify` can run it after compile.

@@ -36,6 +36,9 @@ FIELDS_HONOURED = {
     "disable_tf32": "clears BuilderFlag.TF32",
     "sparse_weights": "sets BuilderFlag.SPARSE_WEIGHTS",
     "enable_weight_streaming": "sets BuilderFlag.WEIGHT_STREAMING; budget at run time: runtime.weight_streaming",
+    "use_fp32_acc": "with fp16/bf16 enabled_precisions, matmuls compute in fp32 on inputs cast up, result cast down",
+    "assume_dynamic_shape_support": "dynamic-shape nodes go to converters registered with supports_dynamic_shapes="
+                                    "False too (every built-in converter supports them)",
     "dryrun": "partition only (True, or a path the report is written to): the module runs in PyTorch, its "
               "compile_report lists the planned engines",
 }
@@ -88,8 +91,6 @@ _LATER = ("not implemented yet (issue 22, weightless engines and refit); until t
           "weights and are not refittable")
 # name -> (upstream's default, why not and what instead). Refused unless value == default.
 REFUSED: Dict[str, Tuple[Any, str]] = {
-    "assume_dynamic_shape_support": (False, "each converter here declares its own dynamic-shape support and "
-                                            "dynamic shapes use those; nothing to assume"),
     "engine_capability": ("STANDARD", "TensorRT-RTX builds only standard-capability engines (no safety or DLA)"),
     "num_avg_timing_iters": (1, "TensorRT-RTX does not time kernels at build time; kernels are JIT-specialized "
                                 "at run time (runtime.settings(kernel_strategy=...))"),
@@ -106,8 +107,6 @@ REFUSED: Dict[str, Tuple[Any, str]] = {
                                 "(measured); cache_built_engines/reuse_cached_engines skip rebuilds"),
     "custom_engine_cache": (None, "no pluggable engine-cache class here; use engine_cache_dir=... with "
                                   "cache_built_engines/reuse_cached_engines"),
-    "use_fp32_acc": (False, "fp16 matmuls keep TensorRT-RTX's accumulation; enabled_precisions={torch.float16} "
-                            "already keeps reductions, softmax and normalization in fp32"),
     "refit_identical_engine_weights": (False, _LATER),
     "strip_engine_weights": (False, _LATER),
     "immutable_weights": (True, _LATER),

@@ -368,6 +368,45 @@ def test_converter_overloading_example_ported():
         assert remove_converter(torch.ops.aten.gelu.default, aten_ops_gelu)
 
 
+def test_assume_dynamic_shape_support_offers_dynamic_nodes_to_static_converters():
+    import tensorrt_rtx as trt
+    from torch_tensorrt_rtx.dynamo.conversion import ConverterPriority, dynamo_tensorrt_converter
+    from torch_tensorrt_rtx.dynamo.conversion._upstream_registry import remove_converter
+
+    used = []
+
+    @dynamo_tensorrt_converter(torch.ops.aten.relu.default, priority=ConverterPriority.HIGH)  # static only
+    def static_relu(ctx, target, args, kwargs, name):
+        used.append(name)
+        return ctx.net.add_activation(args[0], trt.ActivationType.RELU).get_output(0)
+
+    dynamic = [torch_tensorrt.Input(min_shape=(1, 16), opt_shape=(4, 16), max_shape=(8, 16))]
+    try:
+        torch_tensorrt.compile(MLP().eval(), inputs=dynamic, min_block_size=1)
+        assert used == []  # dynamic batch: the built-in relu converter took it
+        trt_gm = torch_tensorrt.compile(MLP().eval(), inputs=dynamic, min_block_size=1,
+                                        assume_dynamic_shape_support=True)
+        assert used == ["relu"]
+        assert torch_tensorrt.verify(trt_gm, torch.randn(6, 16)).ok
+    finally:
+        assert remove_converter(torch.ops.aten.relu.default, static_relu)
+
+
+def test_use_fp32_acc_keeps_matmuls_in_fp32():
+    model, x = MLP().eval(), torch.randn(4, 16)
+
+    def matmul_dtypes(**options):
+        trt_gm = torch_tensorrt.compile(model, inputs=[x], enabled_precisions={torch.float16}, min_block_size=1,
+                                        **options)
+        assert torch_tensorrt.verify(trt_gm, x, reference_module=model).ok
+        network = trt_gm._engine_sources["_run_on_trt_0"].network.network
+        layers = [network.get_layer(i) for i in range(network.num_layers)]
+        return {layer.get_output(0).dtype.name for layer in layers if layer.type.name == "MATRIX_MULTIPLY"}
+
+    assert matmul_dtypes() == {"HALF"}
+    assert matmul_dtypes(use_fp32_acc=True) == {"FLOAT"}
+
+
 # -- 6. logging and the Debugger -----------------------------------------------------------------
 def test_logging_levels_are_scoped(caplog):
     package = logging.getLogger("torch_tensorrt_rtx")

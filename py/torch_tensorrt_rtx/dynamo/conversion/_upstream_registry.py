@@ -59,6 +59,11 @@ def converter_settings(settings: Any) -> Iterator[None]:
         _ACTIVE_SETTINGS.reset(token)
 
 
+def active_settings() -> Any:
+    """The CompilationSettings of the compile in progress (None outside compile_graph)."""
+    return _ACTIVE_SETTINGS.get()
+
+
 def _settings() -> Any:
     settings = _ACTIVE_SETTINGS.get()
     if settings is None:

@@ -70,11 +70,12 @@ def _one_user_each(gm: GraphModule) -> None:
             user.replace_input_with(node, copy)
 
 
-def lower(gm: GraphModule, reduced_precision: Optional[torch.dtype] = None) -> GraphModule:
+def lower(gm: GraphModule, reduced_precision: Optional[torch.dtype] = None,
+          fp32_accumulation: bool = False) -> GraphModule:
     _drop_assertions(gm)
     _contiguous_inputs(gm)
     if reduced_precision is not None:
-        reduce_precision(gm, reduced_precision)
+        reduce_precision(gm, reduced_precision, fp32_accumulation)
     _one_user_each(gm)
     gm.graph.eliminate_dead_code()
     gm.graph.lint()

@@ -44,15 +44,20 @@ FOLLOW_OPS = frozenset({
     aten.flip.default, aten.repeat.default,
 })
 REDUCED = (torch.float16, torch.bfloat16)
+# With fp32 accumulation (upstream's use_fp32_acc) these compute in float32 on inputs cast up
+# from the reduced dtype, and their result is cast back down for the ops that follow.
+MATMUL_OPS = frozenset({aten.linear.default, aten.mm.default, aten.bmm.default, aten.matmul.default,
+                        aten.addmm.default, aten.baddbmm.default})
 
 
-def describe(dtype: Optional[torch.dtype]) -> str:
+def describe(dtype: Optional[torch.dtype], fp32_accumulation: bool = False) -> str:
     """The precision line of the compile report."""
     if dtype is None:
         return "as traced (no enabled_precisions)"
     name = str(dtype).replace("torch.", "")
+    matmuls = "; matmuls in float32 on inputs cast up (use_fp32_acc)" if fp32_accumulation else ""
     return (f"{name} for matmul/convolution and the elementwise and shape ops between them; float32 for "
-            "reductions, softmax, normalization, exp/log/pow and every other op")
+            f"reductions, softmax, normalization, exp/log/pow and every other op{matmuls}")
 
 
 def _tensor_nodes(value: Any):
@@ -83,7 +88,7 @@ def _with_dtype(val: Any, dtype: torch.dtype) -> Any:
     return val
 
 
-def reduce_precision(gm: GraphModule, dtype: torch.dtype) -> int:
+def reduce_precision(gm: GraphModule, dtype: torch.dtype, fp32_accumulation: bool = False) -> int:
     if dtype not in REDUCED:
         raise ValueError(f"reduced precision must be one of {REDUCED}, got {dtype}")
     graph = gm.graph
@@ -105,6 +110,17 @@ def reduce_precision(gm: GraphModule, dtype: torch.dtype) -> int:
             continue
         inputs = list(dict.fromkeys(_tensor_nodes((node.args, node.kwargs))))
         floats = [a for a in inputs if _is_float32(a) or a in reduced]
+        if fp32_accumulation and node.target in MATMUL_OPS and floats:
+            for a in floats:
+                if a in reduced:
+                    node.replace_input_with(a, cast(a, torch.float32))
+            down = cast(node, dtype)
+            for user in list(node.users):
+                if user is not down:
+                    user.replace_input_with(node, down)
+            reduced.add(down)
+            moved += 1
+            continue
         if node.target in LOW_PRECISION_OPS and floats:
             go_low = True
         elif node.target in FOLLOW_OPS and floats:
