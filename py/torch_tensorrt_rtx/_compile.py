@@ -107,12 +107,10 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     `"torch_compile"` (returns ``torch.compile(module, backend="tensorrt_rtx", options=...)``), and
     every upstream option name in `**options`, honoured or refused with the reason (see
     dynamo/_upstream_options.py and the README's "Upstream Torch-TensorRT names")."""
+    # Every keyword of this signature that is a CompilationSettings field, with **options: one settings object.
+    named = {name: value for name, value in locals().items() if name in CompilationSettings.field_names()}
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
 
-    named = dict(min_block_size=min_block_size, torch_executed_ops=torch_executed_ops,
-                 require_full_compilation=require_full_compilation, compute_capabilities=compute_capabilities,
-                 progress=progress, keep_networks=keep_networks, enabled_precisions=enabled_precisions,
-                 pass_through_build_failures=pass_through_build_failures, truncate_double=truncate_double)
     if _frontend(ir) == "torch_compile":
         CompilationSettings.from_options({**named, **options})  # a bad option fails now, not at the first call
         return torch.compile(module, backend="tensorrt_rtx", options={**named, **options})

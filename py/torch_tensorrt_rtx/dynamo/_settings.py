@@ -158,11 +158,15 @@ class CompilationSettings:
                              f"got {self.tiling_optimization_level!r}")
 
     @classmethod
+    def field_names(cls) -> FrozenSet[str]:
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> "CompilationSettings":
         """Settings from option names: ours, and upstream Torch-TensorRT's (translated, or refused
         with the reason; see _upstream_options)."""
         options = translate(options or {})
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = cls.field_names()
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"unknown torch_tensorrt_rtx option(s) {unknown}; known options: {sorted(known)}")

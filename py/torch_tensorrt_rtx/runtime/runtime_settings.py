@@ -158,7 +158,8 @@ def settings(**changes: Any) -> Iterator[RuntimeSettings]:
 def set_current(**changes: Any) -> RuntimeSettings:
     """Apply ``changes`` for the rest of this thread's (asyncio task's) context, without a scope
     to leave: what upstream's setters (``set_cudagraphs_mode``) mean here. A ``settings()``
-    scope opened later still overrides it inside its block."""
+    scope opened later still overrides it inside its block; called inside such a block, it lasts
+    until the block ends (the block restores what was in effect before it)."""
     new = _current.get().replace(**changes)
     _current.set(new)
     _notify_scope(new)
