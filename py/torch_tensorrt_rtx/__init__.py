@@ -33,14 +33,19 @@ _saved_program_ops.register_now_or_after_torch_import()
 _backend_names.install()  # torch.compile(backend="torch_tensorrt" | "tensorrt") when nobody else owns them
 _dynamo._LAZY.update({name: ("torch_tensorrt_rtx._upstream", name)  # upstream's torch_tensorrt.dynamo.<name>
                       for name in ("compile", "trace", "refit_module_weights",
-                                   "convert_exported_program_to_serialized_trt_engine")})
+                                   "convert_exported_program_to_serialized_trt_engine", "cross_compile_for_windows",
+                                   "save_cross_compiled_exported_program", "load_cross_compiled_exported_program")})
 
 _LAZY = {"compile", "save", "load", "verify", "Input", "engine_records", "program_engines", "VerificationReport",
          "VerificationUnavailableError"}
 
 
 _SUBPACKAGES = {"runtime", "dynamo", "logging"}
-_UPSTREAM = {"MutableTorchTensorRTModule", "convert_method_to_trt_engine"}  # upstream's names (_upstream.py)
+_UPSTREAM = {"MutableTorchTensorRTModule", "convert_method_to_trt_engine", "Device", "DeviceType"}  # _upstream.py
+# Upstream frontends and packages that are no part of this package: an AttributeError that says so.
+_NOT_HERE = {"ts": "the TorchScript frontend", "fx": "the FX frontend (deprecated upstream)",
+             "ptq": "INT8 calibration (TorchScript)", "distributed": "multi-GPU distributed inference",
+             "executorch": "ExecuTorch export", "kernels": "custom CUDA kernel plugins"}
 
 
 def __getattr__(name):
@@ -70,6 +75,9 @@ def __getattr__(name):
         from torch_tensorrt_rtx.dynamo.backend import compile_reports
 
         return compile_reports
+    if name in _NOT_HERE:
+        raise AttributeError(f"torch_tensorrt_rtx has no {name!r}: {_NOT_HERE[name]} is not part of this TensorRT-RTX "
+                             "package; compile with torch_tensorrt_rtx.compile(model, ir='dynamo', inputs=...)")
     raise AttributeError(f"module 'torch_tensorrt_rtx' has no attribute {name!r}")
 
 

@@ -10,6 +10,8 @@ option names honoured or refused there). Refit (``refit_module_weights``,
 """
 from __future__ import annotations
 
+import dataclasses
+import enum
 from typing import Any, Dict, Optional, Sequence
 
 import torch
@@ -108,3 +110,51 @@ def convert_method_to_trt_engine(module: Any, method_name: str = "forward", inpu
     return convert_exported_program_to_serialized_trt_engine(module, inputs, arg_inputs=arg_inputs,
                                                              kwarg_inputs=kwarg_inputs,
                                                              enabled_precisions=enabled_precisions, **options)
+
+
+_NO_CROSS_COMPILE = ("is not supported by torch_tensorrt_rtx: build the program on the platform that runs it "
+                     "(engine records store the platform they were built for)")
+
+
+def cross_compile_for_windows(*args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError(f"cross_compile_for_windows {_NO_CROSS_COMPILE}")
+
+
+def save_cross_compiled_exported_program(*args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError(f"save_cross_compiled_exported_program {_NO_CROSS_COMPILE}")
+
+
+def load_cross_compiled_exported_program(*args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError(f"load_cross_compiled_exported_program {_NO_CROSS_COMPILE}; use load()")
+
+
+class DeviceType(enum.Enum):
+    """Upstream's device types; only GPU applies to TensorRT-RTX."""
+
+    GPU = "gpu"
+    DLA = "dla"
+    UNKNOWN = "unknown"
+
+
+@dataclasses.dataclass
+class Device:
+    """Upstream's ``torch_tensorrt.Device`` for the ``device=`` option: ``Device("cuda:0")``,
+    ``Device(gpu_id=0)``. Engines run on the CUDA device of their inputs; DLA is refused."""
+
+    spec: Optional[str] = None
+    gpu_id: int = 0
+    device_type: DeviceType = DeviceType.GPU
+    dla_core: int = -1
+    allow_gpu_fallback: bool = False
+
+    def __post_init__(self) -> None:
+        if self.spec is not None:
+            device = torch.device(self.spec.replace("gpu", "cuda"))
+            if device.type != "cuda":
+                raise ValueError(f"Device({self.spec!r}): TensorRT-RTX engines run on a CUDA GPU ('cuda:N')")
+            self.gpu_id = device.index or 0
+        if self.device_type is not DeviceType.GPU or self.dla_core >= 0:
+            raise ValueError("Device: RTX GPUs have no DLA; use Device('cuda:N')")
+
+    def to(self, kind: type) -> Any:
+        return torch.device("cuda", self.gpu_id) if kind is torch.device else self

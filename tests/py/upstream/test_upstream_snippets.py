@@ -185,6 +185,22 @@ def test_upstream_backend_names_are_left_to_their_owner(monkeypatch):
     assert "torch_tensorrt package" in _backend_names.owner_of("torch_tensorrt", registry)
 
 
+def test_device_names_and_frontends_that_are_not_here():
+    trt_gm = torch_tensorrt.compile(MLP().eval(), inputs=[torch.randn(2, 16)], min_block_size=1,
+                                    device=torch_tensorrt.Device("cuda:0"))
+    assert _engines(trt_gm)
+    assert torch_tensorrt.Device(gpu_id=1).to(torch.device) == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="CUDA GPU"):
+        torch_tensorrt.Device("cpu")
+    with pytest.raises(ValueError, match="no DLA"):
+        torch_tensorrt.Device(device_type=torch_tensorrt.DeviceType.DLA, dla_core=0)
+    with pytest.raises(AttributeError, match="TorchScript frontend is not part"):
+        torch_tensorrt.ts.compile  # noqa: B018
+    with pytest.raises(NotImplementedError, match="cross_compile_for_windows is not supported"):
+        torch_tensorrt.dynamo.cross_compile_for_windows(MLP(), inputs=[torch.randn(2, 16)])
+    assert torch_tensorrt.dynamo.partitioning and torch_tensorrt.dynamo.lowering  # subpackages are attributes
+
+
 def test_refit_names_exist_and_say_what_is_missing():
     with pytest.raises(NotImplementedError, match="refit_module_weights is not implemented yet.*compile"):
         torch_tensorrt.dynamo.refit_module_weights(None, None)
