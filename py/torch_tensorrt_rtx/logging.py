@@ -15,26 +15,15 @@ DEBUG (``GRAPHS`` = 5) and adds the lowered and partitioned graphs and each engi
 from __future__ import annotations
 
 import logging
-import sys
-from typing import Any, Optional
+from typing import Any
 
-from torch_tensorrt_rtx.dynamo._debugger import GRAPHS, PACKAGE_LOGGER
+from torch_tensorrt_rtx.dynamo._debugger import GRAPHS, PACKAGE_LOGGER, PackageLogLevel
 
 __all__ = ["GRAPHS", "set_level", "internal_errors", "errors", "warnings", "info", "debug", "graphs"]
 
 
 def _logger() -> logging.Logger:
     return logging.getLogger(PACKAGE_LOGGER)
-
-
-def _has_handlers(logger: logging.Logger) -> bool:
-    """True when a record of `logger` reaches a handler that is not a NullHandler."""
-    current: Optional[logging.Logger] = logger
-    while current is not None:
-        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
-            return True
-        current = current.parent if current.propagate else None
-    return False
 
 
 def set_level(level: int, logger: Any = None) -> None:
@@ -46,25 +35,16 @@ def set_level(level: int, logger: Any = None) -> None:
 
 class _Level:
     """Context manager: the package logger at `level` for the block, printed to stderr when the
-    application configured no handler."""
+    application configured no handler (see dynamo._debugger.PackageLogLevel)."""
 
     level = logging.NOTSET
 
     def __enter__(self) -> None:
-        logger = _logger()
-        self._previous = logger.level
-        self._handler = None
-        if not _has_handlers(logger):
-            self._handler = logging.StreamHandler(sys.stderr)
-            self._handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
-            logger.addHandler(self._handler)
-        logger.setLevel(self.level)
+        self._scope = PackageLogLevel(self.level)
+        self._scope.__enter__()
 
     def __exit__(self, *exc: Any) -> None:
-        logger = _logger()
-        logger.setLevel(self._previous)
-        if self._handler is not None:
-            logger.removeHandler(self._handler)
+        self._scope.__exit__(*exc)
 
 
 class internal_errors(_Level):

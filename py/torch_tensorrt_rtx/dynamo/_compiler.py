@@ -15,6 +15,7 @@ symbol's range for rounded ones such as a strided convolution's `((s - 1)//2) + 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -28,7 +29,7 @@ import sympy
 import torch
 from torch.fx import GraphModule, Node
 
-from torch_tensorrt_rtx.dynamo._debugger import FIRST_ARTIFACT, LayerList
+from torch_tensorrt_rtx.dynamo._debugger import FIRST_ARTIFACT, LayerList, PackageLogLevel
 from torch_tensorrt_rtx.dynamo._debugger import emit as debug_artifact
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
@@ -381,7 +382,8 @@ def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int
 
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
-    with converter_settings(settings):  # what upstream-style converters and validators see
+    debug = PackageLogLevel(logging.DEBUG) if settings.debug else contextlib.nullcontext()
+    with converter_settings(settings), debug:  # what upstream-style converters and validators see
         return _compile_graph(gm, symbol_ranges, settings)
 
 

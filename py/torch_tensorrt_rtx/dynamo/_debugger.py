@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -28,6 +29,40 @@ _ARTIFACT = "torch_tensorrt_rtx_artifact"
 FIRST_ARTIFACT = "lowered_graph.txt"  # each compile writes it first: it starts a new compile_<n>/
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warnings": logging.WARNING,
            "error": logging.ERROR, "errors": logging.ERROR, "internal_errors": logging.CRITICAL, "graphs": GRAPHS}
+
+
+def _has_handlers(logger: logging.Logger) -> bool:
+    """True when a record of `logger` reaches a handler that is not a NullHandler."""
+    current: Optional[logging.Logger] = logger
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
+            return True
+        current = current.parent if current.propagate else None
+    return False
+
+
+class PackageLogLevel:
+    """The package logger at `level` for a block (restored after); when the application
+    configured no handler, the block's records are printed to stderr."""
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+
+    def __enter__(self) -> "PackageLogLevel":
+        logger = logging.getLogger(PACKAGE_LOGGER)
+        self._previous, self._handler = logger.level, None
+        if not _has_handlers(logger):
+            self._handler = logging.StreamHandler(sys.stderr)
+            self._handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+            logger.addHandler(self._handler)
+        logger.setLevel(self.level)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        logger = logging.getLogger(PACKAGE_LOGGER)
+        logger.setLevel(self._previous)
+        if self._handler is not None:
+            logger.removeHandler(self._handler)
 
 
 def emit(file_name: str, content: Any) -> None:

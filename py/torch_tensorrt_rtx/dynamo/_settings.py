@@ -98,6 +98,8 @@ class CompilationSettings:
     # Upstream's assume_dynamic_shape_support: offer dynamic-shape nodes to converters registered with
     # supports_dynamic_shapes=False too (every built-in converter supports dynamic shapes).
     assume_dynamic_shape_support: bool = False
+    # Upstream's deprecated debug=True: the compile logs at DEBUG (as `torch_tensorrt_rtx.logging.debug()`).
+    debug: bool = False
     # torch.compile only: upper bound of a dim dynamo made dynamic without a finite bound.
     dynamic_max_size: int = 4096
     # Keep each engine's INetworkDefinition in memory so `verify` can run it after compile.

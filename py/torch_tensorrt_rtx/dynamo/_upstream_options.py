@@ -39,6 +39,8 @@ FIELDS_HONOURED = {
     "use_fp32_acc": "with fp16/bf16 enabled_precisions, matmuls compute in fp32 on inputs cast up, result cast down",
     "assume_dynamic_shape_support": "dynamic-shape nodes go to converters registered with supports_dynamic_shapes="
                                     "False too (every built-in converter supports them)",
+    "debug": "the compile logs at DEBUG, like `with torch_tensorrt_rtx.logging.debug():` (upstream deprecates it "
+             "for Debugger, which works here too)",
     "dryrun": "partition only (True, or a path the report is written to): the module runs in PyTorch, its "
               "compile_report lists the planned engines",
 }
@@ -129,7 +131,6 @@ REFUSED: Dict[str, Tuple[Any, str]] = {
     "autocast_max_output_threshold": (512, "rule-based autocast is not implemented; see enabled_precisions"),
     "autocast_max_depth_of_reduction": (None, "reductions always compute in fp32 under enabled_precisions"),
     "autocast_calibration_dataloader": (None, "no calibration here; see enabled_precisions"),
-    "debug": (False, "use `with torch_tensorrt_rtx.logging.debug():` or torch_tensorrt_rtx.dynamo.Debugger"),
 }
 
 _EMPTY = (None, (), [], set(), frozenset(), {})

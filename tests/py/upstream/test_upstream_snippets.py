@@ -51,6 +51,7 @@ def test_compile_ir_dynamo_with_inputs_and_fp16():
 def test_compile_ir_default_and_torch_compile():
     model, x = MLP().eval(), torch.randn(2, 16)
     assert _engines(torch_tensorrt.compile(model, ir="default", arg_inputs=[x], min_block_size=1))
+    assert _engines(torch_tensorrt.compile(model, inputs=torch_tensorrt.Input((2, 16)), min_block_size=1))
     optimized = torch_tensorrt.compile(model, ir="torch_compile", inputs=[x], min_block_size=1)
     assert isinstance(optimized, torch._dynamo.eval_frame.OptimizedModule)
     with torch_tensorrt.compile_reports() as reports, pytest.raises(RTXGPUUnavailableError):
@@ -441,6 +442,18 @@ def test_logging_levels_are_scoped(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert any("TensorRT-RTX subgraph" in m for m in messages)  # the INFO report
     assert any("aten.linear.default" in m and "graph()" in m for m in messages)  # the lowered graph (GRAPHS)
+
+
+def test_debug_option_logs_the_compile_at_debug(caplog):
+    package = logging.getLogger("torch_tensorrt_rtx")
+    caplog.set_level(logging.WARNING, logger="torch_tensorrt_rtx")
+    caplog.handler.setLevel(logging.DEBUG)
+    torch_tensorrt.compile(MLP().eval(), inputs=[torch.randn(2, 16)], min_block_size=1)
+    ours = lambda: [r for r in caplog.records if r.name.startswith("torch_tensorrt_rtx")]  # noqa: E731
+    assert not [r for r in ours() if r.levelno < logging.WARNING]
+    torch_tensorrt.compile(MLP().eval(), inputs=[torch.randn(2, 16)], min_block_size=1, debug=True)
+    assert [r for r in ours() if r.levelno == logging.DEBUG]
+    assert package.level == logging.WARNING  # restored after the compile
 
 
 def test_debugger_writes_graphs_partition_layers_and_report(tmp_path):
