@@ -112,8 +112,9 @@ def convert_method_to_trt_engine(module: Any, method_name: str = "forward", inpu
                                                              enabled_precisions=enabled_precisions, **options)
 
 
-_NO_CROSS_COMPILE = ("is not supported by torch_tensorrt_rtx: build the program on the platform that runs it "
-                     "(engine records store the platform they were built for)")
+_NO_CROSS_COMPILE = ("is not part of torch_tensorrt_rtx: TensorRT-RTX documents its engines as portable across "
+                     "operating systems, so compile() and save() as usual (a Linux-built program on Windows is not "
+                     "verified by this project)")
 
 
 def cross_compile_for_windows(*args: Any, **kwargs: Any) -> Any:

@@ -103,8 +103,8 @@ REFUSED: Dict[str, Tuple[Any, str]] = {
     "enable_experimental_decompositions": (False, "the decomposition table is fixed here; ops without a "
                                                   "converter stay in PyTorch"),
     "torch_executed_modules": (None, "keep ops in PyTorch with torch_executed_ops={...} instead"),
-    "version_compatible": (False, "version-compatible (lean runtime) engines are a TensorRT feature, not a "
-                                  "TensorRT-RTX one; rebuild for a new TensorRT-RTX"),
+    "version_compatible": (False, "TensorRT-RTX engines run only with the TensorRT-RTX release that built them "
+                                  "(NVIDIA's engine compatibility notes); rebuild for a new release"),
     "timing_cache_path": (None, "TensorRT-RTX builds do not autotune, so a timing cache changes nothing "
                                 "(measured); cache_built_engines/reuse_cached_engines skip rebuilds"),
     "custom_engine_cache": (None, "no pluggable engine-cache class here; use engine_cache_dir=... with "
@@ -114,8 +114,9 @@ REFUSED: Dict[str, Tuple[Any, str]] = {
     "immutable_weights": (True, _LATER),
     "refit": (False, _LATER),
     "make_refittable": (False, _LATER),
-    "enable_cross_compile_for_windows": (False, "not supported: build on the platform that runs the program "
-                                                "(engine records store their target platform)"),
+    "enable_cross_compile_for_windows": (False, "no Windows-specific build here: TensorRT-RTX documents its engines "
+                                                "as portable across operating systems, so compile without it (a "
+                                                "Linux-built program on Windows is not verified by this project)"),
     "use_distributed_mode_trace": (False, "distributed (DTensor) tracing is not supported for RTX PCs"),
     "enable_resource_partitioning": (False, "not implemented: partitions are bounded by min_block_size and "
                                             "torch_executed_ops only"),
