@@ -85,6 +85,16 @@ def test_save_with_arg_inputs_and_retrace_then_load(tmp_path):
                         extra_files={"note.txt": "upstream"})
     loaded = torch_tensorrt.load(str(path))
     assert torch_tensorrt.engine_records(loaded)
+    ranged = torch_tensorrt.Input(min_shape=(1, 16), opt_shape=(4, 16), max_shape=(8, 16))
+    dynamic_gm = torch_tensorrt.compile(model, ir="dynamo", arg_inputs=[ranged], min_block_size=1)
+    batch = torch.export.Dim("batch", min=1, max=8)  # upstream's "Method 1": explicit dynamic_shapes
+    torch_tensorrt.save(dynamic_gm, str(tmp_path / "dyn.ep"), arg_inputs=[x], dynamic_shapes=({0: batch},))
+    program = torch.export.load(str(tmp_path / "dyn.ep"))
+    user_input = next(n for n in program.graph.find_nodes(op="placeholder")
+                      if n.name in program.graph_signature.user_inputs)
+    assert not isinstance(user_input.meta["val"].shape[0], int)  # the given Dim, not the static example size
+    torch_tensorrt.save(torch.export.export(model, (x,)), str(tmp_path / "plain.ep"))  # an ExportedProgram as is
+    assert isinstance(torch_tensorrt.load(str(tmp_path / "plain.ep")), torch.export.ExportedProgram)
     with pytest.raises(ValueError, match="retrace=False"):
         torch_tensorrt.save(trt_gm, str(tmp_path / "b.ep"), arg_inputs=[x], retrace=False)
     with pytest.raises(ValueError, match="'torchscript' is not supported.*aot_inductor"):
