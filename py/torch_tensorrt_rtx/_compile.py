@@ -106,7 +106,7 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     Upstream Torch-TensorRT's spellings work too: `ir="dynamo"` / `"default"` (this function) or
     `"torch_compile"` (returns ``torch.compile(module, backend="tensorrt_rtx", options=...)``), and
     every upstream option name in `**options`, honoured or refused with the reason (see
-    dynamo/_upstream_options.py and the README's "Upstream Torch-TensorRT names")."""
+    dynamo/_upstream_options.py and the README section "Upstream Torch-TensorRT code")."""
     # Every keyword of this signature that is a CompilationSettings field, with **options: one settings object.
     named = {name: value for name, value in locals().items() if name in CompilationSettings.field_names()}
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph

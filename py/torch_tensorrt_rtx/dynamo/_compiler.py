@@ -372,7 +372,7 @@ def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int
         report.engines.append(EngineSummary(name, [op_name(n) for n in sub.graph.nodes if n.op == "call_function"],
                                             0.0, 0, []))
     report.total_seconds, report.phase_seconds = time.perf_counter() - start, clock.seconds
-    logger.warning("%s", report.format())
+    logger.info("%s", report.format())
     debug_artifact("compile_report.txt", report.format())
     if isinstance(settings.dryrun, str):
         with open(settings.dryrun, "w", encoding="utf-8") as out:
