@@ -51,7 +51,6 @@ def test_compile_ir_dynamo_with_inputs_and_fp16():
 def test_compile_ir_default_and_torch_compile():
     model, x = MLP().eval(), torch.randn(2, 16)
     assert _engines(torch_tensorrt.compile(model, ir="default", arg_inputs=[x], min_block_size=1))
-    assert _engines(torch_tensorrt.compile(model, inputs=torch_tensorrt.Input((2, 16)), min_block_size=1))
     optimized = torch_tensorrt.compile(model, ir="torch_compile", inputs=[x], min_block_size=1)
     assert isinstance(optimized, torch._dynamo.eval_frame.OptimizedModule)
     with torch_tensorrt.compile_reports() as reports, pytest.raises(RTXGPUUnavailableError):
