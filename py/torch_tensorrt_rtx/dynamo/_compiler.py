@@ -51,6 +51,7 @@ from torch_tensorrt_rtx.dynamo.conversion._upstream_registry import converter_se
 from torch_tensorrt_rtx.dynamo.lowering import lower
 from torch_tensorrt_rtx.dynamo.lowering._double import truncate_double
 from torch_tensorrt_rtx.dynamo.lowering._precision import describe as describe_precision
+from torch_tensorrt_rtx.dynamo.lowering._precision import keep_float32
 from torch_tensorrt_rtx.dynamo.partitioning import partition
 from torch_tensorrt_rtx.dynamo.verification import engine_sources
 
@@ -394,7 +395,8 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     check_settings(settings)
     with clock.phase("lowering"):
         truncated = truncate_double(gm) if settings.truncate_double else 0
-        lowered = lower(gm, settings.reduced_precision, settings.use_fp32_acc)
+        lowered = lower(gm, settings.reduced_precision, settings.use_fp32_acc,
+                        keep_float32(settings.autocast_excluded_ops, settings.autocast_excluded_nodes))
     debug_artifact(FIRST_ARTIFACT, lowered.graph)
     if settings.dryrun:
         return _dry_run(lowered, settings, truncated, start, clock)

@@ -6,6 +6,7 @@ CUDA graphs) are chosen at run time through the runtime package, never stored in
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
 
 import torch
@@ -98,6 +99,11 @@ class CompilationSettings:
     # Upstream's assume_dynamic_shape_support: offer dynamic-shape nodes to converters registered with
     # supports_dynamic_shapes=False too (every built-in converter supports dynamic shapes).
     assume_dynamic_shape_support: bool = False
+    # Upstream's autocast exclusions, with a reduced precision: ops (any spelling torch_executed_ops
+    # takes) and FX node names (regular expressions, searched) that compute in float32 whatever the
+    # precision policy says.
+    autocast_excluded_ops: FrozenSet[str] = frozenset()
+    autocast_excluded_nodes: FrozenSet[str] = frozenset()
     # Upstream's deprecated debug=True: the compile logs at DEBUG (as `torch_tensorrt_rtx.logging.debug()`).
     debug: bool = False
     # torch.compile only: upper bound of a dim dynamo made dynamic without a finite bound.
@@ -140,6 +146,7 @@ class CompilationSettings:
                              f"not both (got {sorted(map(str, precisions))})")
         object.__setattr__(self, "enabled_precisions", precisions)
         self._check_builder_options()
+        self._check_autocast_exclusions()
 
     @property
     def reduced_precision(self) -> "torch.dtype | None":
@@ -158,6 +165,20 @@ class CompilationSettings:
         if self.tiling_optimization_level not in TILING_LEVELS:
             raise ValueError(f"tiling_optimization_level must be one of {TILING_LEVELS}, "
                              f"got {self.tiling_optimization_level!r}")
+
+    def _check_autocast_exclusions(self) -> None:
+        object.__setattr__(self, "autocast_excluded_ops", resolve_ops(self.autocast_excluded_ops))
+        patterns = self.autocast_excluded_nodes
+        patterns = frozenset((patterns,) if isinstance(patterns, str) else patterns)
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as exc:
+                raise ValueError(f"autocast_excluded_nodes: {pattern!r} is not a regular expression: {exc}") from None
+        object.__setattr__(self, "autocast_excluded_nodes", patterns)
+        if (self.autocast_excluded_ops or patterns) and self.reduced_precision is None:
+            raise ValueError("autocast_excluded_ops/autocast_excluded_nodes keep ops in float32 under a reduced "
+                             "precision; give enabled_precisions={torch.float16} (or bfloat16) too")
 
     @classmethod
     def field_names(cls) -> FrozenSet[str]:

@@ -39,6 +39,8 @@ FIELDS_HONOURED = {
     "use_fp32_acc": "with fp16/bf16 enabled_precisions, matmuls compute in fp32 on inputs cast up, result cast down",
     "assume_dynamic_shape_support": "dynamic-shape nodes go to converters registered with supports_dynamic_shapes="
                                     "False too (every built-in converter supports them)",
+    "autocast_excluded_ops": "with a reduced precision, these ops (any torch_executed_ops spelling) compute in fp32",
+    "autocast_excluded_nodes": "with a reduced precision, nodes whose FX name a regex matches compute in fp32",
     "debug": "the compile logs at DEBUG, like `with torch_tensorrt_rtx.logging.debug():` (upstream deprecates it "
              "for Debugger, which works here too)",
     "dryrun": "partition only (True, or a path the report is written to): the module runs in PyTorch, its "
@@ -126,9 +128,6 @@ REFUSED: Dict[str, Tuple[Any, str]] = {
     "decompose_attention": (False, "attention is converted as one subgraph; keep it in PyTorch with "
                                    "torch_executed_ops={'aten._scaled_dot_product_flash_attention_for_cpu'}"),
     "disabled_constant_fold_exclusions": (None, "there are no constant-fold exclusion rules here"),
-    "autocast_excluded_nodes": (None, "rule-based autocast is not implemented; enabled_precisions keeps "
-                                      "sensitive ops in fp32 by op kind"),
-    "autocast_excluded_ops": (None, "keep an op in PyTorch (fp32) with torch_executed_ops instead"),
     "autocast_max_output_threshold": (512, "rule-based autocast is not implemented; see enabled_precisions"),
     "autocast_max_depth_of_reduction": (None, "reductions always compute in fp32 under enabled_precisions"),
     "autocast_calibration_dataloader": (None, "no calibration here; see enabled_precisions"),

@@ -82,8 +82,10 @@ def test_every_upstream_option_is_classified_once():
 def test_upstream_option(name):
     value = SET[name]
     if name in upstream.FIELDS_HONOURED:
-        settings = CompilationSettings.from_options({name: value})
-        expected = CompilationSettings(**{name: value})
+        # autocast exclusions only mean something under a reduced precision (alone they are refused)
+        extra = {"enabled_precisions": {torch.float16}} if name.startswith("autocast_excluded") else {}
+        settings = CompilationSettings.from_options({name: value, **extra})
+        expected = CompilationSettings(**{name: value, **extra})
         assert getattr(settings, name) == getattr(expected, name) != getattr(CompilationSettings(), name)
     elif name in upstream.ENGINE_CACHE_FIELDS:
         # Honoured by the engine cache. Until its branch is merged the field does not exist and
@@ -119,6 +121,16 @@ def test_autocast_pair_means_enabled_precisions():
         CompilationSettings.from_options({"enable_autocast": True})
     with pytest.raises(ValueError, match="needs enable_autocast=True"):
         CompilationSettings.from_options({"autocast_low_precision_type": torch.float16})
+
+
+def test_autocast_exclusions_need_a_reduced_precision_and_valid_patterns():
+    with pytest.raises(ValueError, match="enabled_precisions"):
+        CompilationSettings.from_options({"autocast_excluded_ops": {"aten::mm"}})
+    with pytest.raises(ValueError, match="not a regular expression"):
+        CompilationSettings.from_options({"autocast_excluded_nodes": {"(unclosed"}, "enabled_precisions": {"fp16"}})
+    settings = CompilationSettings.from_options({"enable_autocast": True, "autocast_low_precision_type": "fp16",
+                                                 "autocast_excluded_ops": {"aten::mm"}})
+    assert "aten.mm.default" in settings.autocast_excluded_ops  # a packet name means every overload
 
 
 def test_refusal_names_the_replacement():

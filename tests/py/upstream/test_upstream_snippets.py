@@ -418,7 +418,7 @@ def test_assume_dynamic_shape_support_offers_dynamic_nodes_to_static_converters(
         assert remove_converter(torch.ops.aten.relu.default, static_relu)
 
 
-def test_use_fp32_acc_keeps_matmuls_in_fp32():
+def test_use_fp32_acc_and_autocast_exclusions_keep_matmuls_in_fp32():
     model, x = MLP().eval(), torch.randn(4, 16)
 
     def matmul_dtypes(**options):
@@ -431,6 +431,8 @@ def test_use_fp32_acc_keeps_matmuls_in_fp32():
 
     assert matmul_dtypes() == {"HALF"}
     assert matmul_dtypes(use_fp32_acc=True) == {"FLOAT"}
+    assert matmul_dtypes(autocast_excluded_ops={torch.ops.aten.linear.default}) == {"FLOAT"}
+    assert matmul_dtypes(autocast_excluded_nodes={"^linear$"}) == {"FLOAT", "HALF"}  # the first linear only
 
 
 # -- 6. logging and the Debugger -----------------------------------------------------------------

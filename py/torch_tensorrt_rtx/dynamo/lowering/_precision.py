@@ -18,7 +18,8 @@ model. Every node's `meta["val"]` is updated to the dtype it now produces.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+import re
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 import torch
 from torch.fx import GraphModule, Node
@@ -72,7 +73,15 @@ def _with_dtype(val: Any, dtype: torch.dtype) -> Any:
     return val
 
 
-def reduce_precision(gm: GraphModule, dtype: torch.dtype, fp32_accumulation: bool = False) -> int:
+def keep_float32(ops: Iterable[str] = (), node_patterns: Iterable[str] = ()) -> Callable[[Node], bool]:
+    """Which nodes stay in float32 whatever their policy (upstream's autocast_excluded_ops, as
+    overload names, and autocast_excluded_nodes, regular expressions searched in node names)."""
+    ops, patterns = frozenset(ops), [re.compile(p) for p in node_patterns]
+    return lambda node: str(node.target) in ops or any(p.search(node.name) for p in patterns)
+
+
+def reduce_precision(gm: GraphModule, dtype: torch.dtype, fp32_accumulation: bool = False,
+                     keep_fp32: Optional[Callable[[Node], bool]] = None) -> int:
     if dtype not in REDUCED:
         raise ValueError(f"reduced precision must be one of {REDUCED}, got {dtype}")
     graph = gm.graph
@@ -94,7 +103,7 @@ def reduce_precision(gm: GraphModule, dtype: torch.dtype, fp32_accumulation: boo
             continue
         inputs = list(dict.fromkeys(_tensor_nodes((node.args, node.kwargs))))
         floats = [a for a in inputs if _is_float32(a) or a in reduced]
-        if fp32_accumulation and node.target in MATMUL_OPS and floats:
+        if fp32_accumulation and node.target in MATMUL_OPS and floats and not (keep_fp32 and keep_fp32(node)):
             for a in floats:
                 if a in reduced:
                     node.replace_input_with(a, cast(a, torch.float32))
@@ -105,7 +114,7 @@ def reduce_precision(gm: GraphModule, dtype: torch.dtype, fp32_accumulation: boo
             reduced.add(down)
             moved += 1
             continue
-        policy = precision_policy(node.target)
+        policy = Precision.FLOAT32 if keep_fp32 is not None and keep_fp32(node) else precision_policy(node.target)
         if policy is Precision.REDUCED and floats:
             go_low = True
         elif policy is Precision.FOLLOW and floats:
