@@ -15,6 +15,7 @@ symbol's range for rounded ones such as a strided convolution's `((s - 1)//2) + 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -28,6 +29,8 @@ import sympy
 import torch
 from torch.fx import GraphModule, Node
 
+from torch_tensorrt_rtx.dynamo._debugger import FIRST_ARTIFACT, LayerList, PackageLogLevel
+from torch_tensorrt_rtx.dynamo._debugger import emit as debug_artifact
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._size_solve import solve as solve_size
@@ -44,9 +47,11 @@ from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine, compute_capability
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
 from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
+from torch_tensorrt_rtx.dynamo.conversion._upstream_registry import converter_settings
 from torch_tensorrt_rtx.dynamo.lowering import lower
 from torch_tensorrt_rtx.dynamo.lowering._double import truncate_double
 from torch_tensorrt_rtx.dynamo.lowering._precision import describe as describe_precision
+from torch_tensorrt_rtx.dynamo.lowering._precision import keep_float32
 from torch_tensorrt_rtx.dynamo.partitioning import partition
 from torch_tensorrt_rtx.dynamo.verification import engine_sources
 
@@ -322,7 +327,8 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
                 try:
                     with stage("engine build"):
                         engines[key] = build_engine(item.network_def, settings.compute_capabilities,
-                                                    label=item.node.target, progress=settings.progress)
+                                                    label=item.node.target, progress=settings.progress,
+                                                    settings=settings)
                 except Exception as exc:  # noqa: BLE001 - a failed build keeps its node(s) in PyTorch
                     if settings.pass_through_build_failures:
                         raise
@@ -349,14 +355,51 @@ def check_settings(settings: CompilationSettings) -> None:
         compute_capability(name)
 
 
+def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int, start: float,
+             clock: PhaseClock) -> Tuple[GraphModule, CompileReport]:
+    """Upstream's dryrun: partition without converting or building. The module returned runs the
+    planned TensorRT-RTX partitions in PyTorch; the report lists them as planned engines. A string
+    `dryrun` is a file the report is also written to."""
+    with clock.phase("partitioning"):
+        result = partition(lowered, settings, {})
+    gm = result.module
+    debug_artifact("partitioned_graph.txt", gm.graph)
+    report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
+                           fallback_nodes=dict(result.node_reasons),
+                           precision=describe_precision(settings.reduced_precision, settings.use_fp32_acc),
+                           reduced_precision=settings.reduced_precision, truncated_double_ops=truncated, dryrun=True)
+    for name in result.trt_submodules:
+        sub = getattr(gm, name)
+        report.engines.append(EngineSummary(name, [op_name(n) for n in sub.graph.nodes if n.op == "call_function"],
+                                            0.0, 0, []))
+    report.total_seconds, report.phase_seconds = time.perf_counter() - start, clock.seconds
+    logger.info("%s", report.format())
+    debug_artifact("compile_report.txt", report.format())
+    if isinstance(settings.dryrun, str):
+        with open(settings.dryrun, "w", encoding="utf-8") as out:
+            out.write(report.format() + "\n")
+    return gm, report
+
+
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
+    debug = PackageLogLevel(logging.DEBUG) if settings.debug else contextlib.nullcontext()
+    with converter_settings(settings), debug:  # what upstream-style converters and validators see
+        return _compile_graph(gm, symbol_ranges, settings)
+
+
+def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
+                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
     start = time.perf_counter()
     clock = PhaseClock(gm.meta.pop(PHASE_SECONDS_META, None))  # export phases, when export_aten made gm
     check_settings(settings)
     with clock.phase("lowering"):
         truncated = truncate_double(gm) if settings.truncate_double else 0
-        lowered = lower(gm, settings.reduced_precision)
+        lowered = lower(gm, settings.reduced_precision, settings.use_fp32_acc,
+                        keep_float32(settings.autocast_excluded_ops, settings.autocast_excluded_nodes))
+    debug_artifact(FIRST_ARTIFACT, lowered.graph)
+    if settings.dryrun:
+        return _dry_run(lowered, settings, truncated, start, clock)
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
     excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
     engines: Dict[str, Tuple[memoryview, float]] = {}
@@ -372,6 +415,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     with clock.phase("partitioning"):
         result = partition(lowered, settings, excluded, same_as=proposed)
     gm = result.module
+    debug_artifact("partitioned_graph.txt", gm.graph)
     by_name = {n.target: n for n in gm.graph.nodes if n.op == "call_module" and n.target in result.trt_submodules}
     if set(by_name) != {item.node.target for item, _, _ in built}:
         raise RuntimeError(f"torch_tensorrt_rtx internal error: partitioning the graph again gave partitions "
@@ -381,11 +425,12 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
                            fallback_nodes=dict(result.node_reasons),
                            failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
-                           precision=describe_precision(settings.reduced_precision),
+                           precision=describe_precision(settings.reduced_precision, settings.use_fp32_acc),
                            reduced_precision=settings.reduced_precision, truncated_double_ops=truncated)
     engines.clear()
     while built:  # each engine's TensorRT-RTX buffer is released as soon as its record is packed
         item, engine, seconds = built.pop(0)
+        debug_artifact(f"{item.node.target}_layers.txt", LayerList(item.network_def.network))
         with clock.phase("packaging"):
             _package(gm, item, engine, settings)
         report.engines.append(EngineSummary(item.node.target, item.network_def.converted_ops, seconds, len(engine),
@@ -403,9 +448,10 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
         raise RuntimeError("require_full_compilation=True but these ops stay in PyTorch: "
                            + ", ".join(f"{k} ({report.fallback_reasons.get(k)})" for k in sorted(report.fallback_ops)))
     logger.info("%s", report.format())
+    debug_artifact("compile_report.txt", report.format())
     if truncated:
         warnings.warn(f"torch_tensorrt_rtx: {truncated} float64 op(s) computed in float32 (TensorRT-RTX has no "
-                      "float64; truncate_double=False keeps them in PyTorch instead)", Float64Warning, stacklevel=3)
+                      "float64; truncate_double=False keeps them in PyTorch instead)", Float64Warning, stacklevel=4)
     if report.fallback_ops:
-        warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=3)
+        warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=4)
     return gm, report

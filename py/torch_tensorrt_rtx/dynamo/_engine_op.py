@@ -29,6 +29,7 @@ from typing import Any, Callable, List, Optional, Union
 import torch
 
 from torch_tensorrt_rtx.runtime import _native, bounded_json
+from torch_tensorrt_rtx.runtime import upstream_api as _upstream_runtime
 from torch_tensorrt_rtx.dynamo._shape_expr import ShapeExpressionError, evaluate_dim  # noqa: F401 (API)
 from torch_tensorrt_rtx.runtime.definitions import ENGINE_OP
 
@@ -147,6 +148,19 @@ def _register() -> bool:
 
 _LIBRARIES: List[Any] = []
 NATIVE = _register()
+
+
+def python_runtime_engines(module: torch.nn.Module) -> List[Any]:
+    """(buffer name, TRTModule) of each engine of a compiled program, for runtime.weight_streaming."""
+    records = [(name, t) for name, t in module.named_buffers()
+               if name.endswith("_engine") and t.dtype == torch.uint8 and t.dim() == 1]
+    if records and NATIVE:
+        raise NotImplementedError("weight_streaming: this program's engines run on the C++ runtime, which does "
+                                  "not take weight-streaming budgets yet; only the Python runtime does")
+    return [(name, python_runtime_module(t)) for name, t in records]
+
+
+_upstream_runtime.add_engine_finder(python_runtime_engines)
 execute_engine = getattr(torch.ops, ENGINE_OP.namespace).execute_engine
 
 

@@ -161,6 +161,17 @@ def settings(**changes: Any) -> Iterator[RuntimeSettings]:
         save_all_runtime_caches()
 
 
+def set_current(**changes: Any) -> RuntimeSettings:
+    """Apply ``changes`` for the rest of this thread's (asyncio task's) context, without a scope
+    to leave: what upstream's setters (``set_cudagraphs_mode``) mean here. A ``settings()``
+    scope opened later still overrides it inside its block; called inside such a block, it lasts
+    until the block ends (the block restores what was in effect before it)."""
+    new = _current.get().replace(**changes)
+    _current.set(new)
+    _notify_scope(new)
+    return new
+
+
 def warn_if_incompatible(s: RuntimeSettings, has_dynamic_inputs: bool, what: str) -> bool:
     """Warn when a combination cannot work; returns True if it warned."""
     if (s.cuda_graph_strategy == "whole_graph_capture" and s.kernel_strategy == "lazy"

@@ -164,6 +164,13 @@ class TRTModule(torch.nn.Module):
         self._trt_runtime, self._engine = runtime, engine
         return engine
 
+    def drop_execution_context(self) -> None:
+        """Release the execution context (saving the runtime cache); the next call creates a new
+        one the usual way. Weight-streaming budgets change only with no live context."""
+        with self._lock:
+            self.save_runtime_cache()
+            self._context, self._context_settings = None, None
+
     def ensure_context(self) -> Any:
         """Deserialize and create the execution context now if needed (e.g. to warm up)."""
         with self._lock:

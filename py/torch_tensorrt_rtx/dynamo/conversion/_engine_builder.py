@@ -9,7 +9,7 @@ import logging
 import sys
 import threading
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import tensorrt_rtx as trt
 
@@ -69,10 +69,33 @@ def compute_capability(name: str) -> "trt.ComputeCapability":
         raise ValueError(f"unknown compute capability {name!r}; expected one of {allowed}") from None
 
 
+def apply_builder_options(config: "trt.IBuilderConfig", settings: Any) -> None:
+    """The IBuilderConfig knobs of CompilationSettings (upstream's names); defaults change nothing."""
+    if settings.workspace_size:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_size)
+    if settings.optimization_level is not None:
+        config.builder_optimization_level = settings.optimization_level
+    if settings.max_aux_streams is not None:
+        config.max_aux_streams = settings.max_aux_streams
+    if settings.tiling_optimization_level != "none":
+        config.tiling_optimization_level = trt.TilingOptimizationLevel.__members__[
+            settings.tiling_optimization_level.upper()]
+    if settings.l2_limit_for_tiling >= 0:
+        config.l2_limit_for_tiling = settings.l2_limit_for_tiling
+    flags = {"disable_tf32": (trt.BuilderFlag.TF32, False), "sparse_weights": (trt.BuilderFlag.SPARSE_WEIGHTS, True),
+             "enable_weight_streaming": (trt.BuilderFlag.WEIGHT_STREAMING, True)}
+    for name, (flag, on) in flags.items():
+        if getattr(settings, name):
+            (config.set_flag if on else config.clear_flag)(flag)
+
+
 def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[str] = PORTABLE,
-                 label: str = "engine", progress: bool = True) -> Tuple[memoryview, float]:
+                 label: str = "engine", progress: bool = True, settings: Any = None) -> Tuple[memoryview, float]:
+    """`settings`: a CompilationSettings whose builder options apply (None: TensorRT-RTX's defaults)."""
     builder, network = network_def.builder, network_def.network
     config = builder.create_builder_config()
+    if settings is not None:
+        apply_builder_options(config, settings)
     if compute_capabilities:
         config.num_compute_capabilities = len(compute_capabilities)
         for i, name in enumerate(compute_capabilities):

@@ -190,13 +190,22 @@ def lookup(node: Node) -> Optional[ConverterEntry]:
     return entry
 
 
+def assume_dynamic_shape_support() -> bool:
+    """The compile's assume_dynamic_shape_support (upstream's option): True offers dynamic-shape
+    nodes to converters registered with supports_dynamic_shapes=False too."""
+    from torch_tensorrt_rtx.dynamo.conversion._upstream_registry import active_settings
+
+    settings = active_settings()
+    return bool(settings is not None and settings.assume_dynamic_shape_support)
+
+
 def _lookup_converter(node: Node) -> Optional[ConverterEntry]:
     entries = _REGISTRY.get(node.target)
     if not entries:
         return None
     dynamic = None
     for entry in entries:
-        if not entry.supports_dynamic_shapes:
+        if not entry.supports_dynamic_shapes and not assume_dynamic_shape_support():
             if dynamic is None:
                 dynamic = _node_has_dynamic_shapes(node)
             if dynamic:

@@ -21,7 +21,8 @@ model. Every node's `meta["val"]` is updated to the dtype it now produces.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+import re
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 import torch
 from torch.fx import GraphModule, Node
@@ -33,15 +34,20 @@ aten = torch.ops.aten
 # Ops that read rows of their first argument; when it is a weight, its dtype is the table's.
 TABLE_LOOKUP_OPS = frozenset({aten.embedding.default, aten.index_select.default, aten.index.Tensor})
 REDUCED = (torch.float16, torch.bfloat16)
+# With fp32 accumulation (upstream's use_fp32_acc) these compute in float32 on inputs cast up
+# from the reduced dtype, and their result is cast back down for the ops that follow.
+MATMUL_OPS = frozenset({aten.linear.default, aten.mm.default, aten.bmm.default, aten.matmul.default,
+                        aten.addmm.default, aten.baddbmm.default})
 
 
-def describe(dtype: Optional[torch.dtype]) -> str:
+def describe(dtype: Optional[torch.dtype], fp32_accumulation: bool = False) -> str:
     """The precision line of the compile report."""
     if dtype is None:
         return "as traced (no enabled_precisions)"
     name = str(dtype).replace("torch.", "")
+    matmuls = "; matmuls in float32 on inputs cast up (use_fp32_acc)" if fp32_accumulation else ""
     return (f"{name} for matmul/convolution and the elementwise and shape ops between them; float32 for "
-            "reductions, softmax, normalization, exp/log/pow and every other op")
+            f"reductions, softmax, normalization, exp/log/pow and every other op{matmuls}")
 
 
 def _tensor_nodes(value: Any):
@@ -97,7 +103,15 @@ def _table_follows(node: Node, reduced) -> bool:
     return _is_constant_table_lookup(node) and any(_computes_low(user, node, reduced) for user in node.users)
 
 
-def reduce_precision(gm: GraphModule, dtype: torch.dtype) -> int:
+def keep_float32(ops: Iterable[str] = (), node_patterns: Iterable[str] = ()) -> Callable[[Node], bool]:
+    """Which nodes stay in float32 whatever their policy (upstream's autocast_excluded_ops, as
+    overload names, and autocast_excluded_nodes, regular expressions searched in node names)."""
+    ops, patterns = frozenset(ops), [re.compile(p) for p in node_patterns]
+    return lambda node: str(node.target) in ops or any(p.search(node.name) for p in patterns)
+
+
+def reduce_precision(gm: GraphModule, dtype: torch.dtype, fp32_accumulation: bool = False,
+                     keep_fp32: Optional[Callable[[Node], bool]] = None) -> int:
     if dtype not in REDUCED:
         raise ValueError(f"reduced precision must be one of {REDUCED}, got {dtype}")
     graph = gm.graph
@@ -119,14 +133,25 @@ def reduce_precision(gm: GraphModule, dtype: torch.dtype) -> int:
             continue
         inputs = list(dict.fromkeys(_tensor_nodes((node.args, node.kwargs))))
         floats = [a for a in inputs if _is_float32(a) or a in reduced]
-        policy = precision_policy(node.target)
+        if fp32_accumulation and node.target in MATMUL_OPS and floats and not (keep_fp32 and keep_fp32(node)):
+            for a in floats:
+                if a in reduced:
+                    node.replace_input_with(a, cast(a, torch.float32))
+            down = cast(node, dtype)
+            for user in list(node.users):
+                if user is not down:
+                    user.replace_input_with(node, down)
+            reduced.add(down)
+            moved += 1
+            continue
+        policy = Precision.FLOAT32 if keep_fp32 is not None and keep_fp32(node) else precision_policy(node.target)
         if policy is Precision.REDUCED and floats:
             go_low = True
         elif policy is Precision.FOLLOW and floats:
             go_low = any(a in reduced for a in floats) and all(a in reduced or a.op == "get_attr" for a in floats)
         else:
             go_low = False
-        go_low = go_low or _table_follows(node, reduced)
+        go_low = go_low or (not (keep_fp32 and keep_fp32(node)) and _table_follows(node, reduced))
         for a in floats:
             if go_low and a not in reduced:
                 node.replace_input_with(a, cast(a, dtype))
