@@ -16,7 +16,6 @@ symbol's range for rounded ones such as a strided convolution's `((s - 1)//2) + 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import platform
 import time
@@ -40,7 +39,7 @@ from torch_tensorrt_rtx.dynamo._summary import (
     stage,
 )
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
-from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine, compute_capability
+from torch_tensorrt_rtx.dynamo.conversion._engine_builder import SerializedEngine, build_engine, compute_capability
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
 from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
 from torch_tensorrt_rtx.dynamo.lowering import lower
@@ -223,13 +222,14 @@ def _convert_one(name: str, sub: GraphModule, symbol_ranges, clock: PhaseClock) 
     return _Converted(name, sub, network_def, spec, ranges)
 
 
-def _package(gm: GraphModule, node: Node, converted: _Converted, engine: bytes, settings: CompilationSettings) -> None:
+def _package(gm: GraphModule, node: Node, converted: _Converted, engine: SerializedEngine,
+             settings: CompilationSettings) -> None:
     """Replace the partition's call `node` by execute_engine on a packed EngineRecord buffer."""
     from torch_tensorrt_rtx.runtime import EngineRecord
 
     sub, network_def = converted.sub, converted.network_def
     name = node.target
-    sha = hashlib.sha256(engine).hexdigest()
+    sha = engine.sha256
     spec = dataclasses.replace(converted.spec, sha256=sha)
     record = EngineRecord.new(
         engine, name=name, input_names=network_def.input_names, output_names=network_def.output_names,
@@ -285,7 +285,7 @@ def _views_to_reshapes(gm: GraphModule) -> int:
 
 
 def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,
-             excluded: Dict[str, str], engines: Dict[str, Tuple[memoryview, float]], clock: PhaseClock):
+             excluded: Dict[str, str], engines: Dict[str, Tuple[SerializedEngine, float]], clock: PhaseClock):
     """Partition with `excluded` nodes in PyTorch, convert every partition, build every engine.
     Returns (partition result, [(converted, engine, seconds)]), or None after adding the nodes
     to blame to `excluded` (the caller then tries again: each retry keeps more nodes in PyTorch).
@@ -347,7 +347,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
         lowered = lower(gm, settings.reduced_precision)
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
     excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
-    engines: Dict[str, Tuple[memoryview, float]] = {}
+    engines: Dict[str, Tuple[SerializedEngine, float]] = {}
     attempt = None
     while attempt is None:  # terminates: every failed attempt excludes at least one more node
         attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock)
@@ -365,12 +365,13 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                            precision=describe_precision(settings.reduced_precision),
                            reduced_precision=settings.reduced_precision, truncated_double_ops=truncated)
     engines.clear()
-    while built:  # each engine's TensorRT-RTX buffer is released as soon as its record is packed
+    while built:  # each engine is read once, into its packed record; its temporary file then closed
         item, engine, seconds = built.pop(0)
         with clock.phase("packaging"):
             _package(gm, calls[item.name], item, engine, settings)
         report.engines.append(EngineSummary(item.name, item.network_def.converted_ops, seconds, len(engine),
                                             [str(r) for r in item.ranges]))
+        engine.close()  # its temporary file
         del engine
     with clock.phase("packaging"):
         if report.engines and report.fallback_ops:
