@@ -75,3 +75,17 @@ def test_build_engine_returns_a_hashed_file_backed_engine():
     assert seconds > 0 and len(data) == engine.nbytes > 1000
     assert engine.sha256 == hashlib.sha256(data).hexdigest()
     engine.close()
+
+
+def test_an_engine_that_cannot_be_written_is_a_build_failure_naming_the_file(monkeypatch):
+    from torch_tensorrt_rtx.dynamo.conversion import _engine_builder
+
+    def full_disk(self, chunk):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_engine_builder.SerializedEngine, "write", full_disk)
+    compiled = trtx.compile(Small().eval(), [torch.randn(2, 8)], min_block_size=1, progress=False)
+    report = compiled.compile_report
+    assert not report.engines, report.format()
+    reasons = " ".join(report.failed_nodes.values())
+    assert "temporary file" in reasons and "No space left on device" in reasons, reasons

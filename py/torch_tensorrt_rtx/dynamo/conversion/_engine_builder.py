@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import tensorrt_rtx as trt
 
@@ -104,12 +104,17 @@ class _EngineWriter(trt.IStreamWriter):
         trt.IStreamWriter.__init__(self)
         self.engine = engine
         self.chunks = 0
+        self.error: Optional[OSError] = None  # a failed write (a full disk, say): the build then fails
 
     def write(self, data) -> int:
         if self.chunks == 0:
             release_free_memory()  # the build state is complete: drop what building it freed
         self.chunks += 1
-        return self.engine.write(data)
+        try:
+            return self.engine.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            return 0
 
 
 class BuildProgress(trt.IProgressMonitor):
@@ -183,9 +188,14 @@ def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[
     trt_logger().errors.clear()
     engine = SerializedEngine()
     start = time.perf_counter()
-    built = builder.build_serialized_network_to_stream(network, config, _EngineWriter(engine))
+    writer = _EngineWriter(engine)
+    built = builder.build_serialized_network_to_stream(network, config, writer)
     seconds = time.perf_counter() - start
     release_free_memory()
+    if writer.error is not None:
+        engine.close()
+        raise ConversionError(f"TensorRT-RTX built engine {label} but it could not be written to a temporary file "
+                              f"(in {tempfile.gettempdir()}): {writer.error}")
     if not built or engine.nbytes == 0:
         engine.close()
         recent = "; ".join(trt_logger().errors[-3:]) or "no message"
