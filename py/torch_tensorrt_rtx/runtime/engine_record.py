@@ -19,7 +19,8 @@ Contract:
 - Every field is UTF-8 text except ENGINE, which is raw bytes. Optional fields hold
   ``None`` in Python and the layout's sentinel on the wire.
 - ``unpack``/``from_list`` never copy the engine bytes; ``pack`` copies them once (into
-  the output buffer); ``to_list`` returns the engine as ``bytes`` (one copy only if it
+  the output buffer; an engine object with ``nbytes`` and ``readinto(buffer)``, such as one
+  the builder streamed to a file, reads itself straight into it); ``to_list`` returns the engine as ``bytes`` (one copy only if it
   was a view).
 - A record with the wrong ABI version, the wrong number of fields or a truncated buffer
   raises ``EngineRecordError`` naming what was expected and what was found. Garbage
@@ -123,7 +124,7 @@ class EngineRecord:
     # -- list form ------------------------------------------------------------------
     def to_list(self) -> list[bytes]:
         """The fixed-length list of ``bytes`` (one per layout field, in layout order)."""
-        eng = self.engine if isinstance(self.engine, bytes) else bytes(self.engine)
+        eng = self.engine if isinstance(self.engine, bytes) else _readable(self.engine).tobytes()
         return [eng if f == ENGINE_FIELD else b
                 for f, b in zip(LAYOUT.fields, self._encoded_fields())]
 
@@ -158,17 +159,21 @@ class EngineRecord:
     # -- packed form ----------------------------------------------------------------
     def pack(self) -> bytearray:
         """One contiguous buffer: header, then length-prefixed fields (engine copied once)."""
-        parts = [memoryview(self.engine if f == ENGINE_FIELD else text).cast("B")
+        parts = [_readable(self.engine) if f == ENGINE_FIELD else memoryview(text)
                  for f, text in zip(LAYOUT.fields, self._encoded_fields())]
         total = _PACK_HEADER.size + sum(_PACK_LENGTH.size + p.nbytes for p in parts)
         out = bytearray(total)
         _PACK_HEADER.pack_into(out, 0, PACK_MAGIC, LAYOUT.abi_version, LAYOUT.num_fields)
         pos = _PACK_HEADER.size
-        for part in parts:
-            _PACK_LENGTH.pack_into(out, pos, part.nbytes)
-            pos += _PACK_LENGTH.size
-            out[pos:pos + part.nbytes] = part
-            pos += part.nbytes
+        with memoryview(out) as view:
+            for part in parts:
+                _PACK_LENGTH.pack_into(out, pos, part.nbytes)
+                pos += _PACK_LENGTH.size
+                if isinstance(part, memoryview):
+                    view[pos:pos + part.nbytes] = part
+                else:
+                    part.readinto(view[pos:pos + part.nbytes])
+                pos += part.nbytes
         return out
 
     def _encoded_fields(self) -> list[bytes]:
@@ -233,6 +238,14 @@ class EngineRecord:
     def from_tensor(cls, tensor) -> "EngineRecord":
         """Decode a uint8 CPU tensor produced by ``to_tensor`` (engine is a view of it)."""
         return cls.unpack(tensor.contiguous().numpy())
+
+
+def _readable(engine: Any):
+    """The engine as a byte memoryview, or as is when it reads itself into a buffer (an engine
+    the builder streamed to a file: `nbytes` and `readinto(buffer)`), so packing copies it once."""
+    if hasattr(engine, "readinto") and hasattr(engine, "nbytes"):
+        return engine
+    return memoryview(engine).cast("B")
 
 
 def _split(joined: str | None) -> list[str]:
