@@ -174,10 +174,11 @@ def python_runtime(args) -> dict:
     from engine_programs import SPEC, double_record
     from torch_tensorrt_rtx import runtime
     from torch_tensorrt_rtx.dynamo import _engine_op
-    from trt_double import TrtDouble, make_engine_bytes
+    from trt_double import TrtDouble, make_engine_bytes, stand_in_gpu
 
     assert not _engine_op.NATIVE
     api = TrtDouble()
+    stand_in_gpu()  # the double's device: TRTModule's GPU checks run against it
     _engine_op._new_python_module = lambda record, name: runtime.TRTModule(record, name, trt_api=api)
     calls, repeats = max(args.calls // 10, 200), args.repeats
     x = torch.ones(2, 4)

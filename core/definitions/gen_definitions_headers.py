@@ -49,6 +49,18 @@ def wrap(guard, table, body, namespace="runtime", includes=("<cstddef>",)):
     ])
 
 
+def field_table(fields):
+    return [
+        "enum Field : std::size_t {",
+        *[f"  {name} = {i}," for i, name in enumerate(fields)],
+        "};",
+        f"constexpr std::size_t kNumFields = {len(fields)};",
+        "constexpr const char* kFieldNames[kNumFields] = {",
+        *[f"    {c_string(name)}," for name in fields],
+        "};",
+    ]
+
+
 def layout_header(layout):
     body = [
         "namespace layout {",
@@ -60,16 +72,17 @@ def layout_header(layout):
         f"constexpr const char* kPackMagicText = {c_string(layout.pack_magic.decode('ascii'))};",
         f"constexpr const char* kSeparator = {c_string(layout.separator)};",
         f"constexpr const char* kSentinel = {c_string(layout.sentinel)};",
+        f"constexpr const char* kPortable = {c_string(layout.portable)};",
         "",
         "// Index of each field in the record list.",
-        "enum Field : std::size_t {",
-        *[f"  {name} = {i}," for i, name in enumerate(layout.fields)],
-        "};",
+        *field_table(layout.fields),
         "",
-        f"constexpr std::size_t kNumFields = {layout.num_fields};",
-        "constexpr const char* kFieldNames[kNumFields] = {",
-        *[f"    {c_string(name)}," for name in layout.fields],
-        "};",
+        "// The previous ABI version, still decoded (fields of the same name carry over).",
+        "namespace previous {",
+        f"constexpr int kAbiVersion = {layout.previous_abi_version};",
+        f"constexpr const char* kAbiVersionText = {c_string(str(layout.previous_abi_version))};",
+        *field_table(layout.previous_fields),
+        "}  // namespace previous",
         "",
         "}  // namespace layout",
     ]

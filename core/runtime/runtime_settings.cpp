@@ -48,6 +48,72 @@ std::string ToString(const RuntimeSettings& s) {
          "; allocation_strategy=" + Name(s.allocation_strategy);
 }
 
+RuntimeSettings SettingsOverrides::ApplyTo(RuntimeSettings s) const {
+  if (cache_path) {
+    s.cache_path = *cache_path;
+    s.cache_enabled = true;
+  }
+  if (cache_disabled) {
+    s.cache_path.clear();
+    s.cache_enabled = false;
+  }
+  if (kernel_strategy) s.kernel_strategy = *kernel_strategy;
+  if (cuda_graph_strategy) s.cuda_graph_strategy = *cuda_graph_strategy;
+  if (allocation_strategy) s.allocation_strategy = *allocation_strategy;
+  return s;
+}
+
+SettingsOverrides SettingsOverrides::Parse(const std::vector<std::string>& entries) {
+  SettingsOverrides o;
+  for (const std::string& entry : entries) {
+    const std::size_t eq = entry.find('=');
+    const std::string key = entry.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : entry.substr(eq + 1);
+    if (entry == "cache_disabled") {
+      o.cache_disabled = true;
+    } else if (eq == std::string::npos) {
+      throw std::invalid_argument("runtime setting '" + entry + "': expected 'name=value'");
+    } else if (key == "cache_path") {
+      o.cache_path = value;
+    } else if (key == kKernelStrategySetting) {
+      o.kernel_strategy = ParseKernelStrategy(value);
+    } else if (key == kCudaGraphStrategySetting) {
+      o.cuda_graph_strategy = ParseCudaGraphStrategy(value);
+    } else if (key == kAllocationStrategySetting) {
+      o.allocation_strategy = ParseAllocationStrategy(value);
+    } else {
+      throw std::invalid_argument("unknown runtime setting '" + key + "': expected cache_path, cache_disabled, " +
+                                  kKernelStrategySetting + ", " + kCudaGraphStrategySetting +
+                                  " or " + kAllocationStrategySetting);
+    }
+  }
+  return o;
+}
+
+std::vector<std::string> SettingsOverrides::ToEntries() const {
+  std::vector<std::string> out;
+  if (cache_disabled) {
+    out.push_back("cache_disabled");
+  } else if (cache_path) {
+    out.push_back("cache_path=" + *cache_path);
+  }
+  if (kernel_strategy) out.push_back(std::string(kKernelStrategySetting) + "=" + Name(*kernel_strategy));
+  if (cuda_graph_strategy) {
+    out.push_back(std::string(kCudaGraphStrategySetting) + "=" + Name(*cuda_graph_strategy));
+  }
+  if (allocation_strategy) {
+    out.push_back(std::string(kAllocationStrategySetting) + "=" + Name(*allocation_strategy));
+  }
+  return out;
+}
+
+std::vector<std::string> ToEntries(const RuntimeSettings& s) {
+  return {s.cache_enabled ? "cache_path=" + s.cache_path : std::string("cache_disabled"),
+          std::string(kKernelStrategySetting) + "=" + Name(s.kernel_strategy),
+          std::string(kCudaGraphStrategySetting) + "=" + Name(s.cuda_graph_strategy),
+          std::string(kAllocationStrategySetting) + "=" + Name(s.allocation_strategy)};
+}
+
 std::string DefaultCachePath() {
 #ifdef _WIN32
   return io::DefaultCacheDir() + "\\" + protocol::kDefaultCacheFile;

@@ -17,6 +17,7 @@
 #ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_SETTINGS_H_
 #define TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_SETTINGS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,27 @@ const char* Name(AllocationStrategy s);
 
 // "cache_path=...; kernel_strategy=lazy; ..." for logs and __str__.
 std::string ToString(const RuntimeSettings& s);
+
+// Per-engine settings that replace the scope's: unset members follow the scope.
+struct SettingsOverrides {
+  std::optional<std::string> cache_path;  // a file ("" = per-user default); enables the cache
+  bool cache_disabled = false;             // no runtime cache file (wins over cache_path)
+  std::optional<KernelStrategy> kernel_strategy;
+  std::optional<CudaGraphStrategy> cuda_graph_strategy;
+  std::optional<AllocationStrategy> allocation_strategy;
+
+  RuntimeSettings ApplyTo(RuntimeSettings scope) const;
+  // The one encoding of settings between Python and C++ (and serving.h): a list of
+  // "name=value" entries, names and values from definitions.toml, plus "cache_path=P"
+  // ("" = the per-user default) or "cache_disabled". Throws std::invalid_argument naming a
+  // bad entry and the valid names. Python's twin: runtime/_native.py settings_entries.
+  static SettingsOverrides Parse(const std::vector<std::string>& entries);
+  // The set members as entries Parse reads back.
+  std::vector<std::string> ToEntries() const;
+};
+
+// Every setting of `s` as entries SettingsOverrides::Parse reads back.
+std::vector<std::string> ToEntries(const RuntimeSettings& s);
 
 // The Python runtime's default: $XDG_CACHE_HOME (if absolute) or ~/.cache, then the
 // names in definitions.toml (torch_tensorrt_rtx/runtime_cache.bin). Does not create

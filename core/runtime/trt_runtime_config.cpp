@@ -39,8 +39,8 @@ void TRTRuntimeConfig::BindCommunicator(trt::Engine& engine, void* communicator)
 }
 
 void TRTRuntimeConfig::ReleaseCommunicator(trt::Engine& engine) {
-  // The earlier design rebuilt the context straight from the engine here, skipping the
-  // cache flush and the strategies. Recreate() is the only way to get a context.
+  // Through Recreate(), like every other context: the cache is saved and every strategy
+  // applied to the new context.
   communicator_ = nullptr;
   Recreate(engine, "NCCL communicator released");
 }

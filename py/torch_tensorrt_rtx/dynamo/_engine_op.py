@@ -85,10 +85,9 @@ def fake_outputs(outputs: List[Any], inputs: List[torch.Tensor], device: torch.d
 
 
 # -- the Python kernel (only when the C++ runtime does not provide the op) -----------------
-# The attribute of a packed-record tensor holding its runtime module, and the overrides set
-# through program engine handles (torch_tensorrt_rtx.program_engines).
+# The attribute of a packed-record tensor holding its runtime module (which keeps the
+# per-engine overrides set through torch_tensorrt_rtx.program_engines).
 _MODULE_ATTR = "_torch_tensorrt_rtx_runtime_module"
-_OVERRIDES_ATTR = "_torch_tensorrt_rtx_setting_overrides"
 _ATTACH_LOCK = threading.Lock()  # guards attaching only; it holds no engine
 
 
@@ -100,7 +99,8 @@ def _new_python_module(record: Any, name: str) -> Any:
 
 
 def python_runtime_module(packed_record: torch.Tensor) -> Any:
-    """The TRTModule attached to ``packed_record`` (built at the first call; dies with it)."""
+    """The TRTModule attached to ``packed_record`` (built at the first call or override; dies
+    with it). Building it decodes the record but touches no GPU and no TensorRT."""
     module = packed_record.__dict__.get(_MODULE_ATTR)
     if module is not None:
         return module
@@ -111,9 +111,6 @@ def python_runtime_module(packed_record: torch.Tensor) -> Any:
 
             record = EngineRecord.from_tensor(packed_record.detach().cpu().clone())
             module = _new_python_module(record, record.name or "trt_engine")
-            overrides = packed_record.__dict__.get(_OVERRIDES_ATTR)
-            if overrides:
-                module.set_runtime_settings(**overrides)
             packed_record.__dict__[_MODULE_ATTR] = module
     return module
 

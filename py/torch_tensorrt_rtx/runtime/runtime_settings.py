@@ -156,15 +156,14 @@ def settings(**changes: Any) -> Iterator[RuntimeSettings]:
 
 
 def warn_if_incompatible(s: RuntimeSettings, has_dynamic_inputs: bool, what: str) -> bool:
-    """Warn when a combination cannot work; returns True if it warned."""
-    if (s.cuda_graph_strategy == "whole_graph_capture" and s.kernel_strategy == "lazy"
-            and has_dynamic_inputs):
+    """Warn when a combination cannot work (the engine-run contract's check, which the C++
+    runtime makes too); returns True if it warned."""
+    from torch_tensorrt_rtx.runtime.engine_contract import incompatible_strategies
+
+    msg = incompatible_strategies(what, s, has_dynamic_inputs)
+    if msg:
         import warnings
 
-        msg = (f"{what}: cuda_graph_strategy='whole_graph_capture' with kernel_strategy='lazy' "
-               f"and dynamic input shapes: lazily specialized kernels cannot be captured in a "
-               f"whole-graph CUDA graph; use kernel_strategy='eager' or 'none'")
         logger.warning(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
-        return True
-    return False
+    return bool(msg)

@@ -61,7 +61,8 @@ def describe_double(module) -> DoubleApi:
     classes = {n: v for n, v in vars(module).items()
                if isinstance(v, type) and v.__module__ == module.__name__ and n != "TrtDouble"}
     return DoubleApi(
-        module_names={n: v for n, v in vars(module.TrtDouble).items() if not n.startswith("_")},
+        module_names={n: v for n, v in vars(module.TrtDouble).items()
+                      if not n.startswith("_") and n not in module.DOUBLE_ONLY["TrtDouble"]},
         classes=classes,
         instances={"Logger": logger, "Runtime": runtime, "ICudaEngine": engine, "IRuntimeConfig": config,
                    "IRuntimeCache": cache, "IExecutionContext": context},
