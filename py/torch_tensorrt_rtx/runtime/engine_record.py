@@ -89,12 +89,15 @@ class EngineRecord:
             output_names: Sequence[str], compute_capabilities: Sequence[str] = (),
             engine_flavor: str = "tensorrt_rtx") -> "EngineRecord":
         """Build a record from typed values (the compiler's entry point).
-        ``compute_capabilities``: the SM names the engine was built for; () = portable."""
+        ``compute_capabilities``: the SM names the engine was built for; () or "portable" =
+        a portable build."""
         sep = LAYOUT.separator
         for n in list(input_names) + list(output_names):
             if sep in n:
                 raise EngineRecordError(f"binding name {n!r} contains the separator {sep!r}")
-        targets = [str(c).upper() for c in compute_capabilities]
+        if isinstance(compute_capabilities, str):
+            compute_capabilities = [compute_capabilities]
+        targets = [str(c).upper() for c in compute_capabilities if str(c).lower() != LAYOUT.portable]
         return cls(
             engine=engine, name=name,
             input_binding_names=sep.join(input_names),

@@ -10,6 +10,7 @@
 //   torch.ops.ttrx_test.{abi_version, record_length, record_field_names}: the record layout
 //       the C++ decoder was generated from; check_record(Tensor packed) -> str: the C++
 //       decoder's verdict on packed record bytes ("" if they decode, else the error);
+//       record_fields(Tensor packed) -> str[]: the fields it decodes (ENGINE as its size);
 //       run_packed_engine(Tensor[] inputs, Tensor packed) -> (name, outputs, packed again):
 //       an Engine decoded in C++ from Python's EngineRecord.pack() bytes, run once
 //       (cross-runtime tests).
@@ -86,6 +87,11 @@ TORCH_LIBRARY(ttrx_test, m) {
     return std::vector<std::string>(layout::kFieldNames, layout::kFieldNames + layout::kNumFields);
   });
   m.def("check_record(Tensor packed) -> str", CheckRecord);
+  m.def("record_fields(Tensor packed) -> str[]", [](const at::Tensor& packed) {
+    std::vector<std::string> fields = rt::UnpackRecordTensor(packed).ToList();
+    fields[layout::ENGINE] = std::to_string(fields[layout::ENGINE].size()) + " bytes";
+    return fields;
+  });
   m.def("run_packed_engine(Tensor[] inputs, Tensor packed) -> (str, Tensor[], Tensor)",
         [](std::vector<at::Tensor> inputs, const at::Tensor& packed) {
           rt::EngineClass engine(rt::UnpackRecordTensor(packed));
