@@ -2,7 +2,7 @@
 (//tests/core/runtime:libscripted_runtime_ops.so) as its C++ runtime: the shipped library
 has no test-only ops (ttrx_test.*), and one process cannot load both libraries.
 
-    out = run_scripted_child("print(torch.ops.ttrx_test.abi_version())")
+    out = run_scripted_child("print(torch.ops.ttrx_test.abi_version())").stdout
     verdicts = cxx_record_verdicts([packed_bytes, ...])   # "" = decodes, else the error
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ from engine_programs import REPO, SCRIPTED_OPS
 HERE = Path(__file__).resolve().parent
 
 
-def run_scripted_child(code: str, *args: str, timeout: int = 300) -> str:
-    """stdout of ``code`` run with ``torch`` imported and the scripted library loaded;
-    skips when that library is not built."""
+def run_scripted_child(code: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``code`` run (and checked to succeed) with ``sys``, ``torch`` and ``torch_tensorrt_rtx``
+    imported and the scripted library loaded; skips when that library is not built."""
     if not SCRIPTED_OPS.is_file():
         pytest.skip(f"scripted-backend op library not built ({SCRIPTED_OPS}): "
                     "bazel build //tests/core/runtime:libscripted_runtime_ops.so")
@@ -33,7 +33,7 @@ def run_scripted_child(code: str, *args: str, timeout: int = 300) -> str:
     result = subprocess.run([sys.executable, "-c", prelude + code, *args], capture_output=True, text=True,
                             env=env, timeout=timeout)
     assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout
+    return result
 
 
 _VERDICTS = """
@@ -55,4 +55,4 @@ def cxx_record_verdicts(records: list) -> list:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "records.bin"
         path.write_bytes(b"".join(len(r).to_bytes(8, "little") + bytes(r) for r in records))
-        return json.loads(run_scripted_child(_VERDICTS, str(path)).strip().splitlines()[-1])
+        return json.loads(run_scripted_child(_VERDICTS, str(path)).stdout.strip().splitlines()[-1])

@@ -48,7 +48,7 @@ try:
 except RuntimeError as exc:
     error = str(exc).splitlines()[0]
 print(json.dumps({"fields": fields, "error": error}))
-""", str(SAVED), BUFFER)
+""", str(SAVED), BUFFER).stdout
     result = json.loads(out.strip().splitlines()[-1])
     record = EngineRecord.from_tensor(_packed())
     engine = LAYOUT.index("ENGINE")
