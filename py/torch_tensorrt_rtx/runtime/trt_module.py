@@ -45,7 +45,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import Any, Iterator, Optional
 

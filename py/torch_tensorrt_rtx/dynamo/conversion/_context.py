@@ -155,10 +155,6 @@ class ConversionContext:
         return self.name(layer, "reshape").get_output(0)
 
 
-def node_val(node: Any) -> Any:
-    return node.meta.get("val") if isinstance(node, Node) else None
-
-
 def node_dtype(node: Node) -> torch.dtype:
     val = node.meta.get("val")
     if not isinstance(val, torch.Tensor):
