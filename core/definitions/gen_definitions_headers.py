@@ -102,7 +102,28 @@ def strategies_header(strategies):
             f"constexpr const char* k{enum}Setting = {c_string(strategy.setting)};",
             "",
         ]
-    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_RUNTIME_STRATEGIES_H_", "strategies", body[:-1])
+    settings = list(strategies.values())
+    body += [
+        "// Every strategy setting, each at its default (the first name).",
+        "struct StrategySettings {",
+        *[f"  {camel(s.setting)} {s.setting} = static_cast<{camel(s.setting)}>(0);" for s in settings],
+        "};",
+        "",
+        "// Per-engine strategy overrides: unset members follow the scope.",
+        "struct StrategyOverrides {",
+        *[f"  std::optional<{camel(s.setting)}> {s.setting};" for s in settings],
+        "};",
+        "",
+        "// Calls visit(setting, names, number of names, member) for each strategy member of `s`",
+        "// (a StrategySettings or StrategyOverrides), in definition order.",
+        "template <typename S, typename Visit>",
+        "void ForEachStrategy(S& s, Visit&& visit) {",
+        *[f"  visit(k{camel(x.setting)}Setting, k{camel(x.setting)}Names, std::size_t{{{len(x.names)}}}, s.{x.setting});"
+          for x in settings],
+        "}",
+    ]
+    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_RUNTIME_STRATEGIES_H_", "strategies", body,
+                includes=("<cstddef>", "<optional>"))
 
 
 def cache_protocol_header(protocol):

@@ -151,10 +151,10 @@ class TensorRTConfig final : public RuntimeConfig {
     return CreateRtxRuntimeCache(*config_);
   }
   bool SetRuntimeCache(RuntimeCache& cache) override { return SetRtxRuntimeCache(*config_, cache); }
-  void SetKernelStrategy(KernelStrategy s) override { SetRtxKernelStrategy(*config_, s); }
-  void SetCudaGraphStrategy(CudaGraphStrategy s) override { SetRtxCudaGraphStrategy(*config_, s); }
-  void SetAllocationStrategy(AllocationStrategy s) override {
-    config_->setExecutionContextAllocationStrategy(ToTensorRT(s));
+  void SetStrategies(const StrategySettings& s) override {
+    SetRtxKernelStrategy(*config_, s.kernel_strategy);
+    SetRtxCudaGraphStrategy(*config_, s.cuda_graph_strategy);
+    config_->setExecutionContextAllocationStrategy(ToTensorRT(s.allocation_strategy));
   }
   nv::IRuntimeConfig* get() { return config_.get(); }
 

@@ -71,9 +71,8 @@ class RuntimeConfig {
   // A runtime cache can only be created from a runtime config (TensorRT-RTX rule).
   virtual std::unique_ptr<RuntimeCache> CreateRuntimeCache() = 0;
   virtual bool SetRuntimeCache(RuntimeCache& cache) = 0;
-  virtual void SetKernelStrategy(KernelStrategy strategy) = 0;
-  virtual void SetCudaGraphStrategy(CudaGraphStrategy strategy) = 0;
-  virtual void SetAllocationStrategy(AllocationStrategy strategy) = 0;
+  // Applies every strategy of `strategies` (one member per [strategies] table).
+  virtual void SetStrategies(const StrategySettings& strategies) = 0;
 };
 
 class ExecutionContext {

@@ -124,23 +124,15 @@ class ScriptedConfig final : public trt::RuntimeConfig {
     cache_ = dynamic_cast<ScriptedCache*>(&cache);
     return cache_ != nullptr;
   }
-  void SetKernelStrategy(rt::KernelStrategy s) override {
-    log_->Add(std::string("config.kernel_strategy ") + rt::Name(s));
-    kernel = s;
-  }
-  void SetCudaGraphStrategy(rt::CudaGraphStrategy s) override {
-    log_->Add(std::string("config.cuda_graph_strategy ") + rt::Name(s));
-    graph = s;
-  }
-  void SetAllocationStrategy(rt::AllocationStrategy s) override {
-    log_->Add(std::string("config.allocation_strategy ") + rt::Name(s));
-    allocation = s;
+  void SetStrategies(const rt::StrategySettings& s) override {
+    rt::ForEachStrategy(s, [&](const char* setting, const char* const* names, std::size_t, const auto& value) {
+      log_->Add(std::string("config.") + setting + " " + names[static_cast<std::size_t>(value)]);
+    });
+    strategies = s;
   }
   ScriptedCache* cache_ = nullptr;
   // The TensorRT defaults until set: a context made without the strategies shows them.
-  rt::KernelStrategy kernel = rt::KernelStrategy::kLazy;
-  rt::CudaGraphStrategy graph = rt::CudaGraphStrategy::kDisabled;
-  rt::AllocationStrategy allocation = rt::AllocationStrategy::kStatic;
+  rt::StrategySettings strategies;
 
  private:
   std::shared_ptr<CallLog> log_;
@@ -154,8 +146,8 @@ class ScriptedContext final : public trt::ExecutionContext {
       : engine_(std::move(engine)),
         inputs_(std::move(inputs)),
         outputs_(std::move(outputs)),
-        kernel_(config.kernel),
-        allocation_(config.allocation),
+        kernel_(config.strategies.kernel_strategy),
+        allocation_(config.strategies.allocation_strategy),
         cache_(config.cache_),
         log_(std::move(log)) {
     ++g_live_contexts;
@@ -264,9 +256,10 @@ class ScriptedEngine final : public trt::Engine {
  private:
   std::unique_ptr<trt::ExecutionContext> CreateExecutionContext(trt::RuntimeConfig& config) override {
     auto& scripted = dynamic_cast<ScriptedConfig&>(config);
-    log_->Add(std::string("engine.create_execution_context kernel=") + rt::Name(scripted.kernel) +
-              " graph=" + rt::Name(scripted.graph) + " allocation=" +
-              rt::Name(scripted.allocation) + " cache=" + (scripted.cache_ ? "yes" : "no"));
+    const rt::StrategySettings& s = scripted.strategies;
+    log_->Add(std::string("engine.create_execution_context kernel=") + rt::Name(s.kernel_strategy) +
+              " graph=" + rt::Name(s.cuda_graph_strategy) + " allocation=" +
+              rt::Name(s.allocation_strategy) + " cache=" + (scripted.cache_ ? "yes" : "no"));
     return std::make_unique<ScriptedContext>(name_, inputs_, outputs_, scripted, log_);
   }
   std::string name_;

@@ -188,14 +188,40 @@ TEST(TRTEngineTest, SettingsApiRecreatesTheContextAndDestructorSavesTheCache) {
 }
 
 TEST(RuntimeSettingsTest, ParsesPythonNamesAndRejectsUnknownOnes) {
-  EXPECT_EQ(ParseKernelStrategy("EAGER"), KernelStrategy::kEager);
-  EXPECT_EQ(ParseCudaGraphStrategy("whole_graph_capture"), CudaGraphStrategy::kWholeGraphCapture);
-  EXPECT_EQ(ParseAllocationStrategy("user_managed"), AllocationStrategy::kUserManaged);
+  EXPECT_EQ(ParseStrategy<KernelStrategy>("EAGER"), KernelStrategy::kEager);
+  EXPECT_EQ(ParseStrategy<CudaGraphStrategy>("whole_graph_capture"), CudaGraphStrategy::kWholeGraphCapture);
+  EXPECT_EQ(ParseStrategy<AllocationStrategy>("user_managed"), AllocationStrategy::kUserManaged);
+  EXPECT_STREQ(Name(AllocationStrategy::kOnProfileChange), "on_profile_change");
   try {
-    ParseKernelStrategy("fast");
+    ParseStrategy<KernelStrategy>("fast");
     FAIL() << "no error";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("'lazy', 'eager', 'none'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("unknown kernel_strategy 'fast': expected one of 'lazy', 'eager', 'none'"),
+              std::string::npos) << e.what();
+  }
+}
+
+TEST(RuntimeSettingsTest, EntriesRoundTripEverySettingAndNameTheBadOnes) {
+  RuntimeSettings s;
+  s.cache_path = "/data/c.bin";
+  s.kernel_strategy = KernelStrategy::kNone;
+  s.allocation_strategy = AllocationStrategy::kUserManaged;
+  EXPECT_EQ(ToEntries(s), (std::vector<std::string>{"cache_path=/data/c.bin", "kernel_strategy=none",
+                                                    "cuda_graph_strategy=disabled",
+                                                    "allocation_strategy=user_managed"}));
+  EXPECT_EQ(SettingsOverrides::Parse(ToEntries(s)).ApplyTo(RuntimeSettings{}), s);
+  SettingsOverrides o = SettingsOverrides::Parse({"cache_disabled", "cuda_graph_strategy=whole_graph_capture"});
+  EXPECT_EQ(o.ToEntries(), (std::vector<std::string>{"cache_disabled", "cuda_graph_strategy=whole_graph_capture"}));
+  const RuntimeSettings applied = o.ApplyTo(s);
+  EXPECT_FALSE(applied.cache_enabled);
+  EXPECT_EQ(applied.kernel_strategy, KernelStrategy::kNone);  // not overridden: the scope's
+  EXPECT_EQ(applied.cuda_graph_strategy, CudaGraphStrategy::kWholeGraphCapture);
+  try {
+    SettingsOverrides::Parse({"speed=1"});
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "unknown runtime setting 'speed': expected cache_path, cache_disabled, "
+                           "kernel_strategy, cuda_graph_strategy, allocation_strategy");
   }
 }
 
