@@ -62,6 +62,7 @@ class Strategy(NamedTuple):
     setting: str  # the keyword, e.g. "kernel_strategy"
     trt_enum: str  # the tensorrt_rtx enum class, e.g. "CudaGraphStrategy"
     names: Tuple[str, ...]  # valid names; the first is the default
+    trt_setter: str  # IRuntimeConfig property, or method when it starts with "set_"
 
 
 class CacheProtocol(NamedTuple):
@@ -102,7 +103,7 @@ class Definitions(NamedTuple):
 # The keys of each table and their types (bool is not accepted where int is expected).
 _LAYOUT_KEYS = {"abi_version": int, "pack_magic": str, "separator": str, "sentinel": str, "portable": str,
                 "fields": list, "previous_abi_version": int, "previous_fields": list}
-_STRATEGY_KEYS = {"trt_enum": str, "names": list}
+_STRATEGY_KEYS = {"trt_enum": str, "names": list, "trt_setter": str}
 _ROOT_KEYS = {"engine_record": dict, "strategies": dict, "cache_protocol": dict, "engine_op": dict}
 _TOML_TYPE_NAMES = {dict: "table", list: "array", str: "string", int: "integer"}
 
@@ -164,7 +165,8 @@ def strategies_from(table: Any, where: str = "strategies") -> Dict[str, Strategy
     strategies = {}
     for setting, entry in table.items():
         t = _table(entry, _STRATEGY_KEYS, f"{where}.{setting}")
-        strategies[setting] = Strategy(setting, t["trt_enum"], _names(t["names"], f"{where}.{setting}.names"))
+        strategies[setting] = Strategy(setting, t["trt_enum"], _names(t["names"], f"{where}.{setting}.names"),
+                                       t["trt_setter"])
     return strategies
 
 

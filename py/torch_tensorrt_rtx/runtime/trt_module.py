@@ -195,9 +195,7 @@ class TRTModule(torch.nn.Module):
                     self._saved_digest = hashlib.sha256(entry.data).digest()
                     self._saved_last_use = entry.last_use
         config.set_runtime_cache(self._runtime_cache)
-        config.dynamic_shapes_kernel_specialization_strategy = s.trt_enum("kernel_strategy", api)
-        config.cuda_graph_strategy = s.trt_enum("cuda_graph_strategy", api)
-        config.set_execution_context_allocation_strategy(s.trt_enum("allocation_strategy", api))
+        s.apply_strategies(config, api)
         _settings.warn_if_incompatible(s, self.has_dynamic_inputs(), f"TRTModule {self.name!r}")
         context = engine.create_execution_context(config)
         if context is None:

@@ -113,10 +113,14 @@ def runtime_api_uses(real) -> tuple[dict[str, set], set, list[str]]:
             uses.setdefault(cls, set()).update(names)
         assigned |= a
         unclassified += [f"{name}: {item}" for item in x]
-    # runtime_settings.trt_enum looks the strategy enums up by name from the one definition.
+    # runtime_settings.trt_enum looks the strategy enums up by name from the one definition, and
+    # RuntimeSettings.apply_strategies hands each to IRuntimeConfig by its trt_setter.
     for strategy in STRATEGIES.values():
         uses["module"].add(strategy.trt_enum)
         uses.setdefault(strategy.trt_enum, set()).update(n.upper() for n in strategy.names)
+        uses.setdefault("IRuntimeConfig", set()).add(strategy.trt_setter)
+        if not strategy.trt_setter.startswith("set_"):
+            assigned.add(("IRuntimeConfig", strategy.trt_setter))
     return uses, assigned, unclassified
 
 
