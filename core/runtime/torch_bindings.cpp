@@ -6,14 +6,11 @@
 //   torch.classes.tensorrt.Engine(record: list[str|bytes])   the serving handle: pickleable,
 //       printable, per-engine settings (set_runtime_settings, get_runtime_settings, ...)
 //   torch.ops.tensorrt.execute_engine(Tensor[] inputs, Engine engine) -> Tensor[]   serving
-//   torch.ops.tensorrt.execute_record_engine(Tensor[] inputs, Tensor packed_record)   the
-//       saved programs' op without its output spec, for torch_tensorrt_rtx.verify's
-//       interceptor (which shadows that op's kernel while it is active)
 //   torch.ops.tensorrt.{set_scope_settings, scope_settings, set_record_engine_overrides,
 //       record_engine_overrides, record_engine_settings, record_engine_applied_settings,
 //       save_record_engine_caches}
 //   torch.ops.tensorrt.{runtime_backend, engine_op_registered}
-// All three execute ops run RecordEngine::Execute. Settings cross in one encoding: lists of
+// Both execute ops run RecordEngine::Execute. Settings cross in one encoding: lists of
 // "name=value" entries (SettingsOverrides::Parse, ToEntries).
 // The Engine class has no fake (tracing) implementation: saved programs call the engine op
 // above, never the Engine class.
@@ -93,10 +90,6 @@ TORCH_LIBRARY(tensorrt, m) {
                   });
 
   m.def("execute_engine(Tensor[] inputs, __torch__.torch.classes.tensorrt.Engine engine) -> Tensor[]");
-  m.def("execute_record_engine(Tensor[] inputs, Tensor packed_record) -> Tensor[]",
-        [](std::vector<at::Tensor> inputs, at::Tensor packed_record) {
-          return ExecuteRecordEngine(inputs, packed_record);
-        });
   m.def("runtime_backend() -> str", [] { return std::string(trt::DefaultBackendName()); });
   m.def("engine_op_registered() -> bool",
         [] { return kEngineOpRegistration.library != nullptr; });

@@ -153,8 +153,10 @@ _LOCAL = threading.local()
 _INTERCEPT_LOCK = threading.Lock()
 _INTERCEPT: dict = {"scopes": 0, "library": None}
 # Backend keys the interceptor kernel is registered for; they take precedence over the
-# op's CompositeExplicitAutograd kernel (C++ or Python) while any scope is open.
+# op's CompositeExplicitAutograd kernel (C++ or Python) while any scope is open, which is
+# still reached by redispatching to its own key.
 _INTERCEPT_KEYS = ("CPU", "CUDA")
+_NATIVE_KERNEL_KEYS = torch._C.DispatchKeySet(torch._C.DispatchKey.CompositeExplicitAutograd)
 
 
 def _interceptor() -> Optional[Interceptor]:
@@ -165,8 +167,8 @@ def _execute_engine_intercepted(inputs, packed_record, output_spec):
     hook = _interceptor()
     if hook is not None:
         return hook(OutputSpec.from_json(output_spec), list(inputs), packed_record)
-    if NATIVE:  # another thread, outside any scope: the C++ kernel, under its second name
-        return torch.ops.tensorrt.execute_record_engine(list(inputs), packed_record)
+    if NATIVE:  # another thread, outside any scope: the C++ kernel, past the interceptor's keys
+        return execute_engine.default.redispatch(_NATIVE_KERNEL_KEYS, list(inputs), packed_record, output_spec)
     return _execute_engine_python(inputs, packed_record, output_spec)
 
 

@@ -125,6 +125,13 @@ def test_verify_intercepts_the_native_op():
         return [inputs[0] * 0]
     with _engine_op.intercept_engines(hook):
         out["intercepted"] = module(torch.ones(2, 4)).tolist()
+        # Another thread, outside the scope, reaches the C++ kernel past the interceptor.
+        import threading
+        other = []
+        worker = threading.Thread(target=lambda: other.append(module(torch.ones(1, 4)).tolist()))
+        worker.start()
+        worker.join()
+        out["other_thread"] = other
     out["seen"] = seen
     out["after"] = module(torch.ones(1, 4)).tolist()
     results['test_verify_intercepts_the_native_op'] = out
@@ -196,4 +203,5 @@ def test_verify_intercepts_the_native_op(child):
     tmp_path, results = child
     out = results['test_verify_intercepts_the_native_op']
     assert out["intercepted"] == [[0.0] * 4] * 2 and out["seen"] == [["blk0", [[2, 4]]]]
+    assert out["other_thread"] == [[[12.0] * 4]]
     assert out["after"] == [[12.0] * 4]
