@@ -14,8 +14,9 @@
 // Example:
 //
 //   std::shared_ptr<trt::Runtime> rt = trt::CreateDefaultRuntime();
-//   if (rt->CheckEngine(record.engine_bytes()) != trt::EngineVerdict::kUsable) ...;
-//   std::unique_ptr<trt::Engine> engine = rt->DeserializeEngine(record.name(), record.engine_bytes());
+//   const std::string& bytes = record.engine_bytes();
+//   if (rt->CheckEngine(bytes) != trt::EngineVerdict::kUsable) ...;   // TRTEngine says why
+//   std::unique_ptr<trt::Engine> engine = rt->DeserializeEngine(record.name(), bytes);
 //   TRTRuntimeConfig config(Sha256(bytes.data(), bytes.size()), settings);
 //   trt::ExecutionContext& ctx = config.Context(*engine);   // the only way to get one
 //
