@@ -140,6 +140,7 @@ def cache_protocol_header(protocol):
         "// The cache container (layout: definitions.toml, [cache_protocol]).",
         f"constexpr const char* kContainerMagic = {c_string(protocol.container_magic)};",
         f"constexpr std::uint32_t kContainerVersion = {protocol.container_version};",
+        f"constexpr std::uint32_t kOldestContainerVersion = {protocol.oldest_container_version};",
         f"constexpr std::uint32_t kMaxEntries = {protocol.max_entries_count};",
         f"constexpr std::uint64_t kDefaultMaxBytes = {protocol.default_max_bytes}ULL;",
         f"constexpr const char* kMaxBytesEnv = {c_string(protocol.max_bytes_env)};",

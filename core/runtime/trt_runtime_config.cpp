@@ -46,17 +46,17 @@ void TRTRuntimeConfig::ReleaseCommunicator(trt::Engine& engine) {
 }
 
 bool TRTRuntimeConfig::SaveRuntimeCache() noexcept {
-  if (cache_ == nullptr || cache_file_path_.empty()) return false;
+  if (cache_ == nullptr || cache_file_ == nullptr) return false;
   try {
     const std::string blob = cache_->Serialize();
     if (blob.empty()) return false;
     const EngineKey digest = Sha256(blob.data(), blob.size());
     const auto now = static_cast<std::uint64_t>(std::time(nullptr));
-    const bool fresh = saved_digest_ && now - saved_last_use_ <
-                                            static_cast<std::uint64_t>(protocol::kTouchIntervalSeconds);
+    // A clock that went back (now < saved_last_use_) counts as fresh, as in the Python runtime.
+    const bool fresh = saved_digest_ && (now < saved_last_use_ ||
+                                         now - saved_last_use_ < static_cast<std::uint64_t>(protocol::kTouchIntervalSeconds));
     if (fresh && *saved_digest_ == digest) return false;  // unchanged: leave the file alone
-    RuntimeCacheFile file(cache_file_path_, lock_timeout_);
-    if (!file.TrySaveEntry(engine_key_, blob.data(), blob.size(), now)) return false;
+    if (!cache_file_->TrySaveEntry(engine_key_, blob.data(), blob.size(), now)) return false;
     saved_digest_ = digest;
     saved_last_use_ = now;
     return true;
@@ -76,6 +76,7 @@ void TRTRuntimeConfig::Release() noexcept {
   cache_.reset();
   trt_config_.reset();
   cache_file_path_.clear();
+  cache_file_.reset();
   stale_ = true;
 }
 
@@ -96,11 +97,14 @@ void TRTRuntimeConfig::Recreate(trt::Engine& engine, const char* reason) {
     cache_.reset();
     cache_ = config->CreateRuntimeCache();
     cache_file_path_ = path;
+    cache_file_.reset();
     saved_digest_.reset();
     if (cache_ != nullptr && !path.empty()) {
+      // One store for this path's loads and saves: its absolute path and size cap are fixed
+      // now, so a chdir before the save cannot send it to another file.
+      cache_file_ = std::make_unique<RuntimeCacheFile>(path, lock_timeout_);
       trt::RuntimeCache* cache = cache_.get();
-      std::optional<CachedEntry> entry = RuntimeCacheFile(path, lock_timeout_)
-          .TryLoad(engine_key_, [cache](const void* data, std::size_t size) {
+      std::optional<CachedEntry> entry = cache_file_->TryLoad(engine_key_, [cache](const void* data, std::size_t size) {
             return cache->Deserialize(data, size);
           });
       if (entry) {

@@ -117,6 +117,9 @@ def load_runtime_library() -> bool:
                               stacklevel=2)
                 return False
             torch.ops.load_library(str(path))
+            from torch_tensorrt_rtx.runtime import runtime_cache_file
+
+            runtime_cache_file.connect_native_warnings(path)  # its cache warnings reach `warnings` too
             if bool(torch.ops.tensorrt.engine_op_registered()):
                 _connect_settings_scopes()
         except Exception as exc:  # a broken build must not break `import torch_tensorrt_rtx`

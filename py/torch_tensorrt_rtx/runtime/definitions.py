@@ -73,7 +73,8 @@ class CacheProtocol(NamedTuple):
     default_cache_file: str
     temp_marker: str  # temp files are "<cache name><marker><random>"
     container_magic: str  # 8 ASCII bytes opening a cache container
-    container_version: int
+    container_version: int  # the version a save writes
+    oldest_container_version: int  # the oldest version still read (and migrated by a save)
     max_entries_count: int
     default_max_bytes: int  # the size cap, unless max_bytes_env says otherwise
     max_bytes_env: str

@@ -70,7 +70,13 @@ class _SettingsMethods:
                 raise ValueError(f"cache_path {path!r} contains a NUL character; expected a file "
                                  f"path, {DEFAULT_CACHE_PATH!r} for the per-user default or None "
                                  f"to disable the cache")
-            object.__setattr__(self, "cache_path", path)
+            try:  # the C++ runtime takes paths as UTF-8 text: refused alike in both runtimes
+                path.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"cache_path {path!r} is not valid UTF-8 (both runtimes take UTF-8 cache "
+                                 f"paths); rename the file or directory, or use one with a UTF-8 name") from None
+            # Resolved once, now: a later chdir does not move the cache file.
+            object.__setattr__(self, "cache_path", os.path.abspath(path) if path else path)
 
     def replace(self, **changes: Any) -> "RuntimeSettings":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}

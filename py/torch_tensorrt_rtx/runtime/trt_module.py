@@ -119,9 +119,9 @@ class TRTModule(torch.nn.Module):
 
     def set_runtime_settings(self, **changes: Any) -> None:
         """Override settings for this module only (until changed or cleared)."""
-        RuntimeSettings().replace(**changes)  # validates names and values
+        checked = RuntimeSettings().replace(**changes)  # validates; resolves a relative cache path once
         with self._lock:
-            self._overrides.update(changes)
+            self._overrides.update({name: getattr(checked, name) for name in changes})
 
     def clear_runtime_settings(self) -> None:
         with self._lock:

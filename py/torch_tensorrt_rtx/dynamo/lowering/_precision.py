@@ -3,11 +3,12 @@
     reduce_precision(gm, torch.float16)   # rewrites gm in place; returns the number of ops moved
 
 The policy is autocast's, written out on the ATen graph so it is explicit and the same for
-both entry points:
-- `LOW_PRECISION_OPS` (matmuls, convolutions) always compute in the reduced dtype: their fp32
+both entry points. Each op's converter declares it (`precision=` on its registration,
+conversion/_registry.py), and this pass reads it with `precision_policy`:
+- `Precision.REDUCED` ops (matmuls, convolutions) always compute in the reduced dtype: their fp32
   inputs are cast down (casts of weights fold into fp16 constants at conversion).
-- `FOLLOW_OPS` (activations, elementwise arithmetic, shape and data movement) compute in the
-  reduced dtype when their floating inputs already are (or are constants), so a
+- `Precision.FOLLOW` ops (activations, elementwise arithmetic, shape and data movement) compute in
+  the reduced dtype when their floating inputs already are (or are constants), so a
   linear -> gelu -> linear chain stays in fp16 without casts in between.
 - Everything else keeps fp32, including every numerically sensitive op: reductions (sum, mean,
   var, amax), softmax, normalization statistics (layer/group/batch norm), exp, log, pow, rsqrt,
@@ -17,32 +18,15 @@ model. Every node's `meta["val"]` is updated to the dtype it now produces.
 """
 from __future__ import annotations
 
-import operator
 from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch.fx import GraphModule, Node
 
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, precision_policy
+
 aten = torch.ops.aten
 
-LOW_PRECISION_OPS = frozenset({
-    aten.convolution.default, aten.linear.default, aten.mm.default, aten.bmm.default, aten.matmul.default,
-    aten.addmm.default, aten.baddbmm.default,
-})
-FOLLOW_OPS = frozenset({
-    aten.relu.default, aten.gelu.default, aten.silu.default, aten.sigmoid.default, aten.tanh.default,
-    aten.hardtanh.default, aten.hardswish.default, aten.hardsigmoid.default, aten.leaky_relu.default,
-    aten.clamp.default, aten.neg.default, aten.abs.default,
-    aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor, aten.add.Scalar, aten.mul.Scalar,
-    aten.view.default, aten.reshape.default, aten._unsafe_view.default, aten.permute.default,
-    aten.transpose.int, aten.t.default, aten.expand.default, aten.slice.Tensor, aten.select.int,
-    aten.unsqueeze.default, aten.squeeze.dim, aten.squeeze.dims, aten.flatten.using_ints, aten.cat.default,
-    aten.stack.default, aten.split.Tensor, aten.split_with_sizes.default, aten.chunk.default, aten.unbind.int,
-    aten.clone.default, aten.alias.default, aten.max_pool2d.default, aten.max_pool2d_with_indices.default,
-    aten.constant_pad_nd.default, aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec,
-    aten.pixel_shuffle.default, aten.where.self, aten.masked_fill.Scalar, operator.getitem,
-    aten.flip.default, aten.repeat.default,
-})
 REDUCED = (torch.float16, torch.bfloat16)
 
 
@@ -105,9 +89,10 @@ def reduce_precision(gm: GraphModule, dtype: torch.dtype) -> int:
             continue
         inputs = list(dict.fromkeys(_tensor_nodes((node.args, node.kwargs))))
         floats = [a for a in inputs if _is_float32(a) or a in reduced]
-        if node.target in LOW_PRECISION_OPS and floats:
+        policy = precision_policy(node.target)
+        if policy is Precision.REDUCED and floats:
             go_low = True
-        elif node.target in FOLLOW_OPS and floats:
+        elif policy is Precision.FOLLOW and floats:
             go_low = any(a in reduced for a in floats) and all(a in reduced or a.op == "get_attr" for a in floats)
         else:
             go_low = False
@@ -119,7 +104,7 @@ def reduce_precision(gm: GraphModule, dtype: torch.dtype) -> int:
         if go_low:
             node.meta["val"] = _with_dtype(node.meta.get("val"), dtype)
             reduced.add(node)
-            moved += node.target in LOW_PRECISION_OPS
+            moved += policy is Precision.REDUCED
     output = next(iter(graph.find_nodes(op="output")))
     for a in list(dict.fromkeys(_tensor_nodes(output.args))):
         if a in reduced:
