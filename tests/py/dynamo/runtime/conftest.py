@@ -23,17 +23,20 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _stand_in_gpu(request):
-    """The tensorrt_rtx test double's stand-in GPU (trt_double.stand_in_gpu), so TRTModule's GPU
-    checks run in every test; tests marked rtx_gpu or real_device see the real device query."""
+def _stand_in_gpu(request, monkeypatch):
+    """The tensorrt_rtx test double's stand-in GPU (trt_double.stand_in_device), so TRTModule's
+    GPU checks run in every test; tests marked rtx_gpu or real_device see the real device query.
+    Through monkeypatch, so tests that fake another GPU the same way unwind in order."""
     if request.node.get_closest_marker("rtx_gpu") or request.node.get_closest_marker("real_device"):
         yield
         return
-    from trt_double import stand_in_gpu
+    from torch_tensorrt_rtx.runtime import device
+    from trt_double import stand_in_device
 
-    restore = stand_in_gpu()
+    monkeypatch.setattr(device, "_device", stand_in_device())
+    device.supported_gpu.cache_clear()
     yield
-    restore()
+    device.supported_gpu.cache_clear()
 
 
 @pytest.fixture(autouse=True)

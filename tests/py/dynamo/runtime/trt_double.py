@@ -63,6 +63,12 @@ class EngineInvalidityDiagnostics(enum.IntEnum):
     MALFORMED_ENGINE = 32
 
 
+def stand_in_device(capability: tuple = (8, 6)):
+    """A replacement for ``torch_tensorrt_rtx.runtime.device._device``: a GPU of ``capability``."""
+    found = f"cuda:0 stand-in GPU of the tensorrt_rtx test double, compute capability {capability[0]}.{capability[1]}"
+    return lambda: (0, tuple(capability), found)
+
+
 def stand_in_gpu(capability: tuple = (8, 6)):
     """Make ``torch_tensorrt_rtx.runtime.device`` report a GPU of ``capability`` (the double runs
     on host memory, so no real GPU is involved): the runtime's GPU checks run against it
@@ -70,8 +76,7 @@ def stand_in_gpu(capability: tuple = (8, 6)):
     from torch_tensorrt_rtx.runtime import device
 
     real = device._device
-    found = f"cuda:0 stand-in GPU of the tensorrt_rtx test double, compute capability {capability[0]}.{capability[1]}"
-    device._device = lambda: (0, tuple(capability), found)
+    device._device = stand_in_device(capability)
     device.supported_gpu.cache_clear()
 
     def restore() -> None:
