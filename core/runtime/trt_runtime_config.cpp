@@ -39,8 +39,8 @@ void TRTRuntimeConfig::BindCommunicator(trt::Engine& engine, void* communicator)
 }
 
 void TRTRuntimeConfig::ReleaseCommunicator(trt::Engine& engine) {
-  // The earlier design rebuilt the context straight from the engine here, skipping the
-  // cache flush and the strategies. Recreate() is the only way to get a context.
+  // Through Recreate(), like every other context: the cache is saved and every strategy
+  // applied to the new context.
   communicator_ = nullptr;
   Recreate(engine, "NCCL communicator released");
 }
@@ -89,9 +89,7 @@ void TRTRuntimeConfig::Recreate(trt::Engine& engine, const char* reason) {
   // (3) A fresh runtime config with every strategy applied.
   std::unique_ptr<trt::RuntimeConfig> config = engine.CreateRuntimeConfig();
   if (config == nullptr) throw std::runtime_error("TensorRT returned no runtime config");
-  config->SetKernelStrategy(settings_.kernel_strategy);
-  config->SetCudaGraphStrategy(settings_.cuda_graph_strategy);
-  config->SetAllocationStrategy(settings_.allocation_strategy);
+  config->SetStrategies(settings_);
   // (4) The runtime cache: kept while the cache path is unchanged, else a new one
   // loaded from the new file.
   const std::string path = EffectiveCachePath(settings_);

@@ -54,6 +54,8 @@ class TRTRuntimeConfig final {
   TRTRuntimeConfig& operator=(const TRTRuntimeConfig&) = delete;
 
   const RuntimeSettings& settings() const noexcept { return settings_; }
+  // True when the next Context() creates a context.
+  bool stale() const noexcept { return stale_ || context_ == nullptr; }
   // A change marks the context stale; it is recreated at the next Context().
   void UpdateSettings(const RuntimeSettings& settings);
   void SetProfiling(bool enabled);

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import platform
 import time
 import warnings
 from typing import Any, Dict, List, Mapping, Tuple
@@ -149,10 +148,6 @@ def _spec(sub: GraphModule, name: str, sha: str, label: str,
     return OutputSpec(name, sha, inputs, outputs, fx_nodes)
 
 
-def _target_platform() -> str:
-    return f"{platform.system().lower()}_{platform.machine().lower()}"
-
-
 @dataclasses.dataclass
 class _Converted:
     """One partition converted to a network, waiting for its engine build."""
@@ -238,8 +233,7 @@ def _package(gm: GraphModule, node: Node, converted: _Converted, engine: Seriali
     spec = dataclasses.replace(converted.spec, sha256=sha)
     record = EngineRecord.new(
         engine, name=name, input_names=network_def.input_names, output_names=network_def.output_names,
-        metadata=dataclasses.asdict(spec) | {"compute_capabilities": list(settings.compute_capabilities) or "portable"},
-        hw_compatible=False, target_platform=_target_platform(), engine_flavor="tensorrt_rtx")
+        compute_capabilities=settings.compute_capabilities, engine_flavor="tensorrt_rtx")
     buffer_name = f"{name}_engine"
     gm.register_buffer(buffer_name, record.to_tensor())  # owns the packed record: no second copy
     with gm.graph.inserting_before(node):

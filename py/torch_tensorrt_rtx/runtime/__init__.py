@@ -4,9 +4,8 @@ Public API (importing this package never touches CUDA, and imports torch only wh
 ``TRTModule`` is first used):
 
 - ``EngineRecord`` (+ ``EngineRecordError``, ``LAYOUT``, ``ABI_VERSION``): the engine
-  record. ``EngineRecord.new(engine_bytes, *, name, input_names, output_names, device=None,
-  hw_compatible=False, metadata=None, target_platform=None, engine_flavor="tensorrt_rtx",
-  requires_output_allocator=False)``,
+  record. ``EngineRecord.new(engine_bytes, *, name, input_names, output_names,
+  compute_capabilities=(), engine_flavor="tensorrt_rtx")``,
   ``to_list()`` / ``EngineRecord.from_list(list_of_bytes)`` (what the C++
   ``torch.classes.tensorrt.Engine`` takes), ``pack()`` / ``EngineRecord.unpack(buf)``
   (one contiguous buffer; unpack does not copy the engine), ``to_tensor()`` /

@@ -153,9 +153,9 @@ TEST_F(TRTRuntimeConfigTest, ProfilingToggleRecreatesThroughTheSamePath) {
   ExpectEveryCreationFullyConfigured(settings_);
 }
 
-// The earlier design's bug: releasing an NCCL communicator rebuilt the execution context
-// straight from the engine -- no cache flush, no strategies. Here the release must save
-// the cache first and the new context must carry every strategy and the cache.
+// Releasing an NCCL communicator recreates the execution context like every other
+// recreation: the cache is saved first and the new context carries every strategy and
+// the cache.
 TEST_F(TRTRuntimeConfigTest, NcclReleaseSavesCacheAndReappliesEveryStrategy) {
   TRTRuntimeConfig config(kKey, settings_);
   int communicator = 0;

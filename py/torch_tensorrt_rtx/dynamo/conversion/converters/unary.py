@@ -7,7 +7,7 @@ import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import FLOAT_DTYPES, node_dtype
 from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, converter
-from torch_tensorrt_rtx.dynamo.conversion.converters._validators import (all_of, float_tensors, numeric_tensors,
+from torch_tensorrt_rtx.dynamo.conversion.converters._validators import (float_tensors, numeric_tensors,
                                                                            output_is_float)
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 
