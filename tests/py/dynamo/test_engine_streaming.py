@@ -4,6 +4,7 @@ record's buffer, with the same bytes as packing the engine from memory."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import torch
 import torch.nn as nn
@@ -15,7 +16,7 @@ from torch_tensorrt_rtx.runtime import EngineRecord
 
 
 def _record(engine):
-    return EngineRecord.new(engine, name="blk0", input_names=["x"], output_names=["y"], metadata={"k": 1})
+    return EngineRecord.new(engine, name="blk0", input_names=["x"], output_names=["y"], compute_capabilities=["SM86"])
 
 
 def test_an_engine_in_a_file_packs_like_the_same_bytes_in_memory():
@@ -57,7 +58,8 @@ def test_the_built_engine_is_streamed_and_its_record_holds_it():
     record = EngineRecord.from_tensor(buffers[0])
     report = compiled.compile_report.engines[0]
     assert memoryview(record.engine).nbytes == report.engine_bytes
-    assert record.metadata["sha256"] == hashlib.sha256(record.engine).hexdigest()
+    (call,) = [n for n in compiled.graph.nodes if n.target is torch.ops.tensorrt_rtx.execute_engine.default]
+    assert json.loads(call.args[2])["sha256"] == hashlib.sha256(record.engine).hexdigest()
 
 
 def test_build_engine_returns_a_hashed_file_backed_engine():

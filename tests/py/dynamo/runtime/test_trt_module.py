@@ -247,7 +247,8 @@ def test_cache_saved_at_interpreter_exit(tmp_path):
     r = _run(f"""
         import torch
         from torch_tensorrt_rtx import runtime
-        from trt_double import TrtDouble, make_engine_bytes
+        from trt_double import TrtDouble, make_engine_bytes, stand_in_gpu
+        stand_in_gpu()
         eng = make_engine_bytes({{"x": ((1, 4), (2, 4), (8, 4))}}, ["y"])
         rec = runtime.EngineRecord.new(eng, name="m", input_names=["x"], output_names=["y"])
         keep = runtime.TRTModule(rec, trt_api=TrtDouble())
