@@ -70,7 +70,10 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
             require_full_compilation: bool = False, compute_capabilities: Sequence[str] = (),
             progress: bool = True, keep_networks: bool = True,
             enabled_precisions: Any = frozenset(),
-            pass_through_build_failures: bool = False, truncate_double: bool = True) -> torch.fx.GraphModule:
+            pass_through_build_failures: bool = False, truncate_double: bool = True,
+            cache_built_engines: bool = True, reuse_cached_engines: bool = True,
+            engine_cache_dir: Optional[Union[str, os.PathLike]] = None,
+            engine_cache_size: int = 5 << 30) -> torch.fx.GraphModule:
     """Compile `module` ahead of time. Returns a GraphModule (call it like `module`) with
     `.compile_report` (a CompileReport). `inputs` (or its upstream name `arg_inputs`): one Input or
     example tensor per positional input; `kwarg_inputs`: {parameter name: Input or tensor} for
@@ -81,7 +84,9 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     an ExportedProgram `inputs` default to its example inputs over the ranges of its Dims.
     `pass_through_build_failures=True` raises a converter's or an engine build's error instead of
     keeping the node(s) in PyTorch. `truncate_double=True` (default) computes float64 ops in float32
-    (TensorRT-RTX has no float64; a Float64Warning gives the count); False keeps them in PyTorch."""
+    (TensorRT-RTX has no float64; a Float64Warning gives the count); False keeps them in PyTorch.
+    `cache_built_engines`, `reuse_cached_engines`, `engine_cache_dir`, `engine_cache_size`: the engine
+    cache (see CompilationSettings; on by default, so the same engine is never built twice)."""
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
 
     if inputs is not None and arg_inputs is not None:
@@ -106,7 +111,9 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
                                    compute_capabilities=compute_capabilities, progress=progress,
                                    keep_networks=keep_networks, enabled_precisions=enabled_precisions,
                                    pass_through_build_failures=pass_through_build_failures,
-                                   truncate_double=truncate_double)
+                                   truncate_double=truncate_double, cache_built_engines=cache_built_engines,
+                                   reuse_cached_engines=reuse_cached_engines, engine_cache_dir=engine_cache_dir,
+                                   engine_cache_size=engine_cache_size)
     specs = as_inputs(inputs if inputs is not None else [])
     was_training = isinstance(module, torch.nn.Module) and module.training
     if isinstance(module, torch.nn.Module):

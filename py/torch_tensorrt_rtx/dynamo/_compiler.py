@@ -28,6 +28,7 @@ import sympy
 import torch
 from torch.fx import GraphModule, Node
 
+from torch_tensorrt_rtx.dynamo._engine_cache import EngineCacheSession
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._size_solve import solve as solve_size
@@ -296,7 +297,8 @@ def _views_to_reshapes(gm: GraphModule) -> int:
 
 
 def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,
-             excluded: Dict[str, str], engines: Dict[str, Tuple[memoryview, float]], clock: PhaseClock):
+             excluded: Dict[str, str], engines: Dict[str, Tuple[memoryview, float]], clock: PhaseClock,
+             cache: EngineCacheSession):
     """Partition with `excluded` nodes in PyTorch, convert every partition, build every engine.
     Returns (gm, partition result, [(converted, engine, seconds)]), or None after adding the nodes
     to blame to `excluded` (the caller then tries again: each retry keeps more nodes in PyTorch)."""
@@ -321,8 +323,10 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
             if key not in engines:
                 try:
                     with stage("engine build"):
-                        engines[key] = build_engine(item.network_def, settings.compute_capabilities,
-                                                    label=item.node.target, progress=settings.progress)
+                        engines[key] = cache.build(
+                            item.sub, item.ranges, item.node.target,
+                            lambda: build_engine(item.network_def, settings.compute_capabilities,
+                                                 label=item.node.target, progress=settings.progress))
                 except Exception as exc:  # noqa: BLE001 - a failed build keeps its node(s) in PyTorch
                     if settings.pass_through_build_failures:
                         raise
@@ -360,9 +364,10 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
     excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
     engines: Dict[str, Tuple[memoryview, float]] = {}
+    cache = EngineCacheSession(settings, symbol_ranges)
     attempt = None
     while attempt is None:  # terminates: every failed attempt excludes at least one more node
-        attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock)
+        attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock, cache)
     _, proposed, built = attempt
     del attempt  # holds the engines' buffers too
     # The attempts ran on copies of the graph. The module handed back must be `lowered` itself:
@@ -382,7 +387,8 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                            fallback_nodes=dict(result.node_reasons),
                            failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
                            precision=describe_precision(settings.reduced_precision),
-                           reduced_precision=settings.reduced_precision, truncated_double_ops=truncated)
+                           reduced_precision=settings.reduced_precision, truncated_double_ops=truncated,
+                           engine_cache_hits=cache.hits)
     engines.clear()
     while built:  # each engine's TensorRT-RTX buffer is released as soon as its record is packed
         item, engine, seconds = built.pop(0)

@@ -6,7 +6,7 @@ CUDA graphs) are chosen at run time through the runtime package, never stored in
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, FrozenSet, Iterable, Mapping, Tuple, Union
+from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
 
 import torch
 
@@ -92,6 +92,18 @@ class CompilationSettings:
     # TensorRT-RTX has no float64: compute float64 ops in float32 (upstream's name; one
     # Float64Warning gives the count). False: keep every op that touches float64 in PyTorch.
     truncate_double: bool = True
+    # -- the engine cache (dynamo/_engine_cache.py; upstream's names). An engine is reused when
+    # its subgraph, weights, input ranges, engine-changing settings and versions are the same,
+    # from this process or any other. $TORCH_TENSORRT_RTX_ENGINE_CACHE=0 switches both off.
+    # Store each engine built in the cache (default on: never build the same engine twice).
+    cache_built_engines: bool = True
+    # Take an engine from the cache instead of building it when its key is there.
+    reuse_cached_engines: bool = True
+    # The cache directory; None: "engines" beside the runtime cache's default file
+    # (~/.cache/torch_tensorrt_rtx/engines, %LOCALAPPDATA%\torch_tensorrt_rtx\engines).
+    engine_cache_dir: Optional[str] = None
+    # Size cap of the cache directory in bytes; least recently used engines go first.
+    engine_cache_size: int = 5 << 30
 
     def __post_init__(self) -> None:
         for name in ("min_block_size", "dynamic_max_size"):
@@ -113,6 +125,9 @@ class CompilationSettings:
             raise ValueError("enabled_precisions: choose one reduced precision, {torch.float16} or {torch.bfloat16}, "
                              f"not both (got {sorted(map(str, precisions))})")
         object.__setattr__(self, "enabled_precisions", precisions)
+        from torch_tensorrt_rtx.dynamo._engine_cache import check_cache_settings
+
+        object.__setattr__(self, "engine_cache_dir", check_cache_settings(self))
 
     @property
     def reduced_precision(self) -> "torch.dtype | None":

@@ -103,6 +103,8 @@ class CompileReport:
     # earlier builds' guards refused, adds one)
     graph_id: Optional[str] = None
     build_of_graph: int = 0
+    # engines taken from the engine cache instead of being built (dynamo/_engine_cache.py)
+    engine_cache_hits: int = 0
 
     @property
     def converted_op_counts(self) -> Dict[str, int]:
