@@ -88,6 +88,7 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     `cache_built_engines`, `reuse_cached_engines`, `engine_cache_dir`, `engine_cache_size`: the engine
     cache (see CompilationSettings; on by default, so the same engine is never built twice)."""
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
+    from torch_tensorrt_rtx.dynamo._program_cache import decompose_with
 
     if inputs is not None and arg_inputs is not None:
         raise TypeError("compile: give inputs=... or arg_inputs=... (the same thing, upstream's name), not both")
@@ -124,7 +125,7 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
                            "batch norm uses running statistics). Call .eval() first to silence this.",
                            type(module).__name__)
     try:
-        exported = export_aten(module, specs, kwarg_specs)
+        exported = export_aten(module, specs, kwarg_specs, decompose=decompose_with(settings))
     except Exception as exc:
         from torch_tensorrt_rtx.dynamo._outputs import unexportable_outputs
 

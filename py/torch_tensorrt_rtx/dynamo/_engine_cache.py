@@ -5,7 +5,7 @@ same partition, in any process.
     engine = cache.try_load(key)           # bytearray | None; never raises for I/O or bad files
     cache.try_save(key, engine)            # bool; never raises for I/O or bad files
 
-One file per engine, ``<key>.trtxengine`` (key: ``_engine_cache_key.engine_key``), so a save
+One file per engine, ``<key>.trtxcache`` (key: ``_engine_cache_key.engine_key``), so a save
 writes only its own entry and a load reads only its own. An entry is a fixed header (magic,
 format version, key, payload size, SHA-256 of the payload) and the serialized engine's bytes,
 exactly as TensorRT-RTX returned them: a reused engine has the same SHA-256, so the runtime cache's
@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 OFF_SWITCH_ENV = "TORCH_TENSORRT_RTX_ENGINE_CACHE"  # "0", "off", "false" or "no": no engine cache
 DEFAULT_SUBDIR = "engines"
 LOCK_NAME = "engine_cache.lock"
-SUFFIX = ".trtxengine"
+SUFFIX = ".trtxcache"
 # Waiting for a peer to finish writing an engine of hundreds of MB is cheaper than building it.
 LOCK_TIMEOUT_S = 60.0
 _ENTRY_NAME = re.compile(r"[0-9a-f]{64}" + re.escape(SUFFIX))
@@ -298,17 +298,22 @@ def _touch(fd: int, path: Path) -> None:
         pass
 
 
+def cache_switches(settings: Any) -> Tuple[Optional[EngineCache], bool, bool]:
+    """(the cache or None when it is off, reuse entries?, store entries?) for these settings."""
+    off = disabled_by_environment()
+    reuse = settings.reuse_cached_engines and not off
+    store = settings.cache_built_engines and not off
+    if not (reuse or store):
+        return None, False, False
+    return EngineCache(settings.engine_cache_dir or default_cache_dir(), settings.engine_cache_size), reuse, store
+
+
 class EngineCacheSession:
     """The cache as one compile uses it: settings resolved once, each weight hashed once."""
 
     def __init__(self, settings: Any, symbol_ranges: Any) -> None:
         self.settings, self.symbol_ranges = settings, symbol_ranges
-        off = disabled_by_environment()
-        self.reuse = settings.reuse_cached_engines and not off
-        self.store = settings.cache_built_engines and not off
-        self.cache: Optional[EngineCache] = None
-        if self.reuse or self.store:
-            self.cache = EngineCache(settings.engine_cache_dir or default_cache_dir(), settings.engine_cache_size)
+        self.cache, self.reuse, self.store = cache_switches(settings)
         self._digests: Dict[int, Tuple[torch.Tensor, str]] = {}  # id -> (tensor kept alive, digest)
         self.hits = 0
 
