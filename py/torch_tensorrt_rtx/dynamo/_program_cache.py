@@ -5,11 +5,13 @@ come from the cache).
     decompose = DecompositionCache.for_settings(settings)      # None when the cache is off
     program = decompose(program, table)                        # instead of program.run_decompositions(table)
 
-- Key: SHA-256 of torch.export's own serialization of the program *before* decompositions (its
-  graph, signature, range constraints and calling convention; no weights, which decompositions
-  never read), the torch.fx symbolic-shape configuration, and the versions of
-  ``_engine_cache_key.versions`` (torch, this package's sources, which hold the decomposition
-  table, ...). A program torch cannot serialize is decomposed as usual, not cached.
+- Key: the program *before* decompositions in the canonical form of ``_engine_cache_key`` (its
+  graph with nodes by position, which state each input is, the outputs, the calling convention,
+  the symbols' ranges; no weight values, which decompositions never read), the torch.fx
+  symbolic-shape configuration, and the versions of ``_engine_cache_key.versions`` (torch, this
+  package's sources, which hold the decomposition table, ...). torch.export's own serializer is
+  not used for the key: it costs about as much as a third of a decomposition. A program without
+  a canonical form, or one torch cannot serialize, is decomposed as usual, not cached.
 - Value: the decomposed program serialized the same way, without weights, plus the constants
   decompositions added (``torch.load(weights_only=True)``, never a pickle of code). On a hit the
   program is deserialized over the live program's weights and constants.
@@ -19,11 +21,16 @@ come from the cache).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import io
+import json
 import logging
 import struct
-from typing import Any, Callable, Optional
+import types
+import typing
+from typing import Annotated, Any, Callable, Optional, Tuple
 
 import torch
 
@@ -42,12 +49,22 @@ def _serialized_graph(program: torch.export.ExportedProgram) -> bytes:
 
 
 def _program_key(program: torch.export.ExportedProgram) -> str:
-    from torch_tensorrt_rtx.dynamo._engine_cache_key import versions
+    """The canonical graph of the program (nodes by position, ops, arguments, traced values), which
+    state each input is (kind and name, in order), what the outputs are, the calling convention
+    of every module call, the size symbols' ranges, the symbolic-shape configuration, versions."""
+    from torch_tensorrt_rtx.dynamo._engine_cache_key import canonical_graph, versions
 
+    signature = program.graph_signature
+    inputs = [(spec.kind.name, spec.target, getattr(spec, "persistent", None)) for spec in signature.input_specs]
+    outputs = [(spec.kind.name, spec.target) for spec in signature.output_specs]
+    calls = [(entry.fqn, str(entry.signature.in_spec) if entry.signature else None,
+              str(entry.signature.out_spec) if entry.signature else None) for entry in program.module_call_graph]
+    ranges = sorted((str(symbol), str(r.lower), str(r.upper)) for symbol, r in program.range_constraints.items())
     shape_config = sorted(torch.fx.experimental._config.get_config_copy().items())
-    digest = hashlib.sha256(f"decomposed program|{versions()}|{shape_config!r}|".encode())
-    digest.update(_serialized_graph(program))
-    return digest.hexdigest()
+    graph, _ = canonical_graph(program.graph_module)
+    text = "\n".join(["decomposed program", versions(), repr(shape_config), repr(inputs), repr(outputs),
+                      repr(calls), repr(ranges), graph])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _pack(decomposed: torch.export.ExportedProgram, original: torch.export.ExportedProgram) -> bytes:
@@ -60,15 +77,65 @@ def _pack(decomposed: torch.export.ExportedProgram, original: torch.export.Expor
     return _LENGTH.pack(len(graph)) + graph + buffer.getvalue()
 
 
+@functools.lru_cache(maxsize=None)
+def _schema_type(cls: Any) -> Any:
+    """A type annotation of torch.export's schema, with names and forward references resolved."""
+    from torch._export.serde import schema
+
+    if isinstance(cls, str):
+        return getattr(schema, cls, cls)
+    if isinstance(cls, typing.ForwardRef):
+        return _schema_type(cls.__forward_arg__)
+    return cls
+
+
+@functools.lru_cache(maxsize=None)
+def _field_types(cls: type) -> Tuple[Tuple[str, Any], ...]:
+    from torch._export.serde import schema
+
+    hints = typing.get_type_hints(cls, globalns=vars(schema))
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+
+
+def schema_from_json(cls: Any, data: Any) -> Any:
+    """torch.export's schema objects from parsed JSON, as torch's ``_dict_to_dataclass`` builds them
+    but with each class's type hints resolved once (torch resolves them for every object, which
+    made reading a cached program cost as much as deserializing it)."""
+    from torch._export.serde.union import _Union
+
+    cls = _schema_type(cls)
+    origin = typing.get_origin(cls)
+    if origin is Annotated:
+        return schema_from_json(typing.get_args(cls)[0], data)
+    if origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(cls):
+        if data is None:
+            return None
+        (inner,) = [arg for arg in typing.get_args(cls) if arg is not type(None)]
+        return schema_from_json(inner, data)
+    if isinstance(cls, type) and issubclass(cls, _Union):
+        ((name, value),) = data.items()
+        return cls.create(**{name: schema_from_json(dict(_field_types(cls))[name], value)})
+    if dataclasses.is_dataclass(cls):
+        return cls(**{name: schema_from_json(hint, data[name]) for name, hint in _field_types(cls) if name in data})
+    if isinstance(data, list):
+        return [schema_from_json(typing.get_args(cls)[0], item) for item in data] if data else data
+    if isinstance(data, dict):
+        value_type = typing.get_args(cls)[1]
+        return {key: schema_from_json(value_type, value) for key, value in data.items()}
+    if cls is float:
+        return float(data)
+    return data
+
+
 def _unpack(data: bytearray, original: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
     from torch._export.serde import schema
-    from torch._export.serde.serialize import ExportedProgramDeserializer, _bytes_to_dataclass
+    from torch._export.serde.serialize import ExportedProgramDeserializer
 
     (length,) = _LENGTH.unpack_from(data)
     graph = bytes(data[_LENGTH.size:_LENGTH.size + length])
     added = torch.load(io.BytesIO(bytes(data[_LENGTH.size + length:])), weights_only=True)
     constants = {**original.constants, **added}
-    serialized = _bytes_to_dataclass(schema.ExportedProgram, graph)
+    serialized = schema_from_json(schema.ExportedProgram, json.loads(graph))
     program = ExportedProgramDeserializer().deserialize(serialized, dict(original.state_dict), constants,
                                                         original.example_inputs)
     missing = [s.target for s in program.graph_signature.input_specs

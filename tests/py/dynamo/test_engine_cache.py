@@ -48,6 +48,20 @@ def builds(monkeypatch):
     return count
 
 
+@pytest.fixture
+def decompositions(monkeypatch):
+    """How many times run_decompositions ran (a cached decomposed program does not count)."""
+    count = []
+    real = torch.export.ExportedProgram.run_decompositions
+
+    def counting(self, *args, **kwargs):
+        count.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.export.ExportedProgram, "run_decompositions", counting)
+    return count
+
+
 class Mlp(torch.nn.Module):
     def __init__(self, width: int = 16) -> None:
         super().__init__()
@@ -84,7 +98,18 @@ def _engine_bytes(compiled) -> bytes:
 
 
 def _entries(directory) -> list:
+    """Every entry of the cache: engines and decomposed programs."""
     return sorted(p.name for p in Path(directory).glob(f"*{SUFFIX}"))
+
+
+def _program_entries(directory) -> list:
+    """Entries holding a decomposed program (their payload is a length, then torch.export's JSON)."""
+    return [p for p in Path(directory).glob(f"*{SUFFIX}") if p.read_bytes()[EngineCache.header_size() + 8:][:1] == b"{"]
+
+
+def _engine_entries(directory) -> list:
+    programs = _program_entries(directory)
+    return [p for p in Path(directory).glob(f"*{SUFFIX}") if p not in programs]
 
 
 # -- reuse ---------------------------------------------------------------------------------
@@ -106,14 +131,16 @@ def test_the_key_ignores_attribute_names(tmp_path, builds):
 
 
 # -- every key part misses -----------------------------------------------------------------
-def test_changed_weights_miss(tmp_path, builds):
+def test_changed_weights_miss(tmp_path, builds, decompositions):
     _compile(_model(), tmp_path)
     changed = _model()
     with torch.no_grad():
         changed.fc2.bias[3] += 1.0
     report = _compile(changed, tmp_path).compile_report
     assert len(builds) == 2 and report.engine_cache_hits == 0
-    assert len(_entries(tmp_path)) == 2
+    # Decompositions never read weights: the decomposed program is shared, the engines are not.
+    assert len(decompositions) == 1
+    assert len(_entries(tmp_path)) == 3 and len(_program_entries(tmp_path)) == 1
 
 
 def test_changed_ranges_miss(tmp_path, builds):
@@ -236,7 +263,7 @@ def test_an_untrusted_directory_is_neither_read_nor_written(tmp_path):
 
 def test_a_damaged_entry_means_a_rebuild_and_is_replaced(tmp_path, builds):
     first = _compile(_model(), tmp_path)
-    (entry,) = Path(tmp_path).glob(f"*{SUFFIX}")
+    (entry,) = _engine_entries(tmp_path)
     _damage(entry, "flipped byte")
     with pytest.warns(EngineCacheWarning, match="checksum"):
         second = _compile(_model(), tmp_path)
@@ -255,6 +282,50 @@ def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):
     users_file.write_bytes(b"mine")
     assert cache.try_save(KEYS[0], b"x" * 10)
     assert not stale.exists() and users_file.exists()
+
+
+# -- the program level: decomposed graphs ---------------------------------------------------
+def test_recompile_skips_decompositions_and_gives_the_same_program(tmp_path, builds, decompositions):
+    first = _compile(_model(), tmp_path)
+    second = _compile(_model(), tmp_path)
+    assert len(decompositions) == 1 and len(builds) == 1
+    assert second.compile_report.engine_cache_hits == 1  # the partition's canonical graph is the same
+    assert second.code == first.code
+    verification = trtx.verify(second, torch.randn(5, 16), reference_module=_model())
+    assert verification.ok, str(verification)
+
+
+def test_changed_program_or_ranges_decompose_again(tmp_path, decompositions):
+    _compile(_model(), tmp_path)
+    _compile(_model(), tmp_path, max_batch=9)
+    _compile(RenamedMlp(_model()).eval(), tmp_path)  # another module tree: another program, same engine
+    assert len(decompositions) == 3 and len(_program_entries(tmp_path)) == 3
+
+
+def test_schema_from_json_reads_what_torch_reads():
+    from torch._export.serde import schema
+    from torch._export.serde.serialize import _bytes_to_dataclass, serialize
+
+    from torch_tensorrt_rtx.dynamo._program_cache import schema_from_json
+
+    batch = torch.export.Dim("batch", min=1, max=8)
+    program = torch.export.export(_model(), (torch.randn(4, 16),), dynamic_shapes=({0: batch},), strict=False)
+    data = serialize(program, serialize_state_dict=False, serialize_constants=False,
+                     serialize_example_inputs=False).exported_program
+    ours = schema_from_json(schema.ExportedProgram, json.loads(data))
+    assert ours == _bytes_to_dataclass(schema.ExportedProgram, data)
+    assert ours.graph_module.graph.nodes and ours.range_constraints
+
+
+def test_unusable_cached_program_means_decomposing_again(tmp_path, decompositions):
+    _compile(_model(), tmp_path)
+    (entry,) = _program_entries(tmp_path)
+    key = entry.name[:-len(SUFFIX)]
+    EngineCache(tmp_path, 1 << 20).try_save(key, (5).to_bytes(8, "little") + b"{not json")  # checksum is fine
+    with pytest.warns(EngineCacheWarning, match="cannot use the decomposed program"):
+        compiled = _compile(_model(), tmp_path)
+    assert len(decompositions) == 2
+    assert trtx.verify(compiled, torch.randn(2, 16), reference_module=_model()).ok
 
 
 # -- processes -----------------------------------------------------------------------------
@@ -285,8 +356,8 @@ def _result(process: subprocess.Popen) -> dict:
 def test_concurrent_writers_leave_a_cache_another_process_reuses(tmp_path):
     writers = [_start_worker(tmp_path) for _ in range(2)]
     results = [_result(w) for w in writers]
-    (entry,) = _entries(tmp_path)
-    assert not [p for p in os.listdir(tmp_path) if p not in (entry, "engine_cache.lock")], "temp files left"
+    (engine,), (program,) = _engine_entries(tmp_path), _program_entries(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted([engine.name, program.name, "engine_cache.lock"]), "temp files left"
     reader = _result(_start_worker(tmp_path))
     assert reader["hits"] == 1
     assert reader["sha"] in {r["sha"] for r in results}
