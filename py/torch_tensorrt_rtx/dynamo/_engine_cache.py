@@ -146,7 +146,7 @@ class EngineCache:
     def entry_path(self, key: str) -> Path:
         return self.directory / f"{key}{SUFFIX}"
 
-    def _warn(self, kind: str, text: str, *args: Any) -> None:
+    def warn(self, kind: str, text: str, *args: Any) -> None:
         logger.warning(text, *args)
         with _WARNED_LOCK:
             first = (str(self.directory), kind) not in _WARNED
@@ -174,12 +174,12 @@ class EngineCache:
                 finally:
                     os.close(fd)
         except filelock.Timeout:
-            self._warn("lock timeout", "engine cache: could not lock %s within %.0f s; building the engine",
+            self.warn("lock timeout", "engine cache: could not lock %s within %.0f s; building the engine",
                        self.lock_path, self.lock_timeout)
         except CacheFileRefused as exc:
-            self._warn("refused", "engine cache: not reading %s: %s; building the engine", path, exc)
+            self.warn("refused", "engine cache: not reading %s: %s; building the engine", path, exc)
         except (OSError, ValueError) as exc:
-            self._warn("damaged", "engine cache: ignoring %s: %s; building the engine (the next save replaces it)",
+            self.warn("damaged", "engine cache: ignoring %s: %s; building the engine (the next save replaces it)",
                        path, exc)
         return None
 
@@ -199,7 +199,7 @@ class EngineCache:
         payload = memoryview(engine).cast("B")
         total = _HEADER.size + payload.nbytes
         if total > self.max_bytes:
-            self._warn("over the cap", "engine cache: an engine of %d bytes alone exceeds engine_cache_size=%d; "
+            self.warn("over the cap", "engine cache: an engine of %d bytes alone exceeds engine_cache_size=%d; "
                        "not stored in %s", payload.nbytes, self.max_bytes, self.directory)
             return False
         path = self.entry_path(key)
@@ -215,12 +215,12 @@ class EngineCache:
                 self._write(path, _entry_header(bytes.fromhex(key), payload), payload, now)
             return True
         except filelock.Timeout:
-            self._warn("lock timeout", "engine cache: could not lock %s within %.0f s; engine not stored",
+            self.warn("lock timeout", "engine cache: could not lock %s within %.0f s; engine not stored",
                        self.lock_path, self.lock_timeout)
         except CacheFileRefused as exc:
-            self._warn("refused", "engine cache: not writing %s: %s", path, exc)
+            self.warn("refused", "engine cache: not writing %s: %s", path, exc)
         except OSError as exc:
-            self._warn("unwritable", "engine cache: cannot write %s (%s); engine not stored", path, exc)
+            self.warn("unwritable", "engine cache: cannot write %s (%s); engine not stored", path, exc)
         return False
 
     def _write(self, path: Path, header: bytes, payload: memoryview, now: Optional[float]) -> None:

@@ -11,7 +11,8 @@ come from the cache).
   symbolic-shape configuration, and the versions of ``_engine_cache_key.versions`` (torch, this
   package's sources, which hold the decomposition table, ...). torch.export's own serializer is
   not used for the key: it costs about as much as a third of a decomposition. A program without
-  a canonical form, or one torch cannot serialize, is decomposed as usual, not cached.
+  a canonical form, one that calls a custom op (whose decomposition may be the user's changing
+  Python), or one torch cannot serialize, is decomposed as usual, not cached.
 - Value: the decomposed program serialized the same way, without weights, plus the constants
   decompositions added (``torch.load(weights_only=True)``, never a pickle of code). On a hit the
   program is deserialized over the live program's weights and constants.
@@ -39,6 +40,9 @@ from torch_tensorrt_rtx.dynamo._engine_cache import EngineCache, cache_switches
 logger = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct("<Q")
+# Ops whose decompositions come with torch (its version is in the key). A custom op's may be the
+# user's own Python, which can change under the same name: such programs are not cached.
+_TORCH_NAMESPACES = ("aten", "prims")
 
 
 def _serialized_graph(program: torch.export.ExportedProgram) -> bytes:
@@ -52,7 +56,7 @@ def _program_key(program: torch.export.ExportedProgram) -> str:
     """The canonical graph of the program (nodes by position, ops, arguments, traced values), which
     state each input is (kind and name, in order), what the outputs are, the calling convention
     of every module call, the size symbols' ranges, the symbolic-shape configuration, versions."""
-    from torch_tensorrt_rtx.dynamo._engine_cache_key import canonical_graph, versions
+    from torch_tensorrt_rtx.dynamo._engine_cache_key import Uncacheable, canonical_graph, versions
 
     signature = program.graph_signature
     inputs = [(spec.kind.name, spec.target, getattr(spec, "persistent", None)) for spec in signature.input_specs]
@@ -61,6 +65,10 @@ def _program_key(program: torch.export.ExportedProgram) -> str:
               str(entry.signature.out_spec) if entry.signature else None) for entry in program.module_call_graph]
     ranges = sorted((str(symbol), str(r.lower), str(r.upper)) for symbol, r in program.range_constraints.items())
     shape_config = sorted(torch.fx.experimental._config.get_config_copy().items())
+    for node in program.graph.nodes:
+        namespace = getattr(node.target, "namespace", "aten") if node.op == "call_function" else "aten"
+        if namespace not in _TORCH_NAMESPACES:  # its decomposition is user code the key cannot see
+            raise Uncacheable(f"a call of {node.target}, an op of namespace {namespace!r}")
     graph, _ = canonical_graph(program.graph_module)
     text = "\n".join(["decomposed program", versions(), repr(shape_config), repr(inputs), repr(outputs),
                       repr(calls), repr(ranges), graph])
@@ -172,7 +180,7 @@ class DecompositionCache:
                     logger.info("engine cache: decomposed program %s reused", key[:16])
                     return decomposed
                 except Exception as exc:  # noqa: BLE001 - an unusable entry means decomposing again
-                    self.cache._warn("unusable program", "engine cache: cannot use the decomposed program %s "
+                    self.cache.warn("unusable program", "engine cache: cannot use the decomposed program %s "
                                      "(%s: %s); decomposing again", key[:16], type(exc).__name__, exc)
         decomposed = program.run_decompositions(table)
         if self.store:

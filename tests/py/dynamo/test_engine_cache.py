@@ -24,6 +24,7 @@ from torch_tensorrt_rtx.dynamo._engine_cache import (
 )
 from torch_tensorrt_rtx.dynamo._engine_cache_key import ENGINE_SETTINGS, SETTINGS_NOT_IN_KEY
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
+from torch_tensorrt_rtx.dynamo._summary import FallbackWarning
 from torch_tensorrt_rtx.runtime.runtime_cache_file import engine_key as runtime_cache_key
 
 REPO = Path(__file__).resolve().parents[3]
@@ -300,6 +301,30 @@ def test_changed_program_or_ranges_decompose_again(tmp_path, decompositions):
     _compile(_model(), tmp_path, max_batch=9)
     _compile(RenamedMlp(_model()).eval(), tmp_path)  # another module tree: another program, same engine
     assert len(decompositions) == 3 and len(_program_entries(tmp_path)) == 3
+
+
+@torch.library.custom_op("engine_cache_test::scale", mutates_args=())
+def _scale(x: torch.Tensor) -> torch.Tensor:
+    return x * 2
+
+
+@_scale.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+class WithCustomOp(Mlp):
+    def forward(self, x):
+        return torch.ops.engine_cache_test.scale(super().forward(x))
+
+
+def test_a_program_with_a_custom_op_is_decomposed_every_time(tmp_path, decompositions):
+    for _ in range(2):
+        with pytest.warns(FallbackWarning, match="engine_cache_test.scale"):
+            torch.manual_seed(0)
+            _compile(WithCustomOp().eval(), tmp_path)
+    assert len(decompositions) == 2 and _program_entries(tmp_path) == []
+    assert len(_engine_entries(tmp_path)) == 1  # the engine's partition has no custom op
 
 
 def test_schema_from_json_reads_what_torch_reads():
