@@ -228,7 +228,11 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
                 allow_specialization: bool = False, decompose: Optional[Any] = None) -> ExportedAten:
     """torch.export + our decompositions. The time of each phase travels to compile_graph in
     graph_module.meta[PHASE_SECONDS_META]. `decompose(program, table)` replaces
-    ``program.run_decompositions(table)`` (the engine cache's program level, _program_cache.py)."""
+    ``program.run_decompositions(table)`` (the engine cache's program level, _program_cache.py);
+    not with `allow_specialization`, which reads the guards the decomposition itself records."""
+    if decompose is not None and allow_specialization:
+        raise ValueError("export_aten: decompose= cannot be combined with allow_specialization=True (a cached "
+                         "decomposition carries no guards to specialize on)")
     from torch_tensorrt_rtx.dynamo.lowering import decomposition_table
 
     kwarg_specs = dict(kwarg_specs or {})

@@ -19,6 +19,8 @@ come from the cache).
 - Stored in the engine cache's directory, under its lock, size cap, LRU and checks; the same
   switches (``cache_built_engines``, ``reuse_cached_engines``, the environment's off switch).
   The engines themselves are still found by their own keys (weights included) afterwards.
+- Only for ``torch_tensorrt_rtx.compile``: the torch.compile backend decides which dims to
+  specialize from the guards a decomposition records, which a deserialized program lacks.
 """
 from __future__ import annotations
 

@@ -299,7 +299,7 @@ def _warn_specialized(notes: Sequence[str], why: str) -> None:
         warnings.warn(message, DimSpecializedWarning, stacklevel=2)
 
 
-def _export_specializing(gm: GraphModule, specs: List[Any], decompose: Any = None):
+def _export_specializing(gm: GraphModule, specs: List[Any]):
     """export_aten, letting export fix or narrow each dim it cannot keep dynamic over its range.
 
     Export traces the ATen decompositions, which dynamo never saw, and may meet a guard such as
@@ -318,7 +318,7 @@ def _export_specializing(gm: GraphModule, specs: List[Any], decompose: Any = Non
     # exported program's guard code.
     with torch.no_grad(), torch._guards.tracing(None), \
             torch.fx.experimental._config.patch(backed_size_oblivious=oblivious):
-        exported = export_aten(gm, specs, allow_specialization=True, decompose=decompose)
+        exported = export_aten(gm, specs, allow_specialization=True)
     for (k, d), (lo, hi) in exported.dim_ranges.items():
         wanted = (specs[k].min_shape[d], specs[k].max_shape[d])
         if (lo, hi) != wanted and free_unbacked_symbols(fakes[k].shape[d]):
@@ -386,7 +386,6 @@ def tensorrt_rtx_backend(gm: GraphModule, example_inputs: Sequence[Any],
 
 def _compile_dynamo_graph(gm: GraphModule, example_inputs: Sequence[Any], settings: Any) -> Callable[..., Any]:
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
-    from torch_tensorrt_rtx.dynamo._program_cache import decompose_with
     from torch_tensorrt_rtx.dynamo._summary import stage
 
     placeholders = list(gm.graph.find_nodes(op="placeholder"))
@@ -399,7 +398,7 @@ def _compile_dynamo_graph(gm: GraphModule, example_inputs: Sequence[Any], settin
         user_indices, specs = _tensor_input_specs(gm, example_inputs, user_indices, settings)
         _note_sizes_of_one(specs)
     with stage("export"):
-        exported = _export_specializing(gm, specs, decompose_with(settings))
+        exported = _export_specializing(gm, specs)
     compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings)
     compile_id = torch._guards.CompileContext.current_compile_id()
     if compile_id is not None and compile_id.frame_compile_id is not None:
