@@ -338,7 +338,9 @@ class EngineCacheSession:
             return engine_key(sub, input_ranges, self.symbol_ranges, self.settings, self._digest)
         except Uncacheable as exc:
             logger.info("engine cache: partition not cacheable (%s); building it", exc)
-            return None
+        except Exception:  # noqa: BLE001 - a fault of the cache must never cost the engine
+            logger.warning("engine cache: no key for this partition; building it", exc_info=True)
+        return None
 
     def build(self, sub: Any, input_ranges: Any, label: str,
               build: Callable[[], Tuple[memoryview, float]]) -> Tuple[memoryview, float]:
