@@ -24,6 +24,7 @@ come from the cache).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -151,6 +152,43 @@ def _reader(annotation: Any) -> Callable[[Any], Any]:
     return _identity
 
 
+class _SympyParsingOnce:
+    """The ``sympy`` module as torch's deserializer sees it while a cached program is read, except
+    that ``sympify`` of a text parses each (text, names in scope) once. The deserializer parses a
+    size expression's text for every tensor that has it (``parse_expr``: about 45% of reading
+    GPT-2's graph); sympy expressions are immutable, so the same result can be handed out again."""
+
+    def __init__(self, real: Any) -> None:
+        self._real, self._parsed = real, {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def sympify(self, value: Any, *args: Any, locals: Any = None, **kwargs: Any) -> Any:  # noqa: A002
+        if not isinstance(value, str) or args or kwargs or not isinstance(locals, dict):
+            return self._real.sympify(value, *args, locals=locals, **kwargs)
+        key = (value, tuple(sorted(locals.items(), key=lambda item: item[0])))
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            parsed = self._parsed[key] = self._real.sympify(value, locals=locals)
+        return parsed
+
+
+@contextlib.contextmanager
+def _parsing_sizes_once():
+    from torch._export.serde import serialize as serde
+
+    real = getattr(serde, "sympy", None)
+    if real is None or not hasattr(real, "sympify"):  # another torch: read as it reads
+        yield
+        return
+    serde.sympy = _SympyParsingOnce(real)
+    try:
+        yield
+    finally:
+        serde.sympy = real
+
+
 def _unpack(data: bytearray, original: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
     from torch._export.serde import schema
     from torch._export.serde.serialize import ExportedProgramDeserializer
@@ -160,8 +198,9 @@ def _unpack(data: bytearray, original: torch.export.ExportedProgram) -> torch.ex
     added = torch.load(io.BytesIO(bytes(data[_LENGTH.size + length:])), weights_only=True)
     constants = {**original.constants, **added}
     serialized = schema_from_json(schema.ExportedProgram, json.loads(graph))
-    program = ExportedProgramDeserializer().deserialize(serialized, dict(original.state_dict), constants,
-                                                        original.example_inputs)
+    with _parsing_sizes_once():
+        program = ExportedProgramDeserializer().deserialize(serialized, dict(original.state_dict), constants,
+                                                            original.example_inputs)
     missing = [s.target for s in program.graph_signature.input_specs
                if s.target is not None and s.target not in program.state_dict and s.target not in constants]
     if missing:

@@ -169,6 +169,18 @@ def test_every_setting_is_either_in_the_key_or_documented_as_not():
     assert not set(ENGINE_SETTINGS) & set(SETTINGS_NOT_IN_KEY)
 
 
+def test_a_fault_computing_the_key_means_a_build_not_a_fallback(tmp_path, builds, monkeypatch, caplog):
+    from torch_tensorrt_rtx.dynamo import _engine_cache_key
+
+    def broken(*args, **kwargs):
+        raise KeyError("val")
+
+    monkeypatch.setattr(_engine_cache_key, "engine_key", broken)
+    report = _compile(_model(), tmp_path).compile_report
+    assert len(builds) == 1 and len(report.engines) == 1 and not report.fallback_ops
+    assert "no key for this partition" in caplog.text
+
+
 # -- off switches --------------------------------------------------------------------------
 def test_cache_built_engines_false_writes_nothing(tmp_path, builds):
     _compile(_model(), tmp_path / "cache", cache_built_engines=False)
