@@ -31,7 +31,6 @@ import re
 import stat
 import struct
 import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union

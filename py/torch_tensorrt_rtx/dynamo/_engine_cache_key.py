@@ -26,7 +26,7 @@ import hashlib
 import operator
 import os
 import platform
-from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Set, Tuple
 
 import sympy
 import torch
