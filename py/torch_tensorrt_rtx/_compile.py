@@ -90,7 +90,9 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
             progress: bool = True, keep_networks: bool = True,
             enabled_precisions: Any = frozenset(),
             pass_through_build_failures: bool = False, truncate_double: bool = True,
-            ir: str = "default", **options: Any) -> torch.fx.GraphModule:
+            cache_built_engines: bool = True, reuse_cached_engines: bool = True,
+            engine_cache_dir: Optional[Union[str, os.PathLike]] = None,
+            engine_cache_size: int = 5 << 30, ir: str = "default", **options: Any) -> torch.fx.GraphModule:
     """Compile `module` ahead of time. Returns a GraphModule (call it like `module`) with
     `.compile_report` (a CompileReport). `inputs` (or its upstream name `arg_inputs`): one Input or
     example tensor per positional input; `kwarg_inputs`: {parameter name: Input or tensor} for
@@ -102,6 +104,8 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     `pass_through_build_failures=True` raises a converter's or an engine build's error instead of
     keeping the node(s) in PyTorch. `truncate_double=True` (default) computes float64 ops in float32
     (TensorRT-RTX has no float64; a Float64Warning gives the count); False keeps them in PyTorch.
+    `cache_built_engines`, `reuse_cached_engines`, `engine_cache_dir`, `engine_cache_size`: the engine
+    cache (see CompilationSettings; on by default, so the same engine is never built twice).
 
     Upstream Torch-TensorRT's spellings work too: `ir="dynamo"` / `"default"` (this function) or
     `"torch_compile"` (returns ``torch.compile(module, backend="tensorrt_rtx", options=...)``), and
@@ -110,6 +114,7 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     # Every keyword of this signature that is a CompilationSettings field, with **options: one settings object.
     named = {name: value for name, value in locals().items() if name in CompilationSettings.field_names()}
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
+    from torch_tensorrt_rtx.dynamo._program_cache import decompose_with
 
     if _frontend(ir) == "torch_compile":
         CompilationSettings.from_options({**named, **options})  # a bad option fails now, not at the first call
@@ -143,7 +148,7 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
                            "batch norm uses running statistics). Call .eval() first to silence this.",
                            type(module).__name__)
     try:
-        exported = export_aten(module, specs, kwarg_specs)
+        exported = export_aten(module, specs, kwarg_specs, decompose=decompose_with(settings))
     except Exception as exc:
         from torch_tensorrt_rtx.dynamo._outputs import unexportable_outputs
 

@@ -7,6 +7,7 @@
 - Threads: torch sizes its intra-op pool to the machine's cores in every process, so two
   workers would run four compute threads on two cores: each worker keeps one
   (TTRX_TEST_THREADS_PER_WORKER=N sets another count, 0 keeps torch's default).
+- The engine cache is off ($TORCH_TENSORRT_RTX_ENGINE_CACHE=0) unless a test enables it.
 A run without -n is left alone."""
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ import os
 
 import pytest
 import torch
+
+# Hermetic: no test writes the engine cache into ~/.cache, and no test that counts builds finds
+# an engine another test stored. Tests of the cache enable it explicitly (test_engine_cache.py).
+# Set before anything runs, so subprocesses the tests start inherit it.
+os.environ["TORCH_TENSORRT_RTX_ENGINE_CACHE"] = "0"
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     _threads = int(os.environ.get("TTRX_TEST_THREADS_PER_WORKER", "1"))

@@ -28,6 +28,7 @@ from torch.fx import GraphModule, Node
 
 from torch_tensorrt_rtx.dynamo._debugger import FIRST_ARTIFACT, LayerList, PackageLogLevel
 from torch_tensorrt_rtx.dynamo._debugger import emit as debug_artifact
+from torch_tensorrt_rtx.dynamo._engine_cache import EngineCacheSession
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._size_solve import solve as solve_size
@@ -284,7 +285,8 @@ def _views_to_reshapes(gm: GraphModule) -> int:
 
 
 def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,
-             excluded: Dict[str, str], engines: Dict[str, Tuple[SerializedEngine, float]], clock: PhaseClock):
+             excluded: Dict[str, str], engines: Dict[str, Tuple[SerializedEngine, float]], clock: PhaseClock,
+             cache: EngineCacheSession):
     """Partition with `excluded` nodes in PyTorch, convert every partition, build every engine.
     Returns (partition result, [(converted, engine, seconds)]), or None after adding the nodes
     to blame to `excluded` (the caller then tries again: each retry keeps more nodes in PyTorch).
@@ -308,8 +310,10 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
             if key not in engines:
                 try:
                     with stage("engine build"):
-                        engines[key] = build_engine(item.network_def, settings.compute_capabilities,
-                                                    label=item.name, progress=settings.progress, settings=settings)
+                        engines[key] = cache.build(
+                            item.sub, item.ranges, item.name,
+                            lambda: build_engine(item.network_def, settings.compute_capabilities,
+                                                 label=item.name, progress=settings.progress, settings=settings))
                 except Exception as exc:  # noqa: BLE001 - a failed build keeps its node(s) in PyTorch
                     if settings.pass_through_build_failures:
                         raise
@@ -384,9 +388,10 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
     excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
     engines: Dict[str, Tuple[SerializedEngine, float]] = {}
+    cache = EngineCacheSession(settings, symbol_ranges)
     attempt = None
     while attempt is None:  # terminates: every failed attempt excludes at least one more node
-        attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock)
+        attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock, cache)
     result, built = attempt
     del attempt  # holds the engines' buffers too
     # The attempts left `lowered` unchanged; the successful one's partitions are fused into it now.
@@ -400,7 +405,8 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                            fallback_nodes=dict(result.node_reasons),
                            failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
                            precision=describe_precision(settings.reduced_precision, settings.use_fp32_acc),
-                           reduced_precision=settings.reduced_precision, truncated_double_ops=truncated)
+                           reduced_precision=settings.reduced_precision, truncated_double_ops=truncated,
+                           engine_cache_hits=cache.hits)
     engines.clear()
     while built:  # each engine is read once, into its packed record; its temporary file then closed
         item, engine, seconds = built.pop(0)

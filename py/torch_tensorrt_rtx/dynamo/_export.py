@@ -225,9 +225,14 @@ def _exportable(module: Any, specs: Sequence[Input], kwarg_specs: Dict[str, Inpu
 
 
 def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Optional[Dict[str, Input]] = None, *,
-                allow_specialization: bool = False) -> ExportedAten:
+                allow_specialization: bool = False, decompose: Optional[Any] = None) -> ExportedAten:
     """torch.export + our decompositions. The time of each phase travels to compile_graph in
-    graph_module.meta[PHASE_SECONDS_META]."""
+    graph_module.meta[PHASE_SECONDS_META]. `decompose(program, table)` replaces
+    ``program.run_decompositions(table)`` (the engine cache's program level, _program_cache.py);
+    not with `allow_specialization`, which reads the guards the decomposition itself records."""
+    if decompose is not None and allow_specialization:
+        raise ValueError("export_aten: decompose= cannot be combined with allow_specialization=True (a cached "
+                         "decomposition carries no guards to specialize on)")
     from torch_tensorrt_rtx.dynamo.lowering import decomposition_table
 
     kwarg_specs = dict(kwarg_specs or {})
@@ -254,7 +259,8 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
         fix = dims_to_fix(program)
         if not fix:
             with clock.phase("decompositions"):  # a second trace of the whole program
-                program = program.run_decompositions(decomposition_table())
+                program = (decompose(program, decomposition_table()) if decompose is not None
+                           else program.run_decompositions(decomposition_table()))
             fix = dims_to_fix(program)
         if not fix:
             break

@@ -123,6 +123,18 @@ class CompilationSettings:
     # TensorRT-RTX has no float64: compute float64 ops in float32 (upstream's name; one
     # Float64Warning gives the count). False: keep every op that touches float64 in PyTorch.
     truncate_double: bool = True
+    # -- the engine cache (dynamo/_engine_cache.py; upstream's names). An engine is reused when
+    # its subgraph, weights, input ranges, engine-changing settings and versions are the same,
+    # from this process or any other. $TORCH_TENSORRT_RTX_ENGINE_CACHE=0 switches both off.
+    # Store each engine built in the cache (default on: never build the same engine twice).
+    cache_built_engines: bool = True
+    # Take an engine from the cache instead of building it when its key is there.
+    reuse_cached_engines: bool = True
+    # The cache directory; None: "engines" beside the runtime cache's default file
+    # (~/.cache/torch_tensorrt_rtx/engines, %LOCALAPPDATA%\torch_tensorrt_rtx\engines).
+    engine_cache_dir: Optional[str] = None
+    # Size cap of the cache directory in bytes; least recently used engines go first.
+    engine_cache_size: int = 5 << 30
 
     def __post_init__(self) -> None:
         for name in ("min_block_size", "dynamic_max_size"):
@@ -147,6 +159,9 @@ class CompilationSettings:
         object.__setattr__(self, "enabled_precisions", precisions)
         self._check_builder_options()
         self._check_autocast_exclusions()
+        from torch_tensorrt_rtx.dynamo._engine_cache import check_cache_settings
+
+        object.__setattr__(self, "engine_cache_dir", check_cache_settings(self))
 
     @property
     def reduced_precision(self) -> "torch.dtype | None":

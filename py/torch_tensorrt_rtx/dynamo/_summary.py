@@ -104,6 +104,8 @@ class CompileReport:
     graph_id: Optional[str] = None
     build_of_graph: int = 0
     dryrun: bool = False  # upstream's dryrun: partitioned only; `engines` are the planned ones, none built
+    # engines taken from the engine cache instead of being built (dynamo/_engine_cache.py)
+    engine_cache_hits: int = 0
 
     @property
     def converted_op_counts(self) -> Dict[str, int]:

@@ -95,8 +95,47 @@ class SerializedEngine:
         self.readinto(out)
         return bytes(out)
 
+    def copy_to(self, out, chunk_bytes: int = 16 << 20) -> None:
+        """Write the engine to the file object `out`, a chunk at a time (no whole-engine copy)."""
+        self._file.flush()
+        self._file.seek(0)
+        left = self.nbytes
+        while left:
+            chunk = self._file.read(min(chunk_bytes, left))
+            if not chunk:
+                raise OSError(f"engine file ended {left} bytes short of {self.nbytes}")
+            out.write(chunk)
+            left -= len(chunk)
+
     def close(self) -> None:
         self._file.close()
+
+
+class EngineBytes:
+    """An engine already in memory (read from the engine cache) with SerializedEngine's interface."""
+
+    def __init__(self, data, sha256: str) -> None:
+        self._view = memoryview(data).cast("B")
+        self.nbytes = self._view.nbytes
+        self.sha256 = sha256
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def readinto(self, buffer) -> None:
+        view = memoryview(buffer).cast("B")
+        if view.nbytes != self.nbytes:
+            raise ValueError(f"engine buffer has {view.nbytes} bytes, expected {self.nbytes}")
+        view[:] = self._view
+
+    def tobytes(self) -> bytes:
+        return self._view.tobytes()
+
+    def copy_to(self, out) -> None:
+        out.write(self._view)
+
+    def close(self) -> None:
+        self._view.release()
 
 
 class _EngineWriter(trt.IStreamWriter):

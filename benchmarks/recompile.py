@@ -1,0 +1,108 @@
+"""Recompile benchmark (not a test): a compile in a new process that finds its engines in the
+engine cache, against the cold compile of the same model, also in a new process.
+
+    .venv/bin/python benchmarks/recompile.py [--models resnet50 vit_b_16 bert_base gpt2 unet] [--keep DIR]
+
+Per model, two fresh subprocesses share one new, empty cache directory: the first compiles cold
+(and fills the cache), the second compiles the same model again. Each times `trtx.compile` only
+(not the imports, nor building the model) and reports its phases. Prints cold s, recompile s and
+their ratio side by side (target <= 0.3), and where the recompile's time goes. The models run
+once each, in the order given; the big ones are slow on a 2-core machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs in the child: build the model named by argv[1], time one compile with the cache in argv[2].
+_CHILD = r"""
+import json, sys, time
+import torch
+sys.path.insert(0, ROOT)
+from tests.py.models.zoo import import_torchvision
+torchvision = import_torchvision()
+import torch_tensorrt_rtx as trtx
+
+name, cache_dir = sys.argv[1], sys.argv[2]
+torch.manual_seed(0)
+batch = dict(min_shape=(1, 3, 224, 224), opt_shape=(4, 3, 224, 224), max_shape=(8, 3, 224, 224))
+text = dict(min_shape=(1, 2), opt_shape=(4, 64), max_shape=(8, 128), dtype=torch.int64, dim_names=("batch", "seq"))
+inputs, kwarg_inputs = None, None
+if name in ("resnet50", "vit_b_16"):
+    model, inputs = getattr(torchvision.models, name)(), [trtx.Input(**batch)]
+elif name == "bert_base":
+    import transformers
+    model = transformers.BertModel(transformers.BertConfig())
+    kwarg_inputs = {"input_ids": trtx.Input(**text), "attention_mask": trtx.Input(**text)}
+elif name == "gpt2":
+    import transformers
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(use_cache=False))
+    kwarg_inputs = {"input_ids": trtx.Input(**text)}
+elif name == "unet":
+    from diffusers import UNet2DConditionModel
+    model = UNet2DConditionModel(
+        sample_size=32, block_out_channels=(128, 256, 512), cross_attention_dim=512, attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
+    def batched(*shape, dtype=torch.float32):
+        return trtx.Input(min_shape=(1, *shape), opt_shape=(4, *shape), max_shape=(8, *shape), dtype=dtype,
+                          dim_names=("batch",) + (None,) * len(shape))
+    kwarg_inputs = {"sample": batched(4, 32, 32), "timestep": batched(), "encoder_hidden_states": batched(77, 512)}
+else:
+    raise SystemExit(f"unknown model {name!r}")
+model.eval()
+start = time.perf_counter()
+compiled = trtx.compile(model, inputs, kwarg_inputs=kwarg_inputs, engine_cache_dir=cache_dir, progress=False)
+seconds = time.perf_counter() - start
+report = compiled.compile_report
+print(json.dumps({"seconds": seconds, "hits": report.engine_cache_hits, "engines": len(report.engines),
+                  "phases": report.phase_seconds}))
+"""
+
+MODELS = ["resnet50", "vit_b_16", "bert_base", "gpt2", "unet"]
+
+
+def _run(name: str, cache_dir: str) -> dict:
+    env = dict(os.environ)
+    env.pop("TORCH_TENSORRT_RTX_ENGINE_CACHE", None)  # the cache is what is measured
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "py"), str(ROOT), env.get("PYTHONPATH", "")])
+    child = _CHILD.replace("sys.path.insert(0, ROOT)", f"sys.path.insert(0, {str(ROOT)!r})")
+    done = subprocess.run([sys.executable, "-c", child, name, cache_dir], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{name}: the compile failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _phases(result: dict) -> str:
+    """The compile's phases, largest first; "other" is what no phase covers (the cache's own hashing
+    and reads, compile's input handling)."""
+    phases = dict(result["phases"], other=result["seconds"] - sum(result["phases"].values()))
+    return ", ".join(f"{k} {v:.1f}" for k, v in sorted(phases.items(), key=lambda kv: -kv[1]) if v >= 0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    parser.add_argument("--keep", help="use this cache directory (it must be empty) and keep it afterwards")
+    args = parser.parse_args()
+    print(f"{'model':<10} {'cold s':>8} {'recompile s':>12} {'ratio':>6} {'hits':>5}  recompile phases (s)")
+    for name in args.models:
+        with tempfile.TemporaryDirectory(prefix="trtx-engine-cache-") as scratch:
+            cache_dir = os.path.join(args.keep or scratch, name)
+            cold = _run(name, cache_dir)
+            warm = _run(name, cache_dir)
+        ratio = warm["seconds"] / cold["seconds"]
+        print(f"{name:<10} {cold['seconds']:8.1f} {warm['seconds']:12.1f} {ratio:6.2f} "
+              f"{warm['hits']:>2}/{warm['engines']:<2}  {_phases(warm)}", flush=True)
+        print(f"{'':<10} cold phases: {_phases(cold)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,373 @@
+"""The engine cache: a serialized engine is built once and reused by every later compile of the
+same partition, in any process.
+
+    cache = EngineCache(directory, max_bytes)
+    engine = cache.try_load(key)           # bytearray | None; never raises for I/O or bad files
+    cache.try_save(key, engine)            # bool; never raises for I/O or bad files
+
+One file per engine, ``<key>.trtxcache`` (key: ``_engine_cache_key.engine_key``), so a save
+writes only its own entry and a load reads only its own. An entry is a fixed header (magic,
+format version, key, payload size, SHA-256 of the payload) and the serialized engine's bytes,
+exactly as TensorRT-RTX returned them: a reused engine has the same SHA-256, so the runtime cache's
+entry for it stays warm. The entry file's modification time is its last use (set on every hit),
+which is all the index the size cap needs.
+
+The same discipline as the runtime cache file (``runtime/runtime_cache_file.py``, whose helpers
+this reuses): lock file ``<dir>/engine_cache.lock`` (``flock``; loads share it, saves hold it
+exclusively, with a timeout); the directory must be one only you (or root) can write; entries
+are opened without blocking and without following symlinks and must be regular files of at most
+the size cap; saves write ``<entry><temp marker><random>`` beside it, fsync and rename. Before a
+save, the least recently used entries of *other* engines go until the new one fits under the cap.
+A refused, truncated or damaged entry (checksum mismatch) gives an ``EngineCacheWarning`` (once
+per directory and reason; logging every time) and the engine is built again; the next save
+replaces it. ``$TORCH_TENSORRT_RTX_ENGINE_CACHE=0`` switches the cache off in the whole process.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import stat
+import struct
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+
+import filelock
+import torch
+
+from torch_tensorrt_rtx.runtime import cache_file_io as io
+from torch_tensorrt_rtx.runtime.cache_file_io import CacheFileRefused
+from torch_tensorrt_rtx.runtime.runtime_cache_file import (
+    LOCK_POLL_INTERVAL_S,
+    _check_lock_path_is_a_file,
+    _exclusive_lock,
+    _SharedLock,
+)
+
+logger = logging.getLogger(__name__)
+
+OFF_SWITCH_ENV = "TORCH_TENSORRT_RTX_ENGINE_CACHE"  # "0", "off", "false" or "no": no engine cache
+DEFAULT_SUBDIR = "engines"
+LOCK_NAME = "engine_cache.lock"
+SUFFIX = ".trtxcache"
+# Waiting for a peer to finish writing an engine of hundreds of MB is cheaper than building it.
+LOCK_TIMEOUT_S = 60.0
+_ENTRY_NAME = re.compile(r"[0-9a-f]{64}" + re.escape(SUFFIX))
+_MAGIC = b"TRTXENGC"
+_FORMAT_VERSION = 1
+_HEADER = struct.Struct("<8sII32sQ32s")  # magic, format version, header size, key, payload size, SHA-256
+Blob = Union[bytes, bytearray, memoryview]
+
+
+class EngineCacheWarning(UserWarning):
+    """The engine cache could not be used as asked (an untrusted directory, a damaged or refused
+    entry, a lock timeout, an engine over the size cap): the compile goes on and builds."""
+
+
+def disabled_by_environment(environ=None) -> bool:
+    value = (os.environ if environ is None else environ).get(OFF_SWITCH_ENV, "")
+    return value.strip().lower() in ("0", "off", "false", "no")
+
+
+def default_cache_dir() -> str:
+    """``engines`` in the runtime cache's default directory (not created here)."""
+    return os.path.join(io.default_cache_dir(), DEFAULT_SUBDIR)
+
+
+def check_cache_settings(settings: Any) -> Optional[str]:
+    """Validate the cache fields of CompilationSettings; the directory as text (or None)."""
+    for name in ("cache_built_engines", "reuse_cached_engines"):
+        if not isinstance(getattr(settings, name), bool):
+            raise ValueError(f"{name} must be True or False, got {getattr(settings, name)!r}")
+    size = settings.engine_cache_size
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"engine_cache_size must be a number of bytes >= 1, got {size!r}")
+    directory = settings.engine_cache_dir
+    if directory is None:
+        return None
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ValueError(f"engine_cache_dir must be a directory path or None, got {type(directory).__name__}")
+    text = os.fsdecode(os.fspath(directory))
+    if not text or "\0" in text:
+        raise ValueError(f"engine_cache_dir must be a directory path (non-empty, no NUL character), got {text!r}")
+    return text
+
+
+_WARNED: set = set()
+_WARNED_LOCK = threading.Lock()
+
+
+class _Header(NamedTuple):
+    key: bytes
+    size: int
+    sha256: bytes
+
+
+def _entry_header(key: bytes, size: int, sha256: bytes) -> bytes:
+    return _HEADER.pack(_MAGIC, _FORMAT_VERSION, _HEADER.size, key, size, sha256)
+
+
+def _payload(engine: Any) -> Tuple[int, bytes, Callable[[Any], None]]:
+    """(size, SHA-256, write-to-file) of an engine: a SerializedEngine / EngineBytes (written a
+    chunk at a time, its hash already known) or any bytes-like object."""
+    if hasattr(engine, "copy_to"):
+        return engine.nbytes, bytes.fromhex(engine.sha256), engine.copy_to
+    view = memoryview(engine).cast("B")
+    return view.nbytes, hashlib.sha256(view).digest(), lambda out: out.write(view)
+
+
+def _parse_header(raw: bytes, file_size: int, path: Path) -> _Header:
+    if len(raw) < _HEADER.size:
+        raise ValueError(f"{path} is {file_size} bytes, shorter than an entry's header")
+    magic, version, header_size, key, size, sha = _HEADER.unpack(raw)
+    if magic != _MAGIC:
+        raise ValueError(f"{path} is not an engine cache entry (magic {magic!r})")
+    if version != _FORMAT_VERSION or header_size != _HEADER.size:
+        raise ValueError(f"{path} has entry format {version} (header {header_size} bytes); expected "
+                         f"{_FORMAT_VERSION} ({_HEADER.size} bytes)")
+    if file_size != _HEADER.size + size:
+        raise ValueError(f"{path} is {file_size} bytes, its header says {_HEADER.size + size} (truncated?)")
+    return _Header(key, size, sha)
+
+
+class EngineCache:
+    """One cache directory; see the module docstring."""
+
+    def __init__(self, directory: Union[str, os.PathLike], max_bytes: int,
+                 lock_timeout: float = LOCK_TIMEOUT_S) -> None:
+        self.directory = Path(os.path.abspath(os.fspath(directory)))
+        self.max_bytes = int(max_bytes)
+        self.lock_path = self.directory / LOCK_NAME
+        self.lock_timeout = float(lock_timeout)
+
+    def __repr__(self) -> str:
+        return f"EngineCache({str(self.directory)!r})"
+
+    @staticmethod
+    def header_size() -> int:
+        return _HEADER.size
+
+    def entry_path(self, key: str) -> Path:
+        return self.directory / f"{key}{SUFFIX}"
+
+    def warn(self, kind: str, text: str, *args: Any) -> None:
+        logger.warning(text, *args)
+        with _WARNED_LOCK:
+            first = (str(self.directory), kind) not in _WARNED
+            _WARNED.add((str(self.directory), kind))
+        if first:
+            warnings.warn(EngineCacheWarning(f"torch_tensorrt_rtx {text % args} (said once per cache directory "
+                                             "and reason; later ones go to logging only)"), stacklevel=4)
+
+    # -- load -------------------------------------------------------------------------
+    def try_load(self, key: str) -> Optional[bytearray]:
+        """The engine stored under `key`, checksum verified, or None (then build it)."""
+        found = self.try_load_engine(key)
+        return None if found is None else found[0]
+
+    def try_load_engine(self, key: str) -> Optional[Tuple[bytearray, str]]:
+        """(engine, its SHA-256 as hex) stored under `key`, checksum verified, or None."""
+        path = self.entry_path(key)
+        try:
+            if not os.path.lexists(path):
+                return None
+            io.check_directory(self.directory)
+            with _SharedLock(self.lock_path, self.lock_timeout):
+                fd = io.open_cache_for_reading(path, self.max_bytes)
+                if fd is None:
+                    return None  # evicted since we looked
+                try:
+                    engine = self._read_verified(fd, key, path)
+                    _touch(fd, path)
+                    return engine
+                finally:
+                    os.close(fd)
+        except filelock.Timeout:
+            self.warn("lock timeout", "engine cache: could not lock %s within %.0f s; building the engine",
+                       self.lock_path, self.lock_timeout)
+        except CacheFileRefused as exc:
+            self.warn("refused", "engine cache: not reading %s: %s; building the engine", path, exc)
+        except (OSError, ValueError) as exc:
+            self.warn("damaged", "engine cache: ignoring %s: %s; building the engine (the next save replaces it)",
+                       path, exc)
+        return None
+
+    def _read_verified(self, fd: int, key: str, path: Path) -> Tuple[bytearray, str]:
+        size = os.fstat(fd).st_size
+        header = _parse_header(bytes(io.read_exactly(fd, 0, min(size, _HEADER.size), path)), size, path)
+        if header.key != bytes.fromhex(key):
+            raise ValueError(f"{path} holds the engine of key {header.key.hex()[:16]}..., not {key[:16]}...")
+        engine = io.read_exactly(fd, _HEADER.size, header.size, path)
+        if hashlib.sha256(engine).digest() != header.sha256:
+            raise ValueError(f"{path}: the engine's checksum does not match its header (damaged)")
+        return engine, header.sha256.hex()
+
+    # -- save -------------------------------------------------------------------------
+    def try_save(self, key: str, engine: Blob, *, now: Optional[float] = None) -> bool:
+        """Store `engine` under `key`, evicting least recently used other entries to stay under the cap."""
+        size, sha256, write_payload = _payload(engine)
+        total = _HEADER.size + size
+        if total > self.max_bytes:
+            self.warn("over the cap", "engine cache: an engine of %d bytes alone exceeds engine_cache_size=%d; "
+                       "not stored in %s", size, self.max_bytes, self.directory)
+            return False
+        path = self.entry_path(key)
+        try:
+            io.make_private_dirs(self.directory)
+            io.check_directory(self.directory)
+            if os.path.islink(path):
+                raise CacheFileRefused(f"{path} is a symlink (expected a regular file)")
+            _check_lock_path_is_a_file(self.lock_path)
+            with _exclusive_lock(self.lock_path, self.lock_timeout).acquire(poll_interval=LOCK_POLL_INTERVAL_S):
+                self._remove_stale_temp_files()
+                self._evict_for(key, total)
+                self._write(path, _entry_header(bytes.fromhex(key), size, sha256), write_payload, now)
+            return True
+        except filelock.Timeout:
+            self.warn("lock timeout", "engine cache: could not lock %s within %.0f s; engine not stored",
+                       self.lock_path, self.lock_timeout)
+        except CacheFileRefused as exc:
+            self.warn("refused", "engine cache: not writing %s: %s", path, exc)
+        except OSError as exc:
+            self.warn("unwritable", "engine cache: cannot write %s (%s); engine not stored", path, exc)
+        return False
+
+    def _write(self, path: Path, header: bytes, write_payload: Callable[[Any], None], now: Optional[float]) -> None:
+        out, temp = io.create_temp_file(path)
+        try:
+            with out:
+                out.write(header)
+                write_payload(out)
+                out.flush()
+                os.fsync(out.fileno())
+            if now is not None:
+                os.utime(temp, (now, now))
+            if os.path.islink(path):  # may have appeared after our first look
+                raise CacheFileRefused(f"{path} became a symlink")
+            io.replace_file(temp, path)
+        except BaseException:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            raise
+        io.fsync_directory(self.directory)
+
+    def entries(self) -> List[Tuple[str, int, float]]:
+        """(key, file size, last use) of every regular entry file, least recently used first."""
+        found = []
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return []
+        for name in names:
+            if not _ENTRY_NAME.fullmatch(name):
+                continue
+            try:
+                info = os.lstat(self.directory / name)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found.append((name[:-len(SUFFIX)], info.st_size, info.st_mtime))
+        return sorted(found, key=lambda entry: (entry[2], entry[0]))
+
+    def _evict_for(self, key: str, size: int) -> None:
+        """Remove least recently used entries other than `key`'s until `size` more bytes fit."""
+        others = [e for e in self.entries() if e[0] != key]
+        used = sum(e[1] for e in others)
+        for other_key, other_size, _ in others:
+            if used + size <= self.max_bytes:
+                break
+            try:
+                os.unlink(self.entry_path(other_key))
+                used -= other_size
+                logger.info("engine cache: evicted %s (%d bytes) to stay under %d bytes", other_key[:16],
+                            other_size, self.max_bytes)
+            except OSError as exc:  # e.g. a reader holds it open on Windows: try the next one
+                logger.info("engine cache: could not evict %s: %s", other_key[:16], exc)
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files of writers that were killed (only under the exclusive lock)."""
+        for key, _, _ in self.entries():
+            io.remove_stale_temp_files(self.entry_path(key))
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return
+        for name in names:  # temp files of entries that never got written
+            base = name.split(io.TEMP_MARKER, 1)[0]
+            if _ENTRY_NAME.fullmatch(base) and io.is_own_temp_name(base, name):
+                try:
+                    os.unlink(self.directory / name)
+                except OSError:
+                    pass
+
+
+def _touch(fd: int, path: Path) -> None:
+    """Mark an entry used now (its mtime is its last use); a read-only cache stays as it is."""
+    try:
+        os.utime(fd if os.utime in os.supports_fd else path)
+    except OSError:
+        pass
+
+
+def cache_switches(settings: Any) -> Tuple[Optional[EngineCache], bool, bool]:
+    """(the cache or None when it is off, reuse entries?, store entries?) for these settings."""
+    off = disabled_by_environment()
+    reuse = settings.reuse_cached_engines and not off
+    store = settings.cache_built_engines and not off
+    if not (reuse or store):
+        return None, False, False
+    return EngineCache(settings.engine_cache_dir or default_cache_dir(), settings.engine_cache_size), reuse, store
+
+
+class EngineCacheSession:
+    """The cache as one compile uses it: settings resolved once, each weight hashed once."""
+
+    def __init__(self, settings: Any, symbol_ranges: Any) -> None:
+        self.settings, self.symbol_ranges = settings, symbol_ranges
+        self.cache, self.reuse, self.store = cache_switches(settings)
+        self._digests: Dict[int, Tuple[torch.Tensor, str]] = {}  # id -> (tensor kept alive, digest)
+        self.hits = 0
+
+    def _digest(self, tensor: torch.Tensor) -> str:
+        from torch_tensorrt_rtx.dynamo._engine_cache_key import tensor_digest
+
+        known = self._digests.get(id(tensor))
+        if known is None:
+            known = self._digests[id(tensor)] = (tensor, tensor_digest(tensor))
+        return known[1]
+
+    def key(self, sub: Any, input_ranges: Any) -> Optional[str]:
+        from torch_tensorrt_rtx.dynamo._engine_cache_key import Uncacheable, engine_key
+
+        if self.cache is None:
+            return None
+        try:
+            return engine_key(sub, input_ranges, self.symbol_ranges, self.settings, self._digest)
+        except Uncacheable as exc:
+            logger.info("engine cache: partition not cacheable (%s); building it", exc)
+        except Exception:  # noqa: BLE001 - a fault of the cache must never cost the engine
+            logger.warning("engine cache: no key for this partition; building it", exc_info=True)
+        return None
+
+    def build(self, sub: Any, input_ranges: Any, label: str,
+              build: Callable[[], Tuple[Any, float]]) -> Tuple[Any, float]:
+        """The engine from the cache if there (an EngineBytes), else `build()`'s SerializedEngine
+        (stored afterwards, copied a chunk at a time)."""
+        from torch_tensorrt_rtx.dynamo.conversion._engine_builder import EngineBytes
+
+        key = self.key(sub, input_ranges)
+        if key is not None and self.reuse:
+            found = self.cache.try_load_engine(key)
+            if found is not None:
+                self.hits += 1
+                logger.info("engine cache: %s reused %s from %s", label, key[:16], self.cache.directory)
+                return EngineBytes(*found), 0.0
+        engine, seconds = build()
+        if key is not None and self.store:
+            self.cache.try_save(key, engine)
+        return engine, seconds

@@ -1,0 +1,417 @@
+"""The engine cache (dynamo/_engine_cache.py): reuse across compiles and processes, a miss for
+every change of a key part, the off switches, LRU eviction, hostile or damaged entries."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import torch_tensorrt_rtx as trtx
+from torch_tensorrt_rtx.dynamo import _compiler
+from torch_tensorrt_rtx.dynamo._engine_cache import (
+    OFF_SWITCH_ENV,
+    SUFFIX,
+    EngineCache,
+    EngineCacheWarning,
+)
+from torch_tensorrt_rtx.dynamo._engine_cache_key import ENGINE_SETTINGS, SETTINGS_NOT_IN_KEY
+from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
+from torch_tensorrt_rtx.dynamo._summary import FallbackWarning
+from torch_tensorrt_rtx.runtime.runtime_cache_file import engine_key as runtime_cache_key
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(autouse=True)
+def cache_enabled(monkeypatch):
+    monkeypatch.delenv(OFF_SWITCH_ENV, raising=False)  # tests/py/conftest.py switches it off
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """How many engines TensorRT-RTX built (cache hits do not count)."""
+    count = []
+    real = _compiler.build_engine
+
+    def counting(*args, **kwargs):
+        count.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_compiler, "build_engine", counting)
+    return count
+
+
+@pytest.fixture
+def decompositions(monkeypatch):
+    """How many times run_decompositions ran (a cached decomposed program does not count)."""
+    count = []
+    real = torch.export.ExportedProgram.run_decompositions
+
+    def counting(self, *args, **kwargs):
+        count.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.export.ExportedProgram, "run_decompositions", counting)
+    return count
+
+
+class Mlp(torch.nn.Module):
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Linear(width, 32), torch.nn.Linear(32, 8)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class RenamedMlp(torch.nn.Module):
+    """Mlp with other attribute names: the same graph and weights, so the same engine."""
+
+    def __init__(self, mlp: Mlp) -> None:
+        super().__init__()
+        self.first, self.second = mlp.fc1, mlp.fc2
+
+    def forward(self, x):
+        return self.second(torch.relu(self.first(x)))
+
+
+def _model(seed: int = 0) -> Mlp:
+    torch.manual_seed(seed)
+    return Mlp().eval()
+
+
+def _compile(model, cache_dir, max_batch: int = 8, **options):
+    spec = trtx.Input(min_shape=(1, 16), opt_shape=(4, 16), max_shape=(max_batch, 16))
+    return trtx.compile(model, [spec], engine_cache_dir=cache_dir, progress=False, **options)
+
+
+def _engine_bytes(compiled) -> bytes:
+    (record,) = trtx.engine_records(compiled).values()
+    return bytes(record.engine)
+
+
+def _entries(directory) -> list:
+    """Every entry of the cache: engines and decomposed programs."""
+    return sorted(p.name for p in Path(directory).glob(f"*{SUFFIX}"))
+
+
+def _program_entries(directory) -> list:
+    """Entries holding a decomposed program (their payload is a length, then torch.export's JSON)."""
+    return [p for p in Path(directory).glob(f"*{SUFFIX}") if p.read_bytes()[EngineCache.header_size() + 8:][:1] == b"{"]
+
+
+def _engine_entries(directory) -> list:
+    programs = _program_entries(directory)
+    return [p for p in Path(directory).glob(f"*{SUFFIX}") if p not in programs]
+
+
+# -- reuse ---------------------------------------------------------------------------------
+def test_recompile_reuses_the_engine_bytes_and_keeps_the_runtime_cache_key(tmp_path, builds):
+    first = _compile(_model(), tmp_path)
+    second = _compile(_model(), tmp_path)
+    assert len(builds) == 1, "the second compile built the engine again"
+    assert (first.compile_report.engine_cache_hits, second.compile_report.engine_cache_hits) == (0, 1)
+    assert _engine_bytes(first) == _engine_bytes(second)
+    assert runtime_cache_key(_engine_bytes(first)) == runtime_cache_key(_engine_bytes(second))
+    verification = trtx.verify(second, torch.randn(3, 16), reference_module=_model())
+    assert verification.ok, str(verification)
+
+
+def test_the_key_ignores_attribute_names(tmp_path, builds):
+    _compile(_model(), tmp_path)
+    renamed = _compile(RenamedMlp(_model()).eval(), tmp_path)
+    assert len(builds) == 1 and renamed.compile_report.engine_cache_hits == 1
+
+
+# -- every key part misses -----------------------------------------------------------------
+def test_changed_weights_miss(tmp_path, builds, decompositions):
+    _compile(_model(), tmp_path)
+    changed = _model()
+    with torch.no_grad():
+        changed.fc2.bias[3] += 1.0
+    report = _compile(changed, tmp_path).compile_report
+    assert len(builds) == 2 and report.engine_cache_hits == 0
+    # Decompositions never read weights: the decomposed program is shared, the engines are not.
+    assert len(decompositions) == 1
+    assert len(_entries(tmp_path)) == 3 and len(_program_entries(tmp_path)) == 1
+
+
+def test_changed_ranges_miss(tmp_path, builds):
+    _compile(_model(), tmp_path, max_batch=8)
+    assert _compile(_model(), tmp_path, max_batch=9).compile_report.engine_cache_hits == 0
+    assert len(builds) == 2
+
+
+@pytest.mark.parametrize("change", [{"enabled_precisions": {torch.float16}}, {"compute_capabilities": ("SM89",)}])
+def test_changed_engine_settings_miss(tmp_path, builds, change):
+    _compile(_model(), tmp_path)
+    assert _compile(_model(), tmp_path, **change).compile_report.engine_cache_hits == 0
+    assert len(builds) == 2
+
+
+def test_settings_that_do_not_change_engines_hit(tmp_path, builds):
+    _compile(_model(), tmp_path)
+    report = _compile(_model(), tmp_path, keep_networks=False, min_block_size=2).compile_report
+    assert report.engine_cache_hits == 1 and len(builds) == 1
+
+
+def test_every_setting_is_either_in_the_key_or_documented_as_not():
+    fields = {f.name for f in dataclasses.fields(CompilationSettings)}
+    assert set(ENGINE_SETTINGS) | set(SETTINGS_NOT_IN_KEY) == fields
+    assert not set(ENGINE_SETTINGS) & set(SETTINGS_NOT_IN_KEY)
+
+
+def test_a_fault_computing_the_key_means_a_build_not_a_fallback(tmp_path, builds, monkeypatch, caplog):
+    from torch_tensorrt_rtx.dynamo import _engine_cache_key
+
+    def broken(*args, **kwargs):
+        raise KeyError("val")
+
+    monkeypatch.setattr(_engine_cache_key, "engine_key", broken)
+    report = _compile(_model(), tmp_path).compile_report
+    assert len(builds) == 1 and len(report.engines) == 1 and not report.fallback_ops
+    assert "no key for this partition" in caplog.text
+
+
+# -- off switches --------------------------------------------------------------------------
+def test_cache_built_engines_false_writes_nothing(tmp_path, builds):
+    _compile(_model(), tmp_path / "cache", cache_built_engines=False)
+    _compile(_model(), tmp_path / "cache", cache_built_engines=False)
+    assert len(builds) == 2 and not (tmp_path / "cache").exists()
+
+
+def test_reuse_cached_engines_false_builds_anew(tmp_path, builds):
+    _compile(_model(), tmp_path)
+    report = _compile(_model(), tmp_path, reuse_cached_engines=False).compile_report
+    assert len(builds) == 2 and report.engine_cache_hits == 0
+
+
+def test_environment_switches_the_cache_off(tmp_path, builds, monkeypatch):
+    monkeypatch.setenv(OFF_SWITCH_ENV, "0")
+    _compile(_model(), tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("bad", [{"engine_cache_size": 0}, {"engine_cache_size": "1GB"},
+                                 {"engine_cache_dir": "a\0b"}, {"cache_built_engines": "yes"}])
+def test_bad_cache_settings_are_refused(bad):
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        CompilationSettings(**bad)
+
+
+# -- the store: LRU eviction and hostile entries -------------------------------------------
+KEYS = [hashlib.sha256(bytes([i])).hexdigest() for i in range(4)]
+
+
+def test_lru_eviction_keeps_recently_used_entries_and_the_one_written(tmp_path):
+    cache = EngineCache(tmp_path, max_bytes=3 * 1100)
+    for i, key in enumerate(KEYS[:3]):
+        assert cache.try_save(key, bytes([i]) * 1000, now=1000 + i)
+    os.utime(cache.entry_path(KEYS[0]), (900, 900))
+    assert cache.try_load(KEYS[0]) == bytes(1000)  # a hit makes KEYS[0] the most recently used
+    assert cache.try_save(KEYS[3], b"\3" * 1000)
+    assert [k for k, _, _ in cache.entries()] == [KEYS[2], KEYS[0], KEYS[3]]  # KEYS[1] evicted
+    assert cache.try_load(KEYS[1]) is None
+    # An entry that fills the cap alone evicts everything else, never itself.
+    assert cache.try_save(KEYS[1], b"\1" * 3000)
+    assert [k for k, _, _ in cache.entries()] == [KEYS[1]]
+
+
+def test_an_engine_over_the_cap_is_not_stored(tmp_path):
+    cache = EngineCache(tmp_path, max_bytes=500)
+    with pytest.warns(EngineCacheWarning, match="exceeds engine_cache_size"):
+        assert not cache.try_save(KEYS[0], bytes(1000))
+    assert cache.entries() == []
+
+
+def _damage(path: Path, how: str) -> None:
+    if how == "flipped byte":
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF
+        path.write_bytes(data)
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[:-10])
+    elif how == "not an entry":
+        path.write_bytes(b"PK\3\4" + bytes(200))
+    elif how == "other key":
+        path.write_bytes(path.with_name(KEYS[1] + SUFFIX).read_bytes())
+    elif how == "fifo":
+        path.unlink()
+        os.mkfifo(path)
+    elif how == "symlink":
+        target = path.with_name("elsewhere")
+        path.rename(target)
+        path.symlink_to(target)
+
+
+@pytest.mark.parametrize("how", ["flipped byte", "truncated", "not an entry", "other key", "fifo", "symlink"])
+def test_a_damaged_or_hostile_entry_is_ignored_with_a_warning(tmp_path, how):
+    cache = EngineCache(tmp_path, max_bytes=1 << 20)
+    cache.try_save(KEYS[0], b"engine-0" * 100)
+    cache.try_save(KEYS[1], b"engine-1" * 100)
+    _damage(cache.entry_path(KEYS[0]), how)
+    with pytest.warns(EngineCacheWarning):
+        assert cache.try_load(KEYS[0]) is None
+    assert cache.try_load(KEYS[1]) == b"engine-1" * 100
+
+
+def test_an_untrusted_directory_is_neither_read_nor_written(tmp_path):
+    cache = EngineCache(tmp_path / "shared", max_bytes=1 << 20)
+    assert cache.try_save(KEYS[0], b"x" * 100)
+    os.chmod(cache.directory, 0o777)
+    with pytest.warns(EngineCacheWarning, match="writable by every user"):
+        assert cache.try_load(KEYS[0]) is None
+    assert not cache.try_save(KEYS[1], b"y" * 100)
+    assert not cache.entry_path(KEYS[1]).exists()
+
+
+def test_a_damaged_entry_means_a_rebuild_and_is_replaced(tmp_path, builds):
+    first = _compile(_model(), tmp_path)
+    (entry,) = _engine_entries(tmp_path)
+    _damage(entry, "flipped byte")
+    with pytest.warns(EngineCacheWarning, match="checksum"):
+        second = _compile(_model(), tmp_path)
+    assert len(builds) == 2 and second.compile_report.engine_cache_hits == 0
+    assert _compile(_model(), tmp_path).compile_report.engine_cache_hits == 1  # replaced by the rebuild
+    assert len(builds) == 2 and _engine_bytes(first)
+
+
+def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):
+    cache = EngineCache(tmp_path, max_bytes=1 << 20)
+    from torch_tensorrt_rtx.runtime.cache_file_io import TEMP_MARKER
+
+    stale = tmp_path / f"{KEYS[2]}{SUFFIX}{TEMP_MARKER}abc123"
+    stale.write_bytes(b"partial")
+    users_file = tmp_path / f"{KEYS[2]}{SUFFIX}.backup"
+    users_file.write_bytes(b"mine")
+    assert cache.try_save(KEYS[0], b"x" * 10)
+    assert not stale.exists() and users_file.exists()
+
+
+# -- the program level: decomposed graphs ---------------------------------------------------
+def test_recompile_skips_decompositions_and_gives_the_same_program(tmp_path, builds, decompositions):
+    first = _compile(_model(), tmp_path)
+    second = _compile(_model(), tmp_path)
+    assert len(decompositions) == 1 and len(builds) == 1
+    assert second.compile_report.engine_cache_hits == 1  # the partition's canonical graph is the same
+    assert second.code == first.code
+    verification = trtx.verify(second, torch.randn(5, 16), reference_module=_model())
+    assert verification.ok, str(verification)
+
+
+def test_changed_program_or_ranges_decompose_again(tmp_path, decompositions):
+    _compile(_model(), tmp_path)
+    _compile(_model(), tmp_path, max_batch=9)
+    _compile(RenamedMlp(_model()).eval(), tmp_path)  # another module tree: another program, same engine
+    assert len(decompositions) == 3 and len(_program_entries(tmp_path)) == 3
+
+
+@torch.library.custom_op("engine_cache_test::scale", mutates_args=())
+def _scale(x: torch.Tensor) -> torch.Tensor:
+    return x * 2
+
+
+@_scale.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+class WithCustomOp(Mlp):
+    def forward(self, x):
+        return torch.ops.engine_cache_test.scale(super().forward(x))
+
+
+def test_a_program_with_a_custom_op_is_decomposed_every_time(tmp_path, decompositions):
+    for _ in range(2):
+        with pytest.warns(FallbackWarning, match="engine_cache_test.scale"):
+            torch.manual_seed(0)
+            _compile(WithCustomOp().eval(), tmp_path)
+    assert len(decompositions) == 2 and _program_entries(tmp_path) == []
+    assert len(_engine_entries(tmp_path)) == 1  # the engine's partition has no custom op
+
+
+def test_schema_from_json_reads_what_torch_reads():
+    from torch._export.serde import schema
+    from torch._export.serde.serialize import _bytes_to_dataclass, serialize
+
+    from torch_tensorrt_rtx.dynamo._program_cache import schema_from_json
+
+    batch = torch.export.Dim("batch", min=1, max=8)
+    program = torch.export.export(_model(), (torch.randn(4, 16),), dynamic_shapes=({0: batch},), strict=False)
+    data = serialize(program, serialize_state_dict=False, serialize_constants=False,
+                     serialize_example_inputs=False).exported_program
+    ours = schema_from_json(schema.ExportedProgram, json.loads(data))
+    assert ours == _bytes_to_dataclass(schema.ExportedProgram, data)
+    assert ours.graph_module.graph.nodes and ours.range_constraints
+
+
+def test_unusable_cached_program_means_decomposing_again(tmp_path, decompositions):
+    _compile(_model(), tmp_path)
+    (entry,) = _program_entries(tmp_path)
+    key = entry.name[:-len(SUFFIX)]
+    EngineCache(tmp_path, 1 << 20).try_save(key, (5).to_bytes(8, "little") + b"{not json")  # checksum is fine
+    with pytest.warns(EngineCacheWarning, match="cannot use the decomposed program"):
+        compiled = _compile(_model(), tmp_path)
+    assert len(decompositions) == 2
+    assert trtx.verify(compiled, torch.randn(2, 16), reference_module=_model()).ok
+
+
+# -- processes -----------------------------------------------------------------------------
+_WORKER = textwrap.dedent("""
+    import hashlib, json, sys, torch
+    import torch_tensorrt_rtx as trtx
+    sys.path.insert(0, {tests!r})
+    from test_engine_cache import _compile, _engine_bytes, _model
+    compiled = _compile(_model(), sys.argv[1])
+    print(json.dumps({{"hits": compiled.compile_report.engine_cache_hits,
+                      "sha": hashlib.sha256(_engine_bytes(compiled)).hexdigest()}}))
+""").format(tests=str(Path(__file__).parent))
+
+
+def _start_worker(cache_dir) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != OFF_SWITCH_ENV}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "py"), str(REPO), env.get("PYTHONPATH", "")])
+    return subprocess.Popen([sys.executable, "-c", _WORKER, str(cache_dir)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _result(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_concurrent_writers_leave_a_cache_another_process_reuses(tmp_path):
+    writers = [_start_worker(tmp_path) for _ in range(2)]
+    results = [_result(w) for w in writers]
+    (engine,), (program,) = _engine_entries(tmp_path), _program_entries(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted([engine.name, program.name, "engine_cache.lock"]), "temp files left"
+    reader = _result(_start_worker(tmp_path))
+    assert reader["hits"] == 1
+    assert reader["sha"] in {r["sha"] for r in results}
+
+
+def test_torch_compile_reuses_cached_engines(tmp_path, builds):
+    from torch_tensorrt_rtx.dynamo.backend import compile_reports
+
+    options = {"engine_cache_dir": str(tmp_path), "progress": False}
+    reports = []
+    for _ in range(2):
+        torch._dynamo.reset()
+        with compile_reports() as collected:
+            compiled = torch.compile(_model(), backend="tensorrt_rtx", dynamic=True, options=options)
+            verification = trtx.verify(compiled, torch.randn(4, 16), reference_module=_model())
+            assert verification.ok, str(verification)
+        reports += collected
+    torch._dynamo.reset()
+    assert [r.engine_cache_hits for r in reports] == [0, 1]
+    assert len(builds) == 1
