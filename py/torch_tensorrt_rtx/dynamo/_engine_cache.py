@@ -24,6 +24,7 @@ replaces it. ``$TORCH_TENSORRT_RTX_ENGINE_CACHE=0`` switches the cache off in th
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -35,17 +36,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
-import filelock
 import torch
 
 from torch_tensorrt_rtx.runtime import cache_file_io as io
 from torch_tensorrt_rtx.runtime.cache_file_io import CacheFileRefused
-from torch_tensorrt_rtx.runtime.runtime_cache_file import (
-    LOCK_POLL_INTERVAL_S,
-    _check_lock_path_is_a_file,
-    _exclusive_lock,
-    _SharedLock,
-)
+from torch_tensorrt_rtx.runtime.cache_lock import CacheFileLock, CacheLockTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +99,22 @@ class _Header(NamedTuple):
     key: bytes
     size: int
     sha256: bytes
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path, shared: bool, timeout: float):
+    """The runtime cache's lock discipline on the engine cache's lock file: shared for reads,
+    exclusive for writes (runtime/cache_lock.py). A lock file that cannot be created means nobody
+    can write here: a read then goes ahead unlocked, a write is refused."""
+    lock = CacheFileLock.open(lock_path, shared)
+    if lock is None:
+        if not shared:
+            raise CacheFileRefused(f"cannot create the lock file {lock_path}")
+        yield
+        return
+    with lock:
+        lock.acquire(timeout)
+        yield
 
 
 def _entry_header(key: bytes, size: int, sha256: bytes) -> bytes:
@@ -175,7 +186,7 @@ class EngineCache:
             if not os.path.lexists(path):
                 return None
             io.check_directory(self.directory)
-            with _SharedLock(self.lock_path, self.lock_timeout):
+            with _locked(self.lock_path, True, self.lock_timeout):
                 fd = io.open_cache_for_reading(path, self.max_bytes)
                 if fd is None:
                     return None  # evicted since we looked
@@ -185,7 +196,7 @@ class EngineCache:
                     return engine
                 finally:
                     os.close(fd)
-        except filelock.Timeout:
+        except CacheLockTimeout:
             self.warn("lock timeout", "engine cache: could not lock %s within %.0f s; building the engine",
                        self.lock_path, self.lock_timeout)
         except CacheFileRefused as exc:
@@ -220,13 +231,12 @@ class EngineCache:
             io.check_directory(self.directory)
             if os.path.islink(path):
                 raise CacheFileRefused(f"{path} is a symlink (expected a regular file)")
-            _check_lock_path_is_a_file(self.lock_path)
-            with _exclusive_lock(self.lock_path, self.lock_timeout).acquire(poll_interval=LOCK_POLL_INTERVAL_S):
+            with _locked(self.lock_path, False, self.lock_timeout):
                 self._remove_stale_temp_files()
                 self._evict_for(key, total)
                 self._write(path, _entry_header(bytes.fromhex(key), size, sha256), write_payload, now)
             return True
-        except filelock.Timeout:
+        except CacheLockTimeout:
             self.warn("lock timeout", "engine cache: could not lock %s within %.0f s; engine not stored",
                        self.lock_path, self.lock_timeout)
         except CacheFileRefused as exc:
