@@ -255,14 +255,9 @@ class EngineCache:
                 os.fsync(out.fileno())
             if now is not None:
                 os.utime(temp, (now, now))
-            if os.path.islink(path):  # may have appeared after our first look
-                raise CacheFileRefused(f"{path} became a symlink")
-            io.replace_file(temp, path)
+            io.install_temp_file(temp, path)  # unless a symlink appeared there since our first look
         except BaseException:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
+            io.remove_quietly(temp)
             raise
         io.fsync_directory(self.directory)
 
