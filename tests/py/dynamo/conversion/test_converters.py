@@ -116,7 +116,7 @@ def test_batch_norm_inference(dtype):
     bn.running_var.uniform_(0.5, 2)
     bn.weight.data.uniform_(0.5, 1.5)
     compile_and_verify(nn.Sequential(bn).to(dtype), [_x(2, 5, 4, 4, dtype=dtype)],
-                       expect_ops=["aten._native_batch_norm_legit_no_training.default"])
+                       expect_ops=["aten.batch_norm.default"])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

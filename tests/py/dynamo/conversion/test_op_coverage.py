@@ -107,7 +107,7 @@ CASES = {
     "avg_pool": (lambda m, x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False) + F.avg_pool2d(x, 2, 2).repeat(
         1, 1, 2, 2), "image", [aten("avg_pool2d.default")]),
     "group_norm": (lambda m, x: F.group_norm(x, 3, m.chan, -m.chan, eps=1e-3) + F.group_norm(x * 4, 1), "image",
-                   [aten("native_group_norm.default")]),
+                   [aten("group_norm.default")]),
     "avg_pool_ceil": (lambda m, x: (F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
                                     F.avg_pool2d(x[..., :7, :7], 2, 2, ceil_mode=True),
                                     F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=True),
