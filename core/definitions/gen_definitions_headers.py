@@ -49,6 +49,18 @@ def wrap(guard, table, body, namespace="runtime", includes=("<cstddef>",)):
     ])
 
 
+def field_table(fields):
+    return [
+        "enum Field : std::size_t {",
+        *[f"  {name} = {i}," for i, name in enumerate(fields)],
+        "};",
+        f"constexpr std::size_t kNumFields = {len(fields)};",
+        "constexpr const char* kFieldNames[kNumFields] = {",
+        *[f"    {c_string(name)}," for name in fields],
+        "};",
+    ]
+
+
 def layout_header(layout):
     body = [
         "namespace layout {",
@@ -60,16 +72,17 @@ def layout_header(layout):
         f"constexpr const char* kPackMagicText = {c_string(layout.pack_magic.decode('ascii'))};",
         f"constexpr const char* kSeparator = {c_string(layout.separator)};",
         f"constexpr const char* kSentinel = {c_string(layout.sentinel)};",
+        f"constexpr const char* kPortable = {c_string(layout.portable)};",
         "",
         "// Index of each field in the record list.",
-        "enum Field : std::size_t {",
-        *[f"  {name} = {i}," for i, name in enumerate(layout.fields)],
-        "};",
+        *field_table(layout.fields),
         "",
-        f"constexpr std::size_t kNumFields = {layout.num_fields};",
-        "constexpr const char* kFieldNames[kNumFields] = {",
-        *[f"    {c_string(name)}," for name in layout.fields],
-        "};",
+        "// The previous ABI version, still decoded (fields of the same name carry over).",
+        "namespace previous {",
+        f"constexpr int kAbiVersion = {layout.previous_abi_version};",
+        f"constexpr const char* kAbiVersionText = {c_string(str(layout.previous_abi_version))};",
+        *field_table(layout.previous_fields),
+        "}  // namespace previous",
         "",
         "}  // namespace layout",
     ]
@@ -89,7 +102,28 @@ def strategies_header(strategies):
             f"constexpr const char* k{enum}Setting = {c_string(strategy.setting)};",
             "",
         ]
-    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_RUNTIME_STRATEGIES_H_", "strategies", body[:-1])
+    settings = list(strategies.values())
+    body += [
+        "// Every strategy setting, each at its default (the first name).",
+        "struct StrategySettings {",
+        *[f"  {camel(s.setting)} {s.setting} = static_cast<{camel(s.setting)}>(0);" for s in settings],
+        "};",
+        "",
+        "// Per-engine strategy overrides: unset members follow the scope.",
+        "struct StrategyOverrides {",
+        *[f"  std::optional<{camel(s.setting)}> {s.setting};" for s in settings],
+        "};",
+        "",
+        "// Calls visit(setting, names, number of names, member) for each strategy member of `s`",
+        "// (a StrategySettings or StrategyOverrides), in definition order.",
+        "template <typename S, typename Visit>",
+        "void ForEachStrategy(S& s, Visit&& visit) {",
+        *[f"  visit(k{camel(x.setting)}Setting, k{camel(x.setting)}Names, std::size_t{{{len(x.names)}}}, s.{x.setting});"
+          for x in settings],
+        "}",
+    ]
+    return wrap("TORCH_TENSORRT_RTX_CORE_DEFINITIONS_RUNTIME_STRATEGIES_H_", "strategies", body,
+                includes=("<cstddef>", "<optional>"))
 
 
 def cache_protocol_header(protocol):
@@ -106,6 +140,7 @@ def cache_protocol_header(protocol):
         "// The cache container (layout: definitions.toml, [cache_protocol]).",
         f"constexpr const char* kContainerMagic = {c_string(protocol.container_magic)};",
         f"constexpr std::uint32_t kContainerVersion = {protocol.container_version};",
+        f"constexpr std::uint32_t kOldestContainerVersion = {protocol.oldest_container_version};",
         f"constexpr std::uint32_t kMaxEntries = {protocol.max_entries_count};",
         f"constexpr std::uint64_t kDefaultMaxBytes = {protocol.default_max_bytes}ULL;",
         f"constexpr const char* kMaxBytesEnv = {c_string(protocol.max_bytes_env)};",

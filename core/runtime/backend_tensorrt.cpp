@@ -2,7 +2,7 @@
 // the public TensorRT-RTX C++ API reference. Built only with NVIDIA's SDK (--config=rtx).
 //
 // Every TensorRT-RTX-only call (IRuntimeCache, the kernel-specialization and CUDA-graph
-// strategies) sits in the ONE `#if TORCH_TENSORRT_RTX_HAS_RTX_API` block below, so the
+// strategies, the engine validity check) sits in the ONE `#if TORCH_TENSORRT_RTX_HAS_RTX_API` block below, so the
 // rest of this file compiles against standard TensorRT headers; //core/runtime:
 // backend_tensorrt_compile_check does exactly that in CI with TensorRT 10.14 headers.
 #include <NvInferRuntime.h>
@@ -61,6 +61,12 @@ DataType FromTensorRT(nv::DataType type, const std::string& name) {
                            "int8, uint8, int32, int64 or bool)");
 }
 
+// {} for the "unknown" dims TensorRT reports as nbDims < 0.
+Dims ToDims(const nv::Dims& d) {
+  if (d.nbDims < 0) return {};
+  return Dims(d.d, d.d + d.nbDims);
+}
+
 nv::ExecutionContextAllocationStrategy ToTensorRT(AllocationStrategy s) {
   switch (s) {
     case AllocationStrategy::kStatic: return nv::ExecutionContextAllocationStrategy::kSTATIC;
@@ -116,12 +122,24 @@ void SetRtxCudaGraphStrategy(nv::IRuntimeConfig& config, CudaGraphStrategy s) {
                                   : nv::CudaGraphStrategy::kDISABLED);
 }
 
+EngineVerdict CheckRtxEngine(nv::IRuntime& runtime, const std::string& bytes) {
+  uint64_t diagnostics = 0;
+  runtime.getEngineValidity(bytes.data(), static_cast<int64_t>(bytes.size()), &diagnostics);
+  using D = nv::EngineInvalidityDiagnostics;
+  if (diagnostics & static_cast<uint64_t>(D::kMALFORMED_ENGINE)) return EngineVerdict::kMalformed;
+  if (diagnostics & static_cast<uint64_t>(D::kUNSUPPORTED_CC)) {
+    return EngineVerdict::kUnsupportedComputeCapability;
+  }
+  return EngineVerdict::kUsable;
+}
+
 #else  // Standard TensorRT: no runtime cache, no JIT strategies.
 
 std::unique_ptr<RuntimeCache> CreateRtxRuntimeCache(nv::IRuntimeConfig&) { return nullptr; }
 bool SetRtxRuntimeCache(nv::IRuntimeConfig&, RuntimeCache&) { return false; }
 void SetRtxKernelStrategy(nv::IRuntimeConfig&, KernelStrategy) {}
 void SetRtxCudaGraphStrategy(nv::IRuntimeConfig&, CudaGraphStrategy) {}
+EngineVerdict CheckRtxEngine(nv::IRuntime&, const std::string&) { return EngineVerdict::kUsable; }
 
 #endif  // TORCH_TENSORRT_RTX_HAS_RTX_API
 // ---------------------------------------------------------------------------------------
@@ -133,10 +151,10 @@ class TensorRTConfig final : public RuntimeConfig {
     return CreateRtxRuntimeCache(*config_);
   }
   bool SetRuntimeCache(RuntimeCache& cache) override { return SetRtxRuntimeCache(*config_, cache); }
-  void SetKernelStrategy(KernelStrategy s) override { SetRtxKernelStrategy(*config_, s); }
-  void SetCudaGraphStrategy(CudaGraphStrategy s) override { SetRtxCudaGraphStrategy(*config_, s); }
-  void SetAllocationStrategy(AllocationStrategy s) override {
-    config_->setExecutionContextAllocationStrategy(ToTensorRT(s));
+  void SetStrategies(const StrategySettings& s) override {
+    SetRtxKernelStrategy(*config_, s.kernel_strategy);
+    SetRtxCudaGraphStrategy(*config_, s.cuda_graph_strategy);
+    config_->setExecutionContextAllocationStrategy(ToTensorRT(s.allocation_strategy));
   }
   nv::IRuntimeConfig* get() { return config_.get(); }
 
@@ -155,9 +173,7 @@ class TensorRTContext final : public ExecutionContext {
     return context_->setInputShape(name.c_str(), d);
   }
   Dims GetTensorShape(const std::string& name) override {
-    const nv::Dims d = context_->getTensorShape(name.c_str());
-    if (d.nbDims < 0) return {};
-    return Dims(d.d, d.d + d.nbDims);
+    return ToDims(context_->getTensorShape(name.c_str()));
   }
   bool SetTensorAddress(const std::string& name, void* data) override {
     return context_->setTensorAddress(name.c_str(), data);
@@ -168,6 +184,10 @@ class TensorRTContext final : public ExecutionContext {
   void SetProfiling(bool enabled) override {
     context_->setProfiler(enabled ? &profiler_ : nullptr);
   }
+  int64_t DeviceMemorySizeForShapes() override {
+    return static_cast<int64_t>(context_->updateDeviceMemorySizeForShapes());
+  }
+  void SetDeviceMemory(void* data, int64_t size) override { context_->setDeviceMemoryV2(data, size); }
   // Neither the TensorRT 10.14 nor the TensorRT-RTX API this file is written against
   // exposes an NCCL communicator on the execution context.
   bool SetCommunicator(void*) override { return false; }
@@ -187,6 +207,12 @@ class TensorRTEngine final : public Engine {
   }
   DataType TensorDataType(const std::string& name) const override {
     return FromTensorRT(engine_->getTensorDataType(name.c_str()), name);
+  }
+  Dims ProfileMin(const std::string& name) const override {
+    return ToDims(engine_->getProfileShape(name.c_str(), 0, nv::OptProfileSelector::kMIN));
+  }
+  Dims ProfileMax(const std::string& name) const override {
+    return ToDims(engine_->getProfileShape(name.c_str(), 0, nv::OptProfileSelector::kMAX));
   }
   std::unique_ptr<RuntimeConfig> CreateRuntimeConfig() override {
     nv::IRuntimeConfig* config = engine_->createRuntimeConfig();
@@ -210,6 +236,9 @@ class TensorRTRuntime final : public Runtime {
     if (runtime_ == nullptr) throw std::runtime_error("TensorRT: createInferRuntime failed");
   }
   std::string Name() const override { return "TensorRT-RTX"; }
+  EngineVerdict CheckEngine(const std::string& bytes) override {
+    return CheckRtxEngine(*runtime_, bytes);
+  }
   std::unique_ptr<Engine> DeserializeEngine(const std::string& engine_name,
                                             const std::string& bytes) override {
     nv::ICudaEngine* engine = runtime_->deserializeCudaEngine(bytes.data(), bytes.size());

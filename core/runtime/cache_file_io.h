@@ -11,9 +11,10 @@
 //
 // Contract:
 //  - ReadableFile::Open never blocks (a FIFO cannot hang it), never follows a symlink and
-//    accepts only a regular file in a directory other users cannot write, owned by us or
-//    root and not writable by other users, no larger than `max_bytes`; otherwise it throws
-//    CacheFileRefused saying why. A missing file is nullopt. Paths are UTF-8.
+//    accepts only a regular file owned by us or root and not writable by other users, no
+//    larger than `max_bytes`; otherwise it throws CacheFileRefused saying why. The caller
+//    checks the directory (CheckDirectoryTrusted) first, once. A missing file is nullopt.
+//    Paths are UTF-8.
 //  - OS failures throw std::system_error naming the path.
 //  - A TempFile not committed is deleted by its destructor.
 #ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_CACHE_FILE_IO_H_

@@ -98,7 +98,6 @@ DWORD Attributes(const std::string& path) noexcept {
 
 std::optional<ReadableFile> ReadableFile::Open(const std::string& path,
                                                std::optional<std::uint64_t> max_bytes) {
-  CheckDirectoryTrusted(DirName(path));
   // FILE_FLAG_OPEN_REPARSE_POINT: a symlink or junction is opened itself, never followed;
   // FILE_FLAG_BACKUP_SEMANTICS lets a directory open, so it is refused with a clear reason.
   HANDLE handle = CreateFileW(Wide(path).c_str(), GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING,

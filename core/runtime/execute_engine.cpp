@@ -4,6 +4,8 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/util/Exception.h>
 
+#include "core/runtime/engine_contract.h"
+
 namespace torch_tensorrt_rtx {
 namespace runtime {
 
@@ -61,8 +63,12 @@ std::vector<at::Tensor> ExecuteEngineLocked(const std::vector<at::Tensor>& input
                 "': expected device ", device, " (like input 0), got ", inputs[i].device());
     held.push_back(inputs[i].contiguous());
     const at::Tensor& t = held.back();
+    const std::string outside = ProfileViolation("engine '" + engine.name() + "'", name,
+                                                 t.sizes().vec(), trt_engine.ProfileMin(name),
+                                                 trt_engine.ProfileMax(name));
+    TORCH_CHECK(outside.empty(), outside);
     TORCH_CHECK(context.SetInputShape(name, t.sizes().vec()), "engine '", engine.name(),
-                "' input '", name, "': shape ", t.sizes(), " is outside the engine's profile");
+                "': TensorRT-RTX rejected shape ", t.sizes(), " for input '", name, "'");
     TORCH_CHECK(context.SetTensorAddress(name, t.data_ptr()), "engine '", engine.name(),
                 "': cannot bind input '", name, "'");
   }
@@ -76,6 +82,13 @@ std::vector<at::Tensor> ExecuteEngineLocked(const std::vector<at::Tensor>& input
     TORCH_CHECK(context.SetTensorAddress(name, out.data_ptr()), "engine '", engine.name(),
                 "': cannot bind output '", name, "'");
     outputs.push_back(std::move(out));
+  }
+  if (engine.SettingsLocked().allocation_strategy == AllocationStrategy::kUserManaged) {
+    // The context owns no scratch memory under this strategy: lend it torch's, kept alive
+    // until the enqueue below was issued (the caching allocator orders reuse on the stream).
+    const int64_t size = context.DeviceMemorySizeForShapes();
+    held.push_back(at::empty({size}, at::TensorOptions().dtype(at::kByte).device(device)));
+    context.SetDeviceMemory(held.back().data_ptr(), size);
   }
   TORCH_CHECK(context.Enqueue(CurrentStream(device)), "engine '", engine.name(),
               "': TensorRT failed to enqueue the engine");

@@ -7,7 +7,11 @@
 //
 // Contract:
 //  - Inputs are matched to the record's input names in order; a wrong count, dtype or
-//    device throws c10::Error naming the engine, the binding and what was expected.
+//    device throws c10::Error naming the engine, the binding and what was expected; a shape
+//    outside the optimization profile throws the contract's message (engine_contract.h:
+//    the dim and its range).
+//  - allocation_strategy "user_managed": the scratch memory the context needs is allocated
+//    with torch for each call and handed to the context.
 //  - Outputs are allocated with the shapes the context reports, on the inputs' device.
 //  - CUDA inputs are enqueued on torch's current stream for their device; CPU tensors
 //    only work with backends that run on the host (the test backend).

@@ -23,6 +23,14 @@ inline void LogInfo(const std::string& m) noexcept { Log(LogLevel::kInfo, m); }
 inline void LogWarning(const std::string& m) noexcept { Log(LogLevel::kWarning, m); }
 inline void LogError(const std::string& m) noexcept { Log(LogLevel::kError, m); }
 
+// A runtime cache warning: logged as a warning every time, and handed to the sink (if one
+// is set) the first time for this cache path and reason `kind`. The sink is how the warning
+// reaches Python's `warnings` as a RuntimeCacheWarning; it must not throw.
+using CacheWarningSink = void (*)(const char* path, const char* kind, const char* text);
+void ReportCacheWarning(const std::string& path, const char* kind, const std::string& text) noexcept;
+void SetCacheWarningSink(CacheWarningSink sink) noexcept;
+// (Also exported with C linkage as torch_tensorrt_rtx_set_cache_warning_sink, for ctypes.)
+
 }  // namespace runtime
 }  // namespace torch_tensorrt_rtx
 

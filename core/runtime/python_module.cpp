@@ -6,14 +6,17 @@
 //       ...
 //   store = _C.RuntimeCacheFile("/c/cache.bin", timeout=10.0, max_bytes=None)
 //   store.try_save_entry(key, b"...") -> bool   store.try_load_entry(key) -> (bytes, last_use) | None
-//   store.try_read_index() -> [(key, last_use, size, offset)] | None
+//   store.try_read_index() -> [(key, last_use, size, offset, checksum | None)] | None
 //
 // FileLock.acquire(timeout) returns False on timeout (the context manager raises
-// TimeoutError); the RuntimeCacheFile methods never raise for I/O or lock trouble.
+// TimeoutError); the RuntimeCacheFile methods never raise: their warnings go to stderr and,
+// once per path and reason, to Python's `warnings` as runtime.RuntimeCacheWarning. Paths are
+// str or bytes, passed as os.fsencode gives them (non-UTF-8 POSIX paths work).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <new>
 #include <cstdint>
 #include <vector>
 
@@ -24,6 +27,7 @@
 #include <string>
 
 #include "core/runtime/cache_container.h"
+#include "core/runtime/log.h"
 #include "core/runtime/runtime_cache_file.h"
 #include "core/runtime/runtime_settings.h"
 #include "core/runtime/sha256.h"
@@ -66,8 +70,33 @@ py::bytes KeyBytes(const torch_tensorrt_rtx::runtime::EngineKey& key) {
 
 py::list EntriesToList(const std::vector<torch_tensorrt_rtx::runtime::container::Entry>& entries) {
   py::list out;
-  for (const auto& e : entries) out.append(py::make_tuple(KeyBytes(e.key), e.last_use, e.size, e.offset));
+  for (const auto& e : entries) {
+    out.append(py::make_tuple(KeyBytes(e.key), e.last_use, e.size, e.offset,
+                              e.checksum ? py::object(py::int_(*e.checksum)) : py::object(py::none())));
+  }
   return out;
+}
+
+// Paths cross as the OS's bytes: os.fsencode / os.fsdecode, as the Python store does, so a
+// non-UTF-8 path (POSIX) names the same file in both.
+std::string PathBytes(const py::object& path) {
+  return py::module_::import("os").attr("fsencode")(path).cast<std::string>();
+}
+
+py::object PathText(const std::string& path) {
+  return py::module_::import("os").attr("fsdecode")(py::bytes(path));
+}
+
+// The store's warnings reach Python's `warnings` as RuntimeCacheWarning, once per path and
+// reason (runtime_cache_file.warn_once keeps that set for both stores).
+void WarnInPython(const char* path, const char* kind, const char* text) {
+  py::gil_scoped_acquire gil;
+  try {
+    py::module_::import("torch_tensorrt_rtx.runtime.runtime_cache_file")
+        .attr("warn_once")(PathText(path), kind, text);
+  } catch (py::error_already_set& e) {
+    e.discard_as_unraisable("torch_tensorrt_rtx runtime cache warning");
+  }
 }
 
 }  // namespace
@@ -110,29 +139,45 @@ PYBIND11_MODULE(_C, m) {
            py::return_value_policy::reference)
       .def("__exit__", [](FileLock& self, py::args) { self.unlock(); });
 
+  torch_tensorrt_rtx::runtime::SetCacheWarningSink(&WarnInPython);
+  // Not after the interpreter is gone: stores destroyed at exit must not call into Python.
+  py::module_::import("atexit").attr("register")(
+      py::cpp_function([] { torch_tensorrt_rtx::runtime::SetCacheWarningSink(nullptr); }));
+
   py::class_<RuntimeCacheFile>(m, "RuntimeCacheFile")
-      .def(py::init([](const std::string& path, double timeout, std::optional<std::uint64_t> max_bytes) {
+      .def(py::init([](const py::object& path, double timeout, std::optional<std::uint64_t> max_bytes) {
              try {
-               return new RuntimeCacheFile(path, Millis(timeout), max_bytes);
+               return new RuntimeCacheFile(PathBytes(path), Millis(timeout), max_bytes);
              } catch (const std::invalid_argument& e) {
                throw py::value_error(e.what());
              }
            }),
            py::arg("path"), py::arg("timeout") = DefaultTimeoutSeconds(),
            py::arg("max_bytes") = py::none())
-      .def_property_readonly("path", &RuntimeCacheFile::path)
-      .def_property_readonly("lock_path", &RuntimeCacheFile::lock_path)
+      .def_property_readonly("path", [](const RuntimeCacheFile& self) { return PathText(self.path()); })
+      .def_property_readonly("lock_path", [](const RuntimeCacheFile& self) { return PathText(self.lock_path()); })
       .def_property_readonly("max_bytes", &RuntimeCacheFile::max_bytes)
       .def("try_load_entry",
            [](const RuntimeCacheFile& self, const py::bytes& key) -> py::object {
              const auto engine_key = KeyFrom(key);
-             std::optional<CachedEntry> entry;
+             // Read straight into the bytes object returned: one copy of the entry, not two.
+             py::object data;
+             std::optional<std::uint64_t> last_use;
              {
                py::gil_scoped_release release;
-               entry = self.TryLoadEntry(engine_key);
+               last_use = self.TryLoadEntryInto(engine_key, [&data](std::size_t size) -> char* {
+                 py::gil_scoped_acquire gil;
+                 PyObject* bytes = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
+                 if (bytes == nullptr) {
+                   PyErr_Clear();
+                   throw std::bad_alloc();
+                 }
+                 data = py::reinterpret_steal<py::object>(bytes);
+                 return PyBytes_AS_STRING(bytes);
+               });
              }
-             if (!entry) return py::none();
-             return py::make_tuple(py::bytes(entry->data), entry->last_use);
+             if (!last_use) return py::none();
+             return py::make_tuple(data, *last_use);
            })
       .def("try_read_index",
            [](const RuntimeCacheFile& self) -> py::object {
@@ -167,9 +212,26 @@ PYBIND11_MODULE(_C, m) {
     const auto verdict = torch_tensorrt_rtx::runtime::container::Decode(bytes.data(), bytes.size(), &entries);
     return py::make_tuple(torch_tensorrt_rtx::runtime::container::Name(verdict), EntriesToList(entries));
   });
+  m.def("encode_cache_prefix", [](const py::list& index) {
+    std::vector<torch_tensorrt_rtx::runtime::container::Entry> entries;
+    for (const py::handle& item : index) {
+      const auto t = item.cast<py::tuple>();
+      torch_tensorrt_rtx::runtime::container::Entry e;
+      e.key = KeyFrom(t[0].cast<py::bytes>());
+      e.last_use = t[1].cast<std::uint64_t>();
+      e.size = t[2].cast<std::uint64_t>();
+      e.checksum = t[3].cast<std::uint32_t>();
+      entries.push_back(e);
+    }
+    try {
+      return py::bytes(torch_tensorrt_rtx::runtime::container::EncodePrefix(entries));
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error(e.what());
+    }
+  });
   m.def("engine_key", [](const py::bytes& data) {
     const std::string bytes = data;
     return KeyBytes(torch_tensorrt_rtx::runtime::Sha256(bytes.data(), bytes.size()));
   });
-  m.def("default_cache_path", &torch_tensorrt_rtx::runtime::DefaultCachePath);
+  m.def("default_cache_path", [] { return PathText(torch_tensorrt_rtx::runtime::DefaultCachePath()); });
 }

@@ -63,6 +63,8 @@ LiveEngines& Live() {
   return *live;
 }
 
+}  // namespace
+
 EngineRecord UnpackRecordTensor(const at::Tensor& packed) {
   TORCH_CHECK(packed.defined() && packed.scalar_type() == at::kByte && packed.dim() == 1,
               "a packed engine record is a 1-D uint8 tensor, got ",
@@ -70,51 +72,6 @@ EngineRecord UnpackRecordTensor(const at::Tensor& packed) {
               " ", packed.defined() ? packed.sizes() : c10::IntArrayRef{});
   const at::Tensor bytes = packed.cpu().contiguous();
   return EngineRecord::Unpack(bytes.data_ptr(), static_cast<std::size_t>(bytes.numel()));
-}
-
-}  // namespace
-
-RuntimeSettings SettingsOverrides::ApplyTo(RuntimeSettings s) const {
-  if (cache_path) {
-    s.cache_path = *cache_path;
-    s.cache_enabled = true;
-  }
-  if (cache_disabled) {
-    s.cache_path.clear();
-    s.cache_enabled = false;
-  }
-  if (kernel_strategy) s.kernel_strategy = *kernel_strategy;
-  if (cuda_graph_strategy) s.cuda_graph_strategy = *cuda_graph_strategy;
-  if (allocation_strategy) s.allocation_strategy = *allocation_strategy;
-  return s;
-}
-
-SettingsOverrides SettingsOverrides::Parse(const std::vector<std::string>& entries) {
-  SettingsOverrides o;
-  for (const std::string& entry : entries) {
-    const std::size_t eq = entry.find('=');
-    const std::string key = entry.substr(0, eq);
-    const std::string value = eq == std::string::npos ? "" : entry.substr(eq + 1);
-    if (entry == "cache_disabled") {
-      o.cache_disabled = true;
-    } else if (eq == std::string::npos) {
-      throw std::invalid_argument("runtime setting override '" + entry +
-                                  "': expected 'name=value'");
-    } else if (key == "cache_path") {
-      o.cache_path = value;
-    } else if (key == kKernelStrategySetting) {
-      o.kernel_strategy = ParseKernelStrategy(value);
-    } else if (key == kCudaGraphStrategySetting) {
-      o.cuda_graph_strategy = ParseCudaGraphStrategy(value);
-    } else if (key == kAllocationStrategySetting) {
-      o.allocation_strategy = ParseAllocationStrategy(value);
-    } else {
-      throw std::invalid_argument("unknown runtime setting '" + key + "': expected cache_path, cache_disabled, " +
-                                  kKernelStrategySetting + ", " + kCudaGraphStrategySetting +
-                                  " or " + kAllocationStrategySetting);
-    }
-  }
-  return o;
 }
 
 const RuntimeSettings& ScopeSettings() { return CurrentScope().settings; }
@@ -128,7 +85,9 @@ RuntimeSettings SetScopeSettings(RuntimeSettings settings) {
 }
 
 RecordEngine::RecordEngine(EngineRecord record)
-    : engine_(std::make_shared<TRTEngine>(std::move(record))) {}
+    : engine_(std::make_shared<TRTEngine>(std::move(record))) {
+  Live().Add(engine_);
+}
 
 RecordEngine* RecordEngine::Find(const at::Tensor& packed_record) {
   std::lock_guard<std::mutex> guard(AttachMutex());
@@ -149,7 +108,6 @@ RecordEngine& RecordEngine::For(const at::Tensor& packed_record) {
     return *engine;
   }
   auto engine = c10::make_intrusive<RecordEngine>(UnpackRecordTensor(packed_record));
-  Live().Add(engine->engine_);
   RecordEngine& ref = *engine;
   impl->set_backend_meta(std::move(engine));
   return ref;
@@ -159,6 +117,11 @@ void RecordEngine::SetOverrides(SettingsOverrides overrides) {
   std::lock_guard<std::mutex> guard(overrides_mutex_);
   overrides_ = std::move(overrides);
   ++overrides_generation_;
+}
+
+SettingsOverrides RecordEngine::overrides() const {
+  std::lock_guard<std::mutex> guard(overrides_mutex_);
+  return overrides_;
 }
 
 RuntimeSettings RecordEngine::EffectiveSettings() const {

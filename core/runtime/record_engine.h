@@ -1,6 +1,7 @@
-// RecordEngine: the engine behind a saved program's packed engine record -- what the op
-// saved graphs call, tensorrt_rtx::execute_engine(inputs, packed_record, output_spec),
-// runs. Also the thread's scoped runtime settings that reach those engines.
+// RecordEngine: the one C++ implementation behind every engine op -- the op saved graphs
+// call, tensorrt_rtx::execute_engine(inputs, packed_record, output_spec), and the serving
+// op torch.ops.tensorrt.execute_engine(inputs, Engine) (an Engine holds a RecordEngine).
+// Also the thread's scoped runtime settings that reach those engines.
 //
 // Example (C++ serving; Python's runtime.settings(...) does the same through ops):
 //
@@ -40,20 +41,9 @@
 namespace torch_tensorrt_rtx {
 namespace runtime {
 
-// Per-engine settings that replace the scope's: unset members follow the scope.
-struct SettingsOverrides {
-  std::optional<std::string> cache_path;  // a file ("" = per-user default); enables the cache
-  bool cache_disabled = false;             // no runtime cache file (wins over cache_path)
-  std::optional<KernelStrategy> kernel_strategy;
-  std::optional<CudaGraphStrategy> cuda_graph_strategy;
-  std::optional<AllocationStrategy> allocation_strategy;
-
-  RuntimeSettings ApplyTo(RuntimeSettings scope) const;
-  // "kernel_strategy=eager" entries (setting names from definitions.toml, plus
-  // "cache_path=P" and "cache_disabled"); throws std::invalid_argument naming a bad entry
-  // and the valid names.
-  static SettingsOverrides Parse(const std::vector<std::string>& entries);
-};
+// The record in a packed-record tensor (a 1-D uint8 tensor holding EngineRecord::Pack()
+// bytes). Throws EngineRecordError for a bad record, c10::Error for a wrong tensor.
+EngineRecord UnpackRecordTensor(const at::Tensor& packed);
 
 // The calling thread's scope settings (the defaults until a scope sets them).
 const RuntimeSettings& ScopeSettings();
@@ -82,11 +72,15 @@ class RecordEngine final : public c10::BackendMeta {
   // The attached RecordEngine, or nullptr if no call has built one yet.
   static RecordEngine* Find(const at::Tensor& packed_record);
 
+  // Registers the engine for SaveAllRecordEngineCaches().
   explicit RecordEngine(EngineRecord record);
   ~RecordEngine() override = default;
 
   TRTEngine& engine() noexcept { return *engine_; }
+  // The only place a per-engine override is kept (Python's ProgramEngine and the Engine
+  // class hand theirs here).
   void SetOverrides(SettingsOverrides overrides);
+  SettingsOverrides overrides() const;
   // The settings the next call uses on this thread.
   RuntimeSettings EffectiveSettings() const;
 

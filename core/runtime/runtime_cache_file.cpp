@@ -18,6 +18,15 @@ namespace {
 
 constexpr std::size_t kCopyChunk = std::size_t{1} << 22;
 
+// The reasons a warning is reported for, once per cache path and reason (the Python store's).
+constexpr const char* kLockTimeout = "lock timeout";
+constexpr const char* kRefused = "refused";
+constexpr const char* kNotOurContainer = "not our container";
+constexpr const char* kUnusable = "unusable";
+constexpr const char* kDamaged = "damaged";
+constexpr const char* kOverCap = "entry over the size cap";
+constexpr const char* kUnusableEntry = "unusable entry";
+
 std::string Seconds(std::chrono::milliseconds ms) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f", static_cast<double>(ms.count()) / 1000.0);
@@ -35,16 +44,36 @@ std::string CheckedPath(std::string path) {
   return io::AbsolutePath(path);
 }
 
-std::vector<container::Entry> ReadIndex(const io::ReadableFile& file) {
+container::Index ReadIndex(const io::ReadableFile& file) {
   char header[container::kHeaderSize];
   const std::size_t available =
       file.size() < container::kHeaderSize ? static_cast<std::size_t>(file.size()) : container::kHeaderSize;
   file.ReadAt(0, header, available);
-  const std::uint32_t count = container::ParseHeader(header, available, file.size());
+  const container::Header parsed = container::ParseHeader(header, available, file.size());
   if (file.size() == 0) return {};
-  std::string index(std::size_t{count} * container::kIndexEntrySize, '\0');
+  std::string index(container::IndexBytes(parsed, file.size()), '\0');
   file.ReadAt(container::kHeaderSize, &index[0], index.size());
-  return container::ParseIndex(index.data(), index.size(), count, file.size());
+  return container::ParseIndex(index.data(), index.size(), parsed, file.size());
+}
+
+// The entry's bytes, chunk by chunk, to `sink` (if any); their CRC-32.
+std::uint32_t ReadRange(const io::ReadableFile& file, const container::Entry& entry, io::TempFile* sink) {
+  std::string chunk;
+  std::uint32_t crc = 0;
+  for (std::uint64_t done = 0; done < entry.size;) {
+    const std::size_t step =
+        static_cast<std::size_t>(entry.size - done < kCopyChunk ? entry.size - done : kCopyChunk);
+    chunk.resize(step);
+    file.ReadAt(entry.offset + done, &chunk[0], step);
+    if (sink != nullptr) sink->Write(chunk.data(), step);
+    crc = container::Checksum(chunk.data(), step, crc);
+    done += step;
+  }
+  return crc;
+}
+
+std::string Outcome(bool load, const std::string& path) {
+  return load ? "starting with an empty cache (" + path + " untouched)" : path + " left untouched";
 }
 
 }  // namespace
@@ -56,8 +85,9 @@ std::uint64_t MaxBytesFromEnv() {
   std::uint64_t value = 0;
   bool ok = true;
   for (const char* p = text; *p != '\0' && ok; ++p) {
-    ok = *p >= '0' && *p <= '9' && value <= (UINT64_MAX - 9) / 10;
-    value = value * 10 + static_cast<std::uint64_t>(*p - '0');
+    const std::uint64_t digit = static_cast<std::uint64_t>(*p - '0');
+    ok = *p >= '0' && *p <= '9' && value <= (UINT64_MAX - digit) / 10;  // accepted up to 2^64 - 1
+    value = value * 10 + digit;
   }
   if (ok && value > 0) return value;
   LogWarning(std::string("runtime cache: ignoring ") + protocol::kMaxBytesEnv + "='" + text +
@@ -81,57 +111,90 @@ RuntimeCacheFile::RuntimeCacheFile(std::string path, std::chrono::milliseconds l
   }
 }
 
-template <typename Result, typename Read>
-std::optional<Result> RuntimeCacheFile::UnderSharedLock(const char* action, Read read) const noexcept {
+void RuntimeCacheFile::Warn(const char* kind, const std::string& text) const noexcept {
+  ReportCacheWarning(path_, kind, "runtime cache: " + text);
+}
+
+template <typename Result, typename Work>
+std::optional<Result> RuntimeCacheFile::UnderLock(bool shared, const char* action, Work work) const noexcept {
   try {
-    if (!io::Exists(path_)) return std::nullopt;  // no lock file created just to find nothing
-    // Before the lock file is opened at all: a directory other users can write may hold anything.
+    if (shared && !io::Exists(path_)) return std::nullopt;  // no lock file created just to find nothing
+    if (!shared) {
+      if (io::IsSymlink(path_) || io::IsSymlink(lock_path_)) {
+        throw io::CacheFileRefused(
+            "a symlink is at the cache or lock path (expected a regular file); set the cache "
+            "path to the link's target instead");
+      }
+      io::MakePrivateDirs(io::DirName(path_));
+    }
+    // Once, before the lock file is opened at all: a directory other users can write may hold anything.
     io::CheckDirectoryTrusted(io::DirName(path_));
     std::unique_ptr<util::FileLock> lock;
     try {
-      lock = std::make_unique<util::FileLock>(lock_path_, util::LockMode::kShared);
+      lock = std::make_unique<util::FileLock>(lock_path_,
+                                              shared ? util::LockMode::kShared : util::LockMode::kExclusive);
     } catch (const util::FileLockError& e) {
       // No lock file, and none can be created here (a read-only image): then nobody can
       // write the cache either, so it is read without a lock.
-      if (io::Exists(lock_path_) || io::IsSymlink(lock_path_)) throw io::CacheFileRefused(e.what());
+      if (!shared || io::Exists(lock_path_) || io::IsSymlink(lock_path_)) throw io::CacheFileRefused(e.what());
     }
     if (lock != nullptr && !lock->try_lock_for(lock_timeout_)) {
-      LogWarning("runtime cache: could not lock " + lock_path_ + " within " + Seconds(lock_timeout_) +
-                 " s; starting with an empty cache");
+      Warn(kLockTimeout, "could not lock " + lock_path_ + " within " + Seconds(lock_timeout_) + " s; " +
+                             Outcome(shared, path_));
       return std::nullopt;
     }
-    std::optional<io::ReadableFile> file = io::ReadableFile::Open(path_, max_bytes_);
-    if (!file) return std::nullopt;
-    return read(*file);
+    return work();
   } catch (const io::CacheFileRefused& e) {
-    LogWarning(std::string("runtime cache: not ") + action + " " + path_ + ": " + e.what());
+    Warn(kRefused, std::string("not ") + action + " " + path_ + ": " + e.what());
   } catch (const container::ContainerError& e) {
-    LogWarning(std::string("runtime cache: not ") + action + " " + path_ + ": " + e.what() +
-               "; starting with an empty cache");
+    Warn(kNotOurContainer,
+         std::string("not ") + action + " " + path_ + ": " + e.what() + "; " + Outcome(shared, path_));
   } catch (const std::exception& e) {
-    LogWarning("runtime cache: cannot read " + path_ + " (" + e.what() +
-               "); starting with an empty cache");
+    Warn(kUnusable, std::string("cannot ") + (shared ? "read " : "write ") + path_ + " (" + e.what() + "); " +
+                        Outcome(shared, path_));
   } catch (...) {
-    LogWarning("runtime cache: cannot read " + path_ + "; starting with an empty cache");
+    Warn(kUnusable, std::string("cannot ") + (shared ? "read " : "write ") + path_ + " (unknown exception); " +
+                        Outcome(shared, path_));
   }
   return std::nullopt;
 }
 
-std::optional<CachedEntry> RuntimeCacheFile::TryLoadEntry(const EngineKey& key) const noexcept {
-  std::optional<std::optional<CachedEntry>> found = UnderSharedLock<std::optional<CachedEntry>>(
-      "loading", [&](const io::ReadableFile& file) -> std::optional<CachedEntry> {
-        for (const container::Entry& entry : ReadIndex(file)) {
+std::optional<std::uint64_t> RuntimeCacheFile::TryLoadEntryInto(
+    const EngineKey& key, const std::function<char*(std::size_t)>& allocate) const noexcept {
+  std::optional<std::optional<std::uint64_t>> found = UnderLock<std::optional<std::uint64_t>>(
+      true, "loading", [&]() -> std::optional<std::uint64_t> {
+        std::optional<io::ReadableFile> file = io::ReadableFile::Open(path_, max_bytes_);
+        if (!file) return std::nullopt;
+        const container::Index index = ReadIndex(*file);
+        if (!index.damage.empty()) {
+          Warn(kDamaged, path_ + " is damaged (" + index.damage + "); using its intact entries only");
+        }
+        for (const container::Entry& entry : index.entries) {
           if (entry.key != key) continue;
-          CachedEntry out;
-          out.data.resize(static_cast<std::size_t>(entry.size));
-          file.ReadAt(entry.offset, &out.data[0], out.data.size());
-          out.last_use = entry.last_use;
-          return out;
+          char* out = allocate(static_cast<std::size_t>(entry.size));
+          file->ReadAt(entry.offset, out, static_cast<std::size_t>(entry.size));
+          if (entry.checksum && container::Checksum(out, static_cast<std::size_t>(entry.size)) != *entry.checksum) {
+            Warn(kDamaged, "the entry for engine " + KeyPrefixHex(key) + " in " + path_ +
+                               " is damaged (checksum mismatch); starting with an empty cache");
+            return std::nullopt;
+          }
+          return entry.last_use;
         }
         LogDebug("runtime cache: no entry for engine " + KeyPrefixHex(key) + " in " + path_);
         return std::nullopt;
       });
-  return found ? std::move(*found) : std::nullopt;
+  return found ? *found : std::nullopt;
+}
+
+std::optional<CachedEntry> RuntimeCacheFile::TryLoadEntry(const EngineKey& key) const noexcept {
+  CachedEntry out;
+  const std::optional<std::uint64_t> last_use = TryLoadEntryInto(key, [&out](std::size_t size) {
+    out.data.resize(size);
+    return &out.data[0];
+  });
+  if (!last_use) return std::nullopt;
+  out.last_use = *last_use;
+  return out;
 }
 
 std::optional<CachedEntry> RuntimeCacheFile::TryLoad(
@@ -149,17 +212,21 @@ std::optional<CachedEntry> RuntimeCacheFile::TryLoad(
     reason = "unknown exception";
   }
   if (!ok) {
-    LogWarning("runtime cache: cannot use the entry for engine " + KeyPrefixHex(key) + " in " +
-               path_ + " (" + std::to_string(entry->data.size()) + " bytes): " + reason +
-               " (other GPU or TensorRT-RTX version?); starting with an empty cache");
+    Warn(kUnusableEntry, "cannot use the entry for engine " + KeyPrefixHex(key) + " in " + path_ + " (" +
+                             std::to_string(entry->data.size()) + " bytes): " + reason +
+                             " (other GPU or TensorRT-RTX version?); starting with an empty cache");
     return std::nullopt;
   }
   return entry;
 }
 
 std::optional<std::vector<container::Entry>> RuntimeCacheFile::TryReadIndex() const noexcept {
-  return UnderSharedLock<std::vector<container::Entry>>(
-      "reading", [](const io::ReadableFile& file) { return ReadIndex(file); });
+  using Entries = std::vector<container::Entry>;
+  return UnderLock<Entries>(true, "reading", [&]() -> std::optional<Entries> {
+    std::optional<io::ReadableFile> file = io::ReadableFile::Open(path_, max_bytes_);
+    if (!file) return std::nullopt;
+    return ReadIndex(*file).entries;
+  });
 }
 
 bool RuntimeCacheFile::TrySaveEntry(const EngineKey& key, const void* data, std::size_t size,
@@ -169,37 +236,16 @@ bool RuntimeCacheFile::TrySaveEntry(const EngineKey& key, const void* data, std:
     return false;
   }
   if (container::FileSizeOf({size}) > max_bytes_) {
-    LogWarning("runtime cache: the entry for engine " + KeyPrefixHex(key) + " (" +
-               std::to_string(size) + " bytes) alone exceeds the cache size cap of " +
-               std::to_string(max_bytes_) + " bytes (" + protocol::kMaxBytesEnv + "); " + path_ +
-               " left untouched");
+    Warn(kOverCap, "the entry for engine " + KeyPrefixHex(key) + " (" + std::to_string(size) +
+                       " bytes) alone exceeds the cache size cap of " + std::to_string(max_bytes_) + " bytes (" +
+                       protocol::kMaxBytesEnv + "); " + path_ + " left untouched");
     return false;
   }
-  try {
-    if (io::IsSymlink(path_) || io::IsSymlink(lock_path_)) {
-      throw io::CacheFileRefused(
-          "a symlink is at the cache or lock path (expected a regular file); set the cache "
-          "path to the link's target instead");
-    }
-    io::MakePrivateDirs(io::DirName(path_));
-    io::CheckDirectoryTrusted(io::DirName(path_));
-    util::FileLock lock(lock_path_, util::LockMode::kExclusive);
-    if (!lock.try_lock_for(lock_timeout_)) {
-      LogWarning("runtime cache: could not lock " + lock_path_ + " within " + Seconds(lock_timeout_) +
-                 " s; " + path_ + " left untouched");
-      return false;
-    }
-    SaveUnderLock(key, static_cast<const char*>(data), size,
-                  now ? *now : static_cast<std::uint64_t>(std::time(nullptr)));
-    return true;
-  } catch (const io::CacheFileRefused& e) {
-    LogWarning("runtime cache: not saving to " + path_ + ": " + e.what() + "; file left untouched");
-  } catch (const std::exception& e) {
-    LogWarning("runtime cache: cannot write " + path_ + " (" + e.what() + "); file left untouched");
-  } catch (...) {
-    LogWarning("runtime cache: cannot write " + path_ + "; file left untouched");
-  }
-  return false;
+  const std::uint64_t when = now ? *now : static_cast<std::uint64_t>(std::time(nullptr));
+  return UnderLock<bool>(false, "saving", [&]() -> std::optional<bool> {
+           SaveUnderLock(key, static_cast<const char*>(data), size, when);
+           return true;
+         }).value_or(false);
 }
 
 void RuntimeCacheFile::SaveUnderLock(const EngineKey& key, const char* data, std::size_t size,
@@ -208,15 +254,20 @@ void RuntimeCacheFile::SaveUnderLock(const EngineKey& key, const char* data, std
   std::optional<io::ReadableFile> old = io::ReadableFile::Open(path_, std::nullopt);
   std::vector<container::Entry> entries;
   if (old) {
+    container::Index index;
     try {
-      entries = ReadIndex(*old);
+      index = ReadIndex(*old);
     } catch (const container::ContainerError& e) {
       if (e.verdict() != container::Verdict::kCorrupt) {
-        throw io::CacheFileRefused(std::string(e.what()) +
-                                   "; move it away or choose another cache path");
+        throw io::CacheFileRefused(std::string(e.what()) + "; move it away or choose another cache path");
       }
-      LogWarning("runtime cache: " + path_ + " is a damaged cache (" + e.what() + "); replacing it");
+      index.damage = e.what();
     }
+    if (!index.damage.empty()) {
+      Warn(kDamaged, path_ + " is damaged (" + index.damage + "); keeping its " +
+                         std::to_string(index.entries.size()) + " intact entries");
+    }
+    entries = std::move(index.entries);
   }
   std::vector<container::Entry> kept = container::EntriesToKeep(entries, key, size, max_bytes_);
   std::size_t others = 0;
@@ -226,29 +277,38 @@ void RuntimeCacheFile::SaveUnderLock(const EngineKey& key, const char* data, std
             " least recently used entries from " + path_ + " to stay under " +
             std::to_string(max_bytes_) + " bytes");
   }
-  std::vector<container::Entry> index = kept;
+  // A version-1 entry has no checksum yet: computed from its bytes (the migration).
+  for (container::Entry& e : kept) {
+    if (!e.checksum) e.checksum = ReadRange(*old, e, nullptr);
+  }
   container::Entry own;
   own.key = key;
   own.last_use = now;
   own.size = size;
+  own.checksum = container::Checksum(data, size);
+  while (!WriteAndReplace(old, kept, own, data)) {
+  }  // a damaged entry was dropped from `kept`: written again without it
+}
+
+bool RuntimeCacheFile::WriteAndReplace(std::optional<io::ReadableFile>& old, std::vector<container::Entry>& kept,
+                                       const container::Entry& own, const char* data) const {
+  std::vector<container::Entry> index = kept;
   index.push_back(own);
-  io::TempFile temp = io::TempFile::CreateBeside(path_);
+  io::TempFile temp = io::TempFile::CreateBeside(path_);  // deleted unless committed
   const std::string prefix = container::EncodePrefix(index);
   temp.Write(prefix.data(), prefix.size());
-  std::string chunk;
-  for (const container::Entry& entry : kept) {
-    for (std::uint64_t done = 0; done < entry.size;) {
-      const std::size_t step = static_cast<std::size_t>(
-          entry.size - done < kCopyChunk ? entry.size - done : kCopyChunk);
-      chunk.resize(step);
-      old->ReadAt(entry.offset + done, &chunk[0], step);
-      temp.Write(chunk.data(), step);
-      done += step;
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    if (ReadRange(*old, kept[i], &temp) != *kept[i].checksum) {
+      Warn(kDamaged, "the entry for engine " + KeyPrefixHex(kept[i].key) + " in " + path_ +
+                         " is damaged (checksum mismatch); dropping it");
+      kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(i));
+      return false;
     }
   }
-  temp.Write(data, size);
+  temp.Write(data, static_cast<std::size_t>(own.size));
   if (old) old->Close();  // Windows cannot replace a file that is still open
   temp.CommitTo(path_);
+  return true;
 }
 
 }  // namespace runtime

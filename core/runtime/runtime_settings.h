@@ -5,19 +5,24 @@
 //
 //   RuntimeSettings s;                                   // lazy, disabled, static
 //   s.cache_path = "/data/rtx.cache";
-//   s.kernel_strategy = ParseKernelStrategy("eager");    // throws on an unknown name
+//   s.kernel_strategy = ParseStrategy<KernelStrategy>("eager");  // throws on an unknown name
 //   engine.UpdateSettings(s);                            // context recreated lazily
 //
-// Contract: the strategy enums and their names are generated (runtime_strategies.h) from
-// [strategies] in py/torch_tensorrt_rtx/runtime/definitions.toml, the definition the Python
-// runtime reads too; the first name of each is the default.
-// Parse* throw std::invalid_argument listing the valid names. An empty cache_path means
+// Contract: the strategy enums, their names and the strategy members of RuntimeSettings and
+// SettingsOverrides are generated (runtime_strategies.h) from [strategies] in
+// py/torch_tensorrt_rtx/runtime/definitions.toml, the definition the Python runtime reads
+// too; the first name of each is the default. Everything here handles every strategy through
+// ForEachStrategy, so a new [strategies] table needs no edit in this file. An empty cache_path means
 // the per-user default (DefaultCachePath()); cache_enabled = false turns the runtime
 // cache file off (the Python runtime's cache_path=None).
 #ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_SETTINGS_H_
 #define TORCH_TENSORRT_RTX_CORE_RUNTIME_RUNTIME_SETTINGS_H_
 
+#include <cctype>
+#include <cstddef>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/definitions/runtime_strategies.h"
@@ -25,31 +30,84 @@
 namespace torch_tensorrt_rtx {
 namespace runtime {
 
-struct RuntimeSettings {
+// The strategies (StrategySettings, generated with one member per [strategies] table) plus
+// the runtime cache file.
+struct RuntimeSettings : StrategySettings {
   std::string cache_path;     // "" = DefaultCachePath()
   bool cache_enabled = true;  // false: no runtime cache file is loaded or saved
-  KernelStrategy kernel_strategy = static_cast<KernelStrategy>(0);
-  CudaGraphStrategy cuda_graph_strategy = static_cast<CudaGraphStrategy>(0);
-  AllocationStrategy allocation_strategy = static_cast<AllocationStrategy>(0);
 
-  bool operator==(const RuntimeSettings& o) const {
-    return cache_path == o.cache_path && cache_enabled == o.cache_enabled &&
-           kernel_strategy == o.kernel_strategy &&
-           cuda_graph_strategy == o.cuda_graph_strategy &&
-           allocation_strategy == o.allocation_strategy;
-  }
+  bool operator==(const RuntimeSettings& o) const;
   bool operator!=(const RuntimeSettings& o) const { return !(*this == o); }
 };
 
-KernelStrategy ParseKernelStrategy(const std::string& name);
-CudaGraphStrategy ParseCudaGraphStrategy(const std::string& name);
-AllocationStrategy ParseAllocationStrategy(const std::string& name);
-const char* Name(KernelStrategy s);
-const char* Name(CudaGraphStrategy s);
-const char* Name(AllocationStrategy s);
+// A strategy's value for its name (any case); throws std::invalid_argument naming the
+// setting, the bad name and the valid ones. Name() is the reverse.
+template <typename Enum>
+Enum ParseStrategy(const std::string& name);
+template <typename Enum>
+const char* Name(Enum value);
 
 // "cache_path=...; kernel_strategy=lazy; ..." for logs and __str__.
 std::string ToString(const RuntimeSettings& s);
+
+// Per-engine settings that replace the scope's: unset members follow the scope.
+struct SettingsOverrides : StrategyOverrides {
+  std::optional<std::string> cache_path;  // a file ("" = per-user default); enables the cache
+  bool cache_disabled = false;             // no runtime cache file (wins over cache_path)
+
+  RuntimeSettings ApplyTo(RuntimeSettings scope) const;
+  // The one encoding of settings between Python and C++ (and serving.h): a list of
+  // "name=value" entries, names and values from definitions.toml, plus "cache_path=P"
+  // ("" = the per-user default) or "cache_disabled". Throws std::invalid_argument naming a
+  // bad entry and the valid names. Python's twin: runtime/_native.py settings_entries.
+  static SettingsOverrides Parse(const std::vector<std::string>& entries);
+  // The set members as entries Parse reads back.
+  std::vector<std::string> ToEntries() const;
+};
+
+// Every setting of `s` as entries SettingsOverrides::Parse reads back.
+std::vector<std::string> ToEntries(const RuntimeSettings& s);
+
+// ---- implementation of the templates ----------------------------------------------------
+namespace settings_detail {
+// The names of Enum's strategy (from the generated table) and how many there are.
+template <typename Enum>
+void Names(const char* const** names, std::size_t* count, const char** setting) {
+  StrategySettings defaults;
+  ForEachStrategy(defaults, [&](const char* key, const char* const* table, std::size_t n, auto& member) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(member)>, Enum>) {
+      *names = table;
+      *count = n;
+      *setting = key;
+    }
+  });
+}
+[[noreturn]] void ThrowUnknownName(const char* setting, const std::string& name,
+                                   const char* const* names, std::size_t count);
+}  // namespace settings_detail
+
+template <typename Enum>
+Enum ParseStrategy(const std::string& name) {
+  const char* const* names = nullptr;
+  std::size_t count = 0;
+  const char* setting = "";
+  settings_detail::Names<Enum>(&names, &count, &setting);
+  std::string lower;
+  for (char c : name) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (std::size_t i = 0; i < count; ++i) {
+    if (lower == names[i]) return static_cast<Enum>(i);
+  }
+  settings_detail::ThrowUnknownName(setting, name, names, count);
+}
+
+template <typename Enum>
+const char* Name(Enum value) {
+  const char* const* names = nullptr;
+  std::size_t count = 0;
+  const char* setting = "";
+  settings_detail::Names<Enum>(&names, &count, &setting);
+  return names[static_cast<std::size_t>(value)];
+}
 
 // The Python runtime's default: $XDG_CACHE_HOME (if absolute) or ~/.cache, then the
 // names in definitions.toml (torch_tensorrt_rtx/runtime_cache.bin). Does not create

@@ -1,28 +1,13 @@
 #include "core/runtime/trt_engine.h"
 
-#include <cstdlib>
 #include <sstream>
+#include <stdexcept>
+
+#include "core/runtime/engine_contract.h"
+#include "core/runtime/log.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {
-namespace {
-
-// DEVICE is "<id>%<sm major>%<sm minor>%<name>" or absent; nothing reads the id yet, but a
-// record whose DEVICE is not of that shape is refused when it is loaded, not when it runs.
-void CheckDeviceField(const EngineRecord& record) {
-  const std::optional<std::string> device = record.optional(layout::DEVICE);
-  if (!device || device->empty()) return;
-  const std::vector<std::string> parts = SplitNames(*device);
-  char* end = nullptr;
-  const long id = std::strtol(parts.front().c_str(), &end, 10);
-  if (end == parts.front().c_str() || *end != '\0' || id < 0) {
-    throw EngineRecordError("engine '" + record.name() + "': DEVICE field '" + *device +
-                            "' does not start with a device id (expected "
-                            "\"<id>%<sm major>%<sm minor>%<name>\")");
-  }
-}
-
-}  // namespace
 
 TRTEngine::TRTEngine(EngineRecord record, std::shared_ptr<trt::Runtime> runtime,
                      RuntimeSettings settings, std::chrono::milliseconds lock_timeout)
@@ -31,9 +16,7 @@ TRTEngine::TRTEngine(EngineRecord record, std::shared_ptr<trt::Runtime> runtime,
       output_names_(record_.output_names()),
       runtime_(std::move(runtime)),
       config_(Sha256(record_.engine_bytes().data(), record_.engine_bytes().size()),
-              std::move(settings), lock_timeout) {
-  CheckDeviceField(record_);
-}
+              std::move(settings), lock_timeout) {}
 
 TRTEngine::~TRTEngine() {
   // The context and cache must go (and the cache be saved) while the engine is alive.
@@ -67,6 +50,15 @@ bool TRTEngine::SaveRuntimeCache() noexcept {
 trt::Engine& TRTEngine::Engine() {
   if (engine_ == nullptr) {
     if (runtime_ == nullptr) runtime_ = trt::CreateDefaultRuntime();
+    const std::string what = "engine '" + record_.name() + "'";
+    switch (runtime_->CheckEngine(record_.engine_bytes())) {
+      case trt::EngineVerdict::kMalformed:
+        throw std::runtime_error(MalformedEngine(what, record_.engine_bytes().size()));
+      case trt::EngineVerdict::kUnsupportedComputeCapability:
+        throw std::runtime_error(UnsupportedGpu(what, record_.field(layout::COMPUTE_CAPABILITIES)));
+      case trt::EngineVerdict::kUsable:
+        break;
+    }
     engine_ = runtime_->DeserializeEngine(record_.name(), record_.engine_bytes());
     if (engine_ == nullptr) {
       throw std::runtime_error("engine '" + record_.name() + "': " + runtime_->Name() +
@@ -77,7 +69,19 @@ trt::Engine& TRTEngine::Engine() {
   return *engine_;
 }
 
-trt::ExecutionContext& TRTEngine::Context() { return config_.Context(Engine()); }
+trt::ExecutionContext& TRTEngine::Context() {
+  trt::Engine& engine = Engine();
+  if (config_.stale()) {
+    bool dynamic = false;
+    for (const std::string& input : input_names_) {
+      dynamic = dynamic || engine.ProfileMin(input) != engine.ProfileMax(input);
+    }
+    const std::string warning =
+        IncompatibleStrategies("engine '" + record_.name() + "'", config_.settings(), dynamic);
+    if (!warning.empty()) LogWarning(warning);
+  }
+  return config_.Context(engine);
+}
 
 void TRTEngine::BindCommunicator(void* communicator) {
   config_.BindCommunicator(Engine(), communicator);
@@ -93,8 +97,8 @@ std::string TRTEngine::ToString() const {
   };
   std::ostringstream os;
   os << "Engine(name=" << record_.name() << ", inputs=[" << join(input_names_)
-     << "], outputs=[" << join(output_names_) << "], device="
-     << record_.optional(layout::DEVICE).value_or("<unset>")
+     << "], outputs=[" << join(output_names_) << "], compute_capabilities="
+     << record_.field(layout::COMPUTE_CAPABILITIES)
      << ", flavor=" << record_.optional(layout::ENGINE_FLAVOR).value_or("<unset>")
      << ", engine_bytes=" << record_.engine_bytes().size()
      << ", deserialized=" << (engine_ ? "yes" : "no") << ", settings={"

@@ -1,5 +1,5 @@
 // TRTEngine: one TensorRT(-RTX) engine of a compiled program: its record (engine bytes,
-// binding names, device), the deserialized engine (created lazily, on first use) and
+// binding names, compute capabilities), the deserialized engine (created lazily, on first use) and
 // its TRTRuntimeConfig.
 //
 // Example:
@@ -11,9 +11,12 @@
 //
 // Contract:
 //  - Construction, ToString() and record() never touch TensorRT, so engines load, pickle
-//    and print in builds without TensorRT-RTX. Construction checks the record: a DEVICE
-//    field that does not start with a device id throws EngineRecordError. The first Engine()/Context() call
+//    and print in builds without TensorRT-RTX. The first Engine()/Context() call
 //    deserializes; in such builds it throws trt::BackendUnavailableError.
+//  - Before deserializing, the backend's verdict on the bytes (engine_contract.h): bytes
+//    that are no engine, or a GPU the engine was not built for, throw std::runtime_error
+//    with the contract's message. A context (re)creation with incompatible strategies logs
+//    the contract's warning.
 //  - The engine bytes are moved in, never deep-copied.
 //  - Settings and execution may be used from several threads: callers of Context(),
 //    Engine() and the communicator methods hold mutex(); the settings methods lock it.
@@ -51,6 +54,8 @@ class TRTEngine final {
 
   // Settings API (locks mutex()).
   RuntimeSettings settings() const;
+  // settings() for a caller that already holds mutex().
+  const RuntimeSettings& SettingsLocked() const noexcept { return config_.settings(); }
   void UpdateSettings(const RuntimeSettings& settings);
   void SetProfiling(bool enabled);
   bool SaveRuntimeCache() noexcept;

@@ -2,7 +2,8 @@
 // (runtime, engine, runtime config, runtime cache, execution context).
 //
 // Implementations:
-//  - backend_rtx.cpp: NVIDIA TensorRT-RTX, compiled only with the SDK (--config=rtx).
+//  - backend_tensorrt.cpp: NVIDIA TensorRT-RTX, compiled only with the SDK (--config=rtx);
+//    //core/runtime:backend_tensorrt_compile_check compiles it against standard TensorRT.
 //  - backend_unavailable.cpp: the default build; CreateDefaultRuntime() throws
 //    BackendUnavailableError saying how to get a TensorRT-RTX build.
 //  - tests/core/runtime/scripted_backend: a test double (never in the shipped library).
@@ -13,8 +14,10 @@
 // Example:
 //
 //   std::shared_ptr<trt::Runtime> rt = trt::CreateDefaultRuntime();
-//   std::unique_ptr<trt::Engine> engine = rt->DeserializeEngine(record.engine_bytes());
-//   TRTRuntimeConfig config(settings);
+//   const std::string& bytes = record.engine_bytes();
+//   if (rt->CheckEngine(bytes) != trt::EngineVerdict::kUsable) ...;   // TRTEngine says why
+//   std::unique_ptr<trt::Engine> engine = rt->DeserializeEngine(record.name(), bytes);
+//   TRTRuntimeConfig config(Sha256(bytes.data(), bytes.size()), settings);
 //   trt::ExecutionContext& ctx = config.Context(*engine);   // the only way to get one
 //
 // Contract:
@@ -69,9 +72,8 @@ class RuntimeConfig {
   // A runtime cache can only be created from a runtime config (TensorRT-RTX rule).
   virtual std::unique_ptr<RuntimeCache> CreateRuntimeCache() = 0;
   virtual bool SetRuntimeCache(RuntimeCache& cache) = 0;
-  virtual void SetKernelStrategy(KernelStrategy strategy) = 0;
-  virtual void SetCudaGraphStrategy(CudaGraphStrategy strategy) = 0;
-  virtual void SetAllocationStrategy(AllocationStrategy strategy) = 0;
+  // Applies every strategy of `strategies` (one member per [strategies] table).
+  virtual void SetStrategies(const StrategySettings& strategies) = 0;
 };
 
 class ExecutionContext {
@@ -84,6 +86,10 @@ class ExecutionContext {
   // Enqueues on `stream` (a cudaStream_t; nullptr for the default stream).
   virtual bool Enqueue(void* stream) = 0;
   virtual void SetProfiling(bool enabled) = 0;
+  // allocation_strategy "user_managed": the scratch memory the current input shapes need,
+  // and handing it to the context before Enqueue.
+  virtual int64_t DeviceMemorySizeForShapes() = 0;
+  virtual void SetDeviceMemory(void* data, int64_t size) = 0;
   // Multi-device engines: binds an NCCL communicator; false if unsupported.
   virtual bool SetCommunicator(void* communicator) = 0;
 };
@@ -95,6 +101,9 @@ class Engine {
   virtual std::string IOTensorName(int index) const = 0;
   virtual bool IsInput(const std::string& name) const = 0;
   virtual DataType TensorDataType(const std::string& name) const = 0;
+  // An input's smallest and largest shape in optimization profile 0.
+  virtual Dims ProfileMin(const std::string& name) const = 0;
+  virtual Dims ProfileMax(const std::string& name) const = 0;
   virtual std::unique_ptr<RuntimeConfig> CreateRuntimeConfig() = 0;
 
  private:
@@ -103,10 +112,14 @@ class Engine {
   virtual std::unique_ptr<ExecutionContext> CreateExecutionContext(RuntimeConfig& config) = 0;
 };
 
+// What TensorRT-RTX says of engine bytes from their header, before deserializing them.
+enum class EngineVerdict { kUsable, kUnsupportedComputeCapability, kMalformed };
+
 class Runtime {
  public:
   virtual ~Runtime() = default;
   virtual std::string Name() const = 0;
+  virtual EngineVerdict CheckEngine(const std::string& bytes) = 0;
   // Throws std::runtime_error naming the engine when the bytes cannot be deserialized.
   virtual std::unique_ptr<Engine> DeserializeEngine(const std::string& engine_name,
                                                     const std::string& bytes) = 0;

@@ -39,24 +39,24 @@ void TRTRuntimeConfig::BindCommunicator(trt::Engine& engine, void* communicator)
 }
 
 void TRTRuntimeConfig::ReleaseCommunicator(trt::Engine& engine) {
-  // The earlier design rebuilt the context straight from the engine here, skipping the
-  // cache flush and the strategies. Recreate() is the only way to get a context.
+  // Through Recreate(), like every other context: the cache is saved and every strategy
+  // applied to the new context.
   communicator_ = nullptr;
   Recreate(engine, "NCCL communicator released");
 }
 
 bool TRTRuntimeConfig::SaveRuntimeCache() noexcept {
-  if (cache_ == nullptr || cache_file_path_.empty()) return false;
+  if (cache_ == nullptr || cache_file_ == nullptr) return false;
   try {
     const std::string blob = cache_->Serialize();
     if (blob.empty()) return false;
     const EngineKey digest = Sha256(blob.data(), blob.size());
     const auto now = static_cast<std::uint64_t>(std::time(nullptr));
-    const bool fresh = saved_digest_ && now - saved_last_use_ <
-                                            static_cast<std::uint64_t>(protocol::kTouchIntervalSeconds);
+    // A clock that went back (now < saved_last_use_) counts as fresh, as in the Python runtime.
+    const bool fresh = saved_digest_ && (now < saved_last_use_ ||
+                                         now - saved_last_use_ < static_cast<std::uint64_t>(protocol::kTouchIntervalSeconds));
     if (fresh && *saved_digest_ == digest) return false;  // unchanged: leave the file alone
-    RuntimeCacheFile file(cache_file_path_, lock_timeout_);
-    if (!file.TrySaveEntry(engine_key_, blob.data(), blob.size(), now)) return false;
+    if (!cache_file_->TrySaveEntry(engine_key_, blob.data(), blob.size(), now)) return false;
     saved_digest_ = digest;
     saved_last_use_ = now;
     return true;
@@ -76,6 +76,7 @@ void TRTRuntimeConfig::Release() noexcept {
   cache_.reset();
   trt_config_.reset();
   cache_file_path_.clear();
+  cache_file_.reset();
   stale_ = true;
 }
 
@@ -88,9 +89,7 @@ void TRTRuntimeConfig::Recreate(trt::Engine& engine, const char* reason) {
   // (3) A fresh runtime config with every strategy applied.
   std::unique_ptr<trt::RuntimeConfig> config = engine.CreateRuntimeConfig();
   if (config == nullptr) throw std::runtime_error("TensorRT returned no runtime config");
-  config->SetKernelStrategy(settings_.kernel_strategy);
-  config->SetCudaGraphStrategy(settings_.cuda_graph_strategy);
-  config->SetAllocationStrategy(settings_.allocation_strategy);
+  config->SetStrategies(settings_);
   // (4) The runtime cache: kept while the cache path is unchanged, else a new one
   // loaded from the new file.
   const std::string path = EffectiveCachePath(settings_);
@@ -98,11 +97,14 @@ void TRTRuntimeConfig::Recreate(trt::Engine& engine, const char* reason) {
     cache_.reset();
     cache_ = config->CreateRuntimeCache();
     cache_file_path_ = path;
+    cache_file_.reset();
     saved_digest_.reset();
     if (cache_ != nullptr && !path.empty()) {
+      // One store for this path's loads and saves: its absolute path and size cap are fixed
+      // now, so a chdir before the save cannot send it to another file.
+      cache_file_ = std::make_unique<RuntimeCacheFile>(path, lock_timeout_);
       trt::RuntimeCache* cache = cache_.get();
-      std::optional<CachedEntry> entry = RuntimeCacheFile(path, lock_timeout_)
-          .TryLoad(engine_key_, [cache](const void* data, std::size_t size) {
+      std::optional<CachedEntry> entry = cache_file_->TryLoad(engine_key_, [cache](const void* data, std::size_t size) {
             return cache->Deserialize(data, size);
           });
       if (entry) {

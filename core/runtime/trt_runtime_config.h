@@ -18,7 +18,9 @@
 //    profiling and the communicator. No step can be skipped by a caller.
 //  - The runtime cache is this engine's entry (keyed by `engine_key`) of the shared cache
 //    file; saves keep every other engine's entry. A save is skipped while the entry is
-//    unchanged since it was loaded or saved (unless its last-use time is a day old).
+//    unchanged since it was loaded or saved (unless its last-use time is a day old; a
+//    last-use time in the future, a clock that went back, counts as fresh). Loads and saves
+//    of one cache path go through one RuntimeCacheFile, made when the path is first used.
 //    settings.cache_enabled = false: no load, no save (an in-memory cache still serves
 //    the context).
 //  - The destructor saves the runtime cache and never throws. Not thread-safe: the
@@ -41,6 +43,8 @@
 namespace torch_tensorrt_rtx {
 namespace runtime {
 
+class RuntimeCacheFile;
+
 class TRTRuntimeConfig final {
  public:
   explicit TRTRuntimeConfig(EngineKey engine_key, RuntimeSettings settings = {},
@@ -50,6 +54,8 @@ class TRTRuntimeConfig final {
   TRTRuntimeConfig& operator=(const TRTRuntimeConfig&) = delete;
 
   const RuntimeSettings& settings() const noexcept { return settings_; }
+  // True when the next Context() creates a context.
+  bool stale() const noexcept { return stale_ || context_ == nullptr; }
   // A change marks the context stale; it is recreated at the next Context().
   void UpdateSettings(const RuntimeSettings& settings);
   void SetProfiling(bool enabled);
@@ -85,7 +91,8 @@ class TRTRuntimeConfig final {
   // Declaration order is destruction order reversed: the context goes first.
   std::unique_ptr<trt::RuntimeConfig> trt_config_;
   std::unique_ptr<trt::RuntimeCache> cache_;
-  std::string cache_file_path_;  // the file cache_ was loaded from and saves to
+  std::string cache_file_path_;                // the setting cache_ was loaded for
+  std::unique_ptr<RuntimeCacheFile> cache_file_;  // its store: loads and saves go to the same file
   std::unique_ptr<trt::ExecutionContext> context_;
 };
 

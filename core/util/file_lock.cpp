@@ -21,7 +21,7 @@ std::string LockPathFor(const std::string& guarded_path) {
 }
 
 FileLock::FileLock(std::string lock_path, LockMode mode)
-    : path_(std::move(lock_path)), mode_(mode), handle_(platform::OpenLockFile(path_, mode == LockMode::kShared)) {}
+    : path_(std::move(lock_path)), mode_(mode), handle_(platform::OpenLockFile(path_)) {}
 
 FileLock::~FileLock() {
   unlock();
@@ -92,7 +92,7 @@ bool FileLock::AcquireOnce(bool blocking) {
   }
   for (int reopens = 0; reopens <= kMaxReopensPerAttempt; ++reopens) {
     if (handle_ == platform::kInvalidHandle) {
-      handle_ = platform::OpenLockFile(path_, mode_ == LockMode::kShared);
+      handle_ = platform::OpenLockFile(path_);
       if (handle_ == platform::kInvalidHandle) {
         return false;  // the name is momentarily unusable (a peer's delete is pending)
       }

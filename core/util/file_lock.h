@@ -20,8 +20,8 @@
 //    description, so two FileLock objects in one process exclude each other exactly like
 //    two processes do; a single FileLock must not be shared between threads without
 //    external synchronisation. Use one FileLock per thread or call site.
-//  - The lock file is created if missing (read-write, close-on-exec / not inheritable),
-//    never unlinked, and a symlink at the lock path is refused (on Windows any reparse
+//  - The lock file is created if missing (read-write, close-on-exec / not inheritable; an
+//    existing one that cannot be written is opened read-only, for both modes), never unlinked, and a symlink at the lock path is refused (on Windows any reparse
 //    point, a junction too, and a directory). Paths are UTF-8 on every platform; Windows
 //    opens them as UTF-16 and shares read, write and delete, so peers can open, and delete,
 //    a held lock file.

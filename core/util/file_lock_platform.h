@@ -15,14 +15,14 @@ namespace platform {
 
 extern const std::intptr_t kInvalidHandle;
 
-// Opens or creates the lock file read-write, close-on-exec, refusing a symlink. With
-// `read_only_fallback` (shared locks), an existing lock file that cannot be opened for
-// writing (read-only image, another user's file) is opened read-only instead: flock and
-// LockFileEx shared locks work on such descriptors. Returns kInvalidHandle when the name
+// Opens or creates the lock file read-write, close-on-exec, refusing a symlink. An existing
+// lock file that cannot be opened for writing (read-only image, another user's file) is
+// opened read-only instead, for both lock modes: flock and LockFileEx work on such
+// descriptors. A permission error that remains is an error (FileLockError), never "busy". Returns kInvalidHandle when the name
 // is only momentarily unusable (Windows: a peer deleted the lock file while someone still
 // has it open, so the delete is pending); the caller tries again later. Throws
 // FileLockError naming the path and the OS error for anything else.
-std::intptr_t OpenLockFile(const std::string& path, bool read_only_fallback);
+std::intptr_t OpenLockFile(const std::string& path);
 void CloseLockFile(std::intptr_t handle) noexcept;
 
 // Returns true if the lock was taken, false if another holder has it (only possible

@@ -26,14 +26,14 @@ namespace {
 
 }  // namespace
 
-std::intptr_t OpenLockFile(const std::string& path, bool read_only_fallback) {
+std::intptr_t OpenLockFile(const std::string& path) {
   // O_NONBLOCK: opening a FIFO planted at the lock path read-only would wait for a writer forever.
   int fd;
   do {
     fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
                 0666);  // & ~umask, as py-filelock creates it
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0 && read_only_fallback && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+  if (fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) {
     do {
       fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     } while (fd < 0 && errno == EINTR);

@@ -66,7 +66,7 @@ HANDLE OpenForIdentity(const std::wstring& wide_path) {
 
 }  // namespace
 
-std::intptr_t OpenLockFile(const std::string& path, bool read_only_fallback) {
+std::intptr_t OpenLockFile(const std::string& path) {
   const std::wstring wide_path = WidePath(path);
   // FILE_FLAG_OPEN_REPARSE_POINT opens a symlink or junction itself (never its target,
   // which is therefore never created), and we then refuse it.
@@ -77,8 +77,8 @@ std::intptr_t OpenLockFile(const std::string& path, bool read_only_fallback) {
     // while another process still has it open: the name frees when that handle closes.
     return kInvalidHandle;
   }
-  if (handle == INVALID_HANDLE_VALUE && read_only_fallback && GetLastError() == ERROR_ACCESS_DENIED) {
-    // Shared locks work on a read-only handle: a warm cache in a read-only location.
+  if (handle == INVALID_HANDLE_VALUE && GetLastError() == ERROR_ACCESS_DENIED) {
+    // Both lock modes work on a read-only handle: a warm cache in a read-only location.
     handle = CreateFileW(wide_path.c_str(), GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING,
                          FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, nullptr);
   }

@@ -23,17 +23,29 @@ after ``import torch_tensorrt_rtx``: the engine op is registered as soon as torc
 import logging as _logging
 
 from torch_tensorrt_rtx import _saved_program_ops
+from torch_tensorrt_rtx import _backend_names
+from torch_tensorrt_rtx import dynamo as _dynamo
 from torch_tensorrt_rtx._version import __version__
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 _saved_program_ops.register_now_or_after_torch_import()
+_backend_names.install()  # torch.compile(backend="torch_tensorrt" | "tensorrt") when nobody else owns them
+_dynamo._LAZY.update({name: ("torch_tensorrt_rtx._upstream", name)  # upstream's torch_tensorrt.dynamo.<name>
+                      for name in ("compile", "trace", "refit_module_weights",
+                                   "convert_exported_program_to_serialized_trt_engine", "cross_compile_for_windows",
+                                   "save_cross_compiled_exported_program", "load_cross_compiled_exported_program")})
 
 _LAZY = {"compile", "save", "load", "verify", "Input", "engine_records", "program_engines", "VerificationReport",
          "VerificationUnavailableError"}
 
 
-_SUBPACKAGES = {"runtime", "dynamo"}
+_SUBPACKAGES = {"runtime", "dynamo", "logging"}
+_UPSTREAM = {"MutableTorchTensorRTModule", "convert_method_to_trt_engine", "Device", "DeviceType"}  # _upstream.py
+# Upstream frontends and packages that are no part of this package: an AttributeError that says so.
+_NOT_HERE = {"ts": "the TorchScript frontend", "fx": "the FX frontend (deprecated upstream)",
+             "ptq": "INT8 calibration (TorchScript)", "distributed": "multi-GPU distributed inference",
+             "executorch": "ExecuTorch export", "kernels": "custom CUDA kernel plugins"}
 
 
 def __getattr__(name):
@@ -55,12 +67,20 @@ def __getattr__(name):
         from torch_tensorrt_rtx._paths import cmake_prefix_path
 
         return cmake_prefix_path
+    if name in _UPSTREAM:
+        from torch_tensorrt_rtx import _upstream
+
+        return getattr(_upstream, name)
     if name == "compile_reports":
         from torch_tensorrt_rtx.dynamo.backend import compile_reports
 
         return compile_reports
+    if name in _NOT_HERE:
+        raise AttributeError(f"torch_tensorrt_rtx has no {name!r}: {_NOT_HERE[name]} is not part of this TensorRT-RTX "
+                             "package; compile with torch_tensorrt_rtx.compile(model, ir='dynamo', inputs=...)")
     raise AttributeError(f"module 'torch_tensorrt_rtx' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | {"compile_reports", "library_path", "cmake_prefix_path"})
+    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | _UPSTREAM |
+                  {"compile_reports", "library_path", "cmake_prefix_path"})

@@ -19,7 +19,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
-from torch_tensorrt_rtx.dynamo._export import dynamic_shapes, export_aten
+from torch_tensorrt_rtx.dynamo._export import dynamic_shapes as derive_dynamic_shapes
+from torch_tensorrt_rtx.dynamo._export import export_aten
 from torch_tensorrt_rtx.dynamo._input import Input, as_inputs
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._summary import CompileReport
@@ -63,6 +64,24 @@ def _eval_mode(module: torch.nn.Module) -> bool:
     return True
 
 
+_IR_NOTES = {
+    "ts": "TorchScript is not supported by this TensorRT-RTX compiler",
+    "torchscript": "TorchScript is not supported by this TensorRT-RTX compiler",
+    "fx": "the FX frontend is deprecated upstream and not part of this compiler",
+}
+
+
+def _frontend(ir: Any) -> str:
+    """'dynamo' (this compile, through torch.export) or 'torch_compile'; anything else is refused."""
+    if ir in ("dynamo", "default"):
+        return "dynamo"
+    if ir == "torch_compile":
+        return "torch_compile"
+    why = _IR_NOTES.get(ir, "unknown ir") if isinstance(ir, str) else "ir must be a string"
+    raise ValueError(f"compile: ir={ir!r}: {why}; use ir='dynamo' (the default: torch.export, ahead of time) or "
+                     "ir='torch_compile' (torch.compile with backend='tensorrt_rtx')")
+
+
 def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None, *,
             arg_inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None,
             kwarg_inputs: Optional[Dict[str, Union[Input, torch.Tensor]]] = None,
@@ -70,7 +89,8 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
             require_full_compilation: bool = False, compute_capabilities: Sequence[str] = (),
             progress: bool = True, keep_networks: bool = True,
             enabled_precisions: Any = frozenset(),
-            pass_through_build_failures: bool = False, truncate_double: bool = True) -> torch.fx.GraphModule:
+            pass_through_build_failures: bool = False, truncate_double: bool = True,
+            ir: str = "default", **options: Any) -> torch.fx.GraphModule:
     """Compile `module` ahead of time. Returns a GraphModule (call it like `module`) with
     `.compile_report` (a CompileReport). `inputs` (or its upstream name `arg_inputs`): one Input or
     example tensor per positional input; `kwarg_inputs`: {parameter name: Input or tensor} for
@@ -81,8 +101,20 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     an ExportedProgram `inputs` default to its example inputs over the ranges of its Dims.
     `pass_through_build_failures=True` raises a converter's or an engine build's error instead of
     keeping the node(s) in PyTorch. `truncate_double=True` (default) computes float64 ops in float32
-    (TensorRT-RTX has no float64; a Float64Warning gives the count); False keeps them in PyTorch."""
+    (TensorRT-RTX has no float64; a Float64Warning gives the count); False keeps them in PyTorch.
+
+    Upstream Torch-TensorRT's spellings work too: `ir="dynamo"` / `"default"` (this function) or
+    `"torch_compile"` (returns ``torch.compile(module, backend="tensorrt_rtx", options=...)``), and
+    every upstream option name in `**options`, honoured or refused with the reason (see
+    dynamo/_upstream_options.py and the README section "Upstream Torch-TensorRT code")."""
+    # Every keyword of this signature that is a CompilationSettings field, with **options: one settings object.
+    named = {name: value for name, value in locals().items() if name in CompilationSettings.field_names()}
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
+
+    if _frontend(ir) == "torch_compile":
+        CompilationSettings.from_options({**named, **options})  # a bad option fails now, not at the first call
+        return torch.compile(module, backend="tensorrt_rtx", options={**named, **options})
+    settings = CompilationSettings.from_options({**named, **options})
 
     if inputs is not None and arg_inputs is not None:
         raise TypeError("compile: give inputs=... or arg_inputs=... (the same thing, upstream's name), not both")
@@ -101,12 +133,6 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
                         f"{{'input_ids': ids}}; got {type(kwarg_inputs).__name__}")
     kwarg_specs = dict(zip(kwarg_inputs, as_inputs(list(kwarg_inputs.values())))) if kwarg_inputs else {}
 
-    settings = CompilationSettings(min_block_size=min_block_size, torch_executed_ops=torch_executed_ops,
-                                   require_full_compilation=require_full_compilation,
-                                   compute_capabilities=compute_capabilities, progress=progress,
-                                   keep_networks=keep_networks, enabled_precisions=enabled_precisions,
-                                   pass_through_build_failures=pass_through_build_failures,
-                                   truncate_double=truncate_double)
     specs = as_inputs(inputs if inputs is not None else [])
     was_training = isinstance(module, torch.nn.Module) and module.training
     if isinstance(module, torch.nn.Module):
@@ -142,10 +168,31 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
 OUTPUT_FORMATS = ("exported_program", "aot_inductor")
 
 
+def _save_options(output_format: str, retrace: bool, upstream: Dict[str, Any]) -> None:
+    """Refuse what save cannot do, naming why (upstream's other save keywords)."""
+    if output_format in ("torchscript", "executorch"):
+        raise ValueError(f"save: output_format={output_format!r} is not supported for TensorRT-RTX programs "
+                         f"(TorchScript and ExecuTorch are not targets here); use 'exported_program' (Python or "
+                         f"C++ with torch.export.load) or 'aot_inductor' (C++ with no Python)")
+    if retrace is not True:
+        raise ValueError("save: retrace=False is not supported: save always traces the compiled module again "
+                         "with torch.export (non-strict), which keeps dynamic shapes; leave retrace out")
+    if upstream.get("use_legacy_exporter"):
+        raise ValueError("save: use_legacy_exporter=True is not supported; save uses torch.export")
+    unknown = sorted(set(upstream) - {"use_legacy_exporter"})
+    if unknown:
+        raise TypeError(f"save: unexpected keyword(s) {unknown} (ExecuTorch options are not supported); expected "
+                        "inputs/arg_inputs, kwarg_inputs, output_format, retrace, extra_files, pickle_protocol, "
+                        "dynamic_shapes")
+
+
 def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
          inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None, *,
+         arg_inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None,
          kwarg_inputs: Optional[Dict[str, Union[Input, torch.Tensor]]] = None,
-         output_format: str = "exported_program") -> None:
+         output_format: str = "exported_program", retrace: bool = True,
+         extra_files: Optional[Dict[str, str]] = None, pickle_protocol: Optional[int] = None,
+         dynamic_shapes: Any = None, **upstream: Any) -> None:
     """Save a module returned by `compile` with its engines embedded (one packed EngineRecord
     buffer per engine). `inputs` and `kwarg_inputs` (default: the ones given to compile) are only
     traced, never stored: the file holds no pickled example inputs. A program compiled with
@@ -155,7 +202,19 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
     "aot_inductor" writes an AOTInductor package, which runs from Python
     (torch._inductor.aoti_load_package) or from C++ with no Python
     (torch::inductor::AOTIModelPackageLoader; see examples/cpp_serving). Compiling the package
-    runs a C++ compiler (about 30 s for a small graph on a CPU)."""
+    runs a C++ compiler (about 30 s for a small graph on a CPU).
+
+    Upstream's keywords: `arg_inputs` (= `inputs`), `retrace=True` (always: the module is traced
+    again; False is refused), `extra_files` and `pickle_protocol` (passed to torch.export.save),
+    `dynamic_shapes` (replaces the ones derived from the Inputs); output formats "torchscript"
+    and "executorch" are refused with the reason. An ExportedProgram is saved as it is."""
+    _save_options(output_format, retrace, upstream)
+    if inputs is not None and arg_inputs is not None:
+        raise TypeError("save: give inputs=... or arg_inputs=... (the same thing, upstream's name), not both")
+    inputs = arg_inputs if inputs is None else inputs
+    if isinstance(compiled, torch.export.ExportedProgram) and output_format == "exported_program":
+        torch.export.save(compiled, os.fspath(path), **_export_save_kwargs(extra_files, pickle_protocol))
+        return
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"save: unknown output_format {output_format!r}; expected one of "
                          f"{', '.join(repr(f) for f in OUTPUT_FORMATS)}")
@@ -176,21 +235,35 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
         raise FileNotFoundError(f"save: directory {parent} (for {os.fspath(path)}) does not exist; create it first")
     examples = tuple(spec.example() for spec in specs)
     kwarg_examples = {key: spec.example() for key, spec in kwarg_specs.items()}
+    if dynamic_shapes is None:
+        dynamic_shapes = derive_dynamic_shapes(specs, compiled, kwarg_specs)
     program = torch.export.export(compiled, examples, kwargs=kwarg_examples or None,
-                                  dynamic_shapes=dynamic_shapes(specs, compiled, kwarg_specs), strict=False)
+                                  dynamic_shapes=dynamic_shapes, strict=False)
     if output_format == "aot_inductor":
         torch._inductor.aoti_compile_and_package(program, package_path=os.fspath(path))
     else:
         # Loading needs no example inputs, and torch.export would pickle them into the file
         # (data/sample_inputs): leave them out.
         program.example_inputs = None
-        torch.export.save(program, os.fspath(path))
+        torch.export.save(program, os.fspath(path), **_export_save_kwargs(extra_files, pickle_protocol))
     logger.info("saved %s (%s, %d bytes)", os.fspath(path), output_format, os.path.getsize(path))
+
+
+def _export_save_kwargs(extra_files: Optional[Dict[str, str]], pickle_protocol: Optional[int]) -> Dict[str, Any]:
+    kwargs: Dict[str, Any] = {}
+    if extra_files:
+        kwargs["extra_files"] = extra_files
+    if pickle_protocol is not None:
+        kwargs["pickle_protocol"] = pickle_protocol
+    return kwargs
 
 
 def load(path: Union[str, os.PathLike]) -> torch.export.ExportedProgram:
     """Load a .pt2 written by `save`. Works without a GPU; engines deserialize at first execution.
-    Call `.module()` on the result to run it."""
+    Returns a LoadedProgram: the ExportedProgram, whose `.module()` is cheap to call (a fast path
+    for the saved input signature; anything else takes torch's own checks, with their errors).
+    The program can also be called directly: `load(path)(x)`."""
+    from torch_tensorrt_rtx._loaded_program import as_loaded_program
     from torch_tensorrt_rtx.dynamo import _engine_op  # noqa: F401  (registers the op before loading)
 
     path = os.fspath(path)
@@ -199,10 +272,11 @@ def load(path: Union[str, os.PathLike]) -> torch.export.ExportedProgram:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load: no such file: {path}")
     try:
-        return torch.export.load(path)
+        program = torch.export.load(path)
     except Exception as exc:  # a zip error, a missing archive entry, a bad schema: all mean "not our .pt2"
         raise ValueError(f"load: {path} is not a complete .pt2 ExportedProgram as written by torch_tensorrt_rtx.save "
                          f"(truncated, or another format such as torch.save): {type(exc).__name__}: {exc}") from exc
+    return as_loaded_program(program)
 
 
 def _record_tensors(program: Union[torch.export.ExportedProgram, torch.nn.Module]) -> Dict[str, torch.Tensor]:

@@ -33,40 +33,47 @@ def register_saved_program_ops() -> None:
                        type(exc).__name__, exc)
 
 
-class _AfterTorchImport:
+class AfterImport:
     """A meta path finder (not derived from importlib.abc, whose import costs more than this whole
-    package's) that finds nothing itself: on the first import of ``torch`` it wraps torch's loader so that
-    the engine op is registered once torch's module has run, then leaves ``sys.meta_path``."""
+    package's) that finds nothing itself: on the first import of module `fullname` it wraps that
+    module's loader so that `callback()` runs once the module has run, then leaves ``sys.meta_path``."""
+
+    def __init__(self, fullname: str, callback) -> None:
+        self.fullname = fullname
+        self.callback = callback
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "torch":
+        if fullname != self.fullname:
             return None
-        _remove_hook()
-        spec = importlib.util.find_spec("torch")
+        self.remove()
+        spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        run_torch = spec.loader.exec_module
+        run_module = spec.loader.exec_module
+        callback = self.callback
 
         def exec_module(module):
-            run_torch(module)
-            register_saved_program_ops()
+            run_module(module)
+            callback()
 
         spec.loader.exec_module = exec_module
         return spec
 
+    def remove(self) -> None:
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
 
-_HOOK = _AfterTorchImport()
+    def run_now_or_after_import(self) -> None:
+        if self.fullname in sys.modules:
+            self.callback()
+        elif self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
 
 
-def _remove_hook() -> None:
-    try:
-        sys.meta_path.remove(_HOOK)
-    except ValueError:
-        pass
+_HOOK = AfterImport("torch", register_saved_program_ops)
 
 
 def register_now_or_after_torch_import() -> None:
-    if "torch" in sys.modules:
-        register_saved_program_ops()
-    elif _HOOK not in sys.meta_path:
-        sys.meta_path.insert(0, _HOOK)
+    _HOOK.run_now_or_after_import()

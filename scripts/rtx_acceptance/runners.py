@@ -32,13 +32,14 @@ DOUBLE_INPUT_SHAPE = (2, 16)
 def double_module(name: str = "double"):
     """A TRTModule over the tensorrt_rtx test double (relu engine), for dry runs only."""
     sys.path.insert(0, str(DOUBLE_DIR))
-    from trt_double import TrtDouble, make_engine_bytes  # noqa: E402
+    from trt_double import TrtDouble, make_engine_bytes, stand_in_gpu  # noqa: E402
 
     from torch_tensorrt_rtx.runtime import EngineRecord, TRTModule
 
     n = DOUBLE_INPUT_SHAPE[1]
     engine = make_engine_bytes({"x": ((1, n), DOUBLE_INPUT_SHAPE, (4, n))}, ["y"])
     record = EngineRecord.new(engine, name=name, input_names=["x"], output_names=["y"])
+    stand_in_gpu()  # the double's device: TRTModule's GPU checks run against it
     return TRTModule(record, trt_api=TrtDouble())
 
 

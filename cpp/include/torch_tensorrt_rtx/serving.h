@@ -16,6 +16,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
@@ -58,14 +59,17 @@ inline std::string EngineOpMissingReason() {
 // The calling thread's runtime settings for the engines of saved programs (what Python's
 // torch_tensorrt_rtx.runtime.settings(...) sets). cache_path: "" is the per-user default
 // runtime cache file, std::nullopt turns the cache file off.
+// The op takes the runtime's one settings encoding, "name=value" entries.
 inline void SetScopeSettings(const std::optional<std::string>& cache_path,
                              const std::string& kernel_strategy,
                              const std::string& cuda_graph_strategy,
                              const std::string& allocation_strategy) {
   auto op = c10::Dispatcher::singleton()
                 .findSchemaOrThrow("tensorrt::set_scope_settings", "")
-                .typed<void(std::optional<std::string>, std::string, std::string, std::string)>();
-  op.call(cache_path, kernel_strategy, cuda_graph_strategy, allocation_strategy);
+                .typed<void(std::vector<std::string>)>();
+  op.call({cache_path ? "cache_path=" + *cache_path : std::string("cache_disabled"),
+           "kernel_strategy=" + kernel_strategy, "cuda_graph_strategy=" + cuda_graph_strategy,
+           "allocation_strategy=" + allocation_strategy});
 }
 
 }  // namespace torch_tensorrt_rtx

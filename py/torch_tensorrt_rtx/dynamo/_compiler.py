@@ -15,11 +15,9 @@ symbol's range for rounded ones such as a strided convolution's `((s - 1)//2) + 
 """
 from __future__ import annotations
 
-import copy
+import contextlib
 import dataclasses
-import hashlib
 import logging
-import platform
 import time
 import warnings
 from typing import Any, Dict, List, Mapping, Tuple
@@ -28,6 +26,8 @@ import sympy
 import torch
 from torch.fx import GraphModule, Node
 
+from torch_tensorrt_rtx.dynamo._debugger import FIRST_ARTIFACT, LayerList, PackageLogLevel
+from torch_tensorrt_rtx.dynamo._debugger import emit as debug_artifact
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._size_solve import solve as solve_size
@@ -41,12 +41,14 @@ from torch_tensorrt_rtx.dynamo._summary import (
     stage,
 )
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
-from torch_tensorrt_rtx.dynamo.conversion._engine_builder import build_engine, compute_capability
+from torch_tensorrt_rtx.dynamo.conversion._engine_builder import SerializedEngine, build_engine, compute_capability
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
 from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
+from torch_tensorrt_rtx.dynamo.conversion._upstream_registry import converter_settings
 from torch_tensorrt_rtx.dynamo.lowering import lower
 from torch_tensorrt_rtx.dynamo.lowering._double import truncate_double
 from torch_tensorrt_rtx.dynamo.lowering._precision import describe as describe_precision
+from torch_tensorrt_rtx.dynamo.lowering._precision import keep_float32
 from torch_tensorrt_rtx.dynamo.partitioning import partition
 from torch_tensorrt_rtx.dynamo.verification import engine_sources
 
@@ -146,15 +148,11 @@ def _spec(sub: GraphModule, name: str, sha: str, label: str,
     return OutputSpec(name, sha, inputs, outputs, fx_nodes)
 
 
-def _target_platform() -> str:
-    return f"{platform.system().lower()}_{platform.machine().lower()}"
-
-
 @dataclasses.dataclass
 class _Converted:
     """One partition converted to a network, waiting for its engine build."""
 
-    node: Node
+    name: str  # its submodule's name, "_run_on_trt_<i>"
     sub: GraphModule
     network_def: Any
     spec: OutputSpec
@@ -213,9 +211,7 @@ def _blame_build(exc: Exception, converted: _Converted) -> _Blame:
     return _Blame(sorted(names), reason)
 
 
-def _convert_one(gm: GraphModule, node: Node, symbol_ranges, clock: PhaseClock) -> _Converted:
-    name = node.target
-    sub = getattr(gm, name)
+def _convert_one(name: str, sub: GraphModule, symbol_ranges, clock: PhaseClock) -> _Converted:
     with clock.phase("conversion"):
         try:
             ranges = _input_ranges(sub, symbol_ranges, name)
@@ -223,29 +219,21 @@ def _convert_one(gm: GraphModule, node: Node, symbol_ranges, clock: PhaseClock) 
             spec = _spec(sub, name, "", name, symbol_ranges)
         except Exception as exc:  # noqa: BLE001 - any converter failure keeps its node in PyTorch
             raise _blame_conversion(exc, sub, name) from exc
-    return _Converted(node, sub, network_def, spec, ranges)
+    return _Converted(name, sub, network_def, spec, ranges)
 
 
-def _fresh_graph(lowered: GraphModule) -> GraphModule:
-    """A GraphModule over a copy of `lowered`'s graph (same node names, weights shared), so each
-    partitioning attempt starts from the unpartitioned graph."""
-    gm = GraphModule(lowered, copy.deepcopy(lowered.graph))
-    gm.meta = dict(lowered.meta)
-    return gm
-
-
-def _package(gm: GraphModule, converted: _Converted, engine: bytes, settings: CompilationSettings) -> None:
-    """Replace the partition's call by execute_engine on a packed EngineRecord buffer."""
+def _package(gm: GraphModule, node: Node, converted: _Converted, engine: SerializedEngine,
+             settings: CompilationSettings) -> None:
+    """Replace the partition's call `node` by execute_engine on a packed EngineRecord buffer."""
     from torch_tensorrt_rtx.runtime import EngineRecord
 
-    node, sub, network_def = converted.node, converted.sub, converted.network_def
+    sub, network_def = converted.sub, converted.network_def
     name = node.target
-    sha = hashlib.sha256(engine).hexdigest()
+    sha = engine.sha256
     spec = dataclasses.replace(converted.spec, sha256=sha)
     record = EngineRecord.new(
         engine, name=name, input_names=network_def.input_names, output_names=network_def.output_names,
-        metadata=dataclasses.asdict(spec) | {"compute_capabilities": list(settings.compute_capabilities) or "portable"},
-        hw_compatible=False, target_platform=_target_platform(), engine_flavor="tensorrt_rtx")
+        compute_capabilities=settings.compute_capabilities, engine_flavor="tensorrt_rtx")
     buffer_name = f"{name}_engine"
     gm.register_buffer(buffer_name, record.to_tensor())  # owns the packed record: no second copy
     with gm.graph.inserting_before(node):
@@ -296,24 +284,23 @@ def _views_to_reshapes(gm: GraphModule) -> int:
 
 
 def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,
-             excluded: Dict[str, str], engines: Dict[str, Tuple[memoryview, float]], clock: PhaseClock):
+             excluded: Dict[str, str], engines: Dict[str, Tuple[SerializedEngine, float]], clock: PhaseClock):
     """Partition with `excluded` nodes in PyTorch, convert every partition, build every engine.
-    Returns (gm, partition result, [(converted, engine, seconds)]), or None after adding the nodes
-    to blame to `excluded` (the caller then tries again: each retry keeps more nodes in PyTorch)."""
-    gm = _fresh_graph(lowered)
+    Returns (partition result, [(converted, engine, seconds)]), or None after adding the nodes
+    to blame to `excluded` (the caller then tries again: each retry keeps more nodes in PyTorch).
+    `lowered` is not changed: the partitions are cut out as submodules, fused by the caller."""
     with clock.phase("partitioning"):
-        result = partition(gm, settings, excluded)
+        result = partition(lowered, settings, excluded)
     converted: List[_Converted] = []
     blamed: List[_Blame] = []
-    for node in gm.graph.nodes:
-        if node.op == "call_module" and node.target in result.trt_submodules:
-            try:
-                converted.append(_convert_one(gm, node, symbol_ranges, clock))
-            except _Blame as blame:
-                if settings.pass_through_build_failures:
-                    with stage("conversion"):
-                        raise blame.__cause__  # the converter's own error
-                blamed.append(blame)
+    for name, sub in result.submodules.items():
+        try:
+            converted.append(_convert_one(name, sub, symbol_ranges, clock))
+        except _Blame as blame:
+            if settings.pass_through_build_failures:
+                with stage("conversion"):
+                    raise blame.__cause__  # the converter's own error
+            blamed.append(blame)
     built = []
     if not blamed:
         for item in converted:
@@ -322,7 +309,7 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
                 try:
                     with stage("engine build"):
                         engines[key] = build_engine(item.network_def, settings.compute_capabilities,
-                                                    label=item.node.target, progress=settings.progress)
+                                                    label=item.name, progress=settings.progress, settings=settings)
                 except Exception as exc:  # noqa: BLE001 - a failed build keeps its node(s) in PyTorch
                     if settings.pass_through_build_failures:
                         raise
@@ -331,7 +318,7 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
                 clock.add("engine build", engines[key][1])
             built.append((item, *engines[key]))
     if not blamed:
-        return gm, result, built
+        return result, built
     before = len(excluded)
     for blame in blamed:
         for name in blame.nodes:
@@ -349,47 +336,80 @@ def check_settings(settings: CompilationSettings) -> None:
         compute_capability(name)
 
 
+def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int, start: float,
+             clock: PhaseClock) -> Tuple[GraphModule, CompileReport]:
+    """Upstream's dryrun: partition without converting or building. The module returned runs the
+    planned TensorRT-RTX partitions in PyTorch; the report lists them as planned engines. A string
+    `dryrun` is a file the report is also written to."""
+    with clock.phase("partitioning"):
+        result = partition(lowered, settings, {})
+        gm = result.fuse()
+    debug_artifact("partitioned_graph.txt", gm.graph)
+    report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
+                           fallback_nodes=dict(result.node_reasons),
+                           precision=describe_precision(settings.reduced_precision, settings.use_fp32_acc),
+                           reduced_precision=settings.reduced_precision, truncated_double_ops=truncated, dryrun=True)
+    for name in result.trt_submodules:
+        sub = getattr(gm, name)
+        report.engines.append(EngineSummary(name, [op_name(n) for n in sub.graph.nodes if n.op == "call_function"],
+                                            0.0, 0, []))
+    report.total_seconds, report.phase_seconds = time.perf_counter() - start, clock.seconds
+    logger.info("%s", report.format())
+    debug_artifact("compile_report.txt", report.format())
+    if isinstance(settings.dryrun, str):
+        with open(settings.dryrun, "w", encoding="utf-8") as out:
+            out.write(report.format() + "\n")
+    return gm, report
+
+
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
+    debug = PackageLogLevel(logging.DEBUG) if settings.debug else contextlib.nullcontext()
+    with converter_settings(settings), debug:  # what upstream-style converters and validators see
+        return _compile_graph(gm, symbol_ranges, settings)
+
+
+def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
+                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
     start = time.perf_counter()
     clock = PhaseClock(gm.meta.pop(PHASE_SECONDS_META, None))  # export phases, when export_aten made gm
     check_settings(settings)
     with clock.phase("lowering"):
         truncated = truncate_double(gm) if settings.truncate_double else 0
-        lowered = lower(gm, settings.reduced_precision)
+        lowered = lower(gm, settings.reduced_precision, settings.use_fp32_acc,
+                        keep_float32(settings.autocast_excluded_ops, settings.autocast_excluded_nodes))
+    debug_artifact(FIRST_ARTIFACT, lowered.graph)
+    if settings.dryrun:
+        return _dry_run(lowered, settings, truncated, start, clock)
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
     excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
-    engines: Dict[str, Tuple[memoryview, float]] = {}
+    engines: Dict[str, Tuple[SerializedEngine, float]] = {}
     attempt = None
     while attempt is None:  # terminates: every failed attempt excludes at least one more node
         attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock)
-    _, proposed, built = attempt
+    result, built = attempt
     del attempt  # holds the engines' buffers too
-    # The attempts ran on copies of the graph. The module handed back must be `lowered` itself:
-    # it carries what torch.export attached (input-constraint hooks, range_constraints, the
-    # pytree calling convention). The copy has the same node names, so the successful attempt's
-    # partitions are fused again in `lowered`, under the same names, without proposing them again.
+    # The attempts left `lowered` unchanged; the successful one's partitions are fused into it now.
+    # It is the module handed back: it carries what torch.export attached (input-constraint hooks,
+    # range_constraints, the pytree calling convention).
     with clock.phase("partitioning"):
-        result = partition(lowered, settings, excluded, same_as=proposed)
-    gm = result.module
-    by_name = {n.target: n for n in gm.graph.nodes if n.op == "call_module" and n.target in result.trt_submodules}
-    if set(by_name) != {item.node.target for item, _, _ in built}:
-        raise RuntimeError(f"torch_tensorrt_rtx internal error: partitioning the graph again gave partitions "
-                           f"{sorted(by_name)}, the attempt built {sorted(i.node.target for i, _, _ in built)}")
-    built = [(dataclasses.replace(item, node=by_name[item.node.target]), engine, seconds)
-             for item, engine, seconds in built]
+        gm = result.fuse()
+    debug_artifact("partitioned_graph.txt", gm.graph)
+    calls = {n.target: n for n in gm.graph.nodes if n.op == "call_module" and n.target in result.submodules}
     report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
                            fallback_nodes=dict(result.node_reasons),
                            failed_nodes={name: f"{ops.get(name, '?')}: {reason}" for name, reason in excluded.items()},
-                           precision=describe_precision(settings.reduced_precision),
+                           precision=describe_precision(settings.reduced_precision, settings.use_fp32_acc),
                            reduced_precision=settings.reduced_precision, truncated_double_ops=truncated)
     engines.clear()
-    while built:  # each engine's TensorRT-RTX buffer is released as soon as its record is packed
+    while built:  # each engine is read once, into its packed record; its temporary file then closed
         item, engine, seconds = built.pop(0)
+        debug_artifact(f"{item.name}_layers.txt", LayerList(item.network_def.network))
         with clock.phase("packaging"):
-            _package(gm, item, engine, settings)
-        report.engines.append(EngineSummary(item.node.target, item.network_def.converted_ops, seconds, len(engine),
+            _package(gm, calls[item.name], item, engine, settings)
+        report.engines.append(EngineSummary(item.name, item.network_def.converted_ops, seconds, len(engine),
                                             [str(r) for r in item.ranges]))
+        engine.close()  # its temporary file
         del engine
     with clock.phase("packaging"):
         if report.engines and report.fallback_ops:
@@ -403,9 +423,10 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
         raise RuntimeError("require_full_compilation=True but these ops stay in PyTorch: "
                            + ", ".join(f"{k} ({report.fallback_reasons.get(k)})" for k in sorted(report.fallback_ops)))
     logger.info("%s", report.format())
+    debug_artifact("compile_report.txt", report.format())
     if truncated:
         warnings.warn(f"torch_tensorrt_rtx: {truncated} float64 op(s) computed in float32 (TensorRT-RTX has no "
-                      "float64; truncate_double=False keeps them in PyTorch instead)", Float64Warning, stacklevel=3)
+                      "float64; truncate_double=False keeps them in PyTorch instead)", Float64Warning, stacklevel=4)
     if report.fallback_ops:
-        warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=3)
+        warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=4)
     return gm, report

@@ -29,6 +29,7 @@ from typing import Any, Callable, List, Optional, Union
 import torch
 
 from torch_tensorrt_rtx.runtime import _native, bounded_json
+from torch_tensorrt_rtx.runtime import upstream_api as _upstream_runtime
 from torch_tensorrt_rtx.dynamo._shape_expr import ShapeExpressionError, evaluate_dim  # noqa: F401 (API)
 from torch_tensorrt_rtx.runtime.definitions import ENGINE_OP
 
@@ -85,10 +86,9 @@ def fake_outputs(outputs: List[Any], inputs: List[torch.Tensor], device: torch.d
 
 
 # -- the Python kernel (only when the C++ runtime does not provide the op) -----------------
-# The attribute of a packed-record tensor holding its runtime module, and the overrides set
-# through program engine handles (torch_tensorrt_rtx.program_engines).
+# The attribute of a packed-record tensor holding its runtime module (which keeps the
+# per-engine overrides set through torch_tensorrt_rtx.program_engines).
 _MODULE_ATTR = "_torch_tensorrt_rtx_runtime_module"
-_OVERRIDES_ATTR = "_torch_tensorrt_rtx_setting_overrides"
 _ATTACH_LOCK = threading.Lock()  # guards attaching only; it holds no engine
 
 
@@ -100,7 +100,8 @@ def _new_python_module(record: Any, name: str) -> Any:
 
 
 def python_runtime_module(packed_record: torch.Tensor) -> Any:
-    """The TRTModule attached to ``packed_record`` (built at the first call; dies with it)."""
+    """The TRTModule attached to ``packed_record`` (built at the first call or override; dies
+    with it). Building it decodes the record but touches no GPU and no TensorRT."""
     module = packed_record.__dict__.get(_MODULE_ATTR)
     if module is not None:
         return module
@@ -111,9 +112,6 @@ def python_runtime_module(packed_record: torch.Tensor) -> Any:
 
             record = EngineRecord.from_tensor(packed_record.detach().cpu().clone())
             module = _new_python_module(record, record.name or "trt_engine")
-            overrides = packed_record.__dict__.get(_OVERRIDES_ATTR)
-            if overrides:
-                module.set_runtime_settings(**overrides)
             packed_record.__dict__[_MODULE_ATTR] = module
     return module
 
@@ -147,6 +145,19 @@ def _register() -> bool:
 
 _LIBRARIES: List[Any] = []
 NATIVE = _register()
+
+
+def python_runtime_engines(module: torch.nn.Module) -> List[Any]:
+    """(buffer name, TRTModule) of each engine of a compiled program, for runtime.weight_streaming."""
+    records = [(name, t) for name, t in module.named_buffers()
+               if name.endswith("_engine") and t.dtype == torch.uint8 and t.dim() == 1]
+    if records and NATIVE:
+        raise NotImplementedError("weight_streaming: this program's engines run on the C++ runtime, which does "
+                                  "not take weight-streaming budgets yet; only the Python runtime does")
+    return [(name, python_runtime_module(t)) for name, t in records]
+
+
+_upstream_runtime.add_engine_finder(python_runtime_engines)
 execute_engine = getattr(torch.ops, ENGINE_OP.namespace).execute_engine
 
 
@@ -156,8 +167,10 @@ _LOCAL = threading.local()
 _INTERCEPT_LOCK = threading.Lock()
 _INTERCEPT: dict = {"scopes": 0, "library": None}
 # Backend keys the interceptor kernel is registered for; they take precedence over the
-# op's CompositeExplicitAutograd kernel (C++ or Python) while any scope is open.
+# op's CompositeExplicitAutograd kernel (C++ or Python) while any scope is open, which is
+# still reached by redispatching to its own key.
 _INTERCEPT_KEYS = ("CPU", "CUDA")
+_NATIVE_KERNEL_KEYS = torch._C.DispatchKeySet(torch._C.DispatchKey.CompositeExplicitAutograd)
 
 
 def _interceptor() -> Optional[Interceptor]:
@@ -168,8 +181,8 @@ def _execute_engine_intercepted(inputs, packed_record, output_spec):
     hook = _interceptor()
     if hook is not None:
         return hook(OutputSpec.from_json(output_spec), list(inputs), packed_record)
-    if NATIVE:  # another thread, outside any scope: the C++ kernel, under its second name
-        return torch.ops.tensorrt.execute_record_engine(list(inputs), packed_record)
+    if NATIVE:  # another thread, outside any scope: the C++ kernel, past the interceptor's keys
+        return execute_engine.default.redispatch(_NATIVE_KERNEL_KEYS, list(inputs), packed_record, output_spec)
     return _execute_engine_python(inputs, packed_record, output_spec)
 
 

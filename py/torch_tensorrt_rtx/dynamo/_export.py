@@ -66,10 +66,10 @@ def dynamic_shapes(specs: Sequence[Input], module: Any = None, kwarg_specs: Opti
     """The `dynamic_shapes` argument of torch.export.export for `module` called with `specs`
     (positional) and `kwarg_specs` (by keyword); None when nothing is dynamic."""
     kwarg_specs = kwarg_specs or {}
-    labels = [f"input{k}" for k in range(len(specs))] + list(kwarg_specs)
+    labels = [spec.label(k) for k, spec in enumerate(specs)] + list(kwarg_specs)
     shared_dims(list(specs) + list(kwarg_specs.values()), labels)  # one range per named dim
     named: Dict[str, Any] = {}
-    shapes = [_dims_of(spec, f"input{k}", named, allow_specialization) or None for k, spec in enumerate(specs)]
+    shapes = [_dims_of(spec, spec.label(k), named, allow_specialization) or None for k, spec in enumerate(specs)]
     keyword_shapes = {key: _dims_of(spec, key, named, allow_specialization) or None
                       for key, spec in kwarg_specs.items()}
     if not any(shapes) and not any(keyword_shapes.values()):

@@ -22,7 +22,8 @@ _PREFIX = "torch_tensorrt_rtx.compile"
 def _dim_places(specs: Sequence[Input], kwarg_specs: Mapping[str, Input]) -> Dict[str, List[str]]:
     """Dim name torch.export knows (see _export._dims_of) -> the input dims it stands for."""
     places: Dict[str, List[str]] = {}
-    labelled = [(f"input{k}", f"input {k}", spec) for k, spec in enumerate(specs)]
+    labelled = [(spec.label(k), f"input {k}" + (f" ({spec.name!r})" if spec.name else ""), spec)
+                for k, spec in enumerate(specs)]
     labelled += [(key, f"keyword input {key!r}", spec) for key, spec in kwarg_specs.items()]
     for label, where, spec in labelled:
         for d, (lo, _opt, hi) in spec.dynamic_dims.items():

@@ -48,6 +48,10 @@ class Input:
     dtype: torch.dtype = torch.float32
     name: Optional[str] = None
     dim_names: Optional[Tuple[Optional[str], ...]] = None
+    # Memory layout of the example traced (upstream's `format`): torch.contiguous_format,
+    # torch.channels_last (rank 4) or torch.channels_last_3d (rank 5). Engines take contiguous
+    # data; the runtime makes a channels_last input contiguous before the engine (one copy).
+    format: torch.memory_format = torch.contiguous_format
 
     def __post_init__(self) -> None:
         if self.shape is not None:
@@ -74,6 +78,24 @@ class Input:
             raise TypeError(f"Input: dtype must be a torch.dtype, got {self.dtype!r}")
         if self.dim_names is not None:
             self._check_dim_names()
+        self._check_format()
+        if self.name is not None and not isinstance(self.name, str):
+            raise TypeError(f"Input: name must be a string, got {self.name!r}")
+
+    def _check_format(self) -> None:
+        layout = _FORMATS.get(self.format, self.format) if isinstance(self.format, str) else self.format
+        rank = _FORMAT_RANKS.get(layout)
+        if rank is None:
+            raise ValueError(f"Input: format={self.format!r} is not supported; expected torch.contiguous_format, "
+                             "torch.channels_last (rank 4) or torch.channels_last_3d (rank 5)")
+        if rank and len(self.min_shape) != rank:
+            raise ValueError(f"Input: format={layout} needs a rank-{rank} input, got shape rank {len(self.min_shape)}")
+        object.__setattr__(self, "format", layout)
+
+    def label(self, k: int) -> str:
+        """How messages, export dim names and the report call positional input `k`: its name when
+        it is an identifier (``Input(name="image")`` -> ``image``, dims ``image_dim0``), else ``input<k>``."""
+        return self.name if self.name and self.name.isidentifier() else f"input{k}"
 
     def _check_dim_names(self) -> None:
         names = self.dim_names
@@ -100,7 +122,9 @@ class Input:
 
     @classmethod
     def from_tensor(cls, tensor: torch.Tensor) -> "Input":
-        return cls(shape=tuple(tensor.shape), dtype=tensor.dtype)
+        layout = next((f for f, rank in _FORMAT_RANKS.items() if rank == tensor.dim() and not tensor.is_contiguous()
+                       and tensor.is_contiguous(memory_format=f)), torch.contiguous_format)
+        return cls(shape=tuple(tensor.shape), dtype=tensor.dtype, format=layout)
 
     @property
     def dynamic_dims(self) -> Dict[int, Tuple[int, int, int]]:
@@ -114,14 +138,23 @@ class Input:
             if opt < 2:
                 shape[d] = min(2, hi)
         if self.dtype.is_floating_point:
-            return torch.randn(shape).to(self.dtype)
-        return torch.zeros(shape, dtype=self.dtype)
+            example = torch.randn(shape).to(self.dtype)
+        else:
+            example = torch.zeros(shape, dtype=self.dtype)
+        return example.contiguous(memory_format=self.format)
+
+
+_FORMAT_RANKS = {torch.contiguous_format: 0, torch.channels_last: 4, torch.channels_last_3d: 5}
+_FORMATS = {"contiguous": torch.contiguous_format, "contiguous_format": torch.contiguous_format,
+            "channels_last": torch.channels_last, "channels_last_3d": torch.channels_last_3d}
 
 
 def describe(spec: Input) -> str:
-    """`(2, 8) float32` or `min (1, 8) opt (4, 8) max (16, 8) float32`, for error messages."""
+    """`(2, 8) float32` or `min (1, 8) opt (4, 8) max (16, 8) float32`, for error messages; an
+    Input's name comes first (`image: (1, 3, 8, 8) float32`)."""
     shape = spec.shape if spec.shape is not None else f"min {spec.min_shape} opt {spec.opt_shape} max {spec.max_shape}"
-    return f"{shape} {str(spec.dtype).replace('torch.', '')}"
+    named = f"{spec.name}: " if spec.name else ""
+    return f"{named}{shape} {str(spec.dtype).replace('torch.', '')}"
 
 
 def shared_dims(specs: Sequence[Input], labels: Sequence[str]) -> Dict[str, Tuple[int, int, int]]:

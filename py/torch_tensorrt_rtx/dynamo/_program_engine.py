@@ -9,10 +9,11 @@
 Contract:
 - An override replaces the ``runtime.settings(...)`` scope's value for this engine only;
   settings it does not name follow the scope. Validated like ``RuntimeSettings``.
-- The overrides live on the program's packed-record tensor, like the engine itself: two
-  programs (two loads of one file) never share them, and they die with the program.
-- Works on whichever runtime runs the op: the C++ ``RecordEngine`` (overrides handed to C++
-  once, when set) or the Python ``TRTModule`` attached to the tensor.
+- The overrides are kept once, by the runtime that runs the op: the C++ ``RecordEngine``
+  attached to the program's packed-record tensor (handed over in the runtime's one settings
+  encoding, ``_native.settings_entries``) or the Python ``TRTModule`` attached to that tensor.
+  Either lives exactly as long as the tensor: two programs (two loads of one file) never
+  share overrides, and they die with the program.
 - A handle keeps its tensor (and so the engine) alive while the handle lives.
 """
 from __future__ import annotations
@@ -35,7 +36,11 @@ class ProgramEngine:
         return f"ProgramEngine({self.name!r}, overrides={self.overrides()})"
 
     def overrides(self) -> Dict[str, Any]:
-        return dict(self._record.__dict__.get(_engine_op._OVERRIDES_ATTR, {}))
+        if _engine_op.NATIVE:
+            from torch_tensorrt_rtx.runtime import _native
+
+            return _native.settings_changes(torch.ops.tensorrt.record_engine_overrides(self._record))
+        return _engine_op.python_runtime_module(self._record).overrides()
 
     def effective_settings(self) -> RuntimeSettings:
         """The settings this engine's next call in this scope uses."""
@@ -66,8 +71,8 @@ class ProgramEngine:
         if _engine_op.NATIVE:
             from torch_tensorrt_rtx.runtime import _native
 
-            names = list(torch.ops.tensorrt.record_engine_applied_settings(self._record))
-            return _native.settings_from_names(names) if names else None
+            entries = list(torch.ops.tensorrt.record_engine_applied_settings(self._record))
+            return _native.settings_from_entries(entries) if entries else None
         module = self._record.__dict__.get(_engine_op._MODULE_ATTR)
         return None if module is None else module._context_settings
 
@@ -79,14 +84,12 @@ class ProgramEngine:
         return bool(module.save_runtime_cache()) if module is not None else False
 
     def _store(self, overrides: Dict[str, Any]) -> None:
-        self._record.__dict__[_engine_op._OVERRIDES_ATTR] = dict(overrides)
         if _engine_op.NATIVE:
-            entries = ["cache_disabled" if k == "cache_path" and v is None else f"{k}={v}"
-                       for k, v in sorted(overrides.items())]
-            torch.ops.tensorrt.set_record_engine_overrides(self._record, entries)
+            from torch_tensorrt_rtx.runtime import _native
+
+            torch.ops.tensorrt.set_record_engine_overrides(self._record, _native.settings_entries(overrides))
             return
-        module = self._record.__dict__.get(_engine_op._MODULE_ATTR)
-        if module is not None:
-            module.clear_runtime_settings()
-            if overrides:
-                module.set_runtime_settings(**overrides)
+        module = _engine_op.python_runtime_module(self._record)
+        module.clear_runtime_settings()
+        if overrides:
+            module.set_runtime_settings(**overrides)

@@ -6,9 +6,14 @@ CUDA graphs) are chosen at run time through the runtime package, never stored in
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, FrozenSet, Iterable, Mapping, Tuple, Union
+import re
+from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
 
 import torch
+
+from torch_tensorrt_rtx.dynamo._upstream_options import precision, translate
+
+TILING_LEVELS = ("none", "fast", "moderate", "full")
 
 _OPS_EXAMPLE = ('e.g. torch.ops.aten.mul.Tensor, torch.ops.aten.mul, "aten.mul.Tensor", "torch.ops.aten.mul.Tensor", '
                 '"aten::mul" or "mul"')
@@ -75,6 +80,32 @@ class CompilationSettings:
     compute_capabilities: Tuple[str, ...] = ()
     # Report build progress through TensorRT-RTX's progress monitor.
     progress: bool = True
+    # IBuilderConfig knobs under upstream's names (see _upstream_options.FIELDS_HONOURED; applied
+    # by conversion/_engine_builder.apply_builder_options). Defaults leave TensorRT-RTX's own.
+    workspace_size: int = 0
+    optimization_level: Optional[int] = None
+    max_aux_streams: Optional[int] = None
+    tiling_optimization_level: str = "none"
+    l2_limit_for_tiling: int = -1
+    disable_tf32: bool = False
+    sparse_weights: bool = False
+    enable_weight_streaming: bool = False
+    # Upstream's dryrun: True (or a file path the report is also written to) partitions without
+    # converting or building; the module returned runs in PyTorch and its report lists the planned engines.
+    dryrun: Union[bool, str] = False
+    # Upstream's use_fp32_acc: with enabled_precisions={fp16/bf16}, matmuls (not convolutions) take
+    # their inputs cast up to float32 and cast the result back down (lowering/_precision.py).
+    use_fp32_acc: bool = False
+    # Upstream's assume_dynamic_shape_support: offer dynamic-shape nodes to converters registered with
+    # supports_dynamic_shapes=False too (every built-in converter supports dynamic shapes).
+    assume_dynamic_shape_support: bool = False
+    # Upstream's autocast exclusions, with a reduced precision: ops (any spelling torch_executed_ops
+    # takes) and FX node names (regular expressions, searched) that compute in float32 whatever the
+    # precision policy says.
+    autocast_excluded_ops: FrozenSet[str] = frozenset()
+    autocast_excluded_nodes: FrozenSet[str] = frozenset()
+    # Upstream's deprecated debug=True: the compile logs at DEBUG (as `torch_tensorrt_rtx.logging.debug()`).
+    debug: bool = False
     # torch.compile only: upper bound of a dim dynamo made dynamic without a finite bound.
     dynamic_max_size: int = 4096
     # Keep each engine's INetworkDefinition in memory so `verify` can run it after compile.
@@ -103,7 +134,8 @@ class CompilationSettings:
         object.__setattr__(self, "compute_capabilities", (value,) if isinstance(value, str) else tuple(value))
         object.__setattr__(self, "torch_executed_ops", resolve_ops(self.torch_executed_ops))
         precisions = self.enabled_precisions
-        precisions = frozenset((precisions,) if isinstance(precisions, torch.dtype) else precisions)
+        single = isinstance(precisions, (torch.dtype, str)) or not hasattr(precisions, "__iter__")
+        precisions = frozenset(precision(p) for p in ((precisions,) if single else precisions))
         allowed = (torch.float32, torch.float16, torch.bfloat16)
         bad = [p for p in precisions if p not in allowed]
         if bad:
@@ -113,21 +145,54 @@ class CompilationSettings:
             raise ValueError("enabled_precisions: choose one reduced precision, {torch.float16} or {torch.bfloat16}, "
                              f"not both (got {sorted(map(str, precisions))})")
         object.__setattr__(self, "enabled_precisions", precisions)
+        self._check_builder_options()
+        self._check_autocast_exclusions()
 
     @property
     def reduced_precision(self) -> "torch.dtype | None":
         """float16 or bfloat16 when enabled_precisions asks for one, else None."""
         return next((p for p in (torch.float16, torch.bfloat16) if p in self.enabled_precisions), None)
 
+    def _check_builder_options(self) -> None:
+        for name in ("workspace_size", "l2_limit_for_tiling", "optimization_level", "max_aux_streams"):
+            value = getattr(self, name)
+            lowest = -1 if name == "l2_limit_for_tiling" else 0
+            if (value is not None or name in ("workspace_size", "l2_limit_for_tiling")) and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < lowest):
+                raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+        if not isinstance(self.dryrun, (bool, str)) or self.dryrun == "":
+            raise ValueError(f"dryrun must be True, False or a file path for the report, got {self.dryrun!r}")
+        if self.tiling_optimization_level not in TILING_LEVELS:
+            raise ValueError(f"tiling_optimization_level must be one of {TILING_LEVELS}, "
+                             f"got {self.tiling_optimization_level!r}")
+
+    def _check_autocast_exclusions(self) -> None:
+        object.__setattr__(self, "autocast_excluded_ops", resolve_ops(self.autocast_excluded_ops))
+        patterns = self.autocast_excluded_nodes
+        patterns = frozenset((patterns,) if isinstance(patterns, str) else patterns)
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as exc:
+                raise ValueError(f"autocast_excluded_nodes: {pattern!r} is not a regular expression: {exc}") from None
+        object.__setattr__(self, "autocast_excluded_nodes", patterns)
+        if (self.autocast_excluded_ops or patterns) and self.reduced_precision is None:
+            raise ValueError("autocast_excluded_ops/autocast_excluded_nodes keep ops in float32 under a reduced "
+                             "precision; give enabled_precisions={torch.float16} (or bfloat16) too")
+
+    @classmethod
+    def field_names(cls) -> FrozenSet[str]:
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> "CompilationSettings":
-        options = dict(options or {})
-        known = {f.name for f in dataclasses.fields(cls)}
+        """Settings from option names: ours, and upstream Torch-TensorRT's (translated, or refused
+        with the reason; see _upstream_options)."""
+        options = translate(options or {})
+        known = cls.field_names()
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"unknown torch_tensorrt_rtx option(s) {unknown}; known options: {sorted(known)}")
-        if "compute_capabilities" in options:
-            options["compute_capabilities"] = tuple(options["compute_capabilities"])
         return cls(**options)
 
     def as_dict(self) -> Dict[str, Any]:

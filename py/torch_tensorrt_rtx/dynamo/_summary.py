@@ -103,6 +103,7 @@ class CompileReport:
     # earlier builds' guards refused, adds one)
     graph_id: Optional[str] = None
     build_of_graph: int = 0
+    dryrun: bool = False  # upstream's dryrun: partitioned only; `engines` are the planned ones, none built
 
     @property
     def converted_op_counts(self) -> Dict[str, int]:
@@ -122,7 +123,8 @@ class CompileReport:
 
     def format(self) -> str:
         converted = self.converted_op_counts
-        lines = [f"torch_tensorrt_rtx: {len(self.engines)} TensorRT-RTX subgraph(s), "
+        lines = [f"torch_tensorrt_rtx{' DRY RUN (partitioned only, no engine built)' if self.dryrun else ''}: "
+                 f"{len(self.engines)} TensorRT-RTX subgraph(s), "
                  f"{sum(converted.values())} op(s) converted, {sum(self.fallback_ops.values())} op(s) in PyTorch, "
                  f"compiled in {self.total_seconds:.2f} s, precision {self.precision}"]
         if self.truncated_double_ops:
@@ -136,6 +138,9 @@ class CompileReport:
             lines.append("  time by phase (export and decompositions come before the time above): "
                          + ", ".join(f"{k} {v:.2f} s" for k, v in self.phase_seconds.items()))
         for e in self.engines:
+            if self.dryrun:
+                lines.append(f"  planned engine {e.name}: {len(e.converted_ops)} ops")
+                continue
             lines.append(f"  engine {e.name}: {len(e.converted_ops)} ops, built in {e.build_seconds:.2f} s, "
                          f"{e.engine_bytes:,} bytes" + (f", dynamic dims {e.input_ranges}" if any(
                              r != "{}" for r in e.input_ranges) else ""))

@@ -4,9 +4,8 @@ Public API (importing this package never touches CUDA, and imports torch only wh
 ``TRTModule`` is first used):
 
 - ``EngineRecord`` (+ ``EngineRecordError``, ``LAYOUT``, ``ABI_VERSION``): the engine
-  record. ``EngineRecord.new(engine_bytes, *, name, input_names, output_names, device=None,
-  hw_compatible=False, metadata=None, target_platform=None, engine_flavor="tensorrt_rtx",
-  requires_output_allocator=False)``,
+  record. ``EngineRecord.new(engine_bytes, *, name, input_names, output_names,
+  compute_capabilities=(), engine_flavor="tensorrt_rtx")``,
   ``to_list()`` / ``EngineRecord.from_list(list_of_bytes)`` (what the C++
   ``torch.classes.tensorrt.Engine`` takes), ``pack()`` / ``EngineRecord.unpack(buf)``
   (one contiguous buffer; unpack does not copy the engine), ``to_tensor()`` /
@@ -29,6 +28,8 @@ Public API (importing this package never touches CUDA, and imports torch only wh
   damaged file, lock timeout, entry over the cap) raises ``RuntimeCacheWarning`` once per path and
   reason, besides the logging record.
 - ``supported_gpu()``, ``RTXGPUUnavailableError``: detect a GPU TensorRT-RTX runs on.
+- Upstream Torch-TensorRT's names (``UPSTREAM_NAMES``: ``enable_cudagraphs``, ``weight_streaming``,
+  ...), mapped onto the above or refused with the reason: see ``upstream_api.py``.
 """
 from torch_tensorrt_rtx.runtime.device import (RTXGPUUnavailableError, is_supported_compute_capability,
                                                supported_gpu)
@@ -42,6 +43,13 @@ from torch_tensorrt_rtx.runtime.runtime_settings import (ALLOCATION_STRATEGIES, 
                                                  current_settings, settings)
 
 
+# Upstream Torch-TensorRT's runtime names (upstream_api.py says what each does here).
+UPSTREAM_NAMES = ("enable_cudagraphs", "set_cudagraphs_mode", "get_cudagraphs_mode", "get_whole_cudagraphs_mode",
+                  "weight_streaming", "set_multi_device_safe_mode", "enable_output_allocator",
+                  "enable_pre_allocated_outputs", "runtime_config", "set_dynamic_shapes_kernel_strategy",
+                  "runtime_cache", "optimization_profile")
+
+
 def __getattr__(name):
     # TRTModule needs torch: import it on first use, so that tools and worker processes
     # that only touch the cache file or records (the cache tests' children) start fast.
@@ -49,6 +57,10 @@ def __getattr__(name):
         from torch_tensorrt_rtx.runtime import trt_module
 
         return getattr(trt_module, name)
+    if name in UPSTREAM_NAMES:
+        from torch_tensorrt_rtx.runtime import upstream_api
+
+        return getattr(upstream_api, name)
     raise AttributeError(f"module 'torch_tensorrt_rtx.runtime' has no attribute {name!r}")
 
 

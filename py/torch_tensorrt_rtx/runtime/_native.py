@@ -13,7 +13,7 @@ when they are entered and left. Never raises at import::
     from torch_tensorrt_rtx.runtime import _native
     if _native.runtime_available():
         engine = torch.classes.tensorrt.Engine(record.to_list())
-        engine.set_runtime_settings(*_native.settings_args(runtime.RuntimeSettings()))
+        engine.set_runtime_settings(_native.settings_entries({"kernel_strategy": "eager"}))
         outputs = torch.ops.tensorrt.execute_engine(inputs, engine)
     _native.status()   # e.g. "C++ runtime loaded from .../lib/libtorchtrt_rtx_runtime.so
                        #       (TensorRT backend: none)"
@@ -30,7 +30,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +117,9 @@ def load_runtime_library() -> bool:
                               stacklevel=2)
                 return False
             torch.ops.load_library(str(path))
+            from torch_tensorrt_rtx.runtime import runtime_cache_file
+
+            runtime_cache_file.connect_native_warnings(path)  # its cache warnings reach `warnings` too
             if bool(torch.ops.tensorrt.engine_op_registered()):
                 _connect_settings_scopes()
         except Exception as exc:  # a broken build must not break `import torch_tensorrt_rtx`
@@ -175,20 +178,33 @@ def status() -> str:
 
 
 # -- settings ------------------------------------------------------------------------------
-def settings_args(settings: Any) -> list:
-    """A ``runtime.RuntimeSettings`` as the C++ ops take it: [cache_path (None = cache disabled,
-    "" = the per-user default), kernel_strategy, cuda_graph_strategy, allocation_strategy]."""
-    return [settings.cache_path, settings.kernel_strategy, settings.cuda_graph_strategy,
-            settings.allocation_strategy]
+def settings_entries(changes: Mapping[str, Any]) -> list:
+    """Settings as the C++ runtime takes and gives them, its one encoding (SettingsOverrides::Parse
+    in runtime_settings.cpp): "name=value" entries, ``cache_path=None`` as "cache_disabled".
+    ``changes``: every field of a ``runtime.RuntimeSettings`` (``dataclasses.asdict``) or
+    per-engine overrides."""
+    return ["cache_disabled" if k == "cache_path" and v is None else f"{k}={v}"
+            for k, v in sorted(changes.items())]
 
 
-def settings_from_names(names: Any) -> Any:
-    """The ``runtime.RuntimeSettings`` a C++ settings getter names (``Engine.get_runtime_settings``,
-    ``scope_settings``, ``record_engine_settings``: ``SettingsNames`` in torch_bindings.cpp)."""
+def settings_changes(entries: Any) -> dict:
+    """The settings that ``entries`` (``settings_entries`` or a C++ getter's) name."""
+    changes: dict = {}
+    for entry in entries:
+        if entry == "cache_disabled":
+            changes["cache_path"] = None
+        else:
+            key, _, value = str(entry).partition("=")
+            changes[key] = value
+    return changes
+
+
+def settings_from_entries(entries: Any) -> Any:
+    """The ``runtime.RuntimeSettings`` a C++ settings getter names (``scope_settings``,
+    ``record_engine_settings``, ``Engine.get_runtime_settings``)."""
     from torch_tensorrt_rtx.runtime import RuntimeSettings
 
-    cache_path, kernel, graph, allocation, cache = list(names)
-    return RuntimeSettings(cache_path if cache == "cache_enabled" else None, kernel, graph, allocation)
+    return RuntimeSettings().replace(**settings_changes(entries))
 
 
 # -- settings scopes reach the engines of saved programs -------------------------------------
@@ -206,9 +222,11 @@ _RECORD_ENGINE_CACHES = _RecordEngineCaches()
 
 
 def _push_scope_settings(settings: Any) -> None:
+    import dataclasses
+
     import torch
 
-    torch.ops.tensorrt.set_scope_settings(*settings_args(settings))
+    torch.ops.tensorrt.set_scope_settings(settings_entries(dataclasses.asdict(settings)))
 
 
 def _connect_settings_scopes() -> None:

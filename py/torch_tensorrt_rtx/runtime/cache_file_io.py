@@ -9,8 +9,8 @@ and refuse the same files.
   ``.cache`` (``$HOME`` if absolute, else the password database); on Windows
   ``%LOCALAPPDATA%``. Then ``torch_tensorrt_rtx/runtime_cache.bin``.
 - ``open_cache_for_reading``: never blocks (``O_NONBLOCK``, so a FIFO cannot hang us),
-  never follows a symlink, accepts only a regular file in a place no other user can
-  write (``CacheFileRefused`` says why otherwise).
+  never follows a symlink, accepts only a regular file no other user can write
+  (``CacheFileRefused`` says why otherwise); its directory is the caller's to check first.
 - Temp files are ``<name><temp_marker><random>``; ``remove_stale_temp_files`` deletes only
   names of exactly that shape, never a user's ``<name>.backup.tmp``.
 """
@@ -143,8 +143,8 @@ def check_directory(directory: Path, platform: Optional[str] = None) -> None:
 
 def open_cache_for_reading(path: Path, max_bytes: Optional[int]) -> Optional[int]:
     """A descriptor of the cache file, or None if missing. CacheFileRefused if it is not a
-    regular file in a trusted place, or larger than ``max_bytes`` (None: any size)."""
-    check_directory(path.parent)
+    regular file that only we (or root) can write, or larger than ``max_bytes`` (None: any
+    size). The caller has checked the directory (``check_directory``) before, once."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | \
         getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:

@@ -1,6 +1,7 @@
 """The facts both runtimes share, read from ``definitions.toml`` beside this module.
 
-- ``LAYOUT``: the engine record (ABI version, pack magic, separator, sentinel, fields).
+- ``LAYOUT``: the engine record (ABI version, pack magic, separator, sentinel, fields, and the
+  previous version's fields, which decoders still read).
 - ``STRATEGIES``: the valid names of each runtime strategy, keyed by setting.
 - ``CACHE_PROTOCOL``: the runtime cache file protocol's constants.
 - ``ENGINE_OP``: the name and schema of the engine op saved programs call.
@@ -45,6 +46,9 @@ class Layout(NamedTuple):
     sentinel: str
     fields: Tuple[str, ...]
     descriptions: Tuple[str, ...]
+    portable: str  # COMPUTE_CAPABILITIES of a portable engine
+    previous_abi_version: int  # the layout before this one, still decoded
+    previous_fields: Tuple[str, ...]
 
     def index(self, field: str) -> int:
         return self.fields.index(field)
@@ -58,6 +62,7 @@ class Strategy(NamedTuple):
     setting: str  # the keyword, e.g. "kernel_strategy"
     trt_enum: str  # the tensorrt_rtx enum class, e.g. "CudaGraphStrategy"
     names: Tuple[str, ...]  # valid names; the first is the default
+    trt_setter: str  # IRuntimeConfig property, or method when it starts with "set_"
 
 
 class CacheProtocol(NamedTuple):
@@ -68,7 +73,8 @@ class CacheProtocol(NamedTuple):
     default_cache_file: str
     temp_marker: str  # temp files are "<cache name><marker><random>"
     container_magic: str  # 8 ASCII bytes opening a cache container
-    container_version: int
+    container_version: int  # the version a save writes
+    oldest_container_version: int  # the oldest version still read (and migrated by a save)
     max_entries_count: int
     default_max_bytes: int  # the size cap, unless max_bytes_env says otherwise
     max_bytes_env: str
@@ -96,8 +102,9 @@ class Definitions(NamedTuple):
 
 
 # The keys of each table and their types (bool is not accepted where int is expected).
-_LAYOUT_KEYS = {"abi_version": int, "pack_magic": str, "separator": str, "sentinel": str, "fields": list}
-_STRATEGY_KEYS = {"trt_enum": str, "names": list}
+_LAYOUT_KEYS = {"abi_version": int, "pack_magic": str, "separator": str, "sentinel": str, "portable": str,
+                "fields": list, "previous_abi_version": int, "previous_fields": list}
+_STRATEGY_KEYS = {"trt_enum": str, "names": list, "trt_setter": str}
 _ROOT_KEYS = {"engine_record": dict, "strategies": dict, "cache_protocol": dict, "engine_op": dict}
 _TOML_TYPE_NAMES = {dict: "table", list: "array", str: "string", int: "integer"}
 
@@ -137,11 +144,20 @@ def layout_from(table: Any, where: str = "engine_record") -> Layout:
     if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p) for p in pairs):
         raise DefinitionError(f"{where}.fields: expected [NAME, description] pairs of strings, found {pairs!r}")
     fields = _names([name for name, _ in pairs], f"{where}.fields")
+    previous = _names(t["previous_fields"], f"{where}.previous_fields")
+    if fields[0] != ABI_FIELD or previous[0] != ABI_FIELD:
+        raise DefinitionError(f"{where}: fields and previous_fields must both open with {ABI_FIELD} (a "
+                              f"record names its own version); found {fields[0]} and {previous[0]}")
     for required in (ABI_FIELD, ENGINE_FIELD):
-        if required not in fields:
-            raise DefinitionError(f"{where}.fields: missing required field {required}; found {list(fields)}")
+        if required not in fields or required not in previous:
+            raise DefinitionError(f"{where}: fields and previous_fields must both hold {required}; "
+                                  f"found {list(fields)} and {list(previous)}")
+    if t["previous_abi_version"] >= t["abi_version"]:
+        raise DefinitionError(f"{where}.previous_abi_version: expected less than abi_version "
+                              f"{t['abi_version']}, found {t['previous_abi_version']}")
     return Layout(t["abi_version"], _ascii8(t["pack_magic"], f"{where}.pack_magic"), t["separator"],
-                  t["sentinel"], fields, tuple(desc for _, desc in pairs))
+                  t["sentinel"], fields, tuple(desc for _, desc in pairs), t["portable"],
+                  t["previous_abi_version"], previous)
 
 
 def strategies_from(table: Any, where: str = "strategies") -> Dict[str, Strategy]:
@@ -150,7 +166,8 @@ def strategies_from(table: Any, where: str = "strategies") -> Dict[str, Strategy
     strategies = {}
     for setting, entry in table.items():
         t = _table(entry, _STRATEGY_KEYS, f"{where}.{setting}")
-        strategies[setting] = Strategy(setting, t["trt_enum"], _names(t["names"], f"{where}.{setting}.names"))
+        strategies[setting] = Strategy(setting, t["trt_enum"], _names(t["names"], f"{where}.{setting}.names"),
+                                       t["trt_setter"])
     return strategies
 
 

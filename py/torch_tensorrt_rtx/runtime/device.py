@@ -4,15 +4,15 @@ Engines *build* anywhere, CPU-only included; only execution needs a GPU, and whi
 depends on the compute capabilities the engine was built for:
 
 - built for explicit targets (``compute_capabilities=["SM86", ...]``, kept in the engine
-  record's metadata): exactly those GPUs;
+  record's COMPUTE_CAPABILITIES field): exactly those GPUs;
 - built portable (the default): every compute capability the installed TensorRT-RTX
   knows (its ``ComputeCapability.SM*`` members) except the ones NVIDIA documents as
   needing an explicit target (Turing, ``PORTABLE_EXCLUDES``), and any newer GPU than the
   newest it knows (TensorRT-RTX JIT-compiles for them).
 
-When a GPU is present the library has the last word: ``check_engine_validity`` turns
-``Runtime.get_engine_validity``'s ``UNSUPPORTED_CC`` diagnostic into the same clear
-error. ``supported_gpu()`` imports ``torch.cuda`` (and ``tensorrt_rtx`` only when there
+When a GPU is present the library has the last word: ``check_engine`` turns
+``Runtime.get_engine_validity``'s ``UNSUPPORTED_CC`` diagnostic into the engine-run
+contract's error (the C++ runtime makes the same check, with the same words). ``supported_gpu()`` imports ``torch.cuda`` (and ``tensorrt_rtx`` only when there
 is a CUDA device) lazily, on first call.
 
     index = require_supported_gpu("TRTModule 'blk0'", record)   # or RTXGPUUnavailableError
@@ -25,7 +25,6 @@ from typing import Any, Iterable, NamedTuple, Optional
 # NVIDIA's CPU-only AOT documentation: default (portable) engines run on Ampere and later;
 # Turing (7.5) needs the engine to be built with that compute capability set explicitly.
 PORTABLE_EXCLUDES = frozenset({"SM75"})
-METADATA_KEY = "compute_capabilities"  # written by the compiler into each engine record
 
 
 class RTXGPUUnavailableError(RuntimeError):
@@ -65,14 +64,11 @@ def portable_compute_capabilities(trt_api: Any = None) -> tuple[tuple[int, int],
 
 
 def engine_compute_capabilities(record: Any = None) -> Optional[tuple[tuple[int, int], ...]]:
-    """The targets an engine record was built for; None for a portable (or unknown) build."""
-    metadata = getattr(record, "metadata", None) if record is not None else None
-    targets = (metadata or {}).get(METADATA_KEY)
-    if not targets or targets == "portable":
+    """The targets an engine record was built for; None for a portable build (or no record)."""
+    targets = record.target_capabilities if record is not None else None
+    if not targets:
         return None
-    if isinstance(targets, str):
-        targets = [targets]
-    return tuple(sorted(sm_to_capability(str(t)) for t in targets))
+    return tuple(sorted(sm_to_capability(t) for t in targets))
 
 
 def runs_on(capability: tuple[int, int], targets: Optional[Iterable[tuple[int, int]]] = None,
@@ -162,15 +158,20 @@ def require_supported_gpu(what: str, record: Any = None) -> int:
     return status.device_index
 
 
-def check_engine_validity(what: str, trt_runtime: Any, engine: Any, trt_api: Any, record: Any = None) -> None:
-    """Ask TensorRT-RTX whether this GPU runs ``engine``; its ``UNSUPPORTED_CC`` verdict
-    becomes ``RTXGPUUnavailableError`` (other diagnostics are left to deserialization)."""
+def check_engine(what: str, trt_runtime: Any, engine: Any, trt_api: Any, record: Any) -> None:
+    """TensorRT-RTX's verdict on the engine bytes before deserializing them, the engine-run
+    contract's check (the C++ runtime's TRTEngine::Engine makes the same): MALFORMED_ENGINE (or
+    no bytes) raises ``EngineRecordError``, UNSUPPORTED_CC ``RTXGPUUnavailableError``, each with
+    the contract's message; other diagnostics are left to deserialization."""
+    from torch_tensorrt_rtx.runtime import engine_contract
+    from torch_tensorrt_rtx.runtime.engine_record import EngineRecordError
+
+    view = memoryview(engine)
+    diagnostics = 0
     validity = getattr(trt_runtime, "get_engine_validity", None)
-    if validity is None:
-        return
-    _, diagnostics = validity(memoryview(engine))
+    if view.nbytes and validity is not None:
+        _, diagnostics = validity(view)
+    if not view.nbytes or int(diagnostics) & int(trt_api.EngineInvalidityDiagnostics.MALFORMED_ENGINE):
+        raise EngineRecordError(engine_contract.malformed_engine(what, view.nbytes))
     if int(diagnostics) & int(trt_api.EngineInvalidityDiagnostics.UNSUPPORTED_CC):
-        found = _device()[2]
-        raise RTXGPUUnavailableError(unavailable_message(
-            what, f"{found}; TensorRT-RTX reports the engine does not support it (UNSUPPORTED_CC)",
-            engine_compute_capabilities(record)))
+        raise RTXGPUUnavailableError(engine_contract.unsupported_gpu(what, record.compute_capabilities))

@@ -19,27 +19,33 @@ Contract:
 - Every field is UTF-8 text except ENGINE, which is raw bytes. Optional fields hold
   ``None`` in Python and the layout's sentinel on the wire.
 - ``unpack``/``from_list`` never copy the engine bytes; ``pack`` copies them once (into
-  the output buffer); ``to_list`` returns the engine as ``bytes`` (one copy only if it
+  the output buffer; an engine object with ``nbytes`` and ``readinto(buffer)``, such as one
+  the builder streamed to a file, reads itself straight into it); ``to_list`` returns the engine as ``bytes`` (one copy only if it
   was a view).
 - A record with the wrong ABI version, the wrong number of fields or a truncated buffer
   raises ``EngineRecordError`` naming what was expected and what was found. Garbage
-  engine bytes are caught when the engine is deserialized (see ``check_engine_bytes``).
+  engine bytes are caught before the engine is deserialized (``device.check_engine``).
+- Records of the layout's previous ABI version (``LAYOUT.previous_abi_version``) decode too,
+  into the current fields (``_upgrade_previous``; the C++ decoder applies the same rule), so
+  saved programs keep loading. ``pack``/``to_list`` always write the current version.
+- ``COMPUTE_CAPABILITIES`` is ``LAYOUT.portable`` or SM names ("SM86") joined by the separator;
+  anything else is refused when decoding, by both decoders.
 - Runtime modes (cache path, strategies) are never part of a record.
 """
 from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import logging
+import re
 import struct
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
-from torch_tensorrt_rtx.runtime import bounded_json
 from torch_tensorrt_rtx.runtime.definitions import ABI_FIELD, ENGINE_FIELD, LAYOUT
 
 logger = logging.getLogger(__name__)
-MAX_METADATA_CHARS = 1 << 24
+COMPUTE_CAPABILITIES_FIELD = "COMPUTE_CAPABILITIES"
+_SM_NAME = re.compile(r"SM[0-9]{2,3}")
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -73,36 +79,32 @@ class EngineRecord:
     """
 
     name: str | None = None
-    device: str | None = None
     engine: Buffer = dataclasses.field(default=b"", repr=False)
     input_binding_names: str | None = None
     output_binding_names: str | None = None
-    hw_compatible: str | None = None
-    serialized_metadata: str | None = None
-    target_platform: str | None = None
+    compute_capabilities: str = LAYOUT.portable
     engine_flavor: str | None = None
-    requires_output_allocator: str | None = None
 
     @classmethod
     def new(cls, engine: Buffer, *, name: str, input_names: Sequence[str],
-            output_names: Sequence[str], device: str | None = None,
-            hw_compatible: bool = False, metadata: dict[str, Any] | None = None,
-            target_platform: str | None = None, engine_flavor: str = "tensorrt_rtx",
-            requires_output_allocator: bool = False) -> "EngineRecord":
-        """Build a record from typed values (the compiler's entry point)."""
+            output_names: Sequence[str], compute_capabilities: Sequence[str] = (),
+            engine_flavor: str = "tensorrt_rtx") -> "EngineRecord":
+        """Build a record from typed values (the compiler's entry point).
+        ``compute_capabilities``: the SM names the engine was built for; () or "portable" =
+        a portable build."""
         sep = LAYOUT.separator
         for n in list(input_names) + list(output_names):
             if sep in n:
                 raise EngineRecordError(f"binding name {n!r} contains the separator {sep!r}")
+        if isinstance(compute_capabilities, str):
+            compute_capabilities = [compute_capabilities]
+        targets = [str(c).upper() for c in compute_capabilities if str(c).lower() != LAYOUT.portable]
         return cls(
-            engine=engine, name=name, device=device,
+            engine=engine, name=name,
             input_binding_names=sep.join(input_names),
             output_binding_names=sep.join(output_names),
-            hw_compatible="1" if hw_compatible else "0",
-            serialized_metadata=None if metadata is None else base64.b64encode(
-                json.dumps(metadata, sort_keys=True).encode()).decode("ascii"),
-            target_platform=target_platform, engine_flavor=engine_flavor,
-            requires_output_allocator="1" if requires_output_allocator else "0",
+            compute_capabilities=_checked_capabilities(sep.join(targets) if targets else LAYOUT.portable),
+            engine_flavor=engine_flavor,
         )
 
     # -- typed views of text fields -------------------------------------------------
@@ -115,36 +117,28 @@ class EngineRecord:
         return _split(self.output_binding_names)
 
     @property
-    def metadata(self) -> dict[str, Any] | None:
-        raw = self.serialized_metadata
-        return None if raw is None else bounded_json.loads(base64.b64decode(raw), "engine record metadata",
-                                                           MAX_METADATA_CHARS)
+    def target_capabilities(self) -> Optional[list[str]]:
+        """The SM names the engine was built for ("SM86"); None for a portable engine."""
+        caps = self.compute_capabilities
+        return None if caps == LAYOUT.portable else caps.split(LAYOUT.separator)
 
     # -- list form ------------------------------------------------------------------
     def to_list(self) -> list[bytes]:
         """The fixed-length list of ``bytes`` (one per layout field, in layout order)."""
-        eng = self.engine if isinstance(self.engine, bytes) else bytes(self.engine)
+        eng = self.engine if isinstance(self.engine, bytes) else _readable(self.engine).tobytes()
         return [eng if f == ENGINE_FIELD else b
                 for f, b in zip(LAYOUT.fields, self._encoded_fields())]
 
     @classmethod
     def from_list(cls, fields: Sequence[Buffer]) -> "EngineRecord":
-        """Decode the list form; the engine entry is kept as given (no copy)."""
-        if len(fields) != LAYOUT.num_fields:
-            raise EngineRecordError(
-                f"engine record has the wrong length: expected {LAYOUT.num_fields} fields "
-                f"({', '.join(LAYOUT.fields)}), found {len(fields)}")
-        abi_raw = bytes(fields[LAYOUT.index(ABI_FIELD)])
-        if abi_raw != str(LAYOUT.abi_version).encode():
-            raise EngineRecordError(
-                f"engine record has the wrong ABI version: expected {LAYOUT.abi_version}, "
-                f"found {abi_raw[:32].decode('utf-8', 'replace')!r}")
+        """Decode the list form (this ABI version or the previous one); the engine entry is
+        kept as given (no copy)."""
+        abi = bytes(fields[0])[:32] if len(fields) else b""
+        names = _field_names(abi.decode("utf-8", "replace"), len(fields))
         values: dict[str, Any] = {}
-        for field, raw in zip(LAYOUT.fields, fields):
-            if field == ABI_FIELD:
-                continue
+        for field, raw in zip(names, fields):
             if field == ENGINE_FIELD:
-                values[_attr(field)] = raw
+                values[field] = raw
                 continue
             try:
                 text = bytes(raw).decode("utf-8")
@@ -152,23 +146,30 @@ class EngineRecord:
                 raise EngineRecordError(
                     f"engine record field {field} is not UTF-8 text (expected text, found "
                     f"{bytes(raw)[:16]!r}...): {exc}") from None
-            values[_attr(field)] = None if text == LAYOUT.sentinel else text
-        return cls(**values)
+            values[field] = None if text == LAYOUT.sentinel else text
+        if names is LAYOUT.previous_fields:
+            values = _upgrade_previous(values)
+        values[COMPUTE_CAPABILITIES_FIELD] = _checked_capabilities(values[COMPUTE_CAPABILITIES_FIELD])
+        return cls(**{_attr(f): values[f] for f in LAYOUT.fields if f != ABI_FIELD})
 
     # -- packed form ----------------------------------------------------------------
     def pack(self) -> bytearray:
         """One contiguous buffer: header, then length-prefixed fields (engine copied once)."""
-        parts = [memoryview(self.engine if f == ENGINE_FIELD else text).cast("B")
+        parts = [_readable(self.engine) if f == ENGINE_FIELD else memoryview(text)
                  for f, text in zip(LAYOUT.fields, self._encoded_fields())]
         total = _PACK_HEADER.size + sum(_PACK_LENGTH.size + p.nbytes for p in parts)
         out = bytearray(total)
         _PACK_HEADER.pack_into(out, 0, PACK_MAGIC, LAYOUT.abi_version, LAYOUT.num_fields)
         pos = _PACK_HEADER.size
-        for part in parts:
-            _PACK_LENGTH.pack_into(out, pos, part.nbytes)
-            pos += _PACK_LENGTH.size
-            out[pos:pos + part.nbytes] = part
-            pos += part.nbytes
+        with memoryview(out) as view:
+            for part in parts:
+                _PACK_LENGTH.pack_into(out, pos, part.nbytes)
+                pos += _PACK_LENGTH.size
+                if isinstance(part, memoryview):
+                    view[pos:pos + part.nbytes] = part
+                else:
+                    part.readinto(view[pos:pos + part.nbytes])
+                pos += part.nbytes
         return out
 
     def _encoded_fields(self) -> list[bytes]:
@@ -196,15 +197,10 @@ class EngineRecord:
         if magic != PACK_MAGIC:
             raise EngineRecordError(
                 f"not a packed engine record: expected magic {PACK_MAGIC!r}, found {bytes(magic)!r}")
-        if abi != LAYOUT.abi_version:
-            raise EngineRecordError(
-                f"engine record has the wrong ABI version: expected {LAYOUT.abi_version}, found {abi}")
-        if count != LAYOUT.num_fields:
-            raise EngineRecordError(
-                f"engine record has the wrong length: expected {LAYOUT.num_fields} fields, found {count}")
+        names = _field_names(str(abi), count)
         pos = _PACK_HEADER.size
         fields: list[memoryview] = []
-        for field in LAYOUT.fields:
+        for field in names:
             if pos + _PACK_LENGTH.size > view.nbytes:
                 raise EngineRecordError(
                     f"packed engine record is truncated at field {field}: expected a length "
@@ -220,7 +216,7 @@ class EngineRecord:
         if pos != view.nbytes:
             raise EngineRecordError(
                 f"packed engine record has {view.nbytes - pos} trailing bytes after field "
-                f"{LAYOUT.fields[-1]} (expected exactly {pos} bytes)")
+                f"{names[-1]} (expected exactly {pos} bytes)")
         return cls.from_list(fields)
 
     def to_tensor(self):
@@ -235,26 +231,73 @@ class EngineRecord:
         return cls.unpack(tensor.contiguous().numpy())
 
 
+def _readable(engine: Any):
+    """The engine as a byte memoryview, or as is when it reads itself into a buffer (an engine
+    the builder streamed to a file: `nbytes` and `readinto(buffer)`), so packing copies it once."""
+    if hasattr(engine, "readinto") and hasattr(engine, "nbytes"):
+        return engine
+    return memoryview(engine).cast("B")
+
+
 def _split(joined: str | None) -> list[str]:
     return [] if not joined else joined.split(LAYOUT.separator)
 
 
-def check_engine_bytes(engine: Buffer, trt_runtime: Any, trt_api: Any, name: str = "?") -> None:
-    """Cheap sanity check of serialized engine bytes, usable without a GPU.
-
-    Asks ``trt_runtime.get_engine_validity`` and raises ``EngineRecordError`` only when it
-    reports a malformed engine (other diagnostics, e.g. no GPU, are left to deserialization).
-    """
-    view = memoryview(engine)
-    if view.nbytes == 0:
-        raise EngineRecordError(f"engine {name!r}: engine bytes are empty (expected a serialized engine)")
-    validity = getattr(trt_runtime, "get_engine_validity", None)
-    if validity is None:
-        return
-    _, diagnostics = validity(view)
-    malformed = int(trt_api.EngineInvalidityDiagnostics.MALFORMED_ENGINE)
-    if int(diagnostics) & malformed:
+def _field_names(abi: str, count: int) -> Sequence[str]:
+    """The field names of a record of ABI version ``abi`` (text) with ``count`` fields."""
+    known = {str(LAYOUT.abi_version): LAYOUT.fields, str(LAYOUT.previous_abi_version): LAYOUT.previous_fields}
+    names = known.get(abi)
+    if names is None:
         raise EngineRecordError(
-            f"engine {name!r}: engine bytes are not a serialized TensorRT-RTX engine "
-            f"({view.nbytes} bytes starting {bytes(view[:8])!r}); expected the output of "
-            f"IBuilder.build_serialized_network")
+            f"engine record has the wrong ABI version: expected {LAYOUT.abi_version} (or "
+            f"{LAYOUT.previous_abi_version}), found {abi!r}")
+    if count != len(names):
+        raise EngineRecordError(
+            f"engine record of ABI version {abi} has the wrong length: expected {len(names)} "
+            f"fields ({', '.join(names)}), found {count}")
+    return names
+
+
+def _checked_capabilities(text: Optional[str]) -> str:
+    """A COMPUTE_CAPABILITIES value: the portable word or separator-joined SM names."""
+    if text == LAYOUT.portable or (text and all(_SM_NAME.fullmatch(n) for n in text.split(LAYOUT.separator))):
+        return text
+    raise EngineRecordError(
+        f"engine record field {COMPUTE_CAPABILITIES_FIELD} is {str(text)[:64]!r}; expected "
+        f"{LAYOUT.portable!r} or SM names like 'SM86' joined by {LAYOUT.separator!r}")
+
+
+# The previous ABI version kept the compiler's compute capabilities inside SERIALIZED_METADATA:
+# base64 of JSON written with sorted keys, so "compute_capabilities" opens it when present.
+_PREVIOUS_CAPS_PREFIX = b'{"compute_capabilities": '
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_PREVIOUS_CAPS_VALUE = re.compile(rb'"([A-Za-z0-9]{1,16})"|\[("[A-Za-z0-9]{1,16}"(?:, "[A-Za-z0-9]{1,16}")*)\]')
+
+
+def _upgrade_previous(values: dict[str, Any]) -> dict[str, Any]:
+    """A previous-version record's fields as the current version's (C++: UpgradePrevious)."""
+    out = {f: values.get(f) for f in LAYOUT.fields if f != COMPUTE_CAPABILITIES_FIELD}
+    out[COMPUTE_CAPABILITIES_FIELD] = _previous_capabilities(values.get("SERIALIZED_METADATA"))
+    return out
+
+
+def _previous_capabilities(metadata: Optional[str]) -> str:
+    if metadata is None:
+        return LAYOUT.portable
+    if not _BASE64.fullmatch(metadata):  # standard base64 with padding only (as the C++ decoder)
+        raise EngineRecordError(f"engine record of ABI version {LAYOUT.previous_abi_version}: "
+                                f"SERIALIZED_METADATA is not base64 (found {metadata[:32]!r})")
+    decoded = base64.b64decode(metadata)
+    if not decoded.startswith(_PREVIOUS_CAPS_PREFIX):
+        return LAYOUT.portable
+    match = _PREVIOUS_CAPS_VALUE.match(decoded, len(_PREVIOUS_CAPS_PREFIX))
+    if match is None:
+        raise EngineRecordError(
+            f"engine record of ABI version {LAYOUT.previous_abi_version}: the compute_capabilities "
+            f"in SERIALIZED_METADATA are not a name or a list of names (found "
+            f"{decoded[len(_PREVIOUS_CAPS_PREFIX):][:32]!r})")
+    if match.group(1) is not None:
+        names = [match.group(1).decode("ascii")]
+    else:
+        names = [n.strip(b'"').decode("ascii") for n in match.group(2).split(b", ")]
+    return LAYOUT.separator.join(n if n == LAYOUT.portable else n.upper() for n in names)

@@ -8,43 +8,45 @@ the same bytes::
 
     store = RuntimeCacheFile(default_cache_path())
     key = engine_key(engine_bytes)
-    entry = store.try_load_entry(key)          # -> CachedEntry | None, never raises for I/O
-    store.try_save_entry(key, cache.serialize())  # -> bool, never raises for I/O
+    entry = store.try_load_entry(key)          # -> CachedEntry | None, never raises
+    store.try_save_entry(key, cache.serialize())  # -> bool, never raises
 
-- Lock: ``<path>.lock`` (``flock(2)`` on Unix, ``LockFileEx`` byte (0, 1) on Windows),
-  ``DEFAULT_LOCK_TIMEOUT_S`` polled every ``LOCK_POLL_INTERVAL_S``; never deleted.
-- Load, under a shared lock (read-only where the lock file cannot be written; with no
-  lock at all where it does not exist and cannot be created, since then nobody can
-  write the cache either): the header, the index and this engine's entry only.
-- Save, under py-filelock's exclusive lock: read the index, keep every other engine's
-  entry (least recently used ones go only if the size cap needs room), write
-  ``<name><temp_marker><random>`` beside the cache, fsync, replace, fsync the directory.
-  An empty serialization is never written.
+- Path and size cap are resolved once, when the store is made: a later ``chdir`` or change
+  of $TORCH_TENSORRT_RTX_CACHE_MAX_BYTES does not move or resize it.
+- Lock: ``<path>.lock`` (``cache_lock``: ``flock(2)`` on Unix, ``LockFileEx`` byte (0, 1)
+  on Windows), ``DEFAULT_LOCK_TIMEOUT_S`` polled every ``LOCK_POLL_INTERVAL_S``; never deleted.
+  The directory's trust is checked once per operation, before the lock file is opened.
+- Load, under a shared lock (on every platform; read-only where the lock file cannot be
+  written; with no lock at all where it does not exist and cannot be created, since then
+  nobody can write the cache either): the header, the index and this engine's entry only,
+  whose checksum is checked before the bytes are returned.
+- Save, under the exclusive lock: read the index, keep every other engine's intact entry
+  (least recently used ones go only if the size cap needs room; damaged ones are dropped),
+  write ``<name><temp_marker><random>`` beside the cache, fsync, replace, fsync the
+  directory. An empty serialization is never written. A version-1 file is migrated.
 - Refused with a warning, never overwritten: a symlink, FIFO or device at the path, a
   file or directory other users can write, a file that is not a container of ours or
-  of another format version. A file larger than the cap is not loaded. A corrupt
-  container of ours is not loaded and is replaced by the next save.
-- Lock timeout or I/O error: warning, the file untouched, carry on.
+  of another format version. A file larger than the cap is not loaded.
+- Lock timeout, I/O error or any other failure (``Exception``): a warning, the file
+  untouched, carry on. Warnings go to logging every time and to ``warnings`` as a
+  ``RuntimeCacheWarning`` once per cache path and reason.
 """
 from __future__ import annotations
 
-import errno
+import atexit
 import hashlib
-import inspect
 import logging
 import os
-import stat
 import threading
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, List, NamedTuple, Optional, Union
 
-import filelock
-
 from torch_tensorrt_rtx.runtime import cache_container as container
 from torch_tensorrt_rtx.runtime import cache_file_io as io
 from torch_tensorrt_rtx.runtime.cache_file_io import CacheFileRefused, default_cache_path
+from torch_tensorrt_rtx.runtime.cache_lock import CacheFileLock, CacheLockTimeout
 from torch_tensorrt_rtx.runtime.definitions import CACHE_PROTOCOL
 
 logger = logging.getLogger(__name__)
@@ -56,34 +58,6 @@ TOUCH_INTERVAL_S = CACHE_PROTOCOL.touch_interval_s
 _COPY_CHUNK = 1 << 22
 
 Blob = Union[bytes, bytearray, memoryview]
-
-
-def filelock_options(lock_class: type) -> dict:
-    """The options that keep ``lock_class`` (py-filelock's ``FileLock``) the lock the C++
-    runtime takes on the same file, for the ones the installed release has (both arrived in
-    filelock 3.30.0; older releases neither unlink nor fall back, and take no such option).
-
-    - ``preserve_lock_file=True``: a Windows release otherwise deletes the lock file, which the
-      C++ side locks too; the protocol never deletes it.
-    - ``fallback_to_soft=False``: where ``flock`` fails with ENOSYS (some network and container
-      mounts), filelock otherwise switches silently to an existence ("soft") lock that the C++
-      runtime's flock neither sees nor respects, and that is released by deleting the lock
-      file. Refused, the error reaches the store: it warns and leaves the cache untouched, as
-      the C++ runtime does on such a file system.
-    """
-    try:
-        accepted = inspect.signature(lock_class).parameters
-    except (TypeError, ValueError):
-        return {}
-    wanted = {"preserve_lock_file": True, "fallback_to_soft": False}
-    return {name: value for name, value in wanted.items() if name in accepted}
-
-
-_FILELOCK_OPTIONS = filelock_options(filelock.FileLock)
-
-
-def _exclusive_lock(lock_path: Path, timeout: float) -> filelock.BaseFileLock:
-    return filelock.FileLock(str(lock_path), timeout=timeout, **_FILELOCK_OPTIONS)
 
 __all__ = ["CachedEntry", "RuntimeCacheFile", "default_cache_path", "engine_key", "max_bytes_from_env"]
 
@@ -98,10 +72,11 @@ def max_bytes_from_env(environ=None) -> int:
     env = os.environ if environ is None else environ
     text = env.get(CACHE_PROTOCOL.max_bytes_env, "")
     if text:
-        # Decimal digits only, exactly as the C++ runtime accepts them.
+        # Decimal digits only, 1 to 2**64 - 1, exactly as the C++ runtime accepts them.
         if text.isascii() and text.isdigit() and 0 < int(text) < 1 << 64:
             return int(text)
-        logger.warning("runtime cache: ignoring %s=%r (expected a positive number of bytes); "
+        # The C++ runtime's text, word for word.
+        logger.warning("runtime cache: ignoring %s='%s' (expected a positive number of bytes); "
                        "using %d", CACHE_PROTOCOL.max_bytes_env, text, CACHE_PROTOCOL.default_max_bytes)
     return CACHE_PROTOCOL.default_max_bytes
 
@@ -119,6 +94,42 @@ class RuntimeCacheWarning(UserWarning):
 
 _WARNED: set = set()  # (cache path, reason kind) already raised through `warnings`
 _WARNED_LOCK = threading.Lock()
+
+
+def warn_once(path: str, kind: str, text: str, stacklevel: int = 2) -> None:
+    """``text`` as a RuntimeCacheWarning, the first time for this cache path and reason ``kind``.
+    Both stores report here: the Python one after logging, the C++ one (through ``_C`` or the
+    op library's sink) after writing the line to stderr."""
+    with _WARNED_LOCK:
+        first = (path, kind) not in _WARNED
+        _WARNED.add((path, kind))
+    if first:
+        warnings.warn(RuntimeCacheWarning(f"torch_tensorrt_rtx {text} (said once per cache path and reason; "
+                                          "later ones go to logging only)"), stacklevel=stacklevel)
+
+
+_NATIVE_SINKS: list = []  # the ctypes callbacks handed to C++, alive as long as the process
+
+
+def connect_native_warnings(library_path: Union[str, os.PathLike]) -> bool:
+    """Have the C++ runtime library at ``library_path`` (loaded already) report its runtime cache
+    warnings through ``warn_once`` too, not only to stderr; False (and a debug record) for a
+    library without that entry point. Never raises."""
+    import ctypes
+
+    def sink(path: bytes, kind: bytes, text: bytes) -> None:
+        warn_once(os.fsdecode(path), kind.decode(), text.decode("utf-8", "replace"), stacklevel=3)
+
+    callback = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p)(sink)
+    try:
+        set_sink = ctypes.CDLL(os.fspath(library_path)).torch_tensorrt_rtx_set_cache_warning_sink
+    except (OSError, AttributeError) as exc:
+        logger.debug("runtime cache: %s cannot report warnings to Python (%s)", library_path, exc)
+        return False
+    set_sink(callback)
+    atexit.register(set_sink, None)  # engines destroyed after the interpreter must not call back
+    _NATIVE_SINKS.append(callback)
+    return True
 
 
 class RuntimeCacheFile:
@@ -143,17 +154,12 @@ class RuntimeCacheFile:
     def _warn(self, kind: str, text: str, *args: Any) -> None:
         """A logging warning every time; a RuntimeCacheWarning the first time for this path and kind."""
         logger.warning(text, *args)
-        with _WARNED_LOCK:
-            first = (str(self.path), kind) not in _WARNED
-            _WARNED.add((str(self.path), kind))
-        if first:
-            warnings.warn(RuntimeCacheWarning(f"torch_tensorrt_rtx {text % args} (said once per cache path and "
-                                              "reason; later ones go to logging only)"), stacklevel=4)
+        warn_once(str(self.path), kind, text % args, stacklevel=5)
 
     # -- load -------------------------------------------------------------------------
     def try_load_entry(self, key: bytes) -> Optional[CachedEntry]:
         """This engine's entry, or None (missing, refused, unreadable: warnings say why)."""
-        found = self._under_shared_lock(lambda fd: self._read_entry(fd, key), "loading")
+        found = self._under_lock(True, lambda: self._read(lambda fd: self._read_entry(fd, key)), "loading")
         return found if isinstance(found, CachedEntry) else None
 
     def try_load(self, key: bytes, deserialize: Callable[[memoryview], object]) -> Optional[CachedEntry]:
@@ -178,58 +184,82 @@ class RuntimeCacheFile:
         return entry
 
     def try_read_index(self) -> Optional[List[container.Entry]]:
-        """Every entry's key, last use and size (for tools and tests); None if unreadable."""
-        found = self._under_shared_lock(self._read_index, "reading")
+        """Every intact entry's key, last use, size, offset and checksum (for tools and tests);
+        None if unreadable."""
+        found = self._under_lock(True, lambda: self._read(lambda fd: self._read_index(fd).entries), "reading")
         return found if isinstance(found, list) else None
 
-    def _read_index(self, fd: int) -> List[container.Entry]:
+    def _read_index(self, fd: int) -> container.Index:
         size = os.fstat(fd).st_size
         header = container.parse_header(bytes(io.read_exactly(
             fd, 0, min(size, container.HEADER_SIZE), self.path)), size)
         if size == 0:
-            return []
-        index = io.read_exactly(fd, container.HEADER_SIZE,
-                                header.count * container.INDEX_ENTRY_SIZE, self.path)
+            return container.Index([], "")
+        index = io.read_exactly(fd, container.HEADER_SIZE, container.index_bytes(header, size), self.path)
         return container.parse_index(bytes(index), header, size)
 
     def _read_entry(self, fd: int, key: bytes) -> Optional[CachedEntry]:
-        for entry in self._read_index(fd):
+        index = self._read_index(fd)
+        if index.damage:
+            self._warn("damaged", "runtime cache: %s is damaged (%s); using its intact entries only",
+                       self.path, index.damage)
+        for entry in index.entries:
             if entry.key == key:
-                return CachedEntry(io.read_exactly(fd, entry.offset, entry.size, self.path),
-                                   entry.last_use)
+                data = io.read_exactly(fd, entry.offset, entry.size, self.path)
+                if entry.checksum is not None and container.checksum(data) != entry.checksum:
+                    self._warn("damaged", "runtime cache: the entry for engine %s in %s is damaged "
+                               "(checksum mismatch); starting with an empty cache", key.hex()[:16], self.path)
+                    return None
+                return CachedEntry(data, entry.last_use)
         logger.debug("runtime cache: no entry for engine %s in %s", key.hex()[:16], self.path)
         return None
 
-    def _under_shared_lock(self, read: Callable[[int], object], action: str) -> object:
+    def _read(self, read: Callable[[int], object]) -> object:
+        """``read(fd)`` of the cache file (None if there is none)."""
+        fd = io.open_cache_for_reading(self.path, self.max_bytes)
+        if fd is None:
+            return None
         try:
-            if not os.path.lexists(self.path):
+            return read(fd)
+        finally:
+            os.close(fd)
+
+    def _under_lock(self, shared: bool, work: Callable[[], object], action: str) -> object:
+        """``work()`` under the shared (load) or exclusive (save) lock; every failure is a
+        warning (the documented set: any Exception; KeyboardInterrupt and SystemExit pass)."""
+        try:
+            if shared and not os.path.lexists(self.path):
                 return None  # fast path: no lock file created just to find nothing
-            # Before the lock file is opened at all: a directory other users can write may hold anything.
+            if not shared:
+                if os.path.islink(self.path) or os.path.islink(self.lock_path):
+                    raise CacheFileRefused("a symlink is at the cache or lock path (expected a regular "
+                                           "file); set the cache path to the link's target instead")
+                io.make_private_dirs(self.path.parent)
+            # Once, before the lock file is opened at all: a directory other users can write may hold anything.
             io.check_directory(self.path.parent)
-            with _SharedLock(self.lock_path, self.lock_timeout):
-                fd = io.open_cache_for_reading(self.path, self.max_bytes)
-                if fd is None:
-                    return None
-                try:
-                    return read(fd)
-                finally:
-                    os.close(fd)
-        except filelock.Timeout:
-            self._warn("lock timeout", "runtime cache: could not lock %s within %.1f s; starting with an "
-                       "empty cache", self.lock_path, self.lock_timeout)
+            lock = CacheFileLock.open(self.lock_path, shared)
+            if lock is None and not shared:
+                raise CacheFileRefused(f"lock file {self.lock_path} cannot be created")
+            with lock or _NO_LOCK:
+                if lock is not None:
+                    lock.acquire(self.lock_timeout)
+                return work()
+        except CacheLockTimeout:
+            self._warn("lock timeout", "runtime cache: could not lock %s within %.1f s; %s", self.lock_path,
+                       self.lock_timeout, _OUTCOME[shared] % self.path)
         except CacheFileRefused as exc:
             self._warn("refused", "runtime cache: not %s %s: %s", action, self.path, exc)
         except container.ContainerError as exc:
-            self._warn("not our container", "runtime cache: not %s %s: %s; starting with an empty cache",
-                       action, self.path, exc)
-        except OSError as exc:
-            self._warn("unreadable", "runtime cache: cannot read %s (%s); starting with an empty cache",
-                       self.path, exc)
+            self._warn("not our container", "runtime cache: not %s %s: %s; %s", action, self.path, exc,
+                       _OUTCOME[shared] % self.path)
+        except Exception as exc:  # OSError, MemoryError, ...: the same warning as the C++ store's
+            self._warn("unusable", "runtime cache: cannot %s %s (%s: %s); %s", "read" if shared else "write",
+                       self.path, type(exc).__name__, exc, _OUTCOME[shared] % self.path)
         return None
 
     # -- save -------------------------------------------------------------------------
     def try_save_entry(self, key: bytes, data: Optional[Blob], *, now: Optional[int] = None) -> bool:
-        """Replace this engine's entry, keeping every other engine's; True if written."""
+        """Replace this engine's entry, keeping every other engine's intact one; True if written."""
         if data is None or memoryview(data).nbytes == 0:
             logger.debug("runtime cache: nothing to save to %s", self.path)
             return False
@@ -240,162 +270,111 @@ class RuntimeCacheFile:
                        "cache size cap of %d bytes (%s); %s left untouched", key.hex()[:16],
                        data.nbytes, self.max_bytes, CACHE_PROTOCOL.max_bytes_env, self.path)
             return False
-        try:
-            if os.path.islink(self.path) or os.path.islink(self.lock_path):
-                raise CacheFileRefused("a symlink is at the cache or lock path (expected a regular "
-                                       "file); set the cache path to the link's target instead")
-            io.make_private_dirs(self.path.parent)
-            io.check_directory(self.path.parent)
-            _check_lock_path_is_a_file(self.lock_path)
-            lock = _exclusive_lock(self.lock_path, self.lock_timeout)
-            with lock.acquire(poll_interval=LOCK_POLL_INTERVAL_S):
-                self._save_under_lock(key, data, int(time.time()) if now is None else int(now))
-            return True
-        except filelock.Timeout:
-            self._warn("lock timeout", "runtime cache: could not lock %s within %.1f s; %s left untouched",
-                       self.lock_path, self.lock_timeout, self.path)
-        except CacheFileRefused as exc:
-            self._warn("refused", "runtime cache: not saving to %s: %s; file left untouched", self.path, exc)
-        except OSError as exc:
-            self._warn("unwritable", "runtime cache: cannot write %s (%s); file left untouched", self.path, exc)
-        return False
+        when = int(time.time()) if now is None else int(now)
+        return self._under_lock(False, lambda: self._save_under_lock(key, data, when), "saving") is True
 
-    def _save_under_lock(self, key: bytes, data: memoryview, now: int) -> None:
+    def _save_under_lock(self, key: bytes, data: memoryview, now: int) -> bool:
         io.remove_stale_temp_files(self.path)
-        fd = io.open_cache_for_reading(self.path, None)
+        old = [io.open_cache_for_reading(self.path, None)]  # closed before the replace (Windows needs that)
         try:
-            entries: List[container.Entry] = []
-            if fd is not None:
-                try:
-                    entries = self._read_index(fd)
-                except container.ContainerError as exc:
-                    if exc.verdict != "corrupt":
-                        raise CacheFileRefused(f"{exc}; move it away or choose another cache "
-                                               f"path") from None
-                    self._warn("damaged", "runtime cache: %s is a damaged cache (%s); replacing it",
-                               self.path, exc)
-            kept = container.entries_to_keep(entries, key, data.nbytes, self.max_bytes)
-            evicted = len([e for e in entries if e.key != key]) - len(kept)
-            if evicted:
-                logger.info("runtime cache: evicting %d least recently used entries from %s to "
-                            "stay under %d bytes", evicted, self.path, self.max_bytes)
-            prefix = container.encode_prefix([(e.key, e.last_use, e.size) for e in kept]
-                                             + [(key, now, data.nbytes)])
-            out, temp = io.create_temp_file(self.path)
-            try:
-                with out:
-                    out.write(prefix)
-                    for entry in kept:
-                        _copy_range(fd, entry.offset, entry.size, out, self.path)
-                    out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
-                if fd is not None:
-                    os.close(fd)  # Windows cannot replace a file that is still open
-                    fd = None
-                if os.path.islink(self.path):  # may have appeared after our first look
-                    raise CacheFileRefused(f"{self.path} became a symlink")
-                io.replace_file(temp, self.path)
-            except BaseException:
-                try:
-                    os.unlink(temp)
-                except OSError:
-                    pass
-                raise
+            return self._save_from(old, key, data, now)
         finally:
+            if old[0] is not None:
+                os.close(old[0])
+
+    def _save_from(self, old: List[Optional[int]], key: bytes, data: memoryview, now: int) -> bool:
+        fd = old[0]
+        entries: List[container.Entry] = []
+        if fd is not None:
+            try:
+                index = self._read_index(fd)
+            except container.ContainerError as exc:
+                if exc.verdict != "corrupt":
+                    raise CacheFileRefused(f"{exc}; move it away or choose another cache path") from None
+                index = container.Index([], str(exc))
+            if index.damage:
+                self._warn("damaged", "runtime cache: %s is damaged (%s); keeping its %d intact entries",
+                           self.path, index.damage, len(index.entries))
+            entries = index.entries
+        kept = container.entries_to_keep(entries, key, data.nbytes, self.max_bytes)
+        evicted = len([e for e in entries if e.key != key]) - len(kept)
+        if evicted:
+            logger.info("runtime cache: evicting %d least recently used entries from %s to "
+                        "stay under %d bytes", evicted, self.path, self.max_bytes)
+        # A version-1 entry has no checksum yet: computed from its bytes (the migration).
+        kept = [e if e.checksum is not None else e._replace(checksum=_checksum_of_range(fd, e, self.path))
+                for e in kept]
+        own = (key, now, data.nbytes, container.checksum(data))
+        while not self._write_and_replace(old, kept, own, data):
+            pass  # a damaged entry was dropped from `kept`: written again without it
+        return True
+
+    def _write_and_replace(self, old: List[Optional[int]], kept: List[container.Entry], own: tuple,
+                           data: memoryview) -> bool:
+        """Write the new file and put it in place; False (and the entry dropped from ``kept``)
+        when a kept entry's bytes do not match its checksum."""
+        fd = old[0]
+        prefix = container.encode_prefix([(e.key, e.last_use, e.size, e.checksum) for e in kept] + [own])
+        out, temp = io.create_temp_file(self.path)
+        try:
+            with out:
+                out.write(prefix)
+                for position, entry in enumerate(kept):
+                    if _copy_range(fd, entry, out, self.path) != entry.checksum:
+                        self._warn("damaged", "runtime cache: the entry for engine %s in %s is damaged "
+                                   "(checksum mismatch); dropping it", entry.key.hex()[:16], self.path)
+                        del kept[position]
+                        os.unlink(temp)
+                        return False
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
             if fd is not None:
                 os.close(fd)
-        io.fsync_directory(self.path.parent)
-
-
-def _copy_range(fd: int, offset: int, size: int, out, path: Path) -> None:
-    done = 0
-    while done < size:
-        step = min(_COPY_CHUNK, size - done)
-        out.write(io.read_exactly(fd, offset + done, step, path))
-        done += step
-
-
-class _SharedLock:
-    """The load side's lock: flock(LOCK_SH) on Unix, opening the lock file read-only where it
-    cannot be written, and no lock where it neither exists nor can be created (then no
-    writer can exist). Windows: py-filelock's exclusive lock."""
-
-    def __init__(self, lock_path: Path, timeout: float) -> None:
-        self.lock_path, self.timeout = lock_path, timeout
-        self._fd: Optional[int] = None
-        self._exclusive = None
-
-    def __enter__(self) -> "_SharedLock":
-        if io.current_platform() == io.WINDOWS:
-            self._exclusive = _exclusive_lock(self.lock_path, self.timeout)
-            self._exclusive.acquire(poll_interval=LOCK_POLL_INTERVAL_S)
-            return self
-        import fcntl
-
-        deadline = time.monotonic() + self.timeout
-        while True:
-            fd = _open_lock_file(self.lock_path)
-            if fd is None:
-                return self
+                old[0] = None
+            if os.path.islink(self.path):  # may have appeared after our first look
+                raise CacheFileRefused(f"{self.path} became a symlink")
+            io.replace_file(temp, self.path)
+        except BaseException:
             try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                if time.monotonic() >= deadline:
-                    raise filelock.Timeout(str(self.lock_path)) from None
-                time.sleep(LOCK_POLL_INTERVAL_S)
-                continue
-            except BaseException:
-                os.close(fd)
-                raise
-            # A peer that unlinks the lock file on release may have done so between our
-            # open and our flock: then we hold a lock nobody else will ever see. Retry.
-            try:
-                held, there = os.fstat(fd), os.stat(self.lock_path, follow_symlinks=False)
-                if held.st_nlink > 0 and (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino):
-                    self._fd = fd
-                    return self
+                os.unlink(temp)
             except OSError:
                 pass
-            os.close(fd)
-
-    def __exit__(self, *exc) -> None:
-        if self._exclusive is not None:
-            self._exclusive.release()
-        if self._fd is not None:
-            os.close(self._fd)  # closing releases the flock
-
-
-_NOT_A_FILE = "is not a regular file (a FIFO, device or directory at the lock path is refused)"
-
-
-def _check_lock_path_is_a_file(lock_path: Path) -> None:
-    """CacheFileRefused if something other than a regular file sits at the lock path (py-filelock
-    would open it as it is; opening a FIFO read-only waits for a writer forever)."""
-    try:
-        mode = os.lstat(lock_path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(mode):
-        raise CacheFileRefused(f"lock file {lock_path} {_NOT_A_FILE}")
-
-
-def _open_lock_file(lock_path: Path) -> Optional[int]:
-    # O_NONBLOCK: a FIFO at the lock path must not block the open; it is refused just below.
-    flags = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | flags, 0o666)
-    except OSError as exc:
-        if exc.errno == errno.EISDIR:  # as the C++ FileLock does
-            raise CacheFileRefused(f"lock file {lock_path} {_NOT_A_FILE}") from None
-        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
-        try:
-            fd = os.open(lock_path, os.O_RDONLY | flags)  # flock works read-only
-        except FileNotFoundError:
-            return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise CacheFileRefused(f"lock file {lock_path} {_NOT_A_FILE}")
-    return fd
+        io.fsync_directory(self.path.parent)
+        return True
+
+
+_OUTCOME = {True: "starting with an empty cache (%s untouched)", False: "%s left untouched"}
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+_NO_LOCK = _NoLock()
+
+
+def _checksum_of_range(fd: int, entry: container.Entry, path: Path) -> int:
+    crc, done = 0, 0
+    while done < entry.size:
+        step = min(_COPY_CHUNK, entry.size - done)
+        crc = container.checksum(io.read_exactly(fd, entry.offset + done, step, path), crc)
+        done += step
+    return crc
+
+
+def _copy_range(fd: int, entry: container.Entry, out, path: Path) -> int:
+    """Copy the entry's bytes to ``out``; their CRC-32."""
+    crc, done = 0, 0
+    while done < entry.size:
+        step = min(_COPY_CHUNK, entry.size - done)
+        chunk = io.read_exactly(fd, entry.offset + done, step, path)
+        out.write(chunk)
+        crc = container.checksum(chunk, crc)
+        done += step
+    return crc

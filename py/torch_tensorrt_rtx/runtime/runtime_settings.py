@@ -16,9 +16,10 @@ and leaving a scope hands the settings to the C++ runtime's per-thread scope (wh
 loaded); asyncio tasks that interleave inside different scopes on one thread are not
 told apart there.
 
-Strategy names are defined once below (``KERNEL_STRATEGIES`` etc.); an unknown name
-raises ``ValueError`` listing the valid ones. The ``tensorrt_rtx`` enum member for a name
-is its upper-cased spelling (``"whole_graph_capture"`` -> ``WHOLE_GRAPH_CAPTURE``).
+Strategy settings and their names are defined once, in definitions.toml ([strategies]):
+``RuntimeSettings`` has one field per table; an unknown name raises ``ValueError`` listing
+the valid ones. The ``tensorrt_rtx`` enum member for a name is its upper-cased spelling
+(``"whole_graph_capture"`` -> ``WHOLE_GRAPH_CAPTURE``).
 """
 from __future__ import annotations
 
@@ -55,19 +56,8 @@ def _check_name(setting: str, value: Any) -> str:
 DEFAULT_CACHE_PATH = ""
 
 
-@dataclasses.dataclass(frozen=True)
-class RuntimeSettings:
-    """Runtime settings.
-
-    ``cache_path``: the runtime cache file; ``DEFAULT_CACHE_PATH`` (the default, "") means
-    the per-user file (``default_cache_path()``), ``None`` disables the cache (no load, no
-    save).
-    """
-
-    cache_path: str | None = ""
-    kernel_strategy: str = KERNEL_STRATEGIES[0]
-    cuda_graph_strategy: str = CUDA_GRAPH_STRATEGIES[0]
-    allocation_strategy: str = ALLOCATION_STRATEGIES[0]
+class _SettingsMethods:
+    """The behaviour of ``RuntimeSettings``; its fields come from definitions.toml (below)."""
 
     def __post_init__(self) -> None:
         for setting in _VALID:
@@ -80,7 +70,13 @@ class RuntimeSettings:
                 raise ValueError(f"cache_path {path!r} contains a NUL character; expected a file "
                                  f"path, {DEFAULT_CACHE_PATH!r} for the per-user default or None "
                                  f"to disable the cache")
-            object.__setattr__(self, "cache_path", path)
+            try:  # the C++ runtime takes paths as UTF-8 text: refused alike in both runtimes
+                path.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"cache_path {path!r} is not valid UTF-8 (both runtimes take UTF-8 cache "
+                                 f"paths); rename the file or directory, or use one with a UTF-8 name") from None
+            # Resolved once, now: a later chdir does not move the cache file.
+            object.__setattr__(self, "cache_path", os.path.abspath(path) if path else path)
 
     def replace(self, **changes: Any) -> "RuntimeSettings":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -92,6 +88,31 @@ class RuntimeSettings:
     def trt_enum(self, setting: str, trt_api: Any) -> Any:
         """The ``tensorrt_rtx`` enum member for ``setting`` (e.g. ``"kernel_strategy"``)."""
         return getattr(getattr(trt_api, TRT_ENUMS[setting]), getattr(self, setting).upper())
+
+    def apply_strategies(self, runtime_config: Any, trt_api: Any) -> None:
+        """Hand every strategy to a ``tensorrt_rtx`` IRuntimeConfig (each table's trt_setter)."""
+        for setting, strategy in STRATEGIES.items():
+            value = self.trt_enum(setting, trt_api)
+            if strategy.trt_setter.startswith("set_"):
+                getattr(runtime_config, strategy.trt_setter)(value)
+            else:
+                setattr(runtime_config, strategy.trt_setter, value)
+
+
+# cache_path, then one field per [strategies] table of definitions.toml, at its first name.
+RuntimeSettings = dataclasses.make_dataclass(
+    "RuntimeSettings",
+    [("cache_path", "str | None", dataclasses.field(default=DEFAULT_CACHE_PATH))]
+    + [(setting, "str", dataclasses.field(default=strategy.names[0])) for setting, strategy in STRATEGIES.items()],
+    bases=(_SettingsMethods,), frozen=True)
+RuntimeSettings.__module__ = __name__  # make_dataclass's module= is Python >= 3.12; pickle needs it
+RuntimeSettings.__doc__ = """Runtime settings.
+
+    ``cache_path``: the runtime cache file; ``DEFAULT_CACHE_PATH`` (the default, "") means
+    the per-user file (``default_cache_path()``), ``None`` disables the cache (no load, no
+    save). The strategy fields are the [strategies] tables of definitions.toml, each a name
+    from its table (``KERNEL_STRATEGIES`` etc.), the first by default.
+    """
 
 
 DEFAULT_SETTINGS = RuntimeSettings()
@@ -155,16 +176,26 @@ def settings(**changes: Any) -> Iterator[RuntimeSettings]:
         save_all_runtime_caches()
 
 
+def set_current(**changes: Any) -> RuntimeSettings:
+    """Apply ``changes`` for the rest of this thread's (asyncio task's) context, without a scope
+    to leave: what upstream's setters (``set_cudagraphs_mode``) mean here. A ``settings()``
+    scope opened later still overrides it inside its block; called inside such a block, it lasts
+    until the block ends (the block restores what was in effect before it)."""
+    new = _current.get().replace(**changes)
+    _current.set(new)
+    _notify_scope(new)
+    return new
+
+
 def warn_if_incompatible(s: RuntimeSettings, has_dynamic_inputs: bool, what: str) -> bool:
-    """Warn when a combination cannot work; returns True if it warned."""
-    if (s.cuda_graph_strategy == "whole_graph_capture" and s.kernel_strategy == "lazy"
-            and has_dynamic_inputs):
+    """Warn when a combination cannot work (the engine-run contract's check, which the C++
+    runtime makes too); returns True if it warned."""
+    from torch_tensorrt_rtx.runtime.engine_contract import incompatible_strategies
+
+    msg = incompatible_strategies(what, s, has_dynamic_inputs)
+    if msg:
         import warnings
 
-        msg = (f"{what}: cuda_graph_strategy='whole_graph_capture' with kernel_strategy='lazy' "
-               f"and dynamic input shapes: lazily specialized kernels cannot be captured in a "
-               f"whole-graph CUDA graph; use kernel_strategy='eager' or 'none'")
         logger.warning(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
-        return True
-    return False
+    return bool(msg)

@@ -23,12 +23,17 @@ Contract:
 - Inputs and outputs are torch CUDA tensors; work is enqueued on torch's current stream.
   Input shapes are checked against optimization profile 0; output shapes come from the
   context. Outputs with data-dependent shapes are not supported yet (clear error).
-- Without a supported GPU, forward raises ``RTXGPUUnavailableError``.
+- Without a supported GPU, forward raises ``RTXGPUUnavailableError``. The checks are the
+  engine-run contract's (``engine_contract``), the same the C++ runtime makes: the GPU and
+  its compute capability against the record's COMPUTE_CAPABILITIES and TensorRT-RTX's
+  verdict, input shapes against the profile (naming the dim and its range), the warning on
+  incompatible strategies, and ``allocation_strategy="user_managed"`` scratch memory
+  allocated with torch for each call.
 - Pickling/``torch.save`` stores only the packed EngineRecord, name and per-module
   settings overrides; the module is rebuilt from them.
-- ``trt_api`` replaces the ``tensorrt_rtx`` module (tests inject a double). With an
-  injected API the GPU check and the CUDA-tensor check are skipped: the double stands in
-  for the device.
+- ``trt_api`` replaces the ``tensorrt_rtx`` module (tests inject a double). It skips no
+  check: tests stand in a device too (``device._device``). Only an API that declares it
+  runs on host memory (``RUNS_ON_HOST``, the double) takes CPU tensors.
 """
 from __future__ import annotations
 
@@ -40,16 +45,15 @@ import os
 import sys
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import torch
 
 from torch_tensorrt_rtx.runtime import runtime_settings as _settings
-from torch_tensorrt_rtx.runtime.device import check_engine_validity, require_supported_gpu
-from torch_tensorrt_rtx.runtime.engine_record import (EngineRecord, EngineRecordError,
-                                                      check_engine_bytes)
+from torch_tensorrt_rtx.runtime.device import check_engine, require_supported_gpu
+from torch_tensorrt_rtx.runtime.engine_contract import profile_violation
+from torch_tensorrt_rtx.runtime.engine_record import EngineRecord, EngineRecordError
 from torch_tensorrt_rtx.runtime.runtime_cache_file import (TOUCH_INTERVAL_S, RuntimeCacheFile,
                                                            default_cache_path, engine_key)
 from torch_tensorrt_rtx.runtime.runtime_settings import RuntimeSettings
@@ -86,7 +90,6 @@ class TRTModule(torch.nn.Module):
         self.record = record
         self.name = name or record.name or "trt_engine"
         self._trt_api = trt_api
-        self._injected_api = trt_api is not None
         self._lock = threading.RLock()
         self._overrides: dict[str, Any] = {}
         self._trt_runtime = None
@@ -109,11 +112,16 @@ class TRTModule(torch.nn.Module):
         """The scope's settings with this module's overrides applied."""
         return _settings.current_settings().replace(**self._overrides)
 
+    def overrides(self) -> dict[str, Any]:
+        """This module's settings overrides (the settings the scope does not decide)."""
+        with self._lock:
+            return dict(self._overrides)
+
     def set_runtime_settings(self, **changes: Any) -> None:
         """Override settings for this module only (until changed or cleared)."""
-        RuntimeSettings().replace(**changes)  # validates names and values
+        checked = RuntimeSettings().replace(**changes)  # validates; resolves a relative cache path once
         with self._lock:
-            self._overrides.update(changes)
+            self._overrides.update({name: getattr(checked, name) for name in changes})
 
     def clear_runtime_settings(self) -> None:
         with self._lock:
@@ -142,12 +150,10 @@ class TRTModule(torch.nn.Module):
         if self._engine is not None:
             return self._engine
         what = f"TRTModule {self.name!r}"
-        if not self._injected_api:
-            require_supported_gpu(what, self.record)
+        require_supported_gpu(what, self.record)
         api = self._api()
         runtime = api.Runtime(api.Logger(api.Logger.WARNING))
-        check_engine_bytes(self.record.engine, runtime, api, self.name)
-        check_engine_validity(what, runtime, self.record.engine, api, self.record)
+        check_engine(what, runtime, self.record.engine, api, self.record)
         engine = runtime.deserialize_cuda_engine(self.record.engine)
         if engine is None:
             raise EngineRecordError(
@@ -163,6 +169,13 @@ class TRTModule(torch.nn.Module):
                 f"tensors of the engine (engine has {sorted(io_names)})")
         self._trt_runtime, self._engine = runtime, engine
         return engine
+
+    def drop_execution_context(self) -> None:
+        """Release the execution context (saving the runtime cache); the next call creates a new
+        one the usual way. Weight-streaming budgets change only with no live context."""
+        with self._lock:
+            self.save_runtime_cache()
+            self._context, self._context_settings = None, None
 
     def ensure_context(self) -> Any:
         """Deserialize and create the execution context now if needed (e.g. to warm up)."""
@@ -189,9 +202,7 @@ class TRTModule(torch.nn.Module):
                     self._saved_digest = hashlib.sha256(entry.data).digest()
                     self._saved_last_use = entry.last_use
         config.set_runtime_cache(self._runtime_cache)
-        config.dynamic_shapes_kernel_specialization_strategy = s.trt_enum("kernel_strategy", api)
-        config.cuda_graph_strategy = s.trt_enum("cuda_graph_strategy", api)
-        config.set_execution_context_allocation_strategy(s.trt_enum("allocation_strategy", api))
+        s.apply_strategies(config, api)
         _settings.warn_if_incompatible(s, self.has_dynamic_inputs(), f"TRTModule {self.name!r}")
         context = engine.create_execution_context(config)
         if context is None:
@@ -253,16 +264,9 @@ class TRTModule(torch.nn.Module):
                                   f"{names}, found {len(shapes)}")
         for name, shape in zip(names, shapes):
             lo, _, hi = (tuple(d) for d in engine.get_tensor_profile_shape(name, _PROFILE))
-            if len(shape) != len(lo):
-                raise InputShapeError(f"TRTModule {self.name!r}: input {name!r} has rank "
-                                      f"{len(shape)} (shape {tuple(shape)}), expected rank "
-                                      f"{len(lo)}")
-            for dim, (v, a, b) in enumerate(zip(shape, lo, hi)):
-                if not a <= v <= b:
-                    raise InputShapeError(
-                        f"TRTModule {self.name!r}: input {name!r} dimension {dim} is {v}, "
-                        f"allowed range is [{a}, {b}] (optimization profile {_PROFILE}, "
-                        f"shape {tuple(shape)})")
+            outside = profile_violation(f"TRTModule {self.name!r}", name, shape, lo, hi)
+            if outside:
+                raise InputShapeError(outside)
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         with self._lock:
@@ -299,7 +303,7 @@ class TRTModule(torch.nn.Module):
             return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def _checked_input(self, engine: Any, name: str, t: torch.Tensor) -> torch.Tensor:
-        if not self._injected_api and not t.is_cuda:
+        if not t.is_cuda and not getattr(self._api(), "RUNS_ON_HOST", False):
             raise ValueError(f"TRTModule {self.name!r}: input {name!r} is on {t.device}; "
                              f"expected a CUDA tensor")
         expected = _torch_dtype(engine, name)

@@ -2,6 +2,11 @@
 #include "core/runtime/execute_engine.h"
 
 #include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "core/runtime/engine_contract.h"
 
 #include "gtest/gtest.h"
 #include "tests/core/runtime/scripted_backend.h"
@@ -65,6 +70,79 @@ TEST_F(ExecuteEngineTest, WrongInputCountOrDtypeNamesTheEngineAndBinding) {
     EXPECT_NE(std::string(e.what()).find("input 'x': expected dtype Float"), std::string::npos)
         << e.what();
   }
+}
+
+// An engine whose input x has the profile range [1x4, 8x4].
+std::unique_ptr<TRTEngine> RangedEngine(std::shared_ptr<CallLog> log, RuntimeSettings settings) {
+  std::string bytes = testing::ScriptedEngineBytes({}, {"y"}) + "input x 1x4 8x4\n";
+  return std::make_unique<TRTEngine>(
+      EngineRecord::FromList(testing::MakeRecordList("blk0", std::move(bytes), {"x"}, {"y"})),
+      std::make_shared<ScriptedRuntime>(log), settings);
+}
+
+TEST_F(ExecuteEngineTest, ShapeOutsideTheProfileNamesTheDimAndItsRange) {
+  auto engine = RangedEngine(log_, settings_);
+  EXPECT_TRUE(at::equal(ExecuteEngine({at::ones({8, 4})}, *engine)[0], at::full({8, 4}, 2.0f)));
+  const std::pair<at::Tensor, std::string> cases[] = {
+      {at::ones({9, 4}),
+       "engine 'blk0': input 'x' dimension 0 is 9, allowed range is [1, 8] (optimization profile 0, "
+       "shape (9, 4))"},
+      {at::ones({4}), "engine 'blk0': input 'x' has rank 1 (shape (4,)), expected rank 2"},
+  };
+  for (const auto& [input, message] : cases) {
+    try {
+      ExecuteEngine({input}, *engine);
+      ADD_FAILURE() << "no error for " << input.sizes();
+    } catch (const c10::Error& e) {
+      EXPECT_EQ(e.msg(), message);
+    }
+  }
+}
+
+TEST_F(ExecuteEngineTest, UserManagedAllocationLendsTheContextScratchMemory) {
+  settings_.allocation_strategy = AllocationStrategy::kUserManaged;
+  engine_->UpdateSettings(settings_);
+  at::Tensor x = at::arange(6, at::kFloat).reshape({2, 3});
+  EXPECT_TRUE(at::equal(ExecuteEngine({x}, *engine_)[0], x * 2));  // the backend fails without it
+  EXPECT_EQ(log_->Count("context.set_device_memory " + std::to_string(64 * 6)), 1);
+  EXPECT_EQ(log_->Count("enqueue failed"), 0);
+  settings_.allocation_strategy = AllocationStrategy::kStatic;
+  engine_->UpdateSettings(settings_);
+  ExecuteEngine({x}, *engine_);
+  EXPECT_EQ(log_->Count("context.set_device_memory"), 1);  // only user_managed lends memory
+}
+
+TEST_F(ExecuteEngineTest, EngineBytesTheBackendRefusesFailWithTheContractMessage) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"garbage", "engine 'blk0': engine bytes are not a serialized TensorRT-RTX engine (7 bytes)"},
+      {testing::ScriptedEngineBytes({"x"}, {"y"}) + "verdict unsupported_cc\n",
+       "engine 'blk0': TensorRT-RTX reports that this GPU's compute capability is not one the engine "
+       "was built for (UNSUPPORTED_CC); it was built for SM86, SM89."},
+  };
+  for (const auto& [bytes, message] : cases) {
+    auto list = testing::MakeRecordList("blk0", bytes, {"x"}, {"y"});
+    list[layout::COMPUTE_CAPABILITIES] = std::string("SM86") + layout::kSeparator + "SM89";
+    TRTEngine engine(EngineRecord::FromList(list), std::make_shared<ScriptedRuntime>(log_));
+    try {
+      ExecuteEngine({at::ones({2})}, engine);
+      ADD_FAILURE() << "no error for " << bytes;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(log_->Count("runtime.deserialize"), 0);  // refused before deserializing
+}
+
+TEST(EngineContractTest, WholeGraphCaptureWithLazyKernelsWarnsOnlyForDynamicShapes) {
+  RuntimeSettings s;
+  s.cuda_graph_strategy = CudaGraphStrategy::kWholeGraphCapture;
+  EXPECT_EQ(IncompatibleStrategies("engine 'e'", s, true),
+            "engine 'e': cuda_graph_strategy='whole_graph_capture' with kernel_strategy='lazy' and "
+            "dynamic input shapes: lazily specialized kernels cannot be captured in a whole-graph CUDA "
+            "graph; use kernel_strategy='eager' or 'none'");
+  EXPECT_EQ(IncompatibleStrategies("engine 'e'", s, false), "");
+  s.kernel_strategy = KernelStrategy::kEager;
+  EXPECT_EQ(IncompatibleStrategies("engine 'e'", s, true), "");
 }
 
 }  // namespace

@@ -66,9 +66,8 @@ std::vector<std::string> MakeRecordList(const std::string& name, std::string eng
   fields[layout::ENGINE] = std::move(engine_bytes);
   fields[layout::INPUT_BINDING_NAMES] = join(inputs);
   fields[layout::OUTPUT_BINDING_NAMES] = join(outputs);
-  fields[layout::HW_COMPATIBLE] = "0";
+  fields[layout::COMPUTE_CAPABILITIES] = layout::kPortable;
   fields[layout::ENGINE_FLAVOR] = "tensorrt_rtx";
-  fields[layout::REQUIRES_OUTPUT_ALLOCATOR] = "0";
   return fields;
 }
 
@@ -125,23 +124,15 @@ class ScriptedConfig final : public trt::RuntimeConfig {
     cache_ = dynamic_cast<ScriptedCache*>(&cache);
     return cache_ != nullptr;
   }
-  void SetKernelStrategy(rt::KernelStrategy s) override {
-    log_->Add(std::string("config.kernel_strategy ") + rt::Name(s));
-    kernel = s;
-  }
-  void SetCudaGraphStrategy(rt::CudaGraphStrategy s) override {
-    log_->Add(std::string("config.cuda_graph_strategy ") + rt::Name(s));
-    graph = s;
-  }
-  void SetAllocationStrategy(rt::AllocationStrategy s) override {
-    log_->Add(std::string("config.allocation_strategy ") + rt::Name(s));
-    allocation = s;
+  void SetStrategies(const rt::StrategySettings& s) override {
+    rt::ForEachStrategy(s, [&](const char* setting, const char* const* names, std::size_t, const auto& value) {
+      log_->Add(std::string("config.") + setting + " " + names[static_cast<std::size_t>(value)]);
+    });
+    strategies = s;
   }
   ScriptedCache* cache_ = nullptr;
   // The TensorRT defaults until set: a context made without the strategies shows them.
-  rt::KernelStrategy kernel = rt::KernelStrategy::kLazy;
-  rt::CudaGraphStrategy graph = rt::CudaGraphStrategy::kDisabled;
-  rt::AllocationStrategy allocation = rt::AllocationStrategy::kStatic;
+  rt::StrategySettings strategies;
 
  private:
   std::shared_ptr<CallLog> log_;
@@ -155,7 +146,8 @@ class ScriptedContext final : public trt::ExecutionContext {
       : engine_(std::move(engine)),
         inputs_(std::move(inputs)),
         outputs_(std::move(outputs)),
-        kernel_(config.kernel),
+        kernel_(config.strategies.kernel_strategy),
+        allocation_(config.strategies.allocation_strategy),
         cache_(config.cache_),
         log_(std::move(log)) {
     ++g_live_contexts;
@@ -181,6 +173,10 @@ class ScriptedContext final : public trt::ExecutionContext {
       n *= d;
     }
     if (kernel_ == rt::KernelStrategy::kLazy) Jit(key);
+    if (allocation_ == rt::AllocationStrategy::kUserManaged && !device_memory_) {
+      log_->Add("enqueue failed: user_managed allocation without device memory");
+      return false;  // what TensorRT does: the context has no scratch memory of its own
+    }
     const float* in = static_cast<const float*>(addresses_.at(inputs_.at(0)));
     for (const auto& out_name : outputs_) {
       float* out = static_cast<float*>(addresses_.at(out_name));
@@ -190,6 +186,16 @@ class ScriptedContext final : public trt::ExecutionContext {
   }
   void SetProfiling(bool enabled) override {
     log_->Add(std::string("context.profiling ") + (enabled ? "on" : "off"));
+  }
+  // The scratch memory of a context: 64 bytes per element of input 0.
+  int64_t DeviceMemorySizeForShapes() override {
+    int64_t n = 64;
+    for (auto d : shape_) n *= d;
+    return n;
+  }
+  void SetDeviceMemory(void* data, int64_t size) override {
+    log_->Add("context.set_device_memory " + std::to_string(size));
+    device_memory_ = data != nullptr && size >= DeviceMemorySizeForShapes();
   }
   bool SetCommunicator(void*) override {
     log_->Add("context.set_communicator");
@@ -205,18 +211,22 @@ class ScriptedContext final : public trt::ExecutionContext {
   std::string engine_;
   std::vector<std::string> inputs_, outputs_;
   rt::KernelStrategy kernel_;
+  rt::AllocationStrategy allocation_;
   ScriptedCache* cache_;
   std::shared_ptr<CallLog> log_;
   trt::Dims shape_;
+  bool device_memory_ = false;
   std::map<std::string, void*> addresses_;
 };
 
 class ScriptedEngine final : public trt::Engine {
  public:
   ScriptedEngine(std::string name, std::vector<std::string> inputs,
-                 std::vector<std::string> outputs, std::shared_ptr<CallLog> log)
+                 std::vector<std::string> outputs,
+                 std::map<std::string, std::pair<trt::Dims, trt::Dims>> ranges,
+                 std::shared_ptr<CallLog> log)
       : name_(std::move(name)), inputs_(std::move(inputs)), outputs_(std::move(outputs)),
-        log_(std::move(log)) {
+        ranges_(std::move(ranges)), log_(std::move(log)) {
     ++g_live_engines;
     ++g_deserializations;
   }
@@ -230,6 +240,14 @@ class ScriptedEngine final : public trt::Engine {
     return false;
   }
   trt::DataType TensorDataType(const std::string&) const override { return trt::DataType::kFloat; }
+  trt::Dims ProfileMin(const std::string& name) const override {
+    auto it = ranges_.find(name);
+    return it == ranges_.end() ? trt::Dims{} : it->second.first;
+  }
+  trt::Dims ProfileMax(const std::string& name) const override {
+    auto it = ranges_.find(name);
+    return it == ranges_.end() ? trt::Dims{} : it->second.second;
+  }
   std::unique_ptr<trt::RuntimeConfig> CreateRuntimeConfig() override {
     log_->Add("engine.create_runtime_config");
     return std::make_unique<ScriptedConfig>(log_);
@@ -238,15 +256,26 @@ class ScriptedEngine final : public trt::Engine {
  private:
   std::unique_ptr<trt::ExecutionContext> CreateExecutionContext(trt::RuntimeConfig& config) override {
     auto& scripted = dynamic_cast<ScriptedConfig&>(config);
-    log_->Add(std::string("engine.create_execution_context kernel=") + rt::Name(scripted.kernel) +
-              " graph=" + rt::Name(scripted.graph) + " allocation=" +
-              rt::Name(scripted.allocation) + " cache=" + (scripted.cache_ ? "yes" : "no"));
+    const rt::StrategySettings& s = scripted.strategies;
+    log_->Add(std::string("engine.create_execution_context kernel=") + rt::Name(s.kernel_strategy) +
+              " graph=" + rt::Name(s.cuda_graph_strategy) + " allocation=" +
+              rt::Name(s.allocation_strategy) + " cache=" + (scripted.cache_ ? "yes" : "no"));
     return std::make_unique<ScriptedContext>(name_, inputs_, outputs_, scripted, log_);
   }
   std::string name_;
   std::vector<std::string> inputs_, outputs_;
+  std::map<std::string, std::pair<trt::Dims, trt::Dims>> ranges_;
   std::shared_ptr<CallLog> log_;
 };
+
+// "1x4" -> {1, 4}.
+trt::Dims ParseDims(const std::string& text) {
+  trt::Dims dims;
+  std::istringstream parts(text);
+  std::string part;
+  while (std::getline(parts, part, 'x')) dims.push_back(std::stoll(part));
+  return dims;
+}
 
 }  // namespace
 
@@ -266,10 +295,31 @@ std::unique_ptr<trt::Engine> ScriptedRuntime::DeserializeEngine(const std::strin
                              " bytes are not a scripted engine");
   }
   std::vector<std::string> inputs, outputs;
+  std::map<std::string, std::pair<trt::Dims, trt::Dims>> ranges;
   std::istringstream lines(bytes.substr(magic));
-  std::string kind, name;
-  while (lines >> kind >> name) (kind == "input" ? inputs : outputs).push_back(name);
-  return std::make_unique<ScriptedEngine>(engine_name, inputs, outputs, log_);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string kind, name, min, max;
+    if (!(words >> kind >> name)) continue;
+    if (kind == "input") {
+      inputs.push_back(name);
+      if (words >> min >> max) ranges[name] = {ParseDims(min), ParseDims(max)};
+    } else if (kind == "output") {
+      outputs.push_back(name);
+    }
+  }
+  return std::make_unique<ScriptedEngine>(engine_name, inputs, outputs, std::move(ranges), log_);
+}
+
+trt::EngineVerdict ScriptedRuntime::CheckEngine(const std::string& bytes) {
+  if (bytes.compare(0, std::strlen(kScriptedEngineMagic), kScriptedEngineMagic) != 0) {
+    return trt::EngineVerdict::kMalformed;
+  }
+  if (bytes.find("\nverdict unsupported_cc\n") != std::string::npos) {
+    return trt::EngineVerdict::kUnsupportedComputeCapability;
+  }
+  return trt::EngineVerdict::kUsable;
 }
 
 }  // namespace testing

@@ -13,7 +13,12 @@
 //
 // Emulation:
 //  - Engine bytes are text: "SCRIPTED-ENGINE v1\n" then "input NAME\n"/"output NAME\n";
-//    every binding is float32; every output is 2 * input 0, shaped like input 0.
+//    every binding is float32; every output is 2 * input 0, shaped like input 0. An input
+//    line may give its profile range, "input x 1x4 8x4" (min, max); without one the engine
+//    reports no range. A line "verdict unsupported_cc" makes CheckEngine report that this
+//    GPU is not one the engine was built for; bytes without the magic are malformed.
+//  - allocation_strategy user_managed: Enqueue fails unless SetDeviceMemory handed the
+//    context at least DeviceMemorySizeForShapes() bytes (64 per element of input 0).
 //  - Kernels: with kernel strategy "lazy" the first enqueue for a new input shape JIT-
 //    compiles kernel "<engine>/<shape>" ("jit ..." in the log) unless the attached
 //    runtime cache holds it; "eager" compiles "<engine>/eager" at context creation;
@@ -64,6 +69,7 @@ class ScriptedRuntime final : public rt::trt::Runtime {
  public:
   explicit ScriptedRuntime(std::shared_ptr<CallLog> log = std::make_shared<CallLog>());
   std::string Name() const override { return "scripted test backend"; }
+  rt::trt::EngineVerdict CheckEngine(const std::string& bytes) override;
   std::unique_ptr<rt::trt::Engine> DeserializeEngine(const std::string& engine_name,
                                                      const std::string& bytes) override;
   const std::shared_ptr<CallLog>& log() const { return log_; }

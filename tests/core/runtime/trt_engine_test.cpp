@@ -44,8 +44,10 @@ TEST(EngineRecordTest, SplitsNamesAndMapsSentinelToNullopt) {
   EngineRecord r = EngineRecord::FromList(list);
   EXPECT_EQ(r.input_names(), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(r.output_names(), (std::vector<std::string>{"c"}));
-  EXPECT_FALSE(r.optional(layout::SERIALIZED_METADATA).has_value());
+  EXPECT_TRUE(r.optional(layout::ENGINE_FLAVOR).has_value());
   EXPECT_EQ(r.ToList(), list);
+  list[layout::ENGINE_FLAVOR] = layout::kSentinel;
+  EXPECT_FALSE(EngineRecord::FromList(list).optional(layout::ENGINE_FLAVOR).has_value());
 }
 
 TEST(EngineRecordTest, PackRoundTripsAndRejectsTruncation) {
@@ -105,23 +107,57 @@ TEST(TRTEngineTest, GarbageEngineBytesFailAtDeserializationNamingTheEngine) {
   }
 }
 
-TEST(TRTEngineTest, DeviceFieldMustStartWithADeviceId) {
+TEST(EngineRecordTest, ComputeCapabilitiesArePortableOrSmNames) {
   auto list = List();
-  list[layout::DEVICE] = std::string("1") + layout::kSeparator + "8" + layout::kSeparator + "9" +
-                         layout::kSeparator + "RTX 4090";
-  EXPECT_NE(TRTEngine(EngineRecord::FromList(list)).ToString().find("device=1%8%9%RTX 4090"),
+  list[layout::COMPUTE_CAPABILITIES] = std::string("SM86") + layout::kSeparator + "SM120";
+  EXPECT_NE(TRTEngine(EngineRecord::FromList(list)).ToString().find("compute_capabilities=SM86%SM120"),
             std::string::npos);
-  EXPECT_NE(TRTEngine(EngineRecord::FromList(List())).ToString().find("device=<unset>"),
-            std::string::npos);
-  for (const std::string bad : {"gpu", "-1%8%9%RTX 4090", "%8%9%RTX 4090"}) {
-    list[layout::DEVICE] = bad;
+  for (const std::string bad : {"", "sm86", "SM8", "SM1234", "SM86%", "GPU", "<unset>"}) {
+    list[layout::COMPUTE_CAPABILITIES] = bad;
     try {
-      TRTEngine engine(EngineRecord::FromList(list));
-      ADD_FAILURE() << "DEVICE '" << bad << "' was accepted";
+      EngineRecord::FromList(list);
+      ADD_FAILURE() << "COMPUTE_CAPABILITIES '" << bad << "' was accepted";
     } catch (const EngineRecordError& e) {
-      EXPECT_NE(std::string(e.what()).find("DEVICE field '" + bad + "'"), std::string::npos)
+      EXPECT_NE(std::string(e.what()).find("COMPUTE_CAPABILITIES is '" + bad + "'"), std::string::npos)
           << e.what();
     }
+  }
+}
+
+// A record of the previous ABI version: its fields by name, SERIALIZED_METADATA as given.
+std::vector<std::string> PreviousList(const std::string& metadata) {
+  std::vector<std::string> old(layout::previous::kNumFields, layout::kSentinel);
+  old[layout::previous::ABI_VERSION] = layout::previous::kAbiVersionText;
+  old[layout::previous::NAME] = "blk0";
+  old[layout::previous::ENGINE] = ScriptedEngineBytes({"x"}, {"y"});
+  old[layout::previous::INPUT_BINDING_NAMES] = "x";
+  old[layout::previous::OUTPUT_BINDING_NAMES] = "y";
+  old[layout::previous::HW_COMPATIBLE] = "0";
+  old[layout::previous::SERIALIZED_METADATA] = metadata;
+  old[layout::previous::ENGINE_FLAVOR] = "tensorrt_rtx";
+  return old;
+}
+
+TEST(EngineRecordTest, ReadsThePreviousAbiVersionIntoTheCurrentFields) {
+  // base64 of {"compute_capabilities": ["SM86", "sm89"], "name": "blk0"}
+  const EngineRecord r = EngineRecord::FromList(
+      PreviousList("eyJjb21wdXRlX2NhcGFiaWxpdGllcyI6IFsiU004NiIsICJzbTg5Il0sICJuYW1lIjogImJsazAifQ=="));
+  EXPECT_EQ(r.ToList(), []() {
+    auto list = List();
+    list[layout::COMPUTE_CAPABILITIES] = std::string("SM86") + layout::kSeparator + "SM89";
+    return list;
+  }());
+  const std::string packed = EngineRecord::FromList(PreviousList(layout::kSentinel)).Pack();
+  EXPECT_EQ(EngineRecord::Unpack(packed.data(), packed.size()).field(layout::COMPUTE_CAPABILITIES),
+            layout::kPortable);
+  // {"compute_capabilities": "portable"} and metadata without the key are both portable.
+  EXPECT_EQ(EngineRecord::FromList(PreviousList("eyJjb21wdXRlX2NhcGFiaWxpdGllcyI6ICJwb3J0YWJsZSJ9"))
+                .field(layout::COMPUTE_CAPABILITIES),
+            layout::kPortable);
+  EXPECT_EQ(EngineRecord::FromList(PreviousList("eyJrIjogWzEsIDJdfQ==")).field(layout::COMPUTE_CAPABILITIES),
+            layout::kPortable);
+  for (const std::string bad : {"not base64!", "eyJjb21wdXRlX2NhcGFiaWxpdGllcyI6IDN9"}) {
+    EXPECT_THROW(EngineRecord::FromList(PreviousList(bad)), EngineRecordError) << bad;
   }
 }
 
@@ -152,14 +188,40 @@ TEST(TRTEngineTest, SettingsApiRecreatesTheContextAndDestructorSavesTheCache) {
 }
 
 TEST(RuntimeSettingsTest, ParsesPythonNamesAndRejectsUnknownOnes) {
-  EXPECT_EQ(ParseKernelStrategy("EAGER"), KernelStrategy::kEager);
-  EXPECT_EQ(ParseCudaGraphStrategy("whole_graph_capture"), CudaGraphStrategy::kWholeGraphCapture);
-  EXPECT_EQ(ParseAllocationStrategy("user_managed"), AllocationStrategy::kUserManaged);
+  EXPECT_EQ(ParseStrategy<KernelStrategy>("EAGER"), KernelStrategy::kEager);
+  EXPECT_EQ(ParseStrategy<CudaGraphStrategy>("whole_graph_capture"), CudaGraphStrategy::kWholeGraphCapture);
+  EXPECT_EQ(ParseStrategy<AllocationStrategy>("user_managed"), AllocationStrategy::kUserManaged);
+  EXPECT_STREQ(Name(AllocationStrategy::kOnProfileChange), "on_profile_change");
   try {
-    ParseKernelStrategy("fast");
+    ParseStrategy<KernelStrategy>("fast");
     FAIL() << "no error";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("'lazy', 'eager', 'none'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("unknown kernel_strategy 'fast': expected one of 'lazy', 'eager', 'none'"),
+              std::string::npos) << e.what();
+  }
+}
+
+TEST(RuntimeSettingsTest, EntriesRoundTripEverySettingAndNameTheBadOnes) {
+  RuntimeSettings s;
+  s.cache_path = "/data/c.bin";
+  s.kernel_strategy = KernelStrategy::kNone;
+  s.allocation_strategy = AllocationStrategy::kUserManaged;
+  EXPECT_EQ(ToEntries(s), (std::vector<std::string>{"cache_path=/data/c.bin", "kernel_strategy=none",
+                                                    "cuda_graph_strategy=disabled",
+                                                    "allocation_strategy=user_managed"}));
+  EXPECT_EQ(SettingsOverrides::Parse(ToEntries(s)).ApplyTo(RuntimeSettings{}), s);
+  SettingsOverrides o = SettingsOverrides::Parse({"cache_disabled", "cuda_graph_strategy=whole_graph_capture"});
+  EXPECT_EQ(o.ToEntries(), (std::vector<std::string>{"cache_disabled", "cuda_graph_strategy=whole_graph_capture"}));
+  const RuntimeSettings applied = o.ApplyTo(s);
+  EXPECT_FALSE(applied.cache_enabled);
+  EXPECT_EQ(applied.kernel_strategy, KernelStrategy::kNone);  // not overridden: the scope's
+  EXPECT_EQ(applied.cuda_graph_strategy, CudaGraphStrategy::kWholeGraphCapture);
+  try {
+    SettingsOverrides::Parse({"speed=1"});
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "unknown runtime setting 'speed': expected cache_path, cache_disabled, "
+                           "kernel_strategy, cuda_graph_strategy, allocation_strategy");
   }
 }
 

@@ -3,6 +3,9 @@
 #include "core/runtime/trt_runtime_config.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <ctime>
 
 #include <memory>
 #include <string>
@@ -77,6 +80,20 @@ class TRTRuntimeConfigTest : public ::testing::Test {
     EXPECT_GT(created, 0);
   }
 
+  // A new config running shape 6, which the cache file already has: no save, the file is not replaced.
+  void ExpectARunServedFromTheCacheLeavesTheFile() {
+    struct stat before;
+    ASSERT_EQ(stat(settings_.cache_path.c_str(), &before), 0);
+    {
+      TRTRuntimeConfig config(kKey, settings_);
+      RunShape(config.Context(*engine_), 6);  // served from the cache: nothing new
+      EXPECT_FALSE(config.SaveRuntimeCache());
+    }
+    struct stat after;
+    ASSERT_EQ(stat(settings_.cache_path.c_str(), &after), 0);
+    EXPECT_EQ(before.st_ino, after.st_ino) << "the file was replaced although nothing changed";
+  }
+
   std::shared_ptr<CallLog> log_ = std::make_shared<CallLog>();
   std::shared_ptr<ScriptedRuntime> runtime_;
   std::unique_ptr<trt::Engine> engine_;
@@ -136,9 +153,9 @@ TEST_F(TRTRuntimeConfigTest, ProfilingToggleRecreatesThroughTheSamePath) {
   ExpectEveryCreationFullyConfigured(settings_);
 }
 
-// The earlier design's bug: releasing an NCCL communicator rebuilt the execution context
-// straight from the engine -- no cache flush, no strategies. Here the release must save
-// the cache first and the new context must carry every strategy and the cache.
+// Releasing an NCCL communicator recreates the execution context like every other
+// recreation: the cache is saved first and the new context carries every strategy and
+// the cache.
 TEST_F(TRTRuntimeConfigTest, NcclReleaseSavesCacheAndReappliesEveryStrategy) {
   TRTRuntimeConfig config(kKey, settings_);
   int communicator = 0;
@@ -226,16 +243,35 @@ TEST_F(TRTRuntimeConfigTest, UnchangedCacheIsNotRewritten) {
     TRTRuntimeConfig config(kKey, settings_);
     RunShape(config.Context(*engine_), 6);
   }
-  struct stat before;
-  ASSERT_EQ(stat(settings_.cache_path.c_str(), &before), 0);
+  ExpectARunServedFromTheCacheLeavesTheFile();
+}
+
+TEST_F(TRTRuntimeConfigTest, AnEntryFromTheFutureIsNotRewrittenWhenUnchanged) {
+  // Saved by a process whose clock ran a day ahead: to us the clock went back. Unsigned
+  // arithmetic once made that look a century old, and every save rewrote the file.
+  const std::string bytes = testing::ScriptedCacheBytes({"e/6x"});
+  const auto future = static_cast<std::uint64_t>(std::time(nullptr)) + 86400;
+  ASSERT_TRUE(RuntimeCacheFile(settings_.cache_path).TrySaveEntry(kKey, bytes.data(), bytes.size(), future));
+  ExpectARunServedFromTheCacheLeavesTheFile();  // the clock went back: still fresh
+}
+
+TEST_F(TRTRuntimeConfigTest, AChdirBetweenLoadAndSaveKeepsTheFile) {
+  char previous[4096];
+  ASSERT_NE(getcwd(previous, sizeof(previous)), nullptr);
+  ASSERT_EQ(mkdir((dir_ + "/elsewhere").c_str(), 0700), 0);
+  ASSERT_EQ(chdir(dir_.c_str()), 0);
+  RuntimeSettings relative = settings_;
+  relative.cache_path = "relative.bin";
   {
-    TRTRuntimeConfig config(kKey, settings_);
-    RunShape(config.Context(*engine_), 6);  // served from the cache: nothing new
-    EXPECT_FALSE(config.SaveRuntimeCache());
+    TRTRuntimeConfig config(kKey, relative);
+    RunShape(config.Context(*engine_), 3);  // loads (nothing there yet) from dir_/relative.bin
+    ASSERT_EQ(chdir((dir_ + "/elsewhere").c_str()), 0);
+    EXPECT_TRUE(config.SaveRuntimeCache());
   }
-  struct stat after;
-  ASSERT_EQ(stat(settings_.cache_path.c_str(), &after), 0);
-  EXPECT_EQ(before.st_ino, after.st_ino) << "the file was replaced although nothing changed";
+  ASSERT_EQ(chdir(previous), 0);
+  EXPECT_EQ(EntryOf(dir_ + "/relative.bin"), testing::ScriptedCacheBytes({"e/3x"}));
+  struct stat info;
+  EXPECT_NE(stat((dir_ + "/elsewhere/relative.bin").c_str(), &info), 0) << "saved to another file than loaded";
 }
 
 TEST_F(TRTRuntimeConfigTest, DisabledCacheNeitherLoadsNorSaves) {

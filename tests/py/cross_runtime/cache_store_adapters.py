@@ -4,7 +4,8 @@
 ``load(key) -> (bytes, last_use) | None``, ``index() -> [(key, last_use, size)] | None``.
 ``impl`` is ``"python"`` (torch_tensorrt_rtx.runtime.RuntimeCacheFile) or ``"cxx"``
 (the C++ store through torch_tensorrt_rtx._C). Warnings: Python's go to logging, C++'s to
-stderr; tests read both (``caplog`` + ``capfd``).
+stderr; tests read both (``caplog`` + ``capfd``). Both also raise a RuntimeCacheWarning once
+per path and reason.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class CxxStore:
 
     def index(self):
         entries = self.store.try_read_index()
-        return None if entries is None else [(k, t, s) for k, t, s, _ in entries]
+        return None if entries is None else [(k, t, s) for k, t, s, _, _ in entries]
 
 
 def make_store(impl: str, path, **kwargs):

@@ -17,7 +17,7 @@ import filelock
 import pytest
 
 from cross_runtime_helpers import Child, run
-from torch_tensorrt_rtx.runtime.engine_record import EngineRecord
+from torch_tensorrt_rtx.runtime.engine_record import LAYOUT, EngineRecord
 from torch_tensorrt_rtx.runtime.runtime_cache_file import RuntimeCacheFile
 
 PY_HOLDER = """
@@ -186,8 +186,7 @@ SCRIPTED_ENGINE = b"SCRIPTED-ENGINE v1\ninput x\noutput y\n"
 
 def _record() -> EngineRecord:
     return EngineRecord.new(SCRIPTED_ENGINE, name="blk0", input_names=["x"],
-                            output_names=["y"], device="0%8%9%RTX 4090",
-                            metadata={"outputs": [{"dtype": "float32", "shape": ["i0_0"]}]})
+                            output_names=["y"], compute_capabilities=["SM89"])
 
 
 def test_engine_record_saved_by_python_runs_in_cxx_and_back(native, scripted_ops, tmp_path):
@@ -198,13 +197,18 @@ def test_engine_record_saved_by_python_runs_in_cxx_and_back(native, scripted_ops
 import sys, torch
 torch.ops.load_library(sys.argv[3])
 data = bytearray(open(sys.argv[1], "rb").read())
-engine = torch.ops.tensorrt.engine_from_packed(torch.frombuffer(data, dtype=torch.uint8))
-y = torch.ops.tensorrt.execute_engine([torch.arange(4.0)], engine)[0]
-print(engine.name(), y.tolist(), flush=True)
-open(sys.argv[2], "wb").write(engine.packed_record().numpy().tobytes())
+name, outputs, packed = torch.ops.ttrx_test.run_packed_engine([torch.arange(4.0)],
+                                                             torch.frombuffer(data, dtype=torch.uint8))
+print(name, outputs[0].tolist(), flush=True)
+print(torch.ops.ttrx_test.abi_version(), torch.ops.ttrx_test.record_length(),
+      ",".join(torch.ops.ttrx_test.record_field_names()))
+open(sys.argv[2], "wb").write(packed.numpy().tobytes())
 """, packed, out, scripted_ops)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "blk0 [0.0, 2.0, 4.0, 6.0]"
+    ran, layout = result.stdout.strip().splitlines()
+    assert ran == "blk0 [0.0, 2.0, 4.0, 6.0]"
+    # The C++ decoder's layout comes from the same single definition as the Python view.
+    assert layout == f"{LAYOUT.abi_version} {LAYOUT.num_fields} {','.join(LAYOUT.fields)}"
     # The C++ runtime's packed record is byte-for-byte the Python runtime's.
     assert out.read_bytes() == packed.read_bytes()
     assert EngineRecord.unpack(out.read_bytes()).to_list() == _record().to_list()
@@ -235,8 +239,6 @@ def _write(path, data):
 
 
 def test_shipped_library_without_rtx_constructs_pickles_prints_and_explains(runtime_library):
-    from torch_tensorrt_rtx.runtime.engine_record import LAYOUT
-
     result = run("""
 import io, sys, torch
 torch.ops.load_library(sys.argv[1])
@@ -247,8 +249,7 @@ buf = io.BytesIO(); torch.save(engine, buf); buf.seek(0)
 again = torch.load(buf, weights_only=False)
 assert torch.equal(again.packed_record(), engine.packed_record())
 print(torch.ops.tensorrt.runtime_backend())
-print(torch.ops.tensorrt.abi_version(), torch.ops.tensorrt.record_length(),
-      ",".join(torch.ops.tensorrt.record_field_names()))
+print(hasattr(torch.ops.tensorrt, "check_record"), hasattr(torch.ops.tensorrt, "abi_version"))
 print(again)
 try:
     torch.ops.tensorrt.execute_engine([torch.ones(2)], again)
@@ -256,11 +257,10 @@ except RuntimeError as exc:
     print("error:", str(exc).splitlines()[0])
 """, runtime_library)
     assert result.returncode == 0, result.stderr
-    backend, layout, printed, error = result.stdout.strip().splitlines()
+    backend, test_ops, printed, error = result.stdout.strip().splitlines()
     if backend != "none":
         pytest.skip(f"library built with TensorRT ({backend}); this checks the default build")
-    # The record layout ops come from the same single definition as the Python view.
-    assert layout == f"{LAYOUT.abi_version} {LAYOUT.num_fields} {','.join(LAYOUT.fields)}"
+    assert test_ops == "False False"  # the record's test-only ops live in the scripted test library
     assert printed.startswith("Engine(name=blk0")
     assert "built without TensorRT-RTX; rebuild with --config=rtx" in error
     assert "RTX GPU" in error
@@ -292,5 +292,5 @@ print(settings(), flush=True)
     inside, saved, outside = result.stdout.strip().splitlines()
     assert saved == "saved at scope exit: True", saved
     assert inside.startswith("True [0.0, 2.0, 4.0, 6.0]"), inside
-    assert str(tmp_path / "rt.cache") in inside and "'eager'" in inside, inside
-    assert "'lazy'" in outside and str(tmp_path / "rt.cache") not in outside, outside
+    assert str(tmp_path / "rt.cache") in inside and "'kernel_strategy=eager'" in inside, inside
+    assert "'kernel_strategy=lazy'" in outside and str(tmp_path / "rt.cache") not in outside, outside

@@ -27,10 +27,10 @@ CASES = {
 def test_cxx_engine_and_python_module_report_the_same_settings(settings):
     record = EngineRecord.new(b"not-an-engine", name="blk0", input_names=["x"], output_names=["y"])
     engine = torch.classes.tensorrt.Engine(record.to_list())
-    engine.set_runtime_settings(*_native.settings_args(settings))
-    names = list(engine.get_runtime_settings())
-    assert names[-1] == ("cache_disabled" if settings.cache_path is None else "cache_enabled"), names
-    assert _native.settings_from_names(names) == settings
+    engine.set_runtime_settings(_native.settings_entries(dataclasses.asdict(settings)))
+    entries = list(engine.get_runtime_settings())
+    assert ("cache_disabled" in entries) == (settings.cache_path is None), entries
+    assert _native.settings_from_entries(entries) == settings
 
     module = TRTModule(record)
     module.set_runtime_settings(**dataclasses.asdict(settings))
@@ -40,7 +40,8 @@ def test_cxx_engine_and_python_module_report_the_same_settings(settings):
 def test_a_disabled_cache_is_not_reported_as_the_default_path():
     record = EngineRecord.new(b"e", name="blk0", input_names=["x"], output_names=["y"])
     engine = torch.classes.tensorrt.Engine(record.to_list())
-    engine.set_runtime_settings(None, "lazy", "disabled", "static")
+    engine.set_runtime_settings(["cache_disabled"])
     disabled = list(engine.get_runtime_settings())
-    engine.set_runtime_settings("", "lazy", "disabled", "static")
+    engine.set_runtime_settings(["cache_path="])
     assert disabled != list(engine.get_runtime_settings())
+    assert "cache_disabled" in disabled and "cache_path=" in list(engine.get_runtime_settings())

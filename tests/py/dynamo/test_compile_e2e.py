@@ -157,8 +157,8 @@ def test_compute_capabilities_are_configurable(static_mlp):
     compiled = trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1, progress=False,
                             compute_capabilities=["SM86", "sm120"])
     record = next(iter(trtx.engine_records(compiled).values()))
-    assert record.metadata["compute_capabilities"] == ["SM86", "sm120"]
-    assert next(iter(trtx.engine_records(static_mlp).values())).metadata["compute_capabilities"] == "portable"
+    assert record.target_capabilities == ["SM86", "SM120"] and record.compute_capabilities == "SM86%SM120"
+    assert next(iter(trtx.engine_records(static_mlp).values())).compute_capabilities == "portable"
     with pytest.raises(ValueError, match="unknown compute capability 'SM90'"):
         trtx.compile(MLP().eval(), [torch.randn(2, 16)], min_block_size=1, compute_capabilities=["SM90"])
 

@@ -1,7 +1,9 @@
 """Partitioning around a node kept in PyTorch gives up no convertible node: a diamond
 (a -> [PyTorch] -> c with a -> c as well) becomes two engines around the PyTorch node, and every
-node left in PyTorch carries a one-line reason in `compile_report.fallback_nodes`. (The split of a
-partition that shrinking made cyclic is exercised by torchvision swin_t in tests/py/models.)"""
+node left in PyTorch carries a one-line reason in `compile_report.fallback_nodes`. (A node moved
+back to PyTorch because a non-tensor would cross its partition's boundary makes the partitioner
+compute the stages again, so no partition is left cyclic; torchvision swin_t in tests/py/models
+and test_partitioner.py exercise the partitioner on larger graphs.)"""
 from __future__ import annotations
 
 import torch

@@ -99,6 +99,57 @@ def test_fp16_tolerance_scales_with_magnitude_but_catches_a_wrong_converter():
     assert not bad.ok and "MISMATCH" in str(bad), str(bad)
 
 
+class SinhBetweenLinears(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.fc2(torch.sinh(self.fc1(x)))
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """The converter registry and precision declarations, restored after the test."""
+    from torch_tensorrt_rtx.dynamo.conversion import _registry
+
+    _registry.registered_targets()  # the real converters first
+    monkeypatch.setattr(_registry, "_REGISTRY", {t: list(e) for t, e in _registry._REGISTRY.items()})
+    monkeypatch.setattr(_registry, "_PRECISION", dict(_registry._PRECISION))
+    return _registry
+
+
+def test_the_pass_reads_the_policy_a_converter_declares(scratch_registry):
+    def sinh_dtype():
+        gm = torch.export.export(SinhBetweenLinears().eval(), (torch.randn(2, 8),), strict=False).module()
+        reduce_precision(gm, torch.float16)
+        return _dtypes_by_op(gm)[aten.sinh.default]
+
+    assert scratch_registry.precision_policy(aten.sinh.default) is scratch_registry.Precision.FLOAT32
+    assert sinh_dtype() == {torch.float32}
+
+    @scratch_registry.converter(aten.sinh.default, precision=scratch_registry.Precision.FOLLOW)
+    def sinh(ctx, node, args, kwargs):
+        raise AssertionError("not converted in this test")
+
+    assert scratch_registry.precision_policy(aten.sinh.default) is scratch_registry.Precision.FOLLOW
+    assert sinh_dtype() == {torch.float16}  # follows the fp16 linear before it
+
+
+def test_one_op_has_one_precision_policy(scratch_registry):
+    Precision = scratch_registry.Precision
+    with pytest.raises(ValueError, match=r"FLOAT32 for aten.gelu.default, but .*activation.gelu declared FOLLOW"):
+        scratch_registry.converter(aten.gelu.default, precision=Precision.FLOAT32)(lambda *a: None)
+    with pytest.raises(ValueError, match="declare_precision declares precision FOLLOW for aten.linear.default, "
+                                         "but .*linear.linear declared REDUCED"):
+        scratch_registry.declare_precision(Precision.FOLLOW, aten.linear.default)
+    with pytest.raises(TypeError, match="precision must be a Precision .* got 'follow'"):
+        scratch_registry.converter(aten.sinh.default, precision="follow")(lambda *a: None)
+    # Repeating the same policy (a lower-priority fallback converter of the op) is allowed.
+    scratch_registry.converter(aten.gelu.default, priority=-5, precision=Precision.FOLLOW)(lambda *a: None)
+    assert scratch_registry.precision_policy(aten.gelu.default) is Precision.FOLLOW
+
+
 @pytest.mark.parametrize("value,message", [
     ({torch.float16, torch.bfloat16}, "not both"),
     ({torch.int8}, "not supported"),

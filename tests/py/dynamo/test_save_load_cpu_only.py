@@ -31,7 +31,7 @@ def _run(code: str, timeout: int = 180) -> subprocess.CompletedProcess:
 
 def _digest(records):
     return {name: {"name": r.name, "engine": hashlib.sha256(bytes(r.engine)).hexdigest(),
-                   "inputs": r.input_names, "outputs": r.output_names, "metadata": r.metadata}
+                   "inputs": r.input_names, "outputs": r.output_names, "targets": r.target_capabilities}
             for name, r in records.items()}
 
 
@@ -57,7 +57,7 @@ def loaded_in_fresh_process(saved_cnn):
         records = trtx.engine_records(program)
         print("RECORDS:", json.dumps({{n: {{"name": r.name, "engine": hashlib.sha256(bytes(r.engine)).hexdigest(),
                                            "inputs": r.input_names, "outputs": r.output_names,
-                                           "metadata": r.metadata}} for n, r in records.items()}}))
+                                           "targets": r.target_capabilities}} for n, r in records.items()}}))
         # Shape propagation with a dynamic batch works from the saved program alone.
         calls = [n for n in program.graph.nodes if n.target == torch.ops.tensorrt_rtx.execute_engine.default]
         print("SHAPES:", json.dumps([str(v.shape) for v in calls[0].meta["val"]]))

@@ -11,7 +11,7 @@ is named after the node: the reference executor and `verify` use this to map lay
 from __future__ import annotations
 
 import itertools
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorrt_rtx as trt
@@ -53,11 +53,18 @@ class ConversionError(RuntimeError):
         self.node = node
 
 
+def tensor_identity(value: torch.Tensor) -> tuple:
+    """Which bytes a tensor views: equal for tied weights (GPT-2's embedding table and LM head)."""
+    return (value.data_ptr(), value.dtype, tuple(value.shape), value.stride(), value.device)
+
+
 class ConversionContext:
     def __init__(self, network: "trt.INetworkDefinition") -> None:
         self.network = network
         self.node: Optional[Node] = None
         self._keepalive: List[np.ndarray] = []
+        self._weights: Dict[tuple, Tuple[torch.Tensor, "trt.ITensor"]] = {}  # one constant per weight
+        self.folds: Dict[Any, Any] = {}  # host-folded results by (op, argument identities): see _interpreter._fold
         self._counter = itertools.count()
 
     # -- naming -------------------------------------------------------------------------
@@ -69,7 +76,16 @@ class ConversionContext:
     # -- constants and casts ------------------------------------------------------------
     def constant(self, value: Union[torch.Tensor, float, int, bool, Sequence], dtype: Optional[torch.dtype] = None,
                  rank: Optional[int] = None) -> "trt.ITensor":
-        """A constant ITensor. Scalars get shape [1]*rank (for broadcasting) or []."""
+        """A constant ITensor. Scalars get shape [1]*rank (for broadcasting) or []. A tensor given
+        as is (no dtype, no rank) becomes one constant however many nodes use it."""
+        if isinstance(value, torch.Tensor) and dtype is None and rank is None and value.numel() > 1:
+            key = tensor_identity(value)
+            if key not in self._weights:
+                self._weights[key] = (value, self._new_constant(value, None, None))
+            return self._weights[key][1]
+        return self._new_constant(value, dtype, rank)
+
+    def _new_constant(self, value: Any, dtype: Optional[torch.dtype], rank: Optional[int]) -> "trt.ITensor":
         if not isinstance(value, torch.Tensor):
             value = torch.tensor(value, dtype=dtype)
         if dtype is not None:
@@ -153,10 +169,6 @@ class ConversionContext:
         # Never treat a 0 in the target shape as "copy the input dim": that is not torch semantics.
         layer.zero_is_placeholder = False
         return self.name(layer, "reshape").get_output(0)
-
-
-def node_val(node: Any) -> Any:
-    return node.meta.get("val") if isinstance(node, Node) else None
 
 
 def node_dtype(node: Node) -> torch.dtype:

@@ -1,15 +1,27 @@
 """AOT engine build: optimization profile from the dynamic ranges, target compute
 capabilities, progress reporting. Builds on a machine without a GPU (TensorRT-RTX CPU-only AOT).
 
-    engine_bytes, seconds = build_engine(network_def, settings, label="_run_on_trt_0")
+    engine, seconds = build_engine(network_def, settings, label="_run_on_trt_0")
+    engine.nbytes, engine.sha256     # size and SHA-256 of the serialized engine
+    engine.readinto(buffer)          # the engine's bytes, straight into the caller's buffer
+
+One copy of the engine in memory: TensorRT-RTX streams the serialized engine
+(`build_serialized_network_to_stream`) into an unnamed temporary file while it still holds its
+own build state, hashing it on the way; the caller reads it once, into the packed engine record,
+after TensorRT-RTX has released that state. Heap memory the build freed is handed back to the
+system (`malloc_trim`, glibc) at each build phase, so the peak is TensorRT-RTX's own working set.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import hashlib
 import logging
 import sys
+import tempfile
 import threading
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import tensorrt_rtx as trt
 
@@ -21,14 +33,99 @@ logger = logging.getLogger(__name__)
 PORTABLE = ()  # no explicit compute capability: TensorRT-RTX builds for every supported GPU
 
 
-class BuildProgress(trt.IProgressMonitor):
-    """Logs build phases; draws a one-line progress bar only when stderr is a terminal."""
+def _find_malloc_trim():
+    """glibc's malloc_trim, or None (another C library, Windows)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
 
-    def __init__(self, label: str, stream=None) -> None:
+
+_MALLOC_TRIM = _find_malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Return the heap memory that is free but still mapped (after TensorRT-RTX's build steps,
+    tens to hundreds of MB) to the system, where glibc allows it; a no-op elsewhere."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+class SerializedEngine:
+    """A serialized engine in an unnamed temporary file (deleted when closed or collected), with
+    its size and SHA-256. Not a copy in memory: `readinto` reads it where the caller wants it."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="trtx_engine_")
+        self._hash = hashlib.sha256()
+        self.nbytes = 0
+
+    def write(self, chunk) -> int:
+        self._file.write(chunk)
+        self._hash.update(chunk)
+        self.nbytes += len(chunk)
+        return len(chunk)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def readinto(self, buffer) -> None:
+        """Fill `buffer` (writable, exactly `nbytes` long) with the engine."""
+        view = memoryview(buffer).cast("B")
+        if view.nbytes != self.nbytes:
+            raise ValueError(f"engine buffer has {view.nbytes} bytes, expected {self.nbytes}")
+        self._file.flush()
+        self._file.seek(0)
+        done = 0
+        while done < self.nbytes:
+            count = self._file.readinto(view[done:])
+            if not count:
+                raise OSError(f"engine file ended after {done} of {self.nbytes} bytes")
+            done += count
+
+    def tobytes(self) -> bytes:
+        out = bytearray(self.nbytes)
+        self.readinto(out)
+        return bytes(out)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _EngineWriter(trt.IStreamWriter):
+    def __init__(self, engine: SerializedEngine) -> None:
+        trt.IStreamWriter.__init__(self)
+        self.engine = engine
+        self.chunks = 0
+        self.error: Optional[OSError] = None  # a failed write (a full disk, say): the build then fails
+
+    def write(self, data) -> int:
+        if self.chunks == 0:
+            release_free_memory()  # the build state is complete: drop what building it freed
+        self.chunks += 1
+        try:
+            return self.engine.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            return 0
+
+
+class BuildProgress(trt.IProgressMonitor):
+    """Logs build phases and hands memory freed by each phase back to the system; draws a
+    one-line progress bar only when `draw` and stderr is a terminal."""
+
+    def __init__(self, label: str, stream=None, draw: bool = True) -> None:
         trt.IProgressMonitor.__init__(self)
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
-        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interactive = draw and bool(getattr(self.stream, "isatty", lambda: False)())
         self._phases: dict = {}
         self._lock = threading.Lock()
         self.phases_seen: List[str] = []
@@ -51,6 +148,7 @@ class BuildProgress(trt.IProgressMonitor):
         return True  # returning False would cancel the build
 
     def phase_finish(self, phase_name):
+        release_free_memory()
         with self._lock:
             self._phases.pop(phase_name, None)
             if self.interactive and not self._phases:
@@ -69,10 +167,33 @@ def compute_capability(name: str) -> "trt.ComputeCapability":
         raise ValueError(f"unknown compute capability {name!r}; expected one of {allowed}") from None
 
 
+def apply_builder_options(config: "trt.IBuilderConfig", settings: Any) -> None:
+    """The IBuilderConfig knobs of CompilationSettings (upstream's names); defaults change nothing."""
+    if settings.workspace_size:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_size)
+    if settings.optimization_level is not None:
+        config.builder_optimization_level = settings.optimization_level
+    if settings.max_aux_streams is not None:
+        config.max_aux_streams = settings.max_aux_streams
+    if settings.tiling_optimization_level != "none":
+        config.tiling_optimization_level = trt.TilingOptimizationLevel.__members__[
+            settings.tiling_optimization_level.upper()]
+    if settings.l2_limit_for_tiling >= 0:
+        config.l2_limit_for_tiling = settings.l2_limit_for_tiling
+    flags = {"disable_tf32": (trt.BuilderFlag.TF32, False), "sparse_weights": (trt.BuilderFlag.SPARSE_WEIGHTS, True),
+             "enable_weight_streaming": (trt.BuilderFlag.WEIGHT_STREAMING, True)}
+    for name, (flag, on) in flags.items():
+        if getattr(settings, name):
+            (config.set_flag if on else config.clear_flag)(flag)
+
+
 def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[str] = PORTABLE,
-                 label: str = "engine", progress: bool = True) -> Tuple[memoryview, float]:
+                 label: str = "engine", progress: bool = True, settings: Any = None) -> Tuple[SerializedEngine, float]:
+    """`settings`: a CompilationSettings whose builder options apply (None: TensorRT-RTX's defaults)."""
     builder, network = network_def.builder, network_def.network
     config = builder.create_builder_config()
+    if settings is not None:
+        apply_builder_options(config, settings)
     if compute_capabilities:
         config.num_compute_capabilities = len(compute_capabilities)
         for i, name in enumerate(compute_capabilities):
@@ -86,16 +207,20 @@ def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[
             lo, opt, hi = ([ranges[d][k] if d in ranges else s for d, s in enumerate(shape)] for k in range(3))
             profile.set_shape(name, lo, opt, hi)
         config.add_optimization_profile(profile)
-    monitor: Optional[BuildProgress] = BuildProgress(label) if progress else None
-    if monitor is not None:
-        config.progress_monitor = monitor
+    config.progress_monitor = BuildProgress(label, draw=progress)
     trt_logger().errors.clear()
+    engine = SerializedEngine()
     start = time.perf_counter()
-    serialized = builder.build_serialized_network(network, config)
+    writer = _EngineWriter(engine)
+    built = builder.build_serialized_network_to_stream(network, config, writer)
     seconds = time.perf_counter() - start
-    if serialized is None:
+    release_free_memory()
+    if writer.error is not None:
+        engine.close()
+        raise ConversionError(f"TensorRT-RTX built engine {label} but it could not be written to a temporary file "
+                              f"(in {tempfile.gettempdir()}): {writer.error}")
+    if not built or engine.nbytes == 0:
+        engine.close()
         recent = "; ".join(trt_logger().errors[-3:]) or "no message"
         raise ConversionError(f"TensorRT-RTX failed to build engine {label}: {recent}")
-    # A view of TensorRT-RTX's own buffer (it lives as long as the view): packing the engine
-    # record is then the only copy of the engine the compile makes.
-    return memoryview(serialized).cast("B"), seconds
+    return engine, seconds

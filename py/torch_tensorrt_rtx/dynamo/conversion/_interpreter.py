@@ -5,7 +5,8 @@
 `input_ranges[i][d]` is `(min, opt, max)` for every dynamic dimension `d` of input `i`;
 static dims are read from the placeholders' `meta["val"]`. Network inputs are named
 `input_<i>`, outputs `output_<i>`; every other tensor is named after the FX node producing it.
-Nodes whose inputs are all constants are folded on the host with torch.
+Nodes whose inputs are all constants are folded on the host with torch, unless their result
+would be larger than both their inputs and HOST_FOLD_LIMIT_BYTES (see `_fold_on_host`).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from torch.fx import GraphModule, Node
 from torch_tensorrt_rtx.dynamo.conversion._context import (
     ConversionContext,
     ConversionError,
+    tensor_identity,
     to_trt_dtype,
 )
 from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name
@@ -29,6 +31,15 @@ logger = logging.getLogger(__name__)
 
 DimRange = Tuple[int, int, int]
 _CONSTANT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int32, torch.int64, torch.bool)
+
+# A node whose inputs are all constants is computed with torch at build time and its result
+# becomes an engine weight. When that result is larger than the node's tensor inputs (an expand
+# or repeat of a weight, a zeros/arange/full factory) the engine would store the larger tensor,
+# so such a node is folded only when its result is at most this many bytes (64 KiB: small masks,
+# position ids and scalars stay folded); above it, the node's converter builds the value in the
+# network from its inputs. A result no larger than its inputs (permute, slice, a cast to fp16)
+# is always folded.
+HOST_FOLD_LIMIT_BYTES = 64 << 10
 
 
 @dataclasses.dataclass
@@ -166,11 +177,10 @@ def _convert_node(ctx: ConversionContext, node: Node, env: Dict[Node, Any]) -> A
     kwargs = _map(node.kwargs, env)
     if node.target is operator.getitem:
         return args[0][args[1]]
-    if not _contains_itensor(args) and not _contains_itensor(kwargs):
-        # Constant folding on the host (e.g. permute of a weight).
-        with torch.no_grad():
-            return node.target(*args, **kwargs)
-    entry = lookup(node)
+    all_constant = not _contains_itensor(args) and not _contains_itensor(kwargs)
+    entry = None if all_constant and _fold_on_host(node, args, kwargs) else lookup(node)
+    if all_constant and entry is None:
+        return _fold(ctx, node, args, kwargs)
     if entry is None:
         raise ConversionError(f"node {node.name} ({node.target}) has no converter that accepts it", node=node.name)
     if not entry.host_weights:
@@ -187,6 +197,61 @@ def _convert_node(ctx: ConversionContext, node: Node, env: Dict[Node, Any]) -> A
         detail = f" (TensorRT-RTX: {said[0].strip().splitlines()[0]})" if said else ""
         raise ConversionError(f"{entry.name} failed: {type(exc).__name__}: {exc}{detail}", node=node.name) from exc
     return result
+
+
+def _fold(ctx: ConversionContext, node: Node, args: Any, kwargs: Any) -> Any:
+    """Constant folding on the host (e.g. permute of a weight). The same op on the same weight
+    (GPT-2's tied table, cast to fp16 for its embedding and for its LM head) gives one result,
+    which then becomes one engine constant."""
+    key = (node.target, _fold_key(args), _fold_key(kwargs))
+    try:
+        hash(key)
+    except TypeError:  # an unhashable argument: fold without sharing
+        key = None
+    folds = ctx.folds
+    if key is None or key not in folds:
+        with torch.no_grad():
+            result = node.target(*args, **kwargs)
+        if key is None:
+            return result
+        folds[key] = result
+    return folds[key]
+
+
+def _fold_key(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return tensor_identity(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_fold_key(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _fold_key(v)) for k, v in value.items())
+    return value
+
+
+def _fold_on_host(node: Node, args: Any, kwargs: Any) -> bool:
+    """Whether an all-constant node is computed on the host (see HOST_FOLD_LIMIT_BYTES). Results
+    of unknown or symbolic size, and inputs of a dtype no engine constant has, are always folded."""
+    results = list(_tensors(node.meta.get("val")))
+    if not results or not all(isinstance(t.numel(), int) for t in results):
+        return True
+    result_bytes = sum(t.numel() * t.element_size() for t in results)
+    if result_bytes <= HOST_FOLD_LIMIT_BYTES:
+        return True
+    constants = list(_tensors((args, kwargs)))
+    if any(t.dtype not in _CONSTANT_DTYPES for t in constants):
+        return True
+    return result_bytes <= sum(t.numel() * t.element_size() for t in constants)
+
+
+def _tensors(value: Any):
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
 
 
 def _check_result(entry, node: Node, result: Any) -> None:

@@ -18,14 +18,21 @@ Contract:
   arrive as constant ITensors too, so every converter handles a constant in every position the
   way it handles a network tensor. A converter that folds weights on the host (batch norm)
   registers with `host_weights=True` and receives them as torch tensors instead.
+- `precision` says how the op computes when `enabled_precisions` asks for fp16/bf16 (the pass in
+  lowering/_precision.py reads it with `precision_policy`): `Precision.REDUCED` (always in the
+  reduced dtype: matmuls, convolutions), `Precision.FOLLOW` (in the reduced dtype when its floating
+  inputs already are: activations, elementwise arithmetic, data movement), or nothing: float32.
+  An op no converter takes (the interpreter's getitem, ops decomposed before conversion) gets its
+  policy from `declare_precision`.
 
-To add coverage, write a new module in `converters/` and list it in `converters/__init__.py`.
+To add coverage, write a new module in `converters/`: every module there is imported.
 """
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch.fx import Node
@@ -53,6 +60,17 @@ class ConverterEntry:
 _REGISTRY: Dict[Any, List[ConverterEntry]] = {}
 
 
+class Precision(enum.Enum):
+    """How an op computes in an fp32 program compiled for fp16/bf16 (see the module docstring)."""
+
+    REDUCED = "reduced"
+    FOLLOW = "follow"
+    FLOAT32 = "float32"
+
+
+_PRECISION: Dict[Any, Tuple[Precision, str]] = {}  # target -> (policy, who declared it)
+
+
 class Refusal:
     """A validator's "no" with its reason, e.g. `Refusal("dropout_p > 0: random numbers ...")`."""
 
@@ -72,10 +90,13 @@ def converter(
     priority: int = 0,
     supports_dynamic_shapes: bool = True,
     host_weights: bool = False,
+    precision: Optional[Precision] = None,
 ) -> Callable[[ConverterFn], ConverterFn]:
     """Register the decorated function as the converter for every target given."""
 
     def register(fn: ConverterFn) -> ConverterFn:
+        if precision is not None:
+            _declare(precision, targets, f"{fn.__module__}.{fn.__name__}")
         for target in targets:
             entry = ConverterEntry(target, fn, validator, priority, supports_dynamic_shapes, host_weights)
             entries = _REGISTRY.setdefault(target, [])
@@ -84,6 +105,30 @@ def converter(
         return fn
 
     return register
+
+
+def declare_precision(policy: Precision, *targets: Any) -> None:
+    """The precision policy of ops no converter takes (see the module docstring)."""
+    _declare(policy, targets, "declare_precision")
+
+
+def _declare(policy: Precision, targets: Tuple[Any, ...], declared_by: str) -> None:
+    if not isinstance(policy, Precision):
+        raise TypeError(f"{declared_by}: precision must be a Precision ({', '.join(p.name for p in Precision)}), "
+                        f"got {policy!r}")
+    for target in targets:
+        earlier = _PRECISION.get(target)
+        if earlier is not None and earlier[0] is not policy:
+            raise ValueError(f"{declared_by} declares precision {policy.name} for {target}, but {earlier[1]} "
+                             f"declared {earlier[0].name}: one op has one precision policy")
+        _PRECISION.setdefault(target, (policy, declared_by))
+
+
+def precision_policy(target: Any) -> Precision:
+    """How `target` computes under a reduced precision; FLOAT32 unless a converter declared otherwise."""
+    _ensure_converters_loaded()
+    declared = _PRECISION.get(target)
+    return declared[0] if declared is not None else Precision.FLOAT32
 
 
 def _node_has_dynamic_shapes(node: Node) -> bool:
@@ -145,13 +190,22 @@ def lookup(node: Node) -> Optional[ConverterEntry]:
     return entry
 
 
+def assume_dynamic_shape_support() -> bool:
+    """The compile's assume_dynamic_shape_support (upstream's option): True offers dynamic-shape
+    nodes to converters registered with supports_dynamic_shapes=False too."""
+    from torch_tensorrt_rtx.dynamo.conversion._upstream_registry import active_settings
+
+    settings = active_settings()
+    return bool(settings is not None and settings.assume_dynamic_shape_support)
+
+
 def _lookup_converter(node: Node) -> Optional[ConverterEntry]:
     entries = _REGISTRY.get(node.target)
     if not entries:
         return None
     dynamic = None
     for entry in entries:
-        if not entry.supports_dynamic_shapes:
+        if not entry.supports_dynamic_shapes and not assume_dynamic_shape_support():
             if dynamic is None:
                 dynamic = _node_has_dynamic_shapes(node)
             if dynamic:
@@ -199,5 +253,7 @@ _loaded = False
 def _ensure_converters_loaded() -> None:
     global _loaded
     if not _loaded:
-        _loaded = True
+        # Marked loaded only once every module imported: after a failure, the next lookup raises
+        # the same error instead of working with part of the converters.
         from torch_tensorrt_rtx.dynamo.conversion import converters  # noqa: F401  (registers)
+        _loaded = True

@@ -12,8 +12,8 @@ caller gets its own copy.
 `decompose(gm, table)` takes the graph torch.export made (weights unlifted) to the ops
 `ExportedProgram.run_decompositions(table)` would give, without retracing the whole program
 (a full retrace cost 38-50% of a compile). Node by node:
-- an op with a converter stays whole (linear, layer_norm, scaled_dot_product_attention,
-  reshape, ...), as run_decompositions keeps it;
+- an op with a converter that accepts the node stays whole (linear, layer_norm,
+  scaled_dot_product_attention, reshape, ...), as run_decompositions keeps it;
 - in-place ops on fresh tensors become functional (_rewrites.functionalize_in_place);
 - common composite ops are rewritten directly (_rewrites.REWRITES: conv2d -> convolution, ...);
 - any other op in the table, or composite (CompositeImplicitAutograd), is traced alone
@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, FrozenSet, List
 import torch
 from torch.fx import GraphModule, Node
 
-from torch_tensorrt_rtx.dynamo.conversion._registry import registered_targets
+from torch_tensorrt_rtx.dynamo.conversion._registry import _lookup_converter, registered_targets
 from torch_tensorrt_rtx.dynamo.lowering._rewrites import REWRITES, functionalize_in_place
 
 logger = logging.getLogger(__name__)
@@ -71,17 +71,22 @@ def decompose(gm: GraphModule, table: Dict[Any, Callable]) -> int:
     refused = functionalize_in_place(gm.graph)
     if refused is not None:
         raise WholeProgramNeeded(f"{refused.name} ({refused.target}) mutates a tensor that an alias may observe")
-    converted = set(registered_targets())  # kept whole, as run_decompositions keeps them
+    converted = set(registered_targets())
     traced = 0
     for node in list(gm.graph.nodes):
         if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
             continue
         target = node.target
-        if target not in converted and (target in table or _composite(target)):
-            rewrite = REWRITES.get(target)
-            if rewrite is None or not rewrite(gm.graph, node):
-                _trace_alone(gm, node, table)
-                traced += 1
+        if not (target in table or _composite(target)):
+            continue
+        # An op with a converter stays whole, unless that converter refuses this call (a batch
+        # norm in training mode): then its decomposition may convert (batch-statistics norm).
+        if target in converted and _lookup_converter(node) is not None:
+            continue
+        rewrite = REWRITES.get(target)
+        if rewrite is None or not rewrite(gm.graph, node):
+            _trace_alone(gm, node, table)
+            traced += 1
     gm.graph.lint()
     gm.recompile()
     return traced

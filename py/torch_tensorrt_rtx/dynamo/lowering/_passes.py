@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
-from torch.fx import GraphModule
+from torch.fx import GraphModule, Node
 
 from torch_tensorrt_rtx.dynamo.lowering._precision import reduce_precision
 
@@ -70,11 +70,12 @@ def _one_user_each(gm: GraphModule) -> None:
             user.replace_input_with(node, copy)
 
 
-def lower(gm: GraphModule, reduced_precision: Optional[torch.dtype] = None) -> GraphModule:
+def lower(gm: GraphModule, reduced_precision: Optional[torch.dtype] = None, fp32_accumulation: bool = False,
+          keep_fp32: Optional[Callable[[Node], bool]] = None) -> GraphModule:
     _drop_assertions(gm)
     _contiguous_inputs(gm)
     if reduced_precision is not None:
-        reduce_precision(gm, reduced_precision)
+        reduce_precision(gm, reduced_precision, fp32_accumulation, keep_fp32)
     _one_user_each(gm)
     gm.graph.eliminate_dead_code()
     gm.graph.lint()

@@ -3,12 +3,16 @@
     reduce_precision(gm, torch.float16)   # rewrites gm in place; returns the number of ops moved
 
 The policy is autocast's, written out on the ATen graph so it is explicit and the same for
-both entry points:
-- `LOW_PRECISION_OPS` (matmuls, convolutions) always compute in the reduced dtype: their fp32
+both entry points. Each op's converter declares it (`precision=` on its registration,
+conversion/_registry.py), and this pass reads it with `precision_policy`:
+- `Precision.REDUCED` ops (matmuls, convolutions) always compute in the reduced dtype: their fp32
   inputs are cast down (casts of weights fold into fp16 constants at conversion).
-- `FOLLOW_OPS` (activations, elementwise arithmetic, shape and data movement) compute in the
-  reduced dtype when their floating inputs already are (or are constants), so a
+- `Precision.FOLLOW` ops (activations, elementwise arithmetic, shape and data movement) compute in
+  the reduced dtype when their floating inputs already are (or are constants), so a
   linear -> gelu -> linear chain stays in fp16 without casts in between.
+- Lookups in a constant table (`TABLE_LOOKUP_OPS`: embedding, index_select, indexing of a weight)
+  gather in the reduced dtype when a consumer computes in it, so the engine stores the table in
+  that dtype (as `.half()` would) instead of fp32 (`_table_follows`).
 - Everything else keeps fp32, including every numerically sensitive op: reductions (sum, mean,
   var, amax), softmax, normalization statistics (layer/group/batch norm), exp, log, pow, rsqrt,
   cumsum. Their reduced-precision inputs are cast back up first.
@@ -17,42 +21,33 @@ model. Every node's `meta["val"]` is updated to the dtype it now produces.
 """
 from __future__ import annotations
 
-import operator
-from typing import Any, Dict, Optional, Tuple
+import re
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 import torch
 from torch.fx import GraphModule, Node
 
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, precision_policy
+
 aten = torch.ops.aten
 
-LOW_PRECISION_OPS = frozenset({
-    aten.convolution.default, aten.linear.default, aten.mm.default, aten.bmm.default, aten.matmul.default,
-    aten.addmm.default, aten.baddbmm.default,
-})
-FOLLOW_OPS = frozenset({
-    aten.relu.default, aten.gelu.default, aten.silu.default, aten.sigmoid.default, aten.tanh.default,
-    aten.hardtanh.default, aten.hardswish.default, aten.hardsigmoid.default, aten.leaky_relu.default,
-    aten.clamp.default, aten.neg.default, aten.abs.default,
-    aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor, aten.add.Scalar, aten.mul.Scalar,
-    aten.view.default, aten.reshape.default, aten._unsafe_view.default, aten.permute.default,
-    aten.transpose.int, aten.t.default, aten.expand.default, aten.slice.Tensor, aten.select.int,
-    aten.unsqueeze.default, aten.squeeze.dim, aten.squeeze.dims, aten.flatten.using_ints, aten.cat.default,
-    aten.stack.default, aten.split.Tensor, aten.split_with_sizes.default, aten.chunk.default, aten.unbind.int,
-    aten.clone.default, aten.alias.default, aten.max_pool2d.default, aten.max_pool2d_with_indices.default,
-    aten.constant_pad_nd.default, aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec,
-    aten.pixel_shuffle.default, aten.where.self, aten.masked_fill.Scalar, operator.getitem,
-    aten.flip.default, aten.repeat.default,
-})
+# Ops that read rows of their first argument; when it is a weight, its dtype is the table's.
+TABLE_LOOKUP_OPS = frozenset({aten.embedding.default, aten.index_select.default, aten.index.Tensor})
 REDUCED = (torch.float16, torch.bfloat16)
+# With fp32 accumulation (upstream's use_fp32_acc) these compute in float32 on inputs cast up
+# from the reduced dtype, and their result is cast back down for the ops that follow.
+MATMUL_OPS = frozenset({aten.linear.default, aten.mm.default, aten.bmm.default, aten.matmul.default,
+                        aten.addmm.default, aten.baddbmm.default})
 
 
-def describe(dtype: Optional[torch.dtype]) -> str:
+def describe(dtype: Optional[torch.dtype], fp32_accumulation: bool = False) -> str:
     """The precision line of the compile report."""
     if dtype is None:
         return "as traced (no enabled_precisions)"
     name = str(dtype).replace("torch.", "")
+    matmuls = "; matmuls in float32 on inputs cast up (use_fp32_acc)" if fp32_accumulation else ""
     return (f"{name} for matmul/convolution and the elementwise and shape ops between them; float32 for "
-            "reductions, softmax, normalization, exp/log/pow and every other op")
+            f"reductions, softmax, normalization, exp/log/pow and every other op{matmuls}")
 
 
 def _tensor_nodes(value: Any):
@@ -83,7 +78,40 @@ def _with_dtype(val: Any, dtype: torch.dtype) -> Any:
     return val
 
 
-def reduce_precision(gm: GraphModule, dtype: torch.dtype) -> int:
+def _is_constant_table_lookup(node: Node) -> bool:
+    table = node.args[0] if node.op == "call_function" and node.target in TABLE_LOOKUP_OPS else None
+    return isinstance(table, Node) and table.op == "get_attr" and _is_float32(table)
+
+
+def _computes_low(user: Node, lookup: Node, reduced) -> bool:
+    """Whether `user` will compute in the reduced dtype once `lookup` produces it: a matmul or
+    convolution, or an op that follows its inputs whose other floating inputs are reduced,
+    constants, or lookups in constant tables themselves."""
+    policy = precision_policy(user.target) if user.op == "call_function" else None
+    if policy is Precision.REDUCED:
+        return True
+    if policy is not Precision.FOLLOW:
+        return False
+    others = [a for a in _tensor_nodes((user.args, user.kwargs)) if a is not lookup and _is_float32(a)]
+    return all(a in reduced or a.op == "get_attr" or _is_constant_table_lookup(a) for a in others)
+
+
+def _table_follows(node: Node, reduced) -> bool:
+    """A lookup in an fp32 weight table gathers in the reduced dtype when a consumer computes in it
+    (BERT's and GPT-2's token, position and segment embeddings feeding an add). The table is cast
+    on the host, so the engine stores it in the reduced dtype."""
+    return _is_constant_table_lookup(node) and any(_computes_low(user, node, reduced) for user in node.users)
+
+
+def keep_float32(ops: Iterable[str] = (), node_patterns: Iterable[str] = ()) -> Callable[[Node], bool]:
+    """Which nodes stay in float32 whatever their policy (upstream's autocast_excluded_ops, as
+    overload names, and autocast_excluded_nodes, regular expressions searched in node names)."""
+    ops, patterns = frozenset(ops), [re.compile(p) for p in node_patterns]
+    return lambda node: str(node.target) in ops or any(p.search(node.name) for p in patterns)
+
+
+def reduce_precision(gm: GraphModule, dtype: torch.dtype, fp32_accumulation: bool = False,
+                     keep_fp32: Optional[Callable[[Node], bool]] = None) -> int:
     if dtype not in REDUCED:
         raise ValueError(f"reduced precision must be one of {REDUCED}, got {dtype}")
     graph = gm.graph
@@ -105,12 +133,25 @@ def reduce_precision(gm: GraphModule, dtype: torch.dtype) -> int:
             continue
         inputs = list(dict.fromkeys(_tensor_nodes((node.args, node.kwargs))))
         floats = [a for a in inputs if _is_float32(a) or a in reduced]
-        if node.target in LOW_PRECISION_OPS and floats:
+        if fp32_accumulation and node.target in MATMUL_OPS and floats and not (keep_fp32 and keep_fp32(node)):
+            for a in floats:
+                if a in reduced:
+                    node.replace_input_with(a, cast(a, torch.float32))
+            down = cast(node, dtype)
+            for user in list(node.users):
+                if user is not down:
+                    user.replace_input_with(node, down)
+            reduced.add(down)
+            moved += 1
+            continue
+        policy = Precision.FLOAT32 if keep_fp32 is not None and keep_fp32(node) else precision_policy(node.target)
+        if policy is Precision.REDUCED and floats:
             go_low = True
-        elif node.target in FOLLOW_OPS and floats:
+        elif policy is Precision.FOLLOW and floats:
             go_low = any(a in reduced for a in floats) and all(a in reduced or a.op == "get_attr" for a in floats)
         else:
             go_low = False
+        go_low = go_low or (not (keep_fp32 and keep_fp32(node)) and _table_follows(node, reduced))
         for a in floats:
             if go_low and a not in reduced:
                 node.replace_input_with(a, cast(a, dtype))
@@ -119,7 +160,7 @@ def reduce_precision(gm: GraphModule, dtype: torch.dtype) -> int:
         if go_low:
             node.meta["val"] = _with_dtype(node.meta.get("val"), dtype)
             reduced.add(node)
-            moved += node.target in LOW_PRECISION_OPS
+            moved += policy is Precision.REDUCED
     output = next(iter(graph.find_nodes(op="output")))
     for a in list(dict.fromkeys(_tensor_nodes(output.args))):
         if a in reduced:

@@ -1,35 +1,38 @@
-"""Split a lowered ATen graph into TensorRT-RTX partitions and PyTorch fallback.
+"""Split a lowered ATen graph into TensorRT-RTX partitions and PyTorch fallback, in time linear in
+the graph's size.
 
     result = partition(gm, settings, excluded={"linear_3": "converter failed: ..."})
-    result.module            # gm with each partition fused into a submodule "_run_on_trt_<i>"
-    result.trt_submodules    # names of those submodules, in graph order
+    result.submodules        # {"_run_on_trt_<i>": GraphModule} in graph order; gm is not changed yet
     result.fallback_ops      # {"aten.foo.default": count} left to PyTorch, and why
+    result.fuse()            # gm with each partition replaced by a call of its submodule
 
 A node goes to TensorRT when a registered converter's validator accepts it and it is not in
 `settings.torch_executed_ops` or named in `excluded` (nodes whose conversion or engine build
 failed: the pipeline re-partitions around them, so one bad node never sends its neighbours to
 PyTorch). Only ATen/custom ops (OpOverloads) are counted as fallback: size arithmetic
-(`operator.mul` on SymInts), `getitem` and range checks are bookkeeping, not ops a user could act on. Partition boundaries must carry tensors only: a node that would
-receive or produce a non-tensor value across the boundary is moved back to PyTorch. Partitions
+(`operator.mul` on SymInts), `getitem` and range checks are bookkeeping, not ops a user could act on.
+TensorRT nodes are grouped by stage (`_stages`): connected TensorRT nodes of one stage form a
+partition, and no path leaves a partition and comes back into it, so fusing never makes a cycle.
+Partition boundaries must carry tensors only: a node that would receive or produce a non-tensor
+value across the boundary is moved back to PyTorch (and the stages are computed again). Partitions
 with fewer than `min_block_size` compute nodes are dropped (their nodes run in PyTorch).
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import logging
 import operator
-from typing import Dict, List, Mapping, Optional, Set
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set
 
 import torch
 from torch.fx import GraphModule, Node
-from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
-from torch.fx.passes.operator_support import OperatorSupportBase
-from torch.fx.passes.utils.fuser_utils import fuse_by_partitions, validate_partition
 
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name, refusal_reason
 from torch_tensorrt_rtx.dynamo.lowering._double import BOUNDARY_CAST, DOUBLE_REASON, touches_double
+from torch_tensorrt_rtx.dynamo.partitioning._fuser import extract, fuse
 
 logger = logging.getLogger(__name__)
 
@@ -42,21 +45,33 @@ _NON_COMPUTE = {operator.getitem, torch.ops.aten.sym_size.int, torch.ops.aten._a
 
 @dataclasses.dataclass
 class PartitionResult:
-    module: GraphModule
-    trt_submodules: List[str]
+    module: GraphModule                # the partitioned graph; its partitions are fused by `fuse()`
+    submodules: Dict[str, GraphModule]  # "_run_on_trt_<i>" -> the partition cut out, in graph order
     fallback_ops: Dict[str, int]
     fallback_reasons: Dict[str, str]   # op name -> its nodes' distinct reasons, with counts when they differ
     node_reasons: Dict[str, str] = dataclasses.field(default_factory=dict)  # FX node name -> one-line reason
-    partition_nodes: List[List[str]] = dataclasses.field(default_factory=list)  # node names of each partition
+    partition_nodes: List[List[Node]] = dataclasses.field(default_factory=list)  # each partition, graph order
+    fused: bool = False
+
+    @property
+    def trt_submodules(self) -> List[str]:
+        return list(self.submodules)
+
+    def fuse(self) -> GraphModule:
+        """Replace each partition of `module` by a call of its submodule (once); returns `module`."""
+        if not self.fused:
+            fuse(self.module, list(zip(self.submodules, self.partition_nodes, self.submodules.values())))
+            self.fused = True
+        return self.module
 
 
-class _Support(OperatorSupportBase):
+class _Support:
     def __init__(self, settings: CompilationSettings, excluded: Mapping[str, str]) -> None:
         self.settings = settings
         self.excluded = excluded
         self.reasons: Dict[Node, str] = {}  # why each unsupported node stays in PyTorch (first reason wins)
 
-    def is_node_supported(self, submodules, node: Node) -> bool:
+    def supports(self, node: Node) -> bool:
         if node.op != "call_function":
             return False
         name = op_name(node)
@@ -96,71 +111,60 @@ def _is_tensor(node: Node) -> bool:
     return isinstance(node.meta.get("val"), torch.Tensor)
 
 
-def _boundary_violations(nodes: Set[Node]) -> Set[Node]:
-    """Nodes of a partition that receive or produce a non-tensor across its boundary."""
-    bad = set()
-    for node in nodes:
-        for arg in node.all_input_nodes:
-            if arg not in nodes and arg.op != "get_attr" and not _is_tensor(arg):
-                bad.add(node)
-        if any(user not in nodes for user in node.users) and not _is_tensor(node):
-            bad.add(node)
-    return bad
-
-
-def _compute_size(nodes: Set[Node]) -> int:
+def _compute_size(nodes: Iterable[Node]) -> int:
     return sum(1 for n in nodes if n.op == "call_function" and n.target not in _NON_COMPUTE)
 
 
-def _levels(nodes: Set[Node], graph_nodes) -> Dict[Node, int]:
-    """For each node of a partition, how many times a path from the partition's inputs to it
-    must leave the partition and come back. Nodes of one level never reach each other through
-    the outside (the count only grows along a path, and grows on every exit), so each level
-    can be fused without creating a cycle, and no node has to be given up."""
-    level: Dict[Node, int] = {}
-    outside: Dict[Node, int] = {}  # outside node -> lowest level a partition node after it may have
+def _stages(graph_nodes: Sequence[Node], supported: Set[Node]) -> Dict[Node, int]:
+    """A stage for every node, never lower than its inputs' and one higher than a TensorRT node's
+    when the node itself stays in PyTorch: a path that leaves TensorRT and comes back always ends
+    in a later stage, so the TensorRT nodes of one stage can be fused without creating a cycle.
+    Stages are first as early as the inputs allow; then a TensorRT node that joins none of its
+    inputs' partitions moves as late as its users allow when that joins one of theirs (a
+    `sym_size` of a graph input placed with its readers rather than alone)."""
+    stage: Dict[Node, int] = {}
     for node in graph_nodes:
-        if node in nodes:
-            level[node] = max([level[i] if i in nodes else outside.get(i, 0) for i in node.all_input_nodes],
-                              default=0)
-        else:
-            outside[node] = max([level[i] + 1 if i in nodes else outside.get(i, 0) for i in node.all_input_nodes],
-                                default=0)
-    return level
-
-
-def _connected(nodes: Set[Node]) -> List[Set[Node]]:
-    remaining, pieces = set(nodes), []
-    while remaining:
-        stack, piece = [remaining.pop()], set()
-        while stack:
-            node = stack.pop()
-            piece.add(node)
-            for other in list(node.all_input_nodes) + list(node.users):
-                if other in remaining:
-                    remaining.discard(other)
-                    stack.append(other)
-        pieces.append(piece)
-    return pieces
-
-
-def _acyclic_components(nodes: Set[Node], graph_nodes) -> List[Set[Node]]:
-    """Split a shrunken partition into connected pieces that can each be fused. A piece whose
-    fusion would form a cycle (a path leaves it through a node moved back to PyTorch and
-    re-enters it) is split by level (`_levels`) instead of being dropped."""
-    pieces = []
-    for piece in _connected(nodes):
-        if validate_partition(list(piece)):
-            pieces.append(piece)
+        bump = node not in supported
+        stage[node] = max((stage[i] + (1 if bump and i in supported else 0) for i in node.all_input_nodes), default=0)
+    for node in reversed(graph_nodes):
+        if node not in supported or any(i in supported and stage[i] == stage[node] for i in node.all_input_nodes):
             continue
-        level = _levels(piece, graph_nodes)
-        by_level: Dict[int, Set[Node]] = collections.defaultdict(set)
-        for node in piece:
-            by_level[level[node]].add(node)
-        logger.debug("splitting a TensorRT partition in %d to avoid a cycle through PyTorch", len(by_level))
-        for group in by_level.values():
-            pieces.extend(_connected(group))
-    return pieces
+        latest = min((stage[u] - (0 if u in supported else 1) for u in node.users), default=stage[node])
+        if latest > stage[node] and any(u in supported and stage[u] == latest for u in node.users):
+            stage[node] = latest
+    return stage
+
+
+def _pieces(graph_nodes: Sequence[Node], supported: Set[Node], stage: Mapping[Node, int]) -> Dict[Node, int]:
+    """Number the connected groups of TensorRT nodes that share a stage, in graph order of their first node."""
+    piece_of: Dict[Node, int] = {}
+    count = 0
+    for node in graph_nodes:
+        if node not in supported or node in piece_of:
+            continue
+        piece_of[node] = count
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            for other in itertools.chain(current.all_input_nodes, current.users):
+                if other in supported and other not in piece_of and stage[other] == stage[current]:
+                    piece_of[other] = count
+                    stack.append(other)
+        count += 1
+    return piece_of
+
+
+def _boundary_violations(supported: Set[Node], piece_of: Mapping[Node, int]) -> Set[Node]:
+    """TensorRT nodes that would receive or produce a non-tensor across their partition's boundary."""
+    bad = set()
+    for node in supported:
+        piece = piece_of[node]
+        for arg in node.all_input_nodes:
+            if piece_of.get(arg) != piece and arg.op != "get_attr" and not _is_tensor(arg):
+                bad.add(node)
+        if not _is_tensor(node) and any(piece_of.get(user) != piece for user in node.users):
+            bad.add(node)
+    return bad
 
 
 _UNPLACED = "accepted by a converter but placed in no TensorRT partition (partitioner)"
@@ -186,69 +190,54 @@ def is_reported_op(node: Node) -> bool:
         and node.target not in _NON_COMPUTE and not node.meta.get(BOUNDARY_CAST)
 
 
-class _Partitioner(CapabilityBasedPartitioner):
-    """torch's partitioner, minus the ``dict(graph_module.named_modules())`` it builds for every node
-    it asks about: that made partitioning quadratic in graph size (0.57 s of 1.30 s at 32 encoder
-    layers), and `_Support` never reads submodules."""
+def _in_graph_order(graph_nodes: Sequence[Node], group_of: Mapping[Node, int]) -> List[List[Node]]:
+    """The groups' nodes in graph order, the groups ordered by their first node."""
+    groups: Dict[int, List[Node]] = {}
+    for node in graph_nodes:
+        if node in group_of:
+            groups.setdefault(group_of[node], []).append(node)
+    return list(groups.values())
 
-    def _is_node_supported(self, node: Node) -> bool:
-        return self.operator_support.is_node_supported({}, node)
 
-
-def _propose(gm: GraphModule, settings: CompilationSettings, support: _Support) -> List[Set[Node]]:
-    partitioner = _Partitioner(gm, support, allows_single_node_partition=True, skip_horizontal_fusion=True)
-    kept: List[Set[Node]] = []
-    for proposal in partitioner.propose_partitions():
-        nodes = set(proposal.nodes)
-        # Shrink until the boundary carries tensors only (removing a node can expose another).
-        while True:
-            bad = _boundary_violations(nodes)
-            if not bad:
-                break
-            for node in bad:
-                support.reasons.setdefault(node, "its value would cross a TensorRT boundary as a non-tensor")
-            nodes -= bad
-        for piece in _acyclic_components(nodes, gm.graph.nodes):
-            if _compute_size(piece) < settings.min_block_size:
-                for node in piece:
-                    support.reasons.setdefault(
-                        node, f"in a block smaller than min_block_size={settings.min_block_size}")
-                continue
-            # Weights (each get_attr has one user after lowering) join their user's partition.
-            for node in list(piece):
-                for arg in node.all_input_nodes:
-                    if arg.op == "get_attr" and len(arg.users) == 1:
-                        piece.add(arg)
-            kept.append(piece)
-    return kept
+def _propose(graph_nodes: Sequence[Node], settings: CompilationSettings, support: _Support) -> List[List[Node]]:
+    """The partitions, each in graph order, ordered by their first node (weights included)."""
+    supported = {n for n in graph_nodes if support.supports(n)}
+    while True:  # each round moves at least one node to PyTorch; usually one or two rounds
+        piece_of = _pieces(graph_nodes, supported, _stages(graph_nodes, supported))
+        bad = _boundary_violations(supported, piece_of)
+        if not bad:
+            break
+        for node in bad:
+            support.reasons.setdefault(node, "its value would cross a TensorRT boundary as a non-tensor")
+        supported -= bad
+    kept: Dict[Node, int] = {}
+    for nodes in _in_graph_order(graph_nodes, piece_of):
+        if _compute_size(nodes) < settings.min_block_size:
+            for node in nodes:
+                support.reasons.setdefault(node, f"in a block smaller than min_block_size={settings.min_block_size}")
+            continue
+        kept.update(dict.fromkeys(nodes, piece_of[nodes[0]]))
+    # Weights (each get_attr has one user after lowering) join their user's partition.
+    for node in list(kept):
+        for arg in node.all_input_nodes:
+            if arg.op == "get_attr" and len(arg.users) == 1:
+                kept[arg] = kept[node]
+    return _in_graph_order(graph_nodes, kept)
 
 
 def partition(gm: GraphModule, settings: CompilationSettings,
-              excluded: Optional[Mapping[str, str]] = None, *,
-              same_as: Optional[PartitionResult] = None) -> PartitionResult:
-    """Partition `gm` and fuse each partition into a submodule. With `same_as`, the result of
-    partitioning a copy of this graph (same node names) with the same settings and `excluded`,
-    its partitions are fused again here without being proposed again."""
+              excluded: Optional[Mapping[str, str]] = None) -> PartitionResult:
+    """Propose the partitions of `gm` and cut each out as a submodule; `gm` changes only when the
+    result's `fuse()` is called."""
     support = _Support(settings, excluded or {})
-    if same_as is None:
-        kept = _propose(gm, settings, support)
-    else:
-        by_name = {n.name: n for n in gm.graph.nodes}
-        kept = [{by_name[name] for name in names} for names in same_as.partition_nodes]
-        support.reasons.update({by_name[name]: reason for name, reason in same_as.node_reasons.items()})
-    in_trt = set().union(*kept) if kept else set()
-    fallback = collections.Counter(op_name(n) for n in gm.graph.nodes if n not in in_trt and is_reported_op(n))
-    node_reasons = {n.name: support.reasons.get(n, _UNPLACED) for n in gm.graph.nodes
-                    if n not in in_trt and is_reported_op(n)}
-    reasons = _reasons_by_op({n: r for n, r in node_reasons.items()}, {n.name: op_name(n) for n in gm.graph.nodes})
-    partition_nodes = []
-    if kept:
-        order = {n: i for i, n in enumerate(gm.graph.nodes)}
-        kept.sort(key=lambda ns: min(order[n] for n in ns))
-        partition_nodes = [[n.name for n in sorted(ns, key=order.get)] for ns in kept]
-        gm = fuse_by_partitions(gm, [dict.fromkeys(sorted(ns, key=order.get)) for ns in kept],
-                                prefix=PREFIX, always_return_tuple=True)
-    submodules = [n.target for n in gm.graph.nodes if n.op == "call_module" and n.target.startswith(PREFIX)]
+    graph_nodes = list(gm.graph.nodes)
+    partitions = _propose(graph_nodes, settings, support)
+    in_trt = set(itertools.chain.from_iterable(partitions))
+    left = [n for n in graph_nodes if n not in in_trt and is_reported_op(n)]
+    fallback = collections.Counter(op_name(n) for n in left)
+    node_reasons = {n.name: support.reasons.get(n, _UNPLACED) for n in left}
+    reasons = _reasons_by_op(node_reasons, {n.name: op_name(n) for n in left})
+    submodules = {f"{PREFIX}{i}": extract(gm, nodes, f"{PREFIX}{i}") for i, nodes in enumerate(partitions)}
     for name, count in sorted(fallback.items()):
         logger.debug("PyTorch fallback: %s x%d (%s)", name, count, reasons[name])
-    return PartitionResult(gm, submodules, dict(fallback), reasons, node_reasons, partition_nodes)
+    return PartitionResult(gm, submodules, dict(fallback), reasons, node_reasons, partitions)

@@ -1,10 +1,15 @@
 """Shared fixtures for the runtime tests (no GPU needed except tests marked rtx_gpu)."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from torch_tensorrt_rtx.runtime import supported_gpu
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -15,6 +20,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "rtx_gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _stand_in_gpu(request, monkeypatch):
+    """The tensorrt_rtx test double's stand-in GPU (trt_double.stand_in_device), so TRTModule's
+    GPU checks run in every test; tests marked rtx_gpu or real_device see the real device query.
+    Through monkeypatch, so tests that fake another GPU the same way unwind in order."""
+    if request.node.get_closest_marker("rtx_gpu") or request.node.get_closest_marker("real_device"):
+        yield
+        return
+    from torch_tensorrt_rtx.runtime import device
+    from trt_double import stand_in_device
+
+    monkeypatch.setattr(device, "_device", stand_in_device())
+    device.supported_gpu.cache_clear()
+    yield
+    device.supported_gpu.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ NAMES = REPO / "tests/core/runtime/tensorrt_rtx_api_names.txt"
 RECEIVERS = {("cache_", "->"): "IRuntimeCache", ("config_", "->"): "IRuntimeConfig",
              ("config", "."): "IRuntimeConfig", ("context_", "->"): "IExecutionContext",
              ("engine_", "->"): "ICudaEngine", ("runtime_", "->"): "IRuntime",
-             ("memory", "->"): "IHostMemory", ("d", "."): "Dims"}
+             ("runtime", "."): "IRuntime", ("memory", "->"): "IHostMemory", ("d", "."): "Dims"}
 OWN_RECEIVERS = {"rtx"}  # our own wrapper classes
 
 

@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[4]
 
 
 def _record(targets=None, engine=b"x" * 16):
-    metadata = None if targets is None else {"compute_capabilities": targets}
-    return EngineRecord.new(engine, name="blk", input_names=["x"], output_names=["y"], metadata=metadata)
+    return EngineRecord.new(engine, name="blk", input_names=["x"], output_names=["y"],
+                            compute_capabilities=targets or ())
 
 
 @pytest.fixture
@@ -96,7 +96,8 @@ def test_hopper_is_refused(fake_gpu):
     assert "cannot run this engine on" in status.reason
 
 
-def test_library_verdict_unsupported_cc_becomes_the_clear_error(monkeypatch):
+def test_library_verdict_unsupported_cc_becomes_the_clear_error(monkeypatch, fake_gpu):
+    fake_gpu((8, 9))  # a GPU the record names: only the library's verdict refuses it
     monkeypatch.setattr(trt_double.Runtime, "get_engine_validity",
                         lambda self, buffer: (trt_double.EngineValidity.INVALID,
                                               int(trt_double.EngineInvalidityDiagnostics.UNSUPPORTED_CC)))
@@ -105,7 +106,7 @@ def test_library_verdict_unsupported_cc_becomes_the_clear_error(monkeypatch):
     with pytest.raises(RTXGPUUnavailableError) as info:
         module(torch.ones(2, 4))
     assert "(UNSUPPORTED_CC)" in str(info.value)
-    assert "8.9 (the compute capabilities the engine was built for)" in str(info.value)
+    assert "it was built for SM89." in str(info.value)
 
 
 def test_library_verdict_valid_engine_passes():

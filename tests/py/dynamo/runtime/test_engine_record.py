@@ -6,14 +6,13 @@ import dataclasses
 import pytest
 import torch
 
-from torch_tensorrt_rtx.runtime import LAYOUT, EngineRecord, EngineRecordError
-from torch_tensorrt_rtx.runtime.engine_record import check_engine_bytes
+from torch_tensorrt_rtx.runtime import LAYOUT, EngineRecord, EngineRecordError, RTXGPUUnavailableError
+from torch_tensorrt_rtx.runtime.device import check_engine
 
 
 def _record(engine) -> EngineRecord:
     return EngineRecord.new(engine, name="blk0", input_names=["x"], output_names=["y"],
-                            device="0%8%9%RTX 4090", metadata={"opt": 3},
-                            target_platform="linux_x86_64")
+                            compute_capabilities=["SM89", "sm120"])
 
 
 def test_record_attributes_are_the_layout_fields():
@@ -28,19 +27,29 @@ def test_list_round_trip_with_real_engine(tiny_engine_bytes):
     fields = rec.to_list()
     assert len(fields) == LAYOUT.num_fields and all(isinstance(f, bytes) for f in fields)
     assert fields[LAYOUT.index("ENGINE")] == tiny_engine_bytes
-    assert fields[LAYOUT.index("HW_COMPATIBLE")] == b"0"
+    assert fields[LAYOUT.index("COMPUTE_CAPABILITIES")] == b"SM89%SM120"
     back = EngineRecord.from_list(fields)
     assert bytes(back.engine) == tiny_engine_bytes
     assert back.input_names == ["x"] and back.output_names == ["y"]
-    assert back.metadata == {"opt": 3} and back.device == "0%8%9%RTX 4090"
+    assert back.target_capabilities == ["SM89", "SM120"]
     assert back.engine_flavor == "tensorrt_rtx"
 
 
-def test_absent_optional_field_uses_sentinel():
-    rec = EngineRecord.new(b"e", name="n", input_names=[], output_names=[])
+def test_absent_optional_field_uses_sentinel_and_default_build_is_portable():
+    rec = EngineRecord(engine=b"e", name=None)
     fields = rec.to_list()
-    assert fields[LAYOUT.index("SERIALIZED_METADATA")] == LAYOUT.sentinel.encode()
-    assert EngineRecord.from_list(fields).serialized_metadata is None
+    assert fields[LAYOUT.index("NAME")] == LAYOUT.sentinel.encode()
+    assert fields[LAYOUT.index("COMPUTE_CAPABILITIES")] == LAYOUT.portable.encode()
+    back = EngineRecord.from_list(fields)
+    assert back.name is None and back.target_capabilities is None
+
+
+@pytest.mark.parametrize("bad", [b"", b"sm86", b"SM8", b"SM1234", b"SM86%", b"GPU", b"<unset>"])
+def test_compute_capabilities_are_portable_or_sm_names(bad):
+    fields = _record(b"e").to_list()
+    fields[LAYOUT.index("COMPUTE_CAPABILITIES")] = bad
+    with pytest.raises(EngineRecordError, match="COMPUTE_CAPABILITIES is"):
+        EngineRecord.from_list(fields)
 
 
 def test_pack_round_trip_does_not_copy_the_engine(tiny_engine_bytes):
@@ -73,11 +82,12 @@ def test_tensor_round_trip_shares_memory(tiny_engine_bytes):
 def test_wrong_abi_names_expected_and_found():
     fields = _record(b"e").to_list()
     fields[LAYOUT.index("ABI_VERSION")] = b"7"
-    with pytest.raises(EngineRecordError, match=f"expected {LAYOUT.abi_version}, found '7'"):
+    expected = rf"expected {LAYOUT.abi_version} \(or {LAYOUT.previous_abi_version}\)"
+    with pytest.raises(EngineRecordError, match=f"{expected}, found '7'"):
         EngineRecord.from_list(fields)
     packed = _record(b"e").pack()
     packed[8] = 9  # u32 ABI in the header
-    with pytest.raises(EngineRecordError, match=f"expected {LAYOUT.abi_version}, found 9"):
+    with pytest.raises(EngineRecordError, match=f"{expected}, found '9'"):
         EngineRecord.unpack(packed)
 
 
@@ -113,11 +123,15 @@ def test_separator_in_binding_name_is_rejected():
 def test_garbage_engine_bytes_detected_by_real_tensorrt_rtx_on_cpu(tiny_engine_bytes):
     trt = pytest.importorskip("tensorrt_rtx")
     runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
-    check_engine_bytes(tiny_engine_bytes, runtime, trt, "ok")  # a real engine passes
-    with pytest.raises(EngineRecordError, match="'junk'.*not a serialized TensorRT-RTX engine"):
-        check_engine_bytes(b"\x00garbage" * 64, runtime, trt, "junk")
-    with pytest.raises(EngineRecordError, match="empty"):
-        check_engine_bytes(b"", runtime, trt, "empty")
+    record = _record(tiny_engine_bytes)
+    try:
+        check_engine("engine 'ok'", runtime, tiny_engine_bytes, trt, record)  # a real engine passes
+    except RTXGPUUnavailableError:
+        pass  # or is refused for this machine's GPU (UNSUPPORTED_CC), which is no malformed engine
+    with pytest.raises(EngineRecordError, match="'junk'.*not a serialized TensorRT-RTX engine .512 bytes"):
+        check_engine("engine 'junk'", runtime, b"\x00garbage" * 64, trt, record)
+    with pytest.raises(EngineRecordError, match=r"'empty'.*\(0 bytes\)"):
+        check_engine("engine 'empty'", runtime, b"", trt, record)
 
 
 def test_new_rejects_fields_not_in_the_layout():

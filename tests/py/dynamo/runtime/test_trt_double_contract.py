@@ -61,7 +61,8 @@ def describe_double(module) -> DoubleApi:
     classes = {n: v for n, v in vars(module).items()
                if isinstance(v, type) and v.__module__ == module.__name__ and n != "TrtDouble"}
     return DoubleApi(
-        module_names={n: v for n, v in vars(module.TrtDouble).items() if not n.startswith("_")},
+        module_names={n: v for n, v in vars(module.TrtDouble).items()
+                      if not n.startswith("_") and n not in module.DOUBLE_ONLY["TrtDouble"]},
         classes=classes,
         instances={"Logger": logger, "Runtime": runtime, "ICudaEngine": engine, "IRuntimeConfig": config,
                    "IRuntimeCache": cache, "IExecutionContext": context},
@@ -112,10 +113,14 @@ def runtime_api_uses(real) -> tuple[dict[str, set], set, list[str]]:
             uses.setdefault(cls, set()).update(names)
         assigned |= a
         unclassified += [f"{name}: {item}" for item in x]
-    # runtime_settings.trt_enum looks the strategy enums up by name from the one definition.
+    # runtime_settings.trt_enum looks the strategy enums up by name from the one definition, and
+    # RuntimeSettings.apply_strategies hands each to IRuntimeConfig by its trt_setter.
     for strategy in STRATEGIES.values():
         uses["module"].add(strategy.trt_enum)
         uses.setdefault(strategy.trt_enum, set()).update(n.upper() for n in strategy.names)
+        uses.setdefault("IRuntimeConfig", set()).add(strategy.trt_setter)
+        if not strategy.trt_setter.startswith("set_"):
+            assigned.add(("IRuntimeConfig", strategy.trt_setter))
     return uses, assigned, unclassified
 
 

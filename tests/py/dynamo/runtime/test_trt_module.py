@@ -212,6 +212,7 @@ def test_pickle_rebuilds_from_record_with_overrides():
     assert clone.effective_settings().kernel_strategy == "eager"
 
 
+@pytest.mark.real_device
 def test_no_gpu_forward_raises_one_clear_error(tiny_engine_bytes):
     if runtime.supported_gpu().supported:
         pytest.skip("this machine has a supported GPU")

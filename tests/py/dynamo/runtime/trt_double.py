@@ -63,6 +63,29 @@ class EngineInvalidityDiagnostics(enum.IntEnum):
     MALFORMED_ENGINE = 32
 
 
+def stand_in_device(capability: tuple = (8, 6)):
+    """A replacement for ``torch_tensorrt_rtx.runtime.device._device``: a GPU of ``capability``."""
+    found = f"cuda:0 stand-in GPU of the tensorrt_rtx test double, compute capability {capability[0]}.{capability[1]}"
+    return lambda: (0, tuple(capability), found)
+
+
+def stand_in_gpu(capability: tuple = (8, 6)):
+    """Make ``torch_tensorrt_rtx.runtime.device`` report a GPU of ``capability`` (the double runs
+    on host memory, so no real GPU is involved): the runtime's GPU checks run against it
+    instead of being skipped. Returns a function that restores the real device query."""
+    from torch_tensorrt_rtx.runtime import device
+
+    real = device._device
+    device._device = stand_in_device(capability)
+    device.supported_gpu.cache_clear()
+
+    def restore() -> None:
+        device._device = real
+        device.supported_gpu.cache_clear()
+
+    return restore
+
+
 def make_engine_bytes(inputs: dict[str, tuple], outputs: list[str], dtype: str = "FLOAT") -> bytes:
     """inputs: name -> (min, opt, max) shapes; each output has the first input's shape."""
     spec = {"inputs": {n: [list(s) for s in p] for n, p in inputs.items()},
@@ -174,9 +197,14 @@ class IExecutionContext:
         return 256
 
     def set_device_memory(self, memory: int, size: int) -> None:
-        self._addresses["<scratch>"] = memory
+        self.engine.api.journal.append(f"context.set_device_memory {size}")
+        if memory and size >= self.update_device_memory_size_for_shapes():
+            self._addresses["<scratch>"] = memory
 
     def execute_async_v3(self, stream_handle: int) -> bool:
+        if (self.allocation_strategy == ExecutionContextAllocationStrategy.USER_MANAGED
+                and "<scratch>" not in self._addresses):
+            return False  # as TensorRT: a user_managed context has no scratch memory of its own
         first = next(iter(self.engine.spec["inputs"]))
         shape = self._shapes[first]
         n = 1
@@ -258,6 +286,7 @@ class Runtime:
 # Inspection hooks for tests, per class: not part of the tensorrt_rtx API. The contract test
 # checks that the real classes have no member of these names.
 DOUBLE_ONLY = {
+    "TrtDouble": frozenset({"RUNS_ON_HOST"}),
     "IRuntimeCache": frozenset({"kernels"}),
     "ICudaEngine": frozenset({"api", "spec", "contexts"}),
     "IExecutionContext": frozenset({"kernel_strategy", "cuda_graph_strategy", "allocation_strategy",
@@ -268,6 +297,7 @@ DOUBLE_ONLY = {
 class TrtDouble:
     """Stands in for the ``tensorrt_rtx`` module; one journal per instance."""
 
+    RUNS_ON_HOST = True  # executes on CPU tensors' memory (TRTModule then takes CPU inputs)
     DataType = DataType
     Logger = Logger
     DynamicShapesKernelSpecializationStrategy = DynamicShapesKernelSpecializationStrategy

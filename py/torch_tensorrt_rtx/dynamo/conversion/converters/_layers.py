@@ -12,7 +12,7 @@ from typing import List, Sequence, Union
 import tensorrt_rtx as trt
 import torch
 
-from torch_tensorrt_rtx.dynamo.conversion._context import ConversionContext, normalize_axis, to_trt_dtype
+from torch_tensorrt_rtx.dynamo.conversion._context import ConversionContext, to_trt_dtype
 
 Part = Union[int, "trt.ITensor"]
 
@@ -95,10 +95,6 @@ def broadcast_to(ctx: ConversionContext, x: "trt.ITensor", target: Sequence[Part
         return x
     size = [want if want is not None else have for have, want in zip(x.shape, target)]
     return slice_tensor(ctx, x, [0] * len(size), size, strides)
-
-
-def axis_of(node_arg, rank: int) -> int:
-    return normalize_axis(int(node_arg), rank)
 
 
 def ramp(ctx: ConversionContext, length: Part, dtype: torch.dtype = torch.int64, start: Part = 0,

@@ -1,7 +1,7 @@
 """Small predicates shared by converter validators. All look only at FX metadata."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Iterable
 
 import torch
 from torch.fx import Node
@@ -47,13 +47,6 @@ def numeric_tensors(node: Node) -> bool:
 def output_is_float(node: Node) -> bool:
     val = node.meta.get("val")
     return isinstance(val, torch.Tensor) and val.dtype in FLOAT_DTYPES
-
-
-def static_dims(node: Any, dims: Iterable[int]) -> bool:
-    val = node.meta.get("val") if isinstance(node, Node) else None
-    if not isinstance(val, torch.Tensor):
-        return False
-    return all(isinstance(val.shape[d], int) for d in dims)
 
 
 def all_of(*predicates):

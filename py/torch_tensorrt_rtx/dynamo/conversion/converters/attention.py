@@ -18,7 +18,7 @@ import tensorrt_rtx as trt
 import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import Refusal, converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, Refusal, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._layers import broadcast_to, dims, ramp
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import float_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.comparison import select_tensors
@@ -144,7 +144,7 @@ def _baddbmm_ok(node):
     return float_tensors(node)
 
 
-@converter(aten.baddbmm.default, validator=_baddbmm_ok)
+@converter(aten.baddbmm.default, validator=_baddbmm_ok, precision=Precision.REDUCED)
 def baddbmm(ctx, node, args, kwargs):
     dtype = node_dtype(node)
     beta = args[3] if len(args) > 3 else kwargs.get("beta", 1)

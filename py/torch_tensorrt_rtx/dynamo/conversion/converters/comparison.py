@@ -10,7 +10,7 @@ import torch
 from torch.fx import Node
 
 from torch_tensorrt_rtx.dynamo.conversion._context import node_dtype, to_torch_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import numeric_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 
@@ -111,12 +111,14 @@ def _where_ok(node):
     return numeric_tensors(node) and isinstance(node.meta.get("val"), torch.Tensor)
 
 
-@converter(aten.where.self, aten.where.ScalarSelf, aten.where.ScalarOther, aten.where.Scalar, validator=_where_ok)
+@converter(aten.where.self, validator=_where_ok, precision=Precision.FOLLOW)
+@converter(aten.where.ScalarSelf, aten.where.ScalarOther, aten.where.Scalar, validator=_where_ok)
 def where(ctx, node, args, kwargs):
     return select_tensors(ctx, args[0], args[1], args[2], node_dtype(node))
 
 
-@converter(aten.masked_fill.Scalar, aten.masked_fill.Tensor, validator=_where_ok)
+@converter(aten.masked_fill.Scalar, validator=_where_ok, precision=Precision.FOLLOW)
+@converter(aten.masked_fill.Tensor, validator=_where_ok)
 def masked_fill(ctx, node, args, kwargs):
     dtype = node_dtype(node)
     value = args[2]

@@ -12,7 +12,7 @@ import tensorrt_rtx as trt
 import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors
 
 aten = torch.ops.aten
@@ -46,7 +46,7 @@ def _unit_height(ctx, t, axis=2):
     return ctx.name(ctx.network.add_unsqueeze(t, axes), "as_2d").get_output(0)
 
 
-@converter(aten.convolution.default, validator=all_of(float_tensors, _conv_ok))
+@converter(aten.convolution.default, validator=all_of(float_tensors, _conv_ok), precision=Precision.REDUCED)
 def convolution(ctx, node, args, kwargs):
     x, weight, bias, stride, padding, dilation, transposed, output_padding, groups = args[:9]
     dtype = node_dtype(node)

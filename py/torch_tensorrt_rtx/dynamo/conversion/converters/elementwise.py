@@ -10,7 +10,7 @@ import tensorrt_rtx as trt
 import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import FLOAT_DTYPES, node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, numeric_tensors
 
 aten = torch.ops.aten
@@ -36,6 +36,9 @@ def _tensor_output(node):
     return isinstance(node.meta.get("val"), torch.Tensor)
 
 
+_binary_ok = all_of(_tensor_output, numeric_tensors, _output_dtype_ok)
+
+
 def elementwise_tensors(ctx, lhs, rhs, op, dtype):
     rank = max(len(t.shape) for t in (lhs, rhs) if isinstance(t, trt.ITensor))
     a = ctx.as_tensor(lhs, dtype, rank)
@@ -44,7 +47,9 @@ def elementwise_tensors(ctx, lhs, rhs, op, dtype):
     return ctx.name(ctx.network.add_elementwise(a, b, op), op.name.lower()).get_output(0)
 
 
-@converter(*_OPS, validator=all_of(_tensor_output, numeric_tensors, _output_dtype_ok))
+@converter(aten.add.Tensor, aten.add.Scalar, aten.sub.Tensor, aten.mul.Tensor, aten.mul.Scalar, aten.div.Tensor,
+           validator=_binary_ok, precision=Precision.FOLLOW)
+@converter(aten.sub.Scalar, aten.div.Scalar, validator=_binary_ok)
 def binary(ctx, node, args, kwargs):
     dtype = node_dtype(node)
     lhs, rhs = args[0], args[1]

@@ -8,11 +8,13 @@ rules of Python slicing included), so the engine stays correct for every size in
 """
 from __future__ import annotations
 
+import operator
+
 import tensorrt_rtx as trt
 import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import normalize_axis, node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, converter, declare_precision
 from torch_tensorrt_rtx.dynamo.conversion.converters._layers import (
     broadcast_to,
     dims,
@@ -27,6 +29,10 @@ from torch_tensorrt_rtx.dynamo.conversion.converters.symbolic import is_sym_int
 aten = torch.ops.aten
 Op = trt.ElementWiseOperation
 _HUGE = 1 << 62  # "to the end" in slice(start, sys.maxsize)
+
+# No converter: chunk lowers to split, and the interpreter itself unpacks the outputs of split,
+# unbind or max_pool2d_with_indices with getitem. Both follow their input's precision.
+declare_precision(Precision.FOLLOW, aten.chunk.default, operator.getitem)
 
 
 def _bound(ctx, value, size, default):
@@ -52,7 +58,7 @@ def _slice_ok(node):
     return numeric_tensors(node) and isinstance(step, int) and step > 0 and bounds_ok
 
 
-@converter(aten.slice.Tensor, validator=_slice_ok)
+@converter(aten.slice.Tensor, validator=_slice_ok, precision=Precision.FOLLOW)
 def slice_(ctx, node, args, kwargs):
     args = list(args) + [None] * (5 - len(args))
     x = args[0]
@@ -82,7 +88,8 @@ def _select(ctx, x, axis, index):
     return _gather(ctx, x, index, axis)
 
 
-@converter(aten.select.int, validator=lambda n: numeric_tensors(n) and isinstance(n.args[2], int))
+@converter(aten.select.int, validator=lambda n: numeric_tensors(n) and isinstance(n.args[2], int),
+           precision=Precision.FOLLOW)
 def select(ctx, node, args, kwargs):
     x = args[0]
     return _select(ctx, x, normalize_axis(args[1], len(x.shape)), int(args[2]))
@@ -102,7 +109,7 @@ def _split_ok(node):
     return all(isinstance(s, int) for s in sizes)
 
 
-@converter(aten.split.Tensor, aten.split_with_sizes.default, validator=_split_ok)
+@converter(aten.split.Tensor, aten.split_with_sizes.default, validator=_split_ok, precision=Precision.FOLLOW)
 def split(ctx, node, args, kwargs):
     axis, sizes = _split_sizes(node)
     pieces, offset = [], 0
@@ -118,14 +125,14 @@ def _unbind_ok(node):
     return numeric_tensors(node) and isinstance(x.shape[axis], int)
 
 
-@converter(aten.unbind.int, validator=_unbind_ok)
+@converter(aten.unbind.int, validator=_unbind_ok, precision=Precision.FOLLOW)
 def unbind(ctx, node, args, kwargs):
     x = args[0]
     axis = normalize_axis(args[1] if len(args) > 1 else 0, len(x.shape))
     return tuple(_select(ctx, x, axis, i) for i in range(x.shape[axis]))
 
 
-@converter(aten.stack.default, validator=numeric_tensors)
+@converter(aten.stack.default, validator=numeric_tensors, precision=Precision.FOLLOW)
 def stack(ctx, node, args, kwargs):
     dtype = node_dtype(node)
     rank = node.meta["val"].dim()
@@ -144,7 +151,7 @@ def _expand_ok(node):
     return numeric_tensors(node) and all(isinstance(s, int) or is_sym_int(s) for s in node.args[1])
 
 
-@converter(aten.expand.default, validator=_expand_ok)
+@converter(aten.expand.default, validator=_expand_ok, precision=Precision.FOLLOW)
 def expand(ctx, node, args, kwargs):
     x, sizes = args[0], list(args[1])
     x = ctx.unsqueeze_leading(x, len(sizes))
@@ -184,7 +191,7 @@ def _repeat_ok(node):
     return numeric_tensors(node) and all(isinstance(r, int) and 1 <= r <= 64 for r in repeats)
 
 
-@converter(aten.repeat.default, validator=_repeat_ok)
+@converter(aten.repeat.default, validator=_repeat_ok, precision=Precision.FOLLOW)
 def repeat(ctx, node, args, kwargs):
     """x.repeat(r0, r1, ...): r copies concatenated along each axis (works for dynamic dims)."""
     repeats = [int(r) for r in args[1]]

@@ -5,7 +5,7 @@ import tensorrt_rtx as trt
 import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 
@@ -24,7 +24,7 @@ def matmul_tensors(ctx, a, b, dtype, transpose_b=False):
     return ctx.name(layer, "matmul").get_output(0)
 
 
-@converter(aten.mm.default, aten.bmm.default, aten.matmul.default, validator=float_tensors)
+@converter(aten.mm.default, aten.bmm.default, aten.matmul.default, validator=float_tensors, precision=Precision.REDUCED)
 def matmul(ctx, node, args, kwargs):
     return matmul_tensors(ctx, args[0], args[1], node_dtype(node))
 
@@ -33,14 +33,14 @@ def _addmm_ok(node):
     return node.kwargs.get("beta", 1) == 1 and node.kwargs.get("alpha", 1) == 1
 
 
-@converter(aten.addmm.default, validator=all_of(float_tensors, _addmm_ok))
+@converter(aten.addmm.default, validator=all_of(float_tensors, _addmm_ok), precision=Precision.REDUCED)
 def addmm(ctx, node, args, kwargs):
     dtype = node_dtype(node)
     product = matmul_tensors(ctx, args[1], args[2], dtype)
     return elementwise_tensors(ctx, product, args[0], trt.ElementWiseOperation.SUM, dtype)
 
 
-@converter(aten.linear.default, validator=float_tensors)
+@converter(aten.linear.default, validator=float_tensors, precision=Precision.REDUCED)
 def linear(ctx, node, args, kwargs):
     dtype = node_dtype(node)
     out = matmul_tensors(ctx, args[0], args[1], dtype, transpose_b=True)

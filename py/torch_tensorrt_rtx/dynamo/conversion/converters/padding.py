@@ -6,7 +6,7 @@ import tensorrt_rtx as trt
 import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._layers import dims, shape_math, slice_tensor
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import numeric_tensors
 
@@ -19,7 +19,7 @@ def _pad_ok(node):
     return numeric_tensors(node) and all(isinstance(p, int) for p in pads) and len(pads) % 2 == 0
 
 
-@converter(aten.constant_pad_nd.default, validator=_pad_ok)
+@converter(aten.constant_pad_nd.default, validator=_pad_ok, precision=Precision.FOLLOW)
 def constant_pad_nd(ctx, node, args, kwargs):
     x, pads = args[0], list(args[1])
     value = args[2] if len(args) > 2 else kwargs.get("value", 0)

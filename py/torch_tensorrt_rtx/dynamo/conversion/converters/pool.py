@@ -24,7 +24,7 @@ import tensorrt_rtx as trt
 import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters import _layers
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
@@ -62,7 +62,7 @@ def _max_pool_ok(node):
 
 
 @converter(aten.max_pool2d_with_indices.default, aten.max_pool2d.default,
-           validator=all_of(float_tensors, _max_pool_ok))
+           validator=all_of(float_tensors, _max_pool_ok), precision=Precision.FOLLOW)
 def max_pool2d(ctx, node, args, kwargs):
     kernel, stride, padding, _, ceil_mode = _max_pool_args(node)
     x = args[0]

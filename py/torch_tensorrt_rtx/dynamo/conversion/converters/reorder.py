@@ -13,7 +13,7 @@ import tensorrt_rtx as trt
 import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import normalize_axis
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._layers import broadcast_to, dims, shape_math, slice_tensor
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import numeric_tensors
 from torch_tensorrt_rtx.dynamo.conversion.converters.symbolic import is_sym_int
@@ -26,7 +26,7 @@ def _identity(ctx, x, suffix):
     return ctx.name(ctx.network.add_identity(x), suffix).get_output(0)
 
 
-@converter(aten.flip.default, validator=numeric_tensors)
+@converter(aten.flip.default, validator=numeric_tensors, precision=Precision.FOLLOW)
 def flip(ctx, node, args, kwargs):
     x = args[0]
     rank = len(x.shape)

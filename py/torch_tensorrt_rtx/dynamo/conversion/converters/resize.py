@@ -11,7 +11,7 @@ from __future__ import annotations
 import tensorrt_rtx as trt
 import torch
 
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, converter
 from torch_tensorrt_rtx.dynamo.conversion.converters._layers import dims
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, float_tensors
 
@@ -48,7 +48,12 @@ def _resize_ok(node):
     return True
 
 
-@converter(*_NEAREST, *_BILINEAR, validator=all_of(float_tensors, _resize_ok))
+_upsample_ok = all_of(float_tensors, _resize_ok)
+
+
+@converter(aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec, validator=_upsample_ok,
+           precision=Precision.FOLLOW)
+@converter(aten.upsample_nearest2d.default, aten.upsample_bilinear2d.default, validator=_upsample_ok)
 def upsample(ctx, node, args, kwargs):
     x = args[0]
     size, scales, align_corners = _parse(node.target, args, kwargs)

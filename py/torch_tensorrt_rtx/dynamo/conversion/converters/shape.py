@@ -11,11 +11,14 @@ import torch
 from torch.fx import Node
 
 from torch_tensorrt_rtx.dynamo.conversion._context import normalize_axis, node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import Refusal, converter
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, Refusal, converter, declare_precision
 from torch_tensorrt_rtx.dynamo.conversion.converters._validators import numeric_tensors
 
 aten = torch.ops.aten
 _RESHAPES = (aten.view.default, aten._unsafe_view.default, aten.reshape.default)
+
+# Decomposed before conversion into the reshapes and permute here; whole, it moves data too.
+declare_precision(Precision.FOLLOW, aten.pixel_shuffle.default)
 
 
 def _size_args_ok(node):
@@ -29,7 +32,7 @@ def _reshape_ok(node):
     return numeric_tensors(node) and _size_args_ok(node)
 
 
-@converter(*_RESHAPES, validator=_reshape_ok)
+@converter(*_RESHAPES, validator=_reshape_ok, precision=Precision.FOLLOW)
 def reshape(ctx, node, args, kwargs):
     return ctx.reshape(args[0], [p if isinstance(p, trt.ITensor) else int(p) for p in args[1]])
 
@@ -40,7 +43,7 @@ def sym_size(ctx, node, args, kwargs):
     return ctx.dim_of(x, normalize_axis(axis, len(x.shape)))
 
 
-@converter(aten.flatten.using_ints, validator=numeric_tensors)
+@converter(aten.flatten.using_ints, validator=numeric_tensors, precision=Precision.FOLLOW)
 def flatten(ctx, node, args, kwargs):
     x = args[0]
     rank = len(x.shape)
@@ -58,18 +61,18 @@ def _permute(ctx, x, order):
     return ctx.name(layer, "permute").get_output(0)
 
 
-@converter(aten.permute.default, validator=numeric_tensors)
+@converter(aten.permute.default, validator=numeric_tensors, precision=Precision.FOLLOW)
 def permute(ctx, node, args, kwargs):
     rank = len(args[0].shape)
     return _permute(ctx, args[0], [normalize_axis(a, rank) for a in args[1]])
 
 
-@converter(aten.t.default, validator=numeric_tensors)
+@converter(aten.t.default, validator=numeric_tensors, precision=Precision.FOLLOW)
 def transpose_2d(ctx, node, args, kwargs):
     return args[0] if len(args[0].shape) < 2 else _permute(ctx, args[0], [1, 0])
 
 
-@converter(aten.transpose.int, validator=numeric_tensors)
+@converter(aten.transpose.int, validator=numeric_tensors, precision=Precision.FOLLOW)
 def transpose(ctx, node, args, kwargs):
     rank = len(args[0].shape)
     order = list(range(rank))
@@ -78,7 +81,7 @@ def transpose(ctx, node, args, kwargs):
     return _permute(ctx, args[0], order)
 
 
-@converter(aten.unsqueeze.default, validator=numeric_tensors)
+@converter(aten.unsqueeze.default, validator=numeric_tensors, precision=Precision.FOLLOW)
 def unsqueeze(ctx, node, args, kwargs):
     axis = normalize_axis(args[1], len(args[0].shape) + 1)
     axes = ctx.constant(torch.tensor([axis], dtype=torch.int64))
@@ -103,7 +106,7 @@ def _squeeze_ok(node):
     return numeric_tensors(node)
 
 
-@converter(aten.squeeze.dim, aten.squeeze.dims, validator=_squeeze_ok)
+@converter(aten.squeeze.dim, aten.squeeze.dims, validator=_squeeze_ok, precision=Precision.FOLLOW)
 def squeeze(ctx, node, args, kwargs):
     rank = len(args[0].shape)
     dims = [normalize_axis(d, rank) for d in _squeeze_dims(node) if node.args[0].meta["val"].shape[d] == 1]
@@ -113,7 +116,7 @@ def squeeze(ctx, node, args, kwargs):
     return ctx.name(ctx.network.add_squeeze(args[0], axes), "squeeze").get_output(0)
 
 
-@converter(aten.cat.default, validator=numeric_tensors)
+@converter(aten.cat.default, validator=numeric_tensors, precision=Precision.FOLLOW)
 def cat(ctx, node, args, kwargs):
     dtype = node_dtype(node)
     rank = len(node.meta["val"].shape)
@@ -133,6 +136,6 @@ def _clone_ok(node):
         None, torch.preserve_format, torch.contiguous_format, torch.channels_last, torch.channels_last_3d)
 
 
-@converter(aten.clone.default, aten.alias.default, validator=_clone_ok)
+@converter(aten.clone.default, aten.alias.default, validator=_clone_ok, precision=Precision.FOLLOW)
 def clone(ctx, node, args, kwargs):
     return ctx.name(ctx.network.add_identity(args[0]), "identity").get_output(0)

@@ -6,8 +6,8 @@ import tensorrt_rtx as trt
 import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import FLOAT_DTYPES, node_dtype
-from torch_tensorrt_rtx.dynamo.conversion._registry import converter
-from torch_tensorrt_rtx.dynamo.conversion.converters._validators import (all_of, float_tensors, numeric_tensors,
+from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, converter
+from torch_tensorrt_rtx.dynamo.conversion.converters._validators import (float_tensors, numeric_tensors,
                                                                            output_is_float)
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 
@@ -38,7 +38,8 @@ def _signed_ok(node):
     return numeric_tensors(node) and node_dtype(node) != torch.bool
 
 
-@converter(*_SIGNED_UNARY, validator=_signed_ok)
+@converter(aten.abs.default, aten.neg.default, validator=_signed_ok, precision=Precision.FOLLOW)
+@converter(aten.sign.default, validator=_signed_ok)
 def signed_unary(ctx, node, args, kwargs):
     return unary_tensor(ctx, args[0], _SIGNED_UNARY[node.target])
 
@@ -70,7 +71,8 @@ def _clamp_ok(node):
     return numeric_tensors(node) and dtype in FLOAT_DTYPES + (torch.int32, torch.int64)
 
 
-@converter(aten.clamp.default, aten.clamp.Tensor, aten.hardtanh.default, validator=_clamp_ok)
+@converter(aten.clamp.default, aten.hardtanh.default, validator=_clamp_ok, precision=Precision.FOLLOW)
+@converter(aten.clamp.Tensor, validator=_clamp_ok)
 def clamp(ctx, node, args, kwargs):
     dtype = node_dtype(node)
     out = ctx.cast(args[0], dtype)
@@ -89,7 +91,7 @@ def clamp(ctx, node, args, kwargs):
     return out
 
 
-@converter(aten.leaky_relu.default, validator=float_tensors)
+@converter(aten.leaky_relu.default, validator=float_tensors, precision=Precision.FOLLOW)
 def leaky_relu(ctx, node, args, kwargs):
     slope = args[1] if len(args) > 1 else kwargs.get("negative_slope", 0.01)
     layer = ctx.network.add_activation(args[0], trt.ActivationType.LEAKY_RELU)

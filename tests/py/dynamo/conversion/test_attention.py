@@ -1,14 +1,20 @@
-"""scaled_dot_product_attention and softmax on masks that hide whole rows: the engine must give
-what eager PyTorch gives (0 for a query row whose keys are all masked, not NaN), with boolean and
-additive -inf masks, causal masks with padding, is_causal together with a mask, and grouped-query
-attention (enable_gqa=True with fewer key/value heads)."""
+"""Attention: scaled_dot_product_attention (causal, boolean and additive masks, a constant mask,
+grouped-query attention) and softmax on masks that hide whole rows: the engine must give what
+eager PyTorch gives (0 for a query row whose keys are all masked, not NaN), with boolean and
+additive -inf masks, causal masks with padding, is_causal together with a mask, and dynamic batch
+and sequence."""
+from __future__ import annotations
+
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 import torch_tensorrt_rtx as trtx
-from tests.py.dynamo.conversion.harness import compile_and_verify, compile_checked
+
+from tests.py.dynamo.conversion.harness import (compile_and_verify, compile_checked, constant_operand_test, floats,
+                                                op_case_tests)
+
 
 SDPA = "aten.scaled_dot_product_attention.default"
 L, S, E = 5, 6, 8
@@ -137,3 +143,37 @@ def test_softmax_of_all_minus_inf_rows_matches_eager(dtype):
     # (No end-to-end check: verify's fp16 end-to-end comparison does not accept NaN == NaN today.)
     verification = trtx.verify(compiled, x)
     assert verification.ok and verification.engines, str(verification)
+
+
+def _sdpa_mask(m, x):
+    q = x.view(x.shape[0], x.shape[1], 2, 4).transpose(1, 2)
+    mask = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).tril()
+    return F.scaled_dot_product_attention(q, q * 0.5, q, attn_mask=mask, scale=0.3)
+
+
+def _sdpa_float_mask(m, x):
+    q = x.view(x.shape[0], x.shape[1], 2, 4).transpose(1, 2)
+    bias = x[:, None, :, :1].transpose(-1, -2) * 0.1  # (B, 1, 1, S) additive mask
+    return F.scaled_dot_product_attention(q, q, q, attn_mask=bias)
+
+
+# name -> (function of (module, x), input kind, ops that must be converted); harness.op_case_tests
+CASES = {
+    "sdpa_causal": (lambda m, x: F.scaled_dot_product_attention(*(x.view(x.shape[0], x.shape[1], 2, 4)
+                                                                   .transpose(1, 2),) * 3, is_causal=True), "seq",
+                    [SDPA]),
+    "sdpa_bool_mask": (_sdpa_mask, "seq", [SDPA]),
+    "sdpa_float_mask": (_sdpa_float_mask, "seq", [SDPA]),
+}
+
+test_op_dynamic, test_op_static_fp32, test_op_bf16 = op_case_tests(CASES, bf16=["sdpa_causal"])
+
+
+# name -> (fn, operand makers, converted op, operand positions that may be constant)
+CONSTANTS = {
+    "sdpa_mask": (lambda q, m: F.scaled_dot_product_attention(q, q, q, attn_mask=m),
+                  [floats(1, 2, 4, 8), lambda dtype: torch.ones(4, 4, dtype=torch.bool).tril()],
+                  SDPA, (1,)),
+}
+
+test_constant_operand = constant_operand_test(CONSTANTS)

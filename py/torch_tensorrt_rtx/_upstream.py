@@ -1,0 +1,161 @@
+"""``torch_tensorrt_rtx.dynamo.compile`` / ``trace`` and the refit names, in upstream's form (the
+package puts them under ``torch_tensorrt_rtx.dynamo``).
+
+    ep = torch_tensorrt_rtx.dynamo.trace(model, arg_inputs=[Input(...)])        # an ExportedProgram
+    compiled = torch_tensorrt_rtx.dynamo.compile(ep, arg_inputs=[x], **options)  # = torch_tensorrt_rtx.compile
+
+Both are thin: ``compile`` is ``torch_tensorrt_rtx.compile`` (one settings object, upstream's
+option names honoured or refused there). Refit (``refit_module_weights``,
+``MutableTorchTensorRTModule``) is not implemented yet and says so, with what to do instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+
+_REFIT_LATER = ("is not implemented yet in torch_tensorrt_rtx (weightless, refittable engines are planned: "
+                "issue 22); compile the model with the new weights again instead — with cache_built_engines/"
+                "reuse_cached_engines an unchanged graph with unchanged weights is not rebuilt")
+
+
+def compile(exported_program: Any, inputs: Optional[Sequence[Any]] = None, *,
+            arg_inputs: Optional[Sequence[Any]] = None, kwarg_inputs: Optional[Dict[str, Any]] = None,
+            **options: Any) -> torch.fx.GraphModule:
+    """Upstream's ``torch_tensorrt.dynamo.compile(exported_program, arg_inputs=..., **options)``:
+    ``torch_tensorrt_rtx.compile`` on an ExportedProgram (or a module). Inputs default to the
+    program's example inputs over its Dims' ranges."""
+    from torch_tensorrt_rtx._compile import compile as compile_program
+
+    return compile_program(exported_program, inputs, arg_inputs=arg_inputs, kwarg_inputs=kwarg_inputs, **options)
+
+
+def trace(module: torch.nn.Module, inputs: Optional[Sequence[Any]] = None, *,
+          arg_inputs: Optional[Sequence[Any]] = None, kwarg_inputs: Optional[Dict[str, Any]] = None,
+          **options: Any) -> torch.export.ExportedProgram:
+    """Upstream's ``torch_tensorrt.dynamo.trace``: ``torch.export.export`` (non-strict) with the
+    dynamic dims of the given ``Input`` ranges. Options are checked as compile's are (a refused one
+    fails here) and otherwise only matter to compile."""
+    from torch_tensorrt_rtx.dynamo._export import dynamic_shapes
+    from torch_tensorrt_rtx.dynamo._input import as_inputs
+    from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
+
+    CompilationSettings.from_options(options)
+    if inputs is not None and arg_inputs is not None:
+        raise TypeError("trace: give inputs=... or arg_inputs=... (the same thing), not both")
+    given = arg_inputs if inputs is None else inputs
+    specs = as_inputs(list(given) if given is not None else [])
+    kwarg_specs = dict(zip(kwarg_inputs, as_inputs(list(kwarg_inputs.values())))) if kwarg_inputs else {}
+    return torch.export.export(module, tuple(s.example() for s in specs),
+                               kwargs={k: s.example() for k, s in kwarg_specs.items()} or None,
+                               dynamic_shapes=dynamic_shapes(specs, module, kwarg_specs), strict=False)
+
+
+def refit_module_weights(compiled_module: Any, new_weight_module: Any, *args: Any, **kwargs: Any) -> Any:
+    """Upstream's weight refit. Not implemented yet: raises NotImplementedError saying so."""
+    raise NotImplementedError(f"refit_module_weights {_REFIT_LATER}")
+
+
+class MutableTorchTensorRTModule:
+    """Upstream's self-refitting module. Not implemented yet: constructing one raises
+    NotImplementedError with the replacement (compile again after changing the weights)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError(f"MutableTorchTensorRTModule {_REFIT_LATER}")
+
+
+def convert_exported_program_to_serialized_trt_engine(exported_program: Any, inputs: Optional[Sequence[Any]] = None, *,
+                                                      arg_inputs: Optional[Sequence[Any]] = None,
+                                                      kwarg_inputs: Optional[Dict[str, Any]] = None,
+                                                      **options: Any) -> bytes:
+    """Upstream's whole-program engine: the serialized TensorRT-RTX engine (bytes, for
+    ``tensorrt_rtx.Runtime.deserialize_cuda_engine``) of a program that compiles to exactly one
+    engine (``require_full_compilation=True``; ``min_block_size`` defaults to 1). Its bindings are
+    ``input_<k>`` / ``output_<k>``; upstream's ``*_binding_names`` options are refused."""
+    from torch_tensorrt_rtx._compile import compile as compile_program
+    from torch_tensorrt_rtx._compile import engine_records
+
+    naming = sorted(k for k in ("arg_input_binding_names", "kwarg_input_binding_names", "output_binding_names")
+                    if options.pop(k, None) is not None)
+    if naming:
+        raise ValueError(f"convert_exported_program_to_serialized_trt_engine: {naming} not supported: the engine's "
+                         "bindings are named input_<k> and output_<k>")
+    options.setdefault("min_block_size", 1)
+    compiled = compile_program(exported_program, inputs, arg_inputs=arg_inputs, kwarg_inputs=kwarg_inputs,
+                               require_full_compilation=True, **options)
+    records = list(engine_records(compiled).values())
+    if len(records) != 1:
+        raise ValueError(f"convert_exported_program_to_serialized_trt_engine: the program compiled to {len(records)} "
+                         "engines; one serialized engine needs the whole program in one engine (use "
+                         "torch_tensorrt_rtx.compile and save for programs with several)")
+    return bytes(records[0].engine)
+
+
+def convert_method_to_trt_engine(module: Any, method_name: str = "forward", inputs: Optional[Sequence[Any]] = None,
+                                 arg_inputs: Optional[Sequence[Any]] = None,
+                                 kwarg_inputs: Optional[Dict[str, Any]] = None, ir: str = "default",
+                                 enabled_precisions: Any = frozenset(), **options: Any) -> bytes:
+    """Upstream's ``torch_tensorrt.convert_method_to_trt_engine``: the serialized engine of
+    ``module.forward`` (see convert_exported_program_to_serialized_trt_engine)."""
+    from torch_tensorrt_rtx._compile import _frontend
+
+    if method_name != "forward":
+        raise ValueError(f"convert_method_to_trt_engine: method_name={method_name!r}; only 'forward' is traced "
+                         "(torch.export traces forward)")
+    if _frontend(ir) != "dynamo":
+        raise ValueError("convert_method_to_trt_engine: ir='torch_compile' makes no engine ahead of time; "
+                         "use ir='dynamo'")
+    return convert_exported_program_to_serialized_trt_engine(module, inputs, arg_inputs=arg_inputs,
+                                                             kwarg_inputs=kwarg_inputs,
+                                                             enabled_precisions=enabled_precisions, **options)
+
+
+_NO_CROSS_COMPILE = ("is not part of torch_tensorrt_rtx: TensorRT-RTX documents its engines as portable across "
+                     "operating systems, so compile() and save() as usual (a Linux-built program on Windows is not "
+                     "verified by this project)")
+
+
+def cross_compile_for_windows(*args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError(f"cross_compile_for_windows {_NO_CROSS_COMPILE}")
+
+
+def save_cross_compiled_exported_program(*args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError(f"save_cross_compiled_exported_program {_NO_CROSS_COMPILE}")
+
+
+def load_cross_compiled_exported_program(*args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError(f"load_cross_compiled_exported_program {_NO_CROSS_COMPILE}; use load()")
+
+
+class DeviceType(enum.Enum):
+    """Upstream's device types; only GPU applies to TensorRT-RTX."""
+
+    GPU = "gpu"
+    DLA = "dla"
+    UNKNOWN = "unknown"
+
+
+@dataclasses.dataclass
+class Device:
+    """Upstream's ``torch_tensorrt.Device`` for the ``device=`` option: ``Device("cuda:0")``,
+    ``Device(gpu_id=0)``. Engines run on the CUDA device of their inputs; DLA is refused."""
+
+    spec: Optional[str] = None
+    gpu_id: int = 0
+    device_type: DeviceType = DeviceType.GPU
+    dla_core: int = -1
+    allow_gpu_fallback: bool = False
+
+    def __post_init__(self) -> None:
+        if self.spec is not None:
+            device = torch.device(self.spec.replace("gpu", "cuda"))
+            if device.type != "cuda":
+                raise ValueError(f"Device({self.spec!r}): TensorRT-RTX engines run on a CUDA GPU ('cuda:N')")
+            self.gpu_id = device.index or 0
+        if self.device_type is not DeviceType.GPU or self.dla_core >= 0:
+            raise ValueError("Device: RTX GPUs have no DLA; use Device('cuda:N')")
+
+    def to(self, kind: type) -> Any:
+        return torch.device("cuda", self.gpu_id) if kind is torch.device else self

@@ -1,0 +1,91 @@
+"""One copy of the engine: TensorRT-RTX streams the serialized engine to a temporary file
+(`SerializedEngine`, hashed on the way), and packing the engine record reads it straight into the
+record's buffer, with the same bytes as packing the engine from memory."""
+from __future__ import annotations
+
+import hashlib
+
+import torch
+import torch.nn as nn
+
+import torch_tensorrt_rtx as trtx
+from torch_tensorrt_rtx.dynamo.conversion._engine_builder import SerializedEngine, build_engine
+from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
+from torch_tensorrt_rtx.runtime import EngineRecord
+
+
+def _record(engine):
+    return EngineRecord.new(engine, name="blk0", input_names=["x"], output_names=["y"], metadata={"k": 1})
+
+
+def test_an_engine_in_a_file_packs_like_the_same_bytes_in_memory():
+    data = bytes(range(256)) * 1000 + b"tail"
+    engine = SerializedEngine()
+    engine.write(data[:1000])
+    engine.write(data[1000:])
+    assert engine.nbytes == len(data) and engine.sha256 == hashlib.sha256(data).hexdigest()
+    packed = _record(engine).pack()
+    assert packed == _record(data).pack()
+    assert bytes(EngineRecord.unpack(packed).engine) == data
+    assert _record(engine).to_list() == _record(data).to_list()
+
+
+def test_a_short_buffer_is_refused_with_both_sizes():
+    engine = SerializedEngine()
+    engine.write(b"abcd")
+    try:
+        engine.readinto(bytearray(3))
+    except ValueError as exc:
+        assert "3 bytes, expected 4" in str(exc)
+    else:
+        raise AssertionError("readinto accepted a buffer of the wrong size")
+
+
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return torch.relu(self.linear(x))
+
+
+def test_the_built_engine_is_streamed_and_its_record_holds_it():
+    compiled = trtx.compile(Small().eval(), [torch.randn(2, 8)], min_block_size=1, progress=False)
+    buffers = [b for name, b in compiled.named_buffers() if name.endswith("_engine")]
+    assert len(buffers) == 1
+    record = EngineRecord.from_tensor(buffers[0])
+    report = compiled.compile_report.engines[0]
+    assert memoryview(record.engine).nbytes == report.engine_bytes
+    assert record.metadata["sha256"] == hashlib.sha256(record.engine).hexdigest()
+
+
+def test_build_engine_returns_a_hashed_file_backed_engine():
+    from torch_tensorrt_rtx.dynamo._export import export_aten
+    from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
+    from torch_tensorrt_rtx.dynamo.lowering import lower
+    from torch_tensorrt_rtx.dynamo.partitioning import partition
+
+    x = torch.randn(2, 8)
+    gm = lower(export_aten(Small().eval(), [trtx.Input.from_tensor(x)]).graph_module,
+               CompilationSettings().reduced_precision)
+    (sub,) = partition(gm, CompilationSettings(min_block_size=1)).submodules.values()
+    engine, seconds = build_engine(build_network(sub, [{}]), label="t", progress=False)
+    data = engine.tobytes()
+    assert seconds > 0 and len(data) == engine.nbytes > 1000
+    assert engine.sha256 == hashlib.sha256(data).hexdigest()
+    engine.close()
+
+
+def test_an_engine_that_cannot_be_written_is_a_build_failure_naming_the_file(monkeypatch):
+    from torch_tensorrt_rtx.dynamo.conversion import _engine_builder
+
+    def full_disk(self, chunk):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_engine_builder.SerializedEngine, "write", full_disk)
+    compiled = trtx.compile(Small().eval(), [torch.randn(2, 8)], min_block_size=1, progress=False)
+    report = compiled.compile_report
+    assert not report.engines, report.format()
+    reasons = " ".join(report.failed_nodes.values())
+    assert "temporary file" in reasons and "No space left on device" in reasons, reasons
