@@ -1,5 +1,9 @@
 """Export: trace a module with torch.export and decompose it to the ATen graph the compiler takes.
 
+The decompositions run node by node on export's graph (lowering/_decompositions.py): ops with a
+converter stay whole and nothing is traced twice; only a program that needs it (a grad-mode
+region, a mutation an alias can see) is retraced whole with `run_decompositions`.
+
     exported = export_aten(module, [Input(min_shape=(1, 64), opt_shape=(8, 64), max_shape=(32, 64))])
     exported.graph_module, exported.symbol_ranges      # ATen graph, {symbol: (min, opt, max)}
 
@@ -251,8 +255,8 @@ def _decomposed(program: torch.export.ExportedProgram) -> Tuple[torch.fx.GraphMo
 
 def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Optional[Dict[str, Input]] = None, *,
                 allow_specialization: bool = False) -> ExportedAten:
-    """torch.export + our decompositions (node by node where possible). The time of each phase travels to compile_graph in
-    graph_module.meta[PHASE_SECONDS_META]."""
+    """torch.export + our decompositions (node by node where possible, see `_decomposed`). The
+    time of each phase travels to compile_graph in graph_module.meta[PHASE_SECONDS_META]."""
     kwarg_specs = dict(kwarg_specs or {})
     module = _exportable(module, specs, kwarg_specs)
     given = list(specs) + list(kwarg_specs.values())  # export's flattening order: positional, then keywords
