@@ -245,30 +245,27 @@ def _share(part: float, total: float) -> str:
 
 
 def render(rows: List[Dict[str, Any]], dtype_name: str, pairs: int) -> str:
-    lines = [f"# torch_tensorrt_rtx.compile vs the ONNX route, {dtype_name}", "",
-             f"`benchmarks/onnx_route.py --dtype {dtype_name} --pairs {pairs}`; torch {torch.__version__}, "
-             f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs: ratios are of interleaved "
-             "rounds, absolute seconds depend on the load). Ratio: median over rounds of ours / ONNX route; "
-             "the other columns are the median round's.", "",
-             "| model | ours / ONNX | rounds | ours s | ONNX s | ours engine MB | ONNX engine MB | engines | fallback ops |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        o, x = r["ours"], r["onnx"]
-        lines.append(f"| {r['model']} | **{r['ratio']:.2f}** | {', '.join(f'{v:.2f}' for v in r['ratios'])} | "
-                     f"{o['seconds']:.1f} | {x['seconds']:.1f} | {o['engine_bytes'] / 2**20:.0f} | "
-                     f"{x['engine_bytes'] / 2**20:.0f} | {o['engines']} | {o['fallback_ops']} |")
-    lines += ["", "Where our compile's time goes (seconds, share of our compile): torch.export, decompositions "
-              "(run_decompositions, when it runs), the TensorRT-RTX build, and ours (lowering, partitioning, "
-              "conversion, packaging, unaccounted). The ONNX route: torch.onnx.export, parse, build.", "",
-              "| model | export | decompositions | build | ours | ONNX: export | parse | build |",
+    ratios = ["| model | ours / ONNX | rounds | ours s | ONNX s | ours engine MB | ONNX engine MB | engines | "
+              "fallback ops |", "|---|---|---|---|---|---|---|---|---|"]
+    shares = ["| model | export | decompositions | build | ours | ONNX: export | parse | build |",
               "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         o, x = r["ours"], r["onnx"]
         p, q = o["parts"], x["parts"]
-        lines.append(f"| {r['model']} | {_share(p['export'], o['seconds'])} | "
-                     f"{_share(p['decompositions'], o['seconds'])} | {_share(p['build'], o['seconds'])} | "
-                     f"{_share(p['ours'], o['seconds'])} | {_share(q['export'], x['seconds'])} | "
-                     f"{_share(q['parse'], x['seconds'])} | {_share(q['build'], x['seconds'])} |")
+        ratios.append(f"| {r['model']} | **{r['ratio']:.2f}** | {', '.join(f'{v:.2f}' for v in r['ratios'])} | "
+                      f"{o['seconds']:.1f} | {x['seconds']:.1f} | {o['engine_bytes'] / 2**20:.0f} | "
+                      f"{x['engine_bytes'] / 2**20:.0f} | {o['engines']} | {o['fallback_ops']} |")
+        shares.append(f"| {r['model']} | " + " | ".join(
+            [_share(p[k], o["seconds"]) for k in ("export", "decompositions", "build", "ours")]
+            + [_share(q[k], x["seconds"]) for k in ("export", "parse", "build")]) + " |")
+    lines = [f"# torch_tensorrt_rtx.compile vs the ONNX route, {dtype_name}", "",
+             f"`benchmarks/onnx_route.py --dtype {dtype_name} --pairs {pairs}`; torch {torch.__version__}, "
+             f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs: ratios are of interleaved "
+             "rounds, absolute seconds depend on the load). Ratio: median over rounds of ours / ONNX route; "
+             "the other columns are the median round's.", ""] + ratios
+    lines += ["", "Where our compile's time goes (seconds, share of our compile): torch.export, decompositions "
+              "(node by node; run_decompositions where a program needs the retrace), the TensorRT-RTX build, and ours (lowering, partitioning, "
+              "conversion, packaging, unaccounted). The ONNX route: torch.onnx.export, parse, build.", ""] + shares
     lines += ["", "Our phases (CompileReport.phase_seconds) of the median round:", ""]
     for r in rows:
         detail = ", ".join(f"{k} {v:.2f}" for k, v in r["ours"]["phases"].items())
