@@ -131,7 +131,8 @@ def unet() -> Case:
 
 
 def _warm_up_model() -> Case:
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 4))
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 14 * 14, 4))
     return Case(_Positional(model, ["input"]), ["input"], [((1, 3, 16, 16), (2, 3, 16, 16), (4, 3, 16, 16))],
                 [torch.float32], [{0: "batch"}])
 
@@ -264,8 +265,8 @@ def render(rows: List[Dict[str, Any]], dtype_name: str, pairs: int) -> str:
              "rounds, absolute seconds depend on the load). Ratio: median over rounds of ours / ONNX route; "
              "the other columns are the median round's.", ""] + ratios
     lines += ["", "Where our compile's time goes (seconds, share of our compile): torch.export, decompositions "
-              "(node by node; run_decompositions where a program needs the retrace), the TensorRT-RTX build, and ours (lowering, partitioning, "
-              "conversion, packaging, unaccounted). The ONNX route: torch.onnx.export, parse, build.", ""] + shares
+              "(node by node; run_decompositions where a program needs the retrace), the TensorRT-RTX build, "
+              "and ours (lowering, partitioning, conversion, packaging, unaccounted). The ONNX route: torch.onnx.export, parse, build.", ""] + shares
     lines += ["", "Our phases (CompileReport.phase_seconds) of the median round:", ""]
     for r in rows:
         detail = ", ".join(f"{k} {v:.2f}" for k, v in r["ours"]["phases"].items())
@@ -297,10 +298,10 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - report it and go on with the other models
             print(f"{name}: FAILED: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", flush=True)
             continue
-        print(f"{name}: ours / ONNX route {rows[-1]['ratio']:.2f} (rounds: "
-              f"{', '.join(f'{v:.2f}' for v in rows[-1]['ratios'])}); ours: "
-              + ", ".join(f"{k} {100 * v / rows[-1]['ours']['seconds']:.0f}%" for k, v in rows[-1]["ours"]["parts"].items()),
-              flush=True)
+        last = rows[-1]
+        shares = ", ".join(f"{k} {100 * v / last['ours']['seconds']:.0f}%" for k, v in last["ours"]["parts"].items())
+        print(f"{name}: ours / ONNX route {last['ratio']:.2f} (rounds: "
+              f"{', '.join(f'{v:.2f}' for v in last['ratios'])}); ours: {shares}", flush=True)
     text = render(rows, options.dtype, options.pairs)
     print(text)
     if not options.no_write:
