@@ -266,7 +266,8 @@ def render(rows: List[Dict[str, Any]], dtype_name: str, pairs: int) -> str:
              "the other columns are the median round's.", ""] + ratios
     lines += ["", "Where our compile's time goes (seconds, share of our compile): torch.export, decompositions "
               "(node by node; run_decompositions where a program needs the retrace), the TensorRT-RTX build, "
-              "and ours (lowering, partitioning, conversion, packaging, unaccounted). The ONNX route: torch.onnx.export, parse, build.", ""] + shares
+              "and ours (lowering, partitioning, conversion, packaging, unaccounted). The ONNX route: "
+              "torch.onnx.export, parse, build.", ""] + shares
     lines += ["", "Our phases (CompileReport.phase_seconds) of the median round:", ""]
     for r in rows:
         detail = ", ".join(f"{k} {v:.2f}" for k, v in r["ours"]["phases"].items())
