@@ -157,10 +157,6 @@ class EngineCache:
     def __repr__(self) -> str:
         return f"EngineCache({str(self.directory)!r})"
 
-    @staticmethod
-    def header_size() -> int:
-        return _HEADER.size
-
     def entry_path(self, key: str) -> Path:
         return self.directory / f"{key}{SUFFIX}"
 
