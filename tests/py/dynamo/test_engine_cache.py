@@ -48,6 +48,41 @@ def builds(monkeypatch):
     return count
 
 
+class Mlp(torch.nn.Module):
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Linear(width, 32), torch.nn.Linear(32, 8)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class RenamedMlp(torch.nn.Module):
+    """Mlp with other attribute names: the same graph and weights, so the same engine."""
+
+    def __init__(self, mlp: Mlp) -> None:
+        super().__init__()
+        self.first, self.second = mlp.fc1, mlp.fc2
+
+    def forward(self, x):
+        return self.second(torch.relu(self.first(x)))
+
+
+def _model(seed: int = 0) -> Mlp:
+    torch.manual_seed(seed)
+    return Mlp().eval()
+
+
+def _compile(model, cache_dir, max_batch: int = 8, **options):
+    spec = trtx.Input(min_shape=(1, 16), opt_shape=(4, 16), max_shape=(max_batch, 16))
+    return trtx.compile(model, [spec], engine_cache_dir=cache_dir, progress=False, **options)
+
+
+def _engine_bytes(compiled) -> bytes:
+    (record,) = trtx.engine_records(compiled).values()
+    return bytes(record.engine)
+
+
 def _entries(directory) -> list:
     """Every entry of the cache (one per engine)."""
     return sorted(p.name for p in Path(directory).glob(f"*{SUFFIX}"))
