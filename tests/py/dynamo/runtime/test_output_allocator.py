@@ -1,12 +1,17 @@
 """Engines with data-dependent output shapes on the Python runtime, through the tensorrt_rtx test
 double: the output allocator's memory requests and final shapes give correctly shaped outputs;
 upstream's enable_output_allocator forces it for every output, enable_pre_allocated_outputs
-reuses output tensors between calls of the same shapes."""
+reuses output tensors between calls of the same shapes; a saved program whose engine spec marks a
+data-dependent output loads and runs on the Python runtime."""
 from __future__ import annotations
 
+import pytest
 import torch
 
+import torch_tensorrt_rtx as trtx
 from torch_tensorrt_rtx import runtime
+from torch_tensorrt_rtx.dynamo import _engine_op
+from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec
 from torch_tensorrt_rtx.runtime import EngineRecord, TRTModule
 
 from trt_double import TrtDouble, make_engine_bytes
@@ -81,3 +86,34 @@ def test_a_data_dependent_output_without_allocator_fails_in_the_double():
     context.set_tensor_address("x", x.data_ptr())
     assert context.get_tensor_shape("y") == (-1,)
     assert context.execute_async_v3(0) is False
+
+
+class DataDependentProgram(torch.nn.Module):
+    """A compiled-module stand-in: one engine whose output is `x[x > 0]` (its spec says so)."""
+
+    SPEC = OutputSpec("dd", "sha", [TensorSpec("float32", ["i0_0", "i0_1"])], [TensorSpec("float32", [None])],
+                      ["y:nonzero"]).to_json()
+
+    def __init__(self) -> None:
+        super().__init__()
+        engine = make_engine_bytes(PROFILE, ["y"], data_dependent=["y"])
+        record = EngineRecord.new(engine, name="dd", input_names=["x"], output_names=["y"])
+        self.register_buffer("dd_engine", record.to_tensor().clone())
+
+    def forward(self, x):
+        return torch.ops.tensorrt_rtx.execute_engine([x - 1], self.dd_engine, self.SPEC)[0] * 2
+
+
+@pytest.mark.skipif(_engine_op.NATIVE, reason="the C++ runtime implements the op in this process")
+def test_a_saved_program_with_a_data_dependent_engine_output_runs_on_the_python_runtime(tmp_path, monkeypatch):
+    api = TrtDouble()
+    monkeypatch.setattr(_engine_op, "_new_python_module", lambda record, name: TRTModule(record, name, trt_api=api))
+    batch = torch.export.Dim("batch", min=1, max=8)
+    program = torch.export.export(DataDependentProgram(), (torch.ones(2, 4),), dynamic_shapes=({0: batch},))
+    (size,) = next(n for n in program.graph.nodes if n.op == "output").args[0][0].meta["val"].shape
+    assert str(size).startswith("u"), size  # the spec's null dim: an unbacked size in the program
+    torch.export.save(program, tmp_path / "dd.pt2")
+    loaded = trtx.load(tmp_path / "dd.pt2").module()
+    for x in (torch.tensor([[0.5, 2.0, 3.0, -1.0]] * 3), torch.zeros(1, 4)):
+        shifted = x - 1
+        torch.testing.assert_close(loaded(x), shifted[shifted > 0] * 2)
