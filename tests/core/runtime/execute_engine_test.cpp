@@ -133,6 +133,21 @@ TEST_F(ExecuteEngineTest, EngineBytesTheBackendRefusesFailWithTheContractMessage
   EXPECT_EQ(log_->Count("runtime.deserialize"), 0);  // refused before deserializing
 }
 
+TEST_F(ExecuteEngineTest, DataDependentOutputsAreRefusedNamingThePythonRuntime) {
+  TRTEngine engine(EngineRecord::FromList(testing::MakeRecordList(
+                       "dd", testing::ScriptedEngineBytes({"x"}, {"dd_y"}), {"x"}, {"dd_y"})),
+                   std::make_shared<ScriptedRuntime>(log_), settings_);
+  try {
+    ExecuteEngine({at::ones({4})}, engine);
+    FAIL() << "expected a refusal";
+  } catch (const c10::Error& e) {
+    const std::string message = e.what_without_backtrace();
+    EXPECT_NE(message.find("output 'dd_y' has a data-dependent shape"), std::string::npos) << message;
+    EXPECT_NE(message.find("Python runtime"), std::string::npos) << message;
+  }
+  EXPECT_EQ(log_->Count("jit dd/4x"), 0);  // never enqueued
+}
+
 TEST(EngineContractTest, WholeGraphCaptureWithLazyKernelsWarnsOnlyForDynamicShapes) {
   RuntimeSettings s;
   s.cuda_graph_strategy = CudaGraphStrategy::kWholeGraphCapture;

@@ -160,7 +160,10 @@ class ScriptedContext final : public trt::ExecutionContext {
     shape_ = dims;
     return true;
   }
-  trt::Dims GetTensorShape(const std::string&) override { return shape_; }
+  // Outputs named "dd_*" are data-dependent: TensorRT reports -1 for such dims before the run.
+  trt::Dims GetTensorShape(const std::string& name) override {
+    return name.rfind("dd_", 0) == 0 ? trt::Dims{-1} : shape_;
+  }
   bool SetTensorAddress(const std::string& name, void* data) override {
     addresses_[name] = data;
     return true;

@@ -21,14 +21,21 @@ from tests.py.dynamo.conversion.harness import Fn, compile_and_verify, exported_
 aten = torch.ops.aten
 
 
-def nonzero_network(example: torch.Tensor):
+def one_op_network(op, *examples: torch.Tensor):
+    """The network of a graph computing `op(*examples)` (placeholders input_0, input_1, ...)."""
     graph = Graph()
-    x = graph.placeholder("x")
-    x.meta["val"] = example
-    out = graph.call_function(aten.nonzero.default, (x,))
-    out.meta["val"] = torch.nonzero(example)
+    placeholders = []
+    for k, example in enumerate(examples):
+        placeholders.append(graph.placeholder(f"x{k}"))
+        placeholders[-1].meta["val"] = example
+    out = graph.call_function(op, tuple(placeholders))
+    out.meta["val"] = op(*examples)
     graph.output((out,))
-    return build_network(GraphModule(torch.nn.Module(), graph), [{}]).network
+    return build_network(GraphModule(torch.nn.Module(), graph), [{}] * len(examples)).network
+
+
+def nonzero_network(example: torch.Tensor):
+    return one_op_network(aten.nonzero.default, example)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int32, torch.bool])
@@ -91,3 +98,21 @@ def test_ops_after_a_data_dependent_size_get_an_engine_with_its_bound():
     compiled, report, _ = compile_and_verify(module, [x], run_inputs=runs, expect_ops=["aten.mul.Tensor"])
     ranges = [r for e in report.engines for r in e.input_ranges if r != "{}"]
     assert ranges == ["{0: (0, 7, 15)}"], report.format()  # nonzero's rows: 0 to numel
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int32])
+def test_masked_select_network_matches_eager(dtype, monkeypatch):
+    monkeypatch.setattr(data_dependent, "nonzero_kernels_available", lambda: True)
+    x = (torch.randn(3, 5) * 4).to(dtype)
+    network = one_op_network(aten.masked_select.default, x, x > 0)
+    for mask in (x > 0, torch.zeros(3, 5, dtype=torch.bool), torch.ones(3, 5, dtype=torch.bool)):
+        (out,) = run_network(network, {"input_0": x, "input_1": mask}).values()
+        expected = torch.masked_select(x, mask)
+        assert out.dtype == dtype and torch.equal(out, expected), (mask, out, expected)
+
+
+def test_masked_select_with_a_broadcast_mask_stays_in_pytorch(monkeypatch):
+    monkeypatch.setattr(data_dependent, "nonzero_kernels_available", lambda: True)
+    node = exported_node(Fn(lambda x, m: torch.masked_select(x, m)), [torch.randn(3, 4), torch.rand(4) > 0.5],
+                         aten.masked_select.default)
+    assert "no broadcasting" in refusal_reason(node)

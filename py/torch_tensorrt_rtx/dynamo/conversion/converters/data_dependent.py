@@ -1,11 +1,13 @@
-"""Ops whose output size depends on the input's values: aten.nonzero as one INonZeroLayer.
+"""Ops whose output size depends on the input's values: aten.nonzero as one INonZeroLayer, and
+aten.masked_select as NonZero of the flattened mask + a gather of the flattened input.
 
 TensorRT-RTX's NonZero layer returns the indices as a [rank, n] matrix (n = number of non-zero
 elements, known only after the engine ran; columns in row-major order, as torch's rows are); the
 converter transposes it to torch's [n, rank] int64 layout. The engine declares that output as
 data-dependent (a null dim in its output spec) and the runtime fetches it through an output
 allocator. The layer takes float32, float16, int32 and bool inputs; other dtypes and 0-d inputs
-stay in PyTorch with the reason.
+stay in PyTorch with the reason. masked_select converts when input and mask have the same shape
+(a broadcast mask stays in PyTorch with the reason).
 
 TensorRT-RTX 1.7 defines the layer but has no kernel for it: a build fails with "NonZero has no
 runners that implement it" (NVIDIA/TensorRT-RTX issue 32). So the validator asks the installed
@@ -68,3 +70,24 @@ def nonzero(ctx, node, args, kwargs):
     transpose = ctx.name(ctx.network.add_shuffle(layer.get_output(0)), "nonzero_rows")
     transpose.first_transpose = (1, 0)
     return transpose.get_output(0)
+
+
+def _masked_select_ok(node):
+    x, mask = (a.meta["val"] for a in node.args[:2])
+    if tuple(x.shape) != tuple(mask.shape) or x.dim() == 0:
+        return Refusal(f"input shape {tuple(x.shape)} and mask shape {tuple(mask.shape)}: this converter takes "
+                       "a mask of the input's shape, rank >= 1 (no broadcasting)")
+    if mask.dtype != torch.bool:
+        return Refusal(f"{mask.dtype} mask: masked_select takes a bool mask")
+    if not nonzero_kernels_available():
+        return Refusal(NO_KERNEL_REASON.format(version=trt.__version__))
+    return True
+
+
+@converter(aten.masked_select.default, validator=_masked_select_ok, supports_dynamic_shapes=True,
+           precision=Precision.FOLLOW)
+def masked_select(ctx, node, args, kwargs):
+    flat_x, flat_mask = ctx.reshape(args[0], [-1]), ctx.reshape(args[1], [-1])
+    positions = ctx.name(ctx.network.add_non_zero(flat_mask, trt.int64), "nonzero").get_output(0)  # [1, n]
+    index = ctx.reshape(positions, [-1])
+    return ctx.name(ctx.network.add_gather(flat_x, index, 0), "gather").get_output(0)
