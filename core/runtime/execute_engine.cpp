@@ -76,6 +76,13 @@ std::vector<at::Tensor> ExecuteEngineLocked(const std::vector<at::Tensor>& input
   outputs.reserve(output_names.size());
   for (const std::string& name : output_names) {
     const trt::Dims shape = context.GetTensorShape(name);
+    for (int64_t d : shape) {
+      // An output sized by the data (nonzero-like) needs an output allocator, which only the
+      // Python runtime implements so far.
+      TORCH_CHECK(d >= 0, "engine '", engine.name(), "' output '", name, "' has a data-dependent shape ",
+                  shape, ", which the C++ runtime does not run yet; run this program on the Python runtime "
+                  "(load it without the native library, or torch_tensorrt_rtx.runtime.TRTModule)");
+    }
     at::Tensor out = at::empty(shape, at::TensorOptions()
                                           .dtype(ToScalarType(trt_engine.TensorDataType(name)))
                                           .device(device));
