@@ -34,7 +34,7 @@ map onto ``runtime.settings(...)`` for the block (every engine run in it, this t
 Output allocation (``output_allocation.py``): ``enable_output_allocator(module)`` and
 ``enable_pre_allocated_outputs(module)`` are context managers for the block (this thread, every
 engine run in it, like ``enable_cudagraphs``) on the Python runtime; outputs with data-dependent
-shapes always go through the output allocator.
+shapes always go through the output allocator, on both runtimes.
 """
 from __future__ import annotations
 
