@@ -8,6 +8,8 @@
 #include <NvInferRuntime.h>
 
 #include <cstring>
+#include <exception>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -162,6 +164,31 @@ class TensorRTConfig final : public RuntimeConfig {
   std::unique_ptr<nv::IRuntimeConfig> config_;
 };
 
+// TensorRT's output-allocator callbacks, forwarded to the runtime's OutputAllocator.
+class OutputAllocatorAdapter final : public nv::IOutputAllocator {
+ public:
+  explicit OutputAllocatorAdapter(OutputAllocator* allocator) : allocator_(allocator) {}
+  void* reallocateOutputAsync(char const* name, void*, uint64_t size, uint64_t alignment,
+                              cudaStream_t) noexcept override {
+    try {
+      return allocator_->Reallocate(name, size, alignment);
+    } catch (const std::exception& e) {
+      LogError(std::string("output allocator for '") + name + "': " + e.what());
+      return nullptr;  // TensorRT then fails the enqueue
+    }
+  }
+  void notifyShape(char const* name, nv::Dims const& dims) noexcept override {
+    try {
+      allocator_->NotifyShape(name, ToDims(dims));
+    } catch (const std::exception& e) {
+      LogError(std::string("output allocator for '") + name + "': " + e.what());
+    }
+  }
+
+ private:
+  OutputAllocator* allocator_;
+};
+
 class TensorRTContext final : public ExecutionContext {
  public:
   explicit TensorRTContext(nv::IExecutionContext* context) : context_(context) {}
@@ -177,6 +204,12 @@ class TensorRTContext final : public ExecutionContext {
   }
   bool SetTensorAddress(const std::string& name, void* data) override {
     return context_->setTensorAddress(name.c_str(), data);
+  }
+  bool SetOutputAllocator(const std::string& name, OutputAllocator* allocator) override {
+    auto adapter = std::make_unique<OutputAllocatorAdapter>(allocator);
+    if (!context_->setOutputAllocator(name.c_str(), adapter.get())) return false;
+    adapters_[name] = std::move(adapter);
+    return true;
   }
   bool Enqueue(void* stream) override {
     return context_->enqueueV3(static_cast<cudaStream_t>(stream));
@@ -194,6 +227,7 @@ class TensorRTContext final : public ExecutionContext {
 
  private:
   Profiler profiler_;
+  std::map<std::string, std::unique_ptr<OutputAllocatorAdapter>> adapters_;  // outlive context_
   std::unique_ptr<nv::IExecutionContext> context_;
 };
 

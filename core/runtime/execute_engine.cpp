@@ -1,5 +1,10 @@
 #include "core/runtime/execute_engine.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <string>
+
 #include <c10/core/Stream.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/util/Exception.h>
@@ -32,6 +37,44 @@ void* CurrentStream(const c10::Device& device) {
   const c10::impl::DeviceGuardImplInterface* impl = c10::impl::getDeviceGuardImpl(device.type());
   return impl->getStream(device).native_handle();
 }
+
+bool DataDependent(const trt::Dims& shape) {
+  return std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; });
+}
+
+// Outputs sized during the run (nonzero-like): torch tensors handed to TensorRT-RTX on request,
+// shaped by the size it reports (both happen before Enqueue returns).
+class TensorOutputAllocator final : public trt::OutputAllocator {
+ public:
+  explicit TensorOutputAllocator(c10::Device device) : device_(device) {}
+  void* Reallocate(const std::string& name, uint64_t size, uint64_t alignment) override {
+    const int64_t bytes = std::max<int64_t>(static_cast<int64_t>(size), 1);  // nullptr means failure
+    const int64_t align = std::max<int64_t>(static_cast<int64_t>(alignment), 1);
+    at::Tensor raw = at::empty({bytes + align - 1}, at::TensorOptions().dtype(at::kByte).device(device_));
+    const int64_t offset = (align - static_cast<int64_t>(reinterpret_cast<uintptr_t>(raw.data_ptr()) % align)) % align;
+    buffers_[name] = raw.narrow(0, offset, bytes);
+    return buffers_[name].data_ptr();
+  }
+  void NotifyShape(const std::string& name, const trt::Dims& dims) override { shapes_[name] = dims; }
+  at::Tensor Output(const std::string& engine, const std::string& name, at::ScalarType dtype) {
+    auto shape = shapes_.find(name);
+    auto buffer = buffers_.find(name);
+    TORCH_CHECK(shape != shapes_.end() && buffer != buffers_.end(), "engine '", engine, "': TensorRT-RTX ran ",
+                "but reported no ", shape == shapes_.end() ? "shape" : "memory request", " for output '", name,
+                "' through the output allocator");
+    int64_t count = 1;
+    for (int64_t d : shape->second) count *= d;
+    const int64_t bytes = count * static_cast<int64_t>(c10::elementSize(dtype));
+    TORCH_CHECK(bytes <= buffer->second.numel(), "engine '", engine, "': output '", name, "' has shape ",
+                shape->second, " (", bytes, " bytes) but TensorRT-RTX asked for ", buffer->second.numel());
+    return buffer->second.narrow(0, 0, bytes).view(dtype).reshape(shape->second);
+  }
+
+ private:
+  c10::Device device_;
+  std::map<std::string, at::Tensor> buffers_;
+  std::map<std::string, trt::Dims> shapes_;
+};
 
 }  // namespace
 
@@ -74,8 +117,15 @@ std::vector<at::Tensor> ExecuteEngineLocked(const std::vector<at::Tensor>& input
   }
   std::vector<at::Tensor> outputs;
   outputs.reserve(output_names.size());
+  TensorOutputAllocator allocator(device);
   for (const std::string& name : output_names) {
     const trt::Dims shape = context.GetTensorShape(name);
+    if (DataDependent(shape)) {
+      TORCH_CHECK(context.SetOutputAllocator(name, &allocator), "engine '", engine.name(),
+                  "': TensorRT-RTX refused an output allocator for output '", name, "'");
+      outputs.emplace_back();  // filled from the allocator after the run
+      continue;
+    }
     at::Tensor out = at::empty(shape, at::TensorOptions()
                                           .dtype(ToScalarType(trt_engine.TensorDataType(name)))
                                           .device(device));
@@ -92,6 +142,12 @@ std::vector<at::Tensor> ExecuteEngineLocked(const std::vector<at::Tensor>& input
   }
   TORCH_CHECK(context.Enqueue(CurrentStream(device)), "engine '", engine.name(),
               "': TensorRT failed to enqueue the engine");
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    if (!outputs[i].defined()) {
+      outputs[i] = allocator.Output(engine.name(), output_names[i],
+                                    ToScalarType(trt_engine.TensorDataType(output_names[i])));
+    }
+  }
   return outputs;
 }
 

@@ -76,6 +76,17 @@ class RuntimeConfig {
   virtual void SetStrategies(const StrategySettings& strategies) = 0;
 };
 
+// Memory for outputs whose shapes are known only during the run (data-dependent, -1 in
+// GetTensorShape): TensorRT-RTX asks for it during Enqueue and reports the final shape before
+// Enqueue returns (IOutputAllocator's reallocateOutputAsync / notifyShape).
+class OutputAllocator {
+ public:
+  virtual ~OutputAllocator() = default;
+  // `size` bytes aligned to `alignment` on `stream`'s device; nullptr when that fails.
+  virtual void* Reallocate(const std::string& name, uint64_t size, uint64_t alignment) = 0;
+  virtual void NotifyShape(const std::string& name, const Dims& dims) = 0;
+};
+
 class ExecutionContext {
  public:
   virtual ~ExecutionContext() = default;
@@ -83,6 +94,8 @@ class ExecutionContext {
   // Output shapes are known after every input shape is set; {} if unknown.
   virtual Dims GetTensorShape(const std::string& name) = 0;
   virtual bool SetTensorAddress(const std::string& name, void* data) = 0;
+  // Output `name` gets its memory from `allocator` (which outlives the next Enqueue).
+  virtual bool SetOutputAllocator(const std::string& name, OutputAllocator* allocator) = 0;
   // Enqueues on `stream` (a cudaStream_t; nullptr for the default stream).
   virtual bool Enqueue(void* stream) = 0;
   virtual void SetProfiling(bool enabled) = 0;

@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import time
 import warnings
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import sympy
 import torch
@@ -67,6 +67,19 @@ def _substitute(expr: Any, values: Mapping[Any, int]) -> int:
     return int(expr.xreplace({s: sympy.Integer(v) for s, v in values.items()}))
 
 
+def _data_dependent_range(val: Any, expr: Any) -> Optional[Range]:
+    """(min, opt, max) of a size that depends on data (unbacked symbols only, like nonzero's row
+    count) when PyTorch bounds it (nonzero of a static input: at most its numel); else None."""
+    shape_env = getattr(getattr(val, "fake_mode", None), "shape_env", None)
+    if shape_env is None or not all(str(s).startswith("u") for s in expr.free_symbols):
+        return None
+    bound = shape_env.bound_sympy(expr)
+    if not (bound.lower.is_integer and bound.upper.is_integer) or not bound.upper.is_finite:
+        return None
+    lo, hi = max(int(bound.lower), 0), int(bound.upper)
+    return lo, max(lo, (lo + hi) // 2), hi
+
+
 def _input_ranges(sub: GraphModule, symbol_ranges: Mapping[Any, Range], label: str) -> List[Dict[int, Range]]:
     ranges = []
     for node in sub.graph.find_nodes(op="placeholder"):
@@ -77,6 +90,10 @@ def _input_ranges(sub: GraphModule, symbol_ranges: Mapping[Any, Range], label: s
             if isinstance(expr, int) or expr.is_number:
                 continue
             missing = [s for s in expr.free_symbols if s not in symbol_ranges]
+            data_range = _data_dependent_range(val, expr) if missing else None
+            if data_range is not None:  # e.g. nonzero's row count: at most the numel of its static input
+                dims[d] = data_range
+                continue
             if missing:
                 error = ConversionError(f"{label}: input {node.name} dim {d} has size {expr}, which depends on data "
                                         f"({missing}); TensorRT-RTX needs a bounded range")
@@ -133,6 +150,9 @@ def _spec(sub: GraphModule, name: str, sha: str, label: str,
                 continue
             named = through_inputs(expr)
             unknown = sorted(str(s) for s in named.free_symbols if s not in engine_dims)
+            if unknown and is_output and all(s.startswith("u") for s in unknown):
+                shape.append(None)  # data-dependent: known after the engine ran (output allocator)
+                continue
             if unknown and is_output:
                 kind = ("depends on data" if any(s.startswith("u") for s in unknown)
                         else "is not an expression of the engine's input sizes")

@@ -16,7 +16,9 @@ lives exactly as long as the program that holds that tensor (no process-global t
 Saved graphs name only this op, so a ``.pt2`` runs on either runtime.
 
 Output shapes are expressions over input dims (``"i0_0"`` = input 0, dim 0), parsed by
-``_shape_expr`` (never ``eval``), so dynamic batch sizes propagate.
+``_shape_expr`` (never ``eval``), so dynamic batch sizes propagate. A ``null`` dim is
+data-dependent (``nonzero``): known only after the engine ran; the fake kernel gives it a new
+unbacked size and the runtime fetches such outputs through an output allocator.
 """
 from __future__ import annotations
 
@@ -42,7 +44,11 @@ Dim = Union[int, str]
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
     dtype: str  # torch dtype name without the "torch." prefix
-    shape: List[Dim]
+    shape: List[Optional[Dim]]  # None: a data-dependent dim
+
+    @property
+    def data_dependent(self) -> bool:
+        return any(d is None for d in self.shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,9 +86,13 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def fake_outputs(outputs: List[Any], inputs: List[torch.Tensor], device: torch.device) -> List[torch.Tensor]:
-    """Empty tensors shaped by an output spec's ``outputs`` (``[{"dtype", "shape"}]``)."""
-    return [torch.empty([evaluate_dim(d, inputs) for d in out["shape"]], dtype=torch_dtype(out["dtype"]),
-                        device=device) for out in outputs]
+    """Empty tensors shaped by an output spec's ``outputs`` (``[{"dtype", "shape"}]``); a ``None``
+    (data-dependent) dim becomes a new unbacked size of the fake kernel's context."""
+    def dim(d):
+        return torch.library.get_ctx().new_dynamic_size() if d is None else evaluate_dim(d, inputs)
+
+    return [torch.empty([dim(d) for d in out["shape"]], dtype=torch_dtype(out["dtype"]), device=device)
+            for out in outputs]
 
 
 # -- the Python kernel (only when the C++ runtime does not provide the op) -----------------

@@ -22,7 +22,9 @@ Contract:
   at interpreter exit. Saving never raises out of ``__del__`` or at exit.
 - Inputs and outputs are torch CUDA tensors; work is enqueued on torch's current stream.
   Input shapes are checked against optimization profile 0; output shapes come from the
-  context. Outputs with data-dependent shapes are not supported yet (clear error).
+  context. Outputs with data-dependent shapes (-1 in the context's shape) are fetched through
+  an output allocator (``output_allocation.py``, which also implements upstream's
+  ``enable_output_allocator`` / ``enable_pre_allocated_outputs`` modes).
 - Without a supported GPU, forward raises ``RTXGPUUnavailableError``. The checks are the
   engine-run contract's (``engine_contract``), the same the C++ runtime makes: the GPU and
   its compute capability against the record's COMPUTE_CAPABILITIES and TensorRT-RTX's
@@ -54,6 +56,7 @@ from torch_tensorrt_rtx.runtime import runtime_settings as _settings
 from torch_tensorrt_rtx.runtime.device import check_engine, require_supported_gpu
 from torch_tensorrt_rtx.runtime.engine_contract import profile_violation
 from torch_tensorrt_rtx.runtime.engine_record import EngineRecord, EngineRecordError
+from torch_tensorrt_rtx.runtime.output_allocation import OutputBuffers
 from torch_tensorrt_rtx.runtime.runtime_cache_file import (TOUCH_INTERVAL_S, RuntimeCacheFile,
                                                            default_cache_path, engine_key)
 from torch_tensorrt_rtx.runtime.runtime_settings import RuntimeSettings
@@ -101,6 +104,7 @@ class TRTModule(torch.nn.Module):
         self._saved_digest: Optional[bytes] = None
         self._saved_last_use: Optional[int] = None
         self._key: Optional[bytes] = None
+        self._outputs = OutputBuffers()
         _settings.register_cache_owner(self)
 
     def extra_repr(self) -> str:
@@ -282,16 +286,9 @@ class TRTModule(torch.nn.Module):
                     raise InputShapeError(f"TRTModule {self.name!r}: TensorRT-RTX rejected "
                                           f"shape {tuple(t.shape)} for input {name!r}")
                 context.set_tensor_address(name, t.data_ptr())
-            outputs = []
-            for name in self.record.output_names:
-                shape = tuple(context.get_tensor_shape(name))
-                if any(d < 0 for d in shape):
-                    raise NotImplementedError(
-                        f"TRTModule {self.name!r}: output {name!r} has a data-dependent shape "
-                        f"{shape}; output allocators are not supported by this runtime yet")
-                out = torch.empty(shape, dtype=_torch_dtype(engine, name), device=device)
-                context.set_tensor_address(name, out.data_ptr())
-                outputs.append(out)
+            names = self.record.output_names
+            dtypes = [_torch_dtype(engine, name) for name in names]
+            outputs = self._outputs.bind(self._api(), context, names, dtypes, device)
             if self._context_settings.allocation_strategy == "user_managed":
                 size = context.update_device_memory_size_for_shapes()
                 scratch = torch.empty(size, dtype=torch.uint8, device=device)
@@ -300,6 +297,7 @@ class TRTModule(torch.nn.Module):
             stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
             if not context.execute_async_v3(stream):
                 raise RuntimeError(f"TRTModule {self.name!r}: execute_async_v3 failed")
+            outputs = self._outputs.results(outputs, names, dtypes, self.name)
             return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def _checked_input(self, engine: Any, name: str, t: torch.Tensor) -> torch.Tensor:

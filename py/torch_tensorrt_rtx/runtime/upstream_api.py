@@ -31,8 +31,10 @@ Upstream's RTX runtime settings: ``runtime_config(target, **settings)``,
 map onto ``runtime.settings(...)`` for the block (every engine run in it, this thread);
 ``optimization_profile`` is refused (one profile per engine here).
 
-Not implemented yet, and refused with the reason: ``enable_output_allocator`` and
-``enable_pre_allocated_outputs`` (engines with data-dependent outputs are planned, issue 22).
+Output allocation (``output_allocation.py``): ``enable_output_allocator(module)`` and
+``enable_pre_allocated_outputs(module)`` are context managers for the block (this thread, every
+engine run in it, like ``enable_cudagraphs``) on the Python runtime; outputs with data-dependent
+shapes always go through the output allocator, on both runtimes.
 """
 from __future__ import annotations
 
@@ -157,17 +159,25 @@ def get_multi_device_safe_mode() -> bool:
     return _STATE["multi_device_safe_mode"]
 
 
-_DATA_DEPENDENT_LATER = ("is not implemented yet in torch_tensorrt_rtx: engines with data-dependent output shapes "
-                         "are planned (issue 22); today ops such as nonzero, masked_select and unique stay in "
-                         "PyTorch, so the module runs without it — call it outside this context manager")
+@contextlib.contextmanager
+def enable_output_allocator(module: Any) -> Iterator[Any]:
+    """Inside the block (this thread), every engine output is fetched through TensorRT-RTX's
+    output allocator, not only the data-dependent ones (which always are); yields `module`."""
+    from torch_tensorrt_rtx.runtime import output_allocation
+
+    with output_allocation.forced_output_allocator():
+        yield module
 
 
-def enable_output_allocator(module: Any) -> Any:
-    raise NotImplementedError(f"enable_output_allocator {_DATA_DEPENDENT_LATER}")
+@contextlib.contextmanager
+def enable_pre_allocated_outputs(module: Any) -> Iterator[Any]:
+    """Inside the block (this thread), each engine reuses its output tensors between calls with
+    the same output shapes (no allocation per call): a call's outputs are overwritten by the next
+    call of the same engine, so clone what you keep. Yields `module`."""
+    from torch_tensorrt_rtx.runtime import output_allocation
 
-
-def enable_pre_allocated_outputs(module: Any) -> Any:
-    raise NotImplementedError(f"enable_pre_allocated_outputs {_DATA_DEPENDENT_LATER}")
+    with output_allocation.pre_allocated_outputs():
+        yield module
 
 
 # -- weight streaming -----------------------------------------------------------------------

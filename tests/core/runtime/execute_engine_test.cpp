@@ -133,6 +133,22 @@ TEST_F(ExecuteEngineTest, EngineBytesTheBackendRefusesFailWithTheContractMessage
   EXPECT_EQ(log_->Count("runtime.deserialize"), 0);  // refused before deserializing
 }
 
+TEST_F(ExecuteEngineTest, DataDependentOutputsComeFromTheOutputAllocatorInTheirFinalShape) {
+  TRTEngine engine(EngineRecord::FromList(testing::MakeRecordList(
+                       "dd", testing::ScriptedEngineBytes({"x"}, {"y", "dd_y"}), {"x"}, {"y", "dd_y"})),
+                   std::make_shared<ScriptedRuntime>(log_), settings_);
+  at::Tensor x = at::tensor({-1.0f, 2.0f, 0.0f, 3.0f});
+  std::vector<at::Tensor> out = ExecuteEngine({x}, engine);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_TRUE(at::equal(out[0], x * 2));
+  EXPECT_TRUE(at::equal(out[1], at::tensor({4.0f, 6.0f}))) << out[1];
+  EXPECT_EQ(log_->Count("context.set_output_allocator dd_y"), 1);
+  EXPECT_EQ(log_->Count("context.set_output_allocator y"), 0);
+  std::vector<at::Tensor> none = ExecuteEngine({at::full({3}, -1.0f)}, engine);
+  EXPECT_EQ(none[1].sizes(), at::IntArrayRef({0}));
+  EXPECT_NE(out[1].data_ptr(), none[1].data_ptr());  // each call's outputs are its own
+}
+
 TEST(EngineContractTest, WholeGraphCaptureWithLazyKernelsWarnsOnlyForDynamicShapes) {
   RuntimeSettings s;
   s.cuda_graph_strategy = CudaGraphStrategy::kWholeGraphCapture;

@@ -4,9 +4,11 @@
 
 #include <atomic>
 #include <cstring>
+#include <algorithm>
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 namespace torch_tensorrt_rtx {
 namespace testing {
@@ -160,7 +162,10 @@ class ScriptedContext final : public trt::ExecutionContext {
     shape_ = dims;
     return true;
   }
-  trt::Dims GetTensorShape(const std::string&) override { return shape_; }
+  // Outputs named "dd_*" are data-dependent: TensorRT reports -1 for such dims before the run.
+  trt::Dims GetTensorShape(const std::string& name) override {
+    return name.rfind("dd_", 0) == 0 ? trt::Dims{-1} : shape_;
+  }
   bool SetTensorAddress(const std::string& name, void* data) override {
     addresses_[name] = data;
     return true;
@@ -179,8 +184,26 @@ class ScriptedContext final : public trt::ExecutionContext {
     }
     const float* in = static_cast<const float*>(addresses_.at(inputs_.at(0)));
     for (const auto& out_name : outputs_) {
-      float* out = static_cast<float*>(addresses_.at(out_name));
-      for (std::int64_t i = 0; i < n; ++i) out[i] = 2.0f * in[i];
+      // A "dd_*" output holds 2 * the positive input elements (data-dependent); others 2 * input.
+      const bool data_dependent = out_name.rfind("dd_", 0) == 0;
+      std::vector<float> values;
+      for (std::int64_t i = 0; i < n; ++i) {
+        if (!data_dependent || in[i] > 0) values.push_back(2.0f * in[i]);
+      }
+      auto allocator = allocators_.find(out_name);
+      float* out = nullptr;
+      if (allocator != allocators_.end()) {
+        out = static_cast<float*>(allocator->second->Reallocate(out_name, values.size() * sizeof(float), 16));
+        if (out == nullptr) return false;
+        allocator->second->NotifyShape(out_name, data_dependent ? trt::Dims{static_cast<int64_t>(values.size())}
+                                                                : shape_);
+      } else if (!data_dependent) {
+        out = static_cast<float*>(addresses_.at(out_name));
+      } else {
+        log_->Add("enqueue failed: data-dependent output " + out_name + " without an output allocator");
+        return false;  // what TensorRT does
+      }
+      std::copy(values.begin(), values.end(), out);
     }
     return true;
   }
@@ -201,6 +224,11 @@ class ScriptedContext final : public trt::ExecutionContext {
     log_->Add("context.set_communicator");
     return true;
   }
+  bool SetOutputAllocator(const std::string& name, trt::OutputAllocator* allocator) override {
+    log_->Add("context.set_output_allocator " + name);
+    allocators_[name] = allocator;
+    return true;
+  }
 
  private:
   void Jit(const std::string& key) {
@@ -210,6 +238,7 @@ class ScriptedContext final : public trt::ExecutionContext {
   }
   std::string engine_;
   std::vector<std::string> inputs_, outputs_;
+  std::map<std::string, trt::OutputAllocator*> allocators_;
   rt::KernelStrategy kernel_;
   rt::AllocationStrategy allocation_;
   ScriptedCache* cache_;

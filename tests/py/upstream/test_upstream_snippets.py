@@ -332,9 +332,15 @@ def test_multi_device_safe_mode_and_output_allocator_names(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(NotImplementedError, match="2 CUDA devices"):
         runtime.set_multi_device_safe_mode(True)
-    for name in ("enable_output_allocator", "enable_pre_allocated_outputs"):
-        with pytest.raises(NotImplementedError, match=f"{name} is not implemented yet.*stay in PyTorch"):
-            getattr(runtime, name)(MLP())
+    from torch_tensorrt_rtx.runtime import output_allocation
+
+    model = MLP()
+    with runtime.enable_output_allocator(model) as entered:
+        assert entered is model and output_allocation.output_allocator_forced()
+        with runtime.enable_pre_allocated_outputs(model) as inner:
+            assert inner is model and output_allocation.reusing_outputs()
+        assert not output_allocation.reusing_outputs()
+    assert not output_allocation.output_allocator_forced()
 
 
 # -- 5. a custom converter in upstream's form ----------------------------------------------------

@@ -22,8 +22,8 @@ Upstream's calling convention, adapted:
   ``STANDARD`` is tried after them. ``supports_dynamic_shapes`` defaults to False, as upstream.
 - Layers the converter adds are renamed ``<fx node>/<name it gave>`` so that ``verify``, the
   reference executor and the Debugger map them back to the node.
-- ``requires_output_allocator=True`` is accepted: a node whose output size depends on data
-  stays in PyTorch today whatever the converter says. ``requires_native_multidevice=True`` is
+- ``requires_output_allocator=True`` is accepted and needs nothing more: engine outputs whose
+  size depends on data always run through an output allocator, on both runtimes. ``requires_native_multidevice=True`` is
   refused (no multi-GPU collectives on RTX PCs). ``enabled=False`` registers nothing.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 GATHER (DEFAULT and ELEMENT modes), CONCATENATION, UNSQUEEZE, SQUEEZE, SLICE (static or
 shape-tensor start/size/stride; STRICT_BOUNDS, CLAMP, FILL, WRAP, REFLECT), FILL (LINSPACE),
 RESIZE (nearest / linear over the innermost dims) and GRID_SAMPLE (linear / nearest; fill, clamp,
-reflect). Anything not modelled raises UnsupportedLayerError.
+reflect), NON_ZERO (indices as a [rank, n] matrix). Anything not modelled raises UnsupportedLayerError.
 """
 from __future__ import annotations
 
@@ -48,6 +48,17 @@ def _shuffle(layer, ins):
 @handles(trt.LayerType.SHAPE, trt.IShapeLayer)
 def _shape(layer, ins):
     return torch.tensor(list(ins[0].shape), dtype=torch.int64)
+
+
+@handles(trt.LayerType.NON_ZERO, trt.INonZeroLayer)
+def _non_zero(layer, ins):
+    # TensorRT's definition: a [rank, n] matrix whose columns are the positions of the non-zero
+    # (for bool: true) elements, in lexical order; n is known only after the values are.
+    x = ins[0]
+    positions = [torch.arange(size, dtype=torch.int64) for size in x.shape]
+    grids = torch.meshgrid(*positions, indexing="ij") if positions else []
+    chosen = (x != 0).reshape(-1)
+    return torch.stack([g.reshape(-1)[chosen] for g in grids]) if grids else torch.zeros(0, 0, dtype=torch.int64)
 
 
 @handles(trt.LayerType.GATHER, trt.IGatherLayer)

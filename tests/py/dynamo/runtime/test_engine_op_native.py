@@ -136,6 +136,25 @@ def test_verify_intercepts_the_native_op():
     out["after"] = module(torch.ones(1, 4)).tolist()
     results['test_verify_intercepts_the_native_op'] = out
 
+def test_data_dependent_output_runs_on_cxx():
+    from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec
+    from torch_tensorrt_rtx.runtime import EngineRecord
+    # the scripted backend's "dd_*" outputs are 2 * the positive input elements, sized during the run
+    record = EngineRecord.new(b"SCRIPTED-ENGINE v1\\ninput x\\noutput dd_y\\n", name="dd", input_names=["x"],
+                              output_names=["dd_y"])
+    spec = OutputSpec("dd", "sha", [TensorSpec("float32", [4])], [TensorSpec("float32", [None])],
+                      ["y:nonzero"]).to_json()
+    class Program(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("dd_engine", record.to_tensor().clone())
+        def forward(self, x):
+            return torch.ops.tensorrt_rtx.execute_engine([x], self.dd_engine, spec)[0] + 1
+    torch.export.save(torch.export.export(Program(), (torch.ones(4),)), path + ".dd.pt2")
+    module = trtx.load(path + ".dd.pt2").module()
+    results['test_data_dependent_output_runs_on_cxx'] = {
+        "some": module(torch.tensor([-1.0, 2.0, 0.0, 3.0])).tolist(), "none": module(torch.full((4,), -1.0)).tolist()}
+
 for name, section in list(globals().items()):
     if name.startswith("test_"):
         section()
@@ -205,3 +224,9 @@ def test_verify_intercepts_the_native_op(child):
     assert out["intercepted"] == [[0.0] * 4] * 2 and out["seen"] == [["blk0", [[2, 4]]]]
     assert out["other_thread"] == [[[12.0] * 4]]
     assert out["after"] == [[12.0] * 4]
+
+
+def test_data_dependent_output_runs_on_cxx(child):
+    tmp_path, results = child
+    out = results['test_data_dependent_output_runs_on_cxx']
+    assert out == {"some": [5.0, 7.0], "none": []}  # 2 * (2, 3) + 1; no positive element: empty

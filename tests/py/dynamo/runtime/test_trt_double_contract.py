@@ -41,10 +41,11 @@ RUNTIME_SOURCES = {
         "trt_api.EngineInvalidityDiagnostics": "EngineInvalidityDiagnostics",
     },
     "runtime_settings.py": {"trt_api": "module"},
+    "output_allocation.py": {"api": "module", "context": "IExecutionContext"},
 }
 # Receivers in those files that are not tensorrt_rtx objects although they use a name the
 # real API also has (e.g. a record's ``name``, torch dtypes, a ContextVar's ``reset``).
-NOT_TENSORRT = {"self", "self.record", "record", "torch", "f", "_current", "s", "t", "out"}
+NOT_TENSORRT = {"self", "self.record", "record", "torch", "f", "_current", "s", "t", "out", "var"}
 _API_CLASSES = ("Runtime", "ICudaEngine", "IRuntimeConfig", "IRuntimeCache", "IExecutionContext",
                 "Logger", "EngineInvalidityDiagnostics")
 

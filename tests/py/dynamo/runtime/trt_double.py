@@ -11,6 +11,11 @@ to ``api.journal`` so tests can check order.
 Engines are JSON behind a magic prefix (``make_engine_bytes``). Execution computes
 ``relu(x)`` elementwise on CPU float32 memory through the bound addresses, and "JIT
 compiles" one kernel per new input shape into the runtime cache (so caches change).
+A data-dependent output (``make_engine_bytes(..., data_dependent=[name])``) holds the positive
+elements of the first input, flattened (``x[x > 0]``): its shape is (-1,) until the run, which
+asks the output's ``IOutputAllocator`` for memory and reports the final shape to it, as
+TensorRT-RTX does; without an allocator such a run fails. Any output with an allocator set is
+fetched through it.
 
 test_trt_double_contract.py holds this claim to the real module: every class, method,
 property and enum member here must exist there with a compatible signature and the same
@@ -86,10 +91,12 @@ def stand_in_gpu(capability: tuple = (8, 6)):
     return restore
 
 
-def make_engine_bytes(inputs: dict[str, tuple], outputs: list[str], dtype: str = "FLOAT") -> bytes:
-    """inputs: name -> (min, opt, max) shapes; each output has the first input's shape."""
+def make_engine_bytes(inputs: dict[str, tuple], outputs: list[str], dtype: str = "FLOAT",
+                      data_dependent: tuple = ()) -> bytes:
+    """inputs: name -> (min, opt, max) shapes; each output has the first input's shape, except
+    the `data_dependent` ones (the first input's positive elements)."""
     spec = {"inputs": {n: [list(s) for s in p] for n, p in inputs.items()},
-            "outputs": outputs, "dtype": dtype}
+            "outputs": outputs, "dtype": dtype, "data_dependent": list(data_dependent)}
     return ENGINE_MAGIC + json.dumps(spec).encode()
 
 
@@ -163,6 +170,13 @@ class IRuntimeConfig:
         return self._alloc
 
 
+class IOutputAllocator:
+    """Base class of output allocators (the runtime subclasses it, as for the real one)."""
+
+    def __init__(self) -> None:
+        pass
+
+
 class IExecutionContext:
     def __init__(self, engine: "ICudaEngine", config: IRuntimeConfig) -> None:
         self.engine = engine
@@ -174,6 +188,7 @@ class IExecutionContext:
         self.runtime_cache = config.get_runtime_cache()
         self._shapes: dict[str, tuple] = {}
         self._addresses: dict[str, int] = {}
+        self._allocators: dict[str, IOutputAllocator] = {}
         self.executions = 0
 
     def set_input_shape(self, name: str, shape: tuple) -> bool:
@@ -186,12 +201,33 @@ class IExecutionContext:
     def get_tensor_shape(self, name: str) -> tuple:
         if name in self.engine.spec["inputs"]:
             return self._shapes.get(name, self.engine.get_tensor_shape(name))
+        if name in self.engine.spec.get("data_dependent", ()):
+            return (-1,)
         first = next(iter(self.engine.spec["inputs"]))
         return self._shapes.get(first, self.engine.get_tensor_shape(first))
 
     def set_tensor_address(self, name: str, memory: int) -> bool:
         self._addresses[name] = memory
         return True
+
+    def set_output_allocator(self, name: str, output_allocator: IOutputAllocator) -> bool:
+        if name not in self.engine.spec["outputs"]:
+            return False
+        self._allocators[name] = output_allocator
+        return True
+
+    def get_output_allocator(self, name: str) -> IOutputAllocator:
+        return self._allocators.get(name)
+
+    def _output_address(self, name: str, count: int, stream_handle: int) -> int:
+        """The address output `name` is written to (through its allocator when it has one); 0 if none."""
+        allocator = self._allocators.get(name)
+        if allocator is None:
+            return 0 if name in self.engine.spec.get("data_dependent", ()) else self._addresses.get(name, 0)
+        memory = allocator.reallocate_output_async(name, self._addresses.get(name, 0), count * 4, 256, stream_handle)
+        if memory:
+            self._addresses[name] = memory
+        return memory
 
     def update_device_memory_size_for_shapes(self) -> int:
         return 256
@@ -212,9 +248,19 @@ class IExecutionContext:
             n *= d
         src = (ctypes.c_float * n).from_address(self._addresses[first])
         for out in self.engine.spec["outputs"]:
-            dst = (ctypes.c_float * n).from_address(self._addresses[out])
-            for i in range(n):
-                dst[i] = src[i] if src[i] > 0 else 0.0
+            if out in self.engine.spec.get("data_dependent", ()):
+                values = [v for v in src if v > 0]
+                out_shape = (len(values),)
+            else:
+                values, out_shape = [v if v > 0 else 0.0 for v in src], shape
+            address = self._output_address(out, len(values), stream_handle)
+            if not address:
+                return False  # TensorRT: no address and no allocator for an output
+            dst = (ctypes.c_float * len(values)).from_address(address)
+            for i, v in enumerate(values):
+                dst[i] = v
+            if out in self._allocators:
+                self._allocators[out].notify_shape(out, out_shape)
         kernel = f"relu{shape}"
         if self.runtime_cache is not None and kernel not in self.runtime_cache.kernels:
             self.runtime_cache.kernels[kernel] = "sass"  # "JIT": one kernel per new shape
@@ -305,6 +351,7 @@ class TrtDouble:
     ExecutionContextAllocationStrategy = ExecutionContextAllocationStrategy
     EngineValidity = EngineValidity
     EngineInvalidityDiagnostics = EngineInvalidityDiagnostics
+    IOutputAllocator = IOutputAllocator
 
     def __init__(self) -> None:
         self.journal: list[str] = []
