@@ -59,8 +59,13 @@ def tensor_identity(value: torch.Tensor) -> tuple:
 
 
 class ConversionContext:
-    def __init__(self, network: "trt.INetworkDefinition") -> None:
+    def __init__(self, network: "trt.INetworkDefinition", name_weights: bool = False) -> None:
         self.network = network
+        # Weightless/refittable engines: every constant's weights get a TensorRT weight name (the
+        # parameter's FX name where it is one, else its layer's name) and are kept here by name.
+        self.name_weights = name_weights
+        self.weight_names: Dict[tuple, str] = {}  # tensor_identity of a get_attr weight -> its name
+        self.refit_weights: Dict[str, torch.Tensor] = {}
         self.node: Optional[Node] = None
         self._keepalive: List[np.ndarray] = []
         self._weights: Dict[tuple, Tuple[torch.Tensor, "trt.ITensor"]] = {}  # one constant per weight
@@ -81,11 +86,17 @@ class ConversionContext:
         if isinstance(value, torch.Tensor) and dtype is None and rank is None and value.numel() > 1:
             key = tensor_identity(value)
             if key not in self._weights:
-                self._weights[key] = (value, self._new_constant(value, None, None))
+                self._weights[key] = (value, self._new_constant(value, None, None, self.weight_names.get(key)))
             return self._weights[key][1]
         return self._new_constant(value, dtype, rank)
 
-    def _new_constant(self, value: Any, dtype: Optional[torch.dtype], rank: Optional[int]) -> "trt.ITensor":
+    def _name_weights(self, weights: "trt.Weights", name: str, host: torch.Tensor) -> None:
+        if name in self.refit_weights or not self.network.set_weights_name(weights, name):
+            raise ValueError(f"weight name {name!r} is taken twice or refused by TensorRT-RTX")
+        self.refit_weights[name] = host
+
+    def _new_constant(self, value: Any, dtype: Optional[torch.dtype], rank: Optional[int],
+                      weight_name: Optional[str] = None) -> "trt.ITensor":
         if not isinstance(value, torch.Tensor):
             value = torch.tensor(value, dtype=dtype)
         if dtype is not None:
@@ -100,8 +111,11 @@ class ConversionContext:
         array = np.ascontiguousarray(host.numpy())
         self._keepalive.append(array)
         shape = tuple(value.shape)
-        layer = self.network.add_constant(shape, trt.Weights(array) if array.size else trt.Weights(to_trt_dtype(host.dtype)))
+        weights = trt.Weights(array) if array.size else trt.Weights(to_trt_dtype(host.dtype))
+        layer = self.network.add_constant(shape, weights)
         self.name(layer, "constant")
+        if self.name_weights and array.size:
+            self._name_weights(weights, weight_name or layer.name, host)
         out = layer.get_output(0)
         if target == torch.bfloat16:
             out = self.cast(out, torch.bfloat16)

@@ -122,11 +122,14 @@ def _constants_as_tensors(ctx: ConversionContext, value: Any) -> Any:
     return value
 
 
-def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange]]) -> NetworkDefinition:
+def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange]],
+                  name_weights: bool = False) -> NetworkDefinition:
+    """`name_weights`: give every weight a TensorRT weight name and keep it in ``ctx.refit_weights``
+    (weightless/refittable engines)."""
     builder = trt.Builder(trt_logger())
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
-    ctx = ConversionContext(network)
+    ctx = ConversionContext(network, name_weights)
     env: Dict[Node, Any] = {}
     input_names: List[str] = []
     output_names: List[str] = []
@@ -146,6 +149,8 @@ def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange
             placeholder_index += 1
         elif node.op == "get_attr":
             env[node] = operator.attrgetter(node.target)(module)
+            if isinstance(env[node], torch.Tensor):
+                ctx.weight_names.setdefault(tensor_identity(env[node]), str(node.target))
         elif node.op == "call_function":
             env[node] = _convert_node(ctx, node, env)
             if isinstance(env[node], trt.ITensor):

@@ -41,12 +41,13 @@ RUNTIME_SOURCES = {
         "trt_api.EngineInvalidityDiagnostics": "EngineInvalidityDiagnostics",
     },
     "runtime_settings.py": {"trt_api": "module"},
+    "refit.py": {"api": "module", "api.Logger": "Logger", "refitter": "Refitter", "engine": "ICudaEngine"},
 }
 # Receivers in those files that are not tensorrt_rtx objects although they use a name the
 # real API also has (e.g. a record's ``name``, torch dtypes, a ContextVar's ``reset``).
-NOT_TENSORRT = {"self", "self.record", "record", "torch", "f", "_current", "s", "t", "out"}
+NOT_TENSORRT = {"self", "self.record", "record", "torch", "f", "_current", "s", "t", "out", "host", "weight"}
 _API_CLASSES = ("Runtime", "ICudaEngine", "IRuntimeConfig", "IRuntimeCache", "IExecutionContext",
-                "Logger", "EngineInvalidityDiagnostics")
+                "Logger", "Refitter", "EngineInvalidityDiagnostics")
 
 
 def describe_double(module) -> DoubleApi:

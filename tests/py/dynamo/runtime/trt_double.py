@@ -24,6 +24,8 @@ import hashlib
 import json
 from typing import Any
 
+import numpy as np
+
 ENGINE_MAGIC = b"DBLENG01"
 CACHE_MAGIC = b"DBLCACHE"
 
@@ -86,10 +88,15 @@ def stand_in_gpu(capability: tuple = (8, 6)):
     return restore
 
 
-def make_engine_bytes(inputs: dict[str, tuple], outputs: list[str], dtype: str = "FLOAT") -> bytes:
-    """inputs: name -> (min, opt, max) shapes; each output has the first input's shape."""
+def make_engine_bytes(inputs: dict[str, tuple], outputs: list[str], dtype: str = "FLOAT",
+                      weights: dict[str, int] | None = None) -> bytes:
+    """inputs: name -> (min, opt, max) shapes; each output has the first input's shape.
+    weights: a weightless engine's refittable weights, name -> element count; it runs only once
+    all are refitted, and scales its output by the first element of the first weight."""
     spec = {"inputs": {n: [list(s) for s in p] for n, p in inputs.items()},
             "outputs": outputs, "dtype": dtype}
+    if weights:
+        spec["weights"] = dict(weights)
     return ENGINE_MAGIC + json.dumps(spec).encode()
 
 
@@ -205,6 +212,10 @@ class IExecutionContext:
         if (self.allocation_strategy == ExecutionContextAllocationStrategy.USER_MANAGED
                 and "<scratch>" not in self._addresses):
             return False  # as TensorRT: a user_managed context has no scratch memory of its own
+        wanted = self.engine.spec.get("weights", {})
+        if set(wanted) - set(self.engine.refitted):
+            return False  # a weightless engine that was never refitted
+        scale = float(self.engine.refitted[next(iter(wanted))][0]) if wanted else 1.0
         first = next(iter(self.engine.spec["inputs"]))
         shape = self._shapes[first]
         n = 1
@@ -214,7 +225,7 @@ class IExecutionContext:
         for out in self.engine.spec["outputs"]:
             dst = (ctypes.c_float * n).from_address(self._addresses[out])
             for i in range(n):
-                dst[i] = src[i] if src[i] > 0 else 0.0
+                dst[i] = scale * src[i] if src[i] > 0 else 0.0
         kernel = f"relu{shape}"
         if self.runtime_cache is not None and kernel not in self.runtime_cache.kernels:
             self.runtime_cache.kernels[kernel] = "sass"  # "JIT": one kernel per new shape
@@ -229,6 +240,7 @@ class ICudaEngine:
         self.api = api
         self.spec = spec
         self.contexts: list[IExecutionContext] = []
+        self.refitted: dict[str, np.ndarray] = {}  # weight name -> values of the last refit
 
     @property
     def num_io_tensors(self) -> int:
@@ -260,6 +272,45 @@ class ICudaEngine:
         return ctx
 
 
+class Weights:
+    def __init__(self, a: np.ndarray) -> None:
+        self._array = np.array(a, copy=True)
+
+    @property
+    def size(self) -> int:
+        return int(self._array.size)
+
+
+class Refitter:
+    """Records set_named_weights calls (in the journal) and refuses an unknown name or a weight of
+    the wrong element count, as TensorRT does; refit_cuda_engine needs every weight set."""
+
+    def __init__(self, engine: ICudaEngine, logger: ILogger) -> None:  # noqa: F821 (the real type name)
+        self._engine = engine
+        self._pending: dict[str, np.ndarray] = {}
+
+    def get_all_weights(self) -> list[str]:
+        return list(self._engine.spec.get("weights", {}))
+
+    def get_missing_weights(self) -> list[str]:
+        return [n for n in self.get_all_weights() if n not in self._pending]
+
+    def set_named_weights(self, name: str, weights: Weights) -> bool:
+        expected = self._engine.spec.get("weights", {}).get(name)
+        if expected is None or expected != weights.size:
+            return False
+        self._engine.api.journal.append(f"refitter.set_named_weights {name}")
+        self._pending[name] = weights._array.reshape(-1)
+        return True
+
+    def refit_cuda_engine(self) -> bool:
+        if self.get_missing_weights():
+            return False
+        self._engine.api.journal.append("refitter.refit_cuda_engine")
+        self._engine.refitted.update(self._pending)
+        return True
+
+
 class Runtime:
     def __init__(self, api: "TrtDouble", logger: Logger) -> None:
         self._api = api
@@ -288,7 +339,7 @@ class Runtime:
 DOUBLE_ONLY = {
     "TrtDouble": frozenset({"RUNS_ON_HOST"}),
     "IRuntimeCache": frozenset({"kernels"}),
-    "ICudaEngine": frozenset({"api", "spec", "contexts"}),
+    "ICudaEngine": frozenset({"api", "spec", "contexts", "refitted"}),
     "IExecutionContext": frozenset({"kernel_strategy", "cuda_graph_strategy", "allocation_strategy",
                                     "runtime_cache", "executions"}),
 }
@@ -305,6 +356,8 @@ class TrtDouble:
     ExecutionContextAllocationStrategy = ExecutionContextAllocationStrategy
     EngineValidity = EngineValidity
     EngineInvalidityDiagnostics = EngineInvalidityDiagnostics
+    Weights = Weights
+    Refitter = Refitter
 
     def __init__(self) -> None:
         self.journal: list[str] = []
