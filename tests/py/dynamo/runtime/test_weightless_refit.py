@@ -7,25 +7,16 @@ import pytest
 import torch
 
 import torch_tensorrt_rtx as trtx
-from torch_tensorrt_rtx import runtime
 from torch_tensorrt_rtx.dynamo import _engine_op
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec
 from torch_tensorrt_rtx.dynamo._refit import refit
 from torch_tensorrt_rtx.runtime import EngineRecord
 from torch_tensorrt_rtx.runtime.refit import RefitError
 
-from trt_double import TrtDouble, make_engine_bytes
+from trt_double import make_engine_bytes
 
 pytestmark = pytest.mark.skipif(_engine_op.NATIVE, reason="the C++ runtime implements the op in this process")
 ENGINE_WEIGHTS = {"scale": 1, "bias": 4}  # the double's engine: y = relu(x) * scale[0]
-
-
-@pytest.fixture
-def api(monkeypatch):
-    api = TrtDouble()
-    monkeypatch.setattr(_engine_op, "_new_python_module",
-                        lambda record, name: runtime.TRTModule(record, name, trt_api=api))
-    return api
 
 
 class WeightlessProgram(torch.nn.Module):
