@@ -7,7 +7,7 @@ package puts them under ``torch_tensorrt_rtx.dynamo``).
 Both are thin: ``compile`` is ``torch_tensorrt_rtx.compile`` (one settings object, upstream's
 option names honoured or refused there). ``refit_module_weights`` refits programs compiled with
 ``strip_engine_weights=True`` or ``immutable_weights=False`` (dynamo/_refit.py);
-``MutableTorchTensorRTModule`` is not implemented and says what to use instead.
+``MutableTorchTensorRTModule`` (dynamo/_mutable.py) compiles and refits itself.
 """
 from __future__ import annotations
 
@@ -17,9 +17,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-_REFIT_LATER = ("is not implemented in torch_tensorrt_rtx; compile with strip_engine_weights=True (or "
-                "immutable_weights=False) and call torch_tensorrt_rtx.dynamo.refit_module_weights(compiled, "
-                "new_model) after changing the weights")
+from torch_tensorrt_rtx.dynamo._mutable import MutableTorchTensorRTModule  # noqa: E402,F401 (upstream's name)
 
 
 def compile(exported_program: Any, inputs: Optional[Sequence[Any]] = None, *,
@@ -82,14 +80,6 @@ def refit_module_weights(compiled_module: Any, new_weight_module: Any, arg_input
                 raise RuntimeError("refit_module_weights: verify_output: the refitted program's outputs differ from "
                                    f"the new model's (max abs error {(a.to(e.device, e.dtype) - e).abs().max():.3g})")
     return compiled_module
-
-
-class MutableTorchTensorRTModule:
-    """Upstream's self-refitting module. Not implemented yet: constructing one raises
-    NotImplementedError with the replacement (compile again after changing the weights)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError(f"MutableTorchTensorRTModule {_REFIT_LATER}")
 
 
 def convert_exported_program_to_serialized_trt_engine(exported_program: Any, inputs: Optional[Sequence[Any]] = None, *,

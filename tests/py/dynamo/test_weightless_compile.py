@@ -111,3 +111,23 @@ def test_refit_of_an_immutable_program_says_how_to_compile():
     program = _compile(Net().eval(), torch.randn(2, 16))
     with pytest.raises(ValueError, match="not refittable; compile with strip_engine_weights=True"):
         trtx.dynamo.refit_module_weights(program, Net().eval())
+
+
+def test_mutable_module_compiles_once_and_refits_after_weight_changes(cpu_build, monkeypatch):
+    from torch_tensorrt_rtx.dynamo import _mutable
+
+    model, x = Net().eval(), torch.randn(2, 16)
+    compiles = []
+    real_compile = trtx.compile
+    monkeypatch.setattr(trtx._compile, "compile", lambda *a, **k: compiles.append(k) or real_compile(*a, **k))
+    mutable = _mutable.MutableTorchTensorRTModule(model, min_block_size=1, progress=False)
+    assert torch.allclose(_reference_run(mutable, x), model(x), atol=1e-5)
+    new = Net().eval()
+    mutable.load_state_dict(new.state_dict())
+    assert torch.allclose(_reference_run(mutable, x), new(x), atol=1e-5)
+    with torch.no_grad():
+        mutable.head.bias.add_(1.0)  # an in-place edit through the wrapper
+    assert torch.allclose(_reference_run(mutable, x), new(x) + 1.0, atol=1e-5)
+    assert len(compiles) == 1 and compiles[0]["immutable_weights"] is False
+    _reference_run(mutable, torch.randn(3, 16))  # another input shape compiles again
+    assert len(compiles) == 2

@@ -215,8 +215,8 @@ def test_refit_names_work_or_say_what_to_use():
     with pytest.raises(ValueError, match="not refittable; compile with strip_engine_weights=True"):
         torch_tensorrt.dynamo.refit_module_weights(
             torch_tensorrt.compile(MLP().eval(), inputs=[torch.randn(2, 16)], min_block_size=1), MLP())
-    with pytest.raises(NotImplementedError, match="MutableTorchTensorRTModule is not implemented.*refit_module_weights"):
-        torch_tensorrt.MutableTorchTensorRTModule(MLP(), min_block_size=1)
+    with pytest.raises(ValueError, match="immutable_weights must be False"):
+        torch_tensorrt.MutableTorchTensorRTModule(MLP(), immutable_weights=True)
     with pytest.raises(ValueError, match="make_refittable.*use immutable_weights=False"):
         torch_tensorrt.compile(MLP().eval(), inputs=[torch.randn(2, 16)], make_refittable=True)
 
