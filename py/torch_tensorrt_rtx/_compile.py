@@ -114,7 +114,6 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     # Every keyword of this signature that is a CompilationSettings field, with **options: one settings object.
     named = {name: value for name, value in locals().items() if name in CompilationSettings.field_names()}
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
-    from torch_tensorrt_rtx.dynamo._program_cache import decompose_with
 
     if _frontend(ir) == "torch_compile":
         CompilationSettings.from_options({**named, **options})  # a bad option fails now, not at the first call
@@ -148,7 +147,7 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
                            "batch norm uses running statistics). Call .eval() first to silence this.",
                            type(module).__name__)
     try:
-        exported = export_aten(module, specs, kwarg_specs, decompose=decompose_with(settings))
+        exported = export_aten(module, specs, kwarg_specs)
     except Exception as exc:
         from torch_tensorrt_rtx.dynamo._outputs import unexportable_outputs
 

@@ -157,10 +157,6 @@ class EngineCache:
     def __repr__(self) -> str:
         return f"EngineCache({str(self.directory)!r})"
 
-    @staticmethod
-    def header_size() -> int:
-        return _HEADER.size
-
     def entry_path(self, key: str) -> Path:
         return self.directory / f"{key}{SUFFIX}"
 
@@ -255,14 +251,9 @@ class EngineCache:
                 os.fsync(out.fileno())
             if now is not None:
                 os.utime(temp, (now, now))
-            if os.path.islink(path):  # may have appeared after our first look
-                raise CacheFileRefused(f"{path} became a symlink")
-            io.replace_file(temp, path)
+            io.install_temp_file(temp, path)  # unless a symlink appeared there since our first look
         except BaseException:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
+            io.remove_quietly(temp)
             raise
         io.fsync_directory(self.directory)
 

@@ -1,5 +1,9 @@
 """Export: trace a module with torch.export and decompose it to the ATen graph the compiler takes.
 
+The decompositions run node by node on export's graph (lowering/_decompositions.py): ops with a
+converter stay whole and nothing is traced twice; only a program that needs it (a grad-mode
+region, a mutation an alias can see) is retraced whole with `run_decompositions`.
+
     exported = export_aten(module, [Input(min_shape=(1, 64), opt_shape=(8, 64), max_shape=(32, 64))])
     exported.graph_module, exported.symbol_ranges      # ATen graph, {symbol: (min, opt, max)}
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import sympy
@@ -28,6 +33,7 @@ from torch_tensorrt_rtx.dynamo._input import Input, shared_dims
 from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, PhaseClock
 
 Range = Tuple[int, int, int]
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -224,17 +230,33 @@ def _exportable(module: Any, specs: Sequence[Input], kwarg_specs: Dict[str, Inpu
     return _NamedKeywords(module, len(specs), list(kwarg_specs))
 
 
-def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Optional[Dict[str, Input]] = None, *,
-                allow_specialization: bool = False, decompose: Optional[Any] = None) -> ExportedAten:
-    """torch.export + our decompositions. The time of each phase travels to compile_graph in
-    graph_module.meta[PHASE_SECONDS_META]. `decompose(program, table)` replaces
-    ``program.run_decompositions(table)`` (the engine cache's program level, _program_cache.py);
-    not with `allow_specialization`, which reads the guards the decomposition itself records."""
-    if decompose is not None and allow_specialization:
-        raise ValueError("export_aten: decompose= cannot be combined with allow_specialization=True (a cached "
-                         "decomposition carries no guards to specialize on)")
-    from torch_tensorrt_rtx.dynamo.lowering import decomposition_table
+def _decomposed(program: torch.export.ExportedProgram) -> Tuple[torch.fx.GraphModule, torch.export.ExportedProgram]:
+    """The program's graph with its weights unlifted (`program.module()`), decomposed node by
+    node (lowering/_decompositions.py), and the program whose shape environment it uses. Where
+    that cannot be done, the whole program is retraced through the table instead."""
+    from torch_tensorrt_rtx.dynamo.lowering._decompositions import WholeProgramNeeded, decompose, decomposition_table
 
+    table = decomposition_table()
+    signature = program.graph_signature
+    if signature.buffers_to_mutate or signature.user_inputs_to_mutate:
+        why = "the program mutates an input or a buffer"
+    else:
+        gm = program.module()
+        try:
+            traced = decompose(gm, table)
+            logger.debug("export: decomposed node by node (%d node(s) traced alone)", traced)
+            return gm, program
+        except WholeProgramNeeded as exc:
+            why = str(exc)
+    logger.info("export: %s, so the whole program is decomposed (a second trace)", why)
+    program = program.run_decompositions(table)
+    return program.module(), program
+
+
+def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Optional[Dict[str, Input]] = None, *,
+                allow_specialization: bool = False) -> ExportedAten:
+    """torch.export + our decompositions (node by node where possible, see `_decomposed`). The
+    time of each phase travels to compile_graph in graph_module.meta[PHASE_SECONDS_META]."""
     kwarg_specs = dict(kwarg_specs or {})
     module = _exportable(module, specs, kwarg_specs)
     given = list(specs) + list(kwarg_specs.values())  # export's flattening order: positional, then keywords
@@ -258,9 +280,8 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
                                           strict=False)
         fix = dims_to_fix(program)
         if not fix:
-            with clock.phase("decompositions"):  # a second trace of the whole program
-                program = (decompose(program, decomposition_table()) if decompose is not None
-                           else program.run_decompositions(decomposition_table()))
+            with clock.phase("decompositions"):
+                gm, program = _decomposed(program)
             fix = dims_to_fix(program)
         if not fix:
             break
@@ -274,8 +295,6 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
                 specs[k] = _fixed(specs[k], dims, all_examples[k])
             else:
                 kwarg_specs[key] = _fixed(kwarg_specs[key], dims, all_examples[k])
-    with clock.phase("decompositions"):  # unlifting the weights
-        gm = program.module()
     gm.meta[PHASE_SECONDS_META] = clock.seconds
     symbol_ranges: Dict[sympy.Symbol, Range] = {}
     dim_ranges: Dict[Tuple[int, int], Tuple[int, int]] = {}

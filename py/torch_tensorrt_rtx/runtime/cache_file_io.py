@@ -227,6 +227,21 @@ def replace_file(temp: Path, path: Path) -> None:
     os.replace(temp, path)
 
 
+def install_temp_file(temp: Path, path: Path) -> None:
+    """``replace_file``, refused when a symlink appeared at ``path`` since it was first checked."""
+    if os.path.islink(path):
+        raise CacheFileRefused(f"{path} became a symlink")
+    replace_file(temp, path)
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete a temp file of ours that a failed save leaves; one already gone is fine."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def fsync_directory(directory: Path, platform: Optional[str] = None) -> None:
     """Make a rename durable. Windows has no directory fsync (directories cannot be opened
     as files); NTFS journals the rename's metadata instead, so there is nothing to do."""

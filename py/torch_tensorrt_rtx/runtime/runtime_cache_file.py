@@ -332,14 +332,9 @@ class RuntimeCacheFile:
             if fd is not None:
                 os.close(fd)
                 old[0] = None
-            if os.path.islink(self.path):  # may have appeared after our first look
-                raise CacheFileRefused(f"{self.path} became a symlink")
-            io.replace_file(temp, self.path)
+            io.install_temp_file(temp, self.path)  # unless a symlink appeared there since our first look
         except BaseException:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
+            io.remove_quietly(temp)
             raise
         io.fsync_directory(self.path.parent)
         return True

@@ -24,7 +24,6 @@ from torch_tensorrt_rtx.dynamo._engine_cache import (
 )
 from torch_tensorrt_rtx.dynamo._engine_cache_key import ENGINE_SETTINGS, SETTINGS_NOT_IN_KEY
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
-from torch_tensorrt_rtx.dynamo._summary import FallbackWarning
 from torch_tensorrt_rtx.runtime.runtime_cache_file import engine_key as runtime_cache_key
 
 REPO = Path(__file__).resolve().parents[3]
@@ -46,20 +45,6 @@ def builds(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(_compiler, "build_engine", counting)
-    return count
-
-
-@pytest.fixture
-def decompositions(monkeypatch):
-    """How many times run_decompositions ran (a cached decomposed program does not count)."""
-    count = []
-    real = torch.export.ExportedProgram.run_decompositions
-
-    def counting(self, *args, **kwargs):
-        count.append(1)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.export.ExportedProgram, "run_decompositions", counting)
     return count
 
 
@@ -99,18 +84,12 @@ def _engine_bytes(compiled) -> bytes:
 
 
 def _entries(directory) -> list:
-    """Every entry of the cache: engines and decomposed programs."""
+    """Every entry of the cache (one per engine)."""
     return sorted(p.name for p in Path(directory).glob(f"*{SUFFIX}"))
 
 
-def _program_entries(directory) -> list:
-    """Entries holding a decomposed program (their payload is a length, then torch.export's JSON)."""
-    return [p for p in Path(directory).glob(f"*{SUFFIX}") if p.read_bytes()[EngineCache.header_size() + 8:][:1] == b"{"]
-
-
 def _engine_entries(directory) -> list:
-    programs = _program_entries(directory)
-    return [p for p in Path(directory).glob(f"*{SUFFIX}") if p not in programs]
+    return list(Path(directory).glob(f"*{SUFFIX}"))
 
 
 # -- reuse ---------------------------------------------------------------------------------
@@ -132,16 +111,14 @@ def test_the_key_ignores_attribute_names(tmp_path, builds):
 
 
 # -- every key part misses -----------------------------------------------------------------
-def test_changed_weights_miss(tmp_path, builds, decompositions):
+def test_changed_weights_miss(tmp_path, builds):
     _compile(_model(), tmp_path)
     changed = _model()
     with torch.no_grad():
         changed.fc2.bias[3] += 1.0
     report = _compile(changed, tmp_path).compile_report
     assert len(builds) == 2 and report.engine_cache_hits == 0
-    # Decompositions never read weights: the decomposed program is shared, the engines are not.
-    assert len(decompositions) == 1
-    assert len(_entries(tmp_path)) == 3 and len(_program_entries(tmp_path)) == 1
+    assert len(_entries(tmp_path)) == 2
 
 
 def test_changed_ranges_miss(tmp_path, builds):
@@ -297,74 +274,6 @@ def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):
     assert not stale.exists() and users_file.exists()
 
 
-# -- the program level: decomposed graphs ---------------------------------------------------
-def test_recompile_skips_decompositions_and_gives_the_same_program(tmp_path, builds, decompositions):
-    first = _compile(_model(), tmp_path)
-    second = _compile(_model(), tmp_path)
-    assert len(decompositions) == 1 and len(builds) == 1
-    assert second.compile_report.engine_cache_hits == 1  # the partition's canonical graph is the same
-    assert second.code == first.code
-    verification = trtx.verify(second, torch.randn(5, 16), reference_module=_model())
-    assert verification.ok, str(verification)
-
-
-def test_changed_program_or_ranges_decompose_again(tmp_path, decompositions):
-    _compile(_model(), tmp_path)
-    _compile(_model(), tmp_path, max_batch=9)
-    _compile(RenamedMlp(_model()).eval(), tmp_path)  # another module tree: another program, same engine
-    assert len(decompositions) == 3 and len(_program_entries(tmp_path)) == 3
-
-
-@torch.library.custom_op("engine_cache_test::scale", mutates_args=())
-def _scale(x: torch.Tensor) -> torch.Tensor:
-    return x * 2
-
-
-@_scale.register_fake
-def _(x):
-    return torch.empty_like(x)
-
-
-class WithCustomOp(Mlp):
-    def forward(self, x):
-        return torch.ops.engine_cache_test.scale(super().forward(x))
-
-
-def test_a_program_with_a_custom_op_is_decomposed_every_time(tmp_path, decompositions):
-    for _ in range(2):
-        with pytest.warns(FallbackWarning, match="engine_cache_test.scale"):
-            torch.manual_seed(0)
-            _compile(WithCustomOp().eval(), tmp_path)
-    assert len(decompositions) == 2 and _program_entries(tmp_path) == []
-    assert len(_engine_entries(tmp_path)) == 1  # the engine's partition has no custom op
-
-
-def test_schema_from_json_reads_what_torch_reads():
-    from torch._export.serde import schema
-    from torch._export.serde.serialize import _bytes_to_dataclass, serialize
-
-    from torch_tensorrt_rtx.dynamo._program_cache import schema_from_json
-
-    batch = torch.export.Dim("batch", min=1, max=8)
-    program = torch.export.export(_model(), (torch.randn(4, 16),), dynamic_shapes=({0: batch},), strict=False)
-    data = serialize(program, serialize_state_dict=False, serialize_constants=False,
-                     serialize_example_inputs=False).exported_program
-    ours = schema_from_json(schema.ExportedProgram, json.loads(data))
-    assert ours == _bytes_to_dataclass(schema.ExportedProgram, data)
-    assert ours.graph_module.graph.nodes and ours.range_constraints
-
-
-def test_unusable_cached_program_means_decomposing_again(tmp_path, decompositions):
-    _compile(_model(), tmp_path)
-    (entry,) = _program_entries(tmp_path)
-    key = entry.name[:-len(SUFFIX)]
-    EngineCache(tmp_path, 1 << 20).try_save(key, (5).to_bytes(8, "little") + b"{not json")  # checksum is fine
-    with pytest.warns(EngineCacheWarning, match="cannot use the decomposed program"):
-        compiled = _compile(_model(), tmp_path)
-    assert len(decompositions) == 2
-    assert trtx.verify(compiled, torch.randn(2, 16), reference_module=_model()).ok
-
-
 # -- processes -----------------------------------------------------------------------------
 _WORKER = textwrap.dedent("""
     import hashlib, json, sys, torch
@@ -393,8 +302,8 @@ def _result(process: subprocess.Popen) -> dict:
 def test_concurrent_writers_leave_a_cache_another_process_reuses(tmp_path):
     writers = [_start_worker(tmp_path) for _ in range(2)]
     results = [_result(w) for w in writers]
-    (engine,), (program,) = _engine_entries(tmp_path), _program_entries(tmp_path)
-    assert sorted(os.listdir(tmp_path)) == sorted([engine.name, program.name, "engine_cache.lock"]), "temp files left"
+    (engine,) = _engine_entries(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted([engine.name, "engine_cache.lock"]), "temp files left"
     reader = _result(_start_worker(tmp_path))
     assert reader["hits"] == 1
     assert reader["sha"] in {r["sha"] for r in results}

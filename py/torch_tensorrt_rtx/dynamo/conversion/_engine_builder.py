@@ -59,7 +59,28 @@ class RefitBuildNeedsGpu(ConversionError):
     keep the model in PyTorch silently."""
 
 
-class SerializedEngine:
+class _EngineBlob:
+    """What packing and the engine cache need of an engine: `nbytes`, `sha256` (hex), `readinto`
+    (fill a buffer of exactly `nbytes`), `copy_to` (write to a file object), `close`."""
+
+    nbytes = 0
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def _target(self, buffer) -> memoryview:
+        view = memoryview(buffer).cast("B")
+        if view.nbytes != self.nbytes:
+            raise ValueError(f"engine buffer has {view.nbytes} bytes, expected {self.nbytes}")
+        return view
+
+    def tobytes(self) -> bytes:
+        out = bytearray(self.nbytes)
+        self.readinto(out)
+        return bytes(out)
+
+
+class SerializedEngine(_EngineBlob):
     """A serialized engine in an unnamed temporary file (deleted when closed or collected), with
     its size and SHA-256. Not a copy in memory: `readinto` reads it where the caller wants it."""
 
@@ -78,14 +99,9 @@ class SerializedEngine:
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
-    def __len__(self) -> int:
-        return self.nbytes
-
     def readinto(self, buffer) -> None:
         """Fill `buffer` (writable, exactly `nbytes` long) with the engine."""
-        view = memoryview(buffer).cast("B")
-        if view.nbytes != self.nbytes:
-            raise ValueError(f"engine buffer has {view.nbytes} bytes, expected {self.nbytes}")
+        view = self._target(buffer)
         self._file.flush()
         self._file.seek(0)
         done = 0
@@ -94,11 +110,6 @@ class SerializedEngine:
             if not count:
                 raise OSError(f"engine file ended after {done} of {self.nbytes} bytes")
             done += count
-
-    def tobytes(self) -> bytes:
-        out = bytearray(self.nbytes)
-        self.readinto(out)
-        return bytes(out)
 
     def copy_to(self, out, chunk_bytes: int = 16 << 20) -> None:
         """Write the engine to the file object `out`, a chunk at a time (no whole-engine copy)."""
@@ -116,25 +127,16 @@ class SerializedEngine:
         self._file.close()
 
 
-class EngineBytes:
-    """An engine already in memory (read from the engine cache) with SerializedEngine's interface."""
+class EngineBytes(_EngineBlob):
+    """An engine already in memory (read from the engine cache), its SHA-256 known."""
 
     def __init__(self, data, sha256: str) -> None:
         self._view = memoryview(data).cast("B")
         self.nbytes = self._view.nbytes
         self.sha256 = sha256
 
-    def __len__(self) -> int:
-        return self.nbytes
-
     def readinto(self, buffer) -> None:
-        view = memoryview(buffer).cast("B")
-        if view.nbytes != self.nbytes:
-            raise ValueError(f"engine buffer has {view.nbytes} bytes, expected {self.nbytes}")
-        view[:] = self._view
-
-    def tobytes(self) -> bytes:
-        return self._view.tobytes()
+        self._target(buffer)[:] = self._view
 
     def copy_to(self, out) -> None:
         out.write(self._view)

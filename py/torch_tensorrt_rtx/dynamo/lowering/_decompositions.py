@@ -1,22 +1,41 @@
-"""The ATen decomposition table applied after torch.export.
+"""ATen decompositions: the table, and applying it node by node instead of retracing the program.
 
-It is torch's default (core ATen) table minus every op that has a registered converter: an op
-we convert natively (e.g. silu -> one activation) is better kept whole than decomposed.
+The table is torch's default (core ATen) table minus every op that has a registered converter:
+an op we convert natively (e.g. silu -> one activation) is better kept whole than decomposed.
 
 Building it materializes torch's table, which walks every operator namespace for
 CompositeImplicitAutograd ops (20-60 ms warm, a few hundred ms on the first call), so it is
 built once and rebuilt only when a converter or a dispatcher operator (e.g. a custom-op library
 loaded later, whose CIA ops torch's table also decomposes) has been registered since. Each
 caller gets its own copy.
+
+`decompose(gm, table)` takes the graph torch.export made (weights unlifted) to the ops
+`ExportedProgram.run_decompositions(table)` would give, without retracing the whole program
+(a full retrace cost 38-50% of a compile). Node by node:
+- an op with a converter that accepts the node stays whole (linear, layer_norm,
+  scaled_dot_product_attention, reshape, ...), as run_decompositions keeps it;
+- in-place ops on fresh tensors become functional (_rewrites.functionalize_in_place);
+- common composite ops are rewritten directly (_rewrites.REWRITES: conv2d -> convolution, ...);
+- any other op in the table, or composite (CompositeImplicitAutograd), is traced alone
+  through the table under the program's fake mode, and the small graph is spliced in its place.
+Where the program needs more (a higher-order op such as a grad-mode region, an in-place op an
+alias could observe, an input or buffer mutation) it raises `WholeProgramNeeded`, and the caller
+runs `run_decompositions` on the whole program as before.
 """
 from __future__ import annotations
 
 import functools
-from typing import Callable, Dict, FrozenSet
+import logging
+import operator
+from typing import Any, Callable, Dict, FrozenSet, List
 
 import torch
+from torch.fx import GraphModule, Node
 
-from torch_tensorrt_rtx.dynamo.conversion._registry import registered_targets
+from torch_tensorrt_rtx.dynamo.conversion._registry import _lookup_converter, registered_targets
+from torch_tensorrt_rtx.dynamo.lowering._rewrites import REWRITES, functionalize_in_place
+
+logger = logging.getLogger(__name__)
 
 
 def decomposition_table() -> Dict[torch._ops.OperatorBase, Callable]:
@@ -32,3 +51,118 @@ def _table_without(converted: FrozenSet[object], operator_count: int) -> Dict[to
     for target in converted:
         table.pop(target, None)
     return table
+
+
+class WholeProgramNeeded(Exception):
+    """The graph cannot be decomposed node by node; run_decompositions on the program instead."""
+
+
+@functools.lru_cache(maxsize=None)
+def _composite(target: torch._ops.OpOverload) -> bool:
+    return torch._C._dispatch_has_kernel_for_dispatch_key(target.name(), torch._C.DispatchKey.CompositeImplicitAutograd)
+
+
+def decompose(gm: GraphModule, table: Dict[Any, Callable]) -> int:
+    """Decompose `gm` in place (see the module docstring); returns how many nodes were traced
+    alone. Raises WholeProgramNeeded, leaving `gm` partly rewritten, when it cannot."""
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and isinstance(node.target, torch._ops.HigherOrderOperator):
+            raise WholeProgramNeeded(f"{node.name} is a higher-order op ({node.target.name()})")
+    refused = functionalize_in_place(gm.graph)
+    if refused is not None:
+        raise WholeProgramNeeded(f"{refused.name} ({refused.target}) mutates a tensor that an alias may observe")
+    converted = set(registered_targets())
+    traced = 0
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
+            continue
+        target = node.target
+        if not (target in table or _composite(target)):
+            continue
+        # An op with a converter stays whole, unless that converter refuses this call (a batch
+        # norm in training mode): then its decomposition may convert (batch-statistics norm).
+        if target in converted and _lookup_converter(node) is not None:
+            continue
+        rewrite = REWRITES.get(target)
+        if rewrite is None or not rewrite(gm.graph, node):
+            _trace_alone(gm, node, table)
+            traced += 1
+    gm.graph.lint()
+    gm.recompile()
+    return traced
+
+
+def _trace_alone(gm: GraphModule, node: Node, table: Dict[Any, Callable]) -> None:
+    """Replace `node` by the graph of its decomposition, traced under the program's fake mode
+    with the traced values of its inputs (so symbolic sizes stay the program's symbols)."""
+    from torch._guards import detect_fake_mode
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    flat, spec = torch.utils._pytree.tree_flatten((node.args, node.kwargs))
+    positions = [k for k, a in enumerate(flat) if isinstance(a, Node)]
+    inputs = [flat[k] for k in positions]
+    values = [n.meta.get("val") for n in inputs]
+    if any(v is None for v in values):
+        raise WholeProgramNeeded(f"{node.name}: an input has no traced value")
+
+    def call(*args: Any) -> Any:
+        items = list(flat)
+        for k, value in zip(positions, args):
+            items[k] = value
+        call_args, call_kwargs = torch.utils._pytree.tree_unflatten(items, spec)
+        return node.target(*call_args, **call_kwargs)
+
+    fake_mode = detect_fake_mode(values)
+    try:  # with the backend kernels torch.export turns off (an LSTM decomposes to mkldnn_rnn_layer otherwise)
+        with fake_mode, torch.backends.mkldnn.flags(enabled=False), torch.backends.nnpack.flags(enabled=False), \
+                torch.backends.cudnn.flags(enabled=False):
+            sub = make_fx(call, decomposition_table=table, tracing_mode="symbolic")(*values)
+    except Exception as exc:  # noqa: BLE001 - data-dependent decompositions and the like
+        raise WholeProgramNeeded(f"{node.name} ({node.target}) did not trace alone: {exc}") from exc
+    _splice(gm, node, sub, inputs)
+
+
+def _splice(gm: GraphModule, node: Node, sub: GraphModule, inputs: List[Node]) -> None:
+    graph = gm.graph
+    env: Dict[Node, Any] = dict(zip(sub.graph.find_nodes(op="placeholder"), inputs))
+    provenance = {k: v for k, v in node.meta.items() if k != "val"}
+    output = None
+    with graph.inserting_before(node):
+        for inner in sub.graph.nodes:
+            if inner.op == "placeholder":
+                continue
+            if inner.op == "output":
+                output = torch.fx.node.map_arg(inner.args[0], lambda n: env[n])
+                break
+            if inner.op == "get_attr":  # a constant the decomposition made (a torch.tensor(...))
+                name = _free_name(gm, f"_decomposed_{inner.target}")
+                gm.register_buffer(name, getattr(sub, inner.target))
+                new = graph.get_attr(name)
+            elif inner.op == "call_function":
+                new = graph.node_copy(inner, lambda n: env[n])
+                if isinstance(inner.target, torch._ops.OpOverload) and inner.target._schema.is_mutable:
+                    raise WholeProgramNeeded(f"the decomposition of {node.name} ({node.target}) mutates a tensor")
+            else:
+                raise WholeProgramNeeded(f"the decomposition of {node.name} has a {inner.op} node")
+            new.meta = {**provenance, **{k: v for k, v in inner.meta.items() if k == "val"}}
+            env[inner] = new
+    if isinstance(output, (list, tuple)):
+        for user in list(node.users):
+            if user.target is not operator.getitem or not isinstance(output[user.args[1]], Node):
+                raise WholeProgramNeeded(f"{node.name}: a multi-output decomposition read other than by index")
+            user.replace_all_uses_with(output[user.args[1]])
+            graph.erase_node(user)
+    elif isinstance(output, Node):
+        node.replace_all_uses_with(output)
+    else:
+        raise WholeProgramNeeded(f"the decomposition of {node.name} returns {type(output).__name__}")
+    graph.erase_node(node)
+
+
+def _free_name(gm: GraphModule, base: str) -> str:
+    name, k = base, 0
+    while hasattr(gm, name):
+        k += 1
+        name = f"{base}_{k}"
+    return name
+

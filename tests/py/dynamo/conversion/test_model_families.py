@@ -17,7 +17,7 @@ from tests.py.dynamo.conversion.harness import check_runs, compile_checked
 # silently routing the model around the converters under test
 KEY_OPS = {
     "resnet": ["aten.convolution.default", "aten.avg_pool2d.default", "aten.max_pool2d.default",
-               "aten.adaptive_avg_pool2d.default", "aten._native_batch_norm_legit_no_training.default"],
+               "aten.adaptive_avg_pool2d.default", "aten.batch_norm.default"],
     "bert": ["aten.embedding.default", "aten.layer_norm.default", "aten.softmax.int", "aten.gelu.default"],
     "torch_encoder": ["aten.scaled_dot_product_attention.default", "aten.layer_norm.default"],
     "gpt_block": ["aten.scaled_dot_product_attention.default", "aten.split.Tensor", "aten.arange.start"],

@@ -27,7 +27,7 @@ def test_batch_norm_inference(dtype):
     bn.running_var.uniform_(0.5, 2)
     bn.weight.data.uniform_(0.5, 1.5)
     compile_and_verify(nn.Sequential(bn).to(dtype), [_x(2, 5, 4, 4, dtype=dtype)],
-                       expect_ops=["aten._native_batch_norm_legit_no_training.default"])
+                       expect_ops=["aten.batch_norm.default"])
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -45,7 +45,7 @@ CASES = {
     "layer_norm_plain": (lambda m, x: F.layer_norm(x, (8,)) + F.layer_norm(x, (x.shape[-2], 8)[-1:], eps=1e-3), "seq",
                          ["aten.layer_norm.default"]),
     "group_norm": (lambda m, x: F.group_norm(x, 3, m.chan, -m.chan, eps=1e-3) + F.group_norm(x * 4, 1), "image",
-                   ["aten.native_group_norm.default"]),
+                   ["aten.group_norm.default"]),
 }
 
 test_op_dynamic, test_op_static_fp32, test_op_bf16 = op_case_tests(CASES, bf16=["layer_norm_plain"])
@@ -71,7 +71,7 @@ class AttentionThenGroupNorm(nn.Module):
 @pytest.mark.parametrize("dtype", FLOATS, ids=["fp32", "fp16"])
 def test_group_norm_of_strided_input(dtype):
     compile_and_verify(AttentionThenGroupNorm().to(dtype), [floats(1, 8, 4, 4, scale=5.0)(dtype)],
-                       expect_ops=["aten.native_group_norm.default"])
+                       expect_ops=["aten.group_norm.default"])
 
 
 # -- instance norm ------------------------------------------------------------------------------

@@ -53,7 +53,8 @@ def test_adaptive_avg_pool2d_dynamic_spatial_falls_back():
     spec = Input(min_shape=(1, 2, 6, 8), opt_shape=(1, 2, 8, 8), max_shape=(1, 2, 10, 8))
     compiled, report, _ = compile_and_verify(
         Fn(lambda x: F.adaptive_avg_pool2d(torch.relu(x), (3, 3)) + 1), [spec], [[_x(1, 2, 8, 8)], [_x(1, 2, 10, 8)]])
-    assert "aten.adaptive_avg_pool2d.default" in report.fallback_ops
+    # its converter refuses, so it is decomposed; the decomposition's pooling op stays in PyTorch
+    assert set(report.fallback_ops) == {"aten._adaptive_avg_pool2d.default"}, report.fallback_ops
 
 
 # -- adaptive_avg_pool2d with uneven windows: VGG/AlexNet classifier heads at small inputs -------

@@ -1,5 +1,8 @@
 """Normalization: batch norm in inference mode, layer norm, group norm.
 
+Each is converted both as export leaves it (aten.batch_norm, aten.layer_norm, aten.group_norm)
+and as its decomposition (the native_* ops), so the graph need not be decomposed first.
+
 - Batch norm is folded into one scale and one shift per channel; the fold runs in fp32 on the
   host and the resulting constants are cast to the input dtype.
 - Layer norm (aten.layer_norm and aten.native_layer_norm's first output) is one
@@ -35,14 +38,34 @@ def _bn_ok(node):
     if not all(_is_param(a) for a in node.args[1:5]):
         return Refusal("weight, bias or running statistics are graph inputs or computed, not constants: this converter "
                        "folds them on the host")
-    users_ok = all(u.target is operator.getitem and u.args[1] == 0 for u in node.users)
+    users_ok = node.target == aten.batch_norm.default or all(
+        u.target is operator.getitem and u.args[1] == 0 for u in node.users)
     channels = node.args[0].meta["val"].shape[1]
     return users_ok and isinstance(channels, int)
+
+
+def _batch_norm_inference_ok(node):
+    """aten.batch_norm outside training, as export leaves it (its decomposition is the op above)."""
+    if node.args[5] if len(node.args) > 5 else node.kwargs.get("training", False):
+        return Refusal("batch norm in training mode: computes batch statistics")
+    if node.args[3] is None or node.args[4] is None:
+        return Refusal("batch norm without running statistics")
+    return _bn_ok(node)
 
 
 @converter(aten._native_batch_norm_legit_no_training.default, validator=all_of(float_tensors, _bn_ok), host_weights=True)
 def batch_norm(ctx, node, args, kwargs):
     x, weight, bias, mean, var, _momentum, eps = args[:7]
+    return (_batch_norm_tensor(ctx, node, x, weight, bias, mean, var, eps), None, None)
+
+
+@converter(aten.batch_norm.default, validator=all_of(float_tensors, _batch_norm_inference_ok), host_weights=True)
+def batch_norm_inference(ctx, node, args, kwargs):
+    x, weight, bias, mean, var, _training, _momentum, eps = args[:8]
+    return _batch_norm_tensor(ctx, node, x, weight, bias, mean, var, eps)
+
+
+def _batch_norm_tensor(ctx, node, x, weight, bias, mean, var, eps):
     channels = x.shape[1]
     f32 = dict(dtype=torch.float32)
     weight = torch.ones(channels, **f32) if weight is None else weight.float()
@@ -52,8 +75,7 @@ def batch_norm(ctx, node, args, kwargs):
     view = (1, channels) + (1,) * (len(x.shape) - 2)
     dtype = node_dtype(node.args[0])
     out = elementwise_tensors(ctx, x, scale.reshape(view), trt.ElementWiseOperation.PROD, dtype)
-    out = elementwise_tensors(ctx, out, shift.reshape(view), trt.ElementWiseOperation.SUM, dtype)
-    return (out, None, None)
+    return elementwise_tensors(ctx, out, shift.reshape(view), trt.ElementWiseOperation.SUM, dtype)
 
 
 # -- layer norm ---------------------------------------------------------------------------------
@@ -104,6 +126,8 @@ def layer_norm(ctx, node, args, kwargs):
 def _group_norm_ok(node):
     x = node.args[0].meta["val"]
     # Channels and group count size the reshapes; only the normalized output may be used.
+    if node.target == aten.group_norm.default:
+        return isinstance(x.shape[1], int) and x.dim() >= 2 and isinstance(node.args[1], int)
     return (isinstance(x.shape[1], int) and x.dim() >= 2 and isinstance(node.args[6], int)
             and all(u.target is operator.getitem and u.args[1] == 0 for u in node.users))
 
@@ -115,9 +139,23 @@ def _reduce_mean_last(ctx, x):
 
 @converter(aten.native_group_norm.default, validator=all_of(float_tensors, _group_norm_ok))
 def native_group_norm(ctx, node, args, kwargs):
+    x, weight, bias, _n, channels, _hw, groups, eps = args[:8]
+    return (_group_norm_tensor(ctx, node, x, weight, bias, channels, groups, eps), None, None)
+
+
+@converter(aten.group_norm.default, validator=all_of(float_tensors, _group_norm_ok))
+def group_norm(ctx, node, args, kwargs):
+    """aten.group_norm(input, num_groups, weight, bias, eps), as export leaves it."""
+    x, groups = args[0], args[1]
+    weight = args[2] if len(args) > 2 else kwargs.get("weight")
+    bias = args[3] if len(args) > 3 else kwargs.get("bias")
+    eps = args[4] if len(args) > 4 else kwargs.get("eps", 1e-5)
+    return _group_norm_tensor(ctx, node, x, weight, bias, node.args[0].meta["val"].shape[1], groups, eps)
+
+
+def _group_norm_tensor(ctx, node, x, weight, bias, channels, groups, eps):
     """(x - mean) / sqrt(var + eps) over each group of C/G channels x spatial, computed in fp32
     (normalization statistics stay fp32 whatever the input dtype), then weight and bias per channel."""
-    x, weight, bias, _n, channels, _hw, groups, eps = args[:8]
     dtype = node_dtype(node.args[0])
     f32 = torch.float32
     rank = len(x.shape)
@@ -140,4 +178,4 @@ def native_group_norm(ctx, node, args, kwargs):
     if bias is not None:
         out = elementwise_tensors(ctx, out, ctx.reshape(ctx.as_tensor(bias, dtype), view),
                                   trt.ElementWiseOperation.SUM, dtype)
-    return (out, None, None)
+    return out
