@@ -51,7 +51,8 @@ def engine_weights(compiled: torch.nn.Module) -> Tuple[Dict[str, List[torch.Tens
 
 
 def _check_shape(target: torch.Tensor, name: str, value: torch.Tensor) -> None:
-    if tuple(target.shape) != tuple(value.shape):
+    """An engine weight may be the model's weight reshaped (a layer norm's [C] as [1, 1, C])."""
+    if target.numel() != value.numel() or (target.dim() == value.dim() and target.shape != value.shape):
         raise ValueError(f"refit_module_weights: weight {name!r} has shape {tuple(value.shape)}, the compiled "
                          f"program's has {tuple(target.shape)}; a new shape needs a new compile")
 
@@ -79,7 +80,7 @@ def refit(compiled: torch.nn.Module, source: Any) -> List[str]:
                          "precision cast or a fused op); compile the model with the new weights instead")
     with torch.no_grad():  # nothing is changed unless every weight fits
         for target, value in plan:
-            target.copy_(value.detach().to(target.device, target.dtype))
+            target.copy_(value.detach().reshape(target.shape).to(target.device, target.dtype))
     for record in records:
         module = record.__dict__.get(_engine_op._MODULE_ATTR)
         if module is not None:

@@ -131,3 +131,33 @@ def test_mutable_module_compiles_once_and_refits_after_weight_changes(cpu_build,
     assert len(compiles) == 1 and compiles[0]["immutable_weights"] is False
     _reference_run(mutable, torch.randn(3, 16))  # another input shape compiles again
     assert len(compiles) == 2
+
+
+def test_a_constant_added_around_ctx_constant_is_a_conversion_error():
+    import numpy as np
+
+    from torch_tensorrt_rtx.dynamo.conversion._context import ConversionContext, ConversionError
+
+    network = trt.Builder(_engine_builder.trt_logger()).create_network(
+        1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    ctx = ConversionContext(network, name_weights=True)
+    ctx.constant(torch.ones(3, 2))
+    ctx.check_weights_named()  # every constant so far came through ctx.constant
+    raw = np.ones((2, 2), dtype=np.float32)
+    network.add_constant((2, 2), trt.Weights(raw)).name = "custom_node/raw_constant"
+    with pytest.raises(ConversionError, match="'custom_node/raw_constant' was added without ctx.constant") as error:
+        ctx.check_weights_named()
+    assert error.value.node == "custom_node"
+
+
+def test_reshaped_weights_keep_their_model_names_and_refit(cpu_build):
+    torch.manual_seed(0)
+    model, x = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.LayerNorm(32)).eval(), torch.randn(2, 16)
+    program = _compile(model, x, strip_engine_weights=True)
+    assert {"1.weight", "1.bias"} <= set(json.loads(_engine_call(program).args[2])["refit_weights"])
+    new = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.LayerNorm(32)).eval()
+    with torch.no_grad():
+        new[1].weight.uniform_(0.5, 2.0)
+        new[1].bias.uniform_(-1.0, 1.0)
+    trtx.dynamo.refit_module_weights(program, new)
+    assert torch.allclose(_reference_run(program, x), new(x), atol=1e-5)

@@ -58,14 +58,20 @@ def tensor_identity(value: torch.Tensor) -> tuple:
     return (value.data_ptr(), value.dtype, tuple(value.shape), value.stride(), value.device)
 
 
+def weight_key(value: torch.Tensor) -> tuple:
+    """Which bytes a contiguous tensor holds, whatever its shape (a reshaped weight is the weight)."""
+    return (value.untyped_storage().data_ptr(), value.storage_offset(), value.numel(), value.dtype, value.device)
+
+
 class ConversionContext:
     def __init__(self, network: "trt.INetworkDefinition", name_weights: bool = False) -> None:
         self.network = network
         # Weightless/refittable engines: every constant's weights get a TensorRT weight name (the
         # parameter's FX name where it is one, else its layer's name) and are kept here by name.
         self.name_weights = name_weights
-        self.weight_names: Dict[tuple, str] = {}  # tensor_identity of a get_attr weight -> its name
+        self.weight_names: Dict[tuple, str] = {}  # weight_key of a get_attr weight -> its name
         self.refit_weights: Dict[str, torch.Tensor] = {}
+        self.named_constant_layers: set = set()  # names of the constant layers whose weights are named
         self.node: Optional[Node] = None
         self._keepalive: List[np.ndarray] = []
         self._weights: Dict[tuple, Tuple[torch.Tensor, "trt.ITensor"]] = {}  # one constant per weight
@@ -86,7 +92,7 @@ class ConversionContext:
         if isinstance(value, torch.Tensor) and dtype is None and rank is None and value.numel() > 1:
             key = tensor_identity(value)
             if key not in self._weights:
-                self._weights[key] = (value, self._new_constant(value, None, None, self.weight_names.get(key)))
+                self._weights[key] = (value, self._new_constant(value, None, None))
             return self._weights[key][1]
         return self._new_constant(value, dtype, rank)
 
@@ -95,8 +101,24 @@ class ConversionContext:
             raise ValueError(f"weight name {name!r} is taken twice or refused by TensorRT-RTX")
         self.refit_weights[name] = host
 
-    def _new_constant(self, value: Any, dtype: Optional[torch.dtype], rank: Optional[int],
-                      weight_name: Optional[str] = None) -> "trt.ITensor":
+    def check_weights_named(self) -> None:
+        """Weightless engines: every constant layer with weights must have come through
+        ``constant`` (a converter that calls ``network.add_constant`` itself leaves its weights
+        unnamed, so the program could not refit them): its node stays in PyTorch."""
+        for i in range(self.network.num_layers):
+            layer = self.network.get_layer(i)
+            if layer.type == trt.LayerType.CONSTANT and layer.name not in self.named_constant_layers:
+                if int(trt.volume(layer.get_output(0).shape)) > 0:
+                    raise ConversionError(f"constant layer {layer.name!r} was added without ctx.constant(...): its "
+                                          "weights have no name, so a weightless/refittable engine cannot be "
+                                          "refitted with them", node=layer.name.split("/", 1)[0])
+
+    def note_weight(self, value: torch.Tensor, name: str) -> None:
+        """`value` is the model's weight `name` (a get_attr node): constants of its bytes
+        (also reshaped, as converters often do) get that TensorRT weight name."""
+        self.weight_names.setdefault(weight_key(value), name)
+
+    def _new_constant(self, value: Any, dtype: Optional[torch.dtype], rank: Optional[int]) -> "trt.ITensor":
         if not isinstance(value, torch.Tensor):
             value = torch.tensor(value, dtype=dtype)
         if dtype is not None:
@@ -115,7 +137,11 @@ class ConversionContext:
         layer = self.network.add_constant(shape, weights)
         self.name(layer, "constant")
         if self.name_weights and array.size:
-            self._name_weights(weights, weight_name or layer.name, host)
+            weight_name = self.weight_names.get(weight_key(value))
+            if weight_name is None or weight_name in self.refit_weights:  # derived, or its second use
+                weight_name = layer.name
+            self._name_weights(weights, weight_name, host)
+            self.named_constant_layers.add(layer.name)
         out = layer.get_output(0)
         if target == torch.bfloat16:
             out = self.cast(out, torch.bfloat16)

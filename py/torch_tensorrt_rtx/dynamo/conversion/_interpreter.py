@@ -150,7 +150,7 @@ def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange
         elif node.op == "get_attr":
             env[node] = operator.attrgetter(node.target)(module)
             if isinstance(env[node], torch.Tensor):
-                ctx.weight_names.setdefault(tensor_identity(env[node]), str(node.target))
+                ctx.note_weight(env[node], str(node.target))
         elif node.op == "call_function":
             env[node] = _convert_node(ctx, node, env)
             if isinstance(env[node], trt.ITensor):
@@ -173,6 +173,8 @@ def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange
                 output_names.append(tensor.name)
         else:
             raise ConversionError(f"node {node.name}: unexpected op kind {node.op!r} in a TensorRT partition")
+    if name_weights:
+        ctx.check_weights_named()
     return NetworkDefinition(builder, network, ctx, input_names, output_names,
                              [dict(r) for r in input_ranges], node_tensors, converted)
 
