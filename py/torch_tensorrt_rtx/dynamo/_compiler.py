@@ -249,7 +249,8 @@ def _package(gm: GraphModule, node: Node, converted: _Converted, engine: Seriali
         weight_nodes = []
         if refittable(settings):  # weightless/refittable: the engine's weights are trailing inputs
             weights = network_def.context.refit_weights
-            spec = dataclasses.replace(spec, refit_weights=list(weights))
+            spec = dataclasses.replace(spec, refit_weights=list(weights),
+                                       refit_derived=dict(network_def.context.derived_weights))
             weight_nodes = [gm.graph.get_attr(register_refit_weight(gm, name, i, w))
                             for i, w in enumerate(weights.values())]
         call = gm.graph.call_function(torch.ops.tensorrt_rtx.execute_engine.default,

@@ -24,7 +24,7 @@ import dataclasses
 import json
 import logging
 import threading
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 
@@ -55,6 +55,9 @@ class OutputSpec:
     # Weightless engines: TensorRT weight names of the op's trailing inputs (after the engine's own
     # inputs), refitted into the engine before its first run. Empty: the engine holds its weights.
     refit_weights: List[str] = dataclasses.field(default_factory=list)
+    # Those of them computed from model weights at build time (a folded batch norm, a second use
+    # of a weight) -> the model weights' names: refit_module_weights cannot change these.
+    refit_derived: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
@@ -64,7 +67,8 @@ class OutputSpec:
         raw = load_spec(text)
         return cls(raw["name"], raw["sha256"], [TensorSpec(**t) for t in raw["inputs"]],
                    [TensorSpec(**t) for t in raw["outputs"]], list(raw["fx_nodes"]),
-                   [str(n) for n in raw.get("refit_weights", [])])
+                   [str(n) for n in raw.get("refit_weights", [])],
+                   {str(k): [str(n) for n in v] for k, v in raw.get("refit_derived", {}).items()})
 
 
 MAX_SPEC_CHARS = 1 << 26

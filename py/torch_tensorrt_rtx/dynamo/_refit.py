@@ -30,10 +30,12 @@ def new_state(source: Any) -> Mapping[str, torch.Tensor]:
                     f"state dict, got {type(source).__name__}")
 
 
-def engine_weights(compiled: torch.nn.Module) -> Tuple[Dict[str, List[torch.Tensor]], List[torch.Tensor], int]:
+def engine_weights(compiled: torch.nn.Module) -> Tuple[Dict[str, List[torch.Tensor]], List[torch.Tensor], int,
+                                                     Dict[str, List[str]]]:
     """(TensorRT weight name -> the program buffers holding it, packed records of refittable
-    engines, number of engines)."""
+    engines, number of engines, model weight -> engine constants derived from it at build)."""
     weights: Dict[str, List[torch.Tensor]] = {}
+    derived: Dict[str, List[str]] = {}
     records: List[torch.Tensor] = []
     engines = 0
     for gm in (m for m in compiled.modules() if isinstance(m, GraphModule)):
@@ -41,13 +43,21 @@ def engine_weights(compiled: torch.nn.Module) -> Tuple[Dict[str, List[torch.Tens
                  for n in gm.graph.find_nodes(op="call_function", target=op)]
         for node in calls:
             engines += 1
-            names = list(_engine_op.load_spec(node.args[2]).get("refit_weights", []))
+            spec = _engine_op.load_spec(node.args[2])
+            names = list(spec.get("refit_weights", []))
+            for constant, sources in spec.get("refit_derived", {}).items():
+                for source in sources:
+                    derived.setdefault(source, []).append(constant)
             if not names:
                 continue
             records.append(operator.attrgetter(node.args[1].target)(gm))
             for name, arg in zip(names, node.args[0][-len(names):]):
                 weights.setdefault(name, []).append(operator.attrgetter(arg.target)(gm))
-    return weights, records, engines
+    return weights, records, engines, derived
+
+
+def _unchanged(targets: List[torch.Tensor], value: torch.Tensor) -> bool:
+    return bool(targets) and all(torch.equal(t, value.detach().reshape(t.shape).to(t.device, t.dtype)) for t in targets)
 
 
 def _check_shape(target: torch.Tensor, name: str, value: torch.Tensor) -> None:
@@ -60,20 +70,28 @@ def _check_shape(target: torch.Tensor, name: str, value: torch.Tensor) -> None:
 def refit(compiled: torch.nn.Module, source: Any) -> List[str]:
     """Copies the new weights in and marks the engines for refit; returns the weight names refitted."""
     state = new_state(source)
-    weights, records, engines = engine_weights(compiled)
+    weights, records, engines, derived = engine_weights(compiled)
     if engines and not records:
         raise ValueError("refit_module_weights: the program's engines hold their weights and are not refittable; "
                          "compile with strip_engine_weights=True or immutable_weights=False")
     own = dict(compiled.named_parameters())
     own.update(compiled.named_buffers())
-    unknown, plan = [], []
+    unknown, folded, plan = [], [], []
     for name, value in state.items():
         targets = weights.get(name) or ([own[name]] if name in own else [])
+        if name in derived and not _unchanged(targets, value):
+            folded.append(f"{name} (in {', '.join(derived[name][:3])})")
+            continue
         if not targets:
             unknown.append(name)
         for target in targets:
             _check_shape(target, name, value)
             plan.append((target, value))
+    if folded:
+        raise ValueError(f"refit_module_weights: new values of weights {sorted(folded)[:8]} ({len(folded)}) cannot be "
+                         "refitted: engine constants were computed from them at build time (a folded batch norm, a "
+                         "transposed tied weight); pass only the weights that changed, or compile the model with the new "
+                         "weights")
     if unknown:
         raise ValueError(f"refit_module_weights: weights {sorted(unknown)[:8]} ({len(unknown)}) are not weights of "
                          "the compiled program (an engine folded them into a constant at compile time, e.g. a "

@@ -161,3 +161,18 @@ def test_reshaped_weights_keep_their_model_names_and_refit(cpu_build):
         new[1].bias.uniform_(-1.0, 1.0)
     trtx.dynamo.refit_module_weights(program, new)
     assert torch.allclose(_reference_run(program, x), new(x), atol=1e-5)
+
+
+def test_weights_folded_at_build_are_refused_unless_unchanged(cpu_build):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    program = _compile(model, x, strip_engine_weights=True)
+    derived = json.loads(_engine_call(program).args[2])["refit_derived"]
+    assert any("1.running_var" in sources for sources in derived.values())
+    with pytest.raises(ValueError, match=r"new values of weights \['1.running_var \(in .*computed from them"):
+        trtx.dynamo.refit_module_weights(program, {"1.running_var": torch.rand(8) + 0.5})
+    new_conv = torch.nn.Conv2d(3, 8, 3)
+    trtx.dynamo.refit_module_weights(program, {"0.weight": new_conv.weight, "0.bias": new_conv.bias})
+    model[0].load_state_dict(new_conv.state_dict())
+    assert torch.allclose(_reference_run(program, x), model(x), atol=1e-5)

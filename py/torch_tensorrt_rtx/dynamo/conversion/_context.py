@@ -72,6 +72,10 @@ class ConversionContext:
         self.weight_names: Dict[tuple, str] = {}  # weight_key of a get_attr weight -> its name
         self.refit_weights: Dict[str, torch.Tensor] = {}
         self.named_constant_layers: set = set()  # names of the constant layers whose weights are named
+        self.weight_sources: Dict[str, frozenset] = {}  # FX node -> model weights it is computed from
+        # TensorRT weight name of a constant computed from model weights -> those weights' names
+        # (refit_module_weights refuses to change them: the engine holds a value derived at build).
+        self.derived_weights: Dict[str, List[str]] = {}
         self.node: Optional[Node] = None
         self._keepalive: List[np.ndarray] = []
         self._weights: Dict[tuple, Tuple[torch.Tensor, "trt.ITensor"]] = {}  # one constant per weight
@@ -140,6 +144,9 @@ class ConversionContext:
             weight_name = self.weight_names.get(weight_key(value))
             if weight_name is None or weight_name in self.refit_weights:  # derived, or its second use
                 weight_name = layer.name
+                sources = self.weight_sources.get(self.node.name, frozenset()) if self.node is not None else ()
+                if sources and host.is_floating_point() and host.numel() > 1:  # not a shape or scalar constant
+                    self.derived_weights[weight_name] = sorted(sources)
             self._name_weights(weights, weight_name, host)
             self.named_constant_layers.add(layer.name)
         out = layer.get_output(0)

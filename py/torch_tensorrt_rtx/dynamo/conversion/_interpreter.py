@@ -151,8 +151,16 @@ def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange
             env[node] = operator.attrgetter(node.target)(module)
             if isinstance(env[node], torch.Tensor):
                 ctx.note_weight(env[node], str(node.target))
+                ctx.weight_sources[node.name] = frozenset([str(node.target)])
         elif node.op == "call_function":
+            # Model weights this node reads directly or through host-folded nodes (for naming
+            # the constants its converter derives from them; see ConversionContext.derived_weights).
+            sources = frozenset().union(*(ctx.weight_sources.get(n.name, ()) for n in node.all_input_nodes))
+            if sources:
+                ctx.weight_sources[node.name] = sources
             env[node] = _convert_node(ctx, node, env)
+            if isinstance(env[node], trt.ITensor):
+                ctx.weight_sources.pop(node.name, None)  # computed in the engine: not a folded value
             if isinstance(env[node], trt.ITensor):
                 if not env[node].is_network_input:
                     env[node].name = node.name
