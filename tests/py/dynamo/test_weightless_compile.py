@@ -176,3 +176,18 @@ def test_weights_folded_at_build_are_refused_unless_unchanged(cpu_build):
     trtx.dynamo.refit_module_weights(program, {"0.weight": new_conv.weight, "0.bias": new_conv.bias})
     model[0].load_state_dict(new_conv.state_dict())
     assert torch.allclose(_reference_run(program, x), model(x), atol=1e-5)
+
+
+def test_saved_weightless_program_keeps_the_weights_as_engine_inputs(cpu_build, tmp_path):
+    model, x = Net().eval(), torch.randn(2, 16)
+    path = tmp_path / "weightless.pt2"
+    trtx.save(_compile(model, x, strip_engine_weights=True), path)
+    loaded = trtx.load(path).module()
+    (call,) = [n for n in loaded.graph.nodes if n.op == "call_function" and "execute_engine" in str(n.target)]
+    names = json.loads(call.args[2])["refit_weights"]
+    weights = call.args[0][-len(names):]
+    assert len(call.args[0]) == 1 + len(names)
+    for name, arg in zip(names, weights):
+        if name == "head.weight":
+            assert torch.equal(getattr(loaded, arg.target), model.head.weight)
+    assert "head.weight" in names
