@@ -87,6 +87,14 @@ std::vector<at::Tensor> ExecuteEngineLocked(const std::vector<at::Tensor>& input
                                             TRTEngine& engine) {
   const std::vector<std::string>& input_names = engine.input_names();
   const std::vector<std::string>& output_names = engine.output_names();
+  // A weightless engine (strip_engine_weights / immutable_weights=False) takes its weights as
+  // trailing inputs; only the Python runtime refits engines so far.
+  TORCH_CHECK(inputs.size() <= input_names.size(), "engine '", engine.name(), "' got ",
+              inputs.size() - input_names.size(),
+              " trailing weight inputs: it is a weightless/refittable engine (compiled with "
+              "strip_engine_weights=True or immutable_weights=False), which the C++ runtime does not "
+              "refit yet; run the program on the Python runtime (set TORCH_TENSORRT_RTX_RUNTIME_LIBRARY=\"\" "
+              "before importing torch_tensorrt_rtx)");
   TORCH_CHECK(inputs.size() == input_names.size(), "engine '", engine.name(), "' expects ",
               input_names.size(), " inputs, got ", inputs.size());
   const c10::Device device = inputs.empty() ? c10::Device(c10::kCPU) : inputs[0].device();

@@ -5,8 +5,9 @@ package puts them under ``torch_tensorrt_rtx.dynamo``).
     compiled = torch_tensorrt_rtx.dynamo.compile(ep, arg_inputs=[x], **options)  # = torch_tensorrt_rtx.compile
 
 Both are thin: ``compile`` is ``torch_tensorrt_rtx.compile`` (one settings object, upstream's
-option names honoured or refused there). Refit (``refit_module_weights``,
-``MutableTorchTensorRTModule``) is not implemented yet and says so, with what to do instead.
+option names honoured or refused there). ``refit_module_weights`` refits programs compiled with
+``strip_engine_weights=True`` or ``immutable_weights=False`` (dynamo/_refit.py);
+``MutableTorchTensorRTModule`` (dynamo/_mutable.py) compiles and refits itself.
 """
 from __future__ import annotations
 
@@ -16,9 +17,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-_REFIT_LATER = ("is not implemented yet in torch_tensorrt_rtx (weightless, refittable engines are planned: "
-                "issue 22); compile the model with the new weights again instead — with cache_built_engines/"
-                "reuse_cached_engines an unchanged graph with unchanged weights is not rebuilt")
+from torch_tensorrt_rtx.dynamo._mutable import MutableTorchTensorRTModule  # noqa: E402,F401 (upstream's name)
 
 
 def compile(exported_program: Any, inputs: Optional[Sequence[Any]] = None, *,
@@ -53,17 +52,34 @@ def trace(module: torch.nn.Module, inputs: Optional[Sequence[Any]] = None, *,
                                dynamic_shapes=dynamic_shapes(specs, module, kwarg_specs), strict=False)
 
 
-def refit_module_weights(compiled_module: Any, new_weight_module: Any, *args: Any, **kwargs: Any) -> Any:
-    """Upstream's weight refit. Not implemented yet: raises NotImplementedError saying so."""
-    raise NotImplementedError(f"refit_module_weights {_REFIT_LATER}")
+def refit_module_weights(compiled_module: Any, new_weight_module: Any, arg_inputs: Optional[Sequence[Any]] = None,
+                         kwarg_inputs: Optional[Dict[str, Any]] = None, verify_output: bool = False,
+                         use_weight_map_cache: bool = True, in_place: bool = True) -> Any:
+    """Upstream's weight refit, without a rebuild: ``new_weight_module`` (a module, an
+    ExportedProgram or a state dict) gives the new weights by name; the engines refit before their
+    next run. Always in place here (``compiled_module`` is returned; ``in_place=False`` is refused).
+    ``verify_output=True`` runs both on ``arg_inputs``/``kwarg_inputs`` and compares."""
+    from torch_tensorrt_rtx.dynamo._refit import refit
 
-
-class MutableTorchTensorRTModule:
-    """Upstream's self-refitting module. Not implemented yet: constructing one raises
-    NotImplementedError with the replacement (compile again after changing the weights)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError(f"MutableTorchTensorRTModule {_REFIT_LATER}")
+    if in_place is not True:
+        raise ValueError("refit_module_weights: in_place=False is not supported: the compiled program is refitted "
+                         "in place and returned (copy it first if the old weights are still needed)")
+    del use_weight_map_cache  # weights are matched by name: there is no weight map to cache
+    refit(compiled_module, new_weight_module)
+    if verify_output:
+        if arg_inputs is None:
+            raise ValueError("refit_module_weights: verify_output=True needs arg_inputs")
+        module = (new_weight_module.module() if isinstance(new_weight_module, torch.export.ExportedProgram)
+                  else new_weight_module)
+        if not isinstance(module, torch.nn.Module):
+            raise ValueError("refit_module_weights: verify_output=True needs a module or ExportedProgram to compare")
+        expected = module(*arg_inputs, **(kwarg_inputs or {}))
+        actual = compiled_module(*arg_inputs, **(kwarg_inputs or {}))
+        for e, a in zip(torch.utils._pytree.tree_leaves(expected), torch.utils._pytree.tree_leaves(actual)):
+            if isinstance(e, torch.Tensor) and not torch.allclose(a.to(e.device, e.dtype), e, rtol=1e-2, atol=1e-2):
+                raise RuntimeError("refit_module_weights: verify_output: the refitted program's outputs differ from "
+                                   f"the new model's (max abs error {(a.to(e.device, e.dtype) - e).abs().max():.3g})")
+    return compiled_module
 
 
 def convert_exported_program_to_serialized_trt_engine(exported_program: Any, inputs: Optional[Sequence[Any]] = None, *,

@@ -42,7 +42,13 @@ from torch_tensorrt_rtx.dynamo._summary import (
     stage,
 )
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
-from torch_tensorrt_rtx.dynamo.conversion._engine_builder import SerializedEngine, build_engine, compute_capability
+from torch_tensorrt_rtx.dynamo.conversion._engine_builder import (
+    RefitBuildNeedsGpu,
+    SerializedEngine,
+    build_engine,
+    compute_capability,
+    refittable,
+)
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
 from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
 from torch_tensorrt_rtx.dynamo.conversion._upstream_registry import converter_settings
@@ -232,11 +238,12 @@ def _blame_build(exc: Exception, converted: _Converted) -> _Blame:
     return _Blame(sorted(names), reason)
 
 
-def _convert_one(name: str, sub: GraphModule, symbol_ranges, clock: PhaseClock) -> _Converted:
+def _convert_one(name: str, sub: GraphModule, symbol_ranges, clock: PhaseClock,
+                 name_weights: bool = False) -> _Converted:
     with clock.phase("conversion"):
         try:
             ranges = _input_ranges(sub, symbol_ranges, name)
-            network_def = build_network(sub, ranges)
+            network_def = build_network(sub, ranges, name_weights)
             spec = _spec(sub, name, "", name, symbol_ranges)
         except Exception as exc:  # noqa: BLE001 - any converter failure keeps its node in PyTorch
             raise _blame_conversion(exc, sub, name) from exc
@@ -259,8 +266,15 @@ def _package(gm: GraphModule, node: Node, converted: _Converted, engine: Seriali
     gm.register_buffer(buffer_name, record.to_tensor())  # owns the packed record: no second copy
     with gm.graph.inserting_before(node):
         record_node = gm.graph.get_attr(buffer_name)
+        weight_nodes = []
+        if refittable(settings):  # weightless/refittable: the engine's weights are trailing inputs
+            weights = network_def.context.refit_weights
+            spec = dataclasses.replace(spec, refit_weights=list(weights),
+                                       refit_derived=dict(network_def.context.derived_weights))
+            weight_nodes = [gm.graph.get_attr(register_refit_weight(gm, name, i, w))
+                            for i, w in enumerate(weights.values())]
         call = gm.graph.call_function(torch.ops.tensorrt_rtx.execute_engine.default,
-                                      (list(node.args), record_node, spec.to_json()))
+                                      (list(node.args) + weight_nodes, record_node, spec.to_json()))
     call.meta = dict(node.meta)
     node.replace_all_uses_with(call)
     gm.graph.erase_node(node)
@@ -269,6 +283,13 @@ def _package(gm: GraphModule, node: Node, converted: _Converted, engine: Seriali
         gm._engine_sources = {}
     gm._engine_sources[name] = source  # keeps the network alive exactly as long as the module
     delattr(gm, name)
+
+
+def register_refit_weight(gm: GraphModule, engine_name: str, index: int, weight: torch.Tensor) -> str:
+    """A weightless engine's weight as a program buffer (the tensor itself: no copy)."""
+    buffer_name = f"{engine_name}_weight_{index}"
+    gm.register_buffer(buffer_name, weight)
+    return buffer_name
 
 
 def _drop_unused_state(gm: GraphModule) -> None:
@@ -317,7 +338,7 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
     blamed: List[_Blame] = []
     for name, sub in result.submodules.items():
         try:
-            converted.append(_convert_one(name, sub, symbol_ranges, clock))
+            converted.append(_convert_one(name, sub, symbol_ranges, clock, refittable(settings)))
         except _Blame as blame:
             if settings.pass_through_build_failures:
                 with stage("conversion"):
@@ -335,7 +356,7 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
                             lambda: build_engine(item.network_def, settings.compute_capabilities,
                                                  label=item.name, progress=settings.progress, settings=settings))
                 except Exception as exc:  # noqa: BLE001 - a failed build keeps its node(s) in PyTorch
-                    if settings.pass_through_build_failures:
+                    if settings.pass_through_build_failures or isinstance(exc, RefitBuildNeedsGpu):
                         raise
                     blamed.append(_blame_build(exc, item))
                     break

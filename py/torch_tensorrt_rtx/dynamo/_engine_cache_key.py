@@ -41,6 +41,7 @@ KEY_SCHEMA = 1
 ENGINE_SETTINGS = ("enabled_precisions", "compute_capabilities", "truncate_double",
                    "workspace_size", "optimization_level", "max_aux_streams", "tiling_optimization_level",
                    "l2_limit_for_tiling", "disable_tf32", "sparse_weights", "enable_weight_streaming",
+                   "strip_engine_weights", "immutable_weights", "refit_identical_engine_weights",
                    "assume_dynamic_shape_support", "use_fp32_acc", "autocast_excluded_ops", "autocast_excluded_nodes")
 # The other fields, and why they are not part of the key.
 SETTINGS_NOT_IN_KEY = {

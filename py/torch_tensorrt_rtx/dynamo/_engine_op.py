@@ -26,7 +26,7 @@ import dataclasses
 import json
 import logging
 import threading
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 
@@ -58,6 +58,12 @@ class OutputSpec:
     inputs: List[TensorSpec]
     outputs: List[TensorSpec]
     fx_nodes: List[str]  # "<node name>:<op>" for every node converted into this engine
+    # Weightless engines: TensorRT weight names of the op's trailing inputs (after the engine's own
+    # inputs), refitted into the engine before its first run. Empty: the engine holds its weights.
+    refit_weights: List[str] = dataclasses.field(default_factory=list)
+    # Those of them computed from model weights at build time (a folded batch norm, a second use
+    # of a weight) -> the model weights' names: refit_module_weights cannot change these.
+    refit_derived: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
@@ -66,7 +72,9 @@ class OutputSpec:
     def from_json(cls, text: str) -> "OutputSpec":
         raw = load_spec(text)
         return cls(raw["name"], raw["sha256"], [TensorSpec(**t) for t in raw["inputs"]],
-                   [TensorSpec(**t) for t in raw["outputs"]], list(raw["fx_nodes"]))
+                   [TensorSpec(**t) for t in raw["outputs"]], list(raw["fx_nodes"]),
+                   [str(n) for n in raw.get("refit_weights", [])],
+                   {str(k): [str(n) for n in v] for k, v in raw.get("refit_derived", {}).items()})
 
 
 MAX_SPEC_CHARS = 1 << 26
@@ -128,7 +136,13 @@ def python_runtime_module(packed_record: torch.Tensor) -> Any:
 
 def _execute_engine_python(inputs: List[torch.Tensor], packed_record: torch.Tensor,
                            output_spec: str) -> List[torch.Tensor]:
-    outputs = python_runtime_module(packed_record)(*inputs)
+    module = python_runtime_module(packed_record)
+    own = len(module.record.input_names)
+    if len(inputs) > own:  # a weightless engine: the trailing inputs are its weights
+        inputs, weights = inputs[:own], inputs[own:]
+        if module.needs_refit:
+            module.refit_before_run(list(load_spec(output_spec).get("refit_weights", [])), list(weights))
+    outputs = module(*inputs)
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 

@@ -90,6 +90,12 @@ class CompilationSettings:
     disable_tf32: bool = False
     sparse_weights: bool = False
     enable_weight_streaming: bool = False
+    # Weightless engines (upstream's names): strip_engine_weights=True builds with STRIP_PLAN + REFIT
+    # and the program keeps each weight once, refitting the engine before its first run;
+    # immutable_weights=False builds refittable engines (REFIT) that still carry their weights.
+    strip_engine_weights: bool = False
+    immutable_weights: bool = True
+    refit_identical_engine_weights: bool = False
     # Upstream's dryrun: True (or a file path the report is also written to) partitions without
     # converting or building; the module returned runs in PyTorch and its report lists the planned engines.
     dryrun: Union[bool, str] = False

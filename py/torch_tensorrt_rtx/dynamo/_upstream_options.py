@@ -41,6 +41,11 @@ FIELDS_HONOURED = {
                                     "False too (every built-in converter supports them)",
     "autocast_excluded_ops": "with a reduced precision, these ops (any torch_executed_ops spelling) compute in fp32",
     "autocast_excluded_nodes": "with a reduced precision, nodes whose FX name a regex matches compute in fp32",
+    "strip_engine_weights": "builds with BuilderFlag.STRIP_PLAN + REFIT; the program keeps each weight once and "
+                            "refits the engine before its first run (weightless engines)",
+    "immutable_weights": "False builds refittable engines (BuilderFlag.REFIT) for refit_module_weights",
+    "refit_identical_engine_weights": "with refittable engines, BuilderFlag.REFIT_IDENTICAL instead of REFIT "
+                                      "(refits only with the weights it was built with)",
     "debug": "the compile logs at DEBUG, like `with torch_tensorrt_rtx.logging.debug():` (upstream deprecates it "
              "for Debugger, which works here too)",
     "dryrun": "partition only (True, or a path the report is written to): the module runs in PyTorch, its "
@@ -91,8 +96,7 @@ ACCEPTED: Dict[str, Tuple[Callable[[Any], bool], str]] = {
                            "loads, else the Python one; True is refused"),
 }
 
-_LATER = ("not implemented yet (issue 22, weightless engines and refit); until then engines keep their "
-          "weights and are not refittable")
+_DEPRECATED_REFIT = "upstream's deprecated spelling; use immutable_weights=False (refittable engines)"
 # name -> (upstream's default, why not and what instead). Refused unless value == default.
 REFUSED: Dict[str, Tuple[Any, str]] = {
     "engine_capability": ("STANDARD", "TensorRT-RTX builds only standard-capability engines (no safety or DLA)"),
@@ -111,11 +115,8 @@ REFUSED: Dict[str, Tuple[Any, str]] = {
                                 "(measured); cache_built_engines/reuse_cached_engines skip rebuilds"),
     "custom_engine_cache": (None, "no pluggable engine-cache class here; use engine_cache_dir=... with "
                                   "cache_built_engines/reuse_cached_engines"),
-    "refit_identical_engine_weights": (False, _LATER),
-    "strip_engine_weights": (False, _LATER),
-    "immutable_weights": (True, _LATER),
-    "refit": (False, _LATER),
-    "make_refittable": (False, _LATER),
+    "refit": (False, _DEPRECATED_REFIT),
+    "make_refittable": (False, _DEPRECATED_REFIT),
     "enable_cross_compile_for_windows": (False, "no Windows-specific build here: TensorRT-RTX documents its engines "
                                                 "as portable across operating systems, so compile without it (a "
                                                 "Linux-built program on Windows is not verified by this project)"),

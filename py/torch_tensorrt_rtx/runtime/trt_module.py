@@ -105,6 +105,7 @@ class TRTModule(torch.nn.Module):
         self._saved_last_use: Optional[int] = None
         self._key: Optional[bytes] = None
         self._outputs = OutputBuffers()
+        self._refitted = False  # weightless engines: refitted from the program's weights (runtime/refit.py)
         _settings.register_cache_owner(self)
 
     def extra_repr(self) -> str:
@@ -173,6 +174,26 @@ class TRTModule(torch.nn.Module):
                 f"tensors of the engine (engine has {sorted(io_names)})")
         self._trt_runtime, self._engine = runtime, engine
         return engine
+
+    @property
+    def needs_refit(self) -> bool:
+        return not self._refitted
+
+    def refit_before_run(self, names: list[str], weights: list[torch.Tensor]) -> bool:
+        """Refits the engine from ``weights`` (TensorRT weight ``names``) unless that is done
+        already and not marked stale since; True if it refitted now."""
+        from torch_tensorrt_rtx.runtime.refit import refit_engine
+
+        with self._lock:
+            if self._refitted:
+                return False
+            refit_engine(self._api(), self._ensure_engine(), names, weights, f"TRTModule {self.name!r}")
+            self._refitted = True
+            return True
+
+    def mark_for_refit(self) -> None:
+        """The program's weights changed (refit_module_weights): refit before the next run."""
+        self._refitted = False
 
     def drop_execution_context(self) -> None:
         """Release the execution context (saving the runtime cache); the next call creates a new

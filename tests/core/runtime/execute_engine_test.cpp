@@ -72,6 +72,19 @@ TEST_F(ExecuteEngineTest, WrongInputCountOrDtypeNamesTheEngineAndBinding) {
   }
 }
 
+TEST_F(ExecuteEngineTest, TrailingWeightInputsNameThePythonRuntime) {
+  try {
+    ExecuteEngine({at::ones({4}), at::ones({3})}, *engine_);
+    FAIL() << "no error";
+  } catch (const c10::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("1 trailing weight inputs"), std::string::npos) << what;
+    EXPECT_NE(what.find("strip_engine_weights=True"), std::string::npos) << what;
+    EXPECT_NE(what.find("Python runtime"), std::string::npos) << what;
+  }
+  EXPECT_EQ(log_->Count("engine.create_execution_context"), 0);
+}
+
 // An engine whose input x has the profile range [1x4, 8x4].
 std::unique_ptr<TRTEngine> RangedEngine(std::shared_ptr<CallLog> log, RuntimeSettings settings) {
   std::string bytes = testing::ScriptedEngineBytes({}, {"y"}) + "input x 1x4 8x4\n";

@@ -211,14 +211,14 @@ def test_device_names_and_frontends_that_are_not_here():
     assert torch_tensorrt.dynamo.partitioning and torch_tensorrt.dynamo.lowering  # subpackages are attributes
 
 
-def test_refit_names_exist_and_say_what_is_missing():
-    with pytest.raises(NotImplementedError, match="refit_module_weights is not implemented yet.*compile"):
-        torch_tensorrt.dynamo.refit_module_weights(None, None)
-    with pytest.raises(NotImplementedError, match="MutableTorchTensorRTModule is not implemented yet"):
-        torch_tensorrt.MutableTorchTensorRTModule(MLP(), min_block_size=1)
-    for option in ({"strip_engine_weights": True}, {"immutable_weights": False}, {"make_refittable": True}):
-        with pytest.raises(ValueError, match="not refittable"):
-            torch_tensorrt.compile(MLP().eval(), inputs=[torch.randn(2, 16)], **option)
+def test_refit_names_work_or_say_what_to_use():
+    with pytest.raises(ValueError, match="not refittable; compile with strip_engine_weights=True"):
+        torch_tensorrt.dynamo.refit_module_weights(
+            torch_tensorrt.compile(MLP().eval(), inputs=[torch.randn(2, 16)], min_block_size=1), MLP())
+    with pytest.raises(ValueError, match="immutable_weights must be False"):
+        torch_tensorrt.MutableTorchTensorRTModule(MLP(), immutable_weights=True)
+    with pytest.raises(ValueError, match="make_refittable.*use immutable_weights=False"):
+        torch_tensorrt.compile(MLP().eval(), inputs=[torch.randn(2, 16)], make_refittable=True)
 
 
 # -- 4. CUDA graphs, weight streaming, device modes ----------------------------------------------

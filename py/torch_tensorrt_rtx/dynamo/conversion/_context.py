@@ -58,9 +58,24 @@ def tensor_identity(value: torch.Tensor) -> tuple:
     return (value.data_ptr(), value.dtype, tuple(value.shape), value.stride(), value.device)
 
 
+def weight_key(value: torch.Tensor) -> tuple:
+    """Which bytes a contiguous tensor holds, whatever its shape (a reshaped weight is the weight)."""
+    return (value.untyped_storage().data_ptr(), value.storage_offset(), value.numel(), value.dtype, value.device)
+
+
 class ConversionContext:
-    def __init__(self, network: "trt.INetworkDefinition") -> None:
+    def __init__(self, network: "trt.INetworkDefinition", name_weights: bool = False) -> None:
         self.network = network
+        # Weightless/refittable engines: every constant's weights get a TensorRT weight name (the
+        # parameter's FX name where it is one, else its layer's name) and are kept here by name.
+        self.name_weights = name_weights
+        self.weight_names: Dict[tuple, str] = {}  # weight_key of a get_attr weight -> its name
+        self.refit_weights: Dict[str, torch.Tensor] = {}
+        self.named_constant_layers: set = set()  # names of the constant layers whose weights are named
+        self.weight_sources: Dict[str, frozenset] = {}  # FX node -> model weights it is computed from
+        # TensorRT weight name of a constant computed from model weights -> those weights' names
+        # (refit_module_weights refuses to change them: the engine holds a value derived at build).
+        self.derived_weights: Dict[str, List[str]] = {}
         self.node: Optional[Node] = None
         self._keepalive: List[np.ndarray] = []
         self._weights: Dict[tuple, Tuple[torch.Tensor, "trt.ITensor"]] = {}  # one constant per weight
@@ -85,6 +100,28 @@ class ConversionContext:
             return self._weights[key][1]
         return self._new_constant(value, dtype, rank)
 
+    def _name_weights(self, weights: "trt.Weights", name: str, host: torch.Tensor) -> None:
+        if name in self.refit_weights or not self.network.set_weights_name(weights, name):
+            raise ValueError(f"weight name {name!r} is taken twice or refused by TensorRT-RTX")
+        self.refit_weights[name] = host
+
+    def check_weights_named(self) -> None:
+        """Weightless engines: every constant layer with weights must have come through
+        ``constant`` (a converter that calls ``network.add_constant`` itself leaves its weights
+        unnamed, so the program could not refit them): its node stays in PyTorch."""
+        for i in range(self.network.num_layers):
+            layer = self.network.get_layer(i)
+            if layer.type == trt.LayerType.CONSTANT and layer.name not in self.named_constant_layers:
+                if int(trt.volume(layer.get_output(0).shape)) > 0:
+                    raise ConversionError(f"constant layer {layer.name!r} was added without ctx.constant(...): its "
+                                          "weights have no name, so a weightless/refittable engine cannot be "
+                                          "refitted with them", node=layer.name.split("/", 1)[0])
+
+    def note_weight(self, value: torch.Tensor, name: str) -> None:
+        """`value` is the model's weight `name` (a get_attr node): constants of its bytes
+        (also reshaped, as converters often do) get that TensorRT weight name."""
+        self.weight_names.setdefault(weight_key(value), name)
+
     def _new_constant(self, value: Any, dtype: Optional[torch.dtype], rank: Optional[int]) -> "trt.ITensor":
         if not isinstance(value, torch.Tensor):
             value = torch.tensor(value, dtype=dtype)
@@ -100,8 +137,18 @@ class ConversionContext:
         array = np.ascontiguousarray(host.numpy())
         self._keepalive.append(array)
         shape = tuple(value.shape)
-        layer = self.network.add_constant(shape, trt.Weights(array) if array.size else trt.Weights(to_trt_dtype(host.dtype)))
+        weights = trt.Weights(array) if array.size else trt.Weights(to_trt_dtype(host.dtype))
+        layer = self.network.add_constant(shape, weights)
         self.name(layer, "constant")
+        if self.name_weights and array.size:
+            weight_name = self.weight_names.get(weight_key(value))
+            if weight_name is None or weight_name in self.refit_weights:  # derived, or its second use
+                weight_name = layer.name
+                sources = self.weight_sources.get(self.node.name, frozenset()) if self.node is not None else ()
+                if sources and host.is_floating_point() and host.numel() > 1:  # not a shape or scalar constant
+                    self.derived_weights[weight_name] = sorted(sources)
+            self._name_weights(weights, weight_name, host)
+            self.named_constant_layers.add(layer.name)
         out = layer.get_output(0)
         if target == torch.bfloat16:
             out = self.cast(out, torch.bfloat16)

@@ -54,6 +54,11 @@ def release_free_memory() -> None:
         _MALLOC_TRIM(0)
 
 
+class RefitBuildNeedsGpu(ConversionError):
+    """A refittable/weightless build failed on a machine without a CUDA GPU: never a reason to
+    keep the model in PyTorch silently."""
+
+
 class _EngineBlob:
     """What packing and the engine cache need of an engine: `nbytes`, `sha256` (hex), `readinto`
     (fill a buffer of exactly `nbytes`), `copy_to` (write to a file object), `close`."""
@@ -226,6 +231,28 @@ def apply_builder_options(config: "trt.IBuilderConfig", settings: Any) -> None:
     for name, (flag, on) in flags.items():
         if getattr(settings, name):
             (config.set_flag if on else config.clear_flag)(flag)
+    for flag in refit_flags(settings):
+        config.set_flag(flag)
+
+
+def refit_flags(settings: Any) -> List["trt.BuilderFlag"]:
+    """STRIP_PLAN for strip_engine_weights, REFIT (or REFIT_IDENTICAL) for refittable engines."""
+    flags = [trt.BuilderFlag.STRIP_PLAN] if settings.strip_engine_weights else []
+    if refittable(settings):
+        flags.append(trt.BuilderFlag.REFIT_IDENTICAL if settings.refit_identical_engine_weights
+                     else trt.BuilderFlag.REFIT)
+    return flags
+
+
+def _has_cuda_gpu() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def refittable(settings: Any) -> bool:
+    """Engines built with REFIT: strip_engine_weights=True or immutable_weights=False."""
+    return bool(settings.strip_engine_weights or not settings.immutable_weights)
 
 
 def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[str] = PORTABLE,
@@ -263,5 +290,12 @@ def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[
     if not built or engine.nbytes == 0:
         engine.close()
         recent = "; ".join(trt_logger().errors[-3:]) or "no message"
+        if settings is not None and refit_flags(settings) and not _has_cuda_gpu():
+            raise RefitBuildNeedsGpu(
+                f"TensorRT-RTX {trt.__version__} failed to build the refittable engine {label} "
+                f"(strip_engine_weights={settings.strip_engine_weights}, immutable_weights="
+                f"{settings.immutable_weights}) on this machine, which has no CUDA GPU: its REFIT/STRIP_PLAN "
+                f"builds need one (measured). Compile on a machine with an NVIDIA GPU, or leave these "
+                f"options out to build on the CPU ({recent})")
         raise ConversionError(f"TensorRT-RTX failed to build engine {label}: {recent}")
     return engine, seconds

@@ -122,11 +122,14 @@ def _constants_as_tensors(ctx: ConversionContext, value: Any) -> Any:
     return value
 
 
-def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange]]) -> NetworkDefinition:
+def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange]],
+                  name_weights: bool = False) -> NetworkDefinition:
+    """`name_weights`: give every weight a TensorRT weight name and keep it in ``ctx.refit_weights``
+    (weightless/refittable engines)."""
     builder = trt.Builder(trt_logger())
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
-    ctx = ConversionContext(network)
+    ctx = ConversionContext(network, name_weights)
     env: Dict[Node, Any] = {}
     input_names: List[str] = []
     output_names: List[str] = []
@@ -146,8 +149,18 @@ def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange
             placeholder_index += 1
         elif node.op == "get_attr":
             env[node] = operator.attrgetter(node.target)(module)
+            if isinstance(env[node], torch.Tensor):
+                ctx.note_weight(env[node], str(node.target))
+                ctx.weight_sources[node.name] = frozenset([str(node.target)])
         elif node.op == "call_function":
+            # Model weights this node reads directly or through host-folded nodes (for naming
+            # the constants its converter derives from them; see ConversionContext.derived_weights).
+            sources = frozenset().union(*(ctx.weight_sources.get(n.name, ()) for n in node.all_input_nodes))
+            if sources:
+                ctx.weight_sources[node.name] = sources
             env[node] = _convert_node(ctx, node, env)
+            if isinstance(env[node], trt.ITensor):
+                ctx.weight_sources.pop(node.name, None)  # computed in the engine: not a folded value
             if isinstance(env[node], trt.ITensor):
                 if not env[node].is_network_input:
                     env[node].name = node.name
@@ -168,6 +181,8 @@ def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange
                 output_names.append(tensor.name)
         else:
             raise ConversionError(f"node {node.name}: unexpected op kind {node.op!r} in a TensorRT partition")
+    if name_weights:
+        ctx.check_weights_named()
     return NetworkDefinition(builder, network, ctx, input_names, output_names,
                              [dict(r) for r in input_ranges], node_tensors, converted)
 

@@ -177,6 +177,17 @@ class _Recorder(torch.fx.Interpreter):
         return out
 
 
+def _refit_reference(net: Any, spec: OutputSpec, weights: List[torch.Tensor]) -> None:
+    """A weightless engine's weights (the op's trailing inputs) into the reference network: its
+    constants read the host tensors kept by name at conversion (the same memory as the partition's
+    parameters when those are float32 on the CPU), so verify computes with the program's weights."""
+    hosts = net.context.refit_weights
+    for name, weight in zip(spec.refit_weights, weights):
+        host = hosts[name]
+        if host.data_ptr() != weight.data_ptr():
+            host.copy_(weight.detach().to(host.device, host.dtype))
+
+
 def _check_engine(spec: OutputSpec, inputs: List[torch.Tensor], checks: Dict[str, EngineCheck]) -> List[torch.Tensor]:
     source = engine_sources.lookup(spec.sha256)
     if source is None or source.network is None:
@@ -185,7 +196,9 @@ def _check_engine(spec: OutputSpec, inputs: List[torch.Tensor], checks: Dict[str
             "loaded from disk or compiled with keep_networks=False. A .pt2 keeps only engine records; serialized "
             "engines cannot be inspected without a GPU. Recompile the model in this process to verify it on CPU, "
             "or run the program on an RTX GPU.")
-    cpu_inputs = [t.detach().cpu() for t in inputs]
+    own = len(spec.inputs)
+    _refit_reference(source.network, spec, inputs[own:])
+    cpu_inputs = [t.detach().cpu() for t in inputs[:own]]
     recorder = _Recorder(source.fx_module)
     eager = recorder.run(*cpu_inputs)
     net = source.network

@@ -45,6 +45,19 @@ def _private_cache_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
 
 
+@pytest.fixture
+def api(monkeypatch):
+    """The engine op's Python kernel runs every engine through a TRTModule on one TrtDouble."""
+    from torch_tensorrt_rtx import runtime
+    from torch_tensorrt_rtx.dynamo import _engine_op
+    from trt_double import TrtDouble
+
+    api = TrtDouble()
+    monkeypatch.setattr(_engine_op, "_new_python_module",
+                        lambda record, name: runtime.TRTModule(record, name, trt_api=api))
+    return api
+
+
 @pytest.fixture(scope="session")
 def tiny_engine_bytes() -> bytes:
     """A real TensorRT-RTX engine (relu(x @ I), x: [1..8, 4]) built CPU-only."""

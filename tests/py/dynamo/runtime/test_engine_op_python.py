@@ -14,17 +14,8 @@ from torch_tensorrt_rtx import runtime
 from torch_tensorrt_rtx.dynamo import _engine_op
 
 from engine_programs import double_record, export
-from trt_double import TrtDouble
 
 pytestmark = pytest.mark.skipif(_engine_op.NATIVE, reason="the C++ runtime implements the op in this process")
-
-
-@pytest.fixture
-def api(monkeypatch):
-    api = TrtDouble()
-    monkeypatch.setattr(_engine_op, "_new_python_module",
-                        lambda record, name: runtime.TRTModule(record, name, trt_api=api))
-    return api
 
 
 @pytest.fixture

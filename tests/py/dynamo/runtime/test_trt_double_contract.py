@@ -42,12 +42,13 @@ RUNTIME_SOURCES = {
     },
     "runtime_settings.py": {"trt_api": "module"},
     "output_allocation.py": {"api": "module", "context": "IExecutionContext"},
+    "refit.py": {"api": "module", "api.Logger": "Logger", "refitter": "Refitter", "engine": "ICudaEngine"},
 }
 # Receivers in those files that are not tensorrt_rtx objects although they use a name the
 # real API also has (e.g. a record's ``name``, torch dtypes, a ContextVar's ``reset``).
-NOT_TENSORRT = {"self", "self.record", "record", "torch", "f", "_current", "s", "t", "out", "var"}
+NOT_TENSORRT = {"self", "self.record", "record", "torch", "f", "_current", "s", "t", "out", "var", "host", "weight"}
 _API_CLASSES = ("Runtime", "ICudaEngine", "IRuntimeConfig", "IRuntimeCache", "IExecutionContext",
-                "Logger", "EngineInvalidityDiagnostics")
+                "Logger", "Refitter", "EngineInvalidityDiagnostics")
 
 
 def describe_double(module) -> DoubleApi:

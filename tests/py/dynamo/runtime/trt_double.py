@@ -29,6 +29,8 @@ import hashlib
 import json
 from typing import Any
 
+import numpy as np
+
 ENGINE_MAGIC = b"DBLENG01"
 CACHE_MAGIC = b"DBLCACHE"
 
@@ -92,11 +94,15 @@ def stand_in_gpu(capability: tuple = (8, 6)):
 
 
 def make_engine_bytes(inputs: dict[str, tuple], outputs: list[str], dtype: str = "FLOAT",
-                      data_dependent: tuple = ()) -> bytes:
+                      data_dependent: tuple = (), weights: dict[str, int] | None = None) -> bytes:
     """inputs: name -> (min, opt, max) shapes; each output has the first input's shape, except
-    the `data_dependent` ones (the first input's positive elements)."""
+    the `data_dependent` ones (the first input's positive elements).
+    weights: a weightless engine's refittable weights, name -> element count; it runs only once
+    all are refitted, and scales its output by the first element of the first weight."""
     spec = {"inputs": {n: [list(s) for s in p] for n, p in inputs.items()},
             "outputs": outputs, "dtype": dtype, "data_dependent": list(data_dependent)}
+    if weights:
+        spec["weights"] = dict(weights)
     return ENGINE_MAGIC + json.dumps(spec).encode()
 
 
@@ -241,6 +247,10 @@ class IExecutionContext:
         if (self.allocation_strategy == ExecutionContextAllocationStrategy.USER_MANAGED
                 and "<scratch>" not in self._addresses):
             return False  # as TensorRT: a user_managed context has no scratch memory of its own
+        wanted = self.engine.spec.get("weights", {})
+        if set(wanted) - set(self.engine.refitted):
+            return False  # a weightless engine that was never refitted
+        scale = float(self.engine.refitted[next(iter(wanted))][0]) if wanted else 1.0
         first = next(iter(self.engine.spec["inputs"]))
         shape = self._shapes[first]
         n = 1
@@ -249,10 +259,10 @@ class IExecutionContext:
         src = (ctypes.c_float * n).from_address(self._addresses[first])
         for out in self.engine.spec["outputs"]:
             if out in self.engine.spec.get("data_dependent", ()):
-                values = [v for v in src if v > 0]
+                values = [scale * v for v in src if v > 0]
                 out_shape = (len(values),)
             else:
-                values, out_shape = [v if v > 0 else 0.0 for v in src], shape
+                values, out_shape = [scale * v if v > 0 else 0.0 for v in src], shape
             address = self._output_address(out, len(values), stream_handle)
             if not address:
                 return False  # TensorRT: no address and no allocator for an output
@@ -275,6 +285,7 @@ class ICudaEngine:
         self.api = api
         self.spec = spec
         self.contexts: list[IExecutionContext] = []
+        self.refitted: dict[str, np.ndarray] = {}  # weight name -> values of the last refit
 
     @property
     def num_io_tensors(self) -> int:
@@ -306,6 +317,45 @@ class ICudaEngine:
         return ctx
 
 
+class Weights:
+    def __init__(self, a: np.ndarray) -> None:
+        self._array = np.array(a, copy=True)
+
+    @property
+    def size(self) -> int:
+        return int(self._array.size)
+
+
+class Refitter:
+    """Records set_named_weights calls (in the journal) and refuses an unknown name or a weight of
+    the wrong element count, as TensorRT does; refit_cuda_engine needs every weight set."""
+
+    def __init__(self, engine: ICudaEngine, logger: ILogger) -> None:  # noqa: F821 (the real type name)
+        self._engine = engine
+        self._pending: dict[str, np.ndarray] = {}
+
+    def get_all_weights(self) -> list[str]:
+        return list(self._engine.spec.get("weights", {}))
+
+    def get_missing_weights(self) -> list[str]:
+        return [n for n in self.get_all_weights() if n not in self._pending]
+
+    def set_named_weights(self, name: str, weights: Weights) -> bool:
+        expected = self._engine.spec.get("weights", {}).get(name)
+        if expected is None or expected != weights.size:
+            return False
+        self._engine.api.journal.append(f"refitter.set_named_weights {name}")
+        self._pending[name] = weights._array.reshape(-1)
+        return True
+
+    def refit_cuda_engine(self) -> bool:
+        if self.get_missing_weights():
+            return False
+        self._engine.api.journal.append("refitter.refit_cuda_engine")
+        self._engine.refitted.update(self._pending)
+        return True
+
+
 class Runtime:
     def __init__(self, api: "TrtDouble", logger: Logger) -> None:
         self._api = api
@@ -334,7 +384,7 @@ class Runtime:
 DOUBLE_ONLY = {
     "TrtDouble": frozenset({"RUNS_ON_HOST"}),
     "IRuntimeCache": frozenset({"kernels"}),
-    "ICudaEngine": frozenset({"api", "spec", "contexts"}),
+    "ICudaEngine": frozenset({"api", "spec", "contexts", "refitted"}),
     "IExecutionContext": frozenset({"kernel_strategy", "cuda_graph_strategy", "allocation_strategy",
                                     "runtime_cache", "executions"}),
 }
@@ -352,6 +402,8 @@ class TrtDouble:
     EngineValidity = EngineValidity
     EngineInvalidityDiagnostics = EngineInvalidityDiagnostics
     IOutputAllocator = IOutputAllocator
+    Weights = Weights
+    Refitter = Refitter
 
     def __init__(self) -> None:
         self.journal: list[str] = []
