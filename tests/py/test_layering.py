@@ -1,6 +1,7 @@
 """The package's layers import downwards only: the top level (compile/save/load) may use the
 compiler (dynamo/) and the runtime (runtime/); the compiler may use the runtime; the runtime uses
-neither. Checked on the source with `ast`, so a lazy import inside a function counts too."""
+neither. Every layer may read the package version (`_version`, a module that imports nothing).
+Checked on the source with `ast`, so a lazy import inside a function counts too."""
 from __future__ import annotations
 
 import ast
@@ -12,8 +13,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "py" / "torch_tensorrt_rtx"
 # Layer -> the project packages its modules may import from.
 ALLOWED = {
-    "dynamo": ("torch_tensorrt_rtx.dynamo", "torch_tensorrt_rtx.runtime"),
-    "runtime": ("torch_tensorrt_rtx.runtime",),
+    "dynamo": ("torch_tensorrt_rtx.dynamo", "torch_tensorrt_rtx.runtime", "torch_tensorrt_rtx._version"),
+    "runtime": ("torch_tensorrt_rtx.runtime", "torch_tensorrt_rtx._version"),
 }
 
 
