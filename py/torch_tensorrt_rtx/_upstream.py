@@ -7,7 +7,7 @@ package puts them under ``torch_tensorrt_rtx.dynamo``).
 Both are thin: ``compile`` is ``torch_tensorrt_rtx.compile`` (one settings object, upstream's
 option names honoured or refused there). ``refit_module_weights`` refits programs compiled with
 ``strip_engine_weights=True`` or ``immutable_weights=False`` (dynamo/_refit.py);
-``MutableTorchTensorRTModule`` (dynamo/_mutable.py) compiles and refits itself.
+``MutableTorchTensorRTModule`` (_mutable.py) compiles and refits itself.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from torch_tensorrt_rtx.dynamo._mutable import MutableTorchTensorRTModule  # noqa: E402,F401 (upstream's name)
+from torch_tensorrt_rtx._mutable import MutableTorchTensorRTModule  # noqa: E402,F401 (upstream's name)
 
 
 def compile(exported_program: Any, inputs: Optional[Sequence[Any]] = None, *,

@@ -114,7 +114,7 @@ def test_refit_of_an_immutable_program_says_how_to_compile():
 
 
 def test_mutable_module_compiles_once_and_refits_after_weight_changes(cpu_build, monkeypatch):
-    from torch_tensorrt_rtx.dynamo import _mutable
+    from torch_tensorrt_rtx import _mutable
 
     model, x = Net().eval(), torch.randn(2, 16)
     compiles = []
