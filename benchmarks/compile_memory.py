@@ -12,11 +12,15 @@ peak above the process baseline, printed beside the engine size and as a ratio (
 """
 from __future__ import annotations
 
+import os
 import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+os.environ.setdefault("TORCH_TENSORRT_RTX_ENGINE_CACHE", "0")  # time real builds: no engine cache unless asked
+
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -33,6 +33,9 @@ import sys
 import time
 from pathlib import Path
 
+os.environ.setdefault("TORCH_TENSORRT_RTX_ENGINE_CACHE", "0")  # time real builds: no engine cache unless asked
+
+
 logger = logging.getLogger("compile_speed")
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -18,6 +18,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
+os.environ.setdefault("TORCH_TENSORRT_RTX_ENGINE_CACHE", "0")  # time real builds: no engine cache unless asked
+
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.append(str(REPO))  # tests.py.models.zoo; the package comes from PYTHONPATH or the install
 

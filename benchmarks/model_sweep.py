@@ -16,6 +16,7 @@ builds where the first call made one graph, i.e. the second batch recompiled).
 """
 from __future__ import annotations
 
+import os
 import argparse
 import collections
 import json
@@ -35,6 +36,8 @@ from tests.py.models.zoo import import_torchvision  # noqa: E402  (the CPU torch
 from benchmarks.sweep_families import FAMILIES, Sweep  # noqa: E402
 
 import torch_tensorrt_rtx as trtx  # noqa: E402
+
+os.environ.setdefault("TORCH_TENSORRT_RTX_ENGINE_CACHE", "0")  # time real builds: no engine cache unless asked
 
 
 def _image(model, side=64, batch=2, channels=3, dynamic=False) -> Sweep:

@@ -10,6 +10,7 @@ Also the share of a whole compile that partitioning took (`compile_report.phase_
 """
 from __future__ import annotations
 
+import os
 import argparse
 import statistics
 import sys
@@ -26,6 +27,8 @@ from torch_tensorrt_rtx.dynamo._export import export_aten  # noqa: E402
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings  # noqa: E402
 from torch_tensorrt_rtx.dynamo.lowering import lower  # noqa: E402
 from torch_tensorrt_rtx.dynamo.partitioning import partition  # noqa: E402
+
+os.environ.setdefault("TORCH_TENSORRT_RTX_ENGINE_CACHE", "0")  # time real builds: no engine cache unless asked
 
 
 def encoder(layers: int) -> torch.nn.Module:

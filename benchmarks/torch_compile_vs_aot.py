@@ -14,6 +14,7 @@ A benchmark, not a test. For each model (built by benchmarks/model_sweep.py, ran
 """
 from __future__ import annotations
 
+import os
 import argparse
 import sys
 import time
@@ -27,6 +28,9 @@ from benchmarks.model_sweep import MODELS, _spec  # noqa: E402
 
 import torch_tensorrt_rtx as trtx  # noqa: E402
 from torch_tensorrt_rtx.dynamo.backend import tensorrt_rtx_backend  # noqa: E402
+
+os.environ.setdefault("TORCH_TENSORRT_RTX_ENGINE_CACHE", "0")  # time real builds: no engine cache unless asked
+
 
 DEFAULT_MODELS = ["timm.mobilevit_xxs", "tv.mobilenet_v2", "timm.vit_small_patch16_224", "hf.roberta",
                   "timm.levit_128s", "hf.segformer"]

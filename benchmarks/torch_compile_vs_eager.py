@@ -18,6 +18,7 @@ Prints one table; numbers depend on the machine's load (say so when you quote th
 """
 from __future__ import annotations
 
+import os
 import argparse
 import collections
 import statistics
@@ -25,6 +26,9 @@ import sys
 import time
 import warnings
 from pathlib import Path
+
+os.environ.setdefault("TORCH_TENSORRT_RTX_ENGINE_CACHE", "0")  # time real builds: no engine cache unless asked
+
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))

@@ -11,11 +11,15 @@ metadata) and the plans' size with weights; the stripped plans' size needs a GPU
 """
 from __future__ import annotations
 
+import os
 import argparse
 import sys
 import tempfile
 import warnings
 from pathlib import Path
+
+os.environ.setdefault("TORCH_TENSORRT_RTX_ENGINE_CACHE", "0")  # time real builds: no engine cache unless asked
+
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.append(str(REPO))  # tests.py.models.zoo; the package comes from PYTHONPATH or the install
