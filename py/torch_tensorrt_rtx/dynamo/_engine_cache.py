@@ -31,8 +31,6 @@ import os
 import re
 import stat
 import struct
-import threading
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
@@ -41,6 +39,7 @@ import torch
 from torch_tensorrt_rtx.runtime import cache_file_io as io
 from torch_tensorrt_rtx.runtime.cache_file_io import CacheFileRefused
 from torch_tensorrt_rtx.runtime.cache_lock import CacheFileLock, CacheLockTimeout
+from torch_tensorrt_rtx.runtime.runtime_cache_file import warn_once
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +90,6 @@ def check_cache_settings(settings: Any) -> Optional[str]:
     return text
 
 
-_WARNED: set = set()
-_WARNED_LOCK = threading.Lock()
 
 
 class _Header(NamedTuple):
@@ -162,12 +159,8 @@ class EngineCache:
 
     def warn(self, kind: str, text: str, *args: Any) -> None:
         logger.warning(text, *args)
-        with _WARNED_LOCK:
-            first = (str(self.directory), kind) not in _WARNED
-            _WARNED.add((str(self.directory), kind))
-        if first:
-            warnings.warn(EngineCacheWarning(f"torch_tensorrt_rtx {text % args} (said once per cache directory "
-                                             "and reason; later ones go to logging only)"), stacklevel=4)
+        warn_once(str(self.directory), kind, text % args, stacklevel=5, category=EngineCacheWarning,
+                  per="cache directory")
 
     # -- load -------------------------------------------------------------------------
     def try_load(self, key: str) -> Optional[bytearray]:

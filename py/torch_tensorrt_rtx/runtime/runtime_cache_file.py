@@ -92,20 +92,22 @@ class RuntimeCacheWarning(UserWarning):
     cache path and reason, besides the logging record, which a library's NullHandler may hide."""
 
 
-_WARNED: set = set()  # (cache path, reason kind) already raised through `warnings`
+_WARNED: set = set()  # (category, path, reason kind) already raised through `warnings`
 _WARNED_LOCK = threading.Lock()
 
 
-def warn_once(path: str, kind: str, text: str, stacklevel: int = 2) -> None:
-    """``text`` as a RuntimeCacheWarning, the first time for this cache path and reason ``kind``.
-    Both stores report here: the Python one after logging, the C++ one (through ``_C`` or the
-    op library's sink) after writing the line to stderr."""
+def warn_once(path: str, kind: str, text: str, stacklevel: int = 2,
+              category: type = RuntimeCacheWarning, per: str = "cache path") -> None:
+    """``text`` as a ``category`` warning, the first time for this path and reason ``kind``.
+    Both runtime-cache stores report here (the Python one after logging, the C++ one through
+    ``_C`` or the op library's sink after writing the line to stderr), and so does the engine
+    cache (``per="cache directory"``)."""
     with _WARNED_LOCK:
-        first = (path, kind) not in _WARNED
-        _WARNED.add((path, kind))
+        first = (category, path, kind) not in _WARNED
+        _WARNED.add((category, path, kind))
     if first:
-        warnings.warn(RuntimeCacheWarning(f"torch_tensorrt_rtx {text} (said once per cache path and reason; "
-                                          "later ones go to logging only)"), stacklevel=stacklevel)
+        warnings.warn(category(f"torch_tensorrt_rtx {text} (said once per {per} and reason; "
+                               "later ones go to logging only)"), stacklevel=stacklevel)
 
 
 _NATIVE_SINKS: list = []  # the ctypes callbacks handed to C++, alive as long as the process
