@@ -389,6 +389,7 @@ def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int
     with clock.phase("partitioning"):
         result = partition(lowered, settings, {})
         gm = result.fuse()
+        gm.recompile()
     debug_artifact("partitioned_graph.txt", gm.graph)
     report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
                            fallback_nodes=dict(result.node_reasons),
@@ -422,7 +423,8 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
     with clock.phase("lowering"):
         truncated = truncate_double(gm) if settings.truncate_double else 0
         lowered = lower(gm, settings.reduced_precision, settings.use_fp32_acc,
-                        keep_float32(settings.autocast_excluded_ops, settings.autocast_excluded_nodes))
+                        keep_float32(settings.autocast_excluded_ops, settings.autocast_excluded_nodes),
+                        recompile=False)  # packaging (or the dry run) recompiles the fused graph
     debug_artifact(FIRST_ARTIFACT, lowered.graph)
     if settings.dryrun:
         return _dry_run(lowered, settings, truncated, start, clock)
