@@ -230,7 +230,8 @@ def _exportable(module: Any, specs: Sequence[Input], kwarg_specs: Dict[str, Inpu
     return _NamedKeywords(module, len(specs), list(kwarg_specs))
 
 
-def _decomposed(program: torch.export.ExportedProgram) -> Tuple[torch.fx.GraphModule, torch.export.ExportedProgram]:
+def _decomposed(program: torch.export.ExportedProgram,
+                recompile: bool = True) -> Tuple[torch.fx.GraphModule, torch.export.ExportedProgram]:
     """The program's graph with its weights unlifted (`program.module()`), decomposed node by
     node (lowering/_decompositions.py), and the program whose shape environment it uses. Where
     that cannot be done, the whole program is retraced through the table instead."""
@@ -243,7 +244,7 @@ def _decomposed(program: torch.export.ExportedProgram) -> Tuple[torch.fx.GraphMo
     else:
         gm = program.module()
         try:
-            traced = decompose(gm, table)
+            traced = decompose(gm, table, recompile)
             logger.debug("export: decomposed node by node (%d node(s) traced alone)", traced)
             return gm, program
         except WholeProgramNeeded as exc:
@@ -254,9 +255,11 @@ def _decomposed(program: torch.export.ExportedProgram) -> Tuple[torch.fx.GraphMo
 
 
 def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Optional[Dict[str, Input]] = None, *,
-                allow_specialization: bool = False) -> ExportedAten:
+                allow_specialization: bool = False, recompile: bool = True) -> ExportedAten:
     """torch.export + our decompositions (node by node where possible, see `_decomposed`). The
-    time of each phase travels to compile_graph in graph_module.meta[PHASE_SECONDS_META]."""
+    time of each phase travels to compile_graph in graph_module.meta[PHASE_SECONDS_META].
+    `recompile=False`: graph_module's Python code may be stale (compile_graph reads only the
+    graph and recompiles it at the end)."""
     kwarg_specs = dict(kwarg_specs or {})
     module = _exportable(module, specs, kwarg_specs)
     given = list(specs) + list(kwarg_specs.values())  # export's flattening order: positional, then keywords
@@ -281,7 +284,7 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
         fix = dims_to_fix(program)
         if not fix:
             with clock.phase("decompositions"):
-                gm, program = _decomposed(program)
+                gm, program = _decomposed(program, recompile)
             fix = dims_to_fix(program)
         if not fix:
             break

@@ -81,9 +81,10 @@ def _composite(target: torch._ops.OpOverload) -> bool:
     return torch._C._dispatch_has_kernel_for_dispatch_key(target.name(), torch._C.DispatchKey.CompositeImplicitAutograd)
 
 
-def decompose(gm: GraphModule, table: Dict[Any, Callable]) -> int:
+def decompose(gm: GraphModule, table: Dict[Any, Callable], recompile: bool = True) -> int:
     """Decompose `gm` in place (see the module docstring); returns how many nodes were traced
-    alone. Raises WholeProgramNeeded, leaving `gm` partly rewritten, when it cannot."""
+    alone. Raises WholeProgramNeeded, leaving `gm` partly rewritten, when it cannot.
+    `recompile=False` leaves gm's Python code stale, for a caller that recompiles it later."""
     for node in gm.graph.nodes:
         if node.op == "call_function" and isinstance(node.target, torch._ops.HigherOrderOperator):
             raise WholeProgramNeeded(f"{node.name} is a higher-order op ({node.target.name()})")
@@ -107,7 +108,8 @@ def decompose(gm: GraphModule, table: Dict[Any, Callable]) -> int:
             _trace_alone(gm, node, table)
             traced += 1
     gm.graph.lint()
-    gm.recompile()
+    if recompile:
+        gm.recompile()
     return traced
 
 
