@@ -347,7 +347,9 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
     built = []
     if not blamed:
         for item in converted:
-            key = f"{item.sub.code}\n{item.ranges}"  # an unchanged partition is not built twice
+            # An unchanged partition (the same nodes of `lowered`, which attempts never change) is
+            # not built twice.
+            key = f"{[n.name for n in item.sub.graph.nodes]}\n{item.ranges}"
             if key not in engines:
                 try:
                     with stage("engine build"):
