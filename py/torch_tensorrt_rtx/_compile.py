@@ -147,7 +147,7 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
                            "batch norm uses running statistics). Call .eval() first to silence this.",
                            type(module).__name__)
     try:
-        exported = export_aten(module, specs, kwarg_specs, recompile=False)  # compile_graph recompiles
+        exported = export_aten(module, specs, kwarg_specs, for_compile_graph=True)
     except Exception as exc:
         from torch_tensorrt_rtx.dynamo._outputs import unexportable_outputs
 
