@@ -85,7 +85,7 @@ std::string ScriptedCacheBytes(const std::set<std::string>& kernels) {
 namespace {
 
 std::atomic<int> g_live_engines{0}, g_live_contexts{0}, g_deserializations{0},
-    g_contexts_created{0};
+    g_contexts_created{0}, g_refits{0};
 
 // What an engine knows of its weights, shared with its contexts and refitters.
 struct ScriptedWeights {
@@ -308,6 +308,7 @@ class ScriptedRefitter final : public trt::Refitter {
       return false;
     }
     log_->Add(std::string("refitter.refit") + (stream ? " async" : ""));
+    ++g_refits;
     for (auto& p : pending_) weights_->refitted[p.first] = p.second;
     return true;
   }
@@ -398,7 +399,7 @@ trt::Dims ParseDims(const std::string& text) {
 
 ScriptedStats Stats() {
   return {g_live_engines.load(), g_live_contexts.load(), g_deserializations.load(),
-          g_contexts_created.load()};
+          g_contexts_created.load(), g_refits.load()};
 }
 
 ScriptedRuntime::ScriptedRuntime(std::shared_ptr<CallLog> log) : log_(std::move(log)) {}

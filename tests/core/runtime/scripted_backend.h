@@ -89,13 +89,14 @@ class ScriptedRuntime final : public rt::trt::Runtime {
 };
 
 // Process-wide counts of scripted objects, for lifetime tests (engines freed with their
-// program) and benchmarks: live engines and contexts now, deserializations and contexts
-// created so far.
+// program) and benchmarks: live engines and contexts now, deserializations, contexts
+// created and successful refits so far.
 struct ScriptedStats {
   int live_engines;
   int live_contexts;
   int deserializations;
   int contexts_created;
+  int refits;
 };
 ScriptedStats Stats();
 
