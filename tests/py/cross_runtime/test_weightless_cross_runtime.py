@@ -124,3 +124,40 @@ def test_both_runtimes_split_a_weight_streaming_budget_the_same_way(scripted_ops
     assert python["factor_with_budget"] == [[2.0] * 4]  # both engines still run
     assert python["contexts_made_after_budget"] == 2  # each engine's context was dropped and made again
     assert python["restored"] == [3000, 1000]
+
+
+SERVING_HANDLE = PRELUDE + r"""
+from torch_tensorrt_rtx.runtime import EngineRecord
+record = EngineRecord.new(streaming_bytes(which, 3000), name="blk0", input_names=["x"], output_names=["y"])
+engine = torch.classes.tensorrt.Engine(record.to_list())
+out["figures"] = [engine.streamable_weights_size(), engine.weight_streaming_budget(),
+                  engine.weight_streaming_automatic_budget()]
+torch.ops.tensorrt.execute_engine([x], engine)
+engine.set_weight_streaming_budget(1000)
+out["budget"] = engine.weight_streaming_budget()
+out["factor"] = (torch.ops.tensorrt.execute_engine([x], engine)[0] / base(x)).tolist()
+out["contexts"] = contexts()
+try:
+    engine.set_weight_streaming_budget(-1)
+except RuntimeError as exc:
+    out["negative"] = str(exc).splitlines()[0]
+weightless = EngineRecord.new(weightless_bytes(which), name="blk1", input_names=["x"], output_names=["y"])
+try:
+    torch.ops.tensorrt.execute_engine([x, torch.ones(1), torch.zeros(4)],
+                                      torch.classes.tensorrt.Engine(weightless.to_list()))
+except RuntimeError as exc:
+    out["weights_without_names"] = str(exc).splitlines()[0]
+print(json.dumps(out))
+"""
+
+
+def test_the_cxx_serving_handle_takes_a_budget(scripted_ops, tmp_path):
+    done = run(SERVING_HANDLE, "cxx", tmp_path / "unused.pt2", RUNTIME_TESTS,
+               TORCH_TENSORRT_RTX_RUNTIME_LIBRARY=str(scripted_ops), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["figures"] == [3000, 3000, 1500]
+    assert out["budget"] == 1000 and out["factor"] == [[1.0] * 4]
+    assert out["contexts"] == 2  # dropped by the budget change, made again by the next run
+    assert "weight streaming budget must be >= 0 bytes, got -1" in out["negative"]
+    assert "got 2 trailing weight inputs but no names for them" in out["weights_without_names"]
