@@ -28,14 +28,11 @@
 
 #include <ATen/ATen.h>
 
+#include "core/runtime/output_spec.h"
 #include "core/runtime/trt_engine.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {
-
-// The TensorRT weight names an engine op's output spec (JSON text) lists under "refit_weights";
-// empty when it lists none. Throws c10::Error when the text is not a JSON object.
-std::vector<std::string> SpecRefitWeights(const std::string& output_spec);
 
 // Refits `engine` with `weights` (by TensorRT weight name); returns how many were set.
 // The caller holds engine.mutex().
@@ -44,7 +41,7 @@ int RefitEngineLocked(TRTEngine& engine, const std::vector<std::string>& names,
 
 // The engine's own inputs of an op call. With trailing weight inputs, refits the engine from
 // them first if it needs a refit (names from `output_spec`; nullptr when the caller has none,
-// which is an error then). The caller holds engine.mutex().
+// which is an error then; output_spec.h reads them). The caller holds engine.mutex().
 std::vector<at::Tensor> RefitBeforeRunLocked(const std::vector<at::Tensor>& inputs, TRTEngine& engine,
                                              const std::string* output_spec);
 
