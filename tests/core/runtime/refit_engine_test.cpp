@@ -4,7 +4,6 @@
 // Also the weight-streaming budget of an engine.
 #include "core/runtime/refit_engine.h"
 
-#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -15,6 +14,7 @@
 #include "core/runtime/record_engine.h"
 
 #include "gtest/gtest.h"
+#include "tests/core/runtime/packed_record.h"
 #include "tests/core/runtime/scripted_backend.h"
 #include "tests/core/util/test_dir.h"
 
@@ -167,14 +167,8 @@ TEST_F(RefitEngineTest, TheServingOpHasNoNamesForTrailingWeights) {
 }
 
 at::Tensor WeightlessRecord() {
-  const std::string packed =
-      EngineRecord::FromList(testing::MakeRecordList(
-                                 "blk0", testing::ScriptedEngineBytes({"x"}, {"y"}, {{"scale", 1}, {"bias", 4}}),
-                                 {"x"}, {"y"}))
-          .Pack();
-  at::Tensor t = at::empty({static_cast<int64_t>(packed.size())}, at::kByte);
-  std::memcpy(t.data_ptr(), packed.data(), packed.size());
-  return t;
+  return testing::PackedRecordTensor(testing::MakeRecordList(
+      "blk0", testing::ScriptedEngineBytes({"x"}, {"y"}, {{"scale", 1}, {"bias", 4}}), {"x"}, {"y"}));
 }
 
 // The op of saved programs: once per engine object, i.e. per record tensor.
