@@ -90,6 +90,7 @@ class HeapTrimmer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+            logger.debug("heap trimmer: %d trim(s) during the build", self.trims)
 
     def _run(self) -> None:
         floor = _resident_bytes() or 0
@@ -200,8 +201,9 @@ class _EngineWriter(trt.IStreamWriter):
         self.error: Optional[OSError] = None  # a failed write (a full disk, say): the build then fails
 
     def write(self, data) -> int:
-        if self.chunks == 0:
-            release_free_memory()  # the build state is complete: drop what building it freed
+        # Before the first chunk the build state is complete: drop what building it freed; before
+        # each later one, the previous chunk's copy (the binding's bytes) if the allocator kept it.
+        release_free_memory()
         self.chunks += 1
         try:
             return self.engine.write(data)
