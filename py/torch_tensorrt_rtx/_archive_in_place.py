@@ -25,7 +25,8 @@ import torch
 logger = logging.getLogger(__name__)
 
 _LOCK = threading.Lock()
-_STATE: dict = {"depth": 0, "saved": None}
+_STATE: dict = {"depth": 0, "saved": None}  # scopes open in all threads; torch's two functions
+_LOCAL = threading.local()  # scopes open in this thread: only these saves write in place
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
@@ -62,9 +63,11 @@ def in_place_available() -> bool:
 
 @contextlib.contextmanager
 def tensor_bytes_in_place() -> Iterator[None]:
-    """Within this scope, every torch.export.save (any thread) writes dense CPU tensors' storages to
-    the archive directly instead of through a ``bytes`` copy. Nested and concurrent scopes share
-    one replacement, put back when the last scope exits."""
+    """Within this scope, torch.export.save in this thread writes dense CPU tensors' storages to the
+    archive directly instead of through a ``bytes`` copy. Nested and concurrent scopes share one
+    replacement of torch's functions, put back when the last scope exits; saves in other threads
+    meanwhile take torch's own path (the replacement checks the thread), so none of them can see
+    one half replaced and the other put back."""
     package = _package_module()
     if package is None:
         logger.debug("torch.export.save internals differ from torch 2.13's: tensors are copied while saving")
@@ -75,7 +78,9 @@ def tensor_bytes_in_place() -> Iterator[None]:
             raw_bytes, write_bytes = package._get_raw_tensor_bytes, package.PT2ArchiveWriter.write_bytes
 
             def get_raw_tensor_bytes(value: torch.Tensor) -> Any:
-                return _StorageBytes(value.untyped_storage()) if _written_in_place(value) else raw_bytes(value)
+                if getattr(_LOCAL, "depth", 0) and _written_in_place(value):
+                    return _StorageBytes(value.untyped_storage())
+                return raw_bytes(value)
 
             def write_storage_or_bytes(self: Any, name: str, data: Any) -> None:
                 if isinstance(data, _StorageBytes):
@@ -87,9 +92,11 @@ def tensor_bytes_in_place() -> Iterator[None]:
             package._get_raw_tensor_bytes = get_raw_tensor_bytes
             package.PT2ArchiveWriter.write_bytes = write_storage_or_bytes
         _STATE["depth"] += 1
+    _LOCAL.depth = getattr(_LOCAL, "depth", 0) + 1
     try:
         yield
     finally:
+        _LOCAL.depth -= 1
         with _LOCK:
             _STATE["depth"] -= 1
             if _STATE["depth"] == 0:

@@ -146,3 +146,21 @@ def test_save_writes_tensors_from_their_memory_and_torch_loads_the_file(tmp_path
         assert torch.equal(loaded.state_dict[name], tensor), name
     torch.export.save(program, tmp_path / "big.pt2")
     assert (tmp_path / "ours" / "big.pt2").read_bytes() == (tmp_path / "big.pt2").read_bytes(), "not torch's own file"
+
+
+def test_only_the_saving_thread_writes_in_place():
+    import threading
+
+    from torch.export.pt2_archive import _package
+
+    from torch_tensorrt_rtx._archive_in_place import tensor_bytes_in_place
+
+    tensor = torch.arange(64, dtype=torch.uint8)
+    other = []
+    with tensor_bytes_in_place():
+        mine = _package._get_raw_tensor_bytes(tensor)
+        worker = threading.Thread(target=lambda: other.append(_package._get_raw_tensor_bytes(tensor)))
+        worker.start()
+        worker.join()
+    assert not isinstance(mine, bytes) and mine.storage.data_ptr() == tensor.data_ptr()
+    assert other == [bytes(range(64))], "another thread's save must keep torch's own copy"
