@@ -9,7 +9,8 @@ One copy of the engine in memory: TensorRT-RTX streams the serialized engine
 (`build_serialized_network_to_stream`) into an unnamed temporary file while it still holds its
 own build state, hashing it on the way; the caller reads it once, into the packed engine record,
 after TensorRT-RTX has released that state. Heap memory the build freed is handed back to the
-system (`malloc_trim`, glibc) at each build phase, so the peak is TensorRT-RTX's own working set.
+system (`malloc_trim`, glibc) at each build phase and, from a `HeapTrimmer` thread, whenever the
+resident size grew by 32 MB, so the peak is TensorRT-RTX's own working set.
 """
 from __future__ import annotations
 
@@ -55,6 +56,9 @@ def release_free_memory() -> None:
         _MALLOC_TRIM(0)
 
 
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 def _resident_bytes() -> Optional[int]:
     """This process's resident set size (Linux /proc), or None where it cannot be read."""
     try:
@@ -62,9 +66,6 @@ def _resident_bytes() -> Optional[int]:
             return int(f.read().split()[1]) * _PAGE_SIZE
     except (OSError, ValueError, IndexError):
         return None
-
-
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class HeapTrimmer:
