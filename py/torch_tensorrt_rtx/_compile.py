@@ -217,7 +217,7 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
         raise TypeError("save: give inputs=... or arg_inputs=... (the same thing, upstream's name), not both")
     inputs = arg_inputs if inputs is None else inputs
     if isinstance(compiled, torch.export.ExportedProgram) and output_format == "exported_program":
-        torch.export.save(compiled, os.fspath(path), **_export_save_kwargs(extra_files, pickle_protocol))
+        _export_save(compiled, path, extra_files, pickle_protocol)
         return
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"save: unknown output_format {output_format!r}; expected one of "
@@ -249,8 +249,17 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
         # Loading needs no example inputs, and torch.export would pickle them into the file
         # (data/sample_inputs): leave them out.
         program.example_inputs = None
-        torch.export.save(program, os.fspath(path), **_export_save_kwargs(extra_files, pickle_protocol))
+        _export_save(program, path, extra_files, pickle_protocol)
     logger.info("saved %s (%s, %d bytes)", os.fspath(path), output_format, os.path.getsize(path))
+
+
+def _export_save(program: torch.export.ExportedProgram, path: Union[str, os.PathLike],
+                 extra_files: Optional[Dict[str, str]], pickle_protocol: Optional[int]) -> None:
+    """torch.export.save, writing tensors (the engines) from their own memory, not a copy of each."""
+    from torch_tensorrt_rtx._archive_in_place import tensor_bytes_in_place
+
+    with tensor_bytes_in_place():
+        torch.export.save(program, os.fspath(path), **_export_save_kwargs(extra_files, pickle_protocol))
 
 
 def _export_save_kwargs(extra_files: Optional[Dict[str, str]], pickle_protocol: Optional[int]) -> Dict[str, Any]:

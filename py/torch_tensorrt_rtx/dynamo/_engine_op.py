@@ -128,7 +128,10 @@ def python_runtime_module(packed_record: torch.Tensor) -> Any:
         if module is None:
             from torch_tensorrt_rtx.runtime import EngineRecord
 
-            record = EngineRecord.from_tensor(packed_record.detach().cpu().clone())
+            # A view of the record's bytes, not a copy (a GPU record is copied to the CPU once). It
+            # goes through a detached alias, so the module (kept in packed_record.__dict__) does not
+            # reference packed_record itself: no reference cycle, freed with the program.
+            record = EngineRecord.from_tensor(packed_record.detach().cpu())
             module = _new_python_module(record, record.name or "trt_engine")
             packed_record.__dict__[_MODULE_ATTR] = module
     return module
