@@ -334,6 +334,9 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
     `lowered` is not changed: the partitions are cut out as submodules, fused by the caller."""
     with clock.phase("partitioning"):
         result = partition(lowered, settings, excluded)
+    for name, sub in result.submodules.items():  # cached engines are read while the partitions convert
+        with contextlib.suppress(Exception):  # a partition without ranges fails (and is blamed) below
+            cache.look_up(sub, _input_ranges(sub, symbol_ranges, name))
     converted: List[_Converted] = []
     blamed: List[_Blame] = []
     for name, sub in result.submodules.items():

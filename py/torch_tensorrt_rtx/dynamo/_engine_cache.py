@@ -33,6 +33,7 @@ import os
 import re
 import stat
 import struct
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
@@ -382,7 +383,10 @@ def start_weight_digests(module: Any, settings: Any) -> Optional[Any]:
 
 class EngineCacheSession:
     """The cache as one compile uses it: settings resolved once, each weight hashed once (on
-    worker threads: those of `weight_digests` when given, e.g. started before torch.export)."""
+    worker threads: those of `weight_digests` when given, e.g. started before torch.export),
+    each partition keyed once. `look_up` starts reading and verifying a partition's entry on a
+    worker thread (hashlib and file reads release the GIL), so it overlaps the conversion of the
+    partitions; `build` then takes its result."""
 
     def __init__(self, settings: Any, symbol_ranges: Any, weight_digests: Optional[Any] = None) -> None:
         from torch_tensorrt_rtx.dynamo._weight_digests import WeightDigests
@@ -391,24 +395,48 @@ class EngineCacheSession:
         self.cache, self.reuse, self.store = cache_switches(settings)
         self.weights = weight_digests if weight_digests is not None else WeightDigests()
         self.hits = 0
+        self._keys: Dict[Tuple[int, str], Tuple[Any, Optional[str]]] = {}  # (id(sub), ranges) -> (sub, key)
+        self._lookups: Dict[str, Future] = {}  # key -> try_load_engine on a worker thread
+        self._reader: Optional[ThreadPoolExecutor] = None
 
     def close(self) -> None:
+        """Stop the workers; close the entries looked up but never used."""
         self.weights.close()
+        for lookup in self._lookups.values():
+            lookup.add_done_callback(_close_unused)
+        self._lookups.clear()
+        if self._reader is not None:
+            self._reader.shutdown(wait=False)
 
     def key(self, sub: Any, input_ranges: Any) -> Optional[str]:
         from torch_tensorrt_rtx.dynamo._engine_cache_key import Uncacheable, engine_key
 
         if self.cache is None:
             return None
+        memo = (id(sub), repr(input_ranges))
+        known = self._keys.get(memo)
+        if known is not None and known[0] is sub:
+            return known[1]
+        key = None
         try:
             constants = (operator.attrgetter(n.target)(sub) for n in sub.graph.find_nodes(op="get_attr"))
             self.weights.submit(constants)  # hashed in parallel while the graph's text is built
-            return engine_key(sub, input_ranges, self.symbol_ranges, self.settings, self.weights.digest)
+            key = engine_key(sub, input_ranges, self.symbol_ranges, self.settings, self.weights.digest)
         except Uncacheable as exc:
             logger.info("engine cache: partition not cacheable (%s); building it", exc)
         except Exception:  # noqa: BLE001 - a fault of the cache must never cost the engine
             logger.warning("engine cache: no key for this partition; building it", exc_info=True)
-        return None
+        self._keys[memo] = (sub, key)
+        return key
+
+    def look_up(self, sub: Any, input_ranges: Any) -> None:
+        """Start finding the partition's engine in the cache, on a worker thread."""
+        key = self.key(sub, input_ranges)
+        if key is None or not self.reuse or key in self._lookups:
+            return
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="trtx-engine-cache")
+        self._lookups[key] = self._reader.submit(self.cache.try_load_engine, key)
 
     def build(self, sub: Any, input_ranges: Any, label: str,
               build: Callable[[], Tuple[Any, float]]) -> Tuple[Any, float]:
@@ -416,7 +444,8 @@ class EngineCacheSession:
         (stored afterwards, copied a chunk at a time)."""
         key = self.key(sub, input_ranges)
         if key is not None and self.reuse:
-            found = self.cache.try_load_engine(key)
+            lookup = self._lookups.pop(key, None)
+            found = self.cache.try_load_engine(key) if lookup is None else lookup.result()
             if found is not None:
                 self.hits += 1
                 logger.info("engine cache: %s reused %s from %s", label, key[:16], self.cache.directory)
@@ -425,3 +454,8 @@ class EngineCacheSession:
         if key is not None and self.store:
             self.cache.try_save(key, engine)
         return engine, seconds
+
+
+def _close_unused(lookup: Future) -> None:
+    if not lookup.cancelled() and lookup.exception() is None and lookup.result() is not None:
+        lookup.result().close()

@@ -20,6 +20,7 @@ from torch_tensorrt_rtx.dynamo._engine_cache import (
     OFF_SWITCH_ENV,
     SUFFIX,
     EngineCache,
+    EngineCacheSession,
     EngineCacheWarning,
 )
 from torch_tensorrt_rtx.dynamo._engine_cache_key import ENGINE_SETTINGS, SETTINGS_NOT_IN_KEY
@@ -304,6 +305,38 @@ def test_a_loaded_engine_reads_the_verified_file_even_after_its_entry_is_replace
         found.readinto(bytearray(10))
     found.close()
     assert cache.try_load(KEYS[0]) == b"other-00" * 100
+
+
+def _session_keyed(tmp_path, monkeypatch, key):
+    """An EngineCacheSession on tmp_path whose every partition has `key`."""
+    monkeypatch.setattr(EngineCacheSession, "key", lambda self, sub, ranges: key)
+    return EngineCacheSession(CompilationSettings(engine_cache_dir=str(tmp_path)), {})
+
+
+def test_a_look_up_started_early_is_what_build_returns(tmp_path, monkeypatch):
+    EngineCache(tmp_path, 1 << 20).try_save(KEYS[0], b"engine-0" * 100)
+    session = _session_keyed(tmp_path, monkeypatch, KEYS[0])
+    session.look_up(None, [])
+
+    def no_build():
+        raise AssertionError("built although the cache has the engine")
+
+    found, seconds = session.build(None, [], "_run_on_trt_0", no_build)
+    out = bytearray(found.nbytes)
+    found.readinto(out)
+    assert out == b"engine-0" * 100 and session.hits == 1 and seconds == 0.0
+    found.close()
+    session.close()
+
+
+def test_a_look_up_never_used_is_closed_with_the_session(tmp_path, monkeypatch):
+    EngineCache(tmp_path, 1 << 20).try_save(KEYS[0], b"engine-0" * 100)
+    session = _session_keyed(tmp_path, monkeypatch, KEYS[0])
+    session.look_up(None, [])
+    found = next(iter(session._lookups.values())).result()
+    session.close()
+    with pytest.raises(ValueError, match="closed"):
+        found.readinto(bytearray(found.nbytes))
 
 
 def test_an_untrusted_directory_is_neither_read_nor_written(tmp_path):
