@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 
 from torch_tensorrt_rtx.dynamo._export import dynamic_shapes as derive_dynamic_shapes
+from torch_tensorrt_rtx.dynamo._engine_cache import start_weight_digests
 from torch_tensorrt_rtx.dynamo._export import export_aten
 from torch_tensorrt_rtx.dynamo._input import Input, as_inputs
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
@@ -146,6 +147,8 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
             logger.warning("compile: %s is in train mode; compiling it for inference (as in eval mode: dropout off, "
                            "batch norm uses running statistics). Call .eval() first to silence this.",
                            type(module).__name__)
+    weight_digests = start_weight_digests(module, settings)  # hashed on other cores while export traces
+    exported = None
     try:
         exported = export_aten(module, specs, kwarg_specs)
     except Exception as exc:
@@ -162,7 +165,10 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     finally:
         if was_training:
             module.train()  # the caller's module keeps its mode; the exported graph is already fixed
-    compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings)
+        if weight_digests is not None and exported is None:
+            weight_digests.close()
+    compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings,
+                                     weight_digests=weight_digests)
     compiled.compile_report = report
     setattr(compiled, _EXPORT_INFO, specs)
     setattr(compiled, _EXPORT_KWARGS, kwarg_specs)

@@ -176,24 +176,6 @@ class SerializedEngine(_EngineBlob):
         self._file.close()
 
 
-class EngineBytes(_EngineBlob):
-    """An engine already in memory (read from the engine cache), its SHA-256 known."""
-
-    def __init__(self, data, sha256: str) -> None:
-        self._view = memoryview(data).cast("B")
-        self.nbytes = self._view.nbytes
-        self.sha256 = sha256
-
-    def readinto(self, buffer) -> None:
-        self._target(buffer)[:] = self._view
-
-    def copy_to(self, out) -> None:
-        out.write(self._view)
-
-    def close(self) -> None:
-        self._view.release()
-
-
 class _EngineWriter(trt.IStreamWriter):
     def __init__(self, engine: SerializedEngine) -> None:
         trt.IStreamWriter.__init__(self)
