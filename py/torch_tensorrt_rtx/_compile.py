@@ -150,7 +150,7 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     weight_digests = start_weight_digests(module, settings)  # hashed on other cores while export traces
     exported = None
     try:
-        exported = export_aten(module, specs, kwarg_specs)
+        exported = export_aten(module, specs, kwarg_specs, for_compile_graph=True)
     except Exception as exc:
         from torch_tensorrt_rtx.dynamo._outputs import unexportable_outputs
 

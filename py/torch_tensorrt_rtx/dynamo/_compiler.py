@@ -350,7 +350,9 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
     built = []
     if not blamed:
         for item in converted:
-            key = f"{item.sub.code}\n{item.ranges}"  # an unchanged partition is not built twice
+            # An unchanged partition (the same nodes of `lowered`, which attempts never change) is
+            # not built twice.
+            key = f"{[n.name for n in item.sub.graph.nodes]}\n{item.ranges}"
             if key not in engines:
                 try:
                     with stage("engine build"):
@@ -392,6 +394,7 @@ def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int
     with clock.phase("partitioning"):
         result = partition(lowered, settings, {})
         gm = result.fuse()
+        gm.recompile()
     debug_artifact("partitioned_graph.txt", gm.graph)
     report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
                            fallback_nodes=dict(result.node_reasons),
@@ -431,7 +434,8 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings
     with clock.phase("lowering"):
         truncated = truncate_double(gm) if settings.truncate_double else 0
         lowered = lower(gm, settings.reduced_precision, settings.use_fp32_acc,
-                        keep_float32(settings.autocast_excluded_ops, settings.autocast_excluded_nodes))
+                        keep_float32(settings.autocast_excluded_ops, settings.autocast_excluded_nodes),
+                        recompile=False)  # packaging (or the dry run) recompiles the fused graph
     debug_artifact(FIRST_ARTIFACT, lowered.graph)
     if settings.dryrun:
         return _dry_run(lowered, settings, truncated, start, clock)
