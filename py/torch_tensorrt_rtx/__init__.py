@@ -24,12 +24,14 @@ import logging as _logging
 
 from torch_tensorrt_rtx import _saved_program_ops
 from torch_tensorrt_rtx import _backend_names
+from torch_tensorrt_rtx import _tensorrt_alias
 from torch_tensorrt_rtx import dynamo as _dynamo
 from torch_tensorrt_rtx._version import __version__
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 _saved_program_ops.register_now_or_after_torch_import()
+_tensorrt_alias.install()  # `import tensorrt` -> tensorrt_rtx when no tensorrt is installed (as upstream's RTX wheel)
 _backend_names.install()  # torch.compile(backend="torch_tensorrt" | "tensorrt") when nobody else owns them
 _dynamo._LAZY.update({name: ("torch_tensorrt_rtx._upstream", name)  # upstream's torch_tensorrt.dynamo.<name>
                       for name in ("compile", "trace", "refit_module_weights",

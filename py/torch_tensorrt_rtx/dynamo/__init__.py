@@ -16,7 +16,7 @@ _LAZY = {
 }
 
 
-_SUBPACKAGES = ("conversion", "lowering", "partitioning", "verification")
+_SUBPACKAGES = ("conversion", "lowering", "partitioning", "verification", "utils")
 
 
 def __getattr__(name):
