@@ -134,7 +134,7 @@ def step_source(source: str, step: list[ast.stmt]) -> str:
 GPU_PATTERN = re.compile(
     r"Torch not compiled with CUDA enabled|no NVIDIA driver|No CUDA GPUs are available|"
     r"CUDA is not available|CUDA driver|RTXGPUUnavailableError|Cannot access accelerator device|"
-    r"cudaGetDeviceCount|CUDA initialization|Tried to instantiate dummy base class (Event|Stream)",
+    r"cudaGetDeviceCount|CUDA initialization|must be on (a )?CUDA|RefitBuildNeedsGpu|Tried to instantiate dummy base class (Event|Stream)",
     re.IGNORECASE)  # the last: torch.cuda.Event/Stream of a CPU-only torch build
 NETWORK_PATTERN = re.compile(
     r"URLError|gaierror|ConnectionError|Temporary failure in name resolution|Network is unreachable|"
@@ -252,7 +252,7 @@ def run_child(spec_path: str) -> None:
     aliases = _package_aliases(source)
     namespace: dict = {"__name__": "__main__", "__file__": path, "__builtins__": __builtins__,
                        "__standin_cpu__": _cpu}
-    sys.argv = [path]
+    sys.argv = [path, *spec.get("argv", [])]
     for index, step in enumerate(steps):
         proto.write(json.dumps({"event": "start", "step": index}) + "\n")
         result = {"event": "done", "step": index, "line": step[0].lineno,

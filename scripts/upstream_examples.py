@@ -46,7 +46,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from upstream_example_steps import rewrite_imports, split_steps  # noqa: E402
 
-EXTRA_EXAMPLES = (
+EXTRA_EXAMPLES = (  # in the order upstream runs them: model.py writes what inference.py loads
     "examples/torchtrt_aoti_example/model.py",
     "examples/torchtrt_aoti_example/inference.py",
     "examples/torchtrt_runtime_example/network.py",
@@ -55,6 +55,8 @@ EXTRA_EXAMPLES = (
     "examples/torchtrt_executorch_example/export_dynamic_shape.py",
     "examples/apps/flux_demo.py",
 )
+# Command-line arguments an example requires (argparse, required=True), as upstream's docs run it.
+EXAMPLE_ARGV = {"examples/dynamo/cross_runtime_compilation_for_windows.py": ["--path", "trt_resnet.ep"]}
 SCORED = ("works", "fails", "blocked_fail", "timeout")
 COLUMNS = ("works", "fails", "blocked_fail", "timeout", "needs_gpu", "blocked_gpu",
            "needs_network", "blocked_network", "needs_package", "blocked_package")
@@ -93,7 +95,7 @@ def stage_examples(tree: UpstreamTree, workdir: Path) -> list[tuple[str, Path, i
     """Write every .py of each example folder, imports rewritten, under workdir (so examples that
     import a sibling get the rewritten sibling). Returns (name, staged path, lines changed)."""
     names = [f for f in tree.files("examples/dynamo") if f.endswith(".py")] + list(EXTRA_EXAMPLES)
-    staged = []
+    staged = {}
     for folder in sorted({os.path.dirname(n) for n in names}):
         for f in tree.files(folder):
             text = tree.read(f) if f.endswith(".py") else None
@@ -104,17 +106,16 @@ def stage_examples(tree: UpstreamTree, workdir: Path) -> list[tuple[str, Path, i
             new, changed = rewrite_imports(text)
             target.write_text(new)
             if f in names:
-                staged.append((f, target, changed))
-    return staged
+                staged[f] = (f, target, changed)
+    return [staged[n] for n in names if n in staged]
 
 
-def run_example(path: Path, step_timeout: float, log_dir: Path) -> list[dict]:
+def run_example(path: Path, step_timeout: float, log_dir: Path, work: str, argv: list[str]) -> list[dict]:
     steps = split_steps(path.read_text())
     spec = path.with_suffix(".spec.json")
-    spec.write_text(json.dumps({"path": str(path)}))
+    spec.write_text(json.dumps({"path": str(path), "argv": argv}))
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
     log = open(log_dir / (path.stem + ".log"), "w")
-    work = tempfile.mkdtemp(prefix=path.stem + "_")
     child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("upstream_example_steps.py")), str(spec)],
                              stdout=subprocess.PIPE, stderr=log, text=True, cwd=work, env=env, start_new_session=True)
     lines: queue.Queue = queue.Queue()
@@ -237,12 +238,15 @@ def main() -> None:
     log_dir.mkdir()
     staged = stage_examples(tree, workdir)
     wanted = [w for w in args.only.split(",") if w]
-    rows, changed = {}, {}
+    rows, changed, workdirs = {}, {}, {}  # one working directory per example folder, as upstream runs them
     for name, path, n in staged:
         if wanted and not any(w in name for w in wanted):
             continue
         started = time.monotonic()
-        rows[name], changed[name] = run_example(path, args.step_timeout, log_dir), n
+        if os.path.dirname(name) not in workdirs:
+            workdirs[os.path.dirname(name)] = tempfile.mkdtemp(prefix="cwd_", dir=workdir)
+        work = workdirs[os.path.dirname(name)]
+        rows[name], changed[name] = run_example(path, args.step_timeout, log_dir, work, EXAMPLE_ARGV.get(name, [])), n
         summary = ", ".join(f"{c} {k}" for c in COLUMNS if (k := sum(r["class"] == c for r in rows[name])))
         print(f"{name}: {len(rows[name])} steps: {summary} ({time.monotonic() - started:.0f} s)", flush=True)
     before = json.loads(Path(args.before).read_text()) if args.before else None

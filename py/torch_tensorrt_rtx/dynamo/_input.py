@@ -55,8 +55,14 @@ class Input:
     format: torch.memory_format = torch.contiguous_format
     # Upstream's spelling of dim_names: {axis: name}; axes with one name share one torch.export.Dim.
     shared_dims: Optional[Dict[int, str]] = None
+    # Upstream's several optimization profiles per input: refused (one profile per engine here).
+    profiles: Optional[Sequence[Dict[str, Tuple[int, ...]]]] = None
 
     def __post_init__(self) -> None:
+        if self.profiles is not None:
+            raise ValueError("Input: profiles=[...] (several optimization profiles per engine) is not supported: "
+                             "each engine here has one profile. Give one range that covers them "
+                             "(min_shape=..., opt_shape=..., max_shape=...), or compile once per range")
         if self.shape is not None:
             if any(s is not None for s in (self.min_shape, self.opt_shape, self.max_shape)):
                 raise ValueError("Input: give either shape=... or min_shape/opt_shape/max_shape, not both")

@@ -101,3 +101,87 @@ def test_dynamo_utils_cosine_similarity():
     with pytest.raises(ValueError, match="elements"):
         cosine_similarity(x, torch.randn(3))
     assert torch_tensorrt.dynamo.utils.COSINE_THRESHOLD == COSINE_THRESHOLD
+
+
+class MLP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Linear(16, 32), torch.nn.Linear(32, 8)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def test_save_takes_upstreams_file_path(tmp_path):
+    # torchtrt_aoti_example/model.py: torch_tensorrt.save(module, file_path=..., output_format=..., arg_inputs=...)
+    model, x = MLP().eval(), torch.randn(4, 16)
+    trt_gm = torch_tensorrt.compile(model, ir="dynamo", inputs=[x], min_block_size=1)
+    torch_tensorrt.save(trt_gm, file_path=str(tmp_path / "model.pt2"), retrace=True, arg_inputs=[x])
+    assert torch_tensorrt.verify(torch_tensorrt.load(tmp_path / "model.pt2").module(), x, reference_module=model).ok
+    with pytest.raises(TypeError, match="path once"):
+        torch_tensorrt.save(trt_gm, tmp_path / "a.pt2", file_path=tmp_path / "b.pt2")
+    with pytest.raises(TypeError, match="path once"):
+        torch_tensorrt.save(trt_gm)
+
+
+def test_mutable_module_save_and_load_keep_the_compiled_program(tmp_path):
+    model, x = MLP().eval(), torch.randn(4, 16)
+    mutable = torch_tensorrt.MutableTorchTensorRTModule(model, min_block_size=1)
+    torch_tensorrt.MutableTorchTensorRTModule.save(mutable, tmp_path / "empty.pkl")  # before any call: no program
+    assert torch_tensorrt.MutableTorchTensorRTModule.load(tmp_path / "empty.pkl")._compiled is None
+    # Refittable builds need a GPU here (RefitBuildNeedsGpu): stand in the program its first call would compile.
+    mutable._compiled = torch_tensorrt.compile(model, inputs=[x], min_block_size=1)
+    torch_tensorrt.MutableTorchTensorRTModule.save(mutable, tmp_path / "mutable_module.pkl")
+    reloaded = torch_tensorrt.MutableTorchTensorRTModule.load(tmp_path / "mutable_module.pkl")
+    assert isinstance(reloaded, torch_tensorrt.MutableTorchTensorRTModule)
+    assert torch_tensorrt.verify(reloaded._compiled, x, reference_module=model).ok
+    assert reloaded._weights_now() == reloaded._seen  # loaded weights are not taken for changed ones
+    assert torch.equal(reloaded.fc1.weight, model.fc1.weight)
+    torch.save({"something": 1}, tmp_path / "other.pkl")
+    with pytest.raises(ValueError, match="not written by MutableTorchTensorRTModule.save"):
+        torch_tensorrt.MutableTorchTensorRTModule.load(tmp_path / "other.pkl")
+
+
+def test_mutable_module_expected_dynamic_shape_range():
+    mutable = torch_tensorrt.MutableTorchTensorRTModule(MLP().eval(), min_block_size=1)
+    batch = torch.export.Dim("batch", min=1, max=8)
+    mutable.set_expected_dynamic_shape_range(({0: batch},), {})
+    (spec,), kwargs = mutable._specs((torch.randn(4, 16),), {})
+    assert (spec.min_shape, spec.opt_shape, spec.max_shape) == ((1, 16), (4, 16), (8, 16))
+    assert spec.dim_names == ("batch", None) and kwargs is None
+    with pytest.raises(ValueError, match="derived dims"):
+        mutable.set_expected_dynamic_shape_range(({0: 4 * batch},), {})
+    with pytest.raises(ValueError, match="1 entries in args_dynamic_shapes for 2"):
+        mutable._specs((torch.randn(4, 16), torch.randn(4, 16)), {})
+
+
+def test_resource_allocation_strategy_is_the_allocation_setting_for_the_block():
+    from torch_tensorrt_rtx import runtime
+
+    module = object()
+    before = runtime.current_settings().allocation_strategy
+    with torch_tensorrt.dynamo.runtime.ResourceAllocationStrategy(module, dynamically_allocate_resources=False) as m:
+        assert m is module and runtime.current_settings().allocation_strategy == "static"
+        with runtime.ResourceAllocationStrategy(module):
+            assert runtime.current_settings().allocation_strategy == "user_managed"
+    assert runtime.current_settings().allocation_strategy == before
+    with pytest.raises(TypeError, match="True or False"):
+        with runtime.ResourceAllocationStrategy(module, dynamically_allocate_resources="yes"):
+            pass
+
+
+def test_private_names_upstream_examples_import():
+    from torch_tensorrt_rtx.dynamo._defaults import TIMING_CACHE_PATH
+    from torch_tensorrt_rtx.dynamo.conversion import CompilationSettings
+
+    assert CompilationSettings is torch_tensorrt.dynamo.CompilationSettings
+    assert TIMING_CACHE_PATH.endswith("timing_cache.bin")
+    with pytest.raises(ValueError, match="timing cache changes nothing"):  # and the option stays refused
+        torch_tensorrt.compile(MLP().eval(), inputs=[torch.randn(2, 16)], timing_cache_path=TIMING_CACHE_PATH)
+
+
+def test_input_profiles_are_refused_with_the_replacement():
+    profiles = [{"min_shape": (1, 1), "opt_shape": (1, 1), "max_shape": (1, 1)},
+                {"min_shape": (1, 1), "opt_shape": (1, 128), "max_shape": (1, 256)}]
+    with pytest.raises(ValueError, match="one profile.*min_shape=..., opt_shape=..., max_shape="):
+        torch_tensorrt.Input(dtype=torch.int64, profiles=profiles)
