@@ -156,10 +156,10 @@ def classify(exc: BaseException) -> tuple[str, str]:
     chain = _chain(exc)
     text = " | ".join(f"{type(e).__name__}: {e}" for e in chain)
     first = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-    # `tensorrt` is no third-party package to upstream's RTX users: importing upstream's
-    # torch_tensorrt makes `import tensorrt` give tensorrt_rtx, so its absence here is ours.
-    if isinstance(exc, ModuleNotFoundError) and exc.name and not exc.name.startswith((PACKAGE, "tensorrt.")) \
-            and exc.name != "tensorrt":
+    # Once upstream's RTX torch_tensorrt is imported, `import tensorrt` gives tensorrt_rtx: a missing
+    # `tensorrt` after the package under test was imported is ours; before it, a missing package.
+    ours_tensorrt = exc.name == "tensorrt" and PACKAGE in sys.modules if isinstance(exc, ModuleNotFoundError) else False
+    if isinstance(exc, ModuleNotFoundError) and exc.name and not exc.name.startswith(PACKAGE) and not ours_tensorrt:
         return "needs_package", exc.name.split(".")[0]
     if NETWORK_PATTERN.search(text):
         return "needs_network", first

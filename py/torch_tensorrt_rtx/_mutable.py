@@ -45,6 +45,9 @@ def _ranges(what: str, dims: Any) -> Ranges:
                         f"are not supported); got {dims!r}")
     out = {}
     for axis, dim in dims.items():
+        if isinstance(dim, dict):
+            raise TypeError(f"MutableTorchTensorRTModule: {what} has nested dynamic shapes ({axis!r}: {dim!r}); "
+                            "only tensor inputs can be dynamic here: pass the tensors as separate arguments")
         if type(dim).__name__ != "Dim":
             raise ValueError(f"MutableTorchTensorRTModule: {what} axis {axis}: {dim!r} is not a plain "
                              "torch.export.Dim (derived dims such as 4 * Dim(...) are not supported)")
@@ -109,8 +112,9 @@ class MutableTorchTensorRTModule(torch.nn.Module):
                             "with one {axis: torch.export.Dim} per positional input and a dict keyword -> "
                             f"{{axis: Dim}}; got {type(args_dynamic_shapes).__name__}, "
                             f"{type(kwargs_dynamic_shapes).__name__}")
-        self._arg_ranges = tuple(_ranges(f"input {k}", d) for k, d in enumerate(args_dynamic_shapes))
+        arg_ranges = tuple(_ranges(f"input {k}", d) for k, d in enumerate(args_dynamic_shapes))
         self._kwarg_ranges = {name: _ranges(name, d) for name, d in kwargs_dynamic_shapes.items()}
+        self._arg_ranges = arg_ranges  # both checked before either changes
         self._compiled = None  # the next call compiles with these ranges
 
     def _specs(self, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[list, Optional[Dict[str, Any]]]:

@@ -151,6 +151,8 @@ def test_mutable_module_expected_dynamic_shape_range():
     assert spec.dim_names == ("batch", None) and kwargs is None
     with pytest.raises(ValueError, match="derived dims"):
         mutable.set_expected_dynamic_shape_range(({0: 4 * batch},), {})
+    with pytest.raises(TypeError, match="nested dynamic shapes"):
+        mutable.set_expected_dynamic_shape_range((), {"c": {"a": {}, "b": {0: batch}}})
     with pytest.raises(ValueError, match="1 entries in args_dynamic_shapes for 2"):
         mutable._specs((torch.randn(4, 16), torch.randn(4, 16)), {})
 
