@@ -43,7 +43,9 @@ _LAZY = {"compile", "save", "load", "verify", "Input", "engine_records", "progra
 
 
 _SUBPACKAGES = {"runtime", "dynamo", "logging"}
-_UPSTREAM = {"MutableTorchTensorRTModule", "convert_method_to_trt_engine", "Device", "DeviceType"}  # _upstream.py
+_UPSTREAM = {"MutableTorchTensorRTModule", "convert_method_to_trt_engine", "Device", "DeviceType",  # _upstream.py
+             "cross_compile_for_windows", "save_cross_compiled_exported_program",
+             "load_cross_compiled_exported_program"}  # the last three: refused with the reason
 # Upstream frontends and packages that are no part of this package: an AttributeError that says so.
 _NOT_HERE = {"ts": "the TorchScript frontend", "fx": "the FX frontend (deprecated upstream)",
              "ptq": "INT8 calibration (TorchScript)", "distributed": "multi-GPU distributed inference",

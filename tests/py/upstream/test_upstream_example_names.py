@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import torch_tensorrt_rtx as torch_tensorrt
+from tests.py.upstream.test_upstream_snippets import MLP
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
@@ -103,15 +104,6 @@ def test_dynamo_utils_cosine_similarity():
     assert torch_tensorrt.dynamo.utils.COSINE_THRESHOLD == COSINE_THRESHOLD
 
 
-class MLP(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.fc2 = torch.nn.Linear(16, 32), torch.nn.Linear(32, 8)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x)))
-
-
 def test_save_takes_upstreams_file_path(tmp_path):
     # torchtrt_aoti_example/model.py: torch_tensorrt.save(module, file_path=..., output_format=..., arg_inputs=...)
     model, x = MLP().eval(), torch.randn(4, 16)
@@ -187,3 +179,11 @@ def test_input_profiles_are_refused_with_the_replacement():
                 {"min_shape": (1, 1), "opt_shape": (1, 128), "max_shape": (1, 256)}]
     with pytest.raises(ValueError, match="one profile.*min_shape=..., opt_shape=..., max_shape="):
         torch_tensorrt.Input(dtype=torch.int64, profiles=profiles)
+
+
+def test_top_level_windows_cross_compile_names_say_why_not():
+    # cross_runtime_compilation_for_windows.py calls torchtrt.cross_compile_for_windows(model, file_path=..., inputs=...)
+    for name in ("cross_compile_for_windows", "save_cross_compiled_exported_program",
+                 "load_cross_compiled_exported_program"):
+        with pytest.raises(NotImplementedError, match="portable across operating systems"):
+            getattr(torch_tensorrt, name)(MLP().eval(), file_path="model.ep", inputs=[torch.randn(2, 16)])
