@@ -229,6 +229,7 @@ def main() -> None:
     parser.add_argument("--step-timeout", type=float, default=240)
     parser.add_argument("--out", default="benchmarks/results/upstream_examples.md")
     parser.add_argument("--before", help="a JSON written by an earlier run, for a 'works before' column")
+    parser.add_argument("--from-json", help="write the report from this run's JSON instead of running")
     args = parser.parse_args()
     if not (args.checkout or args.git_dir):
         parser.error("give an upstream checkout or --git-dir")
@@ -239,6 +240,10 @@ def main() -> None:
     staged = stage_examples(tree, workdir)
     wanted = [w for w in args.only.split(",") if w]
     rows, changed, workdirs = {}, {}, {}  # one working directory per example folder, as upstream runs them
+    if args.from_json:
+        rows = json.loads(Path(args.from_json).read_text())
+        changed = {name: n for name, _, n in staged if name in rows}
+        staged = []
     for name, path, n in staged:
         if wanted and not any(w in name for w in wanted):
             continue
@@ -252,7 +257,8 @@ def main() -> None:
     before = json.loads(Path(args.before).read_text()) if args.before else None
     text = markdown(rows, changed, tree.describe(), before)
     Path(args.out).write_text(text)
-    Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    if not args.from_json:
+        Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=1))
     works, scored = score(rows)
     print(f"\n{works} of {scored} scored steps work ({100 * works / max(scored, 1):.1f}%); logs in {log_dir}")
     print(f"wrote {args.out}")
