@@ -44,8 +44,7 @@ _LAZY = {"compile", "save", "load", "verify", "Input", "engine_records", "progra
 
 _SUBPACKAGES = {"runtime", "dynamo", "logging"}
 _UPSTREAM = {"MutableTorchTensorRTModule", "convert_method_to_trt_engine", "Device", "DeviceType",  # _upstream.py
-             "cross_compile_for_windows", "save_cross_compiled_exported_program",
-             "load_cross_compiled_exported_program"}  # the last three: refused with the reason
+             "save_cross_compiled_exported_program", "load_cross_compiled_exported_program"}
 # Upstream frontends and packages that are no part of this package: an AttributeError that says so.
 _NOT_HERE = {"ts": "the TorchScript frontend", "fx": "the FX frontend (deprecated upstream)",
              "ptq": "INT8 calibration (TorchScript)", "distributed": "multi-GPU distributed inference",
@@ -71,10 +70,11 @@ def __getattr__(name):
         from torch_tensorrt_rtx._paths import cmake_prefix_path
 
         return cmake_prefix_path
-    if name in _UPSTREAM:
+    if name in _UPSTREAM or name == "cross_compile_for_windows":
         from torch_tensorrt_rtx import _upstream
 
-        return getattr(_upstream, name)
+        # upstream's top-level form takes a module and a file_path and saves; dynamo's returns the program
+        return _upstream.compile_and_save_for_windows if name == "cross_compile_for_windows" else getattr(_upstream, name)
     if name == "compile_reports":
         from torch_tensorrt_rtx.dynamo.backend import compile_reports
 
@@ -86,5 +86,5 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | _UPSTREAM |
+    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | _UPSTREAM | {"cross_compile_for_windows"} |
                   {"compile_reports", "library_path", "cmake_prefix_path"})

@@ -181,9 +181,17 @@ def test_input_profiles_are_refused_with_the_replacement():
         torch_tensorrt.Input(dtype=torch.int64, profiles=profiles)
 
 
-def test_top_level_windows_cross_compile_names_say_why_not():
-    # cross_runtime_compilation_for_windows.py calls torchtrt.cross_compile_for_windows(model, file_path=..., inputs=...)
-    for name in ("cross_compile_for_windows", "save_cross_compiled_exported_program",
-                 "load_cross_compiled_exported_program"):
-        with pytest.raises(NotImplementedError, match="portable across operating systems"):
-            getattr(torch_tensorrt, name)(MLP().eval(), file_path="model.ep", inputs=[torch.randn(2, 16)])
+def test_windows_cross_compile_names_compile_save_and_load(tmp_path):
+    # cross_runtime_compilation_for_windows.py: torchtrt.cross_compile_for_windows(model, file_path=..., inputs=...)
+    # then, on Windows, torchtrt.load_cross_compiled_exported_program(path).module(). TensorRT-RTX engines are
+    # OS-portable, so these are compile / save / load here.
+    model, x = MLP().eval(), torch.randn(2, 16)
+    assert torch_tensorrt.cross_compile_for_windows(model, file_path=str(tmp_path / "trt_resnet.ep"), inputs=[x],
+                                                    min_block_size=1) is None
+    loaded = torch_tensorrt.load_cross_compiled_exported_program(str(tmp_path / "trt_resnet.ep")).module()
+    assert torch_tensorrt.verify(loaded, x, reference_module=model).ok
+    trt_gm = torch_tensorrt.dynamo.cross_compile_for_windows(torch.export.export(model, (x,)), arg_inputs=[x],
+                                                             min_block_size=1)
+    torch_tensorrt.dynamo.save_cross_compiled_exported_program(trt_gm, str(tmp_path / "b.ep"))
+    assert torch_tensorrt.verify(torch_tensorrt.dynamo.load_cross_compiled_exported_program(str(tmp_path / "b.ep")),
+                                 x, reference_module=model).ok
