@@ -264,8 +264,8 @@ def run_child(spec_path: str) -> None:
             result["class"], result["detail"] = classify(exc)
             result["traceback"] = traceback.format_exc(limit=-4)[-2000:]
             print(result["traceback"], file=sys.stderr)
-            if result["class"] in ("needs_gpu", "needs_network"):
-                result["standin"] = _stand_in(step, aliases, path, namespace)
+        if result["class"] in ("needs_gpu", "needs_network"):  # outside the except: its error is not the context
+            result["standin"] = _stand_in(step, aliases, path, namespace)
         proto.write(json.dumps(result) + "\n")
     proto.write(json.dumps({"event": "end"}) + "\n")
 
