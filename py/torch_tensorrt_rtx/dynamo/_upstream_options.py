@@ -22,7 +22,7 @@ import torch
 
 # Upstream names that are CompilationSettings fields with upstream's meaning on TensorRT-RTX.
 FIELDS_HONOURED = {
-    "min_block_size": "smallest partition worth an engine (our default 3, upstream's 5; 0 means 1, as upstream)",
+    "min_block_size": "smallest partition worth an engine (our default 3, upstream's 5)",
     "torch_executed_ops": "ops kept in PyTorch, in any op spelling",
     "require_full_compilation": "raise when anything stays in PyTorch",
     "pass_through_build_failures": "raise instead of falling back to PyTorch",
@@ -180,8 +180,6 @@ def translate(options: Mapping[str, Any]) -> Dict[str, Any]:
         if options.setdefault("truncate_double", value) != value:
             raise ValueError("give truncate_double only (truncate_long_and_double is its deprecated name)")
     _autocast(options)
-    if options.get("min_block_size") == 0 and type(options["min_block_size"]) is int:
-        options["min_block_size"] = 1  # upstream's examples use 0: every partition has >= 1 op, so 0 admits what 1 does
     for name in [n for n in options if n in ACCEPTED]:
         value = options.pop(name)
         check, meaning = ACCEPTED[name]

@@ -195,13 +195,3 @@ def test_windows_cross_compile_names_compile_save_and_load(tmp_path):
     torch_tensorrt.dynamo.save_cross_compiled_exported_program(trt_gm, str(tmp_path / "b.ep"))
     assert torch_tensorrt.verify(torch_tensorrt.dynamo.load_cross_compiled_exported_program(str(tmp_path / "b.ep")),
                                  x, reference_module=model).ok
-
-
-def test_min_block_size_zero_means_every_partition():
-    # refit_engine_example.py and debugger_example.py compile with min_block_size=0
-    model, x = MLP().eval(), torch.randn(2, 16)
-    trt_gm = torch_tensorrt.dynamo.compile(torch.export.export(model, (x,)), arg_inputs=[x], min_block_size=0)
-    assert [n for n, _ in trt_gm.named_buffers() if n.endswith("_engine")]
-    assert torch_tensorrt.verify(trt_gm, x, reference_module=model).ok
-    with pytest.raises(ValueError, match="min_block_size must be an integer >= 1, got -1"):
-        torch_tensorrt.compile(model, inputs=[x], min_block_size=-1)
