@@ -260,8 +260,10 @@ def main() -> None:
     before = json.loads(Path(args.before).read_text()) if args.before else None
     text = markdown(rows, changed, tree.describe(), before)
     Path(args.out).write_text(text)
-    if not args.from_json:
-        Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    if not args.from_json:  # tracebacks stay in the logs
+        slim = {name: [{k: v for k, v in r.items() if k not in ("traceback", "event")} for r in rs]
+                for name, rs in rows.items()}
+        Path(args.out).with_suffix(".json").write_text(json.dumps(slim, indent=0))
     works, scored = score(rows)
     print(f"\n{works} of {scored} scored steps work ({100 * works / max(scored, 1):.1f}%); logs in {log_dir}")
     print(f"wrote {args.out}")
