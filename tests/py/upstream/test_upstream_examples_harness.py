@@ -5,7 +5,6 @@ import os
 import sys
 import textwrap
 
-import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "scripts"))
 from upstream_example_steps import _StandIn, classify, rewrite_imports, split_steps  # noqa: E402
