@@ -134,7 +134,8 @@ def step_source(source: str, step: list[ast.stmt]) -> str:
 GPU_PATTERN = re.compile(
     r"Torch not compiled with CUDA enabled|no NVIDIA driver|No CUDA GPUs are available|"
     r"CUDA is not available|CUDA driver|RTXGPUUnavailableError|Cannot access accelerator device|"
-    r"cudaGetDeviceCount|CUDA initialization|must be on (a )?CUDA|RefitBuildNeedsGpu|Tried to instantiate dummy base class (Event|Stream)",
+    r"cudaGetDeviceCount|CUDA initialization|must be on (a )?CUDA|RefitBuildNeedsGpu|"
+    r"Tried to instantiate dummy base class (Event|Stream)",
     re.IGNORECASE)  # the last: torch.cuda.Event/Stream of a CPU-only torch build
 NETWORK_PATTERN = re.compile(
     r"URLError|gaierror|ConnectionError|Temporary failure in name resolution|Network is unreachable|"

@@ -193,7 +193,8 @@ def markdown(rows: dict[str, list[dict]], changed: dict[str, int], source: str, 
     works, scored = score(rows)
     total = sum(len(r) for r in rows.values())
     out = [f"# Upstream examples, only the import changed\n",
-           f"Source: {source}. Produced by `scripts/upstream_examples.py` (step definition and classes in its docstring).\n",
+           f"Source: {source}. Produced by `scripts/upstream_examples.py` (step definition and classes in its "
+           "docstring).\n",
            f"**{works} of {scored} steps that need no GPU, download or missing package work "
            f"({100 * works / max(scored, 1):.1f}%)**; {total} steps in all.\n"]
     counts = {c: sum(r["class"] == c for rs in rows.values() for r in rs) for c in COLUMNS}

@@ -74,7 +74,9 @@ def __getattr__(name):
         from torch_tensorrt_rtx import _upstream
 
         # upstream's top-level form takes a module and a file_path and saves; dynamo's returns the program
-        return _upstream.compile_and_save_for_windows if name == "cross_compile_for_windows" else getattr(_upstream, name)
+        if name == "cross_compile_for_windows":
+            return _upstream.compile_and_save_for_windows
+        return getattr(_upstream, name)
     if name == "compile_reports":
         from torch_tensorrt_rtx.dynamo.backend import compile_reports
 

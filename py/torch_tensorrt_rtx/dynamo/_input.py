@@ -96,7 +96,8 @@ class Input:
     def _shared_dims_to_names(self) -> None:
         shared, rank = self.shared_dims, len(self.min_shape)
         if not isinstance(shared, dict) or not all(isinstance(a, int) and not isinstance(a, bool) for a in shared):
-            raise TypeError(f"Input: shared_dims must be a dict of axis -> name, such as {{0: 'batch'}}, got {shared!r}")
+            raise TypeError(f"Input: shared_dims must be a dict of axis -> name, such as {{0: 'batch'}}, "
+                            f"got {shared!r}")
         names = list(self.dim_names) if self.dim_names is not None else [None] * rank
         for axis, name in shared.items():
             if not -rank <= axis < rank:

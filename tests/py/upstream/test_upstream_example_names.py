@@ -24,7 +24,7 @@ def _run_python(code: str, extra_path: str = "") -> subprocess.CompletedProcess:
 
 
 def test_import_tensorrt_gives_tensorrt_rtx_like_upstreams_rtx_wheel():
-    # converter_overloading.py / engine_converter_binding_names.py: `import torch_tensorrt` then `import tensorrt as trt`
+    # converter_overloading.py, engine_converter_binding_names.py: import torch_tensorrt, then import tensorrt as trt
     done = _run_python("""
         import sys
         import torch_tensorrt_rtx as torch_tensorrt
