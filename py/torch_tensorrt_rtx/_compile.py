@@ -123,6 +123,8 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     if inputs is not None and arg_inputs is not None:
         raise TypeError("compile: give inputs=... or arg_inputs=... (the same thing, upstream's name), not both")
     inputs = arg_inputs if inputs is None else inputs
+    if isinstance(inputs, (Input, torch.Tensor)):
+        inputs = [inputs]  # one input given alone, as upstream accepts (two of upstream's own examples do this)
     if isinstance(module, torch.export.ExportedProgram):
         if inputs is None and not kwarg_inputs:
             from torch_tensorrt_rtx.dynamo._exported_inputs import exported_inputs

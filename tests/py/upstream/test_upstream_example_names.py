@@ -195,3 +195,13 @@ def test_windows_cross_compile_names_compile_save_and_load(tmp_path):
     torch_tensorrt.dynamo.save_cross_compiled_exported_program(trt_gm, str(tmp_path / "b.ep"))
     assert torch_tensorrt.verify(torch_tensorrt.dynamo.load_cross_compiled_exported_program(str(tmp_path / "b.ep")),
                                  x, reference_module=model).ok
+
+
+def test_compile_takes_one_input_given_alone():
+    # compile_with_dynamic_inputs.py and torch_export_cudagraphs.py: compile(model, ir="dynamo", inputs=torch_tensorrt.Input(...))
+    model = MLP().eval()
+    spec = torch_tensorrt.Input(min_shape=(1, 16), opt_shape=(4, 16), max_shape=(8, 16))
+    trt_gm = torch_tensorrt.compile(model, ir="dynamo", inputs=spec, min_block_size=1)
+    assert torch_tensorrt.verify(trt_gm, torch.randn(6, 16), reference_module=model).ok
+    with pytest.raises(TypeError, match="list or tuple"):
+        torch_tensorrt.compile(model, ir="dynamo", inputs={"x": spec}, min_block_size=1)
