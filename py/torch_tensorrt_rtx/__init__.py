@@ -24,12 +24,14 @@ import logging as _logging
 
 from torch_tensorrt_rtx import _saved_program_ops
 from torch_tensorrt_rtx import _backend_names
+from torch_tensorrt_rtx import _tensorrt_alias
 from torch_tensorrt_rtx import dynamo as _dynamo
 from torch_tensorrt_rtx._version import __version__
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 _saved_program_ops.register_now_or_after_torch_import()
+_tensorrt_alias.install()  # `import tensorrt` -> tensorrt_rtx when no tensorrt is installed (as upstream's RTX wheel)
 _backend_names.install()  # torch.compile(backend="torch_tensorrt" | "tensorrt") when nobody else owns them
 _dynamo._LAZY.update({name: ("torch_tensorrt_rtx._upstream", name)  # upstream's torch_tensorrt.dynamo.<name>
                       for name in ("compile", "trace", "refit_module_weights",
@@ -41,7 +43,8 @@ _LAZY = {"compile", "save", "load", "verify", "Input", "engine_records", "progra
 
 
 _SUBPACKAGES = {"runtime", "dynamo", "logging"}
-_UPSTREAM = {"MutableTorchTensorRTModule", "convert_method_to_trt_engine", "Device", "DeviceType"}  # _upstream.py
+_UPSTREAM = {"MutableTorchTensorRTModule", "convert_method_to_trt_engine", "Device", "DeviceType",  # _upstream.py
+             "save_cross_compiled_exported_program", "load_cross_compiled_exported_program"}
 # Upstream frontends and packages that are no part of this package: an AttributeError that says so.
 _NOT_HERE = {"ts": "the TorchScript frontend", "fx": "the FX frontend (deprecated upstream)",
              "ptq": "INT8 calibration (TorchScript)", "distributed": "multi-GPU distributed inference",
@@ -67,9 +70,12 @@ def __getattr__(name):
         from torch_tensorrt_rtx._paths import cmake_prefix_path
 
         return cmake_prefix_path
-    if name in _UPSTREAM:
+    if name in _UPSTREAM or name == "cross_compile_for_windows":
         from torch_tensorrt_rtx import _upstream
 
+        # upstream's top-level form takes a module and a file_path and saves; dynamo's returns the program
+        if name == "cross_compile_for_windows":
+            return _upstream.compile_and_save_for_windows
         return getattr(_upstream, name)
     if name == "compile_reports":
         from torch_tensorrt_rtx.dynamo.backend import compile_reports
@@ -82,5 +88,5 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | _UPSTREAM |
+    return sorted(set(globals()) | _LAZY | _SUBPACKAGES | _UPSTREAM | {"cross_compile_for_windows"} |
                   {"compile_reports", "library_path", "cmake_prefix_path"})

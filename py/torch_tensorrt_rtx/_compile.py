@@ -124,6 +124,8 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     if inputs is not None and arg_inputs is not None:
         raise TypeError("compile: give inputs=... or arg_inputs=... (the same thing, upstream's name), not both")
     inputs = arg_inputs if inputs is None else inputs
+    if isinstance(inputs, (Input, torch.Tensor)):
+        inputs = [inputs]  # one input given alone, as upstream accepts (two of upstream's own examples do this)
     if isinstance(module, torch.export.ExportedProgram):
         if inputs is None and not kwarg_inputs:
             from torch_tensorrt_rtx.dynamo._exported_inputs import exported_inputs
@@ -196,8 +198,9 @@ def _save_options(output_format: str, retrace: bool, upstream: Dict[str, Any]) -
                         "dynamic_shapes")
 
 
-def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
+def save(compiled: torch.fx.GraphModule, path: Optional[Union[str, os.PathLike]] = None,
          inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None, *,
+         file_path: Optional[Union[str, os.PathLike]] = None,
          arg_inputs: Optional[Sequence[Union[Input, torch.Tensor]]] = None,
          kwarg_inputs: Optional[Dict[str, Union[Input, torch.Tensor]]] = None,
          output_format: str = "exported_program", retrace: bool = True,
@@ -214,11 +217,14 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
     (torch::inductor::AOTIModelPackageLoader; see examples/cpp_serving). Compiling the package
     runs a C++ compiler (about 30 s for a small graph on a CPU).
 
-    Upstream's keywords: `arg_inputs` (= `inputs`), `retrace=True` (always: the module is traced
-    again; False is refused), `extra_files` and `pickle_protocol` (passed to torch.export.save),
+    Upstream's keywords: `file_path` (= `path`), `arg_inputs` (= `inputs`), `retrace=True` (always:
+    the module is traced again; False is refused), `extra_files` and `pickle_protocol` (passed to torch.export.save),
     `dynamic_shapes` (replaces the ones derived from the Inputs); output formats "torchscript"
     and "executorch" are refused with the reason. An ExportedProgram is saved as it is."""
     _save_options(output_format, retrace, upstream)
+    if (path is None) == (file_path is None):
+        raise TypeError("save: give the file's path once, as path (or upstream's name, file_path=...)")
+    path = path if file_path is None else file_path
     if inputs is not None and arg_inputs is not None:
         raise TypeError("save: give inputs=... or arg_inputs=... (the same thing, upstream's name), not both")
     inputs = arg_inputs if inputs is None else inputs

@@ -128,21 +128,41 @@ def convert_method_to_trt_engine(module: Any, method_name: str = "forward", inpu
                                                              enabled_precisions=enabled_precisions, **options)
 
 
-_NO_CROSS_COMPILE = ("is not part of torch_tensorrt_rtx: TensorRT-RTX documents its engines as portable across "
-                     "operating systems, so compile() and save() as usual (a Linux-built program on Windows is not "
-                     "verified by this project)")
+# Windows. NVIDIA documents TensorRT-RTX engines as portable across GPUs and operating systems
+# ("build once, deploy anywhere"), and Windows gets this package's Python runtime: upstream's
+# cross-compile names are compile / save / load here, with no Windows-specific build. A
+# Linux-built program has not been run on Windows by this project.
+
+def cross_compile_for_windows(exported_program: Any, inputs: Optional[Sequence[Any]] = None, *,
+                              arg_inputs: Optional[Sequence[Any]] = None,
+                              kwarg_inputs: Optional[Dict[str, Any]] = None, **options: Any) -> torch.fx.GraphModule:
+    """Upstream's ``torch_tensorrt.dynamo.cross_compile_for_windows``: ``compile`` (engines are
+    OS-portable); save the result with ``save_cross_compiled_exported_program`` or ``save``."""
+    return compile(exported_program, inputs, arg_inputs=arg_inputs, kwarg_inputs=kwarg_inputs, **options)
 
 
-def cross_compile_for_windows(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError(f"cross_compile_for_windows {_NO_CROSS_COMPILE}")
+def compile_and_save_for_windows(module: Any, file_path: Any, inputs: Optional[Sequence[Any]] = None,
+                                 arg_inputs: Optional[Sequence[Any]] = None,
+                                 kwarg_inputs: Optional[Dict[str, Any]] = None, **options: Any) -> None:
+    """Upstream's top-level ``torch_tensorrt.cross_compile_for_windows(module, file_path, inputs=...)``:
+    ``compile`` then ``save`` to `file_path`."""
+    from torch_tensorrt_rtx._compile import save
+
+    save(compile(module, inputs, arg_inputs=arg_inputs, kwarg_inputs=kwarg_inputs, **options), file_path)
 
 
-def save_cross_compiled_exported_program(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError(f"save_cross_compiled_exported_program {_NO_CROSS_COMPILE}")
+def save_cross_compiled_exported_program(gm: torch.fx.GraphModule, file_path: Any) -> None:
+    """Upstream's name for ``save(gm, file_path)``."""
+    from torch_tensorrt_rtx._compile import save
+
+    save(gm, file_path)
 
 
-def load_cross_compiled_exported_program(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError(f"load_cross_compiled_exported_program {_NO_CROSS_COMPILE}; use load()")
+def load_cross_compiled_exported_program(file_path: Any = "") -> Any:
+    """Upstream's name for ``load(file_path)`` (any operating system here, not only Windows)."""
+    from torch_tensorrt_rtx._compile import load
+
+    return load(file_path)
 
 
 class DeviceType(enum.Enum):

@@ -16,10 +16,14 @@ _LAZY = {
 }
 
 
-_SUBPACKAGES = ("conversion", "lowering", "partitioning", "verification")
+_SUBPACKAGES = ("conversion", "lowering", "partitioning", "verification", "utils")
 
 
 def __getattr__(name):
+    if name == "runtime":  # upstream's torch_tensorrt.dynamo.runtime (ResourceAllocationStrategy): ours is one package
+        import importlib
+
+        return importlib.import_module("torch_tensorrt_rtx.runtime")
     if name in _SUBPACKAGES:
         import importlib
 
@@ -33,4 +37,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES) | {"runtime"})

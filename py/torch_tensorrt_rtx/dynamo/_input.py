@@ -12,7 +12,8 @@ Dimensions whose min and max differ are dynamic: they become torch.export dims a
 the engine's optimization profile. A dynamic dim may be named (`dim_names`, one entry per dim,
 None for unnamed); dims with the same name, on one input or several, are one shared
 `torch.export.Dim`, as a BERT call's input_ids and attention_mask need. Named dims must have the
-same range everywhere they appear.
+same range everywhere they appear. Upstream's `shared_dims={axis: name}` is the same thing,
+spelled per axis (it becomes `dim_names`).
 """
 from __future__ import annotations
 
@@ -52,8 +53,16 @@ class Input:
     # torch.channels_last (rank 4) or torch.channels_last_3d (rank 5). Engines take contiguous
     # data; the runtime makes a channels_last input contiguous before the engine (one copy).
     format: torch.memory_format = torch.contiguous_format
+    # Upstream's spelling of dim_names: {axis: name}; axes with one name share one torch.export.Dim.
+    shared_dims: Optional[Dict[int, str]] = None
+    # Upstream's several optimization profiles per input: refused (one profile per engine here).
+    profiles: Optional[Sequence[Dict[str, Tuple[int, ...]]]] = None
 
     def __post_init__(self) -> None:
+        if self.profiles is not None:
+            raise ValueError("Input: profiles=[...] (several optimization profiles per engine) is not supported: "
+                             "each engine here has one profile. Give one range that covers them "
+                             "(min_shape=..., opt_shape=..., max_shape=...), or compile once per range")
         if self.shape is not None:
             if any(s is not None for s in (self.min_shape, self.opt_shape, self.max_shape)):
                 raise ValueError("Input: give either shape=... or min_shape/opt_shape/max_shape, not both")
@@ -76,11 +85,29 @@ class Input:
             object.__setattr__(self, "shape", None)
         if not isinstance(self.dtype, torch.dtype):
             raise TypeError(f"Input: dtype must be a torch.dtype, got {self.dtype!r}")
+        if self.shared_dims is not None:
+            self._shared_dims_to_names()
         if self.dim_names is not None:
             self._check_dim_names()
         self._check_format()
         if self.name is not None and not isinstance(self.name, str):
             raise TypeError(f"Input: name must be a string, got {self.name!r}")
+
+    def _shared_dims_to_names(self) -> None:
+        shared, rank = self.shared_dims, len(self.min_shape)
+        if not isinstance(shared, dict) or not all(isinstance(a, int) and not isinstance(a, bool) for a in shared):
+            raise TypeError(f"Input: shared_dims must be a dict of axis -> name, such as {{0: 'batch'}}, "
+                            f"got {shared!r}")
+        names = list(self.dim_names) if self.dim_names is not None else [None] * rank
+        for axis, name in shared.items():
+            if not -rank <= axis < rank:
+                raise ValueError(f"Input: shared_dims axis {axis} is out of range for a rank-{rank} input")
+            if names[axis] not in (None, name):
+                raise ValueError(f"Input: axis {axis} is named {names[axis]!r} by dim_names and {name!r} by "
+                                 "shared_dims; give one of them")
+            names[axis] = name
+        object.__setattr__(self, "dim_names", tuple(names))
+        object.__setattr__(self, "shared_dims", None)  # one spelling kept: dim_names
 
     def _check_format(self) -> None:
         layout = _FORMATS.get(self.format, self.format) if isinstance(self.format, str) else self.format

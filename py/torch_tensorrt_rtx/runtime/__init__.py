@@ -47,7 +47,7 @@ from torch_tensorrt_rtx.runtime.runtime_settings import (ALLOCATION_STRATEGIES, 
 UPSTREAM_NAMES = ("enable_cudagraphs", "set_cudagraphs_mode", "get_cudagraphs_mode", "get_whole_cudagraphs_mode",
                   "weight_streaming", "set_multi_device_safe_mode", "enable_output_allocator",
                   "enable_pre_allocated_outputs", "runtime_config", "set_dynamic_shapes_kernel_strategy",
-                  "runtime_cache", "optimization_profile")
+                  "runtime_cache", "optimization_profile", "ResourceAllocationStrategy")
 
 
 def __getattr__(name):

@@ -31,6 +31,10 @@ Upstream's RTX runtime settings: ``runtime_config(target, **settings)``,
 ``set_dynamic_shapes_kernel_strategy(target, strategy)`` and ``runtime_cache(target, path)``
 map onto ``runtime.settings(...)`` for the block (every engine run in it, this thread);
 ``optimization_profile`` is refused (one profile per engine here).
+``ResourceAllocationStrategy(module, dynamically_allocate_resources=...)`` (upstream's
+``torch_tensorrt.dynamo.runtime`` name) is ``runtime.settings(allocation_strategy=...)`` for the
+block: True is ``"user_managed"`` (each run allocates its scratch memory and frees it after), False
+is ``"static"`` (each execution context keeps its memory).
 
 Output allocation (``output_allocation.py``): ``enable_output_allocator(module)`` and
 ``enable_pre_allocated_outputs(module)`` are context managers for the block (this thread, every
@@ -117,6 +121,18 @@ def runtime_cache(target: Any, path: Any = "", autosave: bool = True) -> Any:
     import os
 
     return runtime_config(target, runtime_cache=os.fspath(path))
+
+
+@contextlib.contextmanager
+def ResourceAllocationStrategy(module: Any, dynamically_allocate_resources: bool = True) -> Iterator[Any]:  # noqa: N802
+    """Upstream's per-block memory mode: ``allocation_strategy="user_managed"`` (True) or
+    ``"static"`` (False) for every engine run in the block (this thread); yields `module`."""
+    if not isinstance(dynamically_allocate_resources, bool):
+        raise TypeError(f"ResourceAllocationStrategy: dynamically_allocate_resources must be True or False, got "
+                        f"{dynamically_allocate_resources!r}")
+    strategy = "user_managed" if dynamically_allocate_resources else "static"
+    with runtime_settings.settings(allocation_strategy=strategy):
+        yield module
 
 
 def optimization_profile(module: Any, profile: Any) -> Any:

@@ -63,7 +63,7 @@ def test_torch_compile_empty_tensor():
     assert report.ok, str(report)
 
 
-@pytest.mark.parametrize("inputs", [None, torch.randn(2, 8), Input(shape=(2, 8))])
+@pytest.mark.parametrize("inputs", [None, {"x": torch.randn(2, 8)}, "x"])  # one Input/tensor alone is [x]
 def test_compile_inputs_must_be_a_sequence(inputs):
     with pytest.raises(TypeError, match=r"inputs.*list"):
         _compile(_MLP(), inputs)

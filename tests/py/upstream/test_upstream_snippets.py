@@ -206,8 +206,6 @@ def test_device_names_and_frontends_that_are_not_here():
         torch_tensorrt.Device(device_type=torch_tensorrt.DeviceType.DLA, dla_core=0)
     with pytest.raises(AttributeError, match="TorchScript frontend is not part"):
         torch_tensorrt.ts.compile  # noqa: B018
-    with pytest.raises(NotImplementedError, match="cross_compile_for_windows is not part of torch_tensorrt_rtx"):
-        torch_tensorrt.dynamo.cross_compile_for_windows(MLP(), inputs=[torch.randn(2, 16)])
     assert torch_tensorrt.dynamo.partitioning and torch_tensorrt.dynamo.lowering  # subpackages are attributes
 
 
