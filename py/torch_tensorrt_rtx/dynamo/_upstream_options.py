@@ -53,7 +53,9 @@ FIELDS_HONOURED = {
 }
 
 # Added by the engine cache (same names and meanings as upstream's).
-ENGINE_CACHE_FIELDS = ("cache_built_engines", "reuse_cached_engines", "engine_cache_dir", "engine_cache_size")
+# custom_engine_cache: a BaseEngineCache given our key and blob format (_custom_engine_cache.py).
+ENGINE_CACHE_FIELDS = ("cache_built_engines", "reuse_cached_engines", "engine_cache_dir", "engine_cache_size",
+                       "custom_engine_cache")
 
 
 def _is_cuda_device(value: Any) -> bool:
@@ -113,8 +115,6 @@ REFUSED: Dict[str, Tuple[Any, str]] = {
                                   "(NVIDIA's engine compatibility notes); rebuild for a new release"),
     "timing_cache_path": (None, "TensorRT-RTX builds do not autotune, so a timing cache changes nothing "
                                 "(measured); cache_built_engines/reuse_cached_engines skip rebuilds"),
-    "custom_engine_cache": (None, "no pluggable engine-cache class here; use engine_cache_dir=... with "
-                                  "cache_built_engines/reuse_cached_engines"),
     "refit": (False, _DEPRECATED_REFIT),
     "make_refittable": (False, _DEPRECATED_REFIT),
     "enable_cross_compile_for_windows": (False, "no Windows-specific build here: TensorRT-RTX documents its engines "
