@@ -9,51 +9,23 @@ import pytest
 import torch
 
 import torch_tensorrt_rtx as torch_tensorrt
-from torch_tensorrt_rtx.dynamo import _compiler
+from tests.py.dynamo.test_engine_cache import builds, cache_enabled  # noqa: F401 (fixtures)
+from tests.py.upstream.test_upstream_snippets import MLP
 from torch_tensorrt_rtx.dynamo._custom_engine_cache import unpack
-from torch_tensorrt_rtx.dynamo._engine_cache import OFF_SWITCH_ENV, BaseEngineCache, EngineCacheWarning
+from torch_tensorrt_rtx.dynamo._engine_cache import BaseEngineCache, EngineCacheWarning
 
 
-class RAMEngineCache(BaseEngineCache):  # upstream's example, as written there
+class RAMEngineCache(BaseEngineCache):
+    """The pattern of upstream's engine caching example: blobs kept in a dict by hash."""
+
     def __init__(self) -> None:
         self.engine_cache: Dict[str, bytes] = {}
 
-    def save(self, hash: str, blob: bytes):
+    def save(self, hash: str, blob: bytes) -> None:
         self.engine_cache[hash] = blob
 
     def load(self, hash: str) -> Optional[bytes]:
-        if hash in self.engine_cache:
-            return self.engine_cache[hash]
-        else:
-            return None
-
-
-class MLP(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.fc2 = torch.nn.Linear(16, 32), torch.nn.Linear(32, 8)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x)))
-
-
-@pytest.fixture(autouse=True)
-def cache_enabled(monkeypatch):
-    monkeypatch.delenv(OFF_SWITCH_ENV, raising=False)  # tests/py/conftest.py switches it off
-
-
-@pytest.fixture
-def builds(monkeypatch):
-    """How many engines TensorRT-RTX built (cache hits do not count)."""
-    count = []
-    real = _compiler.build_engine
-
-    def counting(*args, **kwargs):
-        count.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_compiler, "build_engine", counting)
-    return count
+        return self.engine_cache.get(hash)
 
 
 def _compile(model, cache, **options):
