@@ -9,16 +9,12 @@ import pytest
 import torch
 
 import torch_tensorrt_rtx as trtx
-from torch_tensorrt_rtx.dynamo import _compiler
 from torch_tensorrt_rtx.dynamo._debugger import LayerList
-from torch_tensorrt_rtx.dynamo._engine_cache import OFF_SWITCH_ENV, SUFFIX, EngineCacheSession, EngineCacheWarning
+from torch_tensorrt_rtx.dynamo._engine_cache import SUFFIX, EngineCacheSession, EngineCacheWarning
 from torch_tensorrt_rtx.dynamo.conversion import _lazy_network
 from torch_tensorrt_rtx.dynamo.verification import VerificationUnavailableError
 
-
-@pytest.fixture(autouse=True)
-def cache_enabled(monkeypatch):
-    monkeypatch.delenv(OFF_SWITCH_ENV, raising=False)  # tests/py/conftest.py switches it off
+from tests.py.dynamo.test_engine_cache import builds, cache_enabled  # noqa: F401 - fixtures (cache on, builds counted)
 
 
 @pytest.fixture
@@ -33,19 +29,6 @@ def conversions(monkeypatch):
 
     monkeypatch.setattr(_lazy_network, "build_network", counting)
     return calls
-
-
-@pytest.fixture
-def builds(monkeypatch):
-    count = []
-    real = _compiler.build_engine
-
-    def counting(*args, **kwargs):
-        count.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_compiler, "build_engine", counting)
-    return count
 
 
 def _model() -> torch.nn.Module:
@@ -146,3 +129,20 @@ def test_keep_networks_false_keeps_no_network_on_a_hit(tmp_path, conversions):
     assert compiled.compile_report.engine_cache_hits == 1 and len(conversions) == 1
     with pytest.raises(VerificationUnavailableError, match="keep_networks=False"):
         trtx.verify(compiled, torch.randn(2, 16))
+
+
+def test_a_refittable_hit_still_converts_for_its_weight_names(tmp_path, conversions, monkeypatch):
+    """The refit weights' names and derived weights come out of conversion: a hit converts. (REFIT
+    builds need a GPU: here the engine is built without the REFIT flag, which the packing never reads.)"""
+    from torch_tensorrt_rtx.dynamo import _compiler
+
+    real = _compiler.build_engine
+    monkeypatch.setattr(_compiler, "build_engine", lambda network, caps, label, progress, settings:
+                        real(network, caps, label=label, progress=progress, settings=None))
+    spec = trtx.Input(min_shape=(1, 16), opt_shape=(4, 16), max_shape=(8, 16))
+    cold, warm = (trtx.compile(_model(), [spec], engine_cache_dir=tmp_path, progress=False, min_block_size=1,
+                               immutable_weights=False) for _ in range(2))
+    assert warm.compile_report.engine_cache_hits == 1 and len(conversions) == 2
+    assert warm._engine_sources["_run_on_trt_0"].lazy_network.converted
+    assert warm.graph.python_code("self").src == cold.graph.python_code("self").src
+    assert "_run_on_trt_0_weight_0" in warm.graph.python_code("self").src  # the weights are the engine's inputs
