@@ -35,19 +35,6 @@ def cache_enabled(monkeypatch):
     monkeypatch.delenv(OFF_SWITCH_ENV, raising=False)  # tests/py/conftest.py switches it off
 
 
-@pytest.fixture
-def builds(monkeypatch):
-    """How many engines TensorRT-RTX built (cache hits do not count)."""
-    count = []
-    real = _compiler.build_engine
-
-    def counting(*args, **kwargs):
-        count.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_compiler, "build_engine", counting)
-    return count
-
 
 class Mlp(torch.nn.Module):
     def __init__(self, width: int = 16) -> None:

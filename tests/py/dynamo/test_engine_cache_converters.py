@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import torch_tensorrt_rtx as trtx
-from torch_tensorrt_rtx.dynamo import _compiler
 from torch_tensorrt_rtx.dynamo._converter_fingerprint import function_text
 from torch_tensorrt_rtx.dynamo._engine_cache import OFF_SWITCH_ENV
 from torch_tensorrt_rtx.dynamo._engine_cache_key import Uncacheable
@@ -23,18 +22,6 @@ RELU = torch.ops.aten.relu.default
 def cache_enabled(monkeypatch):
     monkeypatch.delenv(OFF_SWITCH_ENV, raising=False)
 
-
-@pytest.fixture
-def builds(monkeypatch):
-    count = []
-    real = _compiler.build_engine
-
-    def counting(*args, **kwargs):
-        count.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_compiler, "build_engine", counting)
-    return count
 
 
 class Small(torch.nn.Module):
