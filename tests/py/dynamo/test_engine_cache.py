@@ -15,7 +15,6 @@ import pytest
 import torch
 
 import torch_tensorrt_rtx as trtx
-from torch_tensorrt_rtx.dynamo import _compiler
 from torch_tensorrt_rtx.dynamo._engine_cache import (
     OFF_SWITCH_ENV,
     SUFFIX,
