@@ -49,7 +49,7 @@ from torch_tensorrt_rtx.dynamo.conversion._engine_builder import (
     compute_capability,
     refittable,
 )
-from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
+from torch_tensorrt_rtx.dynamo.conversion._lazy_network import LazyNetwork
 from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
 from torch_tensorrt_rtx.dynamo.conversion._upstream_registry import converter_settings
 from torch_tensorrt_rtx.dynamo.lowering import lower
@@ -177,13 +177,18 @@ def _spec(sub: GraphModule, name: str, sha: str, label: str,
 
 @dataclasses.dataclass
 class _Converted:
-    """One partition converted to a network, waiting for its engine build."""
+    """One partition, its network converted (or left to convert on first use when its engine is
+    expected from the engine cache), waiting for its engine build."""
 
     name: str  # its submodule's name, "_run_on_trt_<i>"
     sub: GraphModule
-    network_def: Any
+    network: LazyNetwork
     spec: OutputSpec
     ranges: List[Dict[int, Range]]
+
+    @property
+    def network_def(self) -> Any:
+        return self.network.get()
 
 
 class _Blame(Exception):
@@ -238,16 +243,31 @@ def _blame_build(exc: Exception, converted: _Converted) -> _Blame:
     return _Blame(sorted(names), reason)
 
 
-def _convert_one(name: str, sub: GraphModule, symbol_ranges, clock: PhaseClock,
-                 name_weights: bool = False) -> _Converted:
+def _convert_one(name: str, sub: GraphModule, symbol_ranges, clock: PhaseClock, settings: CompilationSettings,
+                 convert: bool = True) -> _Converted:
+    """`convert=False`: leave the network to convert on first use (its engine is in the cache)."""
     with clock.phase("conversion"):
         try:
             ranges = _input_ranges(sub, symbol_ranges, name)
-            network_def = build_network(sub, ranges, name_weights)
+            network = LazyNetwork(sub, ranges, refittable(settings), settings)
+            if convert:
+                network.get()
             spec = _spec(sub, name, "", name, symbol_ranges)
         except Exception as exc:  # noqa: BLE001 - any converter failure keeps its node in PyTorch
             raise _blame_conversion(exc, sub, name) from exc
-    return _Converted(name, sub, network_def, spec, ranges)
+    return _Converted(name, sub, network, spec, ranges)
+
+
+def _network_to_build(item: _Converted, clock: PhaseClock) -> Any:
+    """The network to build `item`'s engine from, converted now if the compile expected the engine
+    from the cache (whose entry then turned out damaged or unreadable)."""
+    if item.network.converted:
+        return item.network.get()
+    with clock.phase("conversion"):
+        try:
+            return item.network.get()
+        except Exception as exc:  # noqa: BLE001 - as in _convert_one
+            raise _blame_conversion(exc, item.sub, item.name) from exc
 
 
 def _package(gm: GraphModule, node: Node, converted: _Converted, engine: SerializedEngine,
@@ -255,12 +275,12 @@ def _package(gm: GraphModule, node: Node, converted: _Converted, engine: Seriali
     """Replace the partition's call `node` by execute_engine on a packed EngineRecord buffer."""
     from torch_tensorrt_rtx.runtime import EngineRecord
 
-    sub, network_def = converted.sub, converted.network_def
+    sub, network = converted.sub, converted.network
     name = node.target
     sha = engine.sha256
     spec = dataclasses.replace(converted.spec, sha256=sha)
     record = EngineRecord.new(
-        engine, name=name, input_names=network_def.input_names, output_names=network_def.output_names,
+        engine, name=name, input_names=network.input_names, output_names=network.output_names,
         compute_capabilities=settings.compute_capabilities, engine_flavor="tensorrt_rtx")
     buffer_name = f"{name}_engine"
     gm.register_buffer(buffer_name, record.to_tensor())  # owns the packed record: no second copy
@@ -268,6 +288,7 @@ def _package(gm: GraphModule, node: Node, converted: _Converted, engine: Seriali
         record_node = gm.graph.get_attr(buffer_name)
         weight_nodes = []
         if refittable(settings):  # weightless/refittable: the engine's weights are trailing inputs
+            network_def = network.get()  # always converted: the weights' names come from conversion
             weights = network_def.context.refit_weights
             spec = dataclasses.replace(spec, refit_weights=list(weights),
                                        refit_derived=dict(network_def.context.derived_weights))
@@ -278,7 +299,7 @@ def _package(gm: GraphModule, node: Node, converted: _Converted, engine: Seriali
     call.meta = dict(node.meta)
     node.replace_all_uses_with(call)
     gm.graph.erase_node(node)
-    source = engine_sources.remember(sha, sub, network_def if settings.keep_networks else None)
+    source = engine_sources.remember(sha, sub, network if settings.keep_networks else None)
     if not hasattr(gm, "_engine_sources"):
         gm._engine_sources = {}
     gm._engine_sources[name] = source  # keeps the network alive exactly as long as the module
@@ -334,18 +355,18 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
     `lowered` is not changed: the partitions are cut out as submodules, fused by the caller."""
     with clock.phase("partitioning"):
         result = partition(lowered, settings, excluded)
-    for name, sub in result.submodules.items():  # cached engines are read while the partitions convert
+    cached = set()  # partitions whose engine the cache has: converted only if something needs the network
+    for name, sub in result.submodules.items():  # cached engines are read while the others convert
         with contextlib.suppress(Exception):  # a partition without ranges fails (and is blamed) below
-            cache.look_up(sub, _input_ranges(sub, symbol_ranges, name))
+            if cache.look_up(sub, _input_ranges(sub, symbol_ranges, name)) and not refittable(settings):
+                cached.add(name)
     converted: List[_Converted] = []
     blamed: List[_Blame] = []
     for name, sub in result.submodules.items():
         try:
-            converted.append(_convert_one(name, sub, symbol_ranges, clock, refittable(settings)))
+            converted.append(_convert_one(name, sub, symbol_ranges, clock, settings, name not in cached))
         except _Blame as blame:
-            if settings.pass_through_build_failures:
-                with stage("conversion"):
-                    raise blame.__cause__  # the converter's own error
+            _raise_if_passed_through(blame, settings)
             blamed.append(blame)
     built = []
     if not blamed:
@@ -358,8 +379,12 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
                     with stage("engine build"):
                         engines[key] = cache.build(
                             item.sub, item.ranges, item.name,
-                            lambda: build_engine(item.network_def, settings.compute_capabilities,
+                            lambda: build_engine(_network_to_build(item, clock), settings.compute_capabilities,
                                                  label=item.name, progress=settings.progress, settings=settings))
+                except _Blame as blame:  # the conversion of a partition whose cached entry was unreadable
+                    _raise_if_passed_through(blame, settings)
+                    blamed.append(blame)
+                    break
                 except Exception as exc:  # noqa: BLE001 - a failed build keeps its node(s) in PyTorch
                     if settings.pass_through_build_failures or isinstance(exc, RefitBuildNeedsGpu):
                         raise
@@ -378,6 +403,12 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
         raise RuntimeError(f"torch_tensorrt_rtx internal error: partitioning proposed excluded nodes again: "
                            f"{[b.nodes for b in blamed]}")
     return None
+
+
+def _raise_if_passed_through(blame: _Blame, settings: CompilationSettings) -> None:
+    if settings.pass_through_build_failures:
+        with stage("conversion"):
+            raise blame.__cause__  # the converter's own error
 
 
 def check_settings(settings: CompilationSettings) -> None:
@@ -463,10 +494,10 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings
     engines.clear()
     while built:  # each engine is read once, into its packed record; its temporary file then closed
         item, engine, seconds = built.pop(0)
-        debug_artifact(f"{item.name}_layers.txt", LayerList(item.network_def.network))
+        debug_artifact(f"{item.name}_layers.txt", LayerList(item.network))  # converted only if listened to
         with clock.phase("packaging"):
             _package(gm, calls[item.name], item, engine, settings)
-        report.engines.append(EngineSummary(item.name, item.network_def.converted_ops, seconds, len(engine),
+        report.engines.append(EngineSummary(item.name, item.network.converted_ops, seconds, len(engine),
                                             [str(r) for r in item.ranges]))
         engine.close()  # its temporary file
         del engine

@@ -72,15 +72,17 @@ def emit(file_name: str, content: Any) -> None:
 
 
 class LayerList:
-    """An engine's layers, one per line, formatted lazily."""
+    """An engine's layers, one per line, formatted lazily. `network`: an INetworkDefinition, or a
+    LazyNetwork (converted only when the list is formatted)."""
 
     def __init__(self, network: Any) -> None:
         self.network = network
 
     def __str__(self) -> str:
+        network = self.network.get().network if hasattr(self.network, "get") else self.network
         lines = []
-        for i in range(self.network.num_layers):
-            layer = self.network.get_layer(i)
+        for i in range(network.num_layers):
+            layer = network.get_layer(i)
             outputs = ", ".join(f"{layer.get_output(k).dtype.name} {tuple(layer.get_output(k).shape)}"
                                 for k in range(layer.num_outputs))
             lines.append(f"{i}\t{layer.name}\t{layer.type.name}\t{outputs}")

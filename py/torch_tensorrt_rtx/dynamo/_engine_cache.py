@@ -399,7 +399,7 @@ class EngineCacheSession:
     worker threads: those of `weight_digests` when given, e.g. started before torch.export),
     each partition keyed once. `look_up` starts reading and verifying a partition's entry on a
     worker thread (hashlib and file reads release the GIL), so it overlaps the conversion of the
-    partitions; `build` then takes its result."""
+    partitions that miss; `build` then takes its result."""
 
     def __init__(self, settings: Any, symbol_ranges: Any, weight_digests: Optional[Any] = None) -> None:
         from torch_tensorrt_rtx.dynamo._weight_digests import WeightDigests
@@ -442,14 +442,26 @@ class EngineCacheSession:
         self._keys[memo] = (sub, key)
         return key
 
-    def look_up(self, sub: Any, input_ranges: Any) -> None:
-        """Start finding the partition's engine in the cache, on a worker thread."""
+    def look_up(self, sub: Any, input_ranges: Any) -> bool:
+        """Start reading and verifying the partition's entry on a worker thread when the cache has
+        one. True: `build` will most likely take the engine from the cache (unless the entry turns
+        out damaged or unreadable: then `build` builds), so the network need not be converted now."""
         key = self.key(sub, input_ranges)
-        if key is None or not self.reuse or key in self._lookups or not self.cache.prefetch:
-            return
+        if key is None or not self.reuse:
+            return False
+        if key in self._lookups:
+            return True
+        if not self.cache.prefetch:  # a custom cache: the user's load runs here, on the compiling thread
+            done: Future = Future()
+            done.set_result(self.cache.try_load_engine(key))
+            self._lookups[key] = done
+            return done.result() is not None
+        if not os.path.lexists(self.cache.entry_path(key)):
+            return False
         if self._reader is None:
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="trtx-engine-cache")
         self._lookups[key] = self._reader.submit(self.cache.try_load_engine, key)
+        return True
 
     def build(self, sub: Any, input_ranges: Any, label: str,
               build: Callable[[], Tuple[Any, float]]) -> Tuple[Any, float]:

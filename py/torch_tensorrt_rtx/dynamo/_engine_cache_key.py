@@ -17,6 +17,8 @@
 - Versions: TensorRT-RTX, torch, this package and its engine record ABI, the key schema, the
   platform, and a fingerprint of this package's Python sources (so a changed converter misses
   even when the version number stayed the same).
+- The converters each op of the partition can reach, in lookup order; a converter or validator
+  the user registered is fingerprinted by its code (``_converter_fingerprint``).
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ import sympy
 import torch
 from torch.fx import GraphModule, Node
 
-KEY_SCHEMA = 1
+KEY_SCHEMA = 2
 
 # CompilationSettings fields that change an engine built from a given partition.
 # The builder options (upstream's names) go to IBuilderConfig; assume_dynamic_shape_support can pick
@@ -227,8 +229,13 @@ def engine_key(sub: GraphModule, input_ranges: List[Mapping[int, Tuple[int, int,
                weight_digest: Callable[[torch.Tensor], str] = tensor_digest) -> str:
     """The cache key (hex SHA-256) of the engine built from partition `sub`; Uncacheable if the
     partition has no canonical form."""
+    from torch_tensorrt_rtx.dynamo._converter_fingerprint import converters_text
+    from torch_tensorrt_rtx.dynamo.conversion._registry import registry_entries
+
     graph, symbols = canonical_graph(sub, weight_digest)
+    targets = {n.target for n in sub.graph.nodes if n.op == "call_function"}
+    converters = converters_text((_callable_name(t), registry_entries(t)) for t in targets)
     used_ranges = sorted((str(s), tuple(symbol_ranges[s])) for s in symbols if s in symbol_ranges)
     inputs = [sorted(dims.items()) for dims in input_ranges]
-    text = "\n".join([versions(), settings_text(settings), f"inputs={inputs}", f"symbols={used_ranges}", graph])
+    text = "\n".join([versions(), settings_text(settings), f"inputs={inputs}", f"symbols={used_ranges}", converters, graph])
     return hashlib.sha256(text.encode()).hexdigest()

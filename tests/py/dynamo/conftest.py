@@ -29,3 +29,19 @@ def fresh_dynamo():
     torch._dynamo.reset()
     yield
     torch._dynamo.reset()
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """How many engines TensorRT-RTX built in the test (engine-cache hits do not count)."""
+    from torch_tensorrt_rtx.dynamo import _compiler
+
+    count = []
+    real = _compiler.build_engine
+
+    def counting(*args, **kwargs):
+        count.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_compiler, "build_engine", counting)
+    return count

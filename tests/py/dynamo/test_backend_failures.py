@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch_tensorrt_rtx as trtx
 from torch_tensorrt_rtx.dynamo import _compiler, _export, backend
 from torch_tensorrt_rtx.dynamo._summary import FallbackWarning
+from torch_tensorrt_rtx.dynamo.conversion import _lazy_network
 
 OPTIONS = {"min_block_size": 1, "progress": False}
 
@@ -79,11 +80,12 @@ def test_pass_through_build_failures_raises_the_planted_error(stage, monkeypatch
     assert isinstance(info.value, torch._dynamo.exc.BackendCompilerFailed)
 
 
-@pytest.mark.parametrize("stage,name", [("conversion", "build_network"), ("engine build", "build_engine")])
-def test_converter_and_build_failures_keep_nodes_in_pytorch_or_raise(stage, name, monkeypatch):
+@pytest.mark.parametrize("stage,module,name", [("conversion", _lazy_network, "build_network"),
+                                               ("engine build", _compiler, "build_engine")])
+def test_converter_and_build_failures_keep_nodes_in_pytorch_or_raise(stage, module, name, monkeypatch):
     """These two stages already fall back node by node: the graph runs, the warning gives the
     reason; pass_through_build_failures raises the original error instead."""
-    monkeypatch.setattr(_compiler, name, _boom)
+    monkeypatch.setattr(module, name, _boom)
     model = Small().eval()
     x = torch.randn(3, 8)
     messages = _runs_like_eager(model, x)
@@ -101,7 +103,7 @@ def test_bad_option_still_raises():
 
 
 def test_pass_through_build_failures_in_trtx_compile(monkeypatch):
-    monkeypatch.setattr(_compiler, "build_network", _boom)
+    monkeypatch.setattr(_lazy_network, "build_network", _boom)
     model = Small().eval()
     with pytest.warns(FallbackWarning, match="planted failure 1234"):
         compiled = trtx.compile(model, [torch.randn(2, 8)], min_block_size=1, progress=False)

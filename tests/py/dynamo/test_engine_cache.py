@@ -15,7 +15,6 @@ import pytest
 import torch
 
 import torch_tensorrt_rtx as trtx
-from torch_tensorrt_rtx.dynamo import _compiler
 from torch_tensorrt_rtx.dynamo._engine_cache import (
     OFF_SWITCH_ENV,
     SUFFIX,
@@ -34,19 +33,6 @@ REPO = Path(__file__).resolve().parents[3]
 def cache_enabled(monkeypatch):
     monkeypatch.delenv(OFF_SWITCH_ENV, raising=False)  # tests/py/conftest.py switches it off
 
-
-@pytest.fixture
-def builds(monkeypatch):
-    """How many engines TensorRT-RTX built (cache hits do not count)."""
-    count = []
-    real = _compiler.build_engine
-
-    def counting(*args, **kwargs):
-        count.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_compiler, "build_engine", counting)
-    return count
 
 
 class Mlp(torch.nn.Module):

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import torch_tensorrt_rtx as torch_tensorrt
-from tests.py.dynamo.test_engine_cache import builds, cache_enabled  # noqa: F401 (fixtures)
+from tests.py.dynamo.conftest import builds  # noqa: F401 (a fixture)
+from tests.py.dynamo.test_engine_cache import cache_enabled  # noqa: F401 (a fixture)
 from tests.py.upstream.test_upstream_snippets import MLP
 from torch_tensorrt_rtx.dynamo._custom_engine_cache import unpack
 from torch_tensorrt_rtx.dynamo._engine_cache import BaseEngineCache, EngineCacheWarning

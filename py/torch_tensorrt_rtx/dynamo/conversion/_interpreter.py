@@ -122,6 +122,27 @@ def _constants_as_tensors(ctx: ConversionContext, value: Any) -> Any:
     return value
 
 
+def io_names(module: GraphModule) -> Tuple[List[str], List[str]]:
+    """The network's input and output names (`build_network` names them so), read off the graph."""
+    inputs = len(module.graph.find_nodes(op="placeholder"))
+    outputs = next(iter(module.graph.find_nodes(op="output"))).args[0]
+    count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
+    return [_input_name(i) for i in range(inputs)], [_output_name(i) for i in range(count)]
+
+
+def _input_name(index: int) -> str:
+    return f"input_{index}"
+
+
+def _output_name(index: int) -> str:
+    return f"output_{index}"
+
+
+def converted_ops(module: GraphModule) -> List[str]:
+    """The ops a network of `module` converts (getitem only picks an output: not an op)."""
+    return [op_name(n) for n in module.graph.nodes if n.op == "call_function" and n.target is not operator.getitem]
+
+
 def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange]],
                   name_weights: bool = False) -> NetworkDefinition:
     """`name_weights`: give every weight a TensorRT weight name and keep it in ``ctx.refit_weights``
@@ -134,7 +155,6 @@ def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange
     input_names: List[str] = []
     output_names: List[str] = []
     node_tensors: Dict[str, str] = {}
-    converted: List[str] = []
     placeholder_index = 0
     for node in module.graph.nodes:
         ctx.node = node
@@ -142,7 +162,7 @@ def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange
             val = node.meta["val"]
             dynamic = input_ranges[placeholder_index]
             shape = tuple(-1 if d in dynamic else int(s) for d, s in enumerate(val.shape))
-            name = f"input_{placeholder_index}"
+            name = _input_name(placeholder_index)
             env[node] = network.add_input(name, to_trt_dtype(val.dtype), shape)
             input_names.append(name)
             node_tensors[node.name] = name
@@ -165,8 +185,6 @@ def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange
                 if not env[node].is_network_input:
                     env[node].name = node.name
                 node_tensors[node.name] = env[node].name
-            if node.target is not operator.getitem:
-                converted.append(op_name(node))
         elif node.op == "output":
             outputs = node.args[0]
             outputs = outputs if isinstance(outputs, (list, tuple)) else (outputs,)
@@ -176,7 +194,7 @@ def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange
                     tensor = ctx.constant(tensor)
                 if tensor.is_network_input or tensor.is_network_output:
                     tensor = ctx.name(network.add_identity(tensor), "output").get_output(0)
-                tensor.name = f"output_{i}"
+                tensor.name = _output_name(i)
                 network.mark_output(tensor)
                 output_names.append(tensor.name)
         else:
@@ -184,7 +202,7 @@ def build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRange
     if name_weights:
         ctx.check_weights_named()
     return NetworkDefinition(builder, network, ctx, input_names, output_names,
-                             [dict(r) for r in input_ranges], node_tensors, converted)
+                             [dict(r) for r in input_ranges], node_tensors, converted_ops(module))
 
 
 def _convert_node(ctx: ConversionContext, node: Node, env: Dict[Node, Any]) -> Any:

@@ -218,6 +218,12 @@ def _lookup_converter(node: Node) -> Optional[ConverterEntry]:
     return None
 
 
+def registry_entries(target: Any) -> Tuple[ConverterEntry, ...]:
+    """The converters registered for `target`, in the order lookup tries them."""
+    _ensure_converters_loaded()
+    return tuple(_REGISTRY.get(target, ()))
+
+
 def refusal_reason(node: Node) -> str:
     """Why no converter takes `node`: the first validator's `Refusal` reason, else a generic one."""
     _ensure_converters_loaded()

@@ -3,7 +3,8 @@
 Keyed by the engine's sha256, so any graph holding the engine (an AOT-compiled module, a
 torch.compile graph) finds them. The compiled module owns its sources (attribute
 `_engine_sources`); this index holds them weakly, so they die with the module. They are not
-saved: a program loaded from disk has only its engine records, and verify says so.
+saved: a program loaded from disk has only its engine records, and verify says so. The network
+is converted on first use (`network`) when the compile took the engine from the engine cache.
 """
 from __future__ import annotations
 
@@ -18,16 +19,21 @@ from torch.fx import GraphModule
 @dataclasses.dataclass
 class EngineSource:
     fx_module: GraphModule  # the partition as a PyTorch graph (runs eagerly)
-    network: Optional[Any]  # NetworkDefinition, or None when settings.keep_networks is False
+    lazy_network: Optional[Any]  # a LazyNetwork, or None when settings.keep_networks is False
+
+    @property
+    def network(self) -> Optional[Any]:
+        """The NetworkDefinition (converted now if the compile did not need it), or None."""
+        return None if self.lazy_network is None else self.lazy_network.get()
 
 
 _SOURCES: "weakref.WeakValueDictionary[str, EngineSource]" = weakref.WeakValueDictionary()
 _LOCK = threading.Lock()
 
 
-def remember(sha256: str, fx_module: GraphModule, network: Optional[Any]) -> EngineSource:
+def remember(sha256: str, fx_module: GraphModule, lazy_network: Optional[Any]) -> EngineSource:
     """Index a source; the caller must keep the returned object alive (e.g. on the module)."""
-    source = EngineSource(fx_module, network)
+    source = EngineSource(fx_module, lazy_network)
     with _LOCK:
         _SOURCES[sha256] = source
     return source
