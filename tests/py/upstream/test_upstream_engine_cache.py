@@ -11,6 +11,7 @@ import torch
 import torch_tensorrt_rtx as torch_tensorrt
 from tests.py.dynamo.conftest import builds  # noqa: F401 (a fixture)
 from tests.py.dynamo.test_engine_cache import cache_enabled  # noqa: F401 (a fixture)
+from tests.py.dynamo.test_lazy_network import conversions  # noqa: F401 (a fixture)
 from tests.py.upstream.test_upstream_snippets import MLP
 from torch_tensorrt_rtx.dynamo._custom_engine_cache import unpack
 from torch_tensorrt_rtx.dynamo._engine_cache import BaseEngineCache, EngineCacheWarning
@@ -41,15 +42,17 @@ def _engine_sha256s(compiled) -> list:
     return sorted(hashlib.sha256(bytes(r.engine)).hexdigest() for r in torch_tensorrt.engine_records(compiled).values())
 
 
-def test_a_second_compile_loads_the_engine_from_the_users_cache(tmp_path, builds, monkeypatch):
+def test_a_second_compile_loads_the_engine_from_the_users_cache(tmp_path, builds, conversions, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))  # the default cache directory must stay untouched
     model, cache = MLP().eval(), RAMEngineCache()
     first = _compile(model, cache, engine_cache_dir=str(tmp_path / "unused"))
     assert len(builds) == 1 and len(cache.engine_cache) == 1
     key, blob = next(iter(cache.engine_cache.items()))
     assert len(key) == 64 and isinstance(blob, bytes) and blob.startswith(b"TRTXENGC")
+    conversions.clear()
     second = _compile(model, cache, engine_cache_dir=str(tmp_path / "unused"))
     assert len(builds) == 1, "the second compile built its engine instead of loading it"
+    assert conversions == [] and second.compile_report.engine_cache_hits == 1
     assert not (tmp_path / "unused").exists()  # engine_cache_dir is not used with a custom cache
     assert _engine_sha256s(first) == _engine_sha256s(second) == [hashlib.sha256(unpack(blob, key).tobytes())
                                                                  .hexdigest()]
