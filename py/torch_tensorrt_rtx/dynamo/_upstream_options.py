@@ -10,8 +10,9 @@ Every option name upstream's ``torch_tensorrt.compile`` / ``torch_tensorrt.dynam
   out); any other value is a ValueError saying why it does not apply and what to use instead.
 
 ``translate(options)`` turns a dict of option names (ours and upstream's) into CompilationSettings
-fields; ``CompilationSettings.from_options`` calls it, so ``compile(**options)``,
-``torch_tensorrt_rtx.dynamo.compile`` and ``torch.compile(..., options=...)`` behave alike.
+fields; ``CompilationSettings.from_options`` and ``CompilationSettings(...)`` itself call it, so
+``compile(**options)``, ``torch_tensorrt_rtx.dynamo.compile``, ``torch.compile(..., options=...)`` and
+settings built directly behave alike.
 """
 from __future__ import annotations
 
