@@ -64,7 +64,7 @@ from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence
 import torch
 from torch.fx import GraphModule
 
-from torch_tensorrt_rtx.dynamo import _rnn_notice
+from torch_tensorrt_rtx.dynamo import _dynamo_aten, _rnn_notice
 
 logger = logging.getLogger(__name__)
 _rnn_notice.install()  # a FallbackWarning when dynamo leaves an LSTM/GRU/RNN out (allow_rnn=False)
@@ -188,14 +188,16 @@ def _sizes_dynamo_constrained(ranged: Sequence[Any], constants: Mapping[Any, int
 
 
 def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_indices: List[int],
-                        settings: Any):
-    """Input specs for the tensor inputs; each dynamic dim gets a min/opt/max range, guarded in
+                        settings: Any, placeholder_indices: Sequence[int]):
+    """Input specs for the tensor inputs among `user_indices` (`placeholder_indices`: the input
+    index of each of gm's placeholders); each dynamic dim gets a min/opt/max range, guarded in
     dynamo. SymInt inputs that are dynamo's dynamic sizes are replaced by sym_size of a tensor dim
     carrying the same symbol; other int inputs are specialized to their value with a guard."""
     from torch.fx.experimental.symbolic_shapes import guard_bool, guard_int
     from torch_tensorrt_rtx.dynamo._input import Input
 
-    by_index = dict(zip(user_indices, gm.graph.find_nodes(op="placeholder")))
+    users = set(user_indices)
+    by_index = {i: n for i, n in zip(placeholder_indices, gm.graph.find_nodes(op="placeholder")) if i in users}
     symbol_dims = {}  # sympy symbol -> (placeholder node, dim)
     tensor_indices, bounds = [], []  # bounds: (min shape, example shape, max shape, dtype) per tensor input
     ranged = []  # (SymInt, engine min, engine max) of each dynamic dim
@@ -341,6 +343,25 @@ def _export_specializing(gm: GraphModule, specs: List[Any]):
     return exported
 
 
+def _to_aten(gm: GraphModule, example_inputs: Sequence[Any], state: Sequence[bool], kept: Sequence[int],
+             specs: List[Any]):
+    """(decomposed ATen graph, {symbol: (min, opt, max)}) of `gm`, whose placeholders are the inputs
+    at `kept`. Traced once in dynamo's fake mode where that is safe (_dynamo_aten.py); else the
+    module state is frozen and the graph exported (a second trace, which handles mutations and
+    grad-mode regions)."""
+    weights = {k: example_inputs[i] for k, i in enumerate(kept) if state[i]}
+    try:
+        traced, symbol_ranges, notes = _dynamo_aten.trace_dynamo_graph(gm, weights, specs)
+    except _dynamo_aten.NotTraced as exc:
+        logger.info("tensorrt_rtx backend: %s; exporting the graph instead (a second trace)", exc)
+    else:
+        _warn_specialized(notes, "the ATen trace of dynamo's graph has")
+        return traced, symbol_ranges
+    _freeze_module_state(gm, example_inputs, state, kept)
+    exported = _export_specializing(gm, specs)
+    return exported.graph_module, exported.symbol_ranges
+
+
 def _note_sizes_of_one(specs: Sequence[Any]) -> None:
     """Under torch.compile(dynamic=True) a static size 1 on an input is usually dynamo's 0/1
     specialization (the call that made this graph had batch 1, say): say what that costs and how
@@ -394,12 +415,13 @@ def _compile_dynamo_graph(gm: GraphModule, example_inputs: Sequence[Any], settin
     gm = _copy(gm)  # dynamo reads the graph it handed us afterwards: never edit it in place
     with stage("input mapping"):
         indices = _specialize_python_numbers(gm, numbers)
-        user_indices = _freeze_module_state(gm, example_inputs, state, indices)
-        user_indices, specs = _tensor_input_specs(gm, example_inputs, user_indices, settings)
+        user_indices, specs = _tensor_input_specs(gm, example_inputs, [i for i in indices if not state[i]],
+                                                  settings, indices)
         _note_sizes_of_one(specs)
+        kept = [i for i in indices if state[i] or i in user_indices]  # the input index of each placeholder left
     with stage("export"):
-        exported = _export_specializing(gm, specs)
-    compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings)
+        aten_gm, symbol_ranges = _to_aten(gm, example_inputs, state, kept, specs)
+    compiled, report = compile_graph(aten_gm, symbol_ranges, settings)
     compile_id = torch._guards.CompileContext.current_compile_id()
     if compile_id is not None and compile_id.frame_compile_id is not None:
         report.graph_id, report.build_of_graph = str(compile_id), compile_id.frame_compile_id + 1
