@@ -81,6 +81,15 @@ def _is_module_state(node: torch.fx.Node, value: Any) -> bool:
     return "_parameters" in name or "_buffers" in name
 
 
+def _mutated(node: torch.fx.Node) -> bool:
+    """True when dynamo's graph writes to this input (an in-place op on it or on a view of it): its
+    fake tensor's version counter moved while dynamo traced. A parameter or buffer written to stays
+    an input: frozen into an engine, it would keep its value at compile time (and the write would
+    land on a copy)."""
+    fake = node.meta.get("example_value")
+    return isinstance(fake, torch.Tensor) and fake._version > 0
+
+
 def _is_python_number(node: torch.fx.Node) -> bool:
     """True for a Python number dynamo passes as a 0-d tensor (read in the graph with .item())."""
     return bool(getattr(node.meta.get("grapharg"), "pass_arg_as_tensor", False))
@@ -410,7 +419,8 @@ def _compile_dynamo_graph(gm: GraphModule, example_inputs: Sequence[Any], settin
     from torch_tensorrt_rtx.dynamo._summary import stage
 
     placeholders = list(gm.graph.find_nodes(op="placeholder"))
-    state = [isinstance(v, torch.Tensor) and _is_module_state(n, v) for n, v in zip(placeholders, example_inputs)]
+    state = [isinstance(v, torch.Tensor) and _is_module_state(n, v) and not _mutated(n)
+             for n, v in zip(placeholders, example_inputs)]
     numbers = [_is_python_number(n) for n in placeholders]
     gm = _copy(gm)  # dynamo reads the graph it handed us afterwards: never edit it in place
     with stage("input mapping"):
