@@ -74,7 +74,9 @@ def _trace(gm: GraphModule, fakes: Sequence[Any]) -> GraphModule:
         with fake_mode, torch.no_grad(), _no_backend_kernels():
             traced = make_fx(gm, tracing_mode="symbolic", pre_dispatch=True)(*fakes)
     except Exception as exc:  # noqa: BLE001 - whatever the trace meets, export may still take it
-        raise NotTraced(f"the ATen trace failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0:1]}") from exc
+        from torch_tensorrt_rtx.dynamo._compiler import one_line
+
+        raise NotTraced(f"the ATen trace failed: {type(exc).__name__}: {one_line(exc)}") from exc
     for node in traced.graph.nodes:
         if node.op == "call_function" and not _plain_target(node.target):
             raise NotTraced(f"the traced graph calls {getattr(node.target, '__name__', node.target)} ({node.name})")
