@@ -85,9 +85,9 @@ def _trace(gm: GraphModule, fakes: Sequence[Any]) -> GraphModule:
     return traced
 
 
-def _freeze(gm: GraphModule, state: Mapping[int, torch.Tensor]) -> None:
-    """Placeholder k in `state` (a parameter or buffer dynamo passed as an input) becomes that tensor,
-    a constant of the graph."""
+def freeze(gm: GraphModule, state: Mapping[int, torch.Tensor]) -> None:
+    """Placeholder k in `state` (a parameter or buffer dynamo passed as an input) becomes that tensor
+    (detached, the same storage), a constant of the graph: engines take it as a weight."""
     for k, node in enumerate(list(gm.graph.find_nodes(op="placeholder"))):
         if k not in state:
             continue
@@ -178,7 +178,7 @@ def trace_dynamo_graph(gm: GraphModule, state: Mapping[int, torch.Tensor],
     start = time.perf_counter()
     traced = _trace(gm, fakes)
     traced_at = time.perf_counter()
-    _freeze(traced, state)
+    freeze(traced, state)
     _decompose(traced)
     traced.meta[PHASE_SECONDS_META] = {"export": traced_at - start, "decompositions": time.perf_counter() - traced_at}
     symbol_ranges, notes = _ranges_after_trace(user_fakes, specs)

@@ -21,8 +21,10 @@ A FallbackWarning says so (see _rnn_notice.py); set ``torch._dynamo.config.allow
 before the first call to hand RNNs to the backend.
 
 Dynamo hands us an FX graph whose module parameters and buffers are graph inputs. They are
-bound as constants (frozen, inference only) so they become engine weights; the remaining inputs
-are traced with torch.export, decomposed and compiled by the shared pipeline.
+bound as constants (frozen, inference only) so they become engine weights, except one the graph
+writes to, which stays an input. The graph is traced to ATen once more, with dynamo's own fake
+inputs and shape environment (_dynamo_aten.py; torch.export where that is not safe: mutations,
+grad-mode regions, unbacked sizes), decomposed and compiled by the shared pipeline.
 
 Dynamic shapes: when dynamo marks a size dynamic (SymInt inputs), that dim gets an engine range
 from dynamo's value range, capped at the `dynamic_max_size` option, or up to the example size
@@ -122,27 +124,6 @@ def _specialize_python_numbers(gm: GraphModule, numbers: Sequence[bool]) -> List
         gm.graph.erase_node(node)
     gm.recompile()
     return kept
-
-
-def _freeze_module_state(gm: GraphModule, example_inputs: Sequence[Any], state: Sequence[bool],
-                         indices: Sequence[int]) -> List[int]:
-    """Turn parameter/buffer placeholders (at `indices` of the inputs) into constants; return
-    indices of the real inputs."""
-    user_indices = []
-    placeholders = list(gm.graph.find_nodes(op="placeholder"))
-    for index, node in zip(indices, placeholders):
-        value = example_inputs[index]
-        if state[index]:
-            attr = f"_frozen_{index}"
-            gm.register_buffer(attr, value.detach())
-            with gm.graph.inserting_before(node):
-                const = gm.graph.get_attr(attr)
-            node.replace_all_uses_with(const)
-            gm.graph.erase_node(node)
-        else:
-            user_indices.append(index)
-    gm.recompile()
-    return user_indices
 
 
 def _copy(gm: GraphModule) -> GraphModule:
@@ -366,7 +347,7 @@ def _to_aten(gm: GraphModule, example_inputs: Sequence[Any], state: Sequence[boo
     else:
         _warn_specialized(notes, "the ATen trace of dynamo's graph has")
         return traced, symbol_ranges
-    _freeze_module_state(gm, example_inputs, state, kept)
+    _dynamo_aten.freeze(gm, weights)
     exported = _export_specializing(gm, specs)
     return exported.graph_module, exported.symbol_ranges
 
