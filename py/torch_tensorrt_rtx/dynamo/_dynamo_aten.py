@@ -24,16 +24,16 @@ any failure of the trace itself.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import sympy
 import torch
 from torch.fx import GraphModule
 
 from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META
+from torch_tensorrt_rtx.dynamo.lowering._decompositions import no_backend_kernels
 
 logger = logging.getLogger(__name__)
 Range = Tuple[int, int, int]
@@ -51,20 +51,6 @@ def _plain_target(target: Any) -> bool:
         torch.sym_float, torch.sym_int, torch.sym_max, torch.sym_min, torch.sym_not, torch.sym_sum)
 
 
-@contextlib.contextmanager
-def _no_backend_kernels() -> Iterator[None]:
-    """The backend kernels torch.export turns off while it traces (an LSTM would trace to
-    mkldnn_rnn_layer otherwise). set_flags(False) changes only `enabled`; the `flags` context
-    managers would also set oneDNN's TF32 switch, which warns on CPU builds of torch."""
-    backends = (torch.backends.mkldnn, torch.backends.nnpack, torch.backends.cudnn)
-    saved = [backend.set_flags(False) for backend in backends]
-    try:
-        yield
-    finally:
-        for backend, flags in zip(backends, saved):
-            backend.set_flags(*flags)
-
-
 def _trace(gm: GraphModule, fakes: Sequence[Any]) -> GraphModule:
     from torch._guards import detect_fake_mode
     from torch.fx.experimental.proxy_tensor import make_fx
@@ -73,7 +59,7 @@ def _trace(gm: GraphModule, fakes: Sequence[Any]) -> GraphModule:
     if fake_mode is None or fake_mode.shape_env is None:
         raise NotTraced("dynamo's inputs carry no fake mode with a shape environment")
     try:
-        with fake_mode, torch.no_grad(), _no_backend_kernels():
+        with fake_mode, torch.no_grad(), no_backend_kernels():
             traced = make_fx(gm, tracing_mode="symbolic", pre_dispatch=True)(*fakes)
     except Exception as exc:  # noqa: BLE001 - whatever the trace meets, export may still take it
         from torch_tensorrt_rtx.dynamo._compiler import one_line
