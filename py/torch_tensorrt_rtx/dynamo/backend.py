@@ -21,8 +21,10 @@ A FallbackWarning says so (see _rnn_notice.py); set ``torch._dynamo.config.allow
 before the first call to hand RNNs to the backend.
 
 Dynamo hands us an FX graph whose module parameters and buffers are graph inputs. They are
-bound as constants (frozen, inference only) so they become engine weights; the remaining inputs
-are traced with torch.export, decomposed and compiled by the shared pipeline.
+bound as constants (frozen, inference only) so they become engine weights, except one the graph
+writes to, which stays an input. The graph is traced to ATen once more, with dynamo's own fake
+inputs and shape environment (_dynamo_aten.py; torch.export where that is not safe: mutations,
+grad-mode regions, unbacked sizes), decomposed and compiled by the shared pipeline.
 
 Dynamic shapes: when dynamo marks a size dynamic (SymInt inputs), that dim gets an engine range
 from dynamo's value range, capped at the `dynamic_max_size` option, or up to the example size
@@ -64,7 +66,7 @@ from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence
 import torch
 from torch.fx import GraphModule
 
-from torch_tensorrt_rtx.dynamo import _rnn_notice
+from torch_tensorrt_rtx.dynamo import _dynamo_aten, _rnn_notice
 
 logger = logging.getLogger(__name__)
 _rnn_notice.install()  # a FallbackWarning when dynamo leaves an LSTM/GRU/RNN out (allow_rnn=False)
@@ -79,6 +81,15 @@ def _is_module_state(node: torch.fx.Node, value: Any) -> bool:
     name = name() if callable(name) else name  # a method in older torch, a property in newer
     name = name if isinstance(name, str) else str(node.target)
     return "_parameters" in name or "_buffers" in name
+
+
+def _mutated(node: torch.fx.Node) -> bool:
+    """True when dynamo's graph writes to this input (an in-place op on it or on a view of it): its
+    fake tensor's version counter moved while dynamo traced. A parameter or buffer written to stays
+    an input: frozen into an engine, it would keep its value at compile time (and the write would
+    land on a copy)."""
+    fake = node.meta.get("example_value")
+    return isinstance(fake, torch.Tensor) and fake._version > 0
 
 
 def _is_python_number(node: torch.fx.Node) -> bool:
@@ -113,27 +124,6 @@ def _specialize_python_numbers(gm: GraphModule, numbers: Sequence[bool]) -> List
         gm.graph.erase_node(node)
     gm.recompile()
     return kept
-
-
-def _freeze_module_state(gm: GraphModule, example_inputs: Sequence[Any], state: Sequence[bool],
-                         indices: Sequence[int]) -> List[int]:
-    """Turn parameter/buffer placeholders (at `indices` of the inputs) into constants; return
-    indices of the real inputs."""
-    user_indices = []
-    placeholders = list(gm.graph.find_nodes(op="placeholder"))
-    for index, node in zip(indices, placeholders):
-        value = example_inputs[index]
-        if state[index]:
-            attr = f"_frozen_{index}"
-            gm.register_buffer(attr, value.detach())
-            with gm.graph.inserting_before(node):
-                const = gm.graph.get_attr(attr)
-            node.replace_all_uses_with(const)
-            gm.graph.erase_node(node)
-        else:
-            user_indices.append(index)
-    gm.recompile()
-    return user_indices
 
 
 def _copy(gm: GraphModule) -> GraphModule:
@@ -188,14 +178,16 @@ def _sizes_dynamo_constrained(ranged: Sequence[Any], constants: Mapping[Any, int
 
 
 def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_indices: List[int],
-                        settings: Any):
-    """Input specs for the tensor inputs; each dynamic dim gets a min/opt/max range, guarded in
+                        settings: Any, placeholder_indices: Sequence[int]):
+    """Input specs for the tensor inputs among `user_indices` (`placeholder_indices`: the input
+    index of each of gm's placeholders); each dynamic dim gets a min/opt/max range, guarded in
     dynamo. SymInt inputs that are dynamo's dynamic sizes are replaced by sym_size of a tensor dim
     carrying the same symbol; other int inputs are specialized to their value with a guard."""
     from torch.fx.experimental.symbolic_shapes import guard_bool, guard_int
     from torch_tensorrt_rtx.dynamo._input import Input
 
-    by_index = dict(zip(user_indices, gm.graph.find_nodes(op="placeholder")))
+    users = set(user_indices)
+    by_index = {i: n for i, n in zip(placeholder_indices, gm.graph.find_nodes(op="placeholder")) if i in users}
     symbol_dims = {}  # sympy symbol -> (placeholder node, dim)
     tensor_indices, bounds = [], []  # bounds: (min shape, example shape, max shape, dtype) per tensor input
     ranged = []  # (SymInt, engine min, engine max) of each dynamic dim
@@ -341,6 +333,25 @@ def _export_specializing(gm: GraphModule, specs: List[Any]):
     return exported
 
 
+def _to_aten(gm: GraphModule, example_inputs: Sequence[Any], state: Sequence[bool], kept: Sequence[int],
+             specs: List[Any]):
+    """(decomposed ATen graph, {symbol: (min, opt, max)}) of `gm`, whose placeholders are the inputs
+    at `kept`. Traced once in dynamo's fake mode where that is safe (_dynamo_aten.py); else the
+    module state is frozen and the graph exported (a second trace, which handles mutations and
+    grad-mode regions)."""
+    weights = {k: example_inputs[i] for k, i in enumerate(kept) if state[i]}
+    try:
+        traced, symbol_ranges, notes = _dynamo_aten.trace_dynamo_graph(gm, weights, specs)
+    except _dynamo_aten.NotTraced as exc:
+        logger.info("tensorrt_rtx backend: %s; exporting the graph instead (a second trace)", exc)
+    else:
+        _warn_specialized(notes, "the ATen trace of dynamo's graph has")
+        return traced, symbol_ranges
+    _dynamo_aten.freeze(gm, weights)
+    exported = _export_specializing(gm, specs)
+    return exported.graph_module, exported.symbol_ranges
+
+
 def _note_sizes_of_one(specs: Sequence[Any]) -> None:
     """Under torch.compile(dynamic=True) a static size 1 on an input is usually dynamo's 0/1
     specialization (the call that made this graph had batch 1, say): say what that costs and how
@@ -389,17 +400,19 @@ def _compile_dynamo_graph(gm: GraphModule, example_inputs: Sequence[Any], settin
     from torch_tensorrt_rtx.dynamo._summary import stage
 
     placeholders = list(gm.graph.find_nodes(op="placeholder"))
-    state = [isinstance(v, torch.Tensor) and _is_module_state(n, v) for n, v in zip(placeholders, example_inputs)]
+    state = [isinstance(v, torch.Tensor) and _is_module_state(n, v) and not _mutated(n)
+             for n, v in zip(placeholders, example_inputs)]
     numbers = [_is_python_number(n) for n in placeholders]
     gm = _copy(gm)  # dynamo reads the graph it handed us afterwards: never edit it in place
     with stage("input mapping"):
         indices = _specialize_python_numbers(gm, numbers)
-        user_indices = _freeze_module_state(gm, example_inputs, state, indices)
-        user_indices, specs = _tensor_input_specs(gm, example_inputs, user_indices, settings)
+        user_indices, specs = _tensor_input_specs(gm, example_inputs, [i for i in indices if not state[i]],
+                                                  settings, indices)
         _note_sizes_of_one(specs)
+        kept = [i for i in indices if state[i] or i in user_indices]  # the input index of each placeholder left
     with stage("export"):
-        exported = _export_specializing(gm, specs)
-    compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings)
+        aten_gm, symbol_ranges = _to_aten(gm, example_inputs, state, kept, specs)
+    compiled, report = compile_graph(aten_gm, symbol_ranges, settings)
     compile_id = torch._guards.CompileContext.current_compile_id()
     if compile_id is not None and compile_id.frame_compile_id is not None:
         report.graph_id, report.build_of_graph = str(compile_id), compile_id.frame_compile_id + 1

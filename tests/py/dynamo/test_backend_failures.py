@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 import torch_tensorrt_rtx as trtx
-from torch_tensorrt_rtx.dynamo import _compiler, _export, backend
+from torch_tensorrt_rtx.dynamo import _compiler, _dynamo_aten, _export, backend
 from torch_tensorrt_rtx.dynamo._summary import FallbackWarning
 from torch_tensorrt_rtx.dynamo.conversion import _lazy_network
 
@@ -41,7 +41,7 @@ def _boom(*args, **kwargs):
 # stage named in the warning, where to plant the failure
 STAGES = {
     "input mapping": (backend, "_tensor_input_specs"),
-    "export": (_export, "export_aten"),
+    "export": (_dynamo_aten, "trace_dynamo_graph"),  # dynamo's graph to ATen (export_aten: see below)
     "lowering": (_compiler, "lower"),
     "partitioning": (_compiler, "partition"),
     "packaging": (_compiler, "_package"),
@@ -139,6 +139,10 @@ def test_torch_export_internal_assertion_falls_back(monkeypatch):
     def export_bug(*args, **kwargs):
         raise AssertionError("Expected a constraint on s17 instead of on 57")
 
+    def declined(*args, **kwargs):  # the fast path leaves the graph to torch.export (a mutation, say)
+        raise _dynamo_aten.NotTraced("planted: not traced")
+
+    monkeypatch.setattr(_dynamo_aten, "trace_dynamo_graph", declined)
     monkeypatch.setattr(_export, "export_aten", export_bug)
     messages = _runs_like_eager(Small().eval(), torch.randn(5, 8))
     assert any("export failed" in m and "Expected a constraint on s17" in m for m in messages), messages

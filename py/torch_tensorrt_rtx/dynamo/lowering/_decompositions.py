@@ -24,10 +24,11 @@ runs `run_decompositions` on the whole program as before.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import operator
-from typing import Any, Callable, Dict, FrozenSet, List, Set
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Set
 
 import torch
 from torch.fx import GraphModule, Node
@@ -36,6 +37,20 @@ from torch_tensorrt_rtx.dynamo.conversion._registry import _lookup_converter, re
 from torch_tensorrt_rtx.dynamo.lowering._rewrites import REWRITES, functionalize_in_place
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def no_backend_kernels() -> Iterator[None]:
+    """The backend kernels torch.export turns off while it traces (an LSTM would trace to
+    mkldnn_rnn_layer otherwise). set_flags(False) changes only `enabled`; the `flags` context
+    managers would also set oneDNN's TF32 switch, which warns on CPU builds of torch."""
+    backends = (torch.backends.mkldnn, torch.backends.nnpack, torch.backends.cudnn)
+    saved = [backend.set_flags(False) for backend in backends]
+    try:
+        yield
+    finally:
+        for backend, flags in zip(backends, saved):
+            backend.set_flags(*flags)
 
 
 def decomposition_table() -> Dict[torch._ops.OperatorBase, Callable]:
@@ -135,8 +150,7 @@ def _trace_alone(gm: GraphModule, node: Node, table: Dict[Any, Callable]) -> Non
 
     fake_mode = detect_fake_mode(values)
     try:  # with the backend kernels torch.export turns off (an LSTM decomposes to mkldnn_rnn_layer otherwise)
-        with fake_mode, torch.backends.mkldnn.flags(enabled=False), torch.backends.nnpack.flags(enabled=False), \
-                torch.backends.cudnn.flags(enabled=False):
+        with fake_mode, no_backend_kernels():
             sub = make_fx(call, decomposition_table=table, tracing_mode="symbolic")(*values)
     except Exception as exc:  # noqa: BLE001 - data-dependent decompositions and the like
         raise WholeProgramNeeded(f"{node.name} ({node.target}) did not trace alone: {exc}") from exc

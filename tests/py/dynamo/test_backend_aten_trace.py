@@ -1,0 +1,131 @@
+"""The torch.compile backend traces dynamo's graph to ATen once, in dynamo's fake mode, without
+torch.export (_dynamo_aten.py); graphs where that is not safe (mutations, grad-mode regions) are
+exported as before. Engines are checked against eager through the CPU reference executor."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+import torch_tensorrt_rtx as trtx
+from torch_tensorrt_rtx.dynamo import _dynamo_aten, _export
+from torch_tensorrt_rtx.dynamo._input import Input
+
+from examples.models import MLP, SmallCNN
+
+OPTIONS = {"min_block_size": 1, "progress": False, "dynamic_max_size": 64}
+
+pytestmark = pytest.mark.usefixtures("fresh_dynamo")
+
+
+@pytest.fixture
+def exports(monkeypatch):
+    """The calls of export_aten (the slow path), recorded; export itself still runs."""
+    calls = []
+    real = _export.export_aten
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_export, "export_aten", spy)
+    return calls
+
+
+def _verify_calls(model, calls, dynamic=True):
+    compiled = torch.compile(model, backend="tensorrt_rtx", dynamic=dynamic, options=OPTIONS)
+    with trtx.compile_reports() as reports:
+        for args in calls:
+            verification = trtx.verify(compiled, *args, reference_module=model)
+            assert verification.ok, str(verification)
+            assert verification.engines, str(verification)
+    return reports
+
+
+@pytest.mark.parametrize("model,shape", [(MLP, (16,)), (SmallCNN, (3, 16, 16))])
+def test_plain_model_is_traced_once_without_torch_export(model, shape, exports):
+    torch.manual_seed(0)
+    module = model().eval()
+    reports = _verify_calls(module, [[torch.randn(b, *shape)] for b in (2, 5)])
+    assert not exports, "the graph went through torch.export"
+    assert len(reports) == 1 and not reports[0].fallback_ops, [r.format() for r in reports]
+    assert reports[0].engines[0].input_ranges[0].startswith("{0: (2, 2, "), reports[0].format()
+    assert reports[0].phase_seconds["export"] > 0  # the ATen trace is reported as the export phase
+
+
+class AddToInput(nn.Module):
+    def forward(self, x):
+        x.add_(1)
+        return torch.relu(x * 2 + 1)
+
+
+class CountCalls(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        self.calls.add_(1)
+        return torch.relu(self.fc(x)) + self.calls
+
+
+def test_input_mutation_is_exported_and_reaches_the_callers_tensor(exports):
+    model = AddToInput()
+    x = torch.randn(4, 8)
+    before = x.clone()
+    _verify_calls(model, [[x]], dynamic=False)
+    assert len(exports) == 1, "a mutating graph must take the export path"
+    torch.testing.assert_close(x, before + 1)
+
+
+def test_buffer_mutation_is_exported_and_updates_the_buffer(exports):
+    torch.manual_seed(0)
+    model = CountCalls().eval()
+    reference = CountCalls().eval()
+    reference.load_state_dict(model.state_dict())
+    compiled = torch.compile(model, backend="tensorrt_rtx", options=OPTIONS)
+    for _ in range(2):
+        x = torch.randn(3, 8)
+        verification = trtx.verify(compiled, x, reference_module=reference)
+        assert verification.ok, str(verification)
+    assert exports, "a graph that mutates a buffer must take the export path"
+    assert model.calls.item() == reference.calls.item() == 2
+
+
+class GradRegion(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        with torch.enable_grad():
+            y = self.fc(x)
+        return torch.relu(y) * 2
+
+
+def test_grad_mode_region_is_exported(exports):
+    torch.manual_seed(0)
+    model = GradRegion().eval()
+    reports = _verify_calls(model, [[torch.randn(3, 8)]], dynamic=False)
+    assert exports, "a grad-mode region must take the export path"
+    assert reports and reports[-1].engines, [r.format() for r in reports]
+
+
+def test_guard_of_the_trace_fixes_only_the_dim_it_constrains():
+    """A guard the ATen trace adds (``Ne(s1 // 4, 1)``, as adaptive pooling's decomposition adds)
+    that does not hold over the engine range fixes that dim to its example size, with a guard in the
+    shape environment; the other dim keeps its range."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
+
+    shape_env = ShapeEnv()
+    context = StatelessSymbolicContext(dynamic_sizes=[DimDynamic.DYNAMIC, DimDynamic.DYNAMIC])
+    fake = FakeTensorMode(shape_env=shape_env).from_tensor(torch.randn(4, 8), symbolic_context=context)
+    assert fake.shape[1] // 4 != 1  # the trace meets the guard (true for 8, false for 4..7)
+    spec = Input(min_shape=(2, 2), opt_shape=(4, 8), max_shape=(64, 64))
+    ranges, notes = _dynamo_aten._ranges_after_trace([fake], [spec])
+    assert list(ranges.values()) == [(2, 4, 64)], ranges
+    assert fake.shape[1].node.expr == 8  # guarded: the shape environment now holds it at 8
+    assert fake.shape[0].node.expr == list(ranges)[0]
+    assert len(notes) == 1 and notes[0].startswith("input 0 dim 1 = 8 (not [2, 64]"), notes
