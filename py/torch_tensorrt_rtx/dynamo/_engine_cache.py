@@ -22,6 +22,9 @@ save, the least recently used entries of *other* engines go until the new one fi
 A refused, truncated or damaged entry (checksum mismatch) gives an ``EngineCacheWarning`` (once
 per directory and reason; logging every time) and the engine is built again; the next save
 replaces it. ``$TORCH_TENSORRT_RTX_ENGINE_CACHE=0`` switches the cache off in the whole process.
+
+``custom_engine_cache=`` (upstream's name) replaces the directory by the user's own store, a
+``BaseEngineCache`` (importable from here, as upstream spells it): see ``_custom_engine_cache.py``.
 """
 from __future__ import annotations
 
@@ -83,6 +86,10 @@ def check_cache_settings(settings: Any) -> Optional[str]:
     size = settings.engine_cache_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"engine_cache_size must be a number of bytes >= 1, got {size!r}")
+    if getattr(settings, "custom_engine_cache", None) is not None:
+        from torch_tensorrt_rtx.dynamo._custom_engine_cache import check_custom_cache
+
+        check_custom_cache(settings.custom_engine_cache)
     directory = settings.engine_cache_dir
     if directory is None:
         return None
@@ -147,6 +154,8 @@ def _parse_header(raw: bytes, file_size: int, path: Path) -> _Header:
 
 class EngineCache:
     """One cache directory; see the module docstring."""
+
+    prefetch = True  # EngineCacheSession may read entries on a worker thread
 
     def __init__(self, directory: Union[str, os.PathLike], max_bytes: int,
                  lock_timeout: float = LOCK_TIMEOUT_S) -> None:
@@ -358,13 +367,17 @@ def _touch(fd: int, path: Path) -> None:
         pass
 
 
-def cache_switches(settings: Any) -> Tuple[Optional[EngineCache], bool, bool]:
+def cache_switches(settings: Any) -> Tuple[Optional[Any], bool, bool]:
     """(the cache or None when it is off, reuse entries?, store entries?) for these settings."""
     off = disabled_by_environment()
     reuse = settings.reuse_cached_engines and not off
     store = settings.cache_built_engines and not off
     if not (reuse or store):
         return None, False, False
+    if getattr(settings, "custom_engine_cache", None) is not None:
+        from torch_tensorrt_rtx.dynamo._custom_engine_cache import UserEngineCache
+
+        return UserEngineCache(settings.custom_engine_cache), reuse, store
     return EngineCache(settings.engine_cache_dir or default_cache_dir(), settings.engine_cache_size), reuse, store
 
 
@@ -438,6 +451,11 @@ class EngineCacheSession:
             return False
         if key in self._lookups:
             return True
+        if not self.cache.prefetch:  # a custom cache: the user's load runs here, on the compiling thread
+            done: Future = Future()
+            done.set_result(self.cache.try_load_engine(key))
+            self._lookups[key] = done
+            return done.result() is not None
         if not os.path.lexists(self.cache.entry_path(key)):
             return False
         if self._reader is None:
@@ -455,7 +473,7 @@ class EngineCacheSession:
             found = self.cache.try_load_engine(key) if lookup is None else lookup.result()
             if found is not None:
                 self.hits += 1
-                logger.info("engine cache: %s reused %s from %s", label, key[:16], self.cache.directory)
+                logger.info("engine cache: %s reused %s from %r", label, key[:16], self.cache)
                 return found, 0.0
         engine, seconds = build()
         if key is not None and self.store:
@@ -466,3 +484,12 @@ class EngineCacheSession:
 def _close_unused(lookup: Future) -> None:
     if not lookup.cancelled() and lookup.exception() is None and lookup.result() is not None:
         lookup.result().close()
+
+
+def __getattr__(name: str) -> Any:
+    """``BaseEngineCache`` where upstream's examples import it from (loaded on first use)."""
+    if name == "BaseEngineCache":
+        from torch_tensorrt_rtx.dynamo._custom_engine_cache import BaseEngineCache
+
+        return BaseEngineCache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -60,6 +60,7 @@ SETTINGS_NOT_IN_KEY = {
     "reuse_cached_engines": "the cache's own switch",
     "engine_cache_dir": "the cache's own location",
     "engine_cache_size": "the cache's own size cap",
+    "custom_engine_cache": "the cache's own store",
 }
 
 

@@ -6,6 +6,7 @@ CUDA graphs) are chosen at run time through the runtime package, never stored in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
 
@@ -141,6 +142,9 @@ class CompilationSettings:
     engine_cache_dir: Optional[str] = None
     # Size cap of the cache directory in bytes; least recently used engines go first.
     engine_cache_size: int = 5 << 30
+    # Upstream's custom_engine_cache: a BaseEngineCache (save/load by key) used instead of the
+    # directory; it gets this package's key and blob format (dynamo/_custom_engine_cache.py).
+    custom_engine_cache: Optional[Any] = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("min_block_size", "dynamic_max_size"):
@@ -210,11 +214,33 @@ class CompilationSettings:
         """Settings from option names: ours, and upstream Torch-TensorRT's (translated, or refused
         with the reason; see _upstream_options)."""
         options = translate(options or {})
-        known = cls.field_names()
-        unknown = sorted(set(options) - known)
+        unknown = _unknown_option_message(options)
         if unknown:
-            raise ValueError(f"unknown torch_tensorrt_rtx option(s) {unknown}; known options: {sorted(known)}")
+            raise ValueError(unknown)
         return cls(**options)
 
     def as_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _unknown_option_message(options: Mapping[str, Any]) -> Optional[str]:
+    known = CompilationSettings.field_names()
+    unknown = sorted(set(options) - known)
+    return f"unknown torch_tensorrt_rtx option(s) {unknown}; known options: {sorted(known)}" if unknown else None
+
+
+_dataclass_init = CompilationSettings.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init_with_upstream_names(self: CompilationSettings, *args: Any, **options: Any) -> None:
+    """CompilationSettings(...) built directly takes upstream's option names too, translated or
+    refused with the reason exactly as compile's keywords are (_upstream_options.translate)."""
+    options = translate(options)
+    unknown = _unknown_option_message(options)
+    if unknown:
+        raise TypeError(f"CompilationSettings: {unknown}")
+    _dataclass_init(self, *args, **options)
+
+
+CompilationSettings.__init__ = _init_with_upstream_names

@@ -10,8 +10,9 @@ Every option name upstream's ``torch_tensorrt.compile`` / ``torch_tensorrt.dynam
   out); any other value is a ValueError saying why it does not apply and what to use instead.
 
 ``translate(options)`` turns a dict of option names (ours and upstream's) into CompilationSettings
-fields; ``CompilationSettings.from_options`` calls it, so ``compile(**options)``,
-``torch_tensorrt_rtx.dynamo.compile`` and ``torch.compile(..., options=...)`` behave alike.
+fields; ``CompilationSettings.from_options`` and ``CompilationSettings(...)`` itself call it, so
+``compile(**options)``, ``torch_tensorrt_rtx.dynamo.compile``, ``torch.compile(..., options=...)`` and
+settings built directly behave alike.
 """
 from __future__ import annotations
 
@@ -53,7 +54,9 @@ FIELDS_HONOURED = {
 }
 
 # Added by the engine cache (same names and meanings as upstream's).
-ENGINE_CACHE_FIELDS = ("cache_built_engines", "reuse_cached_engines", "engine_cache_dir", "engine_cache_size")
+# custom_engine_cache: a BaseEngineCache given our key and blob format (_custom_engine_cache.py).
+ENGINE_CACHE_FIELDS = ("cache_built_engines", "reuse_cached_engines", "engine_cache_dir", "engine_cache_size",
+                       "custom_engine_cache")
 
 
 def _is_cuda_device(value: Any) -> bool:
@@ -113,8 +116,6 @@ REFUSED: Dict[str, Tuple[Any, str]] = {
                                   "(NVIDIA's engine compatibility notes); rebuild for a new release"),
     "timing_cache_path": (None, "TensorRT-RTX builds do not autotune, so a timing cache changes nothing "
                                 "(measured); cache_built_engines/reuse_cached_engines skip rebuilds"),
-    "custom_engine_cache": (None, "no pluggable engine-cache class here; use engine_cache_dir=... with "
-                                  "cache_built_engines/reuse_cached_engines"),
     "refit": (False, _DEPRECATED_REFIT),
     "make_refittable": (False, _DEPRECATED_REFIT),
     "enable_cross_compile_for_windows": (False, "no Windows-specific build here: TensorRT-RTX documents its engines "

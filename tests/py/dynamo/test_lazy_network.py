@@ -14,7 +14,7 @@ from torch_tensorrt_rtx.dynamo._engine_cache import SUFFIX, EngineCacheSession, 
 from torch_tensorrt_rtx.dynamo.conversion import _lazy_network
 from torch_tensorrt_rtx.dynamo.verification import VerificationUnavailableError
 
-from tests.py.dynamo.test_engine_cache import builds, cache_enabled  # noqa: F401 - fixtures (cache on, builds counted)
+from tests.py.dynamo.test_engine_cache import cache_enabled  # noqa: F401 - a fixture (cache on; builds: conftest.py)
 
 
 @pytest.fixture

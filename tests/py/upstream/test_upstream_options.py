@@ -15,7 +15,16 @@ import pytest
 import torch
 
 from torch_tensorrt_rtx.dynamo import _upstream_options as upstream
+from torch_tensorrt_rtx.dynamo._engine_cache import BaseEngineCache
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
+
+class _DictCache(BaseEngineCache):
+    def save(self, hash, blob):
+        pass
+
+    def load(self, hash):
+        return None
+
 
 UPSTREAM_OPTIONS = (
     "assume_dynamic_shape_support", "attn_bias_is_causal", "autocast_calibration_dataloader", "autocast_excluded_nodes",
@@ -41,7 +50,7 @@ SET = {
     "assume_dynamic_shape_support": True, "attn_bias_is_causal": False, "autocast_calibration_dataloader": [1],
     "autocast_excluded_nodes": {"^conv"}, "autocast_excluded_ops": {torch.ops.aten.mm.default},
     "autocast_max_depth_of_reduction": 4, "autocast_max_output_threshold": 100.0, "cache_built_engines": True,
-    "cpu_memory_budget": 1 << 30, "custom_engine_cache": object(), "decompose_attention": True, "device": "cuda:0",
+    "cpu_memory_budget": 1 << 30, "custom_engine_cache": _DictCache(), "decompose_attention": True, "device": "cuda:0",
     "disable_tf32": True, "disabled_constant_fold_exclusions": {"rule"}, "dla_global_dram_size": 1 << 20,
     "dla_local_dram_size": 1 << 20, "dla_sram_size": 1 << 10, "dryrun": True, "dynamically_allocate_resources": True,
     "enable_cross_compile_for_windows": True, "enable_experimental_decompositions": True,
@@ -112,6 +121,24 @@ def test_upstream_option(name):
         message = str(refused.value)
         assert name in message and "does not apply to TensorRT-RTX" in message and reason in message
         CompilationSettings.from_options({name: default})  # upstream's default means "left out": accepted
+
+
+def test_settings_built_directly_take_upstream_names_like_compile():
+    with pytest.raises(ValueError) as refused:
+        CompilationSettings(enable_resource_partitioning=True)
+    message = str(refused.value)
+    assert "enable_resource_partitioning=True does not apply to TensorRT-RTX" in message
+    assert upstream.REFUSED["enable_resource_partitioning"][1] in message
+    settings = CompilationSettings(enable_resource_partitioning=False, device="cuda:0", hardware_compatible=True,
+                                   enable_autocast=True, autocast_low_precision_type=torch.float16, min_block_size=1)
+    assert (settings.reduced_precision, settings.min_block_size) == (torch.float16, 1)
+    with pytest.raises(ValueError, match="option device='cpu' is not possible with TensorRT-RTX"):
+        CompilationSettings(device="cpu")
+    with pytest.warns(DeprecationWarning, match="truncate_double"):
+        assert CompilationSettings(truncate_long_and_double=False).truncate_double is False
+    with pytest.raises(TypeError, match=r"unknown torch_tensorrt_rtx option\(s\) \['not_an_option'\]"):
+        CompilationSettings(not_an_option=1)
+    assert dataclasses.replace(settings, min_block_size=2).min_block_size == 2
 
 
 def test_autocast_pair_means_enabled_precisions():
