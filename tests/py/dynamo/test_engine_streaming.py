@@ -91,3 +91,59 @@ def test_an_engine_that_cannot_be_written_is_a_build_failure_naming_the_file(mon
     assert not report.engines, report.format()
     reasons = " ".join(report.failed_nodes.values())
     assert "temporary file" in reasons and "No space left on device" in reasons, reasons
+
+
+def test_the_writer_thread_writes_every_chunk_in_order_and_hashes_them():
+    from torch_tensorrt_rtx.dynamo.conversion._engine_builder import _EngineWriter
+
+    engine = SerializedEngine()
+    writer = _EngineWriter(engine)
+    chunks = [bytes([k]) * (1000 + k) for k in range(7)]
+    assert [writer.write(c) for c in chunks] == [len(c) for c in chunks]
+    writer.finish()
+    data = b"".join(chunks)
+    assert writer.error is None and not writer._thread.is_alive()
+    assert engine.tobytes() == data and engine.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_the_writer_takes_a_chunk_only_after_the_one_before_is_written():
+    """TensorRT-RTX serializes chunk k+1 while chunk k is written, never further ahead: at most
+    one chunk waits (the memory bound)."""
+    import threading
+
+    from torch_tensorrt_rtx.dynamo.conversion._engine_builder import _EngineWriter
+
+    release = threading.Event()
+    started = threading.Event()
+
+    class SlowEngine(SerializedEngine):
+        def write(self, chunk):
+            started.set()
+            release.wait(10)
+            return super().write(chunk)
+
+    writer = _EngineWriter(SlowEngine())
+    assert writer.write(b"first") == 5  # handed over at once
+    assert started.wait(10)
+    second = threading.Thread(target=writer.write, args=(b"second",))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive(), "the second chunk was taken while the first was still being written"
+    release.set()
+    second.join(10)
+    writer.finish()
+    assert writer.engine.tobytes() == b"firstsecond"
+
+
+def test_a_failed_write_stops_the_later_chunks():
+    from torch_tensorrt_rtx.dynamo.conversion._engine_builder import _EngineWriter
+
+    class FullDisk(SerializedEngine):
+        def write(self, chunk):
+            raise OSError(28, "No space left on device")
+
+    writer = _EngineWriter(FullDisk())
+    assert writer.write(b"abc") == 3  # the failure is not known yet
+    assert writer.write(b"def") == 0  # it is now: TensorRT-RTX stops the build
+    writer.finish()
+    assert isinstance(writer.error, OSError) and writer.error.errno == 28
