@@ -17,7 +17,6 @@ import ctypes
 import ctypes.util
 import hashlib
 import logging
-import queue
 import sys
 import tempfile
 import threading
@@ -147,53 +146,21 @@ class EngineBytes(_EngineBlob):
 
 
 class _EngineWriter(trt.IStreamWriter):
-    """Receives the serialized engine from TensorRT-RTX in chunks (64 MB each, measured) and hands
-    each to a background thread that hashes it and writes it to the SerializedEngine's file, so
-    TensorRT-RTX serializes the next chunk meanwhile instead of waiting for the disk: writing and
-    hashing GPT-2's 636 MB engine in TensorRT-RTX's own thread cost about 1.5 s of CPU on top of
-    building the same network to memory (measured). A chunk is handed over only once the one
-    before it is written, so at most one chunk more than before is alive at a time. `finish()`
-    waits for the last write; a failed write (a full disk, say) is kept in `error` and makes every
-    later call return 0, which stops the build."""
-
     def __init__(self, engine: SerializedEngine) -> None:
         trt.IStreamWriter.__init__(self)
         self.engine = engine
         self.chunks = 0
-        self.error: Optional[Exception] = None
-        self._queue: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._drain, name="trtx-engine-writer", daemon=True)
-        self._thread.start()
-
-    def _drain(self) -> None:
-        while True:
-            chunk = self._queue.get()
-            try:
-                if chunk is None:
-                    return
-                if self.error is None:
-                    self.engine.write(chunk)
-            except Exception as exc:  # noqa: BLE001 - kept and raised by build_engine; never a stuck build
-                self.error = exc
-            finally:
-                self._queue.task_done()
+        self.error: Optional[OSError] = None  # a failed write (a full disk, say): the build then fails
 
     def write(self, data) -> int:
         if self.chunks == 0:
             release_free_memory()  # the build state is complete: drop what building it freed
         self.chunks += 1
-        self._queue.join()  # the previous chunk is written (or failed)
-        if self.error is not None:
+        try:
+            return self.engine.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
             return 0
-        # The bindings hand over a bytes copy (measured); anything else may be a view of a buffer
-        # TensorRT-RTX reuses after this call returns, so it is copied before it is queued.
-        self._queue.put(data if isinstance(data, bytes) else bytes(data))
-        return len(data)
-
-    def finish(self) -> None:
-        """Wait until every chunk is written (or dropped after a failed write); end the thread."""
-        self._queue.put(None)
-        self._thread.join()
 
 
 class BuildProgress(trt.IProgressMonitor):
@@ -313,10 +280,7 @@ def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[
     engine = SerializedEngine()
     start = time.perf_counter()
     writer = _EngineWriter(engine)
-    try:
-        built = builder.build_serialized_network_to_stream(network, config, writer)
-    finally:
-        writer.finish()
+    built = builder.build_serialized_network_to_stream(network, config, writer)
     seconds = time.perf_counter() - start
     release_free_memory()
     if writer.error is not None:
