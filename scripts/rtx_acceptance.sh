@@ -9,7 +9,8 @@
 # Steps: set up (scripts/setup.sh; with TENSORRT_RTX_HOME also the C++ runtime --config=rtx),
 # run every rtx_gpu test (including the IRuntimeCache.deserialize merge-or-replace probe, and
 # tests/py/dynamo/runtime/test_weightless_rtx_gpu.py: a strip_engine_weights build, its .pt2 size
-# against the weights, refit on first load and refit_module_weights),
+# against the weights, refit on first load and refit_module_weights, on the Python runtime and on
+# the C++ runtime -- the latter needs TENSORRT_RTX_HOME, else that test is skipped and reported),
 # compile each example model family and compare with eager (max error) and time it against
 # eager and torch.compile (inductor), time to first inference with a cold cache, a warm cache
 # from an earlier process and the cache disabled, kernel strategies lazy/eager/none and

@@ -63,6 +63,20 @@ DataType FromTensorRT(nv::DataType type, const std::string& name) {
                            "int8, uint8, int32, int64 or bool)");
 }
 
+nv::DataType ToTensorRT(DataType type) {
+  switch (type) {
+    case DataType::kFloat: return nv::DataType::kFLOAT;
+    case DataType::kHalf: return nv::DataType::kHALF;
+    case DataType::kBFloat16: return nv::DataType::kBF16;
+    case DataType::kInt8: return nv::DataType::kINT8;
+    case DataType::kUInt8: return nv::DataType::kUINT8;
+    case DataType::kInt32: return nv::DataType::kINT32;
+    case DataType::kInt64: return nv::DataType::kINT64;
+    case DataType::kBool: return nv::DataType::kBOOL;
+  }
+  return nv::DataType::kFLOAT;
+}
+
 // {} for the "unknown" dims TensorRT reports as nbDims < 0.
 Dims ToDims(const nv::Dims& d) {
   if (d.nbDims < 0) return {};
@@ -231,9 +245,49 @@ class TensorRTContext final : public ExecutionContext {
   std::unique_ptr<nv::IExecutionContext> context_;
 };
 
+// Weight names from getAllWeights / getMissingWeights (both: count first, then fill).
+template <typename List>
+std::vector<std::string> WeightNames(List list) {
+  const int32_t count = list(0, nullptr);
+  if (count <= 0) return {};
+  std::vector<char const*> names(static_cast<std::size_t>(count), nullptr);
+  const int32_t filled = list(count, names.data());
+  std::vector<std::string> out;
+  for (int32_t i = 0; i < filled && i < count; ++i) {
+    if (names[i] != nullptr) out.emplace_back(names[i]);
+  }
+  return out;
+}
+
+class TensorRTRefitter final : public Refitter {
+ public:
+  explicit TensorRTRefitter(nv::IRefitter* refitter) : refitter_(refitter) {}
+  std::vector<std::string> AllWeights() override {
+    return WeightNames([this](int32_t n, char const** names) { return refitter_->getAllWeights(n, names); });
+  }
+  bool SetNamedWeights(const std::string& name, const WeightsView& weights) override {
+    nv::Weights w{};
+    w.type = ToTensorRT(weights.type);
+    w.values = weights.values;
+    w.count = weights.count;
+    return refitter_->setNamedWeights(name.c_str(), w);
+  }
+  std::vector<std::string> MissingWeights() override {
+    return WeightNames([this](int32_t n, char const** names) { return refitter_->getMissingWeights(n, names); });
+  }
+  bool Refit(void* stream) override {
+    if (stream == nullptr) return refitter_->refitCudaEngine();
+    return refitter_->refitCudaEngineAsync(static_cast<cudaStream_t>(stream));
+  }
+
+ private:
+  std::unique_ptr<nv::IRefitter> refitter_;
+};
+
 class TensorRTEngine final : public Engine {
  public:
-  explicit TensorRTEngine(nv::ICudaEngine* engine) : engine_(engine) {}
+  // `logger` is the runtime's, which outlives its engines (the refitter logs through it).
+  TensorRTEngine(nv::ICudaEngine* engine, nv::ILogger& logger) : engine_(engine), logger_(logger) {}
   int NumIOTensors() const override { return engine_->getNbIOTensors(); }
   std::string IOTensorName(int index) const override { return engine_->getIOTensorName(index); }
   bool IsInput(const std::string& name) const override {
@@ -253,6 +307,19 @@ class TensorRTEngine final : public Engine {
     if (config == nullptr) return nullptr;
     return std::make_unique<TensorRTConfig>(config);
   }
+  std::unique_ptr<Refitter> CreateRefitter() override {
+    nv::IRefitter* refitter = nv::createInferRefitter(*engine_, logger_);
+    if (refitter == nullptr) return nullptr;
+    return std::make_unique<TensorRTRefitter>(refitter);
+  }
+  int64_t StreamableWeightsSize() const override { return engine_->getStreamableWeightsSize(); }
+  int64_t WeightStreamingBudget() const override { return engine_->getWeightStreamingBudgetV2(); }
+  bool SetWeightStreamingBudget(int64_t bytes) override {
+    return engine_->setWeightStreamingBudgetV2(bytes);
+  }
+  int64_t WeightStreamingAutomaticBudget() const override {
+    return engine_->getWeightStreamingAutomaticBudget();
+  }
 
  private:
   std::unique_ptr<ExecutionContext> CreateExecutionContext(RuntimeConfig& config) override {
@@ -262,6 +329,7 @@ class TensorRTEngine final : public Engine {
     return std::make_unique<TensorRTContext>(context);
   }
   std::unique_ptr<nv::ICudaEngine> engine_;
+  nv::ILogger& logger_;
 };
 
 class TensorRTRuntime final : public Runtime {
@@ -283,7 +351,7 @@ class TensorRTRuntime final : public Runtime {
           "needs an RTX GPU of a compute capability the engine was built for, which TensorRT-RTX "
           "names in that error, and a TensorRT-RTX at least as new as the one that built it)");
     }
-    return std::make_unique<TensorRTEngine>(engine);
+    return std::make_unique<TensorRTEngine>(engine, logger_);
   }
 
  private:

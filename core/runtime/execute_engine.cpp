@@ -28,15 +28,13 @@ at::ScalarType ToScalarType(trt::DataType type) {
   TORCH_CHECK(false, "unknown TensorRT data type ", static_cast<int>(type));
 }
 
-namespace {
-
-// torch's current stream for `device`, found through the device guard registry so this
-// file needs no CUDA headers; nullptr (the default stream) for CPU tensors.
 void* CurrentStream(const c10::Device& device) {
   if (device.is_cpu()) return nullptr;
   const c10::impl::DeviceGuardImplInterface* impl = c10::impl::getDeviceGuardImpl(device.type());
   return impl->getStream(device).native_handle();
 }
+
+namespace {
 
 bool DataDependent(const trt::Dims& shape) {
   return std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; });
@@ -87,14 +85,6 @@ std::vector<at::Tensor> ExecuteEngineLocked(const std::vector<at::Tensor>& input
                                             TRTEngine& engine) {
   const std::vector<std::string>& input_names = engine.input_names();
   const std::vector<std::string>& output_names = engine.output_names();
-  // A weightless engine (strip_engine_weights / immutable_weights=False) takes its weights as
-  // trailing inputs; only the Python runtime refits engines so far.
-  TORCH_CHECK(inputs.size() <= input_names.size(), "engine '", engine.name(), "' got ",
-              inputs.size() - input_names.size(),
-              " trailing weight inputs: it is a weightless/refittable engine (compiled with "
-              "strip_engine_weights=True or immutable_weights=False), which the C++ runtime does not "
-              "refit yet; run the program on the Python runtime (set TORCH_TENSORRT_RTX_RUNTIME_LIBRARY=\"\" "
-              "before importing torch_tensorrt_rtx)");
   TORCH_CHECK(inputs.size() == input_names.size(), "engine '", engine.name(), "' expects ",
               input_names.size(), " inputs, got ", inputs.size());
   const c10::Device device = inputs.empty() ? c10::Device(c10::kCPU) : inputs[0].device();

@@ -6,7 +6,8 @@
 //   std::vector<at::Tensor> outputs = ExecuteEngine({x}, engine);
 //
 // Contract:
-//  - Inputs are matched to the record's input names in order; a wrong count, dtype or
+//  - Inputs are matched to the record's input names in order (a weightless engine's trailing
+//    weight inputs are taken off before, by refit_engine.h); a wrong count, dtype or
 //    device throws c10::Error naming the engine, the binding and what was expected; a shape
 //    outside the optimization profile throws the contract's message (engine_contract.h:
 //    the dim and its range).
@@ -34,6 +35,9 @@ std::vector<at::Tensor> ExecuteEngineLocked(const std::vector<at::Tensor>& input
                                             TRTEngine& engine);
 
 at::ScalarType ToScalarType(trt::DataType type);
+// torch's current stream for `device`, found through the device guard registry (no CUDA
+// headers needed); nullptr (the default stream) for CPU tensors.
+void* CurrentStream(const c10::Device& device);
 
 }  // namespace runtime
 }  // namespace torch_tensorrt_rtx

@@ -7,6 +7,7 @@
 #include <c10/util/Exception.h>
 
 #include "core/runtime/execute_engine.h"
+#include "core/runtime/refit_engine.h"
 
 namespace torch_tensorrt_rtx {
 namespace runtime {
@@ -129,7 +130,8 @@ RuntimeSettings RecordEngine::EffectiveSettings() const {
   return overrides_.ApplyTo(ScopeSettings());
 }
 
-std::vector<at::Tensor> RecordEngine::Execute(const std::vector<at::Tensor>& inputs) {
+std::vector<at::Tensor> RecordEngine::Execute(const std::vector<at::Tensor>& inputs,
+                                              const std::string* output_spec) {
   const ThreadScope& scope = CurrentScope();
   std::lock_guard<std::mutex> guard(engine_->mutex());
   uint64_t overrides_generation;
@@ -144,12 +146,16 @@ std::vector<at::Tensor> RecordEngine::Execute(const std::vector<at::Tensor>& inp
       applied_overrides_generation_ = overrides_generation;
     }
   }
+  if (inputs.size() > engine_->input_names().size()) {
+    return ExecuteEngineLocked(RefitBeforeRunLocked(inputs, *engine_, output_spec), *engine_);
+  }
   return ExecuteEngineLocked(inputs, *engine_);
 }
 
 std::vector<at::Tensor> ExecuteRecordEngine(const std::vector<at::Tensor>& inputs,
-                                            const at::Tensor& packed_record) {
-  return RecordEngine::For(packed_record).Execute(inputs);
+                                            const at::Tensor& packed_record,
+                                            const std::string* output_spec) {
+  return RecordEngine::For(packed_record).Execute(inputs, output_spec);
 }
 
 int SaveAllRecordEngineCaches() noexcept {

@@ -21,6 +21,8 @@
 //    with the engine's overrides applied. They are recomputed only when the scope or the
 //    overrides changed since the engine's last call (a generation check), and the context
 //    is recreated lazily only when the result differs (TRTRuntimeConfig).
+//  - Weightless engines: refitted from the op's trailing weight inputs before the first run of
+//    the engine object (and after TRTEngine::MarkForRefit), under the engine's mutex.
 //  - Thread-safe: settings are applied and the engine enqueued under the engine's mutex.
 #ifndef TORCH_TENSORRT_RTX_CORE_RUNTIME_RECORD_ENGINE_H_
 #define TORCH_TENSORRT_RTX_CORE_RUNTIME_RECORD_ENGINE_H_
@@ -84,8 +86,11 @@ class RecordEngine final : public c10::BackendMeta {
   // The settings the next call uses on this thread.
   RuntimeSettings EffectiveSettings() const;
 
-  // Applies the thread's scope (and the overrides) if either changed, then runs.
-  std::vector<at::Tensor> Execute(const std::vector<at::Tensor>& inputs);
+  // Applies the thread's scope (and the overrides) if either changed, refits a weightless engine
+  // from its trailing weight inputs if it needs it (names from `output_spec`, the op's; nullptr
+  // for the serving op, which has none: refit_engine.h), then runs.
+  std::vector<at::Tensor> Execute(const std::vector<at::Tensor>& inputs,
+                                  const std::string* output_spec = nullptr);
 
  private:
   std::shared_ptr<TRTEngine> engine_;
@@ -99,7 +104,8 @@ class RecordEngine final : public c10::BackendMeta {
 
 // tensorrt_rtx::execute_engine's implementation: RecordEngine::For(packed_record).Execute.
 std::vector<at::Tensor> ExecuteRecordEngine(const std::vector<at::Tensor>& inputs,
-                                            const at::Tensor& packed_record);
+                                            const at::Tensor& packed_record,
+                                            const std::string* output_spec = nullptr);
 
 // Saves the runtime cache of every live RecordEngine (what a settings scope's end does);
 // returns how many were written. Never throws.

@@ -8,7 +8,8 @@
 //   torch.ops.tensorrt.execute_engine(Tensor[] inputs, Engine engine) -> Tensor[]   serving
 //   torch.ops.tensorrt.{set_scope_settings, scope_settings, set_record_engine_overrides,
 //       record_engine_overrides, record_engine_settings, record_engine_applied_settings,
-//       save_record_engine_caches}
+//       save_record_engine_caches, record_engine_weight_streaming,
+//       set_record_engine_weight_streaming_budget, mark_record_engine_for_refit}
 //   torch.ops.tensorrt.{runtime_backend, engine_op_registered}
 // Both execute ops run RecordEngine::Execute. Settings cross in one encoding: lists of
 // "name=value" entries (SettingsOverrides::Parse, ToEntries).
@@ -33,10 +34,12 @@ namespace runtime {
 
 namespace {
 
+// output_spec: the fake kernel's output shapes; read here only for a weightless engine's
+// weight names, when it needs a refit.
 std::vector<at::Tensor> ExecuteEngineFromRecord(std::vector<at::Tensor> inputs,
                                                 at::Tensor packed_record,
-                                                std::string /*output_spec: for fake kernels*/) {
-  return ExecuteRecordEngine(inputs, packed_record);
+                                                std::string output_spec) {
+  return ExecuteRecordEngine(inputs, packed_record, &output_spec);
 }
 
 // tensorrt_rtx::execute_engine, registered when the library is loaded -- but only if it
@@ -82,6 +85,15 @@ TORCH_LIBRARY(tensorrt, m) {
       .def("get_runtime_settings", &EngineClass::GetRuntimeSettings)
       .def("set_profiling", [](Self self, bool enabled) { self->engine().SetProfiling(enabled); })
       .def("save_runtime_cache", [](Self self) { return self->engine().SaveRuntimeCache(); })
+      // Weight streaming (engines compiled with enable_weight_streaming=True): bytes of
+      // streamable weights, the budget of them kept on the GPU (setting it drops the execution
+      // context; the next run makes a new one) and TensorRT-RTX's automatic budget.
+      .def("streamable_weights_size", [](Self self) { return self->engine().StreamableWeightsSize(); })
+      .def("weight_streaming_budget", [](Self self) { return self->engine().WeightStreamingBudget(); })
+      .def("set_weight_streaming_budget",
+           [](Self self, int64_t bytes) { self->engine().SetWeightStreamingBudget(bytes); })
+      .def("weight_streaming_automatic_budget",
+           [](Self self) { return self->engine().WeightStreamingAutomaticBudget(); })
       // State is the packed record (a uint8 tensor): Python's pickle, torch.save and
       // torch.export can all carry it, and the Python runtime reads the same bytes.
       .def_pickle([](Self self) -> at::Tensor { return self->PackedRecord(); },
@@ -120,6 +132,23 @@ TORCH_LIBRARY(tensorrt, m) {
           RecordEngine* engine = RecordEngine::Find(packed);
           return engine ? ToEntries(engine->engine().settings()) : std::vector<std::string>{};
         });
+  // Weight streaming of a saved program's engine: [streamable bytes, budget, automatic budget].
+  m.def("record_engine_weight_streaming(Tensor packed_record) -> int[]", [](const at::Tensor& packed) {
+    TRTEngine& engine = RecordEngine::For(packed).engine();
+    return std::vector<int64_t>{engine.StreamableWeightsSize(), engine.WeightStreamingBudget(),
+                                engine.WeightStreamingAutomaticBudget()};
+  });
+  m.def("set_record_engine_weight_streaming_budget(Tensor packed_record, int budget) -> ()",
+        [](const at::Tensor& packed, int64_t budget) {
+          RecordEngine::For(packed).engine().SetWeightStreamingBudget(budget);
+        });
+  // refit_module_weights changed the program's weights: the engine refits before its next run.
+  // False when no call has built the engine yet (its first run refits anyway).
+  m.def("mark_record_engine_for_refit(Tensor packed_record) -> bool", [](const at::Tensor& packed) {
+    RecordEngine* engine = RecordEngine::Find(packed);
+    if (engine != nullptr) engine->engine().MarkForRefit();
+    return engine != nullptr;
+  });
   m.def("save_record_engine_caches() -> int",
         [] { return static_cast<int64_t>(SaveAllRecordEngineCaches()); });
 }

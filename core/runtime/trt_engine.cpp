@@ -89,6 +89,46 @@ void TRTEngine::BindCommunicator(void* communicator) {
 
 void TRTEngine::ReleaseCommunicator() { config_.ReleaseCommunicator(Engine()); }
 
+void TRTEngine::MarkForRefit() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  refitted_ = false;
+}
+
+int64_t TRTEngine::StreamableWeightsSize() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return Engine().StreamableWeightsSize();
+}
+
+int64_t TRTEngine::WeightStreamingBudget() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return Engine().WeightStreamingBudget();
+}
+
+int64_t TRTEngine::WeightStreamingAutomaticBudget() {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return Engine().WeightStreamingAutomaticBudget();
+}
+
+void TRTEngine::SetWeightStreamingBudget(int64_t bytes) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  const std::string what = "engine '" + record_.name() + "'";
+  if (bytes < 0) {
+    throw std::invalid_argument(what + ": weight streaming budget must be >= 0 bytes, got " +
+                                std::to_string(bytes));
+  }
+  trt::Engine& engine = Engine();
+  if (engine.StreamableWeightsSize() == 0) {
+    throw std::invalid_argument(what + " has no streamable weights; compile with "
+                                "enable_weight_streaming=True");
+  }
+  config_.DropContext();
+  if (!engine.SetWeightStreamingBudget(bytes)) {
+    throw std::runtime_error(what + ": " + runtime_->Name() + " refused a weight streaming budget of " +
+                             std::to_string(bytes) + " bytes (streamable: " +
+                             std::to_string(engine.StreamableWeightsSize()) + " bytes)");
+  }
+}
+
 std::string TRTEngine::ToString() const {
   auto join = [](const std::vector<std::string>& v) {
     std::string out;

@@ -24,6 +24,7 @@
 #define TORCH_TENSORRT_RTX_CORE_RUNTIME_TRT_ENGINE_H_
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -69,6 +70,21 @@ class TRTEngine final {
   void BindCommunicator(void* communicator);
   void ReleaseCommunicator();
 
+  // Weightless engines (refit_engine.h refits them from the program's weights): true until
+  // refitted, and again after MarkForRefit() (new weights). The *Locked ones: caller holds mutex().
+  bool NeedsRefitLocked() const noexcept { return !refitted_; }
+  void SetRefittedLocked() noexcept { refitted_ = true; }
+  void MarkForRefit();
+
+  // Weight streaming (lock mutex(), deserialize the engine; trt::Engine says what they mean).
+  int64_t StreamableWeightsSize();
+  int64_t WeightStreamingBudget();
+  int64_t WeightStreamingAutomaticBudget();
+  // Drops the execution context (a budget changes only without one; the next run creates it
+  // the usual way), then sets the budget. Throws std::invalid_argument for a negative budget or an
+  // engine without streamable weights, std::runtime_error when TensorRT-RTX refuses it.
+  void SetWeightStreamingBudget(int64_t bytes);
+
   std::string ToString() const;
 
  private:
@@ -76,6 +92,7 @@ class TRTEngine final {
   std::vector<std::string> input_names_;
   std::vector<std::string> output_names_;
   mutable std::mutex mutex_;
+  bool refitted_ = false;
   // Destruction runs bottom-up: context and cache, then engine, then runtime.
   std::shared_ptr<trt::Runtime> runtime_;
   std::unique_ptr<trt::Engine> engine_;

@@ -1,5 +1,5 @@
 // The narrow internal TensorRT interface: only the runtime objects the C++ runtime uses
-// (runtime, engine, runtime config, runtime cache, execution context).
+// (runtime, engine, runtime config, runtime cache, execution context, refitter).
 //
 // Implementations:
 //  - backend_tensorrt.cpp: NVIDIA TensorRT-RTX, compiled only with the SDK (--config=rtx);
@@ -107,6 +107,29 @@ class ExecutionContext {
   virtual bool SetCommunicator(void* communicator) = 0;
 };
 
+// Host weights handed to a Refitter: `count` elements of `type` at `values`.
+struct WeightsView {
+  DataType type;
+  const void* values;
+  int64_t count;
+};
+
+// Updates a refittable engine's weights (IRefitter): a weightless engine (STRIP_PLAN + REFIT)
+// runs only after every weight was set and Refit succeeded.
+class Refitter {
+ public:
+  virtual ~Refitter() = default;
+  // The names of every weight the engine can refit.
+  virtual std::vector<std::string> AllWeights() = 0;
+  // False when TensorRT-RTX refuses it: an unknown name, another element count or type. The
+  // memory is read until Refit returns.
+  virtual bool SetNamedWeights(const std::string& name, const WeightsView& weights) = 0;
+  // Weights the engine still needs before Refit can succeed.
+  virtual std::vector<std::string> MissingWeights() = 0;
+  // Refits the engine on `stream` (a cudaStream_t; nullptr: synchronously); false on failure.
+  virtual bool Refit(void* stream) = 0;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -118,6 +141,16 @@ class Engine {
   virtual Dims ProfileMin(const std::string& name) const = 0;
   virtual Dims ProfileMax(const std::string& name) const = 0;
   virtual std::unique_ptr<RuntimeConfig> CreateRuntimeConfig() = 0;
+  // A refitter for this engine (which outlives it); nullptr when the engine is not refittable.
+  virtual std::unique_ptr<Refitter> CreateRefitter() = 0;
+  // Weight streaming (engines built with WEIGHT_STREAMING): the bytes of weights that can stream
+  // (0: none), the bytes of them kept on the GPU (a budget >= StreamableWeightsSize() streams
+  // nothing) and the budget TensorRT-RTX would choose. A budget changes only while the engine has
+  // no execution context; false if refused.
+  virtual int64_t StreamableWeightsSize() const = 0;
+  virtual int64_t WeightStreamingBudget() const = 0;
+  virtual bool SetWeightStreamingBudget(int64_t bytes) = 0;
+  virtual int64_t WeightStreamingAutomaticBudget() const = 0;
 
  private:
   // Reachable only from TRTRuntimeConfig (see the contract above).

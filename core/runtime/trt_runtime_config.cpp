@@ -70,6 +70,12 @@ bool TRTRuntimeConfig::SaveRuntimeCache() noexcept {
   return false;
 }
 
+void TRTRuntimeConfig::DropContext() noexcept {
+  SaveRuntimeCache();
+  context_.reset();
+  stale_ = true;
+}
+
 void TRTRuntimeConfig::Release() noexcept {
   SaveRuntimeCache();
   context_.reset();

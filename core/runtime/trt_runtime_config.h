@@ -71,6 +71,11 @@ class TRTRuntimeConfig final {
   // Saves this engine's runtime cache entry if it changed; true if written. Never throws.
   bool SaveRuntimeCache() noexcept;
 
+  // Drops the context only (saving the runtime cache first); the next Context() creates one
+  // the usual way. For engine changes TensorRT allows only without a live context (a weight
+  // streaming budget). Never throws.
+  void DropContext() noexcept;
+
   // Drops the context and the TensorRT objects; call before the engine goes away.
   // Saves the runtime cache first. Never throws.
   void Release() noexcept;

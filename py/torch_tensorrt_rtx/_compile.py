@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 
 from torch_tensorrt_rtx.dynamo._export import dynamic_shapes as derive_dynamic_shapes
+from torch_tensorrt_rtx.dynamo._engine_cache import start_weight_digests
 from torch_tensorrt_rtx.dynamo._export import export_aten
 from torch_tensorrt_rtx.dynamo._input import Input, as_inputs
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
@@ -146,8 +147,10 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
             logger.warning("compile: %s is in train mode; compiling it for inference (as in eval mode: dropout off, "
                            "batch norm uses running statistics). Call .eval() first to silence this.",
                            type(module).__name__)
+    weight_digests = start_weight_digests(module, settings)  # hashed on other cores while export traces
+    exported = None
     try:
-        exported = export_aten(module, specs, kwarg_specs)
+        exported = export_aten(module, specs, kwarg_specs, for_compile_graph=True)
     except Exception as exc:
         from torch_tensorrt_rtx.dynamo._outputs import unexportable_outputs
 
@@ -162,7 +165,10 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     finally:
         if was_training:
             module.train()  # the caller's module keeps its mode; the exported graph is already fixed
-    compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings)
+        if weight_digests is not None and exported is None:
+            weight_digests.close()
+    compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings,
+                                     weight_digests=weight_digests)
     compiled.compile_report = report
     setattr(compiled, _EXPORT_INFO, specs)
     setattr(compiled, _EXPORT_KWARGS, kwarg_specs)
@@ -217,7 +223,7 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
         raise TypeError("save: give inputs=... or arg_inputs=... (the same thing, upstream's name), not both")
     inputs = arg_inputs if inputs is None else inputs
     if isinstance(compiled, torch.export.ExportedProgram) and output_format == "exported_program":
-        torch.export.save(compiled, os.fspath(path), **_export_save_kwargs(extra_files, pickle_protocol))
+        _export_save(compiled, path, extra_files, pickle_protocol)
         return
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"save: unknown output_format {output_format!r}; expected one of "
@@ -249,8 +255,17 @@ def save(compiled: torch.fx.GraphModule, path: Union[str, os.PathLike],
         # Loading needs no example inputs, and torch.export would pickle them into the file
         # (data/sample_inputs): leave them out.
         program.example_inputs = None
-        torch.export.save(program, os.fspath(path), **_export_save_kwargs(extra_files, pickle_protocol))
+        _export_save(program, path, extra_files, pickle_protocol)
     logger.info("saved %s (%s, %d bytes)", os.fspath(path), output_format, os.path.getsize(path))
+
+
+def _export_save(program: torch.export.ExportedProgram, path: Union[str, os.PathLike],
+                 extra_files: Optional[Dict[str, str]], pickle_protocol: Optional[int]) -> None:
+    """torch.export.save, writing tensors (the engines) from their own memory, not a copy of each."""
+    from torch_tensorrt_rtx._archive_in_place import tensor_bytes_in_place
+
+    with tensor_bytes_in_place():
+        torch.export.save(program, os.fspath(path), **_export_save_kwargs(extra_files, pickle_protocol))
 
 
 def _export_save_kwargs(extra_files: Optional[Dict[str, str]], pickle_protocol: Optional[int]) -> Dict[str, Any]:

@@ -334,6 +334,9 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
     `lowered` is not changed: the partitions are cut out as submodules, fused by the caller."""
     with clock.phase("partitioning"):
         result = partition(lowered, settings, excluded)
+    for name, sub in result.submodules.items():  # cached engines are read while the partitions convert
+        with contextlib.suppress(Exception):  # a partition without ranges fails (and is blamed) below
+            cache.look_up(sub, _input_ranges(sub, symbol_ranges, name))
     converted: List[_Converted] = []
     blamed: List[_Blame] = []
     for name, sub in result.submodules.items():
@@ -347,7 +350,9 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
     built = []
     if not blamed:
         for item in converted:
-            key = f"{item.sub.code}\n{item.ranges}"  # an unchanged partition is not built twice
+            # An unchanged partition (the same nodes of `lowered`, which attempts never change) is
+            # not built twice.
+            key = f"{[n.name for n in item.sub.graph.nodes]}\n{item.ranges}"
             if key not in engines:
                 try:
                     with stage("engine build"):
@@ -389,6 +394,7 @@ def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int
     with clock.phase("partitioning"):
         result = partition(lowered, settings, {})
         gm = result.fuse()
+        gm.recompile()
     debug_artifact("partitioned_graph.txt", gm.graph)
     report = CompileReport(fallback_ops=dict(result.fallback_ops), fallback_reasons=dict(result.fallback_reasons),
                            fallback_nodes=dict(result.node_reasons),
@@ -407,29 +413,35 @@ def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int
     return gm, report
 
 
-def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
-                  settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
+def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,
+                  weight_digests: Optional[Any] = None) -> Tuple[GraphModule, CompileReport]:
+    """`weight_digests`: a WeightDigests (_weight_digests.py) the engine cache's key takes its
+    weight hashes from, e.g. started on the module's weights before torch.export."""
     debug = PackageLogLevel(logging.DEBUG) if settings.debug else contextlib.nullcontext()
-    with converter_settings(settings), debug:  # what upstream-style converters and validators see
-        return _compile_graph(gm, symbol_ranges, settings)
+    cache = EngineCacheSession(settings, symbol_ranges, weight_digests)
+    try:
+        with converter_settings(settings), debug:  # what upstream-style converters and validators see
+            return _compile_graph(gm, symbol_ranges, settings, cache)
+    finally:
+        cache.close()
 
 
-def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range],
-                   settings: CompilationSettings) -> Tuple[GraphModule, CompileReport]:
+def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,
+                   cache: EngineCacheSession) -> Tuple[GraphModule, CompileReport]:
     start = time.perf_counter()
     clock = PhaseClock(gm.meta.pop(PHASE_SECONDS_META, None))  # export phases, when export_aten made gm
     check_settings(settings)
     with clock.phase("lowering"):
         truncated = truncate_double(gm) if settings.truncate_double else 0
         lowered = lower(gm, settings.reduced_precision, settings.use_fp32_acc,
-                        keep_float32(settings.autocast_excluded_ops, settings.autocast_excluded_nodes))
+                        keep_float32(settings.autocast_excluded_ops, settings.autocast_excluded_nodes),
+                        recompile=False)  # packaging (or the dry run) recompiles the fused graph
     debug_artifact(FIRST_ARTIFACT, lowered.graph)
     if settings.dryrun:
         return _dry_run(lowered, settings, truncated, start, clock)
     ops = {n.name: op_name(n) for n in lowered.graph.nodes if n.op == "call_function"}
     excluded: Dict[str, str] = {}  # FX node name -> why it stays in PyTorch
     engines: Dict[str, Tuple[SerializedEngine, float]] = {}
-    cache = EngineCacheSession(settings, symbol_ranges)
     attempt = None
     while attempt is None:  # terminates: every failed attempt excludes at least one more node
         attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock, cache)

@@ -3,6 +3,7 @@ same partition, in any process.
 
     cache = EngineCache(directory, max_bytes)
     engine = cache.try_load(key)           # bytearray | None; never raises for I/O or bad files
+    found = cache.try_load_engine(key)     # CachedEngine | None: verified, read when packed
     cache.try_save(key, engine)            # bool; never raises for I/O or bad files
 
 One file per engine, ``<key>.trtxcache`` (key: ``_engine_cache_key.engine_key``), so a save
@@ -27,10 +28,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import operator
 import os
 import re
 import stat
 import struct
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
@@ -54,6 +57,7 @@ _MAGIC = b"TRTXENGC"
 _FORMAT_VERSION = 1
 _HEADER = struct.Struct("<8sII32sQ32s")  # magic, format version, header size, key, payload size, SHA-256
 Blob = Union[bytes, bytearray, memoryview]
+_VERIFY_CHUNK = 8 << 20  # an entry is verified and copied through a buffer of this size
 
 
 class EngineCacheWarning(UserWarning):
@@ -119,7 +123,7 @@ def _entry_header(key: bytes, size: int, sha256: bytes) -> bytes:
 
 
 def _payload(engine: Any) -> Tuple[int, bytes, Callable[[Any], None]]:
-    """(size, SHA-256, write-to-file) of an engine: a SerializedEngine / EngineBytes (written a
+    """(size, SHA-256, write-to-file) of an engine: a SerializedEngine / CachedEngine (written a
     chunk at a time, its hash already known) or any bytes-like object."""
     if hasattr(engine, "copy_to"):
         return engine.nbytes, bytes.fromhex(engine.sha256), engine.copy_to
@@ -166,10 +170,16 @@ class EngineCache:
     def try_load(self, key: str) -> Optional[bytearray]:
         """The engine stored under `key`, checksum verified, or None (then build it)."""
         found = self.try_load_engine(key)
-        return None if found is None else found[0]
+        if found is None:
+            return None
+        with contextlib.closing(found):
+            engine = bytearray(found.nbytes)
+            found.readinto(engine)
+        return engine
 
-    def try_load_engine(self, key: str) -> Optional[Tuple[bytearray, str]]:
-        """(engine, its SHA-256 as hex) stored under `key`, checksum verified, or None."""
+    def try_load_engine(self, key: str) -> Optional["CachedEngine"]:
+        """The engine stored under `key`, checksum verified, as a CachedEngine (its entry file
+        held open: packing reads it straight into the packed record), or None."""
         path = self.entry_path(key)
         try:
             if not os.path.lexists(path):
@@ -180,11 +190,12 @@ class EngineCache:
                 if fd is None:
                     return None  # evicted since we looked
                 try:
-                    engine = self._read_verified(fd, key, path)
+                    header = self._verify(fd, key, path)
                     _touch(fd, path)
-                    return engine
-                finally:
+                    return CachedEngine(fd, header, path)
+                except BaseException:
                     os.close(fd)
+                    raise
         except CacheLockTimeout:
             self.warn("lock timeout", "engine cache: could not lock %s within %.0f s; building the engine",
                        self.lock_path, self.lock_timeout)
@@ -195,15 +206,21 @@ class EngineCache:
                        path, exc)
         return None
 
-    def _read_verified(self, fd: int, key: str, path: Path) -> Tuple[bytearray, str]:
+    def _verify(self, fd: int, key: str, path: Path) -> _Header:
+        """The entry's header, once its key and the SHA-256 of its engine bytes match. The bytes
+        stream through one small buffer: the engine is not held in memory here."""
         size = os.fstat(fd).st_size
         header = _parse_header(bytes(io.read_exactly(fd, 0, min(size, _HEADER.size), path)), size, path)
         if header.key != bytes.fromhex(key):
             raise ValueError(f"{path} holds the engine of key {header.key.hex()[:16]}..., not {key[:16]}...")
-        engine = io.read_exactly(fd, _HEADER.size, header.size, path)
-        if hashlib.sha256(engine).digest() != header.sha256:
+        digest, chunk = hashlib.sha256(), memoryview(bytearray(min(_VERIFY_CHUNK, header.size)))
+        for offset in range(0, header.size, _VERIFY_CHUNK):
+            part = chunk[:min(_VERIFY_CHUNK, header.size - offset)]
+            io.read_into(fd, _HEADER.size + offset, part, path)
+            digest.update(part)
+        if digest.digest() != header.sha256:
             raise ValueError(f"{path}: the engine's checksum does not match its header (damaged)")
-        return engine, header.sha256.hex()
+        return header
 
     # -- save -------------------------------------------------------------------------
     def try_save(self, key: str, engine: Blob, *, now: Optional[float] = None) -> bool:
@@ -300,6 +317,39 @@ class EngineCache:
                     pass
 
 
+class CachedEngine:
+    """A verified entry's engine: `nbytes`, `sha256` (hex), `readinto` (read from the entry file,
+    held open, straight into the caller's buffer, e.g. the packed record), `copy_to`, `close`.
+    The bytes read are those verified: the descriptor keeps the verified file even when a save
+    replaces or eviction removes its path (saves write a new file and rename it; nothing in the
+    cache's discipline writes into an existing entry)."""
+
+    def __init__(self, fd: int, header: _Header, path: Path) -> None:
+        self._file = open(fd, "rb", buffering=0)  # owns fd: closed by close() or when collected
+        self.nbytes, self.sha256, self.path = header.size, header.sha256.hex(), path
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def readinto(self, buffer: Any) -> None:
+        """Fill `buffer` (writable, exactly `nbytes` long) with the engine."""
+        view = memoryview(buffer).cast("B")
+        if view.nbytes != self.nbytes:
+            raise ValueError(f"engine buffer has {view.nbytes} bytes, expected {self.nbytes}")
+        io.read_into(self._file.fileno(), _HEADER.size, view, self.path)
+
+    def copy_to(self, out: Any) -> None:
+        """Write the engine to the file object `out`, a chunk at a time."""
+        chunk = memoryview(bytearray(min(_VERIFY_CHUNK, self.nbytes)))
+        for offset in range(0, self.nbytes, _VERIFY_CHUNK):
+            part = chunk[:min(_VERIFY_CHUNK, self.nbytes - offset)]
+            io.read_into(self._file.fileno(), _HEADER.size + offset, part, self.path)
+            out.write(part)
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def _touch(fd: int, path: Path) -> None:
     """Mark an entry used now (its mtime is its last use); a read-only cache stays as it is."""
     try:
@@ -318,50 +368,94 @@ def cache_switches(settings: Any) -> Tuple[Optional[EngineCache], bool, bool]:
     return EngineCache(settings.engine_cache_dir or default_cache_dir(), settings.engine_cache_size), reuse, store
 
 
-class EngineCacheSession:
-    """The cache as one compile uses it: settings resolved once, each weight hashed once."""
+def start_weight_digests(module: Any, settings: Any) -> Optional[Any]:
+    """A WeightDigests already hashing `module`'s parameters and buffers on worker threads (call
+    it before torch.export, which then runs meanwhile), or None when the cache is off."""
+    if cache_switches(settings)[0] is None or not isinstance(module, torch.nn.Module):
+        return None
+    from torch_tensorrt_rtx.dynamo._weight_digests import WeightDigests
 
-    def __init__(self, settings: Any, symbol_ranges: Any) -> None:
+    digests = WeightDigests()
+    digests.submit(tensor for _, tensor in module.named_parameters(remove_duplicate=True))
+    digests.submit(tensor for _, tensor in module.named_buffers(remove_duplicate=True))
+    return digests
+
+
+class EngineCacheSession:
+    """The cache as one compile uses it: settings resolved once, each weight hashed once (on
+    worker threads: those of `weight_digests` when given, e.g. started before torch.export),
+    each partition keyed once. `look_up` starts reading and verifying a partition's entry on a
+    worker thread (hashlib and file reads release the GIL), so it overlaps the conversion of the
+    partitions; `build` then takes its result."""
+
+    def __init__(self, settings: Any, symbol_ranges: Any, weight_digests: Optional[Any] = None) -> None:
+        from torch_tensorrt_rtx.dynamo._weight_digests import WeightDigests
+
         self.settings, self.symbol_ranges = settings, symbol_ranges
         self.cache, self.reuse, self.store = cache_switches(settings)
-        self._digests: Dict[int, Tuple[torch.Tensor, str]] = {}  # id -> (tensor kept alive, digest)
+        self.weights = weight_digests if weight_digests is not None else WeightDigests()
         self.hits = 0
+        self._keys: Dict[Tuple[int, str], Tuple[Any, Optional[str]]] = {}  # (id(sub), ranges) -> (sub, key)
+        self._lookups: Dict[str, Future] = {}  # key -> try_load_engine on a worker thread
+        self._reader: Optional[ThreadPoolExecutor] = None
 
-    def _digest(self, tensor: torch.Tensor) -> str:
-        from torch_tensorrt_rtx.dynamo._engine_cache_key import tensor_digest
-
-        known = self._digests.get(id(tensor))
-        if known is None:
-            known = self._digests[id(tensor)] = (tensor, tensor_digest(tensor))
-        return known[1]
+    def close(self) -> None:
+        """Stop the workers; close the entries looked up but never used."""
+        self.weights.close()
+        for lookup in self._lookups.values():
+            lookup.add_done_callback(_close_unused)
+        self._lookups.clear()
+        if self._reader is not None:
+            self._reader.shutdown(wait=False)
 
     def key(self, sub: Any, input_ranges: Any) -> Optional[str]:
         from torch_tensorrt_rtx.dynamo._engine_cache_key import Uncacheable, engine_key
 
         if self.cache is None:
             return None
+        memo = (id(sub), repr(input_ranges))
+        known = self._keys.get(memo)
+        if known is not None and known[0] is sub:
+            return known[1]
+        key = None
         try:
-            return engine_key(sub, input_ranges, self.symbol_ranges, self.settings, self._digest)
+            constants = (operator.attrgetter(n.target)(sub) for n in sub.graph.find_nodes(op="get_attr"))
+            self.weights.submit(constants)  # hashed in parallel while the graph's text is built
+            key = engine_key(sub, input_ranges, self.symbol_ranges, self.settings, self.weights.digest)
         except Uncacheable as exc:
             logger.info("engine cache: partition not cacheable (%s); building it", exc)
         except Exception:  # noqa: BLE001 - a fault of the cache must never cost the engine
             logger.warning("engine cache: no key for this partition; building it", exc_info=True)
-        return None
+        self._keys[memo] = (sub, key)
+        return key
+
+    def look_up(self, sub: Any, input_ranges: Any) -> None:
+        """Start finding the partition's engine in the cache, on a worker thread."""
+        key = self.key(sub, input_ranges)
+        if key is None or not self.reuse or key in self._lookups:
+            return
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="trtx-engine-cache")
+        self._lookups[key] = self._reader.submit(self.cache.try_load_engine, key)
 
     def build(self, sub: Any, input_ranges: Any, label: str,
               build: Callable[[], Tuple[Any, float]]) -> Tuple[Any, float]:
-        """The engine from the cache if there (an EngineBytes), else `build()`'s SerializedEngine
+        """The engine from the cache if there (a CachedEngine), else `build()`'s SerializedEngine
         (stored afterwards, copied a chunk at a time)."""
-        from torch_tensorrt_rtx.dynamo.conversion._engine_builder import EngineBytes
-
         key = self.key(sub, input_ranges)
         if key is not None and self.reuse:
-            found = self.cache.try_load_engine(key)
+            lookup = self._lookups.pop(key, None)
+            found = self.cache.try_load_engine(key) if lookup is None else lookup.result()
             if found is not None:
                 self.hits += 1
                 logger.info("engine cache: %s reused %s from %s", label, key[:16], self.cache.directory)
-                return EngineBytes(*found), 0.0
+                return found, 0.0
         engine, seconds = build()
         if key is not None and self.store:
             self.cache.try_save(key, engine)
         return engine, seconds
+
+
+def _close_unused(lookup: Future) -> None:
+    if not lookup.cancelled() and lookup.exception() is None and lookup.result() is not None:
+        lookup.result().close()

@@ -65,19 +65,32 @@ class Uncacheable(Exception):
     """The partition holds something with no stable canonical form; it is built, not cached."""
 
 
-def tensor_digest(tensor: torch.Tensor) -> str:
-    """SHA-256 of a constant's dtype, shape, strides and bytes."""
+def digest_parts(tensor: torch.Tensor) -> Tuple[bytes, Any]:
+    """What a constant's digest covers: its dtype, shape and strides as text, and its bytes as a
+    flat uint8 array sharing the tensor's memory (a copy only for a non-contiguous or non-CPU
+    tensor). Hashing the parts (`hash_parts`) needs no torch call, so it can run on any thread."""
     if tensor.is_sparse or tensor.is_quantized or tensor.device.type == "meta" or \
             isinstance(tensor, torch._subclasses.FakeTensor):
         raise Uncacheable(f"a {tensor.layout} {tensor.device.type} constant")
     data = tensor.detach()
     if data.device.type != "cpu":
         data = data.cpu()
-    digest = hashlib.sha256(f"{data.dtype}|{tuple(data.shape)}|{data.stride()}|".encode())
+    prefix = f"{data.dtype}|{tuple(data.shape)}|{data.stride()}|".encode()
     flat = data.contiguous().reshape(-1)
-    if flat.numel():
-        digest.update(flat.view(torch.uint8).numpy())
+    return prefix, (flat.view(torch.uint8).numpy() if flat.numel() else None)
+
+
+def hash_parts(prefix: bytes, data: Any) -> str:
+    """SHA-256 of `digest_parts`' output (hashlib releases the GIL for large buffers)."""
+    digest = hashlib.sha256(prefix)
+    if data is not None:
+        digest.update(data)
     return digest.hexdigest()
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """SHA-256 of a constant's dtype, shape, strides and bytes."""
+    return hash_parts(*digest_parts(tensor))
 
 
 def _callable_name(target: Callable) -> str:

@@ -128,7 +128,10 @@ def python_runtime_module(packed_record: torch.Tensor) -> Any:
         if module is None:
             from torch_tensorrt_rtx.runtime import EngineRecord
 
-            record = EngineRecord.from_tensor(packed_record.detach().cpu().clone())
+            # A view of the record's bytes, not a copy (a GPU record is copied to the CPU once). It
+            # goes through a detached alias, so the module (kept in packed_record.__dict__) does not
+            # reference packed_record itself: no reference cycle, freed with the program.
+            record = EngineRecord.from_tensor(packed_record.detach().cpu())
             module = _new_python_module(record, record.name or "trt_engine")
             packed_record.__dict__[_MODULE_ATTR] = module
     return module
@@ -171,17 +174,20 @@ _LIBRARIES: List[Any] = []
 NATIVE = _register()
 
 
-def python_runtime_engines(module: torch.nn.Module) -> List[Any]:
-    """(buffer name, TRTModule) of each engine of a compiled program, for runtime.weight_streaming."""
+def runtime_engines(module: torch.nn.Module) -> List[Any]:
+    """(buffer name, runtime module) of each engine of a compiled program, for
+    runtime.weight_streaming: the Python runtime's TRTModule, or on the C++ runtime a
+    NativeStreamingEngine (_program_engine.py) with the same budget interface."""
     records = [(name, t) for name, t in module.named_buffers()
                if name.endswith("_engine") and t.dtype == torch.uint8 and t.dim() == 1]
-    if records and NATIVE:
-        raise NotImplementedError("weight_streaming: this program's engines run on the C++ runtime, which does "
-                                  "not take weight-streaming budgets yet; only the Python runtime does")
+    if NATIVE:
+        from torch_tensorrt_rtx.dynamo._program_engine import NativeStreamingEngine
+
+        return [(name, NativeStreamingEngine(t)) for name, t in records]
     return [(name, python_runtime_module(t)) for name, t in records]
 
 
-_upstream_runtime.add_engine_finder(python_runtime_engines)
+_upstream_runtime.add_engine_finder(runtime_engines)
 execute_engine = getattr(torch.ops, ENGINE_OP.namespace).execute_engine
 
 

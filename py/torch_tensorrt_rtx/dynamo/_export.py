@@ -230,10 +230,12 @@ def _exportable(module: Any, specs: Sequence[Input], kwarg_specs: Dict[str, Inpu
     return _NamedKeywords(module, len(specs), list(kwarg_specs))
 
 
-def _decomposed(program: torch.export.ExportedProgram) -> Tuple[torch.fx.GraphModule, torch.export.ExportedProgram]:
+def _decomposed(program: torch.export.ExportedProgram,
+                for_compile_graph: bool = False) -> Tuple[torch.fx.GraphModule, torch.export.ExportedProgram]:
     """The program's graph with its weights unlifted (`program.module()`), decomposed node by
     node (lowering/_decompositions.py), and the program whose shape environment it uses. Where
-    that cannot be done, the whole program is retraced through the table instead."""
+    that cannot be done, the whole program is retraced through the table instead.
+    `for_compile_graph`: see export_aten."""
     from torch_tensorrt_rtx.dynamo.lowering._decompositions import WholeProgramNeeded, decompose, decomposition_table
 
     table = decomposition_table()
@@ -241,22 +243,26 @@ def _decomposed(program: torch.export.ExportedProgram) -> Tuple[torch.fx.GraphMo
     if signature.buffers_to_mutate or signature.user_inputs_to_mutate:
         why = "the program mutates an input or a buffer"
     else:
-        gm = program.module()
+        # compile_graph drops the guard module; without it the input checks stay in the pre-hook.
+        gm = program.module(check_guards=not for_compile_graph)
         try:
-            traced = decompose(gm, table)
+            traced = decompose(gm, table, recompile=not for_compile_graph)
             logger.debug("export: decomposed node by node (%d node(s) traced alone)", traced)
             return gm, program
         except WholeProgramNeeded as exc:
             why = str(exc)
     logger.info("export: %s, so the whole program is decomposed (a second trace)", why)
     program = program.run_decompositions(table)
-    return program.module(), program
+    return program.module(check_guards=not for_compile_graph), program
 
 
 def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Optional[Dict[str, Input]] = None, *,
-                allow_specialization: bool = False) -> ExportedAten:
+                allow_specialization: bool = False, for_compile_graph: bool = False) -> ExportedAten:
     """torch.export + our decompositions (node by node where possible, see `_decomposed`). The
-    time of each phase travels to compile_graph in graph_module.meta[PHASE_SECONDS_META]."""
+    time of each phase travels to compile_graph in graph_module.meta[PHASE_SECONDS_META].
+    `for_compile_graph=True` skips two things compile_graph does itself (and its callers then
+    get a module whose Python code may be stale): regenerating the code after decomposing
+    (compile_graph does at the end) and export's `_guards_fn` module (compile_graph drops it)."""
     kwarg_specs = dict(kwarg_specs or {})
     module = _exportable(module, specs, kwarg_specs)
     given = list(specs) + list(kwarg_specs.values())  # export's flattening order: positional, then keywords
@@ -281,7 +287,7 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
         fix = dims_to_fix(program)
         if not fix:
             with clock.phase("decompositions"):
-                gm, program = _decomposed(program)
+                gm, program = _decomposed(program, for_compile_graph)
             fix = dims_to_fix(program)
         if not fix:
             break

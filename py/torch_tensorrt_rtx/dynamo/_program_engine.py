@@ -83,6 +83,16 @@ class ProgramEngine:
         module = self._record.__dict__.get(_engine_op._MODULE_ATTR)
         return bool(module.save_runtime_cache()) if module is not None else False
 
+    def mark_for_refit(self) -> None:
+        """The program's weights changed (refit_module_weights): a weightless/refittable engine
+        refits from them before its next run (an engine no call has built refits at its first)."""
+        if _engine_op.NATIVE:
+            torch.ops.tensorrt.mark_record_engine_for_refit(self._record)
+            return
+        module = self._record.__dict__.get(_engine_op._MODULE_ATTR)
+        if module is not None:
+            module.mark_for_refit()
+
     def _store(self, overrides: Dict[str, Any]) -> None:
         if _engine_op.NATIVE:
             from torch_tensorrt_rtx.runtime import _native
@@ -93,3 +103,39 @@ class ProgramEngine:
         module.clear_runtime_settings()
         if overrides:
             module.set_runtime_settings(**overrides)
+
+
+class NativeStreamingEngine:
+    """One engine of a program on the C++ runtime as ``runtime.weight_streaming`` sees the Python
+    runtime's: a module with ``_ensure_engine()`` and ``drop_execution_context()`` whose engine has
+    TensorRT-RTX's ``streamable_weights_size``, ``weight_streaming_budget_v2`` and
+    ``get_weight_streaming_automatic_budget()``; all through ``torch.ops.tensorrt`` on the
+    ``RecordEngine`` of the packed record (which deserializes the engine: an RTX GPU).
+    Setting a budget drops the C++ engine's execution context itself; the next run makes one."""
+
+    def __init__(self, packed_record: torch.Tensor) -> None:
+        self._record = packed_record
+
+    def _ensure_engine(self) -> "NativeStreamingEngine":
+        return self
+
+    def drop_execution_context(self) -> None:
+        """Nothing to do here: the C++ engine drops it when the budget is set."""
+
+    def _figures(self) -> list:  # [streamable bytes, budget, automatic budget]
+        return [int(v) for v in torch.ops.tensorrt.record_engine_weight_streaming(self._record)]
+
+    @property
+    def streamable_weights_size(self) -> int:
+        return self._figures()[0]
+
+    @property
+    def weight_streaming_budget_v2(self) -> int:
+        return self._figures()[1]
+
+    @weight_streaming_budget_v2.setter
+    def weight_streaming_budget_v2(self, budget: int) -> None:
+        torch.ops.tensorrt.set_record_engine_weight_streaming_budget(self._record, int(budget))
+
+    def get_weight_streaming_automatic_budget(self) -> int:
+        return self._figures()[2]

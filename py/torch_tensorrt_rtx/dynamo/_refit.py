@@ -16,6 +16,7 @@ import torch
 from torch.fx import GraphModule
 
 from torch_tensorrt_rtx.dynamo import _engine_op
+from torch_tensorrt_rtx.dynamo._program_engine import ProgramEngine
 
 
 def new_state(source: Any) -> Mapping[str, torch.Tensor]:
@@ -99,8 +100,6 @@ def refit(compiled: torch.nn.Module, source: Any) -> List[str]:
     with torch.no_grad():  # nothing is changed unless every weight fits
         for target, value in plan:
             target.copy_(value.detach().reshape(target.shape).to(target.device, target.dtype))
-    for record in records:
-        module = record.__dict__.get(_engine_op._MODULE_ATTR)
-        if module is not None:
-            module.mark_for_refit()
+    for record in records:  # whichever runtime runs them
+        ProgramEngine("", record).mark_for_refit()
     return [n for n in state if n in weights]

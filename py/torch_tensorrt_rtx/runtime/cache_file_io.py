@@ -175,10 +175,16 @@ def open_cache_for_reading(path: Path, max_bytes: Optional[int]) -> Optional[int
 
 def read_exactly(fd: int, offset: int, size: int, path: Path) -> bytearray:
     """``size`` bytes at ``offset`` (bounded by the caller), read straight into one buffer;
-    OSError if the file is shorter. lseek + readv/read rather than pread, which Windows
-    lacks; callers own the descriptor."""
+    OSError if the file is shorter. Callers own the descriptor."""
     buffer = bytearray(size)
-    view, done = memoryview(buffer), 0
+    read_into(fd, offset, memoryview(buffer), path)
+    return buffer
+
+
+def read_into(fd: int, offset: int, view: memoryview, path: Path) -> None:
+    """Fill the byte memoryview ``view`` with the file's bytes at ``offset``; OSError if the file
+    is shorter. lseek + readv/read rather than pread, which Windows lacks."""
+    size, done = view.nbytes, 0
     os.lseek(fd, offset, os.SEEK_SET)
     while done < size:
         if hasattr(os, "readv"):
@@ -190,7 +196,6 @@ def read_exactly(fd: int, offset: int, size: int, path: Path) -> bytearray:
         if n == 0:
             raise OSError(errno.EIO, f"{path} ended {size - done} bytes early at {offset + done}")
         done += n
-    return buffer
 
 
 def create_temp_file(path: Path):

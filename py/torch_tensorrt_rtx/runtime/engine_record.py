@@ -155,22 +155,14 @@ class EngineRecord:
     # -- packed form ----------------------------------------------------------------
     def pack(self) -> bytearray:
         """One contiguous buffer: header, then length-prefixed fields (engine copied once)."""
-        parts = [_readable(self.engine) if f == ENGINE_FIELD else memoryview(text)
-                 for f, text in zip(LAYOUT.fields, self._encoded_fields())]
-        total = _PACK_HEADER.size + sum(_PACK_LENGTH.size + p.nbytes for p in parts)
-        out = bytearray(total)
-        _PACK_HEADER.pack_into(out, 0, PACK_MAGIC, LAYOUT.abi_version, LAYOUT.num_fields)
-        pos = _PACK_HEADER.size
-        with memoryview(out) as view:
-            for part in parts:
-                _PACK_LENGTH.pack_into(out, pos, part.nbytes)
-                pos += _PACK_LENGTH.size
-                if isinstance(part, memoryview):
-                    view[pos:pos + part.nbytes] = part
-                else:
-                    part.readinto(view[pos:pos + part.nbytes])
-                pos += part.nbytes
+        parts = self._parts()
+        out = bytearray(_packed_size(parts))
+        _pack_into(out, parts)
         return out
+
+    def _parts(self) -> list:
+        return [_readable(self.engine) if f == ENGINE_FIELD else memoryview(text)
+                for f, text in zip(LAYOUT.fields, self._encoded_fields())]
 
     def _encoded_fields(self) -> list[bytes]:
         """Every field's wire bytes, except ENGINE (left empty: callers use ``self.engine``)."""
@@ -220,15 +212,39 @@ class EngineRecord:
         return cls.from_list(fields)
 
     def to_tensor(self):
-        """``pack()`` as a 1-D uint8 CPU tensor (shares the packed buffer, no extra copy)."""
+        """``pack()`` as a 1-D uint8 CPU tensor (packed straight into it, no extra copy)."""
         import torch  # local: keep this module importable without torch
 
-        return torch.frombuffer(self.pack(), dtype=torch.uint8)
+        parts = self._parts()
+        # Not zero-filled first (bytearray(n) writes every byte of a 300 MB engine twice): every
+        # byte is written by _pack_into.
+        out = torch.empty(_packed_size(parts), dtype=torch.uint8)
+        _pack_into(out.numpy(), parts)
+        return out
 
     @classmethod
     def from_tensor(cls, tensor) -> "EngineRecord":
         """Decode a uint8 CPU tensor produced by ``to_tensor`` (engine is a view of it)."""
         return cls.unpack(tensor.contiguous().numpy())
+
+
+def _packed_size(parts: list) -> int:
+    return _PACK_HEADER.size + sum(_PACK_LENGTH.size + p.nbytes for p in parts)
+
+
+def _pack_into(out: Any, parts: list) -> None:
+    """Write the header and the length-prefixed `parts` into the writable buffer `out`."""
+    _PACK_HEADER.pack_into(out, 0, PACK_MAGIC, LAYOUT.abi_version, LAYOUT.num_fields)
+    pos = _PACK_HEADER.size
+    with memoryview(out) as view:
+        for part in parts:
+            _PACK_LENGTH.pack_into(out, pos, part.nbytes)
+            pos += _PACK_LENGTH.size
+            if isinstance(part, memoryview):
+                view[pos:pos + part.nbytes] = part
+            else:
+                part.readinto(view[pos:pos + part.nbytes])
+            pos += part.nbytes
 
 
 def _readable(engine: Any):

@@ -5,6 +5,7 @@ A weightless engine (``compile(..., strip_engine_weights=True)``) is built with 
 the program keeps each weight once, as a buffer, and passes it to the engine op as a trailing
 input. The output spec names them (``OutputSpec.refit_weights``). The runtime refits before the
 engine's first run and again only after ``refit_module_weights`` marked the engine stale.
+The C++ runtime does the same, with the same error words: ``core/runtime/refit_engine.cpp``.
 """
 from __future__ import annotations
 

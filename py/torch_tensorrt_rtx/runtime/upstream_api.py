@@ -18,8 +18,9 @@ Weight streaming (TensorRT-RTX supports it: ``BuilderFlag.WEIGHT_STREAMING`` at 
 engine's ``weight_streaming_budget_v2`` at run time): compile with
 ``enable_weight_streaming=True``, then ``with weight_streaming(module) as ws: ws.device_budget =
 n`` keeps `n` bytes of streamable weights on the GPU, split over the engines in proportion to
-their streamable size (upstream's rule). It needs the engines deserialized, so an RTX GPU, and
-the Python runtime (the C++ runtime does not take budgets yet: refused with that reason).
+their streamable size (upstream's rule). It needs the engines deserialized, so an RTX GPU; it
+works on either runtime (the C++ runtime's engines through ``torch.ops.tensorrt``: setting a budget
+drops the engine's execution context, and the next run creates one).
 
 ``set_multi_device_safe_mode(mode)``: engines run on their inputs' GPU in the current CUDA
 context, without per-call device switching. With at most one CUDA device (every machine this

@@ -3,7 +3,8 @@
 //   torch.ops.ttrx_test.noop(Tensor[] inputs) -> Tensor[]: does nothing; the baseline for
 //       the engine ops' dispatch overhead in benchmarks/.
 //   torch.ops.ttrx_test.scripted_stats() -> int[]: [live engines, live contexts,
-//       deserializations, contexts created] of the scripted backend (lifetime tests).
+//       deserializations, contexts created, refits] of the scripted backend (lifetime and
+//       refit tests).
 //   torch.ops.ttrx_test.scripted_backend_us(Tensor x, int calls) -> float[]: per-call time
 //       of [the scripted backend alone (bind + enqueue, outputs preallocated),
 //       ExecuteEngine called from C++ without the dispatcher] (benchmarks).
@@ -35,7 +36,7 @@ std::vector<at::Tensor> Noop(std::vector<at::Tensor> inputs) { return inputs; }
 
 std::vector<int64_t> ScriptedStatsOp() {
   const auto s = torch_tensorrt_rtx::testing::Stats();
-  return {s.live_engines, s.live_contexts, s.deserializations, s.contexts_created};
+  return {s.live_engines, s.live_contexts, s.deserializations, s.contexts_created, s.refits};
 }
 
 std::vector<double> ScriptedBackendUs(const at::Tensor& x, int64_t calls) {

@@ -2,11 +2,11 @@
 // independent per tensor, and follows the thread's scope settings and its overrides.
 #include "core/runtime/record_engine.h"
 
-#include <cstring>
 #include <string>
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "tests/core/runtime/packed_record.h"
 #include "tests/core/runtime/scripted_backend.h"
 #include "tests/core/util/test_dir.h"
 
@@ -15,13 +15,8 @@ namespace runtime {
 namespace {
 
 at::Tensor PackedRecord(const std::string& name = "e") {
-  const std::string packed =
-      EngineRecord::FromList(testing::MakeRecordList(name, testing::ScriptedEngineBytes({"x"}, {"y"}),
-                                                     {"x"}, {"y"}))
-          .Pack();
-  at::Tensor t = at::empty({static_cast<int64_t>(packed.size())}, at::kByte);
-  std::memcpy(t.data_ptr(), packed.data(), packed.size());
-  return t;
+  return testing::PackedRecordTensor(
+      testing::MakeRecordList(name, testing::ScriptedEngineBytes({"x"}, {"y"}), {"x"}, {"y"}));
 }
 
 TEST(RecordEngineTest, BuiltOnceAndFreedWithItsTensor) {

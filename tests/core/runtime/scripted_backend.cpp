@@ -46,10 +46,12 @@ int CallLog::Count(const std::string& prefix) const {
 }
 
 std::string ScriptedEngineBytes(const std::vector<std::string>& inputs,
-                                const std::vector<std::string>& outputs) {
+                                const std::vector<std::string>& outputs,
+                                const std::vector<std::pair<std::string, int64_t>>& weights) {
   std::string out = kScriptedEngineMagic;
   for (const auto& n : inputs) out += "input " + n + "\n";
   for (const auto& n : outputs) out += "output " + n + "\n";
+  for (const auto& w : weights) out += "weight " + w.first + " " + std::to_string(w.second) + "\n";
   return out;
 }
 
@@ -83,7 +85,19 @@ std::string ScriptedCacheBytes(const std::set<std::string>& kernels) {
 namespace {
 
 std::atomic<int> g_live_engines{0}, g_live_contexts{0}, g_deserializations{0},
-    g_contexts_created{0};
+    g_contexts_created{0}, g_refits{0};
+
+// What an engine knows of its weights, shared with its contexts and refitters.
+struct ScriptedWeights {
+  std::vector<std::pair<std::string, int64_t>> declared;  // name, element count (float32)
+  std::map<std::string, std::vector<float>> refitted;     // values of the last refit
+  bool refit_fails = false;
+  int64_t streamable = 0;
+  int64_t budget = 0;
+  int live_contexts = 0;
+  bool Ready() const { return refitted.size() == declared.size(); }
+  float Scale() const { return declared.empty() ? 1.0f : refitted.at(declared[0].first).at(0); }
+};
 
 class ScriptedCache final : public trt::RuntimeCache {
  public:
@@ -144,19 +158,24 @@ class ScriptedContext final : public trt::ExecutionContext {
  public:
   ScriptedContext(std::string engine, std::vector<std::string> inputs,
                   std::vector<std::string> outputs, ScriptedConfig& config,
-                  std::shared_ptr<CallLog> log)
+                  std::shared_ptr<ScriptedWeights> weights, std::shared_ptr<CallLog> log)
       : engine_(std::move(engine)),
         inputs_(std::move(inputs)),
         outputs_(std::move(outputs)),
         kernel_(config.strategies.kernel_strategy),
         allocation_(config.strategies.allocation_strategy),
         cache_(config.cache_),
+        weights_(std::move(weights)),
         log_(std::move(log)) {
     ++g_live_contexts;
     ++g_contexts_created;
+    ++weights_->live_contexts;
     if (kernel_ == rt::KernelStrategy::kEager) Jit(engine_ + "/eager");
   }
-  ~ScriptedContext() override { --g_live_contexts; }
+  ~ScriptedContext() override {
+    --g_live_contexts;
+    --weights_->live_contexts;
+  }
   bool SetInputShape(const std::string& name, const trt::Dims& dims) override {
     if (name != inputs_.at(0)) return true;
     shape_ = dims;
@@ -182,13 +201,18 @@ class ScriptedContext final : public trt::ExecutionContext {
       log_->Add("enqueue failed: user_managed allocation without device memory");
       return false;  // what TensorRT does: the context has no scratch memory of its own
     }
+    if (!weights_->Ready()) {
+      log_->Add("enqueue failed: weightless engine not refitted");
+      return false;  // a stripped engine has no weights until refitted
+    }
+    const float scale = weights_->Scale();
     const float* in = static_cast<const float*>(addresses_.at(inputs_.at(0)));
     for (const auto& out_name : outputs_) {
       // A "dd_*" output holds 2 * the positive input elements (data-dependent); others 2 * input.
       const bool data_dependent = out_name.rfind("dd_", 0) == 0;
       std::vector<float> values;
       for (std::int64_t i = 0; i < n; ++i) {
-        if (!data_dependent || in[i] > 0) values.push_back(2.0f * in[i]);
+        if (!data_dependent || in[i] > 0) values.push_back(2.0f * in[i] * scale);
       }
       auto allocator = allocators_.find(out_name);
       float* out = nullptr;
@@ -242,10 +266,57 @@ class ScriptedContext final : public trt::ExecutionContext {
   rt::KernelStrategy kernel_;
   rt::AllocationStrategy allocation_;
   ScriptedCache* cache_;
+  std::shared_ptr<ScriptedWeights> weights_;
   std::shared_ptr<CallLog> log_;
   trt::Dims shape_;
   bool device_memory_ = false;
   std::map<std::string, void*> addresses_;
+};
+
+class ScriptedRefitter final : public trt::Refitter {
+ public:
+  ScriptedRefitter(std::shared_ptr<ScriptedWeights> weights, std::shared_ptr<CallLog> log)
+      : weights_(std::move(weights)), log_(std::move(log)) {}
+  std::vector<std::string> AllWeights() override {
+    std::vector<std::string> names;
+    for (const auto& w : weights_->declared) names.push_back(w.first);
+    return names;
+  }
+  bool SetNamedWeights(const std::string& name, const trt::WeightsView& weights) override {
+    auto declared = std::find_if(weights_->declared.begin(), weights_->declared.end(),
+                                 [&](const auto& w) { return w.first == name; });
+    if (declared == weights_->declared.end() || weights.type != trt::DataType::kFloat ||
+        weights.count != declared->second) {
+      log_->Add("refitter.set_named_weights " + name + " refused");
+      return false;
+    }
+    log_->Add("refitter.set_named_weights " + name);
+    const float* values = static_cast<const float*>(weights.values);
+    pending_[name].assign(values, values + weights.count);
+    return true;
+  }
+  std::vector<std::string> MissingWeights() override {
+    std::vector<std::string> missing;
+    for (const auto& w : weights_->declared) {
+      if (!pending_.count(w.first)) missing.push_back(w.first);
+    }
+    return missing;
+  }
+  bool Refit(void* stream) override {
+    if (!MissingWeights().empty() || weights_->refit_fails) {
+      log_->Add("refitter.refit failed");
+      return false;
+    }
+    log_->Add(std::string("refitter.refit") + (stream ? " async" : ""));
+    ++g_refits;
+    for (auto& p : pending_) weights_->refitted[p.first] = p.second;
+    return true;
+  }
+
+ private:
+  std::shared_ptr<ScriptedWeights> weights_;
+  std::shared_ptr<CallLog> log_;
+  std::map<std::string, std::vector<float>> pending_;
 };
 
 class ScriptedEngine final : public trt::Engine {
@@ -253,9 +324,9 @@ class ScriptedEngine final : public trt::Engine {
   ScriptedEngine(std::string name, std::vector<std::string> inputs,
                  std::vector<std::string> outputs,
                  std::map<std::string, std::pair<trt::Dims, trt::Dims>> ranges,
-                 std::shared_ptr<CallLog> log)
+                 std::shared_ptr<ScriptedWeights> weights, std::shared_ptr<CallLog> log)
       : name_(std::move(name)), inputs_(std::move(inputs)), outputs_(std::move(outputs)),
-        ranges_(std::move(ranges)), log_(std::move(log)) {
+        ranges_(std::move(ranges)), weights_(std::move(weights)), log_(std::move(log)) {
     ++g_live_engines;
     ++g_deserializations;
   }
@@ -281,6 +352,23 @@ class ScriptedEngine final : public trt::Engine {
     log_->Add("engine.create_runtime_config");
     return std::make_unique<ScriptedConfig>(log_);
   }
+  std::unique_ptr<trt::Refitter> CreateRefitter() override {
+    log_->Add("engine.create_refitter");
+    if (weights_->declared.empty()) return nullptr;  // built without REFIT
+    return std::make_unique<ScriptedRefitter>(weights_, log_);
+  }
+  int64_t StreamableWeightsSize() const override { return weights_->streamable; }
+  int64_t WeightStreamingBudget() const override { return weights_->budget; }
+  bool SetWeightStreamingBudget(int64_t bytes) override {
+    if (bytes < 0 || weights_->live_contexts > 0) {
+      log_->Add("engine.set_weight_streaming_budget " + std::to_string(bytes) + " refused");
+      return false;
+    }
+    weights_->budget = std::min(bytes, weights_->streamable);
+    log_->Add("engine.set_weight_streaming_budget " + std::to_string(weights_->budget));
+    return true;
+  }
+  int64_t WeightStreamingAutomaticBudget() const override { return weights_->streamable / 2; }
 
  private:
   std::unique_ptr<trt::ExecutionContext> CreateExecutionContext(trt::RuntimeConfig& config) override {
@@ -289,11 +377,12 @@ class ScriptedEngine final : public trt::Engine {
     log_->Add(std::string("engine.create_execution_context kernel=") + rt::Name(s.kernel_strategy) +
               " graph=" + rt::Name(s.cuda_graph_strategy) + " allocation=" +
               rt::Name(s.allocation_strategy) + " cache=" + (scripted.cache_ ? "yes" : "no"));
-    return std::make_unique<ScriptedContext>(name_, inputs_, outputs_, scripted, log_);
+    return std::make_unique<ScriptedContext>(name_, inputs_, outputs_, scripted, weights_, log_);
   }
   std::string name_;
   std::vector<std::string> inputs_, outputs_;
   std::map<std::string, std::pair<trt::Dims, trt::Dims>> ranges_;
+  std::shared_ptr<ScriptedWeights> weights_;
   std::shared_ptr<CallLog> log_;
 };
 
@@ -310,7 +399,7 @@ trt::Dims ParseDims(const std::string& text) {
 
 ScriptedStats Stats() {
   return {g_live_engines.load(), g_live_contexts.load(), g_deserializations.load(),
-          g_contexts_created.load()};
+          g_contexts_created.load(), g_refits.load()};
 }
 
 ScriptedRuntime::ScriptedRuntime(std::shared_ptr<CallLog> log) : log_(std::move(log)) {}
@@ -325,6 +414,7 @@ std::unique_ptr<trt::Engine> ScriptedRuntime::DeserializeEngine(const std::strin
   }
   std::vector<std::string> inputs, outputs;
   std::map<std::string, std::pair<trt::Dims, trt::Dims>> ranges;
+  auto weights = std::make_shared<ScriptedWeights>();
   std::istringstream lines(bytes.substr(magic));
   std::string line;
   while (std::getline(lines, line)) {
@@ -336,9 +426,16 @@ std::unique_ptr<trt::Engine> ScriptedRuntime::DeserializeEngine(const std::strin
       if (words >> min >> max) ranges[name] = {ParseDims(min), ParseDims(max)};
     } else if (kind == "output") {
       outputs.push_back(name);
+    } else if (kind == "weight" && words >> min) {
+      weights->declared.emplace_back(name, std::stoll(min));
+    } else if (kind == "streamable") {
+      weights->streamable = weights->budget = std::stoll(name);
+    } else if (kind == "refit" && name == "fails") {
+      weights->refit_fails = true;
     }
   }
-  return std::make_unique<ScriptedEngine>(engine_name, inputs, outputs, std::move(ranges), log_);
+  return std::make_unique<ScriptedEngine>(engine_name, inputs, outputs, std::move(ranges),
+                                          std::move(weights), log_);
 }
 
 trt::EngineVerdict ScriptedRuntime::CheckEngine(const std::string& bytes) {

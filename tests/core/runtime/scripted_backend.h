@@ -25,6 +25,14 @@
 //    "none" uses a generic kernel and never JITs.
 //  - Runtime cache bytes: "SCRIPTED-CACHE v1\n" then one kernel per line; anything else is
 //    rejected by Deserialize. Serialize of an empty cache gives "".
+//  - Weightless engines: lines "weight NAME COUNT" declare refittable float32 weights. Such an
+//    engine fails Enqueue until a Refitter set every weight (right name, float32, COUNT elements;
+//    anything else is refused, as TensorRT does) and Refit succeeded; then every output is also
+//    scaled by element 0 of the first weight. A line "refit fails" makes Refit fail. An engine
+//    without weight lines is not refittable (CreateRefitter gives nullptr).
+//  - Weight streaming: a line "streamable BYTES" (default 0); the budget starts at BYTES, is
+//    capped to it, cannot change while a context of the engine lives, and the automatic budget
+//    is BYTES / 2.
 #ifndef TORCH_TENSORRT_RTX_TESTS_CORE_RUNTIME_SCRIPTED_BACKEND_H_
 #define TORCH_TENSORRT_RTX_TESTS_CORE_RUNTIME_SCRIPTED_BACKEND_H_
 
@@ -32,6 +40,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/runtime/trt_interface.h"
@@ -59,7 +68,8 @@ constexpr const char* kScriptedEngineMagic = "SCRIPTED-ENGINE v1\n";
 constexpr const char* kScriptedCacheMagic = "SCRIPTED-CACHE v1\n";
 
 std::string ScriptedEngineBytes(const std::vector<std::string>& inputs,
-                                const std::vector<std::string>& outputs);
+                                const std::vector<std::string>& outputs,
+                                const std::vector<std::pair<std::string, int64_t>>& weights = {});
 // A record list like Python's EngineRecord.to_list(), with the sentinel in optional slots.
 std::vector<std::string> MakeRecordList(const std::string& name, std::string engine_bytes,
                                         const std::vector<std::string>& inputs,
@@ -79,13 +89,14 @@ class ScriptedRuntime final : public rt::trt::Runtime {
 };
 
 // Process-wide counts of scripted objects, for lifetime tests (engines freed with their
-// program) and benchmarks: live engines and contexts now, deserializations and contexts
-// created so far.
+// program) and benchmarks: live engines and contexts now, deserializations, contexts
+// created and successful refits so far.
 struct ScriptedStats {
   int live_engines;
   int live_contexts;
   int deserializations;
   int contexts_created;
+  int refits;
 };
 ScriptedStats Stats();
 

@@ -20,6 +20,7 @@ from torch_tensorrt_rtx.dynamo._engine_cache import (
     OFF_SWITCH_ENV,
     SUFFIX,
     EngineCache,
+    EngineCacheSession,
     EngineCacheWarning,
 )
 from torch_tensorrt_rtx.dynamo._engine_cache_key import ENGINE_SETTINGS, SETTINGS_NOT_IN_KEY
@@ -119,6 +120,39 @@ def test_changed_weights_miss(tmp_path, builds):
     report = _compile(changed, tmp_path).compile_report
     assert len(builds) == 2 and report.engine_cache_hits == 0
     assert len(_entries(tmp_path)) == 2
+
+
+def test_weights_changed_in_place_between_compiles_miss(tmp_path, builds):
+    """Each compile hashes its module's weights anew, even through `.data` (no version bump)."""
+    model = _model()
+    _compile(model, tmp_path)
+    model.fc2.bias.data[3] += 1.0
+    assert _compile(model, tmp_path).compile_report.engine_cache_hits == 0
+    assert len(builds) == 2
+
+
+def test_a_weight_changed_after_its_early_hash_is_hashed_again(tmp_path, builds, monkeypatch):
+    """Weights are hashed while torch.export runs; one changed in place meanwhile is keyed by
+    its new bytes, so the engine is the one of the changed model, not of the original."""
+    from torch_tensorrt_rtx import _compile as compile_module
+
+    real_export = compile_module.export_aten
+
+    def export_then_change(module, *args, **kwargs):
+        exported = real_export(module, *args, **kwargs)
+        with torch.no_grad():
+            module.fc2.bias[3] += 1.0  # the exported graph reads the same tensor
+        return exported
+
+    monkeypatch.setattr(compile_module, "export_aten", export_then_change)
+    _compile(_model(), tmp_path)
+    monkeypatch.setattr(compile_module, "export_aten", real_export)
+    changed = _model()
+    with torch.no_grad():
+        changed.fc2.bias[3] += 1.0
+    assert _compile(changed, tmp_path).compile_report.engine_cache_hits == 1
+    assert _compile(_model(), tmp_path).compile_report.engine_cache_hits == 0
+    assert len(builds) == 2
 
 
 def test_changed_ranges_miss(tmp_path, builds):
@@ -239,6 +273,70 @@ def test_a_damaged_or_hostile_entry_is_ignored_with_a_warning(tmp_path, how):
     with pytest.warns(EngineCacheWarning):
         assert cache.try_load(KEYS[0]) is None
     assert cache.try_load(KEYS[1]) == b"engine-1" * 100
+
+
+@pytest.mark.parametrize("where", [0, 130, 399])
+def test_damage_anywhere_in_an_entry_read_in_chunks_is_found(tmp_path, monkeypatch, where):
+    from torch_tensorrt_rtx.dynamo import _engine_cache
+
+    monkeypatch.setattr(_engine_cache, "_VERIFY_CHUNK", 64)  # the entry spans 7 chunks
+    cache = EngineCache(tmp_path, max_bytes=1 << 20)
+    engine = bytes(range(200)) * 2
+    cache.try_save(KEYS[0], engine)
+    assert cache.try_load(KEYS[0]) == engine
+    path = cache.entry_path(KEYS[0])
+    data = bytearray(path.read_bytes())
+    data[len(data) - len(engine) + where] ^= 0x01
+    path.write_bytes(data)
+    with pytest.warns(EngineCacheWarning, match="checksum"):
+        assert cache.try_load_engine(KEYS[0]) is None
+
+
+def test_a_loaded_engine_reads_the_verified_file_even_after_its_entry_is_replaced(tmp_path):
+    cache = EngineCache(tmp_path, max_bytes=1 << 20)
+    cache.try_save(KEYS[0], b"engine-0" * 100)
+    found = cache.try_load_engine(KEYS[0])
+    assert (found.nbytes, found.sha256) == (800, hashlib.sha256(b"engine-0" * 100).hexdigest())
+    cache.try_save(KEYS[0], b"other-00" * 100)  # a peer replaces the entry (new file + rename)
+    out = bytearray(found.nbytes)
+    found.readinto(out)
+    assert out == b"engine-0" * 100
+    with pytest.raises(ValueError, match="expected 800"):
+        found.readinto(bytearray(10))
+    found.close()
+    assert cache.try_load(KEYS[0]) == b"other-00" * 100
+
+
+def _session_keyed(tmp_path, monkeypatch, key):
+    """An EngineCacheSession on tmp_path whose every partition has `key`."""
+    monkeypatch.setattr(EngineCacheSession, "key", lambda self, sub, ranges: key)
+    return EngineCacheSession(CompilationSettings(engine_cache_dir=str(tmp_path)), {})
+
+
+def test_a_look_up_started_early_is_what_build_returns(tmp_path, monkeypatch):
+    EngineCache(tmp_path, 1 << 20).try_save(KEYS[0], b"engine-0" * 100)
+    session = _session_keyed(tmp_path, monkeypatch, KEYS[0])
+    session.look_up(None, [])
+
+    def no_build():
+        raise AssertionError("built although the cache has the engine")
+
+    found, seconds = session.build(None, [], "_run_on_trt_0", no_build)
+    out = bytearray(found.nbytes)
+    found.readinto(out)
+    assert out == b"engine-0" * 100 and session.hits == 1 and seconds == 0.0
+    found.close()
+    session.close()
+
+
+def test_a_look_up_never_used_is_closed_with_the_session(tmp_path, monkeypatch):
+    EngineCache(tmp_path, 1 << 20).try_save(KEYS[0], b"engine-0" * 100)
+    session = _session_keyed(tmp_path, monkeypatch, KEYS[0])
+    session.look_up(None, [])
+    found = next(iter(session._lookups.values())).result()
+    session.close()
+    with pytest.raises(ValueError, match="closed"):
+        found.readinto(bytearray(found.nbytes))
 
 
 def test_an_untrusted_directory_is_neither_read_nor_written(tmp_path):

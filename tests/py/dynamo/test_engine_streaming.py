@@ -91,3 +91,76 @@ def test_an_engine_that_cannot_be_written_is_a_build_failure_naming_the_file(mon
     assert not report.engines, report.format()
     reasons = " ".join(report.failed_nodes.values())
     assert "temporary file" in reasons and "No space left on device" in reasons, reasons
+
+
+def test_the_heap_trimmer_trims_only_when_the_resident_size_grew_a_step(monkeypatch):
+    import threading
+
+    from torch_tensorrt_rtx.dynamo.conversion import _engine_builder
+
+    readings = iter([100, 105, 120, 112, 115, 130, 125])  # floor 100; 120 >= 110: trim (then 112); 130 >= 122: trim
+    done = threading.Event()
+    trims = []
+
+    def resident():
+        try:
+            return next(readings)
+        except StopIteration:
+            done.set()
+            return 125
+
+    monkeypatch.setattr(_engine_builder, "_resident_bytes", resident)
+    monkeypatch.setattr(_engine_builder, "_MALLOC_TRIM", lambda pad: trims.append(pad))
+    with _engine_builder.HeapTrimmer(step_bytes=10, poll_seconds=0.001) as trimmer:
+        assert done.wait(10), "the trimmer thread never polled"
+    assert trimmer.trims == 2 and trims == [0, 0]
+
+
+def test_save_writes_tensors_from_their_memory_and_torch_loads_the_file(tmp_path):
+    import tracemalloc
+
+    from torch.export.pt2_archive import _package
+
+    class Big(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("blob_engine", torch.arange(32 << 20, dtype=torch.int64).to(torch.uint8))
+            self.linear = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.linear(x) + self.blob_engine[:4].float()
+
+    program = torch.export.export(Big(), (torch.randn(2, 4),))
+    torch_functions = (_package._get_raw_tensor_bytes, _package.PT2ArchiveWriter.write_bytes)
+    tracemalloc.start()
+    try:
+        (tmp_path / "ours").mkdir()
+        trtx.save(program, tmp_path / "ours" / "big.pt2")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < (8 << 20), f"save allocated {peak >> 20} MB in Python: a copy of the 32 MB buffer"
+    assert (_package._get_raw_tensor_bytes, _package.PT2ArchiveWriter.write_bytes) == torch_functions
+    loaded = torch.export.load(tmp_path / "ours" / "big.pt2")
+    for name, tensor in program.state_dict.items():
+        assert torch.equal(loaded.state_dict[name], tensor), name
+    torch.export.save(program, tmp_path / "big.pt2")
+    assert (tmp_path / "ours" / "big.pt2").read_bytes() == (tmp_path / "big.pt2").read_bytes(), "not torch's own file"
+
+
+def test_only_the_saving_thread_writes_in_place():
+    import threading
+
+    from torch.export.pt2_archive import _package
+
+    from torch_tensorrt_rtx._archive_in_place import tensor_bytes_in_place
+
+    tensor = torch.arange(64, dtype=torch.uint8)
+    other = []
+    with tensor_bytes_in_place():
+        mine = _package._get_raw_tensor_bytes(tensor)
+        worker = threading.Thread(target=lambda: other.append(_package._get_raw_tensor_bytes(tensor)))
+        worker.start()
+        worker.join()
+    assert not isinstance(mine, bytes) and mine.storage.data_ptr() == tensor.data_ptr()
+    assert other == [bytes(range(64))], "another thread's save must keep torch's own copy"

@@ -287,7 +287,7 @@ def test_weight_streaming_splits_the_budget_over_the_engines(monkeypatch):
     from torch_tensorrt_rtx.dynamo import _engine_op
 
     if _engine_op.NATIVE:
-        pytest.skip("the C++ runtime runs the engines in this build (it refuses budgets; tested below)")
+        pytest.skip("the C++ runtime runs the engines in this build (tests/py/cross_runtime covers it there)")
     model = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.GELU(), torch.nn.Linear(16, 16)).eval()
     trt_gm = torch_tensorrt.compile(model, inputs=[torch.randn(2, 16)], min_block_size=1,
                                     enable_weight_streaming=True, torch_executed_ops={"aten::gelu"})
@@ -318,9 +318,12 @@ def test_weight_streaming_refusals(monkeypatch):
         fresh = torch_tensorrt.compile(MLP().eval(), inputs=[torch.randn(2, 16)], min_block_size=1)
         with pytest.raises(RuntimeError, match="enable_weight_streaming=True"):
             torch_tensorrt.runtime.weight_streaming(fresh)
+    # On the C++ runtime the same context manager reaches the C++ engines (tests/py/cross_runtime/
+    # test_weightless_cross_runtime.py runs it there through the scripted backend).
     monkeypatch.setattr(_engine_op, "NATIVE", True)
-    with pytest.raises(NotImplementedError, match="C\\+\\+ runtime"):
-        torch_tensorrt.runtime.weight_streaming(trt_gm)
+    from torch_tensorrt_rtx.dynamo._program_engine import NativeStreamingEngine
+
+    assert [type(runtime) for _, runtime in _engine_op.runtime_engines(trt_gm)] == [NativeStreamingEngine]
 
 
 def test_multi_device_safe_mode_and_output_allocator_names(monkeypatch):

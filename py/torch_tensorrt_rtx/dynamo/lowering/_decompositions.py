@@ -5,9 +5,9 @@ an op we convert natively (e.g. silu -> one activation) is better kept whole tha
 
 Building it materializes torch's table, which walks every operator namespace for
 CompositeImplicitAutograd ops (20-60 ms warm, a few hundred ms on the first call), so it is
-built once and rebuilt only when a converter or a dispatcher operator (e.g. a custom-op library
-loaded later, whose CIA ops torch's table also decomposes) has been registered since. Each
-caller gets its own copy.
+built once and rebuilt only when a converter or a dispatcher operator torch's table would
+decompose (a CompositeImplicitAutograd op of a custom-op library loaded later) has been
+registered since, or an operator went away. Each caller gets its own copy.
 
 `decompose(gm, table)` takes the graph torch.export made (weights unlifted) to the ops
 `ExportedProgram.run_decompositions(table)` would give, without retracing the whole program
@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import logging
 import operator
-from typing import Any, Callable, Dict, FrozenSet, List
+from typing import Any, Callable, Dict, FrozenSet, List, Set
 
 import torch
 from torch.fx import GraphModule, Node
@@ -39,14 +39,33 @@ logger = logging.getLogger(__name__)
 
 
 def decomposition_table() -> Dict[torch._ops.OperatorBase, Callable]:
-    operator_count = len(torch._C._dispatch_get_all_op_names())  # ~3 ms; grows when any op is defined
     # A fresh dict each call: run_decompositions copies it today, but callers may edit theirs.
-    return dict(_table_without(frozenset(registered_targets()), operator_count))
+    return dict(_table_without(frozenset(registered_targets()), _operators_generation()))
+
+
+_known_operators: Set[str] = set()
+_generation = 0
+
+
+def _operators_generation() -> int:
+    """A number that changes when an operator torch's table could decompose was defined (one
+    with a CompositeImplicitAutograd kernel) or any operator went away, since the last call
+    (~3 ms). Other new operators (transformers' custom ops, defined when a model is built)
+    leave the table as it was, so they do not cost a rebuild."""
+    global _generation, _known_operators
+    names = set(torch._C._dispatch_get_all_op_names())
+    added = names - _known_operators
+    if len(names) != len(_known_operators) + len(added) or any(
+            torch._C._dispatch_has_kernel_for_dispatch_key(n, torch._C.DispatchKey.CompositeImplicitAutograd)
+            for n in added):
+        _generation += 1
+    _known_operators = names
+    return _generation
 
 
 @functools.lru_cache(maxsize=1)
-def _table_without(converted: FrozenSet[object], operator_count: int) -> Dict[torch._ops.OperatorBase, Callable]:
-    del operator_count  # only part of the cache key
+def _table_without(converted: FrozenSet[object], generation: int) -> Dict[torch._ops.OperatorBase, Callable]:
+    del generation  # only part of the cache key
     table = dict(torch.export.default_decompositions())
     for target in converted:
         table.pop(target, None)
@@ -62,9 +81,10 @@ def _composite(target: torch._ops.OpOverload) -> bool:
     return torch._C._dispatch_has_kernel_for_dispatch_key(target.name(), torch._C.DispatchKey.CompositeImplicitAutograd)
 
 
-def decompose(gm: GraphModule, table: Dict[Any, Callable]) -> int:
+def decompose(gm: GraphModule, table: Dict[Any, Callable], recompile: bool = True) -> int:
     """Decompose `gm` in place (see the module docstring); returns how many nodes were traced
-    alone. Raises WholeProgramNeeded, leaving `gm` partly rewritten, when it cannot."""
+    alone. Raises WholeProgramNeeded, leaving `gm` partly rewritten, when it cannot.
+    `recompile=False` leaves gm's Python code stale, for a caller that recompiles it later."""
     for node in gm.graph.nodes:
         if node.op == "call_function" and isinstance(node.target, torch._ops.HigherOrderOperator):
             raise WholeProgramNeeded(f"{node.name} is a higher-order op ({node.target.name()})")
@@ -88,7 +108,8 @@ def decompose(gm: GraphModule, table: Dict[Any, Callable]) -> int:
             _trace_alone(gm, node, table)
             traced += 1
     gm.graph.lint()
-    gm.recompile()
+    if recompile:
+        gm.recompile()
     return traced
 
 

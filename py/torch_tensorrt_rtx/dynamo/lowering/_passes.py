@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import torch
 from torch.fx import GraphModule, Node
 
-from torch_tensorrt_rtx.dynamo.lowering._precision import reduce_precision
+from torch_tensorrt_rtx.dynamo.lowering._precision import reduce_precision_in_graph
 
 logger = logging.getLogger(__name__)
 aten = torch.ops.aten
@@ -71,13 +71,16 @@ def _one_user_each(gm: GraphModule) -> None:
 
 
 def lower(gm: GraphModule, reduced_precision: Optional[torch.dtype] = None, fp32_accumulation: bool = False,
-          keep_fp32: Optional[Callable[[Node], bool]] = None) -> GraphModule:
+          keep_fp32: Optional[Callable[[Node], bool]] = None, recompile: bool = True) -> GraphModule:
+    """`recompile=False` leaves gm's Python code stale, for a caller that only reads the graph
+    and recompiles it later (compile_graph: partitioning reads the graph, packaging recompiles)."""
     _drop_assertions(gm)
     _contiguous_inputs(gm)
     if reduced_precision is not None:
-        reduce_precision(gm, reduced_precision, fp32_accumulation, keep_fp32)
+        reduce_precision_in_graph(gm.graph, reduced_precision, fp32_accumulation, keep_fp32)
     _one_user_each(gm)
     gm.graph.eliminate_dead_code()
     gm.graph.lint()
-    gm.recompile()
+    if recompile:
+        gm.recompile()
     return gm

@@ -25,7 +25,9 @@ import re
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 import torch
-from torch.fx import GraphModule, Node
+from torch._subclasses.fake_tensor import unset_fake_temporarily
+from torch._prims_common import is_non_overlapping_and_dense_or_false
+from torch.fx import Graph, GraphModule, Node
 
 from torch_tensorrt_rtx.dynamo.conversion._registry import Precision, precision_policy
 
@@ -63,19 +65,46 @@ def _is_float32(node: Node) -> bool:
     return isinstance(val, torch.Tensor) and val.dtype == torch.float32
 
 
-def _cast_val(val: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    # Each fake tensor under its own mode: inside torch.compile the tracing context holds
-    # another one, which must not be mixed in.
-    with val.fake_mode:
-        return val.to(dtype)
+def _dims(sizes: Any) -> Tuple[Any, ...]:
+    return tuple(s.node.expr if isinstance(s, torch.SymInt) else s for s in sizes)
 
 
-def _with_dtype(val: Any, dtype: torch.dtype) -> Any:
-    if isinstance(val, torch.Tensor):
-        return _cast_val(val, dtype) if val.dtype == torch.float32 else val
-    if isinstance(val, (list, tuple)):
-        return type(val)(_with_dtype(v, dtype) for v in val)
-    return val
+class _FakeCasts:
+    """Fake tensors cast to another dtype, made once per distinct (shape, strides, dtypes,
+    device): `.to` on a fake tensor costs milliseconds (decomposition, dispatch, symbolic stride
+    arithmetic), and a graph casts thousands of tensors of few distinct shapes. Nodes then share
+    one fake tensor, as FX passes that copy `node.meta` already do."""
+
+    def __init__(self) -> None:
+        self._made: Dict[Tuple[Any, ...], torch.Tensor] = {}
+
+    def __call__(self, val: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        key = (id(val.fake_mode), val.dtype, dtype, val.device, val.requires_grad, torch.is_grad_enabled(),
+               _dims(val.shape), _dims(val.stride()))
+        made = self._made.get(key)
+        if made is None:
+            if is_non_overlapping_and_dense_or_false(val):
+                # What `.to` makes of it (prims.convert_element_type keeps dense strides), built
+                # directly rather than through `_to_copy`'s decomposition and fake dispatch.
+                with unset_fake_temporarily():
+                    meta = torch.empty_strided(val.shape, val.stride(), dtype=dtype, device="meta")
+                made = val.fake_mode.fake_tensor_converter.from_meta_and_device(val.fake_mode, meta, val.device)
+                made.requires_grad_(val.requires_grad and torch.is_grad_enabled())
+            else:
+                # Each fake tensor under its own mode: inside torch.compile the tracing context
+                # holds another one, which must not be mixed in.
+                with val.fake_mode:
+                    made = val.to(dtype)
+            self._made[key] = made
+        return made
+
+    def with_dtype(self, val: Any, dtype: torch.dtype) -> Any:
+        """`val` (a node's meta value: a tensor or a list/tuple of them) with float32 tensors cast."""
+        if isinstance(val, torch.Tensor):
+            return self(val, dtype) if val.dtype == torch.float32 else val
+        if isinstance(val, (list, tuple)):
+            return type(val)(self.with_dtype(v, dtype) for v in val)
+        return val
 
 
 def _is_constant_table_lookup(node: Node) -> bool:
@@ -112,28 +141,40 @@ def keep_float32(ops: Iterable[str] = (), node_patterns: Iterable[str] = ()) -> 
 
 def reduce_precision(gm: GraphModule, dtype: torch.dtype, fp32_accumulation: bool = False,
                      keep_fp32: Optional[Callable[[Node], bool]] = None) -> int:
+    moved = reduce_precision_in_graph(gm.graph, dtype, fp32_accumulation, keep_fp32)
+    gm.graph.lint()
+    gm.recompile()
+    return moved
+
+
+def reduce_precision_in_graph(graph: Graph, dtype: torch.dtype, fp32_accumulation: bool = False,
+                              keep_fp32: Optional[Callable[[Node], bool]] = None) -> int:
+    """`reduce_precision` without the lint and recompile, for a caller that does both afterwards."""
     if dtype not in REDUCED:
         raise ValueError(f"reduced precision must be one of {REDUCED}, got {dtype}")
-    graph = gm.graph
     reduced = set()  # nodes that now produce `dtype` where they produced float32
     casts: Dict[Tuple[Node, torch.dtype], Node] = {}
+    cast_nodes = set()
+    fake_casts = _FakeCasts()
 
     def cast(node: Node, to: torch.dtype) -> Node:
         key = (node, to)
         if key not in casts:
             with graph.inserting_after(node):
                 c = graph.call_function(aten._to_copy.default, (node,), {"dtype": to})
-            c.meta = {"val": _cast_val(node.meta["val"], to)}
+            c.meta = {"val": fake_casts(node.meta["val"], to)}
             casts[key] = c
+            cast_nodes.add(c)
         return casts[key]
 
     moved = 0
     for node in list(graph.nodes):
-        if node.op != "call_function" or node in casts.values():
+        if node.op != "call_function" or node in cast_nodes:
             continue
         inputs = list(dict.fromkeys(_tensor_nodes((node.args, node.kwargs))))
         floats = [a for a in inputs if _is_float32(a) or a in reduced]
-        if fp32_accumulation and node.target in MATMUL_OPS and floats and not (keep_fp32 and keep_fp32(node)):
+        kept = keep_fp32 is not None and keep_fp32(node)
+        if fp32_accumulation and node.target in MATMUL_OPS and floats and not kept:
             for a in floats:
                 if a in reduced:
                     node.replace_input_with(a, cast(a, torch.float32))
@@ -144,27 +185,25 @@ def reduce_precision(gm: GraphModule, dtype: torch.dtype, fp32_accumulation: boo
             reduced.add(down)
             moved += 1
             continue
-        policy = Precision.FLOAT32 if keep_fp32 is not None and keep_fp32(node) else precision_policy(node.target)
+        policy = Precision.FLOAT32 if kept else precision_policy(node.target)
         if policy is Precision.REDUCED and floats:
             go_low = True
         elif policy is Precision.FOLLOW and floats:
             go_low = any(a in reduced for a in floats) and all(a in reduced or a.op == "get_attr" for a in floats)
         else:
             go_low = False
-        go_low = go_low or (not (keep_fp32 and keep_fp32(node)) and _table_follows(node, reduced))
+        go_low = go_low or (not kept and _table_follows(node, reduced))
         for a in floats:
             if go_low and a not in reduced:
                 node.replace_input_with(a, cast(a, dtype))
             elif not go_low and a in reduced:
                 node.replace_input_with(a, cast(a, torch.float32))
         if go_low:
-            node.meta["val"] = _with_dtype(node.meta.get("val"), dtype)
+            node.meta["val"] = fake_casts.with_dtype(node.meta.get("val"), dtype)
             reduced.add(node)
             moved += policy is Precision.REDUCED
     output = next(iter(graph.find_nodes(op="output")))
     for a in list(dict.fromkeys(_tensor_nodes(output.args))):
         if a in reduced:
             output.replace_input_with(a, cast(a, torch.float32))
-    graph.lint()
-    gm.recompile()
     return moved

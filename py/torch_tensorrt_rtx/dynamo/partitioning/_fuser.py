@@ -16,7 +16,8 @@ import operator
 from typing import Dict, List, Sequence, Set, Tuple
 
 from torch.fx import Graph, GraphModule, Node
-from torch.fx.passes.utils.common import lift_subgraph_as_module
+from torch.fx._lazy_graph_module import _LazyGraphModule
+from torch.fx.passes.utils.common import HolderModule
 
 
 def _outside_inputs(nodes: Sequence[Node], members: Set[Node]) -> List[Node]:
@@ -45,8 +46,27 @@ def extract(gm: GraphModule, nodes: Sequence[Node], name: str) -> GraphModule:
     for node in nodes:
         env[node] = subgraph.node_copy(node, env.__getitem__)
     subgraph.output(tuple(env[n] for n in _read_outside(nodes, members)))
-    sub, _ = lift_subgraph_as_module(gm, subgraph, comp_name="", class_name=name)
-    return sub
+    # Lazy: its Python code is generated when first needed (a call, `.code`), not here. A
+    # partition that becomes an engine never needs it, and generating it for a graph of
+    # thousands of nodes takes a good part of partitioning.
+    return _LazyGraphModule(_holder(gm, subgraph), subgraph, name)
+
+
+def _holder(gm: GraphModule, subgraph: Graph) -> HolderModule:
+    """A module holding what `subgraph` reads from `gm` (get_attr, call_module targets) at the
+    same paths, shared, not copied (as torch's lift_subgraph_as_module does)."""
+    root = HolderModule({})
+    for node in subgraph.nodes:
+        if node.op not in ("call_module", "get_attr"):
+            continue
+        *path, leaf = node.target.split(".")
+        owner, source = root, gm
+        for part in path:
+            if not hasattr(owner, part):
+                owner.add_module(part, HolderModule({}))
+            owner, source = getattr(owner, part), getattr(source, part)
+        setattr(owner, leaf, getattr(source, leaf))
+    return root
 
 
 def fuse(gm: GraphModule, partitions: Sequence[Tuple[str, Sequence[Node], GraphModule]]) -> GraphModule:

@@ -28,7 +28,8 @@ NAMES = REPO / "tests/core/runtime/tensorrt_rtx_api_names.txt"
 RECEIVERS = {("cache_", "->"): "IRuntimeCache", ("config_", "->"): "IRuntimeConfig",
              ("config", "."): "IRuntimeConfig", ("context_", "->"): "IExecutionContext",
              ("engine_", "->"): "ICudaEngine", ("runtime_", "->"): "IRuntime",
-             ("runtime", "."): "IRuntime", ("memory", "->"): "IHostMemory", ("d", "."): "Dims"}
+             ("runtime", "."): "IRuntime", ("memory", "->"): "IHostMemory", ("d", "."): "Dims",
+             ("refitter_", "->"): "IRefitter", ("w", "."): "Weights"}
 OWN_RECEIVERS = {"rtx", "allocator_"}  # our own wrapper classes and interfaces
 # Interfaces of trt_interface.h the runtime implements (execute_engine.cpp), not the backends.
 RUNTIME_IMPLEMENTED = {"OutputAllocator"}

@@ -44,6 +44,22 @@ def test_loaded_program_runs_and_owns_its_engine(api, saved):
     assert runtime_module() is None, "deleting the program must free its engine"
 
 
+def test_the_runtime_module_reads_the_record_in_place_and_dies_with_it(api):
+    packed = double_record().to_tensor()
+    runtime_module = _engine_op.python_runtime_module(packed)
+    start = torch.frombuffer(runtime_module.record.engine, dtype=torch.uint8).data_ptr()
+    assert packed.data_ptr() <= start < packed.data_ptr() + packed.numel(), "the engine must be a view of the record"
+    assert _engine_op.python_runtime_module(packed) is runtime_module
+    gone = weakref.ref(runtime_module)
+    del runtime_module
+    gc.disable()  # no reference cycle through the record tensor: freed by reference counting alone
+    try:
+        del packed
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
 def test_two_loads_have_independent_engines_and_overrides(api, saved):
     a, b = trtx.load(saved).module(), trtx.load(saved).module()
     x = torch.ones(2, 4)

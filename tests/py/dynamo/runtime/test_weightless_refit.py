@@ -8,35 +8,19 @@ import torch
 
 import torch_tensorrt_rtx as trtx
 from torch_tensorrt_rtx.dynamo import _engine_op
-from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec
 from torch_tensorrt_rtx.dynamo._refit import refit
-from torch_tensorrt_rtx.runtime import EngineRecord
 from torch_tensorrt_rtx.runtime.refit import RefitError
 
-from trt_double import make_engine_bytes
+import engine_programs
+from engine_programs import weightless_bytes
 
 pytestmark = pytest.mark.skipif(_engine_op.NATIVE, reason="the C++ runtime implements the op in this process")
-ENGINE_WEIGHTS = {"scale": 1, "bias": 4}  # the double's engine: y = relu(x) * scale[0]
 
 
-class WeightlessProgram(torch.nn.Module):
-    """What compile(..., strip_engine_weights=True) packages: weights as buffers, passed as the
-    engine op's trailing inputs, named in the spec."""
-
-    def __init__(self, names=("scale", "bias"), bias_size=4) -> None:
-        super().__init__()
-        record = EngineRecord.new(make_engine_bytes({"x": ((1, 4), (2, 4), (8, 4))}, ["y"], weights=ENGINE_WEIGHTS),
-                                  name="blk0", input_names=["x"], output_names=["y"])
-        self.register_buffer("blk0_engine", record.to_tensor().clone())
-        self.register_buffer("w_scale", torch.tensor([2.0]))
-        self.register_buffer("w_bias", torch.zeros(bias_size))
-        self.spec = OutputSpec("blk0", "sha", [TensorSpec("float32", ["i0_0", "i0_1"])],
-                               [TensorSpec("float32", ["i0_0", "i0_1"])], ["y:relu"], list(names)).to_json()
-        self.names = names
-
-    def forward(self, x):
-        weights = [self.w_scale, self.w_bias][:len(self.names)]
-        return _engine_op.execute_engine([x] + weights, self.blk0_engine, self.spec)[0]
+def WeightlessProgram(**kwargs) -> torch.nn.Module:
+    """The Python test double's weightless engine (y = relu(x) * scale[0]) in a program packaged as
+    compile(..., strip_engine_weights=True) does (engine_programs.WeightlessProgram)."""
+    return engine_programs.WeightlessProgram(weightless_bytes("python"), **kwargs)
 
 
 def test_first_run_refits_every_weight_then_never_again(api):

@@ -94,15 +94,20 @@ def stand_in_gpu(capability: tuple = (8, 6)):
 
 
 def make_engine_bytes(inputs: dict[str, tuple], outputs: list[str], dtype: str = "FLOAT",
-                      data_dependent: tuple = (), weights: dict[str, int] | None = None) -> bytes:
+                      data_dependent: tuple = (), weights: dict[str, int] | None = None,
+                      streamable: int = 0) -> bytes:
     """inputs: name -> (min, opt, max) shapes; each output has the first input's shape, except
     the `data_dependent` ones (the first input's positive elements).
     weights: a weightless engine's refittable weights, name -> element count; it runs only once
-    all are refitted, and scales its output by the first element of the first weight."""
+    all are refitted, and scales its output by the first element of the first weight.
+    streamable: bytes of streamable weights (weight streaming; the budget starts there, is capped
+    there, and the automatic budget is half of it)."""
     spec = {"inputs": {n: [list(s) for s in p] for n, p in inputs.items()},
             "outputs": outputs, "dtype": dtype, "data_dependent": list(data_dependent)}
     if weights:
         spec["weights"] = dict(weights)
+    if streamable:
+        spec["streamable"] = streamable
     return ENGINE_MAGIC + json.dumps(spec).encode()
 
 
@@ -286,6 +291,23 @@ class ICudaEngine:
         self.spec = spec
         self.contexts: list[IExecutionContext] = []
         self.refitted: dict[str, np.ndarray] = {}  # weight name -> values of the last refit
+        self._budget = int(spec.get("streamable", 0))
+
+    @property
+    def streamable_weights_size(self) -> int:
+        return int(self.spec.get("streamable", 0))
+
+    @property
+    def weight_streaming_budget_v2(self) -> int:
+        return self._budget
+
+    @weight_streaming_budget_v2.setter
+    def weight_streaming_budget_v2(self, budget: int) -> None:
+        self._budget = min(int(budget), self.streamable_weights_size)
+        self.api.journal.append(f"engine.weight_streaming_budget_v2 {self._budget}")
+
+    def get_weight_streaming_automatic_budget(self) -> int:
+        return self.streamable_weights_size // 2
 
     @property
     def num_io_tensors(self) -> int:

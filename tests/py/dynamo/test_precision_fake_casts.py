@@ -1,0 +1,53 @@
+"""The precision pass's cast fake tensors are what `.to(dtype)` gives, made once per distinct layout."""
+import pytest
+import torch
+from torch._dynamo.source import ConstantSource
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
+
+from torch_tensorrt_rtx.dynamo.lowering._precision import _FakeCasts
+
+
+def _fakes():
+    mode = FakeTensorMode(shape_env=ShapeEnv())
+    symbolic = mode.from_tensor(torch.empty(4, 3, 8, 8))  # every size a symbol
+    with mode:
+        static = torch.empty(2, 5)
+    context = StatelessSymbolicContext(dynamic_sizes=[DimDynamic.DYNAMIC, DimDynamic.STATIC, DimDynamic.DYNAMIC])
+    dynamic = mode.from_tensor(torch.empty(4, 6, 16), source=ConstantSource("x"), symbolic_context=context)
+    with mode:
+        yield "static", static
+        yield "all sizes symbolic", symbolic
+        yield "dynamic sizes", dynamic
+        yield "dynamic, transposed (dense, not contiguous)", dynamic.transpose(1, 2)
+        yield "expanded (overlapping)", dynamic[:, :1].expand(-1, 6, -1)
+        yield "sliced (not dense)", dynamic[:, :, ::2]
+        weight = torch.nn.Parameter(torch.empty(3, 5))
+        yield "requires grad", mode.from_tensor(weight)
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_casts_match_to(grad):
+    casts = _FakeCasts()
+    with torch.set_grad_enabled(grad):
+        for label, val in _fakes():
+            for dtype in (torch.float16, torch.bfloat16):
+                made = casts(val, dtype)
+                with val.fake_mode:
+                    expected = val.to(dtype)
+                assert (made.dtype, made.device, made.requires_grad) == (
+                    expected.dtype, expected.device, expected.requires_grad), label
+                assert [str(s) for s in made.shape] == [str(s) for s in expected.shape], label
+                assert [str(s) for s in made.stride()] == [str(s) for s in expected.stride()], label
+                assert made.fake_mode is val.fake_mode, label
+
+
+def test_one_fake_tensor_per_layout():
+    mode = FakeTensorMode(shape_env=ShapeEnv())
+    with mode:
+        a, b, c = torch.empty(2, 3), torch.empty(2, 3), torch.empty(3, 2)
+    casts = _FakeCasts()
+    assert casts(a, torch.float16) is casts(b, torch.float16)
+    assert casts(a, torch.float16) is not casts(c, torch.float16)
+    assert casts(a, torch.float16) is not casts(a, torch.bfloat16)
+    assert casts.with_dtype((a, torch.empty(1, dtype=torch.int64, device="meta")), torch.float16)[0].dtype == torch.float16
