@@ -97,8 +97,8 @@ std::vector<at::Tensor> RefitBeforeRunLocked(const std::vector<at::Tensor>& inpu
                                              const std::string* output_spec) {
   const std::size_t own = engine.input_names().size();
   if (inputs.size() <= own) return inputs;
-  std::vector<at::Tensor> weights(inputs.begin() + static_cast<std::ptrdiff_t>(own), inputs.end());
-  if (engine.NeedsRefitLocked()) {
+  if (engine.NeedsRefitLocked()) {  // the weights are copied out only for the refit, not on every run
+    std::vector<at::Tensor> weights(inputs.begin() + static_cast<std::ptrdiff_t>(own), inputs.end());
     TORCH_CHECK(output_spec != nullptr, "engine '", engine.name(), "' got ", weights.size(),
                 " trailing weight inputs but no names for them: a weightless engine runs through the "
                 "saved program's op (torch.ops.tensorrt_rtx.execute_engine), whose output spec names them");
