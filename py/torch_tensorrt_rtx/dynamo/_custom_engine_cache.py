@@ -24,6 +24,7 @@ switch ``$TORCH_TENSORRT_RTX_ENGINE_CACHE=0`` turns it off too.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import logging
 from abc import ABC, abstractmethod
@@ -32,8 +33,11 @@ from typing import Any, Optional
 from torch_tensorrt_rtx.dynamo._engine_cache import (
     _HEADER,
     EngineCacheWarning,
+    _check_key,
+    _check_sha256,
     _entry_header,
     _parse_header,
+    _payload,
 )
 from torch_tensorrt_rtx.dynamo.conversion._engine_builder import _EngineBlob
 from torch_tensorrt_rtx.runtime.runtime_cache_file import warn_once
@@ -92,13 +96,12 @@ class MemoryEngine(_EngineBlob):
 
 
 def pack(key: str, engine: Any) -> bytes:
-    if not hasattr(engine, "readinto"):
-        data = bytes(memoryview(engine).cast("B"))
-        engine = MemoryEngine(data, hashlib.sha256(data).hexdigest())
-    blob = bytearray(_HEADER.size + engine.nbytes)
-    blob[:_HEADER.size] = _entry_header(bytes.fromhex(key), engine.nbytes, bytes.fromhex(engine.sha256))
-    engine.readinto(memoryview(blob)[_HEADER.size:])
-    return bytes(blob)
+    """The blob the disk cache would write for `engine` (its `_payload`: size, SHA-256, bytes)."""
+    size, sha256, write_payload = _payload(engine)
+    blob = io.BytesIO()
+    blob.write(_entry_header(bytes.fromhex(key), size, sha256))
+    write_payload(blob)
+    return blob.getvalue()
 
 
 def unpack(blob: Any, key: str) -> MemoryEngine:
@@ -108,12 +111,10 @@ def unpack(blob: Any, key: str) -> MemoryEngine:
     except TypeError:
         raise ValueError(f"{label} is a {type(blob).__name__}, expected bytes") from None
     header = _parse_header(bytes(view[:_HEADER.size]), view.nbytes, label)
-    if header.key != bytes.fromhex(key):
-        raise ValueError(f"{label} holds the engine of key {header.key.hex()[:16]}...")
+    _check_key(header, key, label)
     data = bytes(view[_HEADER.size:])  # a copy: the caller's buffer may change after this check
     digest = hashlib.sha256(data)
-    if digest.digest() != header.sha256:
-        raise ValueError(f"{label}: the engine's checksum does not match its header (damaged)")
+    _check_sha256(header, digest, label)
     return MemoryEngine(data, digest.hexdigest())
 
 

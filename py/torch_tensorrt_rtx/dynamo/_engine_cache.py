@@ -152,6 +152,16 @@ def _parse_header(raw: bytes, file_size: int, path: Path) -> _Header:
     return _Header(key, size, sha)
 
 
+def _check_key(header: _Header, key: str, where: Any) -> None:
+    if header.key != bytes.fromhex(key):
+        raise ValueError(f"{where} holds the engine of key {header.key.hex()[:16]}..., not {key[:16]}...")
+
+
+def _check_sha256(header: _Header, digest: Any, where: Any) -> None:
+    if digest.digest() != header.sha256:
+        raise ValueError(f"{where}: the engine's checksum does not match its header (damaged)")
+
+
 class EngineCache:
     """One cache directory; see the module docstring."""
 
@@ -220,15 +230,13 @@ class EngineCache:
         stream through one small buffer: the engine is not held in memory here."""
         size = os.fstat(fd).st_size
         header = _parse_header(bytes(io.read_exactly(fd, 0, min(size, _HEADER.size), path)), size, path)
-        if header.key != bytes.fromhex(key):
-            raise ValueError(f"{path} holds the engine of key {header.key.hex()[:16]}..., not {key[:16]}...")
+        _check_key(header, key, path)
         digest, chunk = hashlib.sha256(), memoryview(bytearray(min(_VERIFY_CHUNK, header.size)))
         for offset in range(0, header.size, _VERIFY_CHUNK):
             part = chunk[:min(_VERIFY_CHUNK, header.size - offset)]
             io.read_into(fd, _HEADER.size + offset, part, path)
             digest.update(part)
-        if digest.digest() != header.sha256:
-            raise ValueError(f"{path}: the engine's checksum does not match its header (damaged)")
+        _check_sha256(header, digest, path)
         return header
 
     # -- save -------------------------------------------------------------------------

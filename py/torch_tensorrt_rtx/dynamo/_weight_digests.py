@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterable, NamedTuple, Optional
 
 import torch
 
-from torch_tensorrt_rtx.dynamo._engine_cache_key import digest_parts, hash_parts
+from torch_tensorrt_rtx.dynamo._engine_cache_key import digest_parts, hash_parts, tensor_digest
 
 HASH_THREADS = max(1, min(2, os.cpu_count() or 1))
 
@@ -72,7 +72,7 @@ class WeightDigests:
             self.submit([tensor])
             pending = self._pending.get(id(tensor))
             if pending is None:  # not hashable ahead: let tensor_digest raise its reason
-                return hash_parts(*digest_parts(tensor))
+                return tensor_digest(tensor)
         return pending.digest.result()
 
     def close(self) -> None:
