@@ -18,6 +18,7 @@ import enum
 import functools
 import hashlib
 import os
+import stat
 import types
 from typing import Any, Iterable, List
 
@@ -37,9 +38,15 @@ def _own(fn: Any) -> bool:
 
 @functools.lru_cache(maxsize=64)
 def _file_digest(path: str, mtime_ns: int, size: int) -> str:
-    if size > _SOURCE_LIMIT:
-        raise Uncacheable(f"a converter defined in {path!r}, larger than {_SOURCE_LIMIT} bytes")
-    with open(path, "rb") as source:
+    """SHA-256 of the file at `path` as it was (mtime, size) when looked at; never blocks on it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not hang the compile
+    with open(fd, "rb") as source:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise Uncacheable(f"a converter whose source {path!r} is not a regular file")
+        if (status.st_mtime_ns, status.st_size) != (mtime_ns, size) or size > _SOURCE_LIMIT:
+            raise Uncacheable(f"a converter whose source file {path!r} changed while read or is larger "
+                              f"than {_SOURCE_LIMIT} bytes")
         return hashlib.sha256(source.read(_SOURCE_LIMIT + 1)).hexdigest()
 
 
@@ -47,11 +54,6 @@ def _source_digest(code: types.CodeType) -> str:
     path = code.co_filename
     try:
         status = os.stat(path)
-    except OSError:
-        raise Uncacheable(f"a converter whose source file {path!r} cannot be read") from None
-    if not os.path.isfile(path):
-        raise Uncacheable(f"a converter whose source {path!r} is not a regular file")
-    try:
         return _file_digest(path, status.st_mtime_ns, status.st_size)
     except OSError:
         raise Uncacheable(f"a converter whose source file {path!r} cannot be read") from None

@@ -125,3 +125,15 @@ def test_closures_over_plain_values_and_partials_have_stable_texts():
     assert function_text(make(0.5), set()) != function_text(make(0.25), set())
     assert function_text(functools.partial(_relu_layer, name="a"), set()) != \
         function_text(functools.partial(_relu_layer, name="b"), set())
+
+
+def test_a_converter_whose_source_is_a_fifo_is_uncacheable_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "converter_source.py"
+    os.mkfifo(fifo)
+    code = compile("def fifo_converter(ctx, target, args, kwargs, name):\n    return None\n", str(fifo), "exec")
+    namespace: dict = {}
+    exec(code, namespace)
+    with pytest.raises(Uncacheable, match="not a regular file"):
+        function_text(namespace["fifo_converter"], set())
