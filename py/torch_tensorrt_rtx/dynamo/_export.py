@@ -31,6 +31,7 @@ import sympy
 import torch
 from torch.utils._sympy.value_ranges import bound_sympy
 
+from torch_tensorrt_rtx.dynamo._gc import no_full_collections
 from torch_tensorrt_rtx.dynamo._input import Input, shared_dims
 from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, PhaseClock
 
@@ -320,6 +321,12 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
     `for_compile_graph=True` skips two things compile_graph does itself (and its callers then
     get a module whose Python code may be stale): regenerating the code after decomposing
     (compile_graph does at the end) and export's `_guards_fn` module (compile_graph drops it)."""
+    with no_full_collections():  # no full garbage collection starts inside (_gc.py)
+        return _export_aten(module, specs, kwarg_specs, allow_specialization, for_compile_graph)
+
+
+def _export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Optional[Dict[str, Input]],
+                 allow_specialization: bool, for_compile_graph: bool) -> ExportedAten:
     kwarg_specs = dict(kwarg_specs or {})
     module = _exportable(module, specs, kwarg_specs)
     given = list(specs) + list(kwarg_specs.values())  # export's flattening order: positional, then keywords
