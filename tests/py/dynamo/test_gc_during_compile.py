@@ -52,7 +52,8 @@ def test_a_compile_holds_full_collections_back_and_restores_the_thresholds(user_
     probe = _Probe().eval()
     compiled = trtx.compile(probe, [torch.randn(2, 4)], min_block_size=1, progress=False, cache_built_engines=False,
                             reuse_cached_engines=False)
-    assert probe.seen and all(seen[:2] == _USER[:2] and seen[2] > 10**6 for seen in probe.seen)
+    held = (_USER[0] * _gc._YOUNG_FACTOR, _USER[1])  # young collections rarer, still on
+    assert probe.seen and all(seen[:2] == held and seen[2] > 10**6 for seen in probe.seen)
     assert gc.get_threshold() == _USER
     assert compiled.compile_report.engines
 
