@@ -114,7 +114,6 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     dynamo/_upstream_options.py and the README section "Upstream Torch-TensorRT code")."""
     # Every keyword of this signature that is a CompilationSettings field, with **options: one settings object.
     named = {name: value for name, value in locals().items() if name in CompilationSettings.field_names()}
-    from torch_tensorrt_rtx.dynamo._compiler import compile_graph
 
     if _frontend(ir) == "torch_compile":
         CompilationSettings.from_options({**named, **options})  # a bad option fails now, not at the first call
@@ -126,7 +125,8 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     inputs = arg_inputs if inputs is None else inputs
     if isinstance(inputs, (Input, torch.Tensor)):
         inputs = [inputs]  # one input given alone, as upstream accepts (two of upstream's own examples do this)
-    if isinstance(module, torch.export.ExportedProgram):
+    from_program = isinstance(module, torch.export.ExportedProgram)
+    if from_program:
         if inputs is None and not kwarg_inputs:
             from torch_tensorrt_rtx.dynamo._exported_inputs import exported_inputs
 
@@ -139,8 +139,18 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
         raise TypeError(f"compile: kwarg_inputs must be a dict of parameter name -> Input or tensor, such as "
                         f"{{'input_ids': ids}}; got {type(kwarg_inputs).__name__}")
     kwarg_specs = dict(zip(kwarg_inputs, as_inputs(list(kwarg_inputs.values())))) if kwarg_inputs else {}
-
     specs = as_inputs(inputs if inputs is not None else [])
+    # An ExportedProgram is traced already: the program cache has no export to skip.
+    return _compile_module(module, specs, kwarg_specs, settings, program_cache=not from_program)
+
+
+def _compile_module(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Dict[str, Input],
+                    settings: CompilationSettings, program_cache: bool = True) -> torch.fx.GraphModule:
+    """Export `module` and compile its graph; with `program_cache`, first look for the compiled
+    program under the module's fast key (dynamo/_program_cache.py) and store it there afterwards."""
+    from torch_tensorrt_rtx.dynamo._compiler import compile_graph
+    from torch_tensorrt_rtx.dynamo._program_cache import ProgramCache, recompile_later
+
     was_training = isinstance(module, torch.nn.Module) and module.training
     if isinstance(module, torch.nn.Module):
         _check_arity(module, specs, kwarg_specs)
@@ -150,8 +160,17 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
                            "batch norm uses running statistics). Call .eval() first to silence this.",
                            type(module).__name__)
     weight_digests = start_weight_digests(module, settings)  # hashed on other cores while export traces
-    exported = None
+    programs = ProgramCache.open(module, settings, weight_digests) if program_cache else None
+    exported = key = None
     try:
+        key = programs.key(module, specs, kwarg_specs, settings) if programs is not None else None
+        if key is not None:
+            hit = programs.load(key, recompile_later(
+                module, lambda original: _compile_module(original, specs, kwarg_specs, settings, False)))
+            if hit is not None:
+                setattr(hit, _EXPORT_INFO, specs)
+                setattr(hit, _EXPORT_KWARGS, kwarg_specs)
+                return hit
         exported = export_aten(module, specs, kwarg_specs, for_compile_graph=True)
     except Exception as exc:
         from torch_tensorrt_rtx.dynamo._outputs import unexportable_outputs
@@ -172,8 +191,12 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings,
                                      weight_digests=weight_digests)
     compiled.compile_report = report
+    if programs is not None:
+        report.phase_seconds.update(programs.seconds)
     setattr(compiled, _EXPORT_INFO, specs)
     setattr(compiled, _EXPORT_KWARGS, kwarg_specs)
+    if key is not None:
+        programs.store(key, compiled)
     return compiled
 
 

@@ -106,6 +106,9 @@ class CompileReport:
     dryrun: bool = False  # upstream's dryrun: partitioned only; `engines` are the planned ones, none built
     # engines taken from the engine cache instead of being built (dynamo/_engine_cache.py)
     engine_cache_hits: int = 0
+    # the whole compiled program was loaded from the program cache (dynamo/_program_cache.py):
+    # no export, no build; `engines` and the fallback fields are those of the compile that stored it
+    program_cache_hit: bool = False
 
     @property
     def converted_op_counts(self) -> Dict[str, int]:
@@ -129,6 +132,8 @@ class CompileReport:
                  f"{len(self.engines)} TensorRT-RTX subgraph(s), "
                  f"{sum(converted.values())} op(s) converted, {sum(self.fallback_ops.values())} op(s) in PyTorch, "
                  f"compiled in {self.total_seconds:.2f} s, precision {self.precision}"]
+        if self.program_cache_hit:
+            lines.append("  loaded from the program cache (the compile that stored it converted and built the engines)")
         if self.truncated_double_ops:
             lines.append(f"  {self.truncated_double_ops} float64 op(s) computed in float32 (truncate_double=True)")
         if self.graph_id is not None:
