@@ -114,6 +114,8 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     dynamo/_upstream_options.py and the README section "Upstream Torch-TensorRT code")."""
     # Every keyword of this signature that is a CompilationSettings field, with **options: one settings object.
     named = {name: value for name, value in locals().items() if name in CompilationSettings.field_names()}
+    from torch_tensorrt_rtx.dynamo._compiler import compile_graph
+    from torch_tensorrt_rtx.dynamo._program_cache import ProgramCache, recompile_later
 
     if _frontend(ir) == "torch_compile":
         CompilationSettings.from_options({**named, **options})  # a bad option fails now, not at the first call
@@ -140,17 +142,6 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
                         f"{{'input_ids': ids}}; got {type(kwarg_inputs).__name__}")
     kwarg_specs = dict(zip(kwarg_inputs, as_inputs(list(kwarg_inputs.values())))) if kwarg_inputs else {}
     specs = as_inputs(inputs if inputs is not None else [])
-    # An ExportedProgram is traced already: the program cache has no export to skip.
-    return _compile_module(module, specs, kwarg_specs, settings, program_cache=not from_program)
-
-
-def _compile_module(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Dict[str, Input],
-                    settings: CompilationSettings, program_cache: bool = True) -> torch.fx.GraphModule:
-    """Export `module` and compile its graph; with `program_cache`, first look for the compiled
-    program under the module's fast key (dynamo/_program_cache.py) and store it there afterwards."""
-    from torch_tensorrt_rtx.dynamo._compiler import compile_graph
-    from torch_tensorrt_rtx.dynamo._program_cache import ProgramCache, recompile_later
-
     was_training = isinstance(module, torch.nn.Module) and module.training
     if isinstance(module, torch.nn.Module):
         _check_arity(module, specs, kwarg_specs)
@@ -160,13 +151,14 @@ def _compile_module(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs
                            "batch norm uses running statistics). Call .eval() first to silence this.",
                            type(module).__name__)
     weight_digests = start_weight_digests(module, settings)  # hashed on other cores while export traces
-    programs = ProgramCache.open(module, settings, weight_digests) if program_cache else None
+    # An ExportedProgram is traced already: the program cache has no export to skip.
+    programs = None if from_program else ProgramCache.open(module, settings, weight_digests)
     exported = key = None
     try:
         key = programs.key(module, specs, kwarg_specs, settings) if programs is not None else None
         if key is not None:
-            hit = programs.load(key, recompile_later(
-                module, lambda original: _compile_module(original, specs, kwarg_specs, settings, False)))
+            hit = programs.load(key, recompile_later(module, lambda original: compile(
+                original, specs, kwarg_inputs=kwarg_specs, **settings.as_dict())))
             if hit is not None:
                 setattr(hit, _EXPORT_INFO, specs)
                 setattr(hit, _EXPORT_KWARGS, kwarg_specs)

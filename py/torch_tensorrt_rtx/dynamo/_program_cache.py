@@ -24,6 +24,7 @@ or weightless engines (their weights are program buffers that refit at run time)
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import io
@@ -48,6 +49,7 @@ OFF_SWITCH_ENV = "TORCH_TENSORRT_RTX_PROGRAM_CACHE"  # "0", "off", "false" or "n
 _MAGIC = b"TRTXPRG1"
 _LENGTH = struct.Struct("<Q")
 _CHUNK = 8 << 20
+_SUSPENDED = contextvars.ContextVar("torch_tensorrt_rtx_program_cache_suspended", default=False)
 
 
 def _report_json(report: CompileReport) -> bytes:
@@ -115,7 +117,7 @@ class ProgramCache:
     def open(cls, module: Any, settings: Any, weight_digests: Any) -> Optional["ProgramCache"]:
         from torch_tensorrt_rtx.dynamo.conversion._engine_builder import refittable
 
-        if disabled_by_environment(name=OFF_SWITCH_ENV):
+        if _SUSPENDED.get() or disabled_by_environment(name=OFF_SWITCH_ENV):
             return None
         cache, reuse, store = cache_switches(settings)
         if not isinstance(cache, EngineCache) or weight_digests is None or not isinstance(module, torch.nn.Module):
@@ -169,9 +171,9 @@ class ProgramCache:
         if report.truncated_double_ops:
             warnings.warn(f"torch_tensorrt_rtx: {report.truncated_double_ops} float64 op(s) computed in float32 "
                           "(TensorRT-RTX has no float64; truncate_double=False keeps them in PyTorch instead)",
-                          Float64Warning, stacklevel=4)
+                          Float64Warning, stacklevel=3)
         if report.fallback_ops:
-            warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=4)
+            warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=3)
         return module
 
     def store(self, key: str, compiled: torch.nn.Module) -> None:
@@ -227,8 +229,12 @@ def recompile_later(module: torch.nn.Module, compile_normally: Callable[[torch.n
             return {}
         logger.info("verify: compiling %s again for its engines' networks (the program came from the program "
                     "cache)", type(original).__name__)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the compile's notices were given at the hit
-            return getattr(compile_normally(original), "_engine_sources", {})
+        suspended = _SUSPENDED.set(True)  # a normal compile, not this same hit again
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the compile's notices were given at the hit
+                return getattr(compile_normally(original), "_engine_sources", {})
+        finally:
+            _SUSPENDED.reset(suspended)
 
     return sources
