@@ -498,7 +498,8 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings
         with clock.phase("packaging"):
             _package(gm, calls[item.name], item, engine, settings)
         report.engines.append(EngineSummary(item.name, item.network.converted_ops, seconds, len(engine),
-                                            [str(r) for r in item.ranges]))
+                                            [str(r) for r in item.ranges], engine.sha256,
+                                            cache.key(item.sub, item.ranges)))
         engine.close()  # its temporary file
         del engine
     with clock.phase("packaging"):

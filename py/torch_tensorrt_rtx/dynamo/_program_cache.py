@@ -8,10 +8,13 @@ program from the engine cache's directory instead of exporting, lowering and pac
 
 An entry is an ``EngineCache`` entry (same directory, lock, SHA-256 header, LRU cap and hostile-file
 rules) whose payload is ``TRTXPRG1``, the length of a JSON copy of the CompileReport, that JSON and
-the ``.pt2`` archive ``torch_tensorrt_rtx.save`` writes for the compiled module. Its key is the fast
-key, the SHA-256 of a text that no engine key can share (it starts with ``program schema=``).
-A hit is ``load(...).module()`` of that archive with the stored report, marked
-``program_cache_hit``. An entry that cannot be loaded gives an ``EngineCacheWarning`` naming it, is
+the ``.pt2`` archive ``torch_tensorrt_rtx.save`` writes for the compiled module, with every engine
+record's engine left empty: the engines are the engine cache's own entries (the report names each
+one's key and SHA-256), so they are neither written nor stored twice. Its key is the fast key, the
+SHA-256 of a text that no engine key can share (it starts with ``program schema=``). A hit is
+``load(...).module()`` of that archive, each record filled from its engine's entry (verified, read
+straight into the record), with the stored report marked ``program_cache_hit``. When an engine's
+entry is gone (evicted) or holds another build, the compile takes the normal path. An entry that cannot be loaded gives an ``EngineCacheWarning`` naming it, is
 removed, and the compile takes the normal path (which stores it again).
 
 It applies to ``torch_tensorrt_rtx.compile`` of an ``nn.Module`` with the disk engine cache on (the
@@ -156,6 +159,10 @@ class ProgramCache:
             report_json, archive = _split(payload)
             report = _report_from_json(report_json)
             module = _load_archive(archive)
+            _put_engines(module, report, self.cache)
+        except _EngineGone as exc:  # the entry is fine; the compile rebuilds the engine and stores it again
+            logger.info("program cache: %s; compiling the module", exc)
+            return None
         except Exception as exc:  # noqa: BLE001 - any failure: drop the entry, compile normally
             self.cache.warn("unloadable program", "program cache: dropping %s: %s: %s; compiling the module",
                             self.cache.entry_path(key), type(exc).__name__, exc)
@@ -177,27 +184,77 @@ class ProgramCache:
         return module
 
     def store(self, key: str, compiled: torch.nn.Module) -> None:
-        """Save `compiled` (as ``torch_tensorrt_rtx.save`` does) into the entry of `key`."""
+        """Save `compiled` (as ``torch_tensorrt_rtx.save`` does, each engine left out: it is in the
+        engine cache already) into the entry of `key`."""
         if not self.store_built:
             return
         from torch_tensorrt_rtx._compile import save
 
         start = time.perf_counter()
         stored = False
+        report = compiled.compile_report
+        records = _engine_buffers(compiled, report)
+        if records is None:
+            logger.info("program cache: not stored (an engine has no engine cache entry)")
+            return
         try:
-            with tempfile.TemporaryDirectory(prefix="trtx-program-") as scratch, warnings.catch_warnings():
+            with tempfile.TemporaryDirectory(prefix="trtx-program-") as scratch, warnings.catch_warnings(), \
+                    _without_engines(compiled, records):
                 warnings.simplefilter("ignore")  # the user did not ask for this save: its notices are not theirs
                 path = os.path.join(scratch, "program.pt2")
                 save(compiled, path)
-                payload = _Payload(_report_json(compiled.compile_report), path)
+                payload = _Payload(_report_json(report), path)
                 stored = self.cache.try_save(key, payload)
         except Exception as exc:  # noqa: BLE001 - the compile succeeded; only the entry is lost
             logger.warning("program cache: could not store the compiled program (%s: %s)", type(exc).__name__, exc)
         seconds = time.perf_counter() - start
-        compiled.compile_report.phase_seconds["program cache store"] = seconds
+        report.phase_seconds["program cache store"] = seconds
         if stored:
-            logger.info("program cache: stored %s (%d bytes) in %r in %.2f s", key[:16], payload.nbytes,
-                        self.cache, seconds)
+            logger.info("program cache: stored %s (%d bytes) in %r in %.2f s", key[:16], payload.nbytes, self.cache,
+                        seconds)
+
+
+def _engine_buffers(compiled: torch.nn.Module, report: CompileReport) -> Optional[Dict[str, torch.Tensor]]:
+    """{buffer name: packed record} of every engine, or None when one has no engine cache key."""
+    if any(engine.engine_cache_key is None for engine in report.engines):
+        return None
+    return {f"{engine.name}_engine": compiled.get_buffer(f"{engine.name}_engine") for engine in report.engines}
+
+
+@contextlib.contextmanager
+def _without_engines(module: torch.nn.Module, records: Dict[str, torch.Tensor]):
+    """Each record buffer of `module` replaced by the same record with an empty engine, meanwhile."""
+    from torch_tensorrt_rtx.runtime import EngineRecord
+
+    try:
+        for name, tensor in records.items():
+            empty = dataclasses.replace(EngineRecord.from_tensor(tensor), engine=b"")
+            setattr(module, name, empty.to_tensor())
+        yield
+    finally:
+        for name, tensor in records.items():
+            setattr(module, name, tensor)
+
+
+class _EngineGone(Exception):
+    """An engine of the stored program is no longer in the engine cache (or is another build)."""
+
+
+def _put_engines(module: torch.nn.Module, report: CompileReport, cache: EngineCache) -> None:
+    """Fill the loaded program's empty records with their engines from the engine cache."""
+    from torch_tensorrt_rtx.runtime import EngineRecord
+
+    for engine in report.engines:
+        name = f"{engine.name}_engine"
+        found = cache.try_load_engine(engine.engine_cache_key)
+        if found is None:
+            raise _EngineGone(f"engine {engine.name} ({engine.engine_cache_key[:16]}...) is not in {cache!r}")
+        with contextlib.closing(found):
+            if found.sha256 != engine.sha256:
+                raise _EngineGone(f"engine {engine.name}'s entry holds another build (SHA-256 {found.sha256[:12]}, "
+                                  f"the program was compiled with {engine.sha256[:12]})")
+            record = dataclasses.replace(EngineRecord.from_tensor(module.get_buffer(name)), engine=found)
+            setattr(module, name, record.to_tensor())  # reads the engine straight into the packed record
 
 
 def _load_archive(archive: memoryview) -> torch.nn.Module:

@@ -82,6 +82,8 @@ class EngineSummary:
     build_seconds: float
     engine_bytes: int
     input_ranges: List[str]
+    sha256: str = ""  # of the serialized engine
+    engine_cache_key: Optional[str] = None  # its entry in the engine cache (None: not cacheable or cache off)
 
 
 @dataclasses.dataclass

@@ -266,3 +266,17 @@ def test_the_switches_turn_it_off(tmp_path, monkeypatch, switch):
     assert _hit(_compile(model, tmp_path, **options)) == (switch == "cache_built_engines")
     _compile(model, fresh, **options)
     assert len(_program_entries(fresh)) == (1 if switch == "reuse_cached_engines" else 0)
+
+
+def test_an_entry_holds_no_engine_and_an_evicted_engine_means_a_normal_compile(tmp_path):
+    model = _model()
+    first = _compile(model, tmp_path)
+    (record,) = trtx.engine_records(first).values()
+    (entry,) = _program_entries(tmp_path)
+    assert bytes(record.engine) not in entry.read_bytes(), "engines live in their own entries only"
+    for engine_entry in set(Path(tmp_path).glob(f"*{SUFFIX}")) - {entry}:
+        engine_entry.unlink()
+    again = _compile(model, tmp_path)
+    assert not _hit(again) and again.compile_report.engine_cache_hits == 0
+    hit = _compile(model, tmp_path)
+    assert _hit(hit) and _engine_shas(hit) == _engine_shas(again)
