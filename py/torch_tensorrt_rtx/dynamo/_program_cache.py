@@ -39,6 +39,7 @@ import tempfile
 import time
 import warnings
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Optional
 
 import torch
@@ -81,17 +82,22 @@ class _Payload:
         self.archive_path = archive_path
         self.nbytes = len(self.prefix) + os.path.getsize(archive_path)
         digest = hashlib.sha256()
-        self.copy_to(digest)
+        for chunk in self._chunks():
+            digest.update(chunk)
         self.sha256 = digest.hexdigest()
 
-    def copy_to(self, out: Any) -> None:
-        out.update(self.prefix) if hasattr(out, "update") else out.write(self.prefix)
+    def _chunks(self):
+        yield self.prefix
         with open(self.archive_path, "rb") as archive:
             while True:
                 chunk = archive.read(_CHUNK)
                 if not chunk:
                     return
-                out.update(chunk) if hasattr(out, "update") else out.write(chunk)
+                yield chunk
+
+    def copy_to(self, out: Any) -> None:
+        for chunk in self._chunks():
+            out.write(chunk)
 
 
 def _split(payload: bytearray) -> tuple:
@@ -158,8 +164,9 @@ class ProgramCache:
                 found.readinto(payload)
             report_json, archive = _split(payload)
             report = _report_from_json(report_json)
-            module = _load_archive(archive)
-            _put_engines(module, report, self.cache)
+            with _EngineReader(self.cache, report) as engines:  # verified on a worker thread meanwhile
+                module = _load_archive(archive)
+                engines.put_into(module)
         except _EngineGone as exc:  # the entry is fine; the compile rebuilds the engine and stores it again
             logger.info("program cache: %s; compiling the module", exc)
             return None
@@ -240,21 +247,39 @@ class _EngineGone(Exception):
     """An engine of the stored program is no longer in the engine cache (or is another build)."""
 
 
-def _put_engines(module: torch.nn.Module, report: CompileReport, cache: EngineCache) -> None:
-    """Fill the loaded program's empty records with their engines from the engine cache."""
-    from torch_tensorrt_rtx.runtime import EngineRecord
+class _EngineReader:
+    """Reads and verifies the stored program's engines from the engine cache on a worker thread
+    (hashlib and file reads release the GIL) while the archive loads; `put_into` then fills the
+    loaded program's empty records, reading each engine straight into its packed record."""
 
-    for engine in report.engines:
-        name = f"{engine.name}_engine"
-        found = cache.try_load_engine(engine.engine_cache_key)
-        if found is None:
-            raise _EngineGone(f"engine {engine.name} ({engine.engine_cache_key[:16]}...) is not in {cache!r}")
-        with contextlib.closing(found):
-            if found.sha256 != engine.sha256:
-                raise _EngineGone(f"engine {engine.name}'s entry holds another build (SHA-256 {found.sha256[:12]}, "
-                                  f"the program was compiled with {engine.sha256[:12]})")
-            record = dataclasses.replace(EngineRecord.from_tensor(module.get_buffer(name)), engine=found)
-            setattr(module, name, record.to_tensor())  # reads the engine straight into the packed record
+    def __init__(self, cache: EngineCache, report: CompileReport) -> None:
+        self.cache, self.report = cache, report
+        self.reader = ThreadPoolExecutor(1, thread_name_prefix="trtx-program-cache")
+        self.found = {e.name: self.reader.submit(cache.try_load_engine, e.engine_cache_key) for e in report.engines}
+
+    def __enter__(self) -> "_EngineReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.reader.shutdown(wait=True)
+        for lookup in self.found.values():  # the engines not used
+            if lookup.exception() is None and lookup.result() is not None:
+                lookup.result().close()
+
+    def put_into(self, module: torch.nn.Module) -> None:
+        from torch_tensorrt_rtx.runtime import EngineRecord
+
+        for engine in self.report.engines:
+            name = f"{engine.name}_engine"
+            found = self.found.pop(engine.name).result()
+            if found is None:
+                raise _EngineGone(f"engine {engine.name} ({engine.engine_cache_key[:16]}...) is not in {self.cache!r}")
+            with contextlib.closing(found):
+                if found.sha256 != engine.sha256:
+                    raise _EngineGone(f"engine {engine.name}'s entry holds another build (SHA-256 "
+                                      f"{found.sha256[:12]}, the program was compiled with {engine.sha256[:12]})")
+                record = dataclasses.replace(EngineRecord.from_tensor(module.get_buffer(name)), engine=found)
+                setattr(module, name, record.to_tensor())  # reads the engine straight into the packed record
 
 
 def _load_archive(archive: memoryview) -> torch.nn.Module:
