@@ -45,7 +45,7 @@ from typing import Any, Callable, Dict, Optional
 import torch
 
 from torch_tensorrt_rtx.dynamo._engine_cache import EngineCache, cache_switches, disabled_by_environment
-from torch_tensorrt_rtx.dynamo._summary import CompileReport, EngineSummary, FallbackWarning, Float64Warning
+from torch_tensorrt_rtx.dynamo._summary import CompileReport, EngineSummary, warn_about
 
 logger = logging.getLogger(__name__)
 
@@ -182,12 +182,7 @@ class ProgramCache:
 
         setattr(module, engine_sources.ON_DEMAND_ATTR, recompile)
         logger.info("program cache: reused %s from %r in %.2f s\n%s", key[:16], self.cache, seconds, report.format())
-        if report.truncated_double_ops:
-            warnings.warn(f"torch_tensorrt_rtx: {report.truncated_double_ops} float64 op(s) computed in float32 "
-                          "(TensorRT-RTX has no float64; truncate_double=False keeps them in PyTorch instead)",
-                          Float64Warning, stacklevel=3)
-        if report.fallback_ops:
-            warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=3)
+        warn_about(report, stacklevel=3)
         return module
 
     def store(self, key: str, compiled: torch.nn.Module) -> None:

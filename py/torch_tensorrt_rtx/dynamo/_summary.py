@@ -161,3 +161,16 @@ class CompileReport:
         for node, reason in sorted(self.failed_nodes.items()):
             lines.append(f"  failed node {node}: {reason}")
         return "\n".join(lines)
+
+
+def warn_about(report: CompileReport, stacklevel: int) -> None:
+    """The compile's user-visible notices (float64 computed in float32, ops left in PyTorch);
+    `stacklevel` as for warnings.warn, counted from the caller."""
+    import warnings
+
+    if report.truncated_double_ops:
+        warnings.warn(f"torch_tensorrt_rtx: {report.truncated_double_ops} float64 op(s) computed in float32 "
+                      "(TensorRT-RTX has no float64; truncate_double=False keeps them in PyTorch instead)",
+                      Float64Warning, stacklevel=stacklevel + 1)
+    if report.fallback_ops:
+        warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=stacklevel + 1)

@@ -220,7 +220,16 @@ def test_a_data_dependent_forward_takes_the_normal_path(tmp_path):
 
 def test_the_key_is_stable_and_traces_meta_tensors_only():
     model = _model()
-    assert _key(model) == _key(_model())
+    plain = _key(model)
+    assert plain == _key(_model())
+    with torch.no_grad():
+        assert _key(model) != plain, "grad mode is part of the key"
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert _key(model) != plain, "the default dtype is part of the key"
+    finally:
+        torch.set_default_dtype(previous)
     model.register_buffer("real", torch.ones(1), persistent=False)
     model.forward = lambda x: ScaledMlp.forward(model, x) + torch.ones(1)  # a real tensor made in forward
     with pytest.raises(NoFastKey, match="real cpu tensor"):
