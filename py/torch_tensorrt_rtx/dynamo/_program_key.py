@@ -32,7 +32,6 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from torch._export.utils import _compiling_state_context
 from torch.overrides import TorchFunctionMode
 
 logger = logging.getLogger(__name__)
@@ -149,6 +148,16 @@ def _restore(snapshot) -> List[str]:
     return changed
 
 
+def _exporting_flags():
+    """torch's own context that non-strict torch.export runs forward under (is_compiling() and
+    is_exporting() true), so the trace takes export's branches; NoFastKey where torch has none."""
+    try:
+        from torch._export.utils import _compiling_state_context
+    except ImportError:
+        raise NoFastKey("this torch has no torch._export.utils._compiling_state_context") from None
+    return _compiling_state_context()
+
+
 def _meta_input(spec: Any, shape: Tuple[int, ...]) -> torch.Tensor:
     return torch.empty(shape, dtype=spec.dtype, device="meta", memory_format=spec.format)
 
@@ -173,7 +182,7 @@ def _trace(module: torch.nn.Module, specs: Sequence[Any], kwarg_specs: Dict[str,
         recorder = _Recorder(sources)
         snapshot = _snapshot(module)
         try:
-            with _compiling_state_context(), recorder:  # what non-strict torch.export's forward sees
+            with _exporting_flags(), recorder:  # what non-strict torch.export's forward sees
                 torch.func.functional_call(module, state, tuple(args), kwargs, strict=True)
         except NoFastKey:
             raise
