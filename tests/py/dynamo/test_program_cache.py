@@ -4,6 +4,7 @@ change of what the fast key covers misses; a forward it cannot describe takes th
 leaves the module as it was; damaged or foreign entries are dropped with a warning; the switches."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -293,3 +294,43 @@ def test_an_entry_holds_no_engine_and_an_evicted_engine_means_a_normal_compile(t
     assert not _hit(again) and again.compile_report.engine_cache_hits == 0
     hit = _compile(model, tmp_path)
     assert _hit(hit) and _engine_shas(hit) == _engine_shas(again)
+
+
+_LIBRARY_MODULE = '''
+import torch
+__version__ = "1.0"
+
+
+class LibraryMlp(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(16, 8)
+
+    def forward(self, x):
+        return torch.relu(self.fc(x))
+'''
+
+
+def test_the_key_follows_the_defining_package_version_or_source(tmp_path, monkeypatch):
+    """A library upgrade that changes only an export-only branch is a miss: the key holds the
+    version of the package defining each module class, or the digest of its source file."""
+    from torch_tensorrt_rtx.dynamo import _program_key
+
+    (tmp_path / "trtx_test_library.py").write_text(_LIBRARY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import trtx_test_library as library
+
+    monkeypatch.setattr(_program_key, "_module_version", functools.lru_cache(maxsize=None)(
+        _program_key._module_version.__wrapped__))  # this test's own memo
+    torch.manual_seed(0)
+    model = library.LibraryMlp().eval()
+    first = _key(model)
+    monkeypatch.setattr(library, "__version__", "1.1")
+    _program_key._module_version.cache_clear()
+    assert _key(model) != first, "a new version of the defining package"
+    monkeypatch.delattr(library, "__version__")
+    _program_key._module_version.cache_clear()
+    by_source = _key(model)
+    (tmp_path / "trtx_test_library.py").write_text(_LIBRARY_MODULE + "# an export-only branch changed\n")
+    _program_key._module_version.cache_clear()
+    assert _key(model) != by_source, "a changed source file of an unversioned module"
