@@ -211,21 +211,30 @@ def _unique_weights(module: torch.nn.Module) -> Dict[int, Tuple[str, torch.Tenso
 
 
 @functools.lru_cache(maxsize=None)
-def _module_version(module_name: str) -> str:
-    """The version of the installed package defining `module_name`, else its source file's digest."""
-    top = module_name.split(".")[0]
+def _package_version(top: str) -> Optional[str]:
+    """The version of the installed top-level package `top`, or None."""
     version = getattr(sys.modules.get(top), "__version__", None)
     if isinstance(version, str):
-        return f"{top}=={version}"
+        return version
     try:
-        return f"{top}=={importlib.metadata.version(top)}"
+        return importlib.metadata.version(top)
     except (importlib.metadata.PackageNotFoundError, ValueError):
-        pass
+        return None
+
+
+def _module_version(module_name: str) -> str:
+    """The version of the installed package defining `module_name`, else its source file's digest
+    (read without blocking, bounded, again whenever the file's mtime or size changes)."""
+    from torch_tensorrt_rtx.dynamo._converter_fingerprint import source_file_digest
+
+    top = module_name.split(".")[0]
+    version = _package_version(top)
+    if version is not None:
+        return f"{top}=={version}"
     path = getattr(sys.modules.get(module_name), "__file__", None)
     if not path:
         raise NoFastKey(f"classes of module {module_name!r}, which has neither a version nor a source file")
-    with open(path, "rb") as source:
-        return f"{module_name}@{hashlib.sha256(source.read()).hexdigest()}"
+    return f"{module_name}@{source_file_digest(path, what='a module class')}"
 
 
 def _classes_text(module: torch.nn.Module) -> str:

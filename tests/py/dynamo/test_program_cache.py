@@ -320,17 +320,35 @@ def test_the_key_follows_the_defining_package_version_or_source(tmp_path, monkey
     monkeypatch.syspath_prepend(str(tmp_path))
     import trtx_test_library as library
 
-    monkeypatch.setattr(_program_key, "_module_version", functools.lru_cache(maxsize=None)(
-        _program_key._module_version.__wrapped__))  # this test's own memo
+    monkeypatch.setattr(_program_key, "_package_version", functools.lru_cache(maxsize=None)(
+        _program_key._package_version.__wrapped__))  # this test's own memo
     torch.manual_seed(0)
     model = library.LibraryMlp().eval()
     first = _key(model)
     monkeypatch.setattr(library, "__version__", "1.1")
-    _program_key._module_version.cache_clear()
+    _program_key._package_version.cache_clear()
     assert _key(model) != first, "a new version of the defining package"
     monkeypatch.delattr(library, "__version__")
-    _program_key._module_version.cache_clear()
+    _program_key._package_version.cache_clear()
     by_source = _key(model)
     (tmp_path / "trtx_test_library.py").write_text(_LIBRARY_MODULE + "# an export-only branch changed\n")
-    _program_key._module_version.cache_clear()
     assert _key(model) != by_source, "a changed source file of an unversioned module"
+
+
+def test_a_module_class_whose_source_is_a_fifo_gives_no_key_without_blocking(tmp_path, monkeypatch):
+    """The source file of an unversioned module is read as hostile data: a FIFO in its place
+    neither hangs the compile nor gives a key."""
+    import os
+    import sys as _sys
+
+    from torch_tensorrt_rtx.dynamo import _program_key
+
+    (tmp_path / "trtx_test_fifo_library.py").write_text(_LIBRARY_MODULE.replace("__version__", "_no_version"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import trtx_test_fifo_library as library
+
+    fifo = tmp_path / "fifo_source.py"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(_sys.modules["trtx_test_fifo_library"], "__file__", str(fifo))
+    with pytest.raises(_program_key.NoFastKey, match="not a regular file"):
+        _key(library.LibraryMlp().eval())
