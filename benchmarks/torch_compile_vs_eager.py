@@ -21,8 +21,8 @@ Both sides run the whole call. There is no RTX GPU here, so on the trtx side eve
 answered by a stand-in that returns empty tensors of the engine's output shapes
 (torch_tensorrt_rtx.dynamo._engine_op.intercept_engines): graphs after a graph break still
 compile, and the PyTorch ops between engines still run. Engines cost no time there while the eager
-side runs the whole model (0.1-0.6 s for resnet18d on 2 busy cores), which is why the ratio
-compares compile times, not first calls. PyTorch runs on one intra-op thread: with two, a model
+side runs the whole model (resnet18d: 0.02-0.04 s on one thread, 0.1-0.6 s on two busy cores), which
+is why the ratio compares compile times, not first calls. PyTorch runs on one intra-op thread: with two, a model
 call on 2 busy cores now and then waits 0.2-0.6 s for a descheduled OpenMP thread (measured), which
 lands in whichever call it hits; compiling is single-threaded Python either way.
 Prints one table; numbers depend on the machine's load (say so when you quote them).
