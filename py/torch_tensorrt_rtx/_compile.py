@@ -115,6 +115,7 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     # Every keyword of this signature that is a CompilationSettings field, with **options: one settings object.
     named = {name: value for name, value in locals().items() if name in CompilationSettings.field_names()}
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
+    from torch_tensorrt_rtx.dynamo._program_cache import ProgramCache, recompile_later
 
     if _frontend(ir) == "torch_compile":
         CompilationSettings.from_options({**named, **options})  # a bad option fails now, not at the first call
@@ -126,7 +127,8 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     inputs = arg_inputs if inputs is None else inputs
     if isinstance(inputs, (Input, torch.Tensor)):
         inputs = [inputs]  # one input given alone, as upstream accepts (two of upstream's own examples do this)
-    if isinstance(module, torch.export.ExportedProgram):
+    from_program = isinstance(module, torch.export.ExportedProgram)
+    if from_program:
         if inputs is None and not kwarg_inputs:
             from torch_tensorrt_rtx.dynamo._exported_inputs import exported_inputs
 
@@ -139,7 +141,6 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
         raise TypeError(f"compile: kwarg_inputs must be a dict of parameter name -> Input or tensor, such as "
                         f"{{'input_ids': ids}}; got {type(kwarg_inputs).__name__}")
     kwarg_specs = dict(zip(kwarg_inputs, as_inputs(list(kwarg_inputs.values())))) if kwarg_inputs else {}
-
     specs = as_inputs(inputs if inputs is not None else [])
     was_training = isinstance(module, torch.nn.Module) and module.training
     if isinstance(module, torch.nn.Module):
@@ -150,8 +151,18 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
                            "batch norm uses running statistics). Call .eval() first to silence this.",
                            type(module).__name__)
     weight_digests = start_weight_digests(module, settings)  # hashed on other cores while export traces
-    exported = None
+    # An ExportedProgram is traced already: the program cache has no export to skip.
+    programs = None if from_program else ProgramCache.open(module, settings, weight_digests)
+    exported = key = None
     try:
+        key = programs.key(module, specs, kwarg_specs, settings) if programs is not None else None
+        if key is not None:
+            hit = programs.load(key, recompile_later(module, lambda original: compile(
+                original, specs, kwarg_inputs=kwarg_specs, **settings.as_dict())))
+            if hit is not None:
+                setattr(hit, _EXPORT_INFO, specs)
+                setattr(hit, _EXPORT_KWARGS, kwarg_specs)
+                return hit
         exported = export_aten(module, specs, kwarg_specs, for_compile_graph=True)
     except Exception as exc:
         from torch_tensorrt_rtx.dynamo._outputs import unexportable_outputs
@@ -172,8 +183,12 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings,
                                      weight_digests=weight_digests)
     compiled.compile_report = report
+    if programs is not None:
+        report.phase_seconds.update(programs.seconds)
     setattr(compiled, _EXPORT_INFO, specs)
     setattr(compiled, _EXPORT_KWARGS, kwarg_specs)
+    if key is not None:
+        programs.store(key, compiled)
     return compiled
 
 

@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import logging
 import time
-import warnings
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import sympy
@@ -37,10 +36,9 @@ from torch_tensorrt_rtx.dynamo._summary import (
     PHASE_SECONDS_META,
     CompileReport,
     EngineSummary,
-    FallbackWarning,
-    Float64Warning,
     PhaseClock,
     stage,
+    warn_about,
 )
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._engine_builder import (
@@ -499,7 +497,8 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings
         with clock.phase("packaging"):
             _package(gm, calls[item.name], item, engine, settings)
         report.engines.append(EngineSummary(item.name, item.network.converted_ops, seconds, len(engine),
-                                            [str(r) for r in item.ranges]))
+                                            [str(r) for r in item.ranges], engine.sha256,
+                                            cache.key(item.sub, item.ranges)))
         engine.close()  # its temporary file
         del engine
     with clock.phase("packaging"):
@@ -515,9 +514,5 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings
                            + ", ".join(f"{k} ({report.fallback_reasons.get(k)})" for k in sorted(report.fallback_ops)))
     logger.info("%s", report.format())
     debug_artifact("compile_report.txt", report.format())
-    if truncated:
-        warnings.warn(f"torch_tensorrt_rtx: {truncated} float64 op(s) computed in float32 (TensorRT-RTX has no "
-                      "float64; truncate_double=False keeps them in PyTorch instead)", Float64Warning, stacklevel=4)
-    if report.fallback_ops:
-        warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=4)
+    warn_about(report, stacklevel=4)
     return gm, report

@@ -50,13 +50,16 @@ def _file_digest(path: str, mtime_ns: int, size: int) -> str:
         return hashlib.sha256(source.read(_SOURCE_LIMIT + 1)).hexdigest()
 
 
-def _source_digest(code: types.CodeType) -> str:
-    path = code.co_filename
+def source_file_digest(path: str, what: str = "a converter") -> str:
+    """SHA-256 of a Python source file, read at most once per (mtime, size); Uncacheable naming
+    `what` when it cannot be read, is not a regular file or is too large."""
     try:
         status = os.stat(path)
         return _file_digest(path, status.st_mtime_ns, status.st_size)
+    except Uncacheable as exc:
+        raise Uncacheable(str(exc).replace("a converter", what, 1)) from None
     except OSError:
-        raise Uncacheable(f"a converter whose source file {path!r} cannot be read") from None
+        raise Uncacheable(f"{what} whose source file {path!r} cannot be read") from None
 
 
 def _value_text(value: Any, seen: set) -> str:
@@ -97,7 +100,7 @@ def function_text(fn: Any, seen: set) -> str:
         raise Uncacheable(f"a converter or validator {type(fn).__name__} that is not a Python function")
     cells = [_value_text(cell.cell_contents, seen) for cell in fn.__closure__ or ()]
     defaults = _value_text(fn.__defaults__ or (), seen)
-    source = _source_digest(fn.__code__)
+    source = source_file_digest(fn.__code__.co_filename)
     return (f"{fn.__module__}.{fn.__qualname__}[{source}]{_code_text(fn.__code__, seen)}"
             f"cells({','.join(cells)})defaults{defaults}")
 

@@ -68,8 +68,8 @@ class EngineCacheWarning(UserWarning):
     entry, a lock timeout, an engine over the size cap): the compile goes on and builds."""
 
 
-def disabled_by_environment(environ=None) -> bool:
-    value = (os.environ if environ is None else environ).get(OFF_SWITCH_ENV, "")
+def disabled_by_environment(environ=None, name: str = OFF_SWITCH_ENV) -> bool:
+    value = (os.environ if environ is None else environ).get(name, "")
     return value.strip().lower() in ("0", "off", "false", "no")
 
 
@@ -283,6 +283,15 @@ class EngineCache:
             io.remove_quietly(temp)
             raise
         io.fsync_directory(self.directory)
+
+    def try_remove(self, key: str) -> None:
+        """Delete the entry of `key` (one found unusable), under the exclusive lock; never raises."""
+        path = self.entry_path(key)
+        try:
+            with _locked(self.lock_path, False, self.lock_timeout):
+                os.unlink(path)
+        except (CacheLockTimeout, CacheFileRefused, OSError) as exc:
+            logger.info("engine cache: could not remove %s: %s", path, exc)
 
     def entries(self) -> List[Tuple[str, int, float]]:
         """(key, file size, last use) of every regular entry file, least recently used first."""

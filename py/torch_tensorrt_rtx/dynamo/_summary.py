@@ -82,6 +82,8 @@ class EngineSummary:
     build_seconds: float
     engine_bytes: int
     input_ranges: List[str]
+    sha256: str = ""  # of the serialized engine
+    engine_cache_key: Optional[str] = None  # its entry in the engine cache (None: not cacheable or cache off)
 
 
 @dataclasses.dataclass
@@ -106,6 +108,9 @@ class CompileReport:
     dryrun: bool = False  # upstream's dryrun: partitioned only; `engines` are the planned ones, none built
     # engines taken from the engine cache instead of being built (dynamo/_engine_cache.py)
     engine_cache_hits: int = 0
+    # the whole compiled program was loaded from the program cache (dynamo/_program_cache.py):
+    # no export, no build; `engines` and the fallback fields are those of the compile that stored it
+    program_cache_hit: bool = False
 
     @property
     def converted_op_counts(self) -> Dict[str, int]:
@@ -129,6 +134,8 @@ class CompileReport:
                  f"{len(self.engines)} TensorRT-RTX subgraph(s), "
                  f"{sum(converted.values())} op(s) converted, {sum(self.fallback_ops.values())} op(s) in PyTorch, "
                  f"compiled in {self.total_seconds:.2f} s, precision {self.precision}"]
+        if self.program_cache_hit:
+            lines.append("  loaded from the program cache (the compile that stored it converted and built the engines)")
         if self.truncated_double_ops:
             lines.append(f"  {self.truncated_double_ops} float64 op(s) computed in float32 (truncate_double=True)")
         if self.graph_id is not None:
@@ -154,3 +161,16 @@ class CompileReport:
         for node, reason in sorted(self.failed_nodes.items()):
             lines.append(f"  failed node {node}: {reason}")
         return "\n".join(lines)
+
+
+def warn_about(report: CompileReport, stacklevel: int) -> None:
+    """The compile's user-visible notices (float64 computed in float32, ops left in PyTorch);
+    `stacklevel` as for warnings.warn, counted from the caller."""
+    import warnings
+
+    if report.truncated_double_ops:
+        warnings.warn(f"torch_tensorrt_rtx: {report.truncated_double_ops} float64 op(s) computed in float32 "
+                      "(TensorRT-RTX has no float64; truncate_double=False keeps them in PyTorch instead)",
+                      Float64Warning, stacklevel=stacklevel + 1)
+    if report.fallback_ops:
+        warnings.warn(report.fallback_summary(), FallbackWarning, stacklevel=stacklevel + 1)

@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture(autouse=True)
 def cache_enabled(monkeypatch):
     monkeypatch.delenv(OFF_SWITCH_ENV, raising=False)  # tests/py/conftest.py switches it off
+    # Engines only: a recompile that hit the program cache (test_program_cache.py) would never look one up.
+    monkeypatch.setenv("TORCH_TENSORRT_RTX_PROGRAM_CACHE", "0")
 
 
 

@@ -21,6 +21,8 @@ RELU = torch.ops.aten.relu.default
 @pytest.fixture(autouse=True)
 def cache_enabled(monkeypatch):
     monkeypatch.delenv(OFF_SWITCH_ENV, raising=False)
+    # Engines only: a recompile that hit the program cache (test_program_cache.py) would never look one up.
+    monkeypatch.setenv("TORCH_TENSORRT_RTX_PROGRAM_CACHE", "0")
 
 
 

@@ -267,6 +267,7 @@ def verify(module: Any, *inputs: Any, reference_module: Optional[torch.nn.Module
                         f"({', '.join(_describe(s) for s in specs)}), got {len(inputs)}")
     if reference_module is not None:  # a module may mutate its inputs: the reference gets the originals
         ref_inputs, ref_kwargs = torch.utils._pytree.tree_map_only(torch.Tensor, torch.clone, (inputs, kwargs))
+    engine_sources.make_available(module)  # a module from the program cache: compiled again here
     checks: Dict[str, EngineCheck] = {}
     with intercept_engines(lambda spec, ins, _record: _check_engine(spec, ins, checks)), torch.no_grad():
         result = module(*inputs, **kwargs)

@@ -27,6 +27,10 @@ class EngineSource:
         return None if self.lazy_network is None else self.lazy_network.get()
 
 
+# A module from the program cache has no sources; this attribute holds a function that compiles the
+# model again (its engines come from the engine cache, with the same bytes) and returns them.
+ON_DEMAND_ATTR = "_torch_tensorrt_rtx_sources_on_demand"
+
 _SOURCES: "weakref.WeakValueDictionary[str, EngineSource]" = weakref.WeakValueDictionary()
 _LOCK = threading.Lock()
 
@@ -42,3 +46,10 @@ def remember(sha256: str, fx_module: GraphModule, lazy_network: Optional[Any]) -
 def lookup(sha256: str) -> Optional[EngineSource]:
     with _LOCK:
         return _SOURCES.get(sha256)
+
+
+def make_available(module: Any) -> None:
+    """Give a program-cache hit its engine sources (by compiling its model again), once."""
+    make = getattr(module, ON_DEMAND_ATTR, None)
+    if make is not None and getattr(module, "_engine_sources", None) is None:
+        module._engine_sources = make()
