@@ -132,6 +132,12 @@ def test_group_norm_of_rank_2_input_is_built_from_reductions(dtype):
     assert not _layers(compiled, trt.LayerType.NORMALIZATION) and _layers(compiled, trt.LayerType.REDUCE)
 
 
+def test_group_norm_of_an_empty_batch():
+    # An [0, C] input: the reshape to [N, G, C/G] cannot infer a -1 from zero elements.
+    compile_and_verify(_group_norm(2, 6, True, torch.float32), [torch.randn(0, 6)],
+                       expect_ops=["aten.group_norm.default"], full=True)
+
+
 # -- instance norm ------------------------------------------------------------------------------
 def _with_statistics(module):
     if module.track_running_stats:

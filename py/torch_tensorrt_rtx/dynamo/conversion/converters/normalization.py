@@ -165,7 +165,7 @@ def _group_norm_tensor(ctx, node, x, weight, bias, channels, groups, eps):
     x32 = ctx.cast(x, F32)
     rank, channels, groups = len(x.shape), int(channels), int(groups)
     if rank < 3:
-        out = _group_norm_from_reductions(ctx, x32, groups, eps)
+        out = _group_norm_from_reductions(ctx, x32, channels, groups, eps)
         return ctx.cast(_per_channel_affine(ctx, out, weight, bias, rank), dtype)
     view = [1, channels] + [1] * (rank - 2)
     scale = ctx.reshape(ctx.as_tensor(torch.ones(channels) if weight is None else weight, F32), view)
@@ -178,10 +178,11 @@ def _group_norm_tensor(ctx, node, x, weight, bias, channels, groups, eps):
     return ctx.cast(ctx.name(layer, "group_norm").get_output(0), dtype)
 
 
-def _group_norm_from_reductions(ctx, x32, groups, eps):
-    """Group norm of an fp32 [N, C] input without weight and bias: reductions over [N, G, C/G]."""
+def _group_norm_from_reductions(ctx, x32, channels, groups, eps):
+    """Group norm of an fp32 [N, C] input without weight and bias: reductions over [N, G, C/G]
+    (no -1 in the reshape: it cannot be inferred when N is 0)."""
     batch = x32.shape[0] if x32.shape[0] >= 0 else ctx.dim_of(x32, 0)
-    grouped = ctx.reshape(x32, [batch, groups, -1])
+    grouped = ctx.reshape(x32, [batch, groups, channels // groups])
     mean = _reduce_mean_last(ctx, grouped)
     centered = elementwise_tensors(ctx, grouped, mean, trt.ElementWiseOperation.SUB, F32)
     var = _reduce_mean_last(ctx, elementwise_tensors(ctx, centered, centered, trt.ElementWiseOperation.PROD, F32))
