@@ -51,7 +51,7 @@ CASES = {
                    ["aten.group_norm.default"]),
 }
 
-test_op_dynamic, test_op_static_fp32, test_op_bf16 = op_case_tests(CASES, bf16=["layer_norm_plain"])
+test_op_dynamic, test_op_static_fp32, test_op_bf16 = op_case_tests(CASES, bf16=["layer_norm_plain", "group_norm"])
 
 
 class AttentionThenGroupNorm(nn.Module):
