@@ -14,7 +14,8 @@ Conversion never imports this package: the oracle is kept apart from what it che
 """
 from torch_tensorrt_rtx.dynamo.verification._verify import VerificationReport, VerificationUnavailableError, verify
 from torch_tensorrt_rtx.dynamo.verification.profile_check import InputOutsideProfileError, check_input_shapes
-from torch_tensorrt_rtx.dynamo.verification.reference_executor import UnsupportedLayerError, run_network
+from torch_tensorrt_rtx.dynamo.verification.reference_executor import (InvalidLayerError, UnsupportedLayerError,
+                                                                        run_network)
 
-__all__ = ["InputOutsideProfileError", "UnsupportedLayerError", "VerificationReport", "VerificationUnavailableError",
+__all__ = ["InputOutsideProfileError", "InvalidLayerError", "UnsupportedLayerError", "VerificationReport", "VerificationUnavailableError",
            "check_input_shapes", "run_network", "verify"]

@@ -6,7 +6,8 @@
 
 Each layer type has exactly one handler, registered with `handles` in the modules that
 `reference_executor` imports; a second registration for a type raises. A handler that meets an
-attribute value it does not model calls `unsupported`.
+attribute value it does not model calls `unsupported`; one that breaks a documented rule of the
+layer (a shape or type TensorRT-RTX would refuse) calls `invalid`.
 """
 from __future__ import annotations
 
@@ -49,6 +50,16 @@ def handler_for(layer: "trt.ILayer") -> Handler:
             f"modelled types: {sorted(t.name for t in _HANDLERS)}")
     layer.__class__ = registered[0]
     return registered[1]
+
+
+class InvalidLayerError(ValueError):
+    """A layer breaks a rule of TensorRT-RTX's documented API (its build would fail, or its result
+    is undefined): a converter defect, reported instead of computing something plausible."""
+
+
+def invalid(layer, what: str, expected: str):
+    raise InvalidLayerError(f"reference executor: layer {layer.name!r} ({layer.type.name}) has {what}; "
+                            f"TensorRT-RTX expects {expected}")
 
 
 def unsupported(layer, what: str):

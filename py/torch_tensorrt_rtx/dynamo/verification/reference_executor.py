@@ -5,7 +5,9 @@
 
 This is the converters' test oracle and the engine of `torch_tensorrt_rtx.verify`. It covers the
 layer types and attributes our converters emit, not all of TensorRT: any other layer type, or
-an attribute value it does not model, raises `UnsupportedLayerError` naming the layer. Each layer
+an attribute value it does not model, raises `UnsupportedLayerError` naming the layer; a layer
+that breaks a documented rule of TensorRT-RTX (a shape or type it would refuse) raises
+`InvalidLayerError`. Each layer
 type's handler is registered once, in reference_layers.py (arithmetic) or reference_data_layers.py
 (data movement and sampling), into the table of _layer_registry.py.
 
@@ -22,9 +24,9 @@ import torch
 
 from torch_tensorrt_rtx.dynamo.conversion._context import to_torch_dtype
 from torch_tensorrt_rtx.dynamo.verification import reference_data_layers, reference_layers  # noqa: F401  (handlers)
-from torch_tensorrt_rtx.dynamo.verification._layer_registry import UnsupportedLayerError, handler_for
+from torch_tensorrt_rtx.dynamo.verification._layer_registry import InvalidLayerError, UnsupportedLayerError, handler_for
 
-__all__ = ["UnsupportedLayerError", "run_network"]
+__all__ = ["InvalidLayerError", "UnsupportedLayerError", "run_network"]
 Tensor = torch.Tensor
 
 

@@ -1,7 +1,7 @@
 """Reference-executor handlers of the arithmetic layers: constants and casts, elementwise (with
 AND/OR/XOR), unary (with SIGN/ROUND/TAN/ISINF/ISNAN), activations (with LEAKY_RELU and CLIP),
 SELECT, matrix multiply, convolution and 2-D deconvolution, pooling, softmax, reduce (AVG, SUM,
-MAX, MIN, PROD), layer NORMALIZATION, CUMULATIVE sum, TOPK and IDENTITY.
+MAX, MIN, PROD), NORMALIZATION (layer and group norm), CUMULATIVE sum, TOPK and IDENTITY.
 
 Precision model: floating-point math in fp32; `run_network` rounds each result to the layer's
 output dtype. Anything not modelled raises UnsupportedLayerError.
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from torch_tensorrt_rtx.dynamo.conversion._context import to_torch_dtype
-from torch_tensorrt_rtx.dynamo.verification._layer_registry import as_float, handles, mask_axes, unsupported
+from torch_tensorrt_rtx.dynamo.verification._layer_registry import as_float, handles, invalid, mask_axes, unsupported
 
 
 @handles(trt.LayerType.CONSTANT, trt.IConstantLayer)
@@ -177,15 +177,71 @@ def _reduce(layer, ins):
     unsupported(layer, f"reduce {layer.op.name}")
 
 
+# INormalizationLayer, as TensorRT-RTX documents it:
+# - Operator page "Normalization"
+#   (https://docs.nvidia.com/deeplearning/tensorrt-rtx/latest/_static/operators/Normalization.html):
+#   Y = (X - Mean(X, axes)) / sqrt(Var(X, axes) + epsilon) * S + B, Var the biased variance (the mean
+#   of squared deviations); input, scale, bias and output are one type T1 in {float32, float16,
+#   bfloat16}; epsilon defaults to 1e-5. Scale and bias have the input's rank and broadcast to it.
+# - num_groups (INormalizationLayer::setNbGroups, NvInfer.h; default 1): the channels are dim 1 of an
+#   [N, C, D1, ...] input; num_groups must divide C; when it is not 1 the axes mask has exactly the
+#   bits of the dims after the channel dim set. Each group of C / num_groups consecutive channels is
+#   normalized over its channels and those dims, per batch row.
+# - Scale and bias with num_groups != 1 (docstrings of add_normalization / add_normalization_v2 in the
+#   tensorrt_rtx 1.7 Python bindings; the operator page shows the first rule): [1, G, 1, ...], one
+#   value per group, for a layer made by add_normalization (is_v2 False, deprecated since TensorRT
+#   10.15); [1, C, 1, ...], one value per channel, for add_normalization_v2 (is_v2 True).
+# - compute_precision: the tensorrt_rtx 1.7 bindings do not expose it (networks are strongly typed).
+#   This model computes in fp32 and run_network rounds the result to T1: exact for an fp32 layer; an
+#   fp16 or bf16 layer may accumulate differently on the GPU.
+_NORMALIZATION_TYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _standardized(x, dims, eps):
+    mean = x.mean(dim=dims, keepdim=True)
+    centered = x - mean
+    return centered * torch.rsqrt(centered.square().mean(dim=dims, keepdim=True) + eps)
+
+
+def _check_normalization_operands(layer, x, scale, bias):
+    if not (x.dtype == scale.dtype == bias.dtype) or x.dtype not in _NORMALIZATION_TYPES:
+        invalid(layer, f"input, scale and bias of types {x.dtype}, {scale.dtype}, {bias.dtype}",
+                "one type among float32, float16 and bfloat16")
+    if scale.shape != bias.shape or scale.dim() != x.dim():
+        invalid(layer, f"scale {tuple(scale.shape)} and bias {tuple(bias.shape)} for an input {tuple(x.shape)}",
+                "scale and bias of one shape, with the input's rank")
+
+
+def _group_normalization(layer, x, scale, bias):
+    groups, rank = layer.num_groups, x.dim()
+    if rank < 3:
+        invalid(layer, f"num_groups={groups} on a rank-{rank} input", "an [N, C, D1, ...] input")
+    channels, after_channels = x.shape[1], sum(1 << d for d in range(2, rank))
+    if layer.axes != after_channels:
+        invalid(layer, f"axes mask {layer.axes:#x} with num_groups={groups}",
+                f"the mask of the dims after the channel dim, {after_channels:#x}")
+    if groups < 1 or channels % groups:
+        invalid(layer, f"num_groups={groups} for {channels} channels", "a group count that divides the channels")
+    per = channels if layer.is_v2 else groups
+    expected = (1, per) + (1,) * (rank - 2)
+    if tuple(scale.shape) != expected:
+        made_by = "add_normalization_v2 (one per channel)" if layer.is_v2 else "add_normalization (one per group)"
+        invalid(layer, f"scale and bias of shape {tuple(scale.shape)}", f"{expected} from {made_by}")
+    x, scale, bias = as_float(x), as_float(scale), as_float(bias)
+    grouped = _standardized(x.reshape(x.shape[0], groups, -1), [2], layer.epsilon)
+    if layer.is_v2:
+        return grouped.reshape(x.shape) * scale + bias
+    return (grouped * scale.reshape(1, groups, 1) + bias.reshape(1, groups, 1)).reshape(x.shape)
+
+
 @handles(trt.LayerType.NORMALIZATION, trt.INormalizationLayer)
 def _normalization(layer, ins):
+    x, scale, bias = ins[:3]
+    _check_normalization_operands(layer, x, scale, bias)
     if layer.num_groups != 1:
-        unsupported(layer, f"num_groups={layer.num_groups}")
-    x, scale, bias = (as_float(t) for t in ins[:3])
+        return _group_normalization(layer, x, scale, bias)
     dims = mask_axes(layer.axes, x.dim())
-    mean = x.mean(dim=dims, keepdim=True)
-    var = (x - mean).square().mean(dim=dims, keepdim=True)
-    return (x - mean) * torch.rsqrt(var + layer.epsilon) * scale + bias
+    return _standardized(as_float(x), dims, layer.epsilon) * as_float(scale) + as_float(bias)
 
 
 @handles(trt.LayerType.CUMULATIVE, trt.ICumulativeLayer)

@@ -3,9 +3,12 @@ strided input), instance norm (1-D/2-D/3-D, affine, running statistics, decompos
 from __future__ import annotations
 
 import pytest
+import tensorrt_rtx as trt
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import torch_tensorrt_rtx as trtx
 
 from tests.py.dynamo.conversion.harness import Fn, batch_spec, compile_and_verify, floats, op_case_tests, runs
 
@@ -48,7 +51,7 @@ CASES = {
                    ["aten.group_norm.default"]),
 }
 
-test_op_dynamic, test_op_static_fp32, test_op_bf16 = op_case_tests(CASES, bf16=["layer_norm_plain"])
+test_op_dynamic, test_op_static_fp32, test_op_bf16 = op_case_tests(CASES, bf16=["layer_norm_plain", "group_norm"])
 
 
 class AttentionThenGroupNorm(nn.Module):
@@ -72,6 +75,67 @@ class AttentionThenGroupNorm(nn.Module):
 def test_group_norm_of_strided_input(dtype):
     compile_and_verify(AttentionThenGroupNorm().to(dtype), [floats(1, 8, 4, 4, scale=5.0)(dtype)],
                        expect_ops=["aten.group_norm.default"])
+
+
+# -- group norm as one INormalizationLayer ------------------------------------------------------
+def _layers(compiled, layer_type):
+    """The layers of `layer_type` in the network of `compiled`'s one engine (re-classed)."""
+    (source,) = compiled._engine_sources.values()
+    network = source.network.network
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    found = [layer for layer in layers if layer.type == layer_type]
+    if layer_type == trt.LayerType.NORMALIZATION:
+        for layer in found:
+            layer.__class__ = trt.INormalizationLayer  # to read num_groups, axes, epsilon
+    return found
+
+
+def _group_norm(groups, channels, affine, dtype):
+    module = nn.GroupNorm(groups, channels, eps=1e-3, affine=affine)
+    if affine:
+        nn.init.uniform_(module.weight, 0.5, 1.5)
+        nn.init.uniform_(module.bias, -1, 1)
+    return module.eval().to(dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("groups", [1, 2, 6])
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+def test_group_norm_is_one_normalization_layer(affine, groups, dtype):
+    """Channels in groups of 6/G, each group standardized over its channels and the spatial dims:
+    one add_normalization_v2 layer with num_groups (one group: a layer norm over C and the
+    spatial dims), in fp32 whatever the input dtype; no reductions."""
+    module = _group_norm(groups, 6, affine, dtype)
+    x = (torch.randn(2, 6, 5, 4) * 3 + 1).to(dtype)
+    compiled, _, _ = compile_and_verify(module, [x], expect_ops=["aten.group_norm.default"], full=True)
+    (norm,) = _layers(compiled, trt.LayerType.NORMALIZATION)
+    assert norm.is_v2 and norm.num_groups == groups and norm.axes == (0b1110 if groups == 1 else 0b1100)
+    assert norm.get_output(0).dtype == trt.float32 and abs(norm.epsilon - 1e-3) < 1e-9
+    assert not _layers(compiled, trt.LayerType.REDUCE)
+
+
+def test_group_norm_dynamic_batch_and_size():
+    module = _group_norm(3, 6, True, torch.float32)
+    spec = trtx.Input(min_shape=(1, 6, 2, 4), opt_shape=(2, 6, 5, 4), max_shape=(8, 6, 9, 4))
+    compiled, _, _ = compile_and_verify(module, [spec], runs((1, 6, 2, 4), (7, 6, 9, 4), (3, 6, 5, 4)),
+                                        expect_ops=["aten.group_norm.default"], full=True)
+    (norm,) = _layers(compiled, trt.LayerType.NORMALIZATION)
+    assert norm.num_groups == 3
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["fp32", "fp16"])
+def test_group_norm_of_rank_2_input_is_built_from_reductions(dtype):
+    # [N, C]: no dims after the channels for the layer's axes (TensorRT-RTX wants [N, C, D1, ...]).
+    module = _group_norm(2, 6, True, dtype)
+    compiled, _, _ = compile_and_verify(module, [(torch.randn(4, 6) * 2).to(dtype)],
+                                        expect_ops=["aten.group_norm.default"], full=True)
+    assert not _layers(compiled, trt.LayerType.NORMALIZATION) and _layers(compiled, trt.LayerType.REDUCE)
+
+
+def test_group_norm_of_an_empty_batch():
+    # An [0, C] input: the reshape to [N, G, C/G] cannot infer a -1 from zero elements.
+    compile_and_verify(_group_norm(2, 6, True, torch.float32), [torch.randn(0, 6)],
+                       expect_ops=["aten.group_norm.default"], full=True)
 
 
 # -- instance norm ------------------------------------------------------------------------------

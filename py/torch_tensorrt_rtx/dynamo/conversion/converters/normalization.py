@@ -8,7 +8,11 @@ and as its decomposition (the native_* ops), so the graph need not be decomposed
 - Layer norm (aten.layer_norm and aten.native_layer_norm's first output) is one
   INormalizationLayer. Scale and bias go in as constants of the input dtype, reshaped to the
   input's rank; a missing weight or bias becomes ones or zeros.
-- Group norm is computed in fp32 from reductions (normalization statistics stay fp32).
+- Group norm is computed in fp32 whatever the input dtype (normalization statistics stay fp32) and
+  rounded to the input dtype once. On an [N, C, D1, ...] input it is one INormalizationLayer
+  (add_normalization_v2 with num_groups; its rules are written down with the reference executor's
+  model, verification/reference_layers.py); on an [N, C] input, where that layer has no dims to
+  normalize over, it is built from reductions.
 
 Only the normalized output is produced (not native_*_norm's mean/rstd), so the validators accept
 only nodes whose other outputs are unused.
@@ -26,6 +30,7 @@ from torch_tensorrt_rtx.dynamo.conversion.converters._validators import all_of, 
 from torch_tensorrt_rtx.dynamo.conversion.converters.elementwise import elementwise_tensors
 
 aten = torch.ops.aten
+F32 = torch.float32
 
 
 def _is_param(arg):
@@ -154,28 +159,48 @@ def group_norm(ctx, node, args, kwargs):
 
 
 def _group_norm_tensor(ctx, node, x, weight, bias, channels, groups, eps):
-    """(x - mean) / sqrt(var + eps) over each group of C/G channels x spatial, computed in fp32
-    (normalization statistics stay fp32 whatever the input dtype), then weight and bias per channel."""
+    """(x - mean) / sqrt(var + eps) over each group of C/G channels x spatial dims, then weight and
+    bias per channel; computed in fp32 whatever the input dtype and rounded to it once."""
     dtype = node_dtype(node.args[0])
-    f32 = torch.float32
-    rank = len(x.shape)
-    batch = x.shape[0] if x.shape[0] >= 0 else ctx.dim_of(x, 0)
-    grouped = ctx.reshape(ctx.cast(x, f32), [batch, int(groups), -1])
+    x32 = ctx.cast(x, F32)
+    rank, channels, groups = len(x.shape), int(channels), int(groups)
+    if rank < 3:
+        out = _group_norm_from_reductions(ctx, x32, channels, groups, eps)
+        return ctx.cast(_per_channel_affine(ctx, out, weight, bias, rank), dtype)
+    view = [1, channels] + [1] * (rank - 2)
+    scale = ctx.reshape(ctx.as_tensor(torch.ones(channels) if weight is None else weight, F32), view)
+    shift = ctx.reshape(ctx.as_tensor(torch.zeros(channels) if bias is None else bias, F32), view)
+    first = 1 if groups == 1 else 2  # one group: normalize over the channels too, as a layer norm
+    layer = ctx.network.add_normalization_v2(x32, scale, shift, sum(1 << d for d in range(first, rank)))
+    layer.epsilon = float(eps)
+    if groups != 1:
+        layer.num_groups = groups
+    return ctx.cast(ctx.name(layer, "group_norm").get_output(0), dtype)
+
+
+def _group_norm_from_reductions(ctx, x32, channels, groups, eps):
+    """Group norm of an fp32 [N, C] input without weight and bias: reductions over [N, G, C/G]
+    (no -1 in the reshape: it cannot be inferred when N is 0)."""
+    batch = x32.shape[0] if x32.shape[0] >= 0 else ctx.dim_of(x32, 0)
+    grouped = ctx.reshape(x32, [batch, groups, channels // groups])
     mean = _reduce_mean_last(ctx, grouped)
-    centered = elementwise_tensors(ctx, grouped, mean, trt.ElementWiseOperation.SUB, f32)
-    var = _reduce_mean_last(ctx, elementwise_tensors(ctx, centered, centered, trt.ElementWiseOperation.PROD, f32))
-    std = ctx.name(ctx.network.add_unary(elementwise_tensors(ctx, var, float(eps), trt.ElementWiseOperation.SUM, f32),
+    centered = elementwise_tensors(ctx, grouped, mean, trt.ElementWiseOperation.SUB, F32)
+    var = _reduce_mean_last(ctx, elementwise_tensors(ctx, centered, centered, trt.ElementWiseOperation.PROD, F32))
+    std = ctx.name(ctx.network.add_unary(elementwise_tensors(ctx, var, float(eps), trt.ElementWiseOperation.SUM, F32),
                                          trt.UnaryOperation.SQRT), "group_std").get_output(0)
-    normalized = elementwise_tensors(ctx, centered, std, trt.ElementWiseOperation.DIV, f32)
+    normalized = elementwise_tensors(ctx, centered, std, trt.ElementWiseOperation.DIV, F32)
     layer = ctx.network.add_shuffle(normalized)
-    layer.set_input(1, ctx.shape_of(x))
+    layer.set_input(1, ctx.shape_of(x32))
     layer.zero_is_placeholder = False
-    out = ctx.cast(ctx.name(layer, "group_unflatten").get_output(0), dtype)
-    view = [1, int(channels)] + [1] * (rank - 2)
+    return ctx.name(layer, "group_unflatten").get_output(0)
+
+
+def _per_channel_affine(ctx, out, weight, bias, rank):
+    view = [1, -1] + [1] * (rank - 2)
     if weight is not None:
-        out = elementwise_tensors(ctx, out, ctx.reshape(ctx.as_tensor(weight, dtype), view),
-                                  trt.ElementWiseOperation.PROD, dtype)
+        out = elementwise_tensors(ctx, out, ctx.reshape(ctx.as_tensor(weight, F32), view),
+                                  trt.ElementWiseOperation.PROD, F32)
     if bias is not None:
-        out = elementwise_tensors(ctx, out, ctx.reshape(ctx.as_tensor(bias, dtype), view),
-                                  trt.ElementWiseOperation.SUM, dtype)
+        out = elementwise_tensors(ctx, out, ctx.reshape(ctx.as_tensor(bias, F32), view),
+                                  trt.ElementWiseOperation.SUM, F32)
     return out
