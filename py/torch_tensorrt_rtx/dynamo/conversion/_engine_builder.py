@@ -357,13 +357,17 @@ _WEIGHTED_LAYERS = {  # layer type -> (its class, its weight attributes)
 
 
 def network_weight_bytes(network: "trt.INetworkDefinition") -> int:
-    """The bytes of the network's constant weights, known before the build: the serialized engine's
-    size follows them closely (plus its kernels, well under a MB on the zoo models)."""
+    """The bytes of the weights of the network's layers whose output is used, known before the
+    build: the serialized engine's size follows them (plus 1-3 MB of kernels on the zoo models).
+    Constants nothing reads (a weight the converters replaced by a host-reshaped copy) are left out."""
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    used = {network.get_output(i).name for i in range(network.num_outputs)}
+    for layer in layers:
+        used.update(t.name for t in map(layer.get_input, range(layer.num_inputs)) if t is not None)
     total = 0
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
+    for layer in layers:
         kind = _WEIGHTED_LAYERS.get(layer.type)
-        if kind is not None:
+        if kind is not None and layer.get_output(0).name in used:
             layer.__class__ = kind[0]  # the binding's way to reach a layer's own attributes
             total += sum(getattr(layer, name).nbytes for name in kind[1:])
     return total
