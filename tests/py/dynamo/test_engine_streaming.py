@@ -1,16 +1,21 @@
-"""One copy of the engine: TensorRT-RTX streams the serialized engine to a temporary file
-(`SerializedEngine`, hashed on the way), and packing the engine record reads it straight into the
-record's buffer, with the same bytes as packing the engine from memory."""
+"""One copy of the engine: TensorRT-RTX streams the serialized engine of a network above
+STREAM_ABOVE_BYTES of weights to a temporary file (`SerializedEngine`, hashed on the way), a smaller
+one into its host memory (`HostEngine`); packing the engine record copies either straight into the
+record's buffer, with the same bytes and SHA-256 either way."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 
+import pytest
 import torch
 import torch.nn as nn
 
 import torch_tensorrt_rtx as trtx
-from torch_tensorrt_rtx.dynamo.conversion._engine_builder import SerializedEngine, build_engine
+from torch_tensorrt_rtx.dynamo.conversion import _engine_builder
+from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
+from torch_tensorrt_rtx.dynamo.conversion._engine_builder import HostEngine, SerializedEngine, build_engine
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
 from torch_tensorrt_rtx.runtime import EngineRecord
 
@@ -62,7 +67,7 @@ def test_the_built_engine_is_streamed_and_its_record_holds_it():
     assert json.loads(call.args[2])["sha256"] == hashlib.sha256(record.engine).hexdigest()
 
 
-def test_build_engine_returns_a_hashed_file_backed_engine():
+def _small_network():
     from torch_tensorrt_rtx.dynamo._export import export_aten
     from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
     from torch_tensorrt_rtx.dynamo.lowering import lower
@@ -72,19 +77,68 @@ def test_build_engine_returns_a_hashed_file_backed_engine():
     gm = lower(export_aten(Small().eval(), [trtx.Input.from_tensor(x)]).graph_module,
                CompilationSettings().reduced_precision)
     (sub,) = partition(gm, CompilationSettings(min_block_size=1)).submodules.values()
-    engine, seconds = build_engine(build_network(sub, [{}]), label="t", progress=False)
+    return build_network(sub, [{}])
+
+
+def test_build_engine_streams_a_network_above_the_bound_to_a_hashed_file(monkeypatch):
+    monkeypatch.setattr(_engine_builder, "STREAM_ABOVE_BYTES", -1)
+    engine, seconds = build_engine(_small_network(), label="t", progress=False)
+    assert isinstance(engine, SerializedEngine)
     data = engine.tobytes()
     assert seconds > 0 and len(data) == engine.nbytes > 1000
     assert engine.sha256 == hashlib.sha256(data).hexdigest()
     engine.close()
 
 
-def test_an_engine_that_cannot_be_written_is_a_build_failure_naming_the_file(monkeypatch):
-    from torch_tensorrt_rtx.dynamo.conversion import _engine_builder
+def test_the_weight_bound_chooses_the_path(monkeypatch):
+    network_def = _small_network()
+    weights = _engine_builder.network_weight_bytes(network_def.network)
+    assert weights == (8 * 4 + 4) * 4, weights  # nn.Linear(8, 4) in float32: weight and bias
+    monkeypatch.setattr(_engine_builder, "STREAM_ABOVE_BYTES", weights)
+    below, _ = build_engine(network_def, label="at", progress=False)
+    monkeypatch.setattr(_engine_builder, "STREAM_ABOVE_BYTES", weights - 1)
+    above, _ = build_engine(network_def, label="above", progress=False)
+    assert isinstance(below, HostEngine) and isinstance(above, SerializedEngine), (below, above)
+    below.close()
+    above.close()
 
+
+def test_both_paths_give_the_same_engine_bytes_hash_and_record(monkeypatch):
+    network_def = _small_network()
+    in_memory, _ = build_engine(network_def, label="m", progress=False)
+    monkeypatch.setattr(_engine_builder, "STREAM_ABOVE_BYTES", -1)
+    streamed, _ = build_engine(network_def, label="s", progress=False)
+    assert isinstance(in_memory, HostEngine) and isinstance(streamed, SerializedEngine)
+    data = streamed.tobytes()
+    assert in_memory.tobytes() == data and in_memory.nbytes == streamed.nbytes == len(data)
+    assert in_memory.sha256 == streamed.sha256 == hashlib.sha256(data).hexdigest()
+    assert _record(in_memory).pack() == _record(streamed).pack() == _record(data).pack()
+    copied = io.BytesIO()
+    in_memory.copy_to(copied)
+    assert copied.getvalue() == data
+    in_memory.close()
+    streamed.close()
+
+
+def test_a_build_failure_reads_the_same_on_both_paths(monkeypatch):
+    network_def = _small_network()
+    network = network_def.network
+    network.unmark_output(network.get_output(0))  # a network without outputs does not build
+    messages = []
+    for bound in (1 << 40, -1):  # in memory, streamed
+        monkeypatch.setattr(_engine_builder, "STREAM_ABOVE_BYTES", bound)
+        with pytest.raises(ConversionError, match="TensorRT-RTX failed to build engine broken: ") as failure:
+            build_engine(network_def, label="broken", progress=False)
+        messages.append(str(failure.value))
+    # TensorRT-RTX's own message names the call it failed in: buildSerializedNetwork[ToStream]
+    assert all("Network must have at least one output" in m for m in messages), messages
+
+
+def test_an_engine_that_cannot_be_written_is_a_build_failure_naming_the_file(monkeypatch):
     def full_disk(self, chunk):
         raise OSError(28, "No space left on device")
 
+    monkeypatch.setattr(_engine_builder, "STREAM_ABOVE_BYTES", -1)
     monkeypatch.setattr(_engine_builder.SerializedEngine, "write", full_disk)
     compiled = trtx.compile(Small().eval(), [torch.randn(2, 8)], min_block_size=1, progress=False)
     report = compiled.compile_report
@@ -95,8 +149,6 @@ def test_an_engine_that_cannot_be_written_is_a_build_failure_naming_the_file(mon
 
 def test_the_heap_trimmer_trims_only_when_the_resident_size_grew_a_step(monkeypatch):
     import threading
-
-    from torch_tensorrt_rtx.dynamo.conversion import _engine_builder
 
     readings = iter([100, 105, 120, 112, 115, 130, 125])  # floor 100; 120 >= 110: trim (then 112); 130 >= 122: trim
     done = threading.Event()
