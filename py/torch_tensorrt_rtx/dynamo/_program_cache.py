@@ -281,7 +281,11 @@ def _load_archive(archive: memoryview) -> torch.nn.Module:
     from torch_tensorrt_rtx._loaded_program import as_loaded_program
     from torch_tensorrt_rtx.dynamo import _engine_op  # noqa: F401  (registers the op before loading)
 
-    return as_loaded_program(torch.export.load(io.BytesIO(archive))).module()
+    from torch_tensorrt_rtx.dynamo._no_user_frames import no_user_frame_lookups
+
+    with no_user_frame_lookups():  # torch's debugging aid would import dynamo and inductor (~0.4 s)
+        program = torch.export.load(io.BytesIO(archive))
+    return as_loaded_program(program).module()
 
 
 def _as_hit(report: CompileReport, key_seconds: float, load_seconds: float) -> None:
