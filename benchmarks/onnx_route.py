@@ -27,7 +27,9 @@ enabled_precisions={torch.float16}, the option a user of this package sets.
 Method: one untimed warm-up of both routes on a small convolutional model (one-time imports and
 setup), then per model --pairs rounds of (ours, ONNX route), the order alternating between
 rounds so that drifting load on a shared machine hits both alike. The ratio printed per model is
-the median over rounds of ours / ONNX route. Writes benchmarks/results/onnx_route_<dtype>.md.
+the median over rounds of ours / ONNX route. A full garbage collection runs, untimed, before and
+after each route, so neither pays for the other's garbage; the collector's pauses inside our
+compile are listed with its phases. Writes benchmarks/results/onnx_route_<dtype>.md.
 """
 from __future__ import annotations
 
@@ -167,9 +169,10 @@ def run_ours(case: Case, dtype: torch.dtype) -> Dict[str, Any]:
                         dim_names=tuple(dims.get(d) for d in range(len(lo))))
              for (lo, opt, hi), dt, dims in zip(case.ranges, case.dtypes, case.dynamic)]
     precisions = {torch.float16} if dtype == torch.float16 else set()
-    start = time.perf_counter()
-    compiled = trtx.compile(case.module, specs, progress=False, enabled_precisions=precisions)
-    seconds = time.perf_counter() - start
+    with _CollectorPauses() as pauses:
+        start = time.perf_counter()
+        compiled = trtx.compile(case.module, specs, progress=False, enabled_precisions=precisions)
+        seconds = time.perf_counter() - start
     report = compiled.compile_report
     phases = dict(report.phase_seconds)
     build = phases.get("engine build", 0.0)
@@ -179,7 +182,32 @@ def run_ours(case: Case, dtype: torch.dtype) -> Dict[str, Any]:
     own = seconds - parts["export"] - build  # issue 21's "own phases": everything but torch.export and the build
     return {"seconds": seconds, "parts": parts, "own": own, "phases": phases,
             "engine_bytes": sum(e.engine_bytes for e in report.engines), "engines": len(report.engines),
-            "fallback_ops": sum(report.fallback_ops.values())}
+            "fallback_ops": sum(report.fallback_ops.values()), "gc": pauses.summary()}
+
+
+class _CollectorPauses:
+    """Garbage-collector pauses while the block runs (gc.callbacks): seconds and count, young
+    (generations 0 and 1) and full (generation 2) apart. They fall in whichever phase was running."""
+
+    def __init__(self) -> None:
+        self.young, self.full, self._start = [], [], 0.0
+
+    def _callback(self, phase: str, info: Dict[str, Any]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            (self.full if info["generation"] == 2 else self.young).append(time.perf_counter() - self._start)
+
+    def __enter__(self) -> "_CollectorPauses":
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> str:
+        return (f"young {sum(self.young):.2f} s ({len(self.young)}), full {sum(self.full):.2f} s "
+                f"({len(self.full)})")
 
 
 def run_onnx_route(case: Case, dtype: torch.dtype) -> Dict[str, Any]:
@@ -273,10 +301,11 @@ def render(rows: List[Dict[str, Any]], dtype_name: str, pairs: int) -> str:
               "and ours (lowering, partitioning, conversion, packaging, unaccounted); own is everything but "
               "torch.export and the build (issue 21: at most 10%). The ONNX route: "
               "torch.onnx.export, parse, build.", ""] + shares
-    lines += ["", "Our phases (CompileReport.phase_seconds) of the median round:", ""]
+    lines += ["", "Our phases (CompileReport.phase_seconds) of the median round, and the garbage collector's "
+              "pauses during the compile (young and full collections; they count in whichever phase ran):", ""]
     for r in rows:
         detail = ", ".join(f"{k} {v:.2f}" for k, v in r["ours"]["phases"].items())
-        lines.append(f"- {r['model']}: {detail}")
+        lines.append(f"- {r['model']}: {detail}; collector pauses within: {r['ours']['gc']}")
     return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,7 @@ from torch_tensorrt_rtx.dynamo._debugger import FIRST_ARTIFACT, LayerList, Packa
 from torch_tensorrt_rtx.dynamo._debugger import emit as debug_artifact
 from torch_tensorrt_rtx.dynamo._engine_cache import EngineCacheSession
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
+from torch_tensorrt_rtx.dynamo._gc import no_full_collections
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._size_solve import solve as solve_size
 from torch_tensorrt_rtx.dynamo._summary import (
@@ -449,7 +450,7 @@ def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
     debug = PackageLogLevel(logging.DEBUG) if settings.debug else contextlib.nullcontext()
     cache = EngineCacheSession(settings, symbol_ranges, weight_digests)
     try:
-        with converter_settings(settings), debug:  # what upstream-style converters and validators see
+        with converter_settings(settings), debug, no_full_collections():  # what upstream-style converters see
             return _compile_graph(gm, symbol_ranges, settings, cache)
     finally:
         cache.close()

@@ -20,15 +20,18 @@ back as data, `ExportedAten.dim_ranges`, for the caller to guard on.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import logging
+import types
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import sympy
 import torch
 from torch.utils._sympy.value_ranges import bound_sympy
 
+from torch_tensorrt_rtx.dynamo._gc import no_full_collections
 from torch_tensorrt_rtx.dynamo._input import Input, shared_dims
 from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, PhaseClock
 
@@ -230,6 +233,60 @@ def _exportable(module: Any, specs: Sequence[Input], kwarg_specs: Dict[str, Inpu
     return _NamedKeywords(module, len(specs), list(kwarg_specs))
 
 
+_WEIGHT_KINDS = ("PARAMETER", "BUFFER", "CONSTANT_TENSOR", "CUSTOM_OBJ")
+
+
+def _unlifted(program: torch.export.ExportedProgram) -> Optional[torch.fx.GraphModule]:
+    """`program.module(check_guards=False)` built the way torch builds it, without its repeated
+    work: torch's regenerates the Python code of the whole graph three times (two GraphModules
+    and an unlift pass) and records a provenance entry (a deep copy of the node's history) for
+    every node; here the code is generated once, by the module handed back, and no provenance
+    is added. Same graph (node names included), same weights, input-constraint hooks, pytree
+    calling convention and train()/eval() refusal. None when the program is one this does not
+    cover (a mutation, an effect token) or torch lacks the helpers it uses: the caller then
+    takes `program.module()`."""
+    try:
+        from torch.export._unlift import _create_stateful_graph_module, _get_codegen, _register_attrs_to_new_gm
+        from torch.fx._lazy_graph_module import _LazyGraphModule
+    except ImportError:
+        return None
+    signature = program.graph_signature
+    kinds = [spec.kind.name for spec in signature.input_specs]
+    if (any(kind not in ("USER_INPUT",) + _WEIGHT_KINDS for kind in kinds)
+            or any(spec.kind.name != "USER_OUTPUT" for spec in signature.output_specs)):
+        return None
+    graph = copy.deepcopy(program.graph)
+    placeholders = list(graph.find_nodes(op="placeholder"))
+    if len(placeholders) != len(kinds):
+        return None
+    # Lazy: this module only carries the attributes over; its code would never be used.
+    plain = _LazyGraphModule(program.graph_module, graph)
+    plain.meta.update(program.graph_module.meta)
+    _register_attrs_to_new_gm(plain, signature, program.state_dict, program.constants)
+    for node, spec in zip(placeholders, signature.input_specs):
+        if spec.kind.name in _WEIGHT_KINDS:
+            with graph.inserting_after(node):
+                weight = graph.create_node("get_attr", spec.target)
+            node.replace_all_uses_with(weight)
+            weight.meta = node.meta
+            graph.erase_node(node)
+    call = program.module_call_graph[0].signature
+    graph._codegen = _get_codegen(program.call_spec.in_spec, program.call_spec.out_spec,
+                                  call.forward_arg_names if call else None)
+    module = _create_stateful_graph_module(plain, program.range_constraints, program)
+    module.meta.update(program.graph_module.meta)
+    module.train = types.MethodType(_refuse_mode("train"), module)  # as program.module() does
+    module.eval = types.MethodType(_refuse_mode("eval"), module)
+    return module
+
+
+def _refuse_mode(name: str) -> Any:
+    def refuse(self: Any, mode: bool = True) -> Any:
+        raise NotImplementedError(f"Calling {name}() is not supported yet.")
+
+    return refuse
+
+
 def _decomposed(program: torch.export.ExportedProgram,
                 for_compile_graph: bool = False) -> Tuple[torch.fx.GraphModule, torch.export.ExportedProgram]:
     """The program's graph with its weights unlifted (`program.module()`), decomposed node by
@@ -244,7 +301,8 @@ def _decomposed(program: torch.export.ExportedProgram,
         why = "the program mutates an input or a buffer"
     else:
         # compile_graph drops the guard module; without it the input checks stay in the pre-hook.
-        gm = program.module(check_guards=not for_compile_graph)
+        gm = _unlifted(program) if for_compile_graph else None
+        gm = program.module(check_guards=not for_compile_graph) if gm is None else gm
         try:
             traced = decompose(gm, table, recompile=not for_compile_graph)
             logger.debug("export: decomposed node by node (%d node(s) traced alone)", traced)
@@ -263,6 +321,12 @@ def export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Op
     `for_compile_graph=True` skips two things compile_graph does itself (and its callers then
     get a module whose Python code may be stale): regenerating the code after decomposing
     (compile_graph does at the end) and export's `_guards_fn` module (compile_graph drops it)."""
+    with no_full_collections():  # no full garbage collection starts inside (_gc.py)
+        return _export_aten(module, specs, kwarg_specs, allow_specialization, for_compile_graph)
+
+
+def _export_aten(module: torch.nn.Module, specs: Sequence[Input], kwarg_specs: Optional[Dict[str, Input]],
+                 allow_specialization: bool, for_compile_graph: bool) -> ExportedAten:
     kwarg_specs = dict(kwarg_specs or {})
     module = _exportable(module, specs, kwarg_specs)
     given = list(specs) + list(kwarg_specs.values())  # export's flattening order: positional, then keywords

@@ -127,7 +127,11 @@ def _specialize_python_numbers(gm: GraphModule, numbers: Sequence[bool]) -> List
 
 
 def _copy(gm: GraphModule) -> GraphModule:
-    """A copy with plain input names: dynamo's (``L_x_``) leak into export's guard code."""
+    """A copy with plain input names: dynamo's (``L_x_``) leak into export's guard code. Its Python
+    code is generated once, when the ATen trace (or export) first calls it: the input mapping
+    edits the graph and recompiles twice before that, and each code generation costs 3-6 ms."""
+    from torch.fx._lazy_graph_module import _LazyGraphModule
+
     graph = torch.fx.Graph()
     val_map = {}
     for i, node in enumerate(gm.graph.find_nodes(op="placeholder")):
@@ -135,7 +139,7 @@ def _copy(gm: GraphModule) -> GraphModule:
         val_map[node].meta = {k: v for k, v in node.meta.items() if k == "example_value"}
     output = graph.graph_copy(gm.graph, val_map)
     graph.output(output)
-    return GraphModule(gm, graph)
+    return _LazyGraphModule(gm, graph)
 
 
 class _Unsupported(Exception):

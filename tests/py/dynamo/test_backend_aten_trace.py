@@ -129,3 +129,28 @@ def test_guard_of_the_trace_fixes_only_the_dim_it_constrains():
     assert fake.shape[1].node.expr == 8  # guarded: the shape environment now holds it at 8
     assert fake.shape[0].node.expr == list(ranges)[0]
     assert len(notes) == 1 and notes[0].startswith("input 0 dim 1 = 8 (not [2, 64]"), notes
+
+
+def test_the_copy_of_dynamos_graph_generates_its_code_once(monkeypatch):
+    """The input mapping edits the backend's copy of dynamo's graph and recompiles it; its Python
+    code is generated once, when the ATen trace first calls it (each generation costs ms)."""
+    from torch_tensorrt_rtx.dynamo import backend
+
+    copies, generated = [], []
+    real_copy, real_python_code = backend._copy, torch.fx.Graph.python_code
+
+    def copy(gm):
+        copies.append(real_copy(gm))
+        return copies[-1]
+
+    def python_code(graph, *args, **kwargs):
+        generated.append(graph)
+        return real_python_code(graph, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "_copy", copy)
+    monkeypatch.setattr(torch.fx.Graph, "python_code", python_code)
+    torch.manual_seed(0)
+    model = MLP().eval()
+    reports = _verify_calls(model, [[torch.randn(3, 16)]], dynamic=False)
+    assert len(copies) == 1 and len(reports) == 1 and not reports[0].fallback_ops
+    assert sum(graph is copies[0].graph for graph in generated) == 1

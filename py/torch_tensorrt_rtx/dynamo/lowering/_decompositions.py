@@ -99,7 +99,8 @@ def _composite(target: torch._ops.OpOverload) -> bool:
 def decompose(gm: GraphModule, table: Dict[Any, Callable], recompile: bool = True) -> int:
     """Decompose `gm` in place (see the module docstring); returns how many nodes were traced
     alone. Raises WholeProgramNeeded, leaving `gm` partly rewritten, when it cannot.
-    `recompile=False` leaves gm's Python code stale, for a caller that recompiles it later."""
+    `recompile=False` leaves gm's Python code stale and the graph unlinted, for a caller that
+    does both later (compile_graph: lowering's dead-code elimination lints it)."""
     for node in gm.graph.nodes:
         if node.op == "call_function" and isinstance(node.target, torch._ops.HigherOrderOperator):
             raise WholeProgramNeeded(f"{node.name} is a higher-order op ({node.target.name()})")
@@ -122,8 +123,8 @@ def decompose(gm: GraphModule, table: Dict[Any, Callable], recompile: bool = Tru
         if rewrite is None or not rewrite(gm.graph, node):
             _trace_alone(gm, node, table)
             traced += 1
-    gm.graph.lint()
     if recompile:
+        gm.graph.lint()
         gm.recompile()
     return traced
 

@@ -79,8 +79,7 @@ def lower(gm: GraphModule, reduced_precision: Optional[torch.dtype] = None, fp32
     if reduced_precision is not None:
         reduce_precision_in_graph(gm.graph, reduced_precision, fp32_accumulation, keep_fp32)
     _one_user_each(gm)
-    gm.graph.eliminate_dead_code()
-    gm.graph.lint()
+    gm.graph.eliminate_dead_code()  # lints the graph first (torch's eliminate_dead_code); removing nodes keeps it valid
     if recompile:
         gm.recompile()
     return gm
