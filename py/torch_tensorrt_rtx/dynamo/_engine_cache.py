@@ -4,6 +4,7 @@ same partition, in any process.
     cache = EngineCache(directory, max_bytes)
     engine = cache.try_load(key)           # bytearray | None; never raises for I/O or bad files
     found = cache.try_load_engine(key)     # CachedEngine | None: verified, read when packed
+    record = cache.try_read_engine(key, lambda engine: pack(engine))   # one pass: read and verified at once
     cache.try_save(key, engine)            # bool; never raises for I/O or bad files
 
 One file per engine, ``<key>.trtxcache`` (key: ``_engine_cache_key.engine_key``), so a save
@@ -157,6 +158,14 @@ def _check_key(header: _Header, key: str, where: Any) -> None:
         raise ValueError(f"{where} holds the engine of key {header.key.hex()[:16]}..., not {key[:16]}...")
 
 
+def _read_header(fd: int, key: str, path: Path) -> _Header:
+    """The entry file's header, checked against its size and `key`."""
+    size = os.fstat(fd).st_size
+    header = _parse_header(bytes(io.read_exactly(fd, 0, min(size, _HEADER.size), path)), size, path)
+    _check_key(header, key, path)
+    return header
+
+
 def _check_sha256(header: _Header, digest: Any, where: Any) -> None:
     if digest.digest() != header.sha256:
         raise ValueError(f"{where}: the engine's checksum does not match its header (damaged)")
@@ -199,6 +208,29 @@ class EngineCache:
     def try_load_engine(self, key: str) -> Optional["CachedEngine"]:
         """The engine stored under `key`, checksum verified, as a CachedEngine (its entry file
         held open: packing reads it straight into the packed record), or None."""
+        def verified(fd: int, path: Path) -> CachedEngine:
+            return CachedEngine(fd, self._verify(fd, key, path), path)
+
+        return self._use_entry(key, verified, keeps_fd=True)
+
+    def try_read_engine(self, key: str, consume: Callable[["StreamedEngine"], Any]) -> Any:
+        """One pass over the entry of `key`: ``consume(engine)`` gets a StreamedEngine (`nbytes`,
+        `sha256` from the header, `readinto`) and reads it with one ``readinto``, which checks the
+        SHA-256 as the bytes arrive (no separate verifying read). Returns what `consume` returns, or
+        None as `try_load_engine` does (absent, refused, damaged: then nothing `consume` built is
+        to be used). Exceptions of `consume` other than OSError and ValueError pass through."""
+        def stream(fd: int, path: Path) -> Any:
+            engine = StreamedEngine(fd, _read_header(fd, key, path), path)
+            result = consume(engine)
+            if not engine.checked:
+                raise ValueError(f"{path}: the engine was not read whole, so its checksum was not checked")
+            return result
+
+        return self._use_entry(key, stream, keeps_fd=False)
+
+    def _use_entry(self, key: str, use: Callable[[int, Path], Any], keeps_fd: bool) -> Any:
+        """`use(fd, path)` on the entry file of `key`, opened under the shared lock (closed
+        afterwards unless `keeps_fd` and `use` succeeded); None when absent, refused or damaged."""
         path = self.entry_path(key)
         try:
             if not os.path.lexists(path):
@@ -209,12 +241,14 @@ class EngineCache:
                 if fd is None:
                     return None  # evicted since we looked
                 try:
-                    header = self._verify(fd, key, path)
+                    result = use(fd, path)
                     _touch(fd, path)
-                    return CachedEngine(fd, header, path)
                 except BaseException:
                     os.close(fd)
                     raise
+                if not keeps_fd:
+                    os.close(fd)
+                return result
         except CacheLockTimeout:
             self.warn("lock timeout", "engine cache: could not lock %s within %.0f s; building the engine",
                        self.lock_path, self.lock_timeout)
@@ -228,9 +262,7 @@ class EngineCache:
     def _verify(self, fd: int, key: str, path: Path) -> _Header:
         """The entry's header, once its key and the SHA-256 of its engine bytes match. The bytes
         stream through one small buffer: the engine is not held in memory here."""
-        size = os.fstat(fd).st_size
-        header = _parse_header(bytes(io.read_exactly(fd, 0, min(size, _HEADER.size), path)), size, path)
-        _check_key(header, key, path)
+        header = _read_header(fd, key, path)
         digest, chunk = hashlib.sha256(), memoryview(bytearray(min(_VERIFY_CHUNK, header.size)))
         for offset in range(0, header.size, _VERIFY_CHUNK):
             part = chunk[:min(_VERIFY_CHUNK, header.size - offset)]
@@ -343,7 +375,24 @@ class EngineCache:
                     pass
 
 
-class CachedEngine:
+class _EntryEngine:
+    """The engine of an open entry: `nbytes`, `sha256` (hex, the header's), `path`."""
+
+    def __init__(self, header: _Header, path: Path) -> None:
+        self.nbytes, self.sha256, self.path = header.size, header.sha256.hex(), path
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def _whole(self, buffer: Any) -> memoryview:
+        """`buffer` as bytes, checked to be exactly `nbytes` long."""
+        view = memoryview(buffer).cast("B")
+        if view.nbytes != self.nbytes:
+            raise ValueError(f"engine buffer has {view.nbytes} bytes, expected {self.nbytes}")
+        return view
+
+
+class CachedEngine(_EntryEngine):
     """A verified entry's engine: `nbytes`, `sha256` (hex), `readinto` (read from the entry file,
     held open, straight into the caller's buffer, e.g. the packed record), `copy_to`, `close`.
     The bytes read are those verified: the descriptor keeps the verified file even when a save
@@ -351,18 +400,12 @@ class CachedEngine:
     cache's discipline writes into an existing entry)."""
 
     def __init__(self, fd: int, header: _Header, path: Path) -> None:
+        super().__init__(header, path)
         self._file = open(fd, "rb", buffering=0)  # owns fd: closed by close() or when collected
-        self.nbytes, self.sha256, self.path = header.size, header.sha256.hex(), path
-
-    def __len__(self) -> int:
-        return self.nbytes
 
     def readinto(self, buffer: Any) -> None:
         """Fill `buffer` (writable, exactly `nbytes` long) with the engine."""
-        view = memoryview(buffer).cast("B")
-        if view.nbytes != self.nbytes:
-            raise ValueError(f"engine buffer has {view.nbytes} bytes, expected {self.nbytes}")
-        io.read_into(self._file.fileno(), _HEADER.size, view, self.path)
+        io.read_into(self._file.fileno(), _HEADER.size, self._whole(buffer), self.path)
 
     def copy_to(self, out: Any) -> None:
         """Write the engine to the file object `out`, a chunk at a time."""
@@ -374,6 +417,27 @@ class CachedEngine:
 
     def close(self) -> None:
         self._file.close()
+
+
+class StreamedEngine(_EntryEngine):
+    """An entry's engine not verified yet (see `EngineCache.try_read_engine`): `nbytes`, `sha256`
+    (hex, the header's), and `readinto`, which reads it whole into the caller's buffer a chunk at a
+    time, hashing each chunk as it lands, and raises ValueError when the SHA-256 does not match."""
+
+    def __init__(self, fd: int, header: _Header, path: Path) -> None:
+        super().__init__(header, path)
+        self._fd, self._header = fd, header
+        self.checked = False
+
+    def readinto(self, buffer: Any) -> None:
+        view = self._whole(buffer)
+        digest = hashlib.sha256()
+        for offset in range(0, self.nbytes, _VERIFY_CHUNK):
+            part = view[offset:offset + _VERIFY_CHUNK]
+            io.read_into(self._fd, _HEADER.size + offset, part, self.path)
+            digest.update(part)
+        _check_sha256(self._header, digest, self.path)
+        self.checked = True
 
 
 def _touch(fd: int, path: Path) -> None:

@@ -7,13 +7,16 @@ program from the engine cache's directory instead of exporting, lowering and pac
     programs.store(key, compiled)                                      # after a normal compile
 
 An entry is an ``EngineCache`` entry (same directory, lock, SHA-256 header, LRU cap and hostile-file
-rules) whose payload is ``TRTXPRG1``, the length of a JSON copy of the CompileReport, that JSON and
+rules) whose payload is ``TRTXPRG1``, the length of a JSON text (the CompileReport, and each engine
+record's fields but its engine), that JSON and
 the ``.pt2`` archive ``torch_tensorrt_rtx.save`` writes for the compiled module, with every engine
 record's engine left empty: the engines are the engine cache's own entries (the report names each
 one's key and SHA-256), so they are neither written nor stored twice. Its key is the fast key, the
 SHA-256 of a text that no engine key can share (it starts with ``program schema=``). A hit is
-``load(...).module()`` of that archive, each record filled from its engine's entry (verified, read
-straight into the record), with the stored report marked ``program_cache_hit``. When an engine's
+``load(...).module()`` of that archive (without torch's user-frame lookup, see ``_no_user_frames``),
+each record packed meanwhile on a worker thread from its stored fields and its engine's entry (read
+straight into the record and verified in that same pass), its fields checked against the archive's,
+with the stored report marked ``program_cache_hit``. When an engine's
 entry is gone (evicted) or holds another build, the compile takes the normal path. An entry that cannot be loaded gives an ``EngineCacheWarning`` naming it, is
 removed, and the compile takes the normal path (which stores it again).
 
@@ -40,7 +43,7 @@ import time
 import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -56,15 +59,35 @@ _CHUNK = 8 << 20
 _SUSPENDED = contextvars.ContextVar("torch_tensorrt_rtx_program_cache_suspended", default=False)
 
 
-def _report_json(report: CompileReport) -> bytes:
+def _entry_json(report: CompileReport, records: Dict[str, torch.Tensor]) -> bytes:
+    """The report and each engine record's fields but its engine ({buffer name: {field: text}}),
+    which let the engines be packed while the archive loads."""
     fields = dataclasses.asdict(report)
     precision = report.reduced_precision
     fields["reduced_precision"] = None if precision is None else str(precision).replace("torch.", "")
-    return json.dumps(fields, sort_keys=True).encode()
+    return json.dumps({"report": fields, "records": {name: _record_fields(tensor) for name, tensor in records.items()}},
+                      sort_keys=True).encode()
 
 
-def _report_from_json(data: bytes) -> CompileReport:
-    fields = json.loads(data)
+def _record_fields(packed: torch.Tensor) -> Dict[str, Optional[str]]:
+    from torch_tensorrt_rtx.runtime import EngineRecord
+
+    fields = dataclasses.asdict(dataclasses.replace(EngineRecord.from_tensor(packed), engine=b""))
+    del fields["engine"]
+    return fields
+
+
+def _entry_from_json(data: bytes) -> Tuple[CompileReport, Dict[str, Dict[str, Optional[str]]]]:
+    entry = json.loads(data)
+    records = entry["records"]
+    if not isinstance(records, dict) or not all(
+            isinstance(r, dict) and all(isinstance(k, str) and isinstance(v, (str, type(None))) for k, v in r.items())
+            for r in records.values()):
+        raise ValueError("the stored engine records are not {buffer name: {field: text or null}}")
+    return _report_from_json(entry["report"]), records
+
+
+def _report_from_json(fields: Dict[str, Any]) -> CompileReport:
     engines = [EngineSummary(**engine) for engine in fields.pop("engines")]
     precision = fields.pop("reduced_precision")
     dtype = None if precision is None else getattr(torch, precision, None)
@@ -162,9 +185,9 @@ class ProgramCache:
             with contextlib.closing(found):
                 payload = bytearray(found.nbytes)
                 found.readinto(payload)
-            report_json, archive = _split(payload)
-            report = _report_from_json(report_json)
-            with _EngineReader(self.cache, report) as engines:  # verified on a worker thread meanwhile
+            entry_json, archive = _split(payload)
+            report, records = _entry_from_json(entry_json)
+            with _EngineReader(self.cache, report, records) as engines:  # verified on a worker thread meanwhile
                 module = _load_archive(archive)
                 engines.put_into(module)
         except _EngineGone as exc:  # the entry is fine; the compile rebuilds the engine and stores it again
@@ -205,7 +228,7 @@ class ProgramCache:
                 warnings.simplefilter("ignore")  # the user did not ask for this save: its notices are not theirs
                 path = os.path.join(scratch, "program.pt2")
                 save(compiled, path)
-                payload = _Payload(_report_json(report), path)
+                payload = _Payload(_entry_json(report, records), path)
                 stored = self.cache.try_save(key, payload)
         except Exception as exc:  # noqa: BLE001 - the compile succeeded; only the entry is lost
             logger.warning("program cache: could not store the compiled program (%s: %s)", type(exc).__name__, exc)
@@ -243,45 +266,61 @@ class _EngineGone(Exception):
 
 
 class _EngineReader:
-    """Reads and verifies the stored program's engines from the engine cache on a worker thread
-    (hashlib and file reads release the GIL) while the archive loads; `put_into` then fills the
-    loaded program's empty records, reading each engine straight into its packed record."""
+    """Packs the stored program's engine records on a worker thread while the archive loads: each
+    record is built from its stored fields, the engine read from its engine cache entry straight
+    into the packed record and verified in the same pass (hashlib and file reads release the GIL).
+    `put_into` then checks each record's fields against the loaded program's empty record and
+    puts the packed record in its place."""
 
-    def __init__(self, cache: EngineCache, report: CompileReport) -> None:
-        self.cache, self.report = cache, report
+    def __init__(self, cache: EngineCache, report: CompileReport, records: Dict[str, Dict[str, Optional[str]]]) -> None:
+        self.cache, self.report, self.records = cache, report, records
         self.reader = ThreadPoolExecutor(1, thread_name_prefix="trtx-program-cache")
-        self.found = {e.name: self.reader.submit(cache.try_load_engine, e.engine_cache_key) for e in report.engines}
+        self.packed = {e.name: self.reader.submit(self._pack, e) for e in report.engines}
 
     def __enter__(self) -> "_EngineReader":
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        for packing in self.packed.values():  # not needed any more (a failure): skip those not started
+            packing.cancel()
         self.reader.shutdown(wait=True)
-        for lookup in self.found.values():  # the engines not used
-            if lookup.exception() is None and lookup.result() is not None:
-                lookup.result().close()
 
-    def put_into(self, module: torch.nn.Module) -> None:
+    def _pack(self, engine: EngineSummary) -> Optional[torch.Tensor]:
         from torch_tensorrt_rtx.runtime import EngineRecord
 
+        fields = self.records.get(f"{engine.name}_engine")
+        if fields is None:
+            raise ValueError(f"the entry has no record fields for engine {engine.name}")
+
+        def pack(found: Any) -> torch.Tensor:
+            if found.sha256 != engine.sha256:
+                raise _EngineGone(f"engine {engine.name}'s entry holds another build (SHA-256 "
+                                  f"{found.sha256[:12]}, the program was compiled with {engine.sha256[:12]})")
+            return EngineRecord(**fields, engine=found).to_tensor()  # read and verified into the record
+
+        return self.cache.try_read_engine(engine.engine_cache_key, pack)
+
+    def put_into(self, module: torch.nn.Module) -> None:
         for engine in self.report.engines:
             name = f"{engine.name}_engine"
-            found = self.found.pop(engine.name).result()
-            if found is None:
-                raise _EngineGone(f"engine {engine.name} ({engine.engine_cache_key[:16]}...) is not in {self.cache!r}")
-            with contextlib.closing(found):
-                if found.sha256 != engine.sha256:
-                    raise _EngineGone(f"engine {engine.name}'s entry holds another build (SHA-256 "
-                                      f"{found.sha256[:12]}, the program was compiled with {engine.sha256[:12]})")
-                record = dataclasses.replace(EngineRecord.from_tensor(module.get_buffer(name)), engine=found)
-                setattr(module, name, record.to_tensor())  # reads the engine straight into the packed record
+            packed = self.packed.pop(engine.name).result()
+            if packed is None:
+                raise _EngineGone(f"engine {engine.name} ({engine.engine_cache_key[:16]}...) is not in {self.cache!r} "
+                                  "(or its entry is unreadable)")
+            if _record_fields(module.get_buffer(name)) != self.records[name]:
+                raise ValueError(f"the stored fields of engine record {name} differ from the archive's")
+            setattr(module, name, packed)
 
 
 def _load_archive(archive: memoryview) -> torch.nn.Module:
     from torch_tensorrt_rtx._loaded_program import as_loaded_program
     from torch_tensorrt_rtx.dynamo import _engine_op  # noqa: F401  (registers the op before loading)
 
-    return as_loaded_program(torch.export.load(io.BytesIO(archive))).module()
+    from torch_tensorrt_rtx.dynamo._no_user_frames import no_user_frame_lookups
+
+    with no_user_frame_lookups():  # torch's debugging aid would import dynamo and inductor (~0.4 s)
+        program = torch.export.load(io.BytesIO(archive))
+    return as_loaded_program(program).module()
 
 
 def _as_hit(report: CompileReport, key_seconds: float, load_seconds: float) -> None:

@@ -36,7 +36,7 @@ from torch.overrides import TorchFunctionMode
 
 logger = logging.getLogger(__name__)
 
-KEY_SCHEMA = 1
+KEY_SCHEMA = 2  # 2: program entries hold each engine record's fields
 # CompilationSettings fields that cannot change the compiled program (the others are all in the key).
 SETTINGS_NOT_IN_PROGRAM_KEY = ("progress", "keep_networks", "debug", "cache_built_engines", "reuse_cached_engines",
                                "engine_cache_dir", "engine_cache_size", "custom_engine_cache")

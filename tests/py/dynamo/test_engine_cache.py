@@ -16,6 +16,7 @@ import torch
 
 import torch_tensorrt_rtx as trtx
 from torch_tensorrt_rtx.dynamo._engine_cache import (
+    _HEADER,
     OFF_SWITCH_ENV,
     SUFFIX,
     EngineCache,
@@ -278,6 +279,55 @@ def test_damage_anywhere_in_an_entry_read_in_chunks_is_found(tmp_path, monkeypat
     path.write_bytes(data)
     with pytest.warns(EngineCacheWarning, match="checksum"):
         assert cache.try_load_engine(KEYS[0]) is None
+
+
+def _read_whole(engine) -> bytearray:
+    out = bytearray(engine.nbytes)
+    engine.readinto(out)
+    return out
+
+
+@pytest.mark.parametrize("where", [None, 0, 130, 399])
+def test_try_read_engine_reads_each_byte_once_and_checks_it_in_the_same_pass(tmp_path, monkeypatch, where):
+    from torch_tensorrt_rtx.dynamo import _engine_cache
+
+    monkeypatch.setattr(_engine_cache, "_VERIFY_CHUNK", 64)  # the entry spans 7 chunks
+    cache = EngineCache(tmp_path, max_bytes=1 << 20)
+    engine = bytes(range(200)) * 2
+    cache.try_save(KEYS[0], engine)
+    path = cache.entry_path(KEYS[0])
+    if where is not None:
+        data = bytearray(path.read_bytes())
+        data[len(data) - len(engine) + where] ^= 0x01
+        path.write_bytes(data)
+    read = []
+    original = _engine_cache.io.read_into
+    monkeypatch.setattr(_engine_cache.io, "read_into",
+                        lambda fd, offset, view, p: read.append(view.nbytes) or original(fd, offset, view, p))
+    if where is None:
+        assert cache.try_read_engine(KEYS[0], _read_whole) == engine
+        assert sum(read) == len(engine) + _HEADER.size, "every byte read once: no separate verifying pass"
+    else:
+        with pytest.warns(EngineCacheWarning, match="checksum"):
+            assert cache.try_read_engine(KEYS[0], _read_whole) is None
+
+
+def test_try_read_engine_refuses_an_engine_not_read_whole_and_passes_other_errors_through(tmp_path):
+    cache = EngineCache(tmp_path, max_bytes=1 << 20)
+    cache.try_save(KEYS[0], b"engine-0" * 100)
+    assert cache.try_read_engine(KEYS[1], _read_whole) is None  # no entry: nothing read, no warning
+    with pytest.warns(EngineCacheWarning, match="not read whole"):
+        assert cache.try_read_engine(KEYS[0], lambda engine: "unchecked") is None
+
+    class Stop(Exception):
+        pass
+
+    def stop(engine):
+        raise Stop(engine.sha256)
+
+    with pytest.raises(Stop, match=hashlib.sha256(b"engine-0" * 100).hexdigest()):
+        cache.try_read_engine(KEYS[0], stop)
+    assert cache.try_read_engine(KEYS[0], _read_whole) == b"engine-0" * 100
 
 
 def test_a_loaded_engine_reads_the_verified_file_even_after_its_entry_is_replaced(tmp_path):

@@ -119,6 +119,7 @@ _CHILD = textwrap.dedent("""
     keyword = trtx.compile(keyword_model, KEYWORD_SPECS[0], kwarg_inputs=KEYWORD_SPECS[1],
                            engine_cache_dir=sys.argv[1], progress=False)
     exports_before_verify = len(exports)
+    heavy_imports = sorted(m for m in ("torch.export._trace", "torch._inductor.sizevars") if m in sys.modules)
     x, mask = torch.randn(3, 16), torch.rand(3, 8)
     checks = [trtx.verify(compiled, x, reference_module=model),
               trtx.verify(keyword, x, mask=mask, reference_module=keyword_model)]
@@ -126,7 +127,7 @@ _CHILD = textwrap.dedent("""
     saved = trtx.load(sys.argv[2]).module()
     print(json.dumps({
         "hits": [compiled.compile_report.program_cache_hit, keyword.compile_report.program_cache_hit],
-        "exports": exports_before_verify, "ok": [c.ok and c.end_to_end_ok for c in checks],
+        "exports": exports_before_verify, "heavy_imports": heavy_imports, "ok": [c.ok and c.end_to_end_ok for c in checks],
         "shas": _engine_shas(compiled), "saved_shas": _engine_shas(saved),
         "report": compiled.compile_report.format()}))
 """)
@@ -150,6 +151,7 @@ def test_hit_in_a_new_process_skips_export_and_gives_the_same_program(tmp_path):
     child = _run_child(tmp_path, tmp_path / "hit.pt2")
     assert child["hits"] == [True, True]
     assert child["exports"] == 0, "a program cache hit must not call torch.export"
+    assert child["heavy_imports"] == [], "loading the archive must not import torch.export's tracer or inductor"
     assert cold["ok"] == child["ok"] == [True, True], child["report"]
     assert child["shas"] == cold["shas"] == child["saved_shas"]
     assert "loaded from the program cache" in child["report"]
@@ -249,6 +251,37 @@ def test_a_damaged_entry_warns_and_compiles(tmp_path):
     data[-10] ^= 0xFF
     entry.write_bytes(bytes(data))
     with pytest.warns(EngineCacheWarning, match="damaged"):
+        again = _compile(model, tmp_path)
+    assert not _hit(again)
+    assert _hit(_compile(model, tmp_path)), "the normal compile stores the entry again"
+
+
+def test_a_damaged_engine_entry_means_a_normal_compile_that_replaces_it(tmp_path):
+    model = _model()
+    first = _compile(model, tmp_path)
+    (program,) = _program_entries(tmp_path)
+    (engine_entry,) = set(Path(tmp_path).glob(f"*{SUFFIX}")) - {program}
+    data = bytearray(engine_entry.read_bytes())
+    data[-100] ^= 0xFF  # the engine is read and verified in one pass, straight into its record
+    engine_entry.write_bytes(bytes(data))
+    with pytest.warns(EngineCacheWarning, match="checksum"):
+        again = _compile(model, tmp_path)
+    assert not _hit(again)
+    hit = _compile(model, tmp_path)
+    assert _hit(hit) and _engine_shas(hit) == _engine_shas(again)
+    assert _engine_shas(first).keys() == _engine_shas(hit).keys()
+
+
+def test_stored_record_fields_that_differ_from_the_archive_drop_the_entry(tmp_path, monkeypatch):
+    from torch_tensorrt_rtx.dynamo import _program_cache
+
+    model = _model()
+    real = _program_cache._record_fields
+    monkeypatch.setattr(_program_cache, "_record_fields",
+                        lambda packed: dict(real(packed), name="forged"))  # what the entry stores
+    _compile(model, tmp_path)
+    monkeypatch.setattr(_program_cache, "_record_fields", real)  # what the archive holds
+    with pytest.warns(EngineCacheWarning, match="differ from the archive"):
         again = _compile(model, tmp_path)
     assert not _hit(again)
     assert _hit(_compile(model, tmp_path)), "the normal compile stores the entry again"
