@@ -115,7 +115,7 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     # Every keyword of this signature that is a CompilationSettings field, with **options: one settings object.
     named = {name: value for name, value in locals().items() if name in CompilationSettings.field_names()}
     from torch_tensorrt_rtx.dynamo._compiler import compile_graph
-    from torch_tensorrt_rtx.dynamo._program_cache import ProgramCache, recompile_later
+    from torch_tensorrt_rtx._program_cache import ProgramCache, recompile_later
 
     if _frontend(ir) == "torch_compile":
         CompilationSettings.from_options({**named, **options})  # a bad option fails now, not at the first call

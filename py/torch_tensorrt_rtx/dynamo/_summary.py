@@ -108,7 +108,7 @@ class CompileReport:
     dryrun: bool = False  # upstream's dryrun: partitioned only; `engines` are the planned ones, none built
     # engines taken from the engine cache instead of being built (dynamo/_engine_cache.py)
     engine_cache_hits: int = 0
-    # the whole compiled program was loaded from the program cache (dynamo/_program_cache.py):
+    # the whole compiled program was loaded from the program cache (_program_cache.py):
     # no export, no build; `engines` and the fallback fields are those of the compile that stored it
     program_cache_hit: bool = False
 

@@ -1,4 +1,4 @@
-"""The program cache (dynamo/_program_cache.py, _program_key.py): a recompile with the same module,
+"""The program cache (_program_cache.py, dynamo/_program_key.py): a recompile with the same module,
 weights, settings and inputs loads the compiled program without torch.export, in any process; every
 change of what the fast key covers misses; a forward it cannot describe takes the normal path and
 leaves the module as it was; damaged or foreign entries are dropped with a warning; the switches."""
@@ -18,7 +18,7 @@ import torch
 
 import torch_tensorrt_rtx as trtx
 from torch_tensorrt_rtx.dynamo._engine_cache import _HEADER, OFF_SWITCH_ENV, SUFFIX, EngineCache, EngineCacheWarning
-from torch_tensorrt_rtx.dynamo._program_cache import OFF_SWITCH_ENV as PROGRAM_OFF_ENV
+from torch_tensorrt_rtx._program_cache import OFF_SWITCH_ENV as PROGRAM_OFF_ENV
 from torch_tensorrt_rtx.dynamo._program_key import NoFastKey, fast_key
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._weight_digests import WeightDigests
@@ -273,7 +273,7 @@ def test_a_damaged_engine_entry_means_a_normal_compile_that_replaces_it(tmp_path
 
 
 def test_stored_record_fields_that_differ_from_the_archive_drop_the_entry(tmp_path, monkeypatch):
-    from torch_tensorrt_rtx.dynamo import _program_cache
+    from torch_tensorrt_rtx import _program_cache
 
     model = _model()
     real = _program_cache._record_fields
