@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from torch_tensorrt_rtx.dynamo.conversion._interpreter import HOST_FOLD_LIMIT_BYTES
+from torch_tensorrt_rtx.dynamo.conversion._context import ConversionContext
+from torch_tensorrt_rtx.dynamo.conversion._interpreter import HOST_FOLD_LIMIT_BYTES, HOST_THREADS
 
 from tests.py.dynamo.conversion.harness import compile_and_verify
 
@@ -56,3 +57,25 @@ def test_result_no_larger_than_its_input_is_folded():
     engine_bytes = sum(e.engine_bytes for e in report.engines)
     # One copy of the 2 MiB weight (transposed on the host), not two.
     assert GROWN_BYTES <= engine_bytes < 1.5 * GROWN_BYTES, report.format()
+
+
+def test_host_work_runs_on_one_thread_and_the_callers_setting_is_restored(monkeypatch):
+    """Folds and weight constants are made on HOST_THREADS intra-op threads (small parallel ops stall
+    on a loaded machine); the caller's thread count is back after the compile."""
+    seen = []
+    real = ConversionContext.constant
+
+    def recording(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConversionContext, "constant", recording)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(HOST_THREADS + 1)
+    try:
+        compile_and_verify(TransposedWeight(), [torch.randn(ROWS, WIDTH)])
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+    assert seen and set(seen) == {HOST_THREADS}, seen
+    assert after == HOST_THREADS + 1
