@@ -6,7 +6,8 @@ Each model is compiled in a fresh process. The child reads its resident set size
 peak above the process baseline, printed beside the engine size and as a ratio (target: at most
 1.5x for BERT-base and GPT-2), with the resident size once compile has returned, the peak of
 `save` above the same baseline (with --save), and partitioning's share of the compile time
-(`compile_report.phase_seconds`, target at most 3%).
+(`compile_report.phase_seconds`, target at most 3%), and TensorRT-RTX's build alone (`build_engine`):
+its CPU seconds (all threads), wall seconds and minor page faults.
 
 --warm (not the target's measurement, which is the fresh process above): the child first compiles
 a one-layer toy model of the same family, then takes its baseline. The process's first compile
@@ -93,6 +94,23 @@ if timeline:
 
     builder.HeapTrimmer.__enter__ = enter
 
+build = {{"cpu": 0.0, "wall": 0.0, "faults": 0}}
+import resource
+from torch_tensorrt_rtx.dynamo import _compiler
+plain_build = _compiler.build_engine
+
+def timed_build(*args, **kwargs):
+    start, clock = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    try:
+        return plain_build(*args, **kwargs)
+    finally:
+        end = resource.getrusage(resource.RUSAGE_SELF)
+        build["wall"] += time.perf_counter() - clock
+        build["cpu"] += end.ru_utime + end.ru_stime - start.ru_utime - start.ru_stime
+        build["faults"] += end.ru_minflt - start.ru_minflt
+
+_compiler.build_engine = timed_build
+
 def sample():
     while True:
         peak[0] = max(peak[0], rss_mb())
@@ -113,7 +131,7 @@ share = phases.get("partitioning", 0.0) / max(sum(phases.values()), 1e-9)
 for above, what in marks:
     print(f"  {{above:6.0f}} MB  {{what}}")
 print(json.dumps({{"model": name, "before_mb": before, "peak_mb": compile_peak, "after_mb": after, "engine_mb": engine,
-                  "save_peak_mb": peak[0] if save else None, "partitioning_share": share}}))
+                  "save_peak_mb": peak[0] if save else None, "partitioning_share": share, "build": build}}))
 """
 
 
@@ -127,7 +145,7 @@ def main() -> None:
     if args.warm:
         print("warmed processes: baseline after a one-layer toy compile (not the 1.5x target's measurement)")
     print(f"{'model':<10} {'engine MB':>9} {'compile peak MB':>15} {'ratio':>6} {'held after MB':>13} "
-          f"{'save peak MB':>12} {'ratio':>6} {'partitioning':>12}")
+          f"{'save peak MB':>12} {'ratio':>6} {'partitioning':>12} {'build CPU s':>11} {'wall s':>6} {'faults':>7}")
     for name in args.models:
         flags = ["1" if on else "0" for on in (args.save, args.warm, args.timeline)]
         out = subprocess.run([sys.executable, "-c", CHILD.format(repo=str(REPO)), name, *flags],
@@ -142,7 +160,8 @@ def main() -> None:
         saved = "" if row["save_peak_mb"] is None else row["save_peak_mb"] - row["before_mb"]
         save_cells = f"{saved:>12.0f} {saved / engine:>6.2f}" if saved != "" else f"{'-':>12} {'-':>6}"
         print(f"{name:<10} {engine:>9.0f} {above:>15.0f} {above / engine:>6.2f} {held:>13.0f} {save_cells} "
-              f"{row['partitioning_share']:>11.1%}", flush=True)
+              f"{row['partitioning_share']:>11.1%} {row['build']['cpu']:>11.2f} {row['build']['wall']:>6.2f} "
+              f"{row['build']['faults'] / 1000:>6.0f}k", flush=True)
 
 
 if __name__ == "__main__":
