@@ -123,6 +123,13 @@ class _Payload:
             out.write(chunk)
 
 
+def _read_whole(entry: Any) -> bytearray:
+    """An entry's payload (small: the engines are not in it), read into memory."""
+    payload = bytearray(entry.nbytes)
+    entry.readinto(payload)
+    return payload
+
+
 def _split(payload: bytearray) -> tuple:
     """(report JSON, .pt2 bytes) of an entry's payload; ValueError when it is not a program's."""
     view = memoryview(payload)
@@ -178,13 +185,10 @@ class ProgramCache:
         if not self.reuse:
             return None
         start = time.perf_counter()
-        found = self.cache.try_load_engine(key)
-        if found is None:
+        payload = self.cache.try_read_engine(key, _read_whole)  # read and verified in one pass
+        if payload is None:
             return None
         try:
-            with contextlib.closing(found):
-                payload = bytearray(found.nbytes)
-                found.readinto(payload)
             entry_json, archive = _split(payload)
             report, records = _entry_from_json(entry_json)
             with _EngineReader(self.cache, report, records) as engines:  # verified on a worker thread meanwhile
