@@ -243,13 +243,17 @@ def test_the_key_is_stable_and_traces_meta_tensors_only():
         _key(model)
 
 
+def _flip_byte(path, offset):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def test_a_damaged_entry_warns_and_compiles(tmp_path):
     model = _model()
     _compile(model, tmp_path)
     (entry,) = _program_entries(tmp_path)
-    data = bytearray(entry.read_bytes())
-    data[-10] ^= 0xFF
-    entry.write_bytes(bytes(data))
+    _flip_byte(entry, -10)
     with pytest.warns(EngineCacheWarning, match="damaged"):
         again = _compile(model, tmp_path)
     assert not _hit(again)
@@ -261,9 +265,7 @@ def test_a_damaged_engine_entry_means_a_normal_compile_that_replaces_it(tmp_path
     first = _compile(model, tmp_path)
     (program,) = _program_entries(tmp_path)
     (engine_entry,) = set(Path(tmp_path).glob(f"*{SUFFIX}")) - {program}
-    data = bytearray(engine_entry.read_bytes())
-    data[-100] ^= 0xFF  # the engine is read and verified in one pass, straight into its record
-    engine_entry.write_bytes(bytes(data))
+    _flip_byte(engine_entry, -100)  # the engine is read and verified in one pass, straight into its record
     with pytest.warns(EngineCacheWarning, match="checksum"):
         again = _compile(model, tmp_path)
     assert not _hit(again)
