@@ -27,7 +27,8 @@ Checked before use, else the binding's own copying path stays (logged at debug l
 of another layout costs memory, never correctness: Linux; the C++ object found where pybind11 keeps
 a simple instance's pointer, in readable memory; its virtual table and entries inside the binding's
 library; and a probe chunk written through the binding's own `IStreamWriter.write` (a virtual call)
-reaches the ctypes function with the probe's address and size, not the binding's `write`.
+reaches the ctypes function, called on this object with the probe's address and size, not the
+binding's `write`.
 """
 from __future__ import annotations
 
@@ -41,14 +42,15 @@ import tensorrt_rtx as trt
 
 logger = logging.getLogger(__name__)
 
-_WRITE_ENTRY = 4  # the Itanium ABI virtual-table index of IStreamWriter::write (see the module's docstring)
+_ENTRIES = 5  # IStreamWriter's virtual functions, in the Itanium C++ ABI (see the module's docstring)
+_WRITE_ENTRY = 4  # the index of IStreamWriter::write among them
 _TABLE_HEAD = 2  # entries before the address an object points to: offset-to-top and the type info
 _POINTER = ctypes.sizeof(ctypes.c_void_p)
 _RawWrite = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 
-_capsule_new = ctypes.pythonapi.PyCapsule_New
-_capsule_new.restype = ctypes.py_object
-_capsule_new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+# A prototype of our own: setting restype on ctypes.pythonapi.PyCapsule_New would change it process-wide.
+_capsule_new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)(
+    ("PyCapsule_New", ctypes.pythonapi))
 
 
 def _mappings() -> List[Tuple[int, int, str, str]]:
@@ -87,6 +89,7 @@ class InPlaceStreamWriter(trt.IStreamWriter):
         self._probe: Optional[list] = None
 
     def __enter__(self) -> "InPlaceStreamWriter":
+        self.in_place = False
         why = self._redirect() if sys.platform.startswith("linux") else "not Linux"
         if why is not None:
             logger.debug("stream writer: chunks come through the binding's copy (%s)", why)
@@ -105,9 +108,9 @@ class InPlaceStreamWriter(trt.IStreamWriter):
             return len(data)
         return self.write_chunk(data)
 
-    def _on_chunk(self, _this, data, size) -> int:
+    def _on_chunk(self, this, data, size) -> int:
         if self._probe is not None:  # the check in _redirect
-            self._probe.append((data, size))
+            self._probe.append((this, data, size))
             return size
         view = memoryview((ctypes.c_ubyte * size).from_address(data)).cast("B") if size > 0 else memoryview(b"")
         try:
@@ -136,9 +139,9 @@ class InPlaceStreamWriter(trt.IStreamWriter):
             return "no C++ object where pybind11 keeps it"
         own_table = _read_pointer(cpp)
         head = own_table - _TABLE_HEAD * _POINTER
-        if not (inside(head, binding) and inside(own_table + _WRITE_ENTRY * _POINTER, binding)):
+        if not (inside(head, binding) and inside(own_table + (_ENTRIES - 1) * _POINTER, binding)):
             return "the C++ object's virtual table is not in the binding's library"
-        entries = [_read_pointer(head + k * _POINTER) for k in range(_TABLE_HEAD + _WRITE_ENTRY + 1)]
+        entries = [_read_pointer(head + k * _POINTER) for k in range(_TABLE_HEAD + _ENTRIES)]
         if not all(inside(entry, binding, "x") for entry in entries[_TABLE_HEAD:]):
             return "the virtual table's entries are not the binding's code"
         raw = _RawWrite(self._on_chunk)
@@ -153,7 +156,7 @@ class InPlaceStreamWriter(trt.IStreamWriter):
         except Exception as exc:  # noqa: BLE001 - any failure keeps the copying path
             written = f"{type(exc).__name__}: {exc}"
         seen, self._probe = self._probe, None
-        if written != len(probe) or seen != [(ctypes.addressof(probe), len(probe))]:
+        if written != len(probe) or seen != [(cpp, ctypes.addressof(probe), len(probe))]:
             self._restore()
             return f"a probe chunk did not arrive in place ({written!r}, {seen!r})"
         self.in_place = True
