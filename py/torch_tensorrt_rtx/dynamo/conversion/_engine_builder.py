@@ -43,8 +43,9 @@ PORTABLE = ()  # no explicit compute capability: TensorRT-RTX builds for every s
 # Networks with more constant weights than this stream their engine to a temporary file; smaller
 # ones take it from TensorRT-RTX's host memory: no temporary file, no trimming thread, 0.03-0.12 CPU s
 # less per build on the zoo models. Peak above the baseline of build + packing, one N MB constant
-# (measured): 16 MB 103 in memory / 151 streamed, 64 MB 200 / 263, 128 MB 328 / 327, 256 MB 584 / 455;
-# streaming pays a fixed 3 x 64 MB of TensorRT-RTX buffers, the host path a second engine copy.
+# (measured, chunks in place): 16 MB 102 in memory / 151 streamed, 64 MB 199 / 199, 128 MB 327 / 263,
+# 256 MB 584 / 391; streaming pays a fixed 2 x 64 MB of TensorRT-RTX buffers (3 x 64 MB where the
+# binding copies the chunks), the host path a second engine copy.
 STREAM_ABOVE_BYTES = 128 << 20
 
 
