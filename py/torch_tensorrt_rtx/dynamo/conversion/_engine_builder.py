@@ -13,9 +13,9 @@ For memory, one copy of the engine: TensorRT-RTX streams the serialized engine
 (`build_serialized_network_to_stream`) into an unnamed temporary file while it still holds its
 own build state, hashing it on the way, each chunk taken where TensorRT-RTX holds it, without the
 Python binding's copy where that can be done (`_in_place_writer.py`); the caller reads it once, into
-the packed engine record, after TensorRT-RTX has released that state. Heap memory the build freed is handed back to the
-system (`malloc_trim`, glibc) at each build phase and, from a `HeapTrimmer` thread, whenever the
-resident size grew by 32 MB, so the peak is TensorRT-RTX's own working set.
+the packed engine record, after TensorRT-RTX has released that state. Heap memory the build freed
+is handed back to the system (`malloc_trim`, glibc) at each build phase and, from a `HeapTrimmer`
+thread, whenever the resident size grew by 32 MB, so the peak is TensorRT-RTX's own working set.
 """
 from __future__ import annotations
 
