@@ -113,3 +113,12 @@ def test_a_writer_without_write_chunk_names_the_method():
 
     with pytest.raises(NotImplementedError, match=r"Incomplete must implement write_chunk\(data\) -> int"):
         Incomplete().write(b"x")
+
+
+def test_the_off_switch_keeps_the_binding_copy(monkeypatch, caplog):
+    monkeypatch.setenv(_in_place_writer.OFF_SWITCH_ENV, "0")
+    writer = Collect()
+    with caplog.at_level("DEBUG", logger=_in_place_writer.__name__), writer:
+        assert not writer.in_place
+        assert _write_through_binding(writer, b"copied") == 6
+    assert writer.kinds == [bytes] and f"{_in_place_writer.OFF_SWITCH_ENV} is off" in caplog.text

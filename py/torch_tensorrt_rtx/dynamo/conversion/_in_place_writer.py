@@ -28,7 +28,7 @@ of another layout costs memory, never correctness: Linux; the C++ object found w
 a simple instance's pointer, in readable memory; its virtual table and entries inside the binding's
 library; and a probe chunk written through the binding's own `IStreamWriter.write` (a virtual call)
 reaches the ctypes function, called on this object with the probe's address and size, not the
-binding's `write`.
+binding's `write`. `TORCH_TENSORRT_RTX_IN_PLACE_WRITER=0` keeps the binding's copy always.
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ import tensorrt_rtx as trt
 
 logger = logging.getLogger(__name__)
 
+OFF_SWITCH_ENV = "TORCH_TENSORRT_RTX_IN_PLACE_WRITER"  # "0", "off", "false" or "no": always the binding's copy
 _ENTRIES = 5  # IStreamWriter's virtual functions, in the Itanium C++ ABI (see the module's docstring)
 _WRITE_ENTRY = 4  # the index of IStreamWriter::write among them
 _TABLE_HEAD = 2  # entries before the address an object points to: offset-to-top and the type info
@@ -90,7 +91,10 @@ class InPlaceStreamWriter(trt.IStreamWriter):
 
     def __enter__(self) -> "InPlaceStreamWriter":
         self.in_place = False
-        why = self._redirect() if sys.platform.startswith("linux") else "not Linux"
+        if os.environ.get(OFF_SWITCH_ENV, "").strip().lower() in ("0", "off", "false", "no"):
+            why = f"{OFF_SWITCH_ENV} is off"
+        else:
+            why = self._redirect() if sys.platform.startswith("linux") else "not Linux"
         if why is not None:
             logger.debug("stream writer: chunks come through the binding's copy (%s)", why)
         return self
