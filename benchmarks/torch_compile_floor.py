@@ -7,7 +7,8 @@ Same rounds as benchmarks/torch_compile_vs_eager.py (warm-up, then interleaved e
 one torch thread, engines answered by its stand-in; compile = first call - second call), in CPU
 seconds of the process (all threads), which moves far less than wall time on a shared machine.
 In each trtx round the CPU seconds of the ATen trace (`_dynamo_aten._trace`, the make_fx of dynamo's
-graph) and of `build_engine` (TensorRT-RTX's build) are taken apart:
+graph) and of `build_engine` (TensorRT-RTX's build) are taken apart (a graph the backend exports
+instead of tracing, one that writes to an input say, counts its export under rest):
   eager, trtx   median compile CPU seconds of each backend
   ratio         trtx / eager (issue 21's target: at most 1.5)
   trace, build  median CPU seconds of the ATen trace and of the engine build(s)
