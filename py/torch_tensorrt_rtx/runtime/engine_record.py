@@ -42,6 +42,7 @@ import struct
 from typing import Any, Optional, Sequence, Union
 
 from torch_tensorrt_rtx.runtime.definitions import ABI_FIELD, ENGINE_FIELD, LAYOUT
+from torch_tensorrt_rtx.runtime.page_populate import populate_for_writing
 
 logger = logging.getLogger(__name__)
 COMPUTE_CAPABILITIES_FIELD = "COMPUTE_CAPABILITIES"
@@ -219,6 +220,7 @@ class EngineRecord:
         # Not zero-filled first (bytearray(n) writes every byte of a 300 MB engine twice): every
         # byte is written by _pack_into.
         out = torch.empty(_packed_size(parts), dtype=torch.uint8)
+        populate_for_writing(out)  # its pages mapped in one call, not one fault per page
         _pack_into(out.numpy(), parts)
         return out
 
