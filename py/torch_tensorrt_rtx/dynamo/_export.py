@@ -35,6 +35,7 @@ from torch.utils._sympy.value_ranges import bound_sympy
 from torch_tensorrt_rtx.dynamo._gc import no_full_collections
 from torch_tensorrt_rtx.dynamo._input import Input, shared_dims
 from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, PhaseClock
+from torch_tensorrt_rtx.dynamo._unlift_weights import register_weights
 
 Range = Tuple[int, int, int]
 logger = logging.getLogger(__name__)
@@ -249,7 +250,8 @@ def _unlifted(program: torch.export.ExportedProgram, generate_code: bool = True)
     this does not cover (a mutation, an effect token) or torch lacks the helpers it uses: the
     caller then takes `program.module()`."""
     try:
-        from torch.export._unlift import _create_stateful_graph_module, _get_codegen, _register_attrs_to_new_gm
+        from torch.export._unlift import _create_stateful_graph_module, _get_codegen
+        from torch.export.unflatten import _assign_attr, _AttrKind, _is_call_name  # noqa: F401 (_unlift_weights)
         from torch.fx._lazy_graph_module import _LazyGraphModule
     except ImportError:
         return None
@@ -265,7 +267,7 @@ def _unlifted(program: torch.export.ExportedProgram, generate_code: bool = True)
     # Lazy: this module only carries the attributes over; its code would never be used.
     plain = _LazyGraphModule(program.graph_module, graph)
     plain.meta.update(program.graph_module.meta)
-    _register_attrs_to_new_gm(plain, signature, program.state_dict, program.constants)
+    register_weights(plain, signature, program.state_dict, program.constants)
     for node, spec in zip(placeholders, signature.input_specs):
         if spec.kind.name in _WEIGHT_KINDS:
             with graph.inserting_after(node):
