@@ -6,7 +6,9 @@ A new buffer of hundreds of MB (an engine's packed record) takes one page fault 
 when it is first written: 25,000 traps for resnet50's 98 MB engine. `madvise(MADV_POPULATE_WRITE)`
 (Linux 5.14+) maps them all in one call, which measured 0.061 -> 0.050 s for that copy on this
 machine's VM. The pages and their contents are the same either way (a writer fills every byte),
-so this changes time only. Anywhere else (another OS, an older kernel, no C library) it is a no-op.
+so this changes time only. Only for a buffer filled from memory: a read from a file into fresh
+pages is faster without it (engine_record._copied_from_memory has the figures). Anywhere else
+(another OS, an older kernel, no C library) it is a no-op.
 """
 from __future__ import annotations
 

@@ -47,3 +47,26 @@ def test_a_refusing_kernel_is_asked_once(monkeypatch):
     assert page_populate.populate_for_writing(big) is False
     assert page_populate.populate_for_writing(big) is False
     assert len(calls) == 1
+
+
+class _Reader:
+    """An engine that reads itself into the record (as a streamed engine's file does)."""
+
+    def __init__(self, data, from_memory):
+        self.data, self.nbytes = data, len(data)
+        if from_memory:
+            self.copies_from_memory = True
+
+    def readinto(self, buffer):
+        memoryview(buffer)[:] = self.data
+
+
+@pytest.mark.parametrize("from_memory", [True, False])
+def test_only_an_engine_copied_from_memory_gets_its_pages_populated(monkeypatch, from_memory):
+    calls = []
+    monkeypatch.setattr("torch_tensorrt_rtx.runtime.engine_record.populate_for_writing", calls.append)
+    data = bytes(range(256)) * (8 << 12)
+    record = EngineRecord.new(_Reader(data, from_memory), name="e", input_names=["x"], output_names=["y"])
+    tensor = record.to_tensor()
+    assert len(calls) == (1 if from_memory else 0)  # a read from a file is faster into pages it faults in
+    assert bytes(tensor.numpy()) == bytes(_record(len(data)).pack())
