@@ -317,14 +317,16 @@ def _drop_unused_state(gm: GraphModule) -> None:
     program does not carry them twice."""
     used = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
     used_prefixes = tuple(u + "." for u in used)
+    # Partitions kept in PyTorch (submodules; deleting weights leaves them in place) own theirs.
+    kept_prefixes = tuple(f"{m}." for m, _ in gm.named_children() if m.startswith("_run_on_trt_"))
+    owners: Dict[str, torch.nn.Module] = {"": gm}
     for name, _ in list(gm.named_parameters()) + list(gm.named_buffers()):
-        if name in used or name.startswith(used_prefixes):
+        if name in used or name.startswith(used_prefixes) or name.startswith(kept_prefixes):
             continue
         owner_path, _, attr = name.rpartition(".")
-        owner = gm.get_submodule(owner_path) if owner_path else gm
-        if any(name.startswith(f"{m}.") for m, _ in gm.named_children() if m.startswith("_run_on_trt_")):
-            continue  # belongs to a partition kept in PyTorch
-        delattr(owner, attr)
+        if owner_path not in owners:
+            owners[owner_path] = gm.get_submodule(owner_path)
+        delattr(owners[owner_path], attr)
 
 
 _VIEWS = (torch.ops.aten.view.default, torch.ops.aten._unsafe_view.default)

@@ -20,12 +20,13 @@ back as data, `ExportedAten.dim_ranges`, for the caller to guard on.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import inspect
 import logging
 import types
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import sympy
 import torch
@@ -34,6 +35,7 @@ from torch.utils._sympy.value_ranges import bound_sympy
 from torch_tensorrt_rtx.dynamo._gc import no_full_collections
 from torch_tensorrt_rtx.dynamo._input import Input, shared_dims
 from torch_tensorrt_rtx.dynamo._summary import PHASE_SECONDS_META, PhaseClock
+from torch_tensorrt_rtx.dynamo._unlift_weights import register_weights
 
 Range = Tuple[int, int, int]
 logger = logging.getLogger(__name__)
@@ -236,17 +238,20 @@ def _exportable(module: Any, specs: Sequence[Input], kwarg_specs: Dict[str, Inpu
 _WEIGHT_KINDS = ("PARAMETER", "BUFFER", "CONSTANT_TENSOR", "CUSTOM_OBJ")
 
 
-def _unlifted(program: torch.export.ExportedProgram) -> Optional[torch.fx.GraphModule]:
+def _unlifted(program: torch.export.ExportedProgram, generate_code: bool = True) -> Optional[torch.fx.GraphModule]:
     """`program.module(check_guards=False)` built the way torch builds it, without its repeated
     work: torch's regenerates the Python code of the whole graph three times (two GraphModules
     and an unlift pass) and records a provenance entry (a deep copy of the node's history) for
     every node; here the code is generated once, by the module handed back, and no provenance
-    is added. Same graph (node names included), same weights, input-constraint hooks, pytree
-    calling convention and train()/eval() refusal. None when the program is one this does not
-    cover (a mutation, an effect token) or torch lacks the helpers it uses: the caller then
-    takes `program.module()`."""
+    is added. `generate_code=False`: not even that; the module's forward raises
+    `CodeNotGeneratedYet` until its `recompile()` (compile_graph changes the graph and generates
+    the code once, at the end). Same graph (node names included), same weights, input-constraint
+    hooks, pytree calling convention and train()/eval() refusal. None when the program is one
+    this does not cover (a mutation, an effect token) or torch lacks the helpers it uses: the
+    caller then takes `program.module()`."""
     try:
-        from torch.export._unlift import _create_stateful_graph_module, _get_codegen, _register_attrs_to_new_gm
+        from torch.export._unlift import _create_stateful_graph_module, _get_codegen
+        from torch.export.unflatten import _assign_attr, _AttrKind, _is_call_name  # noqa: F401 (_unlift_weights)
         from torch.fx._lazy_graph_module import _LazyGraphModule
     except ImportError:
         return None
@@ -262,7 +267,7 @@ def _unlifted(program: torch.export.ExportedProgram) -> Optional[torch.fx.GraphM
     # Lazy: this module only carries the attributes over; its code would never be used.
     plain = _LazyGraphModule(program.graph_module, graph)
     plain.meta.update(program.graph_module.meta)
-    _register_attrs_to_new_gm(plain, signature, program.state_dict, program.constants)
+    register_weights(plain, signature, program.state_dict, program.constants)
     for node, spec in zip(placeholders, signature.input_specs):
         if spec.kind.name in _WEIGHT_KINDS:
             with graph.inserting_after(node):
@@ -273,11 +278,41 @@ def _unlifted(program: torch.export.ExportedProgram) -> Optional[torch.fx.GraphM
     call = program.module_call_graph[0].signature
     graph._codegen = _get_codegen(program.call_spec.in_spec, program.call_spec.out_spec,
                                   call.forward_arg_names if call else None)
-    module = _create_stateful_graph_module(plain, program.range_constraints, program)
+    with contextlib.nullcontext() if generate_code else _code_generated_later(graph):
+        module = _create_stateful_graph_module(plain, program.range_constraints, program)
     module.meta.update(program.graph_module.meta)
     module.train = types.MethodType(_refuse_mode("train"), module)  # as program.module() does
     module.eval = types.MethodType(_refuse_mode("eval"), module)
     return module
+
+
+class CodeNotGeneratedYet(RuntimeError):
+    """The module of `export_aten(..., for_compile_graph=True)` was called before compile_graph
+    generated its code."""
+
+
+def _not_generated_yet(*args: Any, **kwargs: Any) -> Any:
+    raise CodeNotGeneratedYet("torch_tensorrt_rtx internal error: the exported module was called before "
+                              "compile_graph generated its Python code (export_aten(for_compile_graph=True))")
+
+
+@contextlib.contextmanager
+def _code_generated_later(graph: torch.fx.Graph) -> Iterator[None]:
+    """While the module over `graph` is built: its Python code is a stub that raises
+    `CodeNotGeneratedYet`, not the code of the whole graph (about 20 ms for resnet50's 500 nodes),
+    which compile_graph would throw away: it changes the graph and generates the code once, at
+    the end. The codegen (pytree calling convention included) is `graph`'s own, unchanged."""
+    codegen = graph._codegen
+    stub = torch.fx.Graph()
+    stub.output(None)
+    stub_code = stub.python_code(root_module="self")
+    stub_code.globals["_not_generated_yet"] = _not_generated_yet
+    stub_code.src = "\n\ndef forward(self, *args, **kwargs):\n    return _not_generated_yet()\n"
+    codegen._gen_python_code = lambda *args, **kwargs: stub_code  # this instance only
+    try:
+        yield
+    finally:
+        del codegen._gen_python_code
 
 
 def _refuse_mode(name: str) -> Any:
@@ -301,7 +336,7 @@ def _decomposed(program: torch.export.ExportedProgram,
         why = "the program mutates an input or a buffer"
     else:
         # compile_graph drops the guard module; without it the input checks stay in the pre-hook.
-        gm = _unlifted(program) if for_compile_graph else None
+        gm = _unlifted(program, generate_code=False) if for_compile_graph else None
         gm = program.module(check_guards=not for_compile_graph) if gm is None else gm
         try:
             traced = decompose(gm, table, recompile=not for_compile_graph)

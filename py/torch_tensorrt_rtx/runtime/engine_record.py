@@ -42,6 +42,7 @@ import struct
 from typing import Any, Optional, Sequence, Union
 
 from torch_tensorrt_rtx.runtime.definitions import ABI_FIELD, ENGINE_FIELD, LAYOUT
+from torch_tensorrt_rtx.runtime.page_populate import populate_for_writing
 
 logger = logging.getLogger(__name__)
 COMPUTE_CAPABILITIES_FIELD = "COMPUTE_CAPABILITIES"
@@ -219,6 +220,8 @@ class EngineRecord:
         # Not zero-filled first (bytearray(n) writes every byte of a 300 MB engine twice): every
         # byte is written by _pack_into.
         out = torch.empty(_packed_size(parts), dtype=torch.uint8)
+        if all(_copied_from_memory(part) for part in parts):
+            populate_for_writing(out)  # its pages mapped in one call, not one fault per page
         _pack_into(out.numpy(), parts)
         return out
 
@@ -245,6 +248,15 @@ def _pack_into(out: Any, parts: list) -> None:
             else:
                 part.readinto(view[pos:pos + part.nbytes])
             pos += part.nbytes
+
+
+def _copied_from_memory(part: Any) -> bool:
+    """Whether packing copies `part` from memory (a memoryview, or an engine object that says
+    `copies_from_memory`) rather than reading it from a file. Populating the record's pages first
+    pays for a copy from memory (98 MB: 0.080 -> 0.054 s, 334 MB: 0.56 -> 0.28 s, medians of 5)
+    but not for a read from a file, which the kernel does faster into pages it faults in itself
+    (334 MB: 0.20 -> 0.25 s)."""
+    return isinstance(part, memoryview) or bool(getattr(part, "copies_from_memory", False))
 
 
 def _readable(engine: Any):

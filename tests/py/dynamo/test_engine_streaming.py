@@ -109,6 +109,7 @@ def test_both_paths_give_the_same_engine_bytes_hash_and_record(monkeypatch):
     monkeypatch.setattr(_engine_builder, "STREAM_ABOVE_BYTES", -1)
     streamed, _ = build_engine(network_def, label="s", progress=False)
     assert isinstance(in_memory, HostEngine) and isinstance(streamed, SerializedEngine)
+    assert in_memory.copies_from_memory and not streamed.copies_from_memory  # record pages populated for the first
     data = streamed.tobytes()
     assert in_memory.tobytes() == data and in_memory.nbytes == streamed.nbytes == len(data)
     assert in_memory.sha256 == streamed.sha256 == hashlib.sha256(data).hexdigest()

@@ -20,6 +20,8 @@ def _fakes():
         yield "all sizes symbolic", symbolic
         yield "dynamic sizes", dynamic
         yield "dynamic, transposed (dense, not contiguous)", dynamic.transpose(1, 2)
+        yield "dynamic, a size-1 dim", dynamic[:, :1]
+        yield "dynamic, channels last", dynamic.unsqueeze(-1).contiguous(memory_format=torch.channels_last)
         yield "expanded (overlapping)", dynamic[:, :1].expand(-1, 6, -1)
         yield "sliced (not dense)", dynamic[:, :, ::2]
         weight = torch.nn.Parameter(torch.empty(3, 5))
@@ -51,3 +53,18 @@ def test_one_fake_tensor_per_layout():
     assert casts(a, torch.float16) is not casts(c, torch.float16)
     assert casts(a, torch.float16) is not casts(a, torch.bfloat16)
     assert casts.with_dtype((a, torch.empty(1, dtype=torch.int64, device="meta")), torch.float16)[0].dtype == torch.float16
+
+
+def test_contiguous_layouts_skip_the_symbolic_density_check(monkeypatch):
+    from torch_tensorrt_rtx.dynamo.lowering import _precision
+
+    checked = []
+    real = _precision.is_non_overlapping_and_dense_or_false
+    monkeypatch.setattr(_precision, "is_non_overlapping_and_dense_or_false", lambda t: checked.append(t) or real(t))
+    fakes = dict(_fakes())
+    casts = _FakeCasts()
+    casts(fakes["dynamic sizes"], torch.float16)
+    casts(fakes["all sizes symbolic"], torch.float16)
+    assert checked == []
+    casts(fakes["dynamic, transposed (dense, not contiguous)"], torch.float16)
+    assert len(checked) == 1

@@ -102,3 +102,16 @@ def test_an_in_place_update_of_a_buffer_behaves_as_in_program_module():
     assert ours.calls.item() == 1
     theirs(torch.randn(2))
     assert ours.calls.item() == 2
+
+
+def test_without_generated_code_the_module_refuses_calls_until_recompiled():
+    from torch_tensorrt_rtx.dynamo._export import CodeNotGeneratedYet
+
+    program, x, bias = _program()
+    ours, theirs = _unlifted(program, generate_code=False), program.module(check_guards=False)
+    with pytest.raises(CodeNotGeneratedYet, match="before compile_graph generated"):
+        ours(x, bias=bias)
+    assert "_gen_python_code" not in vars(ours.graph._codegen)  # the stub is gone: the graph generates its own code
+    ours.recompile()
+    assert ours.code == theirs.code
+    torch.testing.assert_close(ours(x, bias=bias), theirs(x, bias=bias))

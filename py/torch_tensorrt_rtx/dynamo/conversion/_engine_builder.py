@@ -127,6 +127,7 @@ class _EngineBlob:
     (fill a buffer of exactly `nbytes`), `copy_to` (write to a file object), `close`."""
 
     nbytes = 0
+    copies_from_memory = False  # readinto copies from memory (True) or reads a file (False)
 
     def __len__(self) -> int:
         return self.nbytes
@@ -194,6 +195,8 @@ class HostEngine(_EngineBlob):
     """A serialized engine TensorRT-RTX returned in its own host memory (`IHostMemory`), with its
     size and SHA-256: a small engine, built without streaming. `readinto` copies it once into the
     caller's buffer (the packed record); `close` frees it."""
+
+    copies_from_memory = True
 
     def __init__(self, host: "trt.IHostMemory") -> None:
         self._host = host

@@ -69,6 +69,18 @@ def _dims(sizes: Any) -> Tuple[Any, ...]:
     return tuple(s.node.expr if isinstance(s, torch.SymInt) else s for s in sizes)
 
 
+def _contiguous_strides(shape: Tuple[Any, ...]) -> Tuple[Any, ...]:
+    """The strides of a contiguous tensor of `shape` (ints and sympy expressions, as `_dims`
+    gives them). Strides equal to these, as expressions, are non-overlapping and dense: a cheap
+    first check before torch's symbolic one (about 0.4 ms a tensor with a dynamic dim)."""
+    strides = []
+    step: Any = 1
+    for size in reversed(shape):
+        strides.append(step)
+        step = step * size
+    return tuple(reversed(strides))
+
+
 class _FakeCasts:
     """Fake tensors cast to another dtype, made once per distinct (shape, strides, dtypes,
     device): `.to` on a fake tensor costs milliseconds (decomposition, dispatch, symbolic stride
@@ -79,15 +91,20 @@ class _FakeCasts:
         self._made: Dict[Tuple[Any, ...], torch.Tensor] = {}
 
     def __call__(self, val: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        shape, stride = _dims(val.shape), _dims(val.stride())
         key = (id(val.fake_mode), val.dtype, dtype, val.device, val.requires_grad, torch.is_grad_enabled(),
-               _dims(val.shape), _dims(val.stride()))
+               shape, stride)
         made = self._made.get(key)
         if made is None:
-            if is_non_overlapping_and_dense_or_false(val):
+            contiguous = stride == _contiguous_strides(shape)
+            if contiguous or is_non_overlapping_and_dense_or_false(val):
                 # What `.to` makes of it (prims.convert_element_type keeps dense strides), built
-                # directly rather than through `_to_copy`'s decomposition and fake dispatch.
+                # directly rather than through `_to_copy`'s decomposition and fake dispatch
+                # (`empty` where the strides are contiguous: a third of `empty_strided`'s cost
+                # with dynamic dims).
                 with unset_fake_temporarily():
-                    meta = torch.empty_strided(val.shape, val.stride(), dtype=dtype, device="meta")
+                    meta = (torch.empty(val.shape, dtype=dtype, device="meta") if contiguous
+                            else torch.empty_strided(val.shape, val.stride(), dtype=dtype, device="meta"))
                 made = val.fake_mode.fake_tensor_converter.from_meta_and_device(val.fake_mode, meta, val.device)
                 made.requires_grad_(val.requires_grad and torch.is_grad_enabled())
             else:
