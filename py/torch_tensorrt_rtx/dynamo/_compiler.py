@@ -465,7 +465,7 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings
         truncated = truncate_double(gm) if settings.truncate_double else 0
         lowered = lower(gm, settings.reduced_precision, settings.use_fp32_acc,
                         keep_float32(settings.autocast_excluded_ops, settings.autocast_excluded_nodes),
-                        recompile=False, pad_tables=not refittable(settings))  # packaging (or the dry run) recompiles the fused graph
+                        recompile=False)  # packaging (or the dry run) recompiles the fused graph
     debug_artifact(FIRST_ARTIFACT, lowered.graph)
     if settings.dryrun:
         return _dry_run(lowered, settings, truncated, start, clock)

@@ -4,8 +4,6 @@
 - drop runtime metadata assertions (`_assert_tensor_metadata`) and the export guard module:
   they would otherwise pin tensors as partition outputs, and engines check shapes themselves;
 - with a reduced precision, cast matmuls/convolutions and the ops between them (_precision.py);
-- pad a large linear weight (an LM head, tied to an embedding or not) to a multiple of 4 rows, so
-  TensorRT-RTX makes no copy of it (_linear_tables.py; not for refittable engines);
 - give every get_attr / sym_size node a single user, so each can join its user's partition
   (weights become engine constants instead of engine inputs; sizes become shape layers).
 """
@@ -18,7 +16,6 @@ import torch
 from torch.fx import GraphModule, Node
 
 from torch_tensorrt_rtx.dynamo.lowering._precision import reduce_precision_in_graph
-from torch_tensorrt_rtx.dynamo.lowering._linear_tables import pad_linear_tables
 
 logger = logging.getLogger(__name__)
 aten = torch.ops.aten
@@ -74,17 +71,13 @@ def _one_user_each(gm: GraphModule) -> None:
 
 
 def lower(gm: GraphModule, reduced_precision: Optional[torch.dtype] = None, fp32_accumulation: bool = False,
-          keep_fp32: Optional[Callable[[Node], bool]] = None, recompile: bool = True,
-          pad_tables: bool = True) -> GraphModule:
+          keep_fp32: Optional[Callable[[Node], bool]] = None, recompile: bool = True) -> GraphModule:
     """`recompile=False` leaves gm's Python code stale, for a caller that only reads the graph
-    and recompiles it later (compile_graph: partitioning reads the graph, packaging recompiles).
-    `pad_tables=False` keeps every weight's shape (refittable and weightless engines)."""
+    and recompiles it later (compile_graph: partitioning reads the graph, packaging recompiles)."""
     _drop_assertions(gm)
     _contiguous_inputs(gm)
     if reduced_precision is not None:
         reduce_precision_in_graph(gm.graph, reduced_precision, fp32_accumulation, keep_fp32)
-    if pad_tables:
-        pad_linear_tables(gm)
     _one_user_each(gm)
     gm.graph.eliminate_dead_code()  # lints the graph first (torch's eliminate_dead_code); removing nodes keeps it valid
     if recompile:
