@@ -79,13 +79,14 @@ if timeline:
     log.setLevel(logging.DEBUG)
     log.addHandler(Marks())
     log.propagate = False
-    plain_write = builder._EngineWriter.write
+    plain_write = builder._EngineWriter.write_chunk
 
     def write(self, data):
-        marks.append((rss_mb() - before, f"engine chunk {{len(data) / 2**20:.0f}} MB (the binding's copy)"))
+        how = "in place" if self.in_place else "the binding's copy"
+        marks.append((rss_mb() - before, f"engine chunk {{len(data) / 2**20:.0f}} MB ({{how}})"))
         return plain_write(self, data)
 
-    builder._EngineWriter.write = write
+    builder._EngineWriter.write_chunk = write
     plain_enter = builder.HeapTrimmer.__enter__
 
     def enter(self):

@@ -11,10 +11,11 @@ TensorRT-RTX's host memory (a `HostEngine`, hashed once, copied once into the pa
 
 For memory, one copy of the engine: TensorRT-RTX streams the serialized engine
 (`build_serialized_network_to_stream`) into an unnamed temporary file while it still holds its
-own build state, hashing it on the way; the caller reads it once, into the packed engine record,
-after TensorRT-RTX has released that state. Heap memory the build freed is handed back to the
-system (`malloc_trim`, glibc) at each build phase and, from a `HeapTrimmer` thread, whenever the
-resident size grew by 32 MB, so the peak is TensorRT-RTX's own working set.
+own build state, hashing it on the way, each chunk taken where TensorRT-RTX holds it, without the
+Python binding's copy where that can be done (`_in_place_writer.py`); the caller reads it once, into
+the packed engine record, after TensorRT-RTX has released that state. Heap memory the build freed
+is handed back to the system (`malloc_trim`, glibc) at each build phase and, from a `HeapTrimmer`
+thread, whenever the resident size grew by 32 MB, so the peak is TensorRT-RTX's own working set.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import tensorrt_rtx as trt
 
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
+from torch_tensorrt_rtx.dynamo.conversion._in_place_writer import InPlaceStreamWriter
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import NetworkDefinition, trt_logger
 
 logger = logging.getLogger(__name__)
@@ -41,8 +43,9 @@ PORTABLE = ()  # no explicit compute capability: TensorRT-RTX builds for every s
 # Networks with more constant weights than this stream their engine to a temporary file; smaller
 # ones take it from TensorRT-RTX's host memory: no temporary file, no trimming thread, 0.03-0.12 CPU s
 # less per build on the zoo models. Peak above the baseline of build + packing, one N MB constant
-# (measured): 16 MB 103 in memory / 151 streamed, 64 MB 200 / 263, 128 MB 328 / 327, 256 MB 584 / 455;
-# streaming pays a fixed 3 x 64 MB of TensorRT-RTX buffers, the host path a second engine copy.
+# (measured, chunks in place): 16 MB 102 in memory / 151 streamed, 64 MB 199 / 199, 128 MB 327 / 263,
+# 256 MB 584 / 391; streaming pays a fixed 2 x 64 MB of TensorRT-RTX buffers (3 x 64 MB where the
+# binding copies the chunks), the host path a second engine copy.
 STREAM_ABOVE_BYTES = 128 << 20
 
 
@@ -210,16 +213,19 @@ class HostEngine(_EngineBlob):
         self._host = None
 
 
-class _EngineWriter(trt.IStreamWriter):
+class _EngineWriter(InPlaceStreamWriter):
+    """Writes TensorRT-RTX's chunks to the SerializedEngine, in place where possible (no copy)."""
+
     def __init__(self, engine: SerializedEngine) -> None:
-        trt.IStreamWriter.__init__(self)
+        super().__init__()
         self.engine = engine
         self.chunks = 0
         self.error: Optional[OSError] = None  # a failed write (a full disk, say): the build then fails
 
-    def write(self, data) -> int:
+    def write_chunk(self, data) -> int:
         # Before the first chunk the build state is complete: drop what building it freed; before
-        # each later one, the previous chunk's copy (the binding's bytes) if the allocator kept it.
+        # each later one, the previous chunk's copy (the binding's bytes, where not in place) if the
+        # allocator kept it.
         release_free_memory()
         self.chunks += 1
         try:
@@ -401,7 +407,7 @@ def _build_streamed(network_def: NetworkDefinition, config: "trt.IBuilderConfig"
     """(SerializedEngine or None, the OSError a chunk's write raised or None)."""
     engine = SerializedEngine()
     writer = _EngineWriter(engine)
-    with HeapTrimmer():
+    with HeapTrimmer(), writer:
         built = network_def.builder.build_serialized_network_to_stream(network_def.network, config, writer)
     release_free_memory()
     if writer.error is not None or not built or engine.nbytes == 0:
