@@ -8,9 +8,12 @@ With a linear weight whose row count N (the output features) is not a multiple o
 makes a second copy of it for the matrix product while it builds. Measured on GPT-2 small fp32
 (50257 x 768 = 147 MB, batch 1..8, seq 2..128), peak above the baseline / engine:
 - LM head tied to the token embedding: the copy stays in the engine next to the gather's table,
-  636 MB, and the compile peaks at 994 MB; padded, one table serves both: 488 MB, peak 743-759 MB;
+  636 MB, and making it is the compile's peak, 994 MB; padded, one table serves both: a 488 MB
+  engine, and the peak is the writing stage's (699-700 MB with chunks written in place);
 - untied LM head: a 636 MB engine either way, but the copy is a transient of the build: peak 994 MB,
-  padded 890-904 MB.
+  padded 890-904 MB (both through the binding's chunk copy).
+The price on a GPU (not measured here, no GPU): the head computes N' - N more output columns, and
+the slice back may copy the logits once.
 
 In the network, for a table T of N rows (a weight, or a dtype cast of one the precision pass added):
 
