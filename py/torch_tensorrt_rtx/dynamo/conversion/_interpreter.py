@@ -8,7 +8,8 @@ static dims are read from the placeholders' `meta["val"]`. Network inputs are na
 Nodes whose inputs are all constants are folded on the host with torch, unless their result
 would be larger than both their inputs and HOST_FOLD_LIMIT_BYTES (see `_fold_on_host`).
 The host work of a conversion (folds, weight casts, batch-norm scales) runs on one intra-op thread
-(see `host_threads`).
+(see `host_threads`). A large linear weight whose row count is not a multiple of 4 is padded in the
+network, the linear's output sliced back (`_linear_tables.py`).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from torch_tensorrt_rtx.dynamo.conversion._context import (
     tensor_identity,
     to_trt_dtype,
 )
+from torch_tensorrt_rtx.dynamo.conversion._linear_tables import LinearTables
 from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name
 
 logger = logging.getLogger(__name__)
@@ -180,6 +182,7 @@ def _build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRang
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     ctx = ConversionContext(network, name_weights)
+    tables = LinearTables(ctx, module, enabled=not name_weights)  # large linear weights padded to 4k rows
     env: Dict[Node, Any] = {}
     input_names: List[str] = []
     output_names: List[str] = []
@@ -201,13 +204,14 @@ def _build_network(module: GraphModule, input_ranges: Sequence[Dict[int, DimRang
             if isinstance(env[node], torch.Tensor):
                 ctx.note_weight(env[node], str(node.target))
                 ctx.weight_sources[node.name] = frozenset([str(node.target)])
+            env[node] = tables.after(node, env[node])
         elif node.op == "call_function":
             # Model weights this node reads directly or through host-folded nodes (for naming
             # the constants its converter derives from them; see ConversionContext.derived_weights).
             sources = frozenset().union(*(ctx.weight_sources.get(n.name, ()) for n in node.all_input_nodes))
             if sources:
                 ctx.weight_sources[node.name] = sources
-            env[node] = _convert_node(ctx, node, env)
+            env[node] = tables.after(node, _convert_node(ctx, node, env))
             if isinstance(env[node], trt.ITensor):
                 ctx.weight_sources.pop(node.name, None)  # computed in the engine: not a folded value
             if isinstance(env[node], trt.ITensor):
