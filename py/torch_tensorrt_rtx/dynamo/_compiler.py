@@ -276,13 +276,13 @@ def _package(gm: GraphModule, node: Node, converted: _Converted, engine: Seriali
 
     sub, network = converted.sub, converted.network
     name = node.target
-    sha = engine.sha256
-    spec = dataclasses.replace(converted.spec, sha256=sha)
     record = EngineRecord.new(
         engine, name=name, input_names=network.input_names, output_names=network.output_names,
         compute_capabilities=settings.compute_capabilities, engine_flavor="tensorrt_rtx")
     buffer_name = f"{name}_engine"
     gm.register_buffer(buffer_name, record.to_tensor())  # owns the packed record: no second copy
+    # Asked after the copy: a HostEngine hashes itself on another core while it is copied.
+    spec = dataclasses.replace(converted.spec, sha256=engine.sha256)
     with gm.graph.inserting_before(node):
         record_node = gm.graph.get_attr(buffer_name)
         weight_nodes = []
@@ -298,7 +298,7 @@ def _package(gm: GraphModule, node: Node, converted: _Converted, engine: Seriali
     call.meta = dict(node.meta)
     node.replace_all_uses_with(call)
     gm.graph.erase_node(node)
-    source = engine_sources.remember(sha, sub, network if settings.keep_networks else None)
+    source = engine_sources.remember(spec.sha256, sub, network if settings.keep_networks else None)
     if not hasattr(gm, "_engine_sources"):
         gm._engine_sources = {}
     gm._engine_sources[name] = source  # keeps the network alive exactly as long as the module
@@ -392,6 +392,8 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
                     blamed.append(_blame_build(exc, item))
                     break
                 clock.add("engine build", engines[key][1])
+                # Writing and hashing a streamed engine's chunks happened inside the build: ours.
+                clock.add("packaging", getattr(engines[key][0], "write_seconds", 0.0))
             built.append((item, *engines[key]))
     if not blamed:
         return result, built

@@ -36,6 +36,28 @@ def test_an_engine_in_a_file_packs_like_the_same_bytes_in_memory():
     assert _record(engine).to_list() == _record(data).to_list()
 
 
+def test_large_chunks_are_hashed_beside_the_file_write_and_timed(monkeypatch):
+    monkeypatch.setattr(_engine_builder, "_HASH_BESIDE_BYTES", 1000)  # chunks of 1000 bytes or more: a thread
+    data = bytes(range(256)) * 40 + b"x"
+    engine = SerializedEngine()
+    for start in range(0, len(data), 3000):  # 3000-byte chunks on the hash thread, the last one inline
+        assert engine.write(data[start:start + 3000]) == len(data[start:start + 3000])
+    assert engine.nbytes == len(data) and engine.tobytes() == data
+    assert engine.sha256 == hashlib.sha256(data).hexdigest() and engine.write_seconds > 0
+    engine.close()
+
+
+def test_a_host_engine_closed_while_its_hash_runs_waits_for_it(monkeypatch):
+    network_def = _small_network()
+    engine, _ = build_engine(network_def, label="m", progress=False)
+    assert isinstance(engine, HostEngine)
+    engine.close()  # joins the hash thread first: releasing the view under it would raise BufferError
+    again, _ = build_engine(network_def, label="m2", progress=False)
+    data = again.tobytes()
+    assert again.sha256 == hashlib.sha256(data).hexdigest()
+    again.close()
+
+
 def test_a_short_buffer_is_refused_with_both_sizes():
     engine = SerializedEngine()
     engine.write(b"abcd")
