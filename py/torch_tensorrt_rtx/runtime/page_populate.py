@@ -5,8 +5,7 @@
 A new buffer of hundreds of MB (an engine's packed record) takes one page fault per 4 KB page
 when it is first written: 25,000 traps for resnet50's 98 MB engine. `madvise(MADV_POPULATE_WRITE)`
 (Linux 5.14+) maps them all in one call, which measured 0.061 -> 0.050 s for that copy on this
-machine's VM; advising huge pages first (MADV_HUGEPAGE, where the kernel has them) maps 2 MB
-pages instead and halves what is left. The pages and their contents are the same either way (a writer fills every byte),
+machine's VM. The pages and their contents are the same either way (a writer fills every byte),
 so this changes time only. Only for a buffer filled from memory: a read from a file into fresh
 pages is faster without it (engine_record._copied_from_memory has the figures). Anywhere else
 (another OS, an older kernel, no C library) it is a no-op.
@@ -21,8 +20,7 @@ from typing import Any, Optional
 
 logger = logging.getLogger(__name__)
 
-MADV_HUGEPAGE = 14  # linux/mman.h
-MADV_POPULATE_WRITE = 23
+MADV_POPULATE_WRITE = 23  # linux/mman.h
 _PAGE = 4096
 # Below this a buffer is not worth a system call.
 POPULATE_ABOVE_BYTES = 1 << 20
@@ -53,10 +51,6 @@ def populate_for_writing(tensor: Any) -> bool:
         return False
     start = tensor.data_ptr()
     aligned = start - start % _PAGE
-    # Asked first, and only advice: where the kernel has transparent huge pages, 2 MB pages
-    # (zeroed and mapped 512 at a time) make populating and filling resnet50's 98 MB record
-    # about twice as fast (median 0.050 -> 0.020 s here). Refused (no THP), it changes nothing.
-    _MADVISE(aligned, nbytes + start - aligned, MADV_HUGEPAGE)
     if _MADVISE(aligned, nbytes + start - aligned, MADV_POPULATE_WRITE) == 0:
         return True
     _unsupported = True
