@@ -42,6 +42,14 @@ def test_casts_match_to(grad):
                 assert [str(s) for s in made.shape] == [str(s) for s in expected.shape], label
                 assert [str(s) for s in made.stride()] == [str(s) for s in expected.stride()], label
                 assert made.fake_mode is val.fake_mode, label
+                back = casts(made, val.dtype)  # the way back may be answered by `val` itself
+                with val.fake_mode:
+                    expected = made.to(val.dtype)
+                assert (back.dtype, back.device, back.requires_grad) == (
+                    expected.dtype, expected.device, expected.requires_grad), label
+                assert [str(s) for s in back.shape] == [str(s) for s in expected.shape], label
+                assert [str(s) for s in back.stride()] == [str(s) for s in expected.stride()], label
+                assert back.storage_offset() == 0, label
 
 
 def test_one_fake_tensor_per_layout():
@@ -68,3 +76,18 @@ def test_contiguous_layouts_skip_the_symbolic_density_check(monkeypatch):
     assert checked == []
     casts(fakes["dynamic, transposed (dense, not contiguous)"], torch.float16)
     assert len(checked) == 1
+
+
+def test_the_way_back_is_the_source_itself_when_plain():
+    mode = FakeTensorMode(shape_env=ShapeEnv())
+    with mode:
+        a = torch.empty(2, 3)
+        offset = torch.empty(4, 3)[2:]  # same layout, storage offset 6: not what a cast makes
+    constant = mode.from_tensor(torch.ones(2, 3))
+    constant.constant = torch.ones(2, 3)  # a folded weight's value rides on its fake tensor
+    casts = _FakeCasts()
+    assert casts(casts(a, torch.float16), torch.float32) is a
+    for val in (offset, constant):
+        fresh = _FakeCasts()
+        back = fresh(fresh(val, torch.float16), torch.float32)
+        assert back is not val and back.storage_offset() == 0 and getattr(back, "constant", None) is None
