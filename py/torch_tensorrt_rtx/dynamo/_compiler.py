@@ -320,7 +320,10 @@ def _drop_unused_state(gm: GraphModule) -> None:
     # Partitions kept in PyTorch (submodules; deleting weights leaves them in place) own theirs.
     kept_prefixes = tuple(f"{m}." for m, _ in gm.named_children() if m.startswith("_run_on_trt_"))
     owners: Dict[str, torch.nn.Module] = {"": gm}
-    for name, _ in list(gm.named_parameters()) + list(gm.named_buffers()):
+    # Every name of a tied weight (GPT-2's LM head and token embedding share one): deleting only
+    # the first name would leave the tensor reachable, and saved, under the other.
+    named = list(gm.named_parameters(remove_duplicate=False)) + list(gm.named_buffers(remove_duplicate=False))
+    for name, _ in named:
         if name in used or name.startswith(used_prefixes) or name.startswith(kept_prefixes):
             continue
         owner_path, _, attr = name.rpartition(".")
