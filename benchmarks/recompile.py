@@ -79,7 +79,10 @@ def _run(name: str, cache_dir: str) -> dict:
     done = subprocess.run([sys.executable, "-c", child, name, cache_dir], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{name}: the compile failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # What the caches said (a refused or damaged entry, a lock timeout): shown when a recompile misses.
+    result["cache_lines"] = [line for line in done.stderr.splitlines() if "cache" in line.lower()][-8:]
+    return result
 
 
 def _phases(result: dict) -> str:
@@ -107,6 +110,10 @@ def main() -> None:
               f"{warm['hits']:>2}/{warm['engines']:<2} {'hit' if warm['program_hit'] else 'miss':>8}  {_phases(warm)}",
               flush=True)
         print(f"{'':<10} cold phases: {_phases(cold)}", flush=True)
+        if warm["hits"] < warm["engines"] or not warm["program_hit"]:
+            for run, result in (("cold", cold), ("recompile", warm)):
+                for line in result["cache_lines"] or ["(no cache messages on stderr)"]:
+                    print(f"{'':<10} {run}: {line}", flush=True)
 
 
 if __name__ == "__main__":
