@@ -54,8 +54,8 @@ def test_a_host_engine_closed_while_its_hash_runs_waits_for_it(monkeypatch):
     engine.close()  # joins the hash thread first: releasing the view under it would raise BufferError
     again, _ = build_engine(network_def, label="m2", progress=False)
     data = again.tobytes()
-    assert again.sha256 == hashlib.sha256(data).hexdigest()
     again.close()
+    assert again.sha256 == hashlib.sha256(data).hexdigest()  # still known after close
 
 
 def test_a_short_buffer_is_refused_with_both_sizes():

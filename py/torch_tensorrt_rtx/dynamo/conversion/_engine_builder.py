@@ -244,15 +244,11 @@ class HostEngine(_EngineBlob):
         self._view = memoryview(host).cast("B")  # the binding's format is "f" with 1-byte items
         self.nbytes = self._view.nbytes
         # Hashed on another core while the caller copies the engine into its packed record.
-        self._hashing: Optional[_HashThread] = _HashThread(hashlib.sha256(), self._view)
-        self._sha256: Optional[str] = None
+        self._hashing = _HashThread(hashlib.sha256(), self._view)
 
     @property
     def sha256(self) -> str:
-        if self._sha256 is None:
-            self._sha256 = self._hashing.wait().hexdigest()
-            self._hashing = None
-        return self._sha256
+        return self._hashing.wait().hexdigest()  # at once when the hash is done (after close too)
 
     def readinto(self, buffer) -> None:
         """Fill `buffer` (writable, exactly `nbytes` long) with the engine."""
@@ -262,9 +258,7 @@ class HostEngine(_EngineBlob):
         out.write(self._view)
 
     def close(self) -> None:
-        if self._hashing is not None:  # the hash still reads the view: let it finish first
-            self._hashing.join()
-            self._hashing = None
+        self._hashing.join()  # the hash may still read the view: let it finish first
         self._view.release()
         self._host = None
 
