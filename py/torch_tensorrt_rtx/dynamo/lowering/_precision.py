@@ -113,14 +113,16 @@ class _FakeCasts:
     def __call__(self, val: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         shape, stride = _dims(val.shape), _dims(val.stride())
         requires_grad = val.requires_grad and torch.is_grad_enabled()
-        key = (id(val.fake_mode), dtype, val.device, requires_grad, shape, stride)
-        made = self._made.get(key)
+
+        def key(to: torch.dtype) -> Tuple[Any, ...]:
+            return (id(val.fake_mode), to, val.device, requires_grad, shape, stride)
+
+        made = self._made.get(key(dtype))
         if made is None:
             contiguous = stride == _contiguous_strides(shape)
             if contiguous or is_non_overlapping_and_dense_or_false(val):
                 if requires_grad == val.requires_grad and _plain(val):  # what a cast to val.dtype would make
-                    self._made.setdefault((id(val.fake_mode), val.dtype, val.device, requires_grad, shape, stride),
-                                          val)
+                    self._made.setdefault(key(val.dtype), val)
                 # What `.to` makes of it (prims.convert_element_type keeps dense strides), built
                 # directly rather than through `_to_copy`'s decomposition and fake dispatch
                 # (`empty` where the strides are contiguous: a third of `empty_strided`'s cost
@@ -135,7 +137,7 @@ class _FakeCasts:
                 # holds another one, which must not be mixed in.
                 with val.fake_mode:
                     made = val.to(dtype)
-            self._made[key] = made
+            self._made[key(dtype)] = made
         return made
 
     def with_dtype(self, val: Any, dtype: torch.dtype) -> Any:
