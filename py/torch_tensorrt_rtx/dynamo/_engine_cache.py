@@ -166,6 +166,17 @@ def _read_header(fd: int, key: str, path: Path) -> _Header:
     return header
 
 
+def _read_hashed(fd: int, size: int, path: Path, part_at: Callable[[int, int], memoryview]) -> Any:
+    """SHA-256 of the entry's `size` engine bytes, read a chunk at a time into ``part_at(offset,
+    length)`` (one small buffer reused, or the caller's whole buffer)."""
+    digest = hashlib.sha256()
+    for offset in range(0, size, _VERIFY_CHUNK):
+        part = part_at(offset, min(_VERIFY_CHUNK, size - offset))
+        io.read_into(fd, _HEADER.size + offset, part, path)
+        digest.update(part)
+    return digest
+
+
 def _check_sha256(header: _Header, digest: Any, where: Any) -> None:
     if digest.digest() != header.sha256:
         raise ValueError(f"{where}: the engine's checksum does not match its header (damaged)")
@@ -263,12 +274,8 @@ class EngineCache:
         """The entry's header, once its key and the SHA-256 of its engine bytes match. The bytes
         stream through one small buffer: the engine is not held in memory here."""
         header = _read_header(fd, key, path)
-        digest, chunk = hashlib.sha256(), memoryview(bytearray(min(_VERIFY_CHUNK, header.size)))
-        for offset in range(0, header.size, _VERIFY_CHUNK):
-            part = chunk[:min(_VERIFY_CHUNK, header.size - offset)]
-            io.read_into(fd, _HEADER.size + offset, part, path)
-            digest.update(part)
-        _check_sha256(header, digest, path)
+        chunk = memoryview(bytearray(min(_VERIFY_CHUNK, header.size)))
+        _check_sha256(header, _read_hashed(fd, header.size, path, lambda _, length: chunk[:length]), path)
         return header
 
     # -- save -------------------------------------------------------------------------
@@ -431,11 +438,7 @@ class StreamedEngine(_EntryEngine):
 
     def readinto(self, buffer: Any) -> None:
         view = self._whole(buffer)
-        digest = hashlib.sha256()
-        for offset in range(0, self.nbytes, _VERIFY_CHUNK):
-            part = view[offset:offset + _VERIFY_CHUNK]
-            io.read_into(self._fd, _HEADER.size + offset, part, self.path)
-            digest.update(part)
+        digest = _read_hashed(self._fd, self.nbytes, self.path, lambda offset, length: view[offset:offset + length])
         _check_sha256(self._header, digest, self.path)
         self.checked = True
 
