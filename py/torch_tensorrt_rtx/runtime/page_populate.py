@@ -13,32 +13,20 @@ pages is faster without it (engine_record._copied_from_memory has the figures). 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import sys
-from typing import Any, Optional
+from typing import Any
+
+from torch_tensorrt_rtx.runtime._libc import PAGE_SIZE, libc_function
 
 logger = logging.getLogger(__name__)
 
 MADV_POPULATE_WRITE = 23  # linux/mman.h
-_PAGE = 4096
 # Below this a buffer is not worth a system call.
 POPULATE_ABOVE_BYTES = 1 << 20
 
-
-def _find_madvise() -> Optional[Any]:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        madvise = libc.madvise
-    except (OSError, AttributeError, TypeError):
-        return None
-    madvise.argtypes, madvise.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
-    return madvise
-
-
-_MADVISE = _find_madvise()
+_MADVISE = (libc_function("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int, use_errno=True)
+            if sys.platform.startswith("linux") else None)
 _unsupported = False  # the kernel refused once (EINVAL: before 5.14): never ask again
 
 
@@ -50,7 +38,7 @@ def populate_for_writing(tensor: Any) -> bool:
     if _MADVISE is None or _unsupported or nbytes < POPULATE_ABOVE_BYTES or tensor.device.type != "cpu":
         return False
     start = tensor.data_ptr()
-    aligned = start - start % _PAGE
+    aligned = start - start % PAGE_SIZE
     if _MADVISE(aligned, nbytes + start - aligned, MADV_POPULATE_WRITE) == 0:
         return True
     _unsupported = True

@@ -20,10 +20,8 @@ thread, whenever the resident size grew by 32 MB, so the peak is TensorRT-RTX's 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import hashlib
 import logging
-import os
 import sys
 import tempfile
 import threading
@@ -35,6 +33,7 @@ import tensorrt_rtx as trt
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._in_place_writer import InPlaceStreamWriter
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import NetworkDefinition, trt_logger
+from torch_tensorrt_rtx.runtime._libc import PAGE_SIZE, libc_function
 
 logger = logging.getLogger(__name__)
 
@@ -49,18 +48,7 @@ PORTABLE = ()  # no explicit compute capability: TensorRT-RTX builds for every s
 STREAM_ABOVE_BYTES = 128 << 20
 
 
-def _find_malloc_trim():
-    """glibc's malloc_trim, or None (another C library, Windows)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError, TypeError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
-
-
-_MALLOC_TRIM = _find_malloc_trim()
+_MALLOC_TRIM = libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)  # glibc's; None elsewhere
 
 
 def release_free_memory() -> None:
@@ -70,14 +58,11 @@ def release_free_memory() -> None:
         _MALLOC_TRIM(0)
 
 
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
 def _resident_bytes() -> Optional[int]:
     """This process's resident set size (Linux /proc), or None where it cannot be read."""
     try:
         with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE_SIZE
+            return int(f.read().split()[1]) * PAGE_SIZE
     except (OSError, ValueError, IndexError):
         return None
 
