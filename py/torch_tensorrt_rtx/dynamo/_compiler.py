@@ -57,6 +57,7 @@ from torch_tensorrt_rtx.dynamo.lowering._precision import describe as describe_p
 from torch_tensorrt_rtx.dynamo.lowering._precision import keep_float32
 from torch_tensorrt_rtx.dynamo.partitioning import partition
 from torch_tensorrt_rtx.dynamo.verification import engine_sources
+from torch_tensorrt_rtx.runtime.engine_record import engine_offset
 
 logger = logging.getLogger(__name__)
 Range = Tuple[int, int, int]
@@ -384,7 +385,8 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
                         engines[key] = cache.build(
                             item.sub, item.ranges, item.name,
                             lambda: build_engine(_network_to_build(item, clock), settings.compute_capabilities,
-                                                 label=item.name, progress=settings.progress, settings=settings))
+                                                 label=item.name, progress=settings.progress, settings=settings,
+                                                 record_offset=engine_offset(item.name)))
                 except _Blame as blame:  # the conversion of a partition whose cached entry was unreadable
                     _raise_if_passed_through(blame, settings)
                     blamed.append(blame)

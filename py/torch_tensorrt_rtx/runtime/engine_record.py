@@ -20,8 +20,10 @@ Contract:
   ``None`` in Python and the layout's sentinel on the wire.
 - ``unpack``/``from_list`` never copy the engine bytes; ``pack`` copies them once (into
   the output buffer; an engine object with ``nbytes`` and ``readinto(buffer)``, such as one
-  the builder streamed to a file, reads itself straight into it); ``to_list`` returns the engine as ``bytes`` (one copy only if it
-  was a view).
+  the builder streamed to a file, reads itself straight into it); ``to_tensor`` does not copy
+  an engine that offers ``map_record`` (one streamed to a file with room for the header in
+  front, ``engine_offset``): the file becomes the record; ``to_list`` returns the engine as
+  ``bytes`` (one copy only if it was a view).
 - A record with the wrong ABI version, the wrong number of fields or a truncated buffer
   raises ``EngineRecordError`` naming what was expected and what was found. Garbage
   engine bytes are caught before the engine is deserialized (``device.check_engine``).
@@ -217,6 +219,9 @@ class EngineRecord:
         import torch  # local: keep this module importable without torch
 
         parts = self._parts()
+        mapped = _mapped_record(parts)
+        if mapped is not None:
+            return torch.frombuffer(mapped, dtype=torch.uint8)  # keeps the mapping alive
         # Not zero-filled first (bytearray(n) writes every byte of a 300 MB engine twice): every
         # byte is written by _pack_into.
         out = torch.empty(_packed_size(parts), dtype=torch.uint8)
@@ -229,6 +234,38 @@ class EngineRecord:
     def from_tensor(cls, tensor) -> "EngineRecord":
         """Decode a uint8 CPU tensor produced by ``to_tensor`` (engine is a view of it)."""
         return cls.unpack(tensor.contiguous().numpy())
+
+
+def engine_offset(name: str) -> int:
+    """Where the engine's bytes start in the packed record of an engine named `name`: the header
+    and the fields before ENGINE depend on the name alone. The builder leaves that much room in
+    front of an engine it streams to a file, so the file can become the record (`_mapped_record`)."""
+    prefix, _ = _around_engine(EngineRecord(name=name)._parts())
+    return len(prefix)
+
+
+def _around_engine(parts: list) -> tuple:
+    """(the packed record's bytes before the engine's, those after it) for `parts` (see _parts)."""
+    index = LAYOUT.fields.index(ENGINE_FIELD)
+    before = bytearray(_PACK_HEADER.pack(PACK_MAGIC, LAYOUT.abi_version, LAYOUT.num_fields))
+    for part in parts[:index]:
+        before += _PACK_LENGTH.pack(part.nbytes) + part
+    before += _PACK_LENGTH.pack(parts[index].nbytes)
+    after = bytearray()
+    for part in parts[index + 1:]:
+        after += _PACK_LENGTH.pack(part.nbytes) + part
+    return bytes(before), bytes(after)
+
+
+def _mapped_record(parts: list) -> Optional[Any]:
+    """The packed record as a writable, copy-on-write mapping of the file the engine was streamed
+    to, when the engine offers one (`map_record(before, after)`: it writes the bytes around the
+    engine into the room it left and maps the file; None when it cannot): no copy of the engine."""
+    engine = parts[LAYOUT.fields.index(ENGINE_FIELD)]
+    map_record = getattr(engine, "map_record", None)
+    if map_record is None:
+        return None
+    return map_record(*_around_engine(parts))
 
 
 def _packed_size(parts: list) -> int:

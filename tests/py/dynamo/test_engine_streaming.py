@@ -4,9 +4,11 @@ one into its host memory (`HostEngine`); packing the engine record copies either
 record's buffer, with the same bytes and SHA-256 either way."""
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
+import sys
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._engine_builder import HostEngine, SerializedEngine, build_engine
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
 from torch_tensorrt_rtx.runtime import EngineRecord
+from torch_tensorrt_rtx.runtime.engine_record import engine_offset
 
 
 def _record(engine):
@@ -239,3 +242,79 @@ def test_only_the_saving_thread_writes_in_place():
         worker.join()
     assert not isinstance(mine, bytes) and mine.storage.data_ptr() == tensor.data_ptr()
     assert other == [bytes(range(64))], "another thread's save must keep torch's own copy"
+
+
+def test_the_engine_offset_is_where_a_packed_record_holds_the_engine():
+    data = b"engine bytes" * 10
+    for name in ("blk0", "_run_on_trt_12", ""):
+        packed = EngineRecord.new(data, name=name, input_names=["x"], output_names=["y"]).pack()
+        start = engine_offset(name)
+        assert bytes(packed[start:start + len(data)]) == data
+        assert int.from_bytes(packed[start - 8:start], "little") == len(data)  # the engine's length prefix
+
+
+def _streamed(data, record_offset):
+    engine = SerializedEngine(record_offset)
+    for start in range(0, len(data), 5000):
+        engine.write(data[start:start + 5000])
+    return engine
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_a_streamed_engine_becomes_its_record_without_a_copy(monkeypatch):
+    data = bytes(range(256)) * 100
+    engine = _streamed(data, engine_offset("blk0"))
+
+    def no_copy(self, buffer):
+        raise AssertionError("the engine was copied into its record")
+
+    monkeypatch.setattr(SerializedEngine, "readinto", no_copy)
+    record = _record(engine).to_tensor()
+    engine.close()  # the unnamed file lives on in the mapping
+    gc.collect()
+    assert bytes(record.numpy()) == bytes(_record(data).pack())
+    assert EngineRecord.from_tensor(record).engine == data
+    assert "(deleted)" in _mapping_of(record.data_ptr()), "the record is not a mapping of the (unnamed) file"
+
+
+def _mapping_of(address):
+    """The /proc/self/maps line of the mapping holding `address` (Linux)."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            low, high = (int(x, 16) for x in line.split()[0].split("-"))
+            if low <= address < high:
+                return line
+    raise AssertionError(f"address {address:#x} is in no mapping")
+
+
+def test_writing_to_a_mapped_record_never_reaches_the_engine_file():
+    data = b"\x01" * 4096
+    engine = _streamed(data, engine_offset("blk0"))
+    record = _record(engine).to_tensor()
+    record[engine_offset("blk0")] = 7  # copy-on-write: this page becomes the record's own
+    assert engine.tobytes() == data and record[engine_offset("blk0")] == 7
+    engine.close()
+
+
+def test_an_engine_without_room_for_the_header_is_copied_into_its_record():
+    data = bytes(range(256)) * 20
+    for room in (0, engine_offset("blk0") + 1):  # no room, room for another name
+        engine = _streamed(data, room)
+        assert engine.map_record(b"x" * engine_offset("blk0"), b"") is None
+        record = _record(engine).to_tensor()
+        engine.close()
+        assert bytes(record.numpy()) == bytes(_record(data).pack())
+
+
+def test_a_streamed_compile_maps_its_record_and_saves_and_loads_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(_engine_builder, "STREAM_ABOVE_BYTES", -1)
+    compiled = trtx.compile(Small().eval(), [torch.randn(2, 8)], min_block_size=1, progress=False)
+    (record,) = [b for name, b in compiled.named_buffers() if name.endswith("_engine")]
+    engine = EngineRecord.from_tensor(record).engine
+    (call,) = [n for n in compiled.graph.nodes if n.target is torch.ops.tensorrt_rtx.execute_engine.default]
+    assert json.loads(call.args[2])["sha256"] == hashlib.sha256(engine).hexdigest()
+    path = tmp_path / "small.pt2"
+    trtx.save(compiled, str(path), inputs=[torch.randn(2, 8)])
+    loaded = trtx.load(str(path))
+    (again,) = [b for name, b in loaded.named_buffers() if name.endswith("_engine")]
+    assert torch.equal(again, record)
