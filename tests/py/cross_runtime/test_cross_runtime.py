@@ -214,6 +214,26 @@ open(sys.argv[2], "wb").write(packed.numpy().tobytes())
     assert EngineRecord.unpack(out.read_bytes()).to_list() == _record().to_list()
 
 
+def test_a_record_mapped_from_a_streamed_engine_file_runs_in_cxx(scripted_ops):
+    # The builder streams a big engine to a file that then becomes its record (a copy-on-write
+    # mapping, not torch's own memory): the C++ op reads it like any record tensor.
+    result = run("""
+import sys, torch
+torch.ops.load_library(sys.argv[2])
+from torch_tensorrt_rtx.dynamo.conversion._engine_builder import SerializedEngine
+from torch_tensorrt_rtx.runtime.engine_record import EngineRecord, engine_offset
+engine = SerializedEngine(engine_offset("blk0"))
+engine.write(sys.argv[1].encode())
+record = EngineRecord.new(engine, name="blk0", input_names=["x"], output_names=["y"]).to_tensor()
+mapped = engine.mapped
+engine.close()
+name, outputs, packed = torch.ops.ttrx_test.run_packed_engine([torch.arange(4.0)], record)
+print(mapped, name, outputs[0].tolist(), torch.equal(packed, record), flush=True)
+""", SCRIPTED_ENGINE.decode(), scripted_ops)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True blk0 [0.0, 2.0, 4.0, 6.0] True"
+
+
 def test_engine_pickled_by_cxx_runtime_loads_in_python_runtime(runtime_library, tmp_path):
     saved = tmp_path / "engine.pt"
     result = run("""

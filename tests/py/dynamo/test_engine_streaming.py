@@ -277,6 +277,20 @@ def test_a_streamed_engine_becomes_its_record_without_a_copy(monkeypatch):
     assert "(deleted)" in _mapping_of(record.data_ptr()), "the record is not a mapping of the (unnamed) file"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_a_file_is_mapped_as_one_record_only():
+    # A mapping sees later writes to the file on pages it did not write itself: a second record
+    # (another header in the same room) is a copy, and the first keeps its bytes.
+    data = bytes(range(256)) * 40
+    engine = _streamed(data, engine_offset("blk0"))
+    first = _record(engine).to_tensor()
+    other = EngineRecord.new(engine, name="blk1", input_names=["a"], output_names=["b"]).to_tensor()
+    assert engine.mapped and "(deleted)" not in _mapping_of(other.data_ptr())
+    engine.close()
+    assert bytes(first.numpy()) == bytes(_record(data).pack())
+    assert EngineRecord.from_tensor(other).name == "blk1" and EngineRecord.from_tensor(other).engine == data
+
+
 def _mapping_of(address):
     """The /proc/self/maps line of the mapping holding `address` (Linux)."""
     with open("/proc/self/maps") as maps:

@@ -173,6 +173,7 @@ class SerializedEngine(_EngineBlob):
         self._file = tempfile.TemporaryFile(prefix="trtx_engine_", buffering=0)
         self._hash = hashlib.sha256()
         self.record_offset = record_offset
+        self.mapped = False  # the file became a record (once: a mapping sees later writes to the file)
         self.nbytes = 0
         self.write_seconds = 0.0
 
@@ -233,14 +234,17 @@ class SerializedEngine(_EngineBlob):
         copy-on-write (writes to the mapping never reach the file). No copy of the engine: its
         pages stay in the page cache, shared with the file, and the file (unnamed) lives as long
         as the mapping. None where that cannot be done (room of another size, no POSIX mapping
-        semantics, a failed write or map): the caller then copies the engine with `readinto`."""
-        if os.name != "posix" or len(before) != self.record_offset:
+        semantics, a failed write or map, a file already mapped as a record, whose pages not written
+        through that mapping would see these writes): the caller then copies the engine with `readinto`."""
+        if os.name != "posix" or len(before) != self.record_offset or self.mapped:
             return None
         try:
             self._write_at(before, 0)
             self._write_at(after, self.record_offset + self.nbytes)
-            return mmap.mmap(self._file.fileno(), self.record_offset + self.nbytes + len(after),
-                             access=mmap.ACCESS_COPY)
+            record = mmap.mmap(self._file.fileno(), self.record_offset + self.nbytes + len(after),
+                               access=mmap.ACCESS_COPY)
+            self.mapped = True
+            return record
         except (OSError, ValueError) as exc:
             logger.debug("engine record not mapped from its temporary file (%s): copying it instead", exc)
             return None
