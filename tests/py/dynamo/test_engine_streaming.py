@@ -332,3 +332,44 @@ def test_a_streamed_compile_maps_its_record_and_saves_and_loads_it(monkeypatch, 
     loaded = trtx.load(str(path))
     (again,) = [b for name, b in loaded.named_buffers() if name.endswith("_engine")]
     assert torch.equal(again, record)
+
+
+@pytest.mark.parametrize("expected", [100, 3 * 5000, 1 << 20])  # less, about, more than the engine
+def test_pages_made_ahead_of_the_engine_never_change_its_bytes_or_record(expected):
+    data = bytes(range(256)) * 59
+    engine = SerializedEngine(engine_offset("blk0"), expected_bytes=expected)
+    prefault = engine._prefault
+    prefault.join(timeout=10)  # made in full (a test-sized file) before the first chunk
+    assert prefault.written == expected
+    for start in range(0, len(data), 5000):
+        engine.write(data[start:start + 5000])
+    assert engine.tobytes() == data and engine.sha256 == hashlib.sha256(data).hexdigest()
+    record = _record(engine).to_tensor()
+    engine.close()
+    assert bytes(record.numpy()) == bytes(_record(data).pack())  # the zeros beyond a smaller engine are cut
+
+
+def test_the_first_chunk_stops_the_prefault_before_it_is_written(monkeypatch):
+    monkeypatch.setattr(_engine_builder._Prefault, "_STEP", 4096)
+    data = b"\xff" * 20000
+    engine = SerializedEngine(16, expected_bytes=256 << 20)  # far more than it can make before the chunk
+    engine.write(data)
+    assert engine._prefault is None and engine.tobytes() == data
+    engine.close()
+
+
+def test_a_streamed_build_makes_the_engine_pages_ahead(monkeypatch):
+    made = []
+    real = _engine_builder._Prefault.__init__
+
+    def spy(self, fd, offset, nbytes):
+        made.append((offset, nbytes))
+        real(self, fd, offset, nbytes)
+
+    monkeypatch.setattr(_engine_builder._Prefault, "__init__", spy)
+    monkeypatch.setattr(_engine_builder, "STREAM_ABOVE_BYTES", -1)
+    network_def = _small_network()
+    engine, _ = build_engine(network_def, label="t", progress=False, record_offset=99)
+    assert made == [(99, _engine_builder.network_weight_bytes(network_def.network))]
+    assert engine.tobytes()[:4] != bytes(4)
+    engine.close()

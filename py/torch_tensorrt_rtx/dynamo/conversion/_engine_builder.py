@@ -17,7 +17,9 @@ packed record's header. The file then becomes the packed engine record (`map_rec
 written into that room, the file mapped copy-on-write), so the engine is never copied again: its
 pages stay in the page cache (the unnamed file on the temporary directory's disk, for as long as
 the record lives) and enter the process's resident memory only when read (measured on BERT-base:
-0.2-0.35 s of packaging less than reading it into an anonymous record). Heap memory the build freed
+0.2-0.35 s of packaging less than reading it into an anonymous record). While TensorRT-RTX builds,
+a thread writes zeros over the part of the file the engine is expected to fill (its network's
+weights), so the chunks later rewrite pages the file has rather than make them (`_Prefault`). Heap memory the build freed
 is handed back to the system (`malloc_trim`, glibc) at each build phase and, from a `HeapTrimmer`
 thread, whenever the resident size grew by 32 MB, so the peak is TensorRT-RTX's own working set.
 """
@@ -169,15 +171,23 @@ class SerializedEngine(_EngineBlob):
     `record_offset`: room left in front of the engine for the record's header (`map_record`).
     `write_seconds`: the time spent writing and hashing the chunks (our work inside the build)."""
 
-    def __init__(self, record_offset: int = 0) -> None:
+    def __init__(self, record_offset: int = 0, expected_bytes: int = 0) -> None:
         self._file = tempfile.TemporaryFile(prefix="trtx_engine_", buffering=0)
         self._hash = hashlib.sha256()
         self.record_offset = record_offset
         self.mapped = False  # the file became a record (once: a mapping sees later writes to the file)
         self.nbytes = 0
         self.write_seconds = 0.0
+        # The engine's pages of the file, made while TensorRT-RTX builds (see _Prefault).
+        self._prefault = _Prefault(self._file.fileno(), record_offset, expected_bytes) if expected_bytes else None
+
+    def _stop_prefault(self) -> None:
+        if self._prefault is not None:
+            self._prefault.stop()
+            self._prefault = None
 
     def write(self, chunk) -> int:
+        self._stop_prefault()  # before the first chunk: the zeros never land on the engine
         start = time.perf_counter()
         size = len(chunk)
         try:
@@ -238,11 +248,13 @@ class SerializedEngine(_EngineBlob):
         through that mapping would see these writes): the caller then copies the engine with `readinto`."""
         if os.name != "posix" or len(before) != self.record_offset or self.mapped:
             return None
+        self._stop_prefault()
+        size = self.record_offset + self.nbytes + len(after)
         try:
             self._write_at(before, 0)
             self._write_at(after, self.record_offset + self.nbytes)
-            record = mmap.mmap(self._file.fileno(), self.record_offset + self.nbytes + len(after),
-                               access=mmap.ACCESS_COPY)
+            os.ftruncate(self._file.fileno(), size)  # zeros made beyond a smaller engine than expected
+            record = mmap.mmap(self._file.fileno(), size, access=mmap.ACCESS_COPY)
             self.mapped = True
             return record
         except (OSError, ValueError) as exc:
@@ -250,7 +262,43 @@ class SerializedEngine(_EngineBlob):
             return None
 
     def close(self) -> None:
+        self._stop_prefault()
         self._file.close()
+
+
+class _Prefault(threading.Thread):
+    """Writes zeros over the `nbytes` of the temporary file the engine is expected to fill, from
+    `offset`, on another core while TensorRT-RTX builds, and stops (between two steps) when the
+    engine's first chunk arrives. The chunks then overwrite pages the file already has instead of
+    having the kernel find a new page for every 4 KiB while TensorRT-RTX waits: on this project's VMs,
+    whose kernel hands memory freed for a few seconds back to the host (free page reporting), a
+    first write costs 0.7-1.1 s per 448 MB, a rewrite 0.1-0.15 s (`benchmarks/engine_build_paths.py`
+    measures the build). Positional writes (`os.pwrite`, POSIX), so the writer's file position is
+    not shared; a failed write just ends it (the chunks then make the pages themselves)."""
+
+    _STEP = 8 << 20
+
+    def __init__(self, fd: int, offset: int, nbytes: int) -> None:
+        super().__init__(name="trtx-engine-prefault", daemon=True)
+        self.fd, self.offset, self.nbytes = fd, offset, nbytes
+        self.written = 0
+        self._halt = threading.Event()
+        if hasattr(os, "pwrite"):
+            self.start()
+
+    def run(self) -> None:
+        zeros = bytes(min(self._STEP, self.nbytes))
+        try:
+            while self.written < self.nbytes and not self._halt.is_set():
+                step = memoryview(zeros)[:min(len(zeros), self.nbytes - self.written)]
+                self.written += os.pwrite(self.fd, step, self.offset + self.written)
+        except OSError as exc:
+            logger.debug("engine file prefault stopped after %d bytes: %s", self.written, exc)
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.ident is not None:
+            self.join()
 
 
 class HostEngine(_EngineBlob):
@@ -458,25 +506,29 @@ def network_weight_bytes(network: "trt.INetworkDefinition", weighted: Optional[l
     return sum(nbytes for layer, nbytes in weighted if layer.get_output(0).name in used)
 
 
-def streams(network: "trt.INetworkDefinition") -> bool:
-    """Whether `build_engine` streams the engine to a temporary file (weights above
-    STREAM_ABOVE_BYTES) rather than taking it in TensorRT-RTX's host memory. All weights are summed
-    first (about 1 ms on the zoo models); only above the bound are the unused ones left out."""
+def streamed_weight_bytes(network: "trt.INetworkDefinition") -> Optional[int]:
+    """The used weights' bytes when `build_engine` streams the engine to a temporary file (weights
+    above STREAM_ABOVE_BYTES), else None (the engine is taken in TensorRT-RTX's host memory). All
+    weights are summed first (about 1 ms on the zoo models); only above the bound are the unused
+    ones left out."""
     weighted = _layer_weights(network)
     if sum(nbytes for _, nbytes in weighted) <= STREAM_ABOVE_BYTES:
-        return False
-    return network_weight_bytes(network, weighted) > STREAM_ABOVE_BYTES
+        return None
+    used = network_weight_bytes(network, weighted)
+    return used if used > STREAM_ABOVE_BYTES else None
 
 
-def _build_in_memory(network_def: NetworkDefinition, config: "trt.IBuilderConfig", record_offset: int):
+def _build_in_memory(network_def: NetworkDefinition, config: "trt.IBuilderConfig", record_offset: int,
+                     expected_bytes: int):
     """(HostEngine or None, None): `build_serialized_network`, the engine in TensorRT-RTX's memory."""
     host = network_def.builder.build_serialized_network(network_def.network, config)
     return (HostEngine(host) if host is not None and host.nbytes else None), None
 
 
-def _build_streamed(network_def: NetworkDefinition, config: "trt.IBuilderConfig", record_offset: int):
+def _build_streamed(network_def: NetworkDefinition, config: "trt.IBuilderConfig", record_offset: int,
+                    expected_bytes: int):
     """(SerializedEngine or None, the OSError a chunk's write raised or None)."""
-    engine = SerializedEngine(record_offset)
+    engine = SerializedEngine(record_offset, expected_bytes)
     writer = _EngineWriter(engine)
     with HeapTrimmer(), writer:
         built = network_def.builder.build_serialized_network_to_stream(network_def.network, config, writer)
@@ -494,11 +546,13 @@ def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[
     An engine whose network holds more than STREAM_ABOVE_BYTES of weights is streamed to a temporary
     file (see the module's docstring), `record_offset` bytes into it (room for the packed record's
     header: `engine_record.engine_offset`); a smaller one is built into host memory (a HostEngine)."""
-    stream = streams(network_def.network)
+    weights = streamed_weight_bytes(network_def.network)  # the engine's size follows them
+    stream = weights is not None
     config = builder_config(network_def, compute_capabilities, label, progress, settings, trim=stream)
     trt_logger().errors.clear()
     start = time.perf_counter()
-    engine, write_error = (_build_streamed if stream else _build_in_memory)(network_def, config, record_offset)
+    engine, write_error = (_build_streamed if stream else _build_in_memory)(network_def, config, record_offset,
+                                                                             weights)
     # TensorRT-RTX's time alone: the chunks' writing and hashing, ours, count as packaging.
     seconds = time.perf_counter() - start - getattr(engine, "write_seconds", 0.0)
     if write_error is not None:
