@@ -122,8 +122,10 @@ def _key_differences(cold: dict, warm: dict) -> list:
             lines.append("the recompile computed no program key (see its 'no fast key' message)")
         new = {key: parts for key, parts in after.items() if key not in before}
         if after and not new:
-            lines.append(f"{kind} keys: the same in both runs (so the entry was not stored, was evicted or was "
-                         "unreadable: see the cache messages)")
+            missing = [key[:16] for key in after if key not in cold["stored"]]
+            lines.append(f"{kind} keys: the same in both runs; " + (
+                f"no entry for {', '.join(missing)} in the directory after the cold run (not stored, or removed)"
+                if missing else "their entries were there after the cold run (unreadable? see the cache messages)"))
         for key, parts in new.items():
             closest = max(before.values(), key=lambda old: sum(old.get(k) == v for k, v in parts.items()))
             differ = [k for k in parts if closest.get(k) != parts[k]]
@@ -135,6 +137,14 @@ def _key_differences(cold: dict, warm: dict) -> list:
                     lines.append(f"  the package's Python sources changed between the two runs (an edit, checkout or "
                                  f"merge in {ROOT / 'py'} meanwhile): every key covers them, so this miss is by design")
     return lines
+
+
+def _entry_keys(cache_dir: str) -> set:
+    """The keys of the entries in the cache directory."""
+    try:
+        return {name.split(".")[0] for name in os.listdir(cache_dir) if name.endswith(".trtxcache")}
+    except OSError:
+        return set()
 
 
 def _sources(parts: dict) -> str:
@@ -159,6 +169,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="trtx-engine-cache-") as scratch:
             cache_dir = os.path.join(args.keep or scratch, name)
             cold = _run(name, cache_dir)
+            cold["stored"] = _entry_keys(cache_dir)  # what the recompile should find
             warm = _run(name, cache_dir)
         ratio = warm["seconds"] / cold["seconds"]
         store = cold["phases"].get("program cache store", 0.0)
