@@ -10,6 +10,12 @@ storing the program cache entry: "store s"), recompile s and their ratio side by
 <= 0.3), whether the recompile hit the program cache (no torch.export at all) or only the engine
 cache, and where the recompile's time goes. The models run
 once each, in the order given; the big ones are slow on a 2-core machine.
+
+A recompile that misses says why: the children log each program and engine key with its parts
+(``key_parts_line``), and the parts that differ between the two runs are named. Every key covers
+the package's Python sources, so an edit, checkout or merge in this tree's ``py/`` between the two
+runs makes both caches miss, by design (the versions differ in ``sources=``). With the same keys,
+it says whether the entries were in the directory after the cold run, and shows the caches' messages.
 """
 from __future__ import annotations
 
