@@ -128,7 +128,7 @@ def _key_differences(cold: dict, warm: dict) -> list:
             lines.append("the recompile computed no program key (see its 'no fast key' message)")
         new = {key: parts for key, parts in after.items() if key not in before}
         if after and not new:
-            missing = [key[:16] for key in after if key not in cold["stored"]]
+            missing = [key[:16] for key in after if key not in cold.get("stored", ())]
             lines.append(f"{kind} keys: the same in both runs; " + (
                 f"no entry for {', '.join(missing)} in the directory after the cold run (not stored, or removed)"
                 if missing else "their entries were there after the cold run (unreadable? see the cache messages)"))
