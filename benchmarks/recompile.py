@@ -128,8 +128,10 @@ def _key_differences(cold: dict, warm: dict) -> list:
             lines.append("the recompile computed no program key (see its 'no fast key' message)")
         new = {key: parts for key, parts in after.items() if key not in before}
         if after and not new:
-            missing = [key[:16] for key in after if key not in cold.get("stored", ())]
+            stored = cold.get("stored")  # the directory listed after the cold run, when it was
+            missing = [key[:16] for key in after if stored is not None and key not in stored]
             lines.append(f"{kind} keys: the same in both runs; " + (
+                "not stored, removed or unreadable (see the cache messages)" if stored is None else
                 f"no entry for {', '.join(missing)} in the directory after the cold run (not stored, or removed)"
                 if missing else "their entries were there after the cold run (unreadable? see the cache messages)"))
         for key, parts in new.items():
