@@ -122,7 +122,8 @@ def _key_differences(cold: dict, warm: dict) -> list:
     for kind in ("program", "engine"):
         before, after = cold["keys"][kind], warm["keys"][kind]
         if not before:
-            lines.append(f"the cold run computed no {kind} key")
+            if after or kind == "program":
+                lines.append(f"the cold run computed no {kind} key")
             continue
         if kind == "program" and not after:
             lines.append("the recompile computed no program key (see its 'no fast key' message)")
