@@ -19,12 +19,16 @@
   even when the version number stayed the same).
 - The converters each op of the partition can reach, in lookup order; a converter or validator
   the user registered is fingerprinted by its code (``_converter_fingerprint``).
+
+At debug level each key is logged with a digest of each of these parts (``key_parts_line``): two
+runs that should have shared an entry can be compared part by part.
 """
 from __future__ import annotations
 
 import enum
 import functools
 import hashlib
+import logging
 import operator
 import os
 import platform
@@ -33,6 +37,8 @@ from typing import Any, Callable, Dict, List, Mapping, Set, Tuple
 import sympy
 import torch
 from torch.fx import GraphModule, Node
+
+logger = logging.getLogger(__name__)
 
 KEY_SCHEMA = 2
 
@@ -237,5 +243,21 @@ def engine_key(sub: GraphModule, input_ranges: List[Mapping[int, Tuple[int, int,
     converters = converters_text((_callable_name(t), registry_entries(t)) for t in targets)
     used_ranges = sorted((str(s), tuple(symbol_ranges[s])) for s in symbols if s in symbol_ranges)
     inputs = [sorted(dims.items()) for dims in input_ranges]
-    text = "\n".join([versions(), settings_text(settings), f"inputs={inputs}", f"symbols={used_ranges}", converters, graph])
-    return hashlib.sha256(text.encode()).hexdigest()
+    parts = {"versions": versions(), "settings": settings_text(settings), "inputs": f"inputs={inputs}",
+             "symbols": f"symbols={used_ranges}", "converters": converters, "graph": graph}
+    key = hashlib.sha256("\n".join(parts.values()).encode()).hexdigest()
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("engine cache key %s parts %s", key, key_parts_line(parts))
+    return key
+
+
+def key_parts_line(parts: Mapping[str, str]) -> str:
+    """What a key was made of, as ``name:value`` words: the versions verbatim (they include the
+    fingerprint of this package's sources, which any edit of a .py file in it changes), every other
+    part as the first 16 hex digits of its SHA-256. Logged at debug level with each key, so the
+    lines of two runs, compared part by part, name what made their keys differ (as
+    ``benchmarks/recompile.py`` does when a recompile misses)."""
+    def value(name: str, text: str) -> str:
+        return text.replace(" ", "_") if name == "versions" else hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    return " ".join(f"{name}:{value(name, text)}" for name, text in parts.items())

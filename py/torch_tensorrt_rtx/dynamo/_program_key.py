@@ -20,6 +20,9 @@ compile takes the normal path: an argument of an unknown type, an exception (suc
 data-dependent ``.item()`` on a meta tensor), a real (non-meta) tensor anywhere, or a forward that
 changes the module's Python state (every submodule's ``__dict__``, parameters, buffers and children
 are compared shallowly before and after; a change is undone exactly).
+
+At debug level each key is logged with a digest of each of its parts (``key_parts_line``), as the
+engine cache's keys are.
 """
 from __future__ import annotations
 
@@ -283,16 +286,19 @@ def fast_key(module: torch.nn.Module, specs: Sequence[Any], kwarg_specs: Dict[st
              weight_digests: Any) -> str:
     """The program cache key (hex SHA-256) of compiling `module`; NoFastKey with the reason when
     there is none (see the module docstring)."""
-    from torch_tensorrt_rtx.dynamo._engine_cache_key import Uncacheable, versions
+    from torch_tensorrt_rtx.dynamo._engine_cache_key import Uncacheable, key_parts_line, versions
 
     weights = _unique_weights(module)
     try:
-        parts = [f"program schema={KEY_SCHEMA}", versions(), _settings_text(settings), _converters_text(),
-                 _specs_text(specs, kwarg_specs), _modes_text(), _classes_text(module),
-                 _trace(module, specs, kwarg_specs, weights)]
-        parts += [f"weight {name} {weight_digests.digest(t)}" for name, t in weights.values()]
+        parts = {"schema": f"program schema={KEY_SCHEMA}", "versions": versions(), "settings": _settings_text(settings),
+                 "converters": _converters_text(), "inputs": _specs_text(specs, kwarg_specs), "modes": _modes_text(),
+                 "classes": _classes_text(module), "trace": _trace(module, specs, kwarg_specs, weights)}
+        weight_lines = [f"weight {name} {weight_digests.digest(t)}" for name, t in weights.values()]
     except Uncacheable as exc:
         raise NoFastKey(str(exc)) from exc
     except OSError as exc:
         raise NoFastKey(f"a class's source file could not be read: {exc}") from exc
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    key = hashlib.sha256("\n".join(list(parts.values()) + weight_lines).encode()).hexdigest()
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("program cache key %s parts %s", key, key_parts_line(dict(parts, weights="\n".join(weight_lines))))
+    return key
