@@ -19,9 +19,10 @@ pages stay in the page cache (the unnamed file on the temporary directory's disk
 the record lives) and enter the process's resident memory only when read (measured on BERT-base:
 0.2-0.35 s of packaging less than reading it into an anonymous record). While TensorRT-RTX builds,
 a thread writes zeros over the part of the file the engine is expected to fill (its network's
-weights), so the chunks later rewrite pages the file has rather than make them (`_Prefault`). Heap memory the build freed
-is handed back to the system (`malloc_trim`, glibc) at each build phase and, from a `HeapTrimmer`
-thread, whenever the resident size grew by 32 MB, so the peak is TensorRT-RTX's own working set.
+weights), so the chunks later rewrite pages the file has rather than make them (`_Prefault`).
+Heap memory the build freed is handed back to the system (`malloc_trim`, glibc) at each build phase
+and, from a `HeapTrimmer` thread, whenever the resident size grew by 32 MB, so the peak is
+TensorRT-RTX's own working set.
 """
 from __future__ import annotations
 
