@@ -1,23 +1,27 @@
 """Benchmark (not a test): how low torch.compile(backend="tensorrt_rtx") can go against backend="eager",
-from the two costs our backend cannot drop: the ATen trace of dynamo's graph and the TensorRT-RTX build.
+from the costs our backend cannot drop: the ATen trace of dynamo's graph, the TensorRT-RTX build and
+packing each engine into the program (its SHA-256, the engine's identity, and one copy into its record).
 
-    .venv/bin/python benchmarks/torch_compile_floor.py [--models vit_b_16,vae_decoder] [--repeats 5]
+    .venv/bin/python benchmarks/torch_compile_floor.py [--models vit_b_16,vae_decoder,resnet18d] [--repeats 5]
 
 Same rounds as benchmarks/torch_compile_vs_eager.py (warm-up, then interleaved eager / trtx rounds,
 one torch thread, engines answered by its stand-in; compile = first call - second call), in CPU
 seconds of the process (all threads), which moves far less than wall time on a shared machine.
 In each trtx round the CPU seconds of the ATen trace (`_dynamo_aten._trace`, the make_fx of dynamo's
-graph) and of `build_engine` (TensorRT-RTX's build) are taken apart (a graph the backend exports
-instead of tracing, one that writes to an input say, counts its export under rest):
+graph), of `build_engine` (TensorRT-RTX's build) and of packaging (`_compiler._package`: waiting for
+the engine's hash, which a thread starts when the build returns, and copying the engine into its
+record) are taken apart (a graph the backend exports instead of tracing, one that writes to an input
+say, counts its export under rest):
   eager, trtx   median compile CPU seconds of each backend
   ratio         trtx / eager (issue 21's target: at most 1.5)
-  trace, build  median CPU seconds of the ATen trace and of the engine build(s)
-  rest          trtx - eager - trace - build: our other phases, plus what dynamo does more for us
+  trace, build, pack  median CPU seconds of the ATen trace, the engine build(s) and their packaging
+                (the hash thread's CPU lands in whichever of build and pack it overlaps)
+  rest          trtx - eager - trace - build - pack: our other phases, plus what dynamo does more for us
   after         CPU seconds dynamo spends between our backend returning and the graph's first call
                 (guards, bytecode): the most a build running beside it on a free core could hide
-  floors        (eager + build) / eager and (eager + trace + build) / eager: the ratio if everything
-                else cost nothing; above 1.5, the target is out of reach without a cheaper build
-                (or, for the second, without the trace)
+  floors        (eager + build + pack) / eager and (eager + trace + build + pack) / eager: the ratio
+                if everything else cost nothing; above 1.5, the target is out of reach without a
+                cheaper build or packaging (or, for the second, without the trace)
 
 Then TensorRT-RTX's fixed cost per build, on one-layer networks built with tensorrt_rtx alone (no
 torch, no wrapper of ours): with no weight, and with one 64x64 weight. On Linux with glibc, a
@@ -104,8 +108,8 @@ def _compile_cpu(model, backend: str, args, kwargs) -> float:
 
 
 def model_floors(name: str, repeats: int) -> Dict[str, float]:
-    """Median CPU seconds of eager compile, trtx compile, the trace, the build and dynamo's work after
-    the backend, for zoo model `name`."""
+    """Median CPU seconds of eager compile, trtx compile, the trace, the build, packaging and dynamo's
+    work after the backend, for zoo model `name`."""
     from tests.py.models.zoo import ALL_MODELS
     from torch_tensorrt_rtx.dynamo import _compiler, _dynamo_aten
 
@@ -114,7 +118,7 @@ def model_floors(name: str, repeats: int) -> Dict[str, float]:
     torch.manual_seed(0)
     case = ALL_MODELS[name]()
     args, kwargs = case.make(*case.sizes[1])
-    samples: Dict[str, List[float]] = {"eager": [], "trtx": [], "trace": [], "build": [], "after": []}
+    samples: Dict[str, List[float]] = {"eager": [], "trtx": [], "trace": [], "build": [], "pack": [], "after": []}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for backend in ("eager", "tensorrt_rtx"):  # warm-up, untimed
@@ -122,10 +126,11 @@ def model_floors(name: str, repeats: int) -> Dict[str, float]:
         for _ in range(repeats):
             samples["eager"].append(_compile_cpu(case.model, "eager", args, kwargs))
             with _CpuMeter(_dynamo_aten, "_trace") as trace, _CpuMeter(_compiler, "build_engine") as build, \
-                    _AfterBackend() as after:
+                    _CpuMeter(_compiler, "_package") as pack, _AfterBackend() as after:
                 samples["trtx"].append(_compile_cpu(case.model, "tensorrt_rtx", args, kwargs))
             samples["trace"].append(trace.seconds)
             samples["build"].append(build.seconds)
+            samples["pack"].append(pack.seconds)
             samples["after"].append(after.seconds)
     return {key: statistics.median(values) for key, values in samples.items()}
 
@@ -178,14 +183,15 @@ def main() -> None:
     torch.set_num_threads(1)  # as benchmarks/torch_compile_vs_eager.py
     print(f"torch.compile compile CPU seconds (first call - second call), median of {options.repeats} interleaved "
           f"rounds after a warm-up; load {os.getloadavg()[0]:.1f}")
-    print(f"{'model':<14} {'eager':>6} {'trtx':>6} {'ratio':>6} | {'trace':>6} {'build':>6} {'rest':>6} | "
-          f"{'floor eager+build':>17} {'eager+trace+build':>17} | {'after':>6}")
+    print(f"{'model':<14} {'eager':>6} {'trtx':>6} {'ratio':>6} | {'trace':>6} {'build':>6} {'pack':>6} {'rest':>6} | "
+          f"{'floor eager+build+pack':>22} {'+trace':>7} | {'after':>6}")
     for name in options.models.split(","):
         m = model_floors(name, options.repeats)
-        rest = m["trtx"] - m["eager"] - m["trace"] - m["build"]
+        floor = m["eager"] + m["build"] + m["pack"]
+        rest = m["trtx"] - floor - m["trace"]
         print(f"{name:<14} {m['eager']:>6.3f} {m['trtx']:>6.3f} {m['trtx'] / m['eager']:>5.2f}x | {m['trace']:>6.3f} "
-              f"{m['build']:>6.3f} {rest:>6.3f} | {(m['eager'] + m['build']) / m['eager']:>16.2f}x "
-              f"{(m['eager'] + m['trace'] + m['build']) / m['eager']:>16.2f}x | {m['after']:>6.3f}")
+              f"{m['build']:>6.3f} {m['pack']:>6.3f} {rest:>6.3f} | {floor / m['eager']:>21.2f}x "
+              f"{(floor + m['trace']) / m['eager']:>6.2f}x | {m['after']:>6.3f}")
     malloc = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
     print(f"TensorRT-RTX build of a one-layer network, median of {options.repeats} (malloc settings: {malloc or 'none'}):")
     for weighted, label in ((False, "no weight"), (True, "one 64x64 weight")):

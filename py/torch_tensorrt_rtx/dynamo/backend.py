@@ -122,14 +122,16 @@ def _specialize_python_numbers(gm: GraphModule, numbers: Sequence[bool]) -> List
             _replace_uses(gm, read, guard_scalar(read.meta["example_value"]))
             gm.graph.erase_node(read)
         gm.graph.erase_node(node)
-    gm.recompile()
+    if len(kept) < len(numbers):
+        gm.recompile()
     return kept
 
 
 def _copy(gm: GraphModule) -> GraphModule:
-    """A copy with plain input names: dynamo's (``L_x_``) leak into export's guard code. Its Python
-    code is generated once, when the ATen trace (or export) first calls it: the input mapping
-    edits the graph and recompiles twice before that, and each code generation costs 3-6 ms."""
+    """A copy of dynamo's graph that is ours to edit, with plain input names: dynamo's (``L_x_``)
+    leak into export's guard code. Its Python code is generated once, when the ATen trace (or
+    export) first calls it: the input mapping edits the graph and recompiles twice before that,
+    and each code generation costs 3-6 ms."""
     from torch.fx._lazy_graph_module import _LazyGraphModule
 
     graph = torch.fx.Graph()
@@ -268,7 +270,8 @@ def _tensor_input_specs(gm: GraphModule, example_inputs: Sequence[Any], user_ind
             size = gm.graph.call_function(torch.ops.aten.sym_size.int, (source, d))
         node.replace_all_uses_with(size)
         gm.graph.erase_node(node)
-    gm.recompile()
+    if sizes or any(node is not None for node, _ in constants):  # the graph changed
+        gm.recompile()
     return tensor_indices, specs
 
 
@@ -338,11 +341,11 @@ def _export_specializing(gm: GraphModule, specs: List[Any]):
 
 
 def _to_aten(gm: GraphModule, example_inputs: Sequence[Any], state: Sequence[bool], kept: Sequence[int],
-             specs: List[Any]):
+             specs: List[Any], copied: bool):
     """(decomposed ATen graph, {symbol: (min, opt, max)}) of `gm`, whose placeholders are the inputs
-    at `kept`. Traced once in dynamo's fake mode where that is safe (_dynamo_aten.py); else the
-    module state is frozen and the graph exported (a second trace, which handles mutations and
-    grad-mode regions)."""
+    at `kept` (`copied`: gm is `_copy`'s, not dynamo's own graph). Traced once in dynamo's fake mode
+    where that is safe (_dynamo_aten.py); else the module state is frozen into a copy and the graph
+    exported (a second trace, which handles mutations and grad-mode regions)."""
     weights = {k: example_inputs[i] for k, i in enumerate(kept) if state[i]}
     try:
         traced, symbol_ranges, notes = _dynamo_aten.trace_dynamo_graph(gm, weights, specs)
@@ -351,6 +354,8 @@ def _to_aten(gm: GraphModule, example_inputs: Sequence[Any], state: Sequence[boo
     else:
         _warn_specialized(notes, "the ATen trace of dynamo's graph has")
         return traced, symbol_ranges
+    if not copied:  # still dynamo's graph: freezing edits it
+        gm = _copy(gm)
     _dynamo_aten.freeze(gm, weights)
     exported = _export_specializing(gm, specs)
     return exported.graph_module, exported.symbol_ranges
@@ -407,7 +412,12 @@ def _compile_dynamo_graph(gm: GraphModule, example_inputs: Sequence[Any], settin
     state = [isinstance(v, torch.Tensor) and _is_module_state(n, v) and not _mutated(n)
              for n, v in zip(placeholders, example_inputs)]
     numbers = [_is_python_number(n) for n in placeholders]
-    gm = _copy(gm)  # dynamo reads the graph it handed us afterwards: never edit it in place
+    # Dynamo reads the graph it handed us afterwards: never edit it in place. The input mapping
+    # edits it only for Python numbers and int inputs, and the export path freezes weights into
+    # it (_to_aten copies it then); the ATen trace only calls it.
+    copied = any(numbers) or not all(isinstance(v, torch.Tensor) for v in example_inputs)
+    if copied:
+        gm = _copy(gm)
     with stage("input mapping"):
         indices = _specialize_python_numbers(gm, numbers)
         user_indices, specs = _tensor_input_specs(gm, example_inputs, [i for i in indices if not state[i]],
@@ -415,7 +425,7 @@ def _compile_dynamo_graph(gm: GraphModule, example_inputs: Sequence[Any], settin
         _note_sizes_of_one(specs)
         kept = [i for i in indices if state[i] or i in user_indices]  # the input index of each placeholder left
     with stage("export"):
-        aten_gm, symbol_ranges = _to_aten(gm, example_inputs, state, kept, specs)
+        aten_gm, symbol_ranges = _to_aten(gm, example_inputs, state, kept, specs, copied)
     compiled, report = compile_graph(aten_gm, symbol_ranges, settings)
     compile_id = torch._guards.CompileContext.current_compile_id()
     if compile_id is not None and compile_id.frame_compile_id is not None:

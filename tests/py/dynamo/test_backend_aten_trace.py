@@ -131,6 +131,18 @@ def test_guard_of_the_trace_fixes_only_the_dim_it_constrains():
     assert len(notes) == 1 and notes[0].startswith("input 0 dim 1 = 8 (not [2, 64]"), notes
 
 
+class ScaledMLP(nn.Module):
+    """An int argument: under dynamic=True dynamo passes it as a SymInt input, which the input
+    mapping replaces by its value (an edit of the graph)."""
+
+    def __init__(self):
+        super().__init__()
+        self.mlp = MLP()
+
+    def forward(self, x, n):
+        return self.mlp(x) * n
+
+
 def test_the_copy_of_dynamos_graph_generates_its_code_once(monkeypatch):
     """The input mapping edits the backend's copy of dynamo's graph and recompiles it; its Python
     code is generated once, when the ATen trace first calls it (each generation costs ms)."""
@@ -150,7 +162,49 @@ def test_the_copy_of_dynamos_graph_generates_its_code_once(monkeypatch):
     monkeypatch.setattr(backend, "_copy", copy)
     monkeypatch.setattr(torch.fx.Graph, "python_code", python_code)
     torch.manual_seed(0)
-    model = MLP().eval()
-    reports = _verify_calls(model, [[torch.randn(3, 16)]], dynamic=False)
+    model = ScaledMLP().eval()
+    reports = _verify_calls(model, [[torch.randn(3, 16), 3]], dynamic=True)
     assert len(copies) == 1 and len(reports) == 1 and not reports[0].fallback_ops
     assert sum(graph is copies[0].graph for graph in generated) == 1
+
+
+@pytest.mark.parametrize("model,args,dynamic,copies_expected", [
+    (MLP, (torch.randn(3, 16),), False, 0),               # traced as it is: nothing edits it
+    (ScaledMLP, (torch.randn(3, 16), 3), True, 1),       # the int input is replaced by its value
+    (CountCalls, (torch.randn(4, 8),), False, 1),         # exported: its weights frozen into the graph
+])
+def test_dynamos_graph_is_copied_only_when_edited_and_never_changes(model, args, dynamic, copies_expected,
+                                                                     monkeypatch):
+    """Dynamo reads the graph it hands the backend afterwards: the backend copies it before any
+    edit (and only then: a copy of a large graph costs ms), and dynamo's graph stays as it was."""
+    from torch_tensorrt_rtx.dynamo import backend
+
+    seen, copies = [], []
+    real_compile, real_copy = backend._compile_dynamo_graph, backend._copy
+
+    def compile_dynamo_graph(gm, example_inputs, settings):
+        before = [node.format_node() for node in gm.graph.nodes]
+        try:
+            return real_compile(gm, example_inputs, settings)
+        finally:
+            seen.append((before, [node.format_node() for node in gm.graph.nodes]))
+
+    def copy(gm):
+        copies.append(gm)
+        return real_copy(gm)
+
+    monkeypatch.setattr(backend, "_compile_dynamo_graph", compile_dynamo_graph)
+    monkeypatch.setattr(backend, "_copy", copy)
+    torch.manual_seed(0)
+    module = model().eval()
+    compiled = torch.compile(module, backend="tensorrt_rtx", dynamic=dynamic,
+                             options={**OPTIONS, "pass_through_build_failures": True})
+    reference = model().eval()
+    reference.load_state_dict(module.state_dict())
+    with trtx.compile_reports() as reports:
+        verification = trtx.verify(compiled, *args, reference_module=reference)
+    assert verification.ok, str(verification)
+    assert len(seen) == 1 and len(reports) == 1, (len(seen), len(reports))
+    before, after = seen[0]
+    assert after == before, "the backend edited dynamo's graph"
+    assert len(copies) == copies_expected
