@@ -373,3 +373,16 @@ def test_a_streamed_build_makes_the_engine_pages_ahead(monkeypatch):
     assert made == [(99, _engine_builder.network_weight_bytes(network_def.network))]
     assert engine.tobytes()[:4] != bytes(4)
     engine.close()
+
+
+def test_no_pages_are_made_ahead_for_an_engine_built_without_its_weights(monkeypatch):
+    made = []
+    monkeypatch.setattr(_engine_builder, "_Prefault", lambda *args: made.append(args))
+    monkeypatch.setattr(_engine_builder, "STREAM_ABOVE_BYTES", -1)
+    monkeypatch.setattr(_engine_builder, "refit_flags", lambda settings: [])  # STRIP_PLAN needs a GPU to build
+    from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
+
+    engine, _ = build_engine(_small_network(), label="t", progress=False,
+                             settings=CompilationSettings(strip_engine_weights=True))
+    assert made == [] and engine.nbytes > 0
+    engine.close()

@@ -552,8 +552,10 @@ def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[
     config = builder_config(network_def, compute_capabilities, label, progress, settings, trim=stream)
     trt_logger().errors.clear()
     start = time.perf_counter()
+    # The engine's expected size, for the pages made ahead; none for an engine without its weights.
+    expected = 0 if not stream or (settings is not None and settings.strip_engine_weights) else weights
     engine, write_error = (_build_streamed if stream else _build_in_memory)(network_def, config, record_offset,
-                                                                             weights)
+                                                                             expected)
     # TensorRT-RTX's time alone: the chunks' writing and hashing, ours, count as packaging.
     seconds = time.perf_counter() - start - getattr(engine, "write_seconds", 0.0)
     if write_error is not None:
