@@ -137,8 +137,8 @@ def test_a_refittable_hit_still_converts_for_its_weight_names(tmp_path, conversi
     from torch_tensorrt_rtx.dynamo import _compiler
 
     real = _compiler.build_engine
-    monkeypatch.setattr(_compiler, "build_engine", lambda network, caps, label, progress, settings:
-                        real(network, caps, label=label, progress=progress, settings=None))
+    monkeypatch.setattr(_compiler, "build_engine", lambda network, caps, label, progress, settings, **rest:
+                        real(network, caps, label=label, progress=progress, settings=None, **rest))
     spec = trtx.Input(min_shape=(1, 16), opt_shape=(4, 16), max_shape=(8, 16))
     cold, warm = (trtx.compile(_model(), [spec], engine_cache_dir=tmp_path, progress=False, min_block_size=1,
                                immutable_weights=False) for _ in range(2))
