@@ -42,6 +42,7 @@ import tensorrt_rtx as trt
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._in_place_writer import InPlaceStreamWriter
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import NetworkDefinition, trt_logger
+from torch_tensorrt_rtx.dynamo.conversion._trailing_hash import TrailingFileHash
 from torch_tensorrt_rtx.runtime._libc import PAGE_SIZE, libc_function
 
 logger = logging.getLogger(__name__)
@@ -170,11 +171,14 @@ class SerializedEngine(_EngineBlob):
     the record mapped from it goes), with its size and SHA-256. Not a copy in memory: `readinto`
     reads it where the caller wants it; `map_record` makes the file itself the packed record.
     `record_offset`: room left in front of the engine for the record's header (`map_record`).
-    `write_seconds`: the time spent writing and hashing the chunks (our work inside the build)."""
+    `write_seconds`: the time spent writing (and, where the hash cannot trail the writes, hashing)
+    the chunks: our work inside the build. On POSIX the hash trails the writes on another core
+    (`_trailing_hash.py`); what is left of it when `sha256` is first asked is waited for then."""
 
     def __init__(self, record_offset: int = 0, expected_bytes: int = 0) -> None:
         self._file = tempfile.TemporaryFile(prefix="trtx_engine_", buffering=0)
         self._hash = hashlib.sha256()
+        self._trailing = TrailingFileHash(self._file.fileno(), record_offset) if hasattr(os, "pread") else None
         self.record_offset = record_offset
         self.mapped = False  # the file became a record (once: a mapping sees later writes to the file)
         self.nbytes = 0
@@ -192,7 +196,10 @@ class SerializedEngine(_EngineBlob):
         start = time.perf_counter()
         size = len(chunk)
         try:
-            if size < _HASH_BESIDE_BYTES:
+            if self._trailing is not None:
+                self._write_at(chunk, self.record_offset + self.nbytes)
+                self._trailing.advance(self.record_offset + self.nbytes + size)
+            elif size < _HASH_BESIDE_BYTES:
                 self._hash.update(chunk)
                 self._write_at(chunk, self.record_offset + self.nbytes)
             else:  # hashed on one core while the file write runs on the other
@@ -215,7 +222,7 @@ class SerializedEngine(_EngineBlob):
 
     @property
     def sha256(self) -> str:
-        return self._hash.hexdigest()
+        return self._hash.hexdigest() if self._trailing is None else self._trailing.finish()
 
     def readinto(self, buffer) -> None:
         """Fill `buffer` (writable, exactly `nbytes` long) with the engine."""
@@ -264,6 +271,8 @@ class SerializedEngine(_EngineBlob):
 
     def close(self) -> None:
         self._stop_prefault()
+        if self._trailing is not None:
+            self._trailing.close()  # it reads the file: done before the file goes (sha256 still known)
         self._file.close()
 
 
