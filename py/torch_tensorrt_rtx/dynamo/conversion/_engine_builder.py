@@ -11,9 +11,9 @@ TensorRT-RTX's host memory (a `HostEngine`, hashed once, copied once into the pa
 
 For memory, one copy of the engine: TensorRT-RTX streams the serialized engine
 (`build_serialized_network_to_stream`) into an unnamed temporary file while it still holds its
-own build state, hashing it on the way, each chunk taken where TensorRT-RTX holds it, without the
-Python binding's copy where that can be done (`_in_place_writer.py`), behind room left for the
-packed record's header. The file then becomes the packed engine record (`map_record`: the header
+own build state, hashing it behind the writes (`_trailing_hash.py`), each chunk taken where
+TensorRT-RTX holds it, without the Python binding's copy where that can be done
+(`_in_place_writer.py`), behind room left for the packed record's header. The file then becomes the packed engine record (`map_record`: the header
 written into that room, the file mapped copy-on-write), so the engine is never copied again: its
 pages stay in the page cache (the unnamed file on the temporary directory's disk, for as long as
 the record lives) and enter the process's resident memory only when read (measured on BERT-base:
