@@ -273,18 +273,18 @@ def _packed_size(parts: list) -> int:
 
 
 def _pack_into(out: Any, parts: list) -> None:
-    """Write the header and the length-prefixed `parts` into the writable buffer `out`."""
-    _PACK_HEADER.pack_into(out, 0, PACK_MAGIC, LAYOUT.abi_version, LAYOUT.num_fields)
-    pos = _PACK_HEADER.size
+    """Write the header and the length-prefixed `parts` into the writable buffer `out`: the bytes
+    around the engine as `_around_engine` spells them, the engine copied (or read) between them."""
+    before, after = _around_engine(parts)
+    engine = parts[LAYOUT.fields.index(ENGINE_FIELD)]
+    end = len(before) + engine.nbytes
     with memoryview(out) as view:
-        for part in parts:
-            _PACK_LENGTH.pack_into(out, pos, part.nbytes)
-            pos += _PACK_LENGTH.size
-            if isinstance(part, memoryview):
-                view[pos:pos + part.nbytes] = part
-            else:
-                part.readinto(view[pos:pos + part.nbytes])
-            pos += part.nbytes
+        view[:len(before)] = before
+        if isinstance(engine, memoryview):
+            view[len(before):end] = engine
+        else:
+            engine.readinto(view[len(before):end])
+        view[end:end + len(after)] = after
 
 
 def _copied_from_memory(part: Any) -> bool:
