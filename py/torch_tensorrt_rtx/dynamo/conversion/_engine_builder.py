@@ -10,19 +10,19 @@ follows them) are built for memory; smaller ones for speed, with `build_serializ
 TensorRT-RTX's host memory (a `HostEngine`, hashed once, copied once into the packed record).
 
 For memory, one copy of the engine: TensorRT-RTX streams the serialized engine
-(`build_serialized_network_to_stream`) into an unnamed temporary file while it still holds its
-own build state, hashing it behind the writes (`_trailing_hash.py`), each chunk taken where
-TensorRT-RTX holds it, without the Python binding's copy where that can be done
-(`_in_place_writer.py`), behind room left for the packed record's header. The file then becomes the packed engine record (`map_record`: the header
-written into that room, the file mapped copy-on-write), so the engine is never copied again: its
-pages stay in the page cache (the unnamed file on the temporary directory's disk, for as long as
-the record lives) and enter the process's resident memory only when read (measured on BERT-base:
-0.2-0.35 s of packaging less than reading it into an anonymous record). While TensorRT-RTX builds,
-a thread writes zeros over the part of the file the engine is expected to fill (its network's
-weights), so the chunks later rewrite pages the file has rather than make them (`_Prefault`).
-Heap memory the build freed is handed back to the system (`malloc_trim`, glibc) at each build phase
-and, from a `HeapTrimmer` thread, whenever the resident size grew by 32 MB, so the peak is
-TensorRT-RTX's own working set.
+(`build_serialized_network_to_stream`) into an unnamed temporary file while it still holds its own
+build state, hashing it behind the writes (`_trailing_hash.py`), each chunk taken where TensorRT-RTX
+holds it, without the Python binding's copy where that can be done (`_in_place_writer.py`), behind
+room left for the packed record's header. The file then becomes the packed engine record
+(`map_record`: the header written into that room, the file mapped copy-on-write), so the engine is
+never copied again: its pages stay in the page cache (the unnamed file on the temporary directory's
+disk, for as long as the record lives) and enter the process's resident memory only when read
+(measured on BERT-base: 0.2-0.35 s of packaging less than reading it into an anonymous record).
+While TensorRT-RTX builds, a thread writes zeros over the part of the file the engine is expected to
+fill (its network's weights), so the chunks later rewrite pages the file has rather than make them
+(`_Prefault`). Heap memory the build freed is handed back to the system (`malloc_trim`, glibc) at
+each build phase and, from a `HeapTrimmer` thread, whenever the resident size grew by 32 MB, so the
+peak is TensorRT-RTX's own working set.
 """
 from __future__ import annotations
 
@@ -195,19 +195,21 @@ class SerializedEngine(_EngineBlob):
         self._stop_prefault()  # before the first chunk: the zeros never land on the engine
         start = time.perf_counter()
         size = len(chunk)
+        offset = self.record_offset + self.nbytes
+        hashing = None
         try:
-            if self._trailing is not None:
-                self._write_at(chunk, self.record_offset + self.nbytes)
-                self._trailing.advance(self.record_offset + self.nbytes + size)
-            elif size < _HASH_BESIDE_BYTES:
-                self._hash.update(chunk)
-                self._write_at(chunk, self.record_offset + self.nbytes)
-            else:  # hashed on one core while the file write runs on the other
-                hashing = _HashThread(self._hash, chunk)
-                try:
-                    self._write_at(chunk, self.record_offset + self.nbytes)
-                finally:
+            if self._trailing is None:  # hashed here: a large chunk on one core while the other writes it
+                if size < _HASH_BESIDE_BYTES:
+                    self._hash.update(chunk)
+                else:
+                    hashing = _HashThread(self._hash, chunk)
+            try:
+                self._write_at(chunk, offset)
+            finally:
+                if hashing is not None:
                     hashing.wait()
+            if self._trailing is not None:
+                self._trailing.advance(offset + size)
         finally:
             self.write_seconds += time.perf_counter() - start
         self.nbytes += size
@@ -277,14 +279,14 @@ class SerializedEngine(_EngineBlob):
 
 
 class _Prefault(threading.Thread):
-    """Writes zeros over the `nbytes` of the temporary file the engine is expected to fill, from
-    `offset`, on another core while TensorRT-RTX builds, and stops (between two steps) when the
-    engine's first chunk arrives. The chunks then overwrite pages the file already has instead of
-    having the kernel find a new page for every 4 KiB while TensorRT-RTX waits: on this project's VMs,
-    whose kernel hands memory freed for a few seconds back to the host (free page reporting), a
-    first write costs 0.7-1.1 s per 448 MB, a rewrite 0.1-0.15 s (`benchmarks/engine_build_paths.py`
-    measures the build). Positional writes (`os.pwrite`, POSIX), so the writer's file position is
-    not shared; a failed write just ends it (the chunks then make the pages themselves)."""
+    """Writes zeros over the `nbytes` of the temporary file the engine is expected to fill, from `offset`,
+    on another core while TensorRT-RTX builds, and stops (between two steps) when the engine's first
+    chunk arrives. The chunks then overwrite pages the file already has instead of having the kernel
+    find a new page for every 4 KiB while TensorRT-RTX waits: on this project's VMs, whose kernel
+    hands memory freed for a few seconds back to the host (free page reporting), a first write costs
+    0.7-1.1 s per 448 MB, a rewrite 0.1-0.15 s (`benchmarks/streamed_packaging.py`). Positional
+    writes (`os.pwrite`, POSIX), so the writer's file position is not shared; a failed write just
+    ends it (the chunks then make the pages themselves)."""
 
     _STEP = 8 << 20
 
@@ -528,8 +530,7 @@ def streamed_weight_bytes(network: "trt.INetworkDefinition") -> Optional[int]:
     return used if used > STREAM_ABOVE_BYTES else None
 
 
-def _build_in_memory(network_def: NetworkDefinition, config: "trt.IBuilderConfig", record_offset: int,
-                     expected_bytes: int):
+def _build_in_memory(network_def: NetworkDefinition, config: "trt.IBuilderConfig"):
     """(HostEngine or None, None): `build_serialized_network`, the engine in TensorRT-RTX's memory."""
     host = network_def.builder.build_serialized_network(network_def.network, config)
     return (HostEngine(host) if host is not None and host.nbytes else None), None
@@ -561,10 +562,11 @@ def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[
     config = builder_config(network_def, compute_capabilities, label, progress, settings, trim=stream)
     trt_logger().errors.clear()
     start = time.perf_counter()
-    # The engine's expected size, for the pages made ahead; none for an engine without its weights.
-    expected = 0 if not stream or (settings is not None and settings.strip_engine_weights) else weights
-    engine, write_error = (_build_streamed if stream else _build_in_memory)(network_def, config, record_offset,
-                                                                             expected)
+    if stream:  # the engine's expected size, for the pages made ahead; none for an engine without its weights
+        expected = 0 if settings is not None and settings.strip_engine_weights else weights
+        engine, write_error = _build_streamed(network_def, config, record_offset, expected)
+    else:
+        engine, write_error = _build_in_memory(network_def, config)
     # TensorRT-RTX's time alone: the chunks' writing and hashing, ours, count as packaging.
     seconds = time.perf_counter() - start - getattr(engine, "write_seconds", 0.0)
     if write_error is not None:
