@@ -40,9 +40,11 @@ def test_an_engine_in_a_file_packs_like_the_same_bytes_in_memory():
 
 
 def test_large_chunks_are_hashed_beside_the_file_write_and_timed(monkeypatch):
+    monkeypatch.delattr(_engine_builder.os, "pread", raising=False)  # the path where the hash cannot trail the writes
     monkeypatch.setattr(_engine_builder, "_HASH_BESIDE_BYTES", 1000)  # chunks of 1000 bytes or more: a thread
     data = bytes(range(256)) * 40 + b"x"
     engine = SerializedEngine()
+    assert engine._trailing is None
     for start in range(0, len(data), 3000):  # 3000-byte chunks on the hash thread, the last one inline
         assert engine.write(data[start:start + 3000]) == len(data[start:start + 3000])
     assert engine.nbytes == len(data) and engine.tobytes() == data
