@@ -51,6 +51,7 @@ from torch_tensorrt_rtx.dynamo.conversion._engine_builder import (
 from torch_tensorrt_rtx.dynamo.conversion._lazy_network import LazyNetwork
 from torch_tensorrt_rtx.dynamo.conversion._registry import op_name
 from torch_tensorrt_rtx.dynamo.conversion._upstream_registry import converter_settings
+from torch_tensorrt_rtx.dynamo.conversion._weight_casts import WeightCasts
 from torch_tensorrt_rtx.dynamo.lowering import lower
 from torch_tensorrt_rtx.dynamo.lowering._double import truncate_double
 from torch_tensorrt_rtx.dynamo.lowering._precision import describe as describe_precision
@@ -453,16 +454,21 @@ def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int
 
 
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,
-                  weight_digests: Optional[Any] = None) -> Tuple[GraphModule, CompileReport]:
+                  weight_digests: Optional[Any] = None,
+                  weight_casts: Optional[WeightCasts] = None) -> Tuple[GraphModule, CompileReport]:
     """`weight_digests`: a WeightDigests (_weight_digests.py) the engine cache's key takes its
-    weight hashes from, e.g. started on the module's weights before torch.export."""
+    weight hashes from, e.g. started on the module's weights before torch.export. `weight_casts`:
+    the weights' reduced-precision copies conversion takes (_weight_casts.py), closed here."""
     debug = PackageLogLevel(logging.DEBUG) if settings.debug else contextlib.nullcontext()
+    casts = weight_casts.in_use() if weight_casts is not None else contextlib.nullcontext()
     cache = EngineCacheSession(settings, symbol_ranges, weight_digests)
     try:
-        with converter_settings(settings), debug, no_full_collections():  # what upstream-style converters see
+        with converter_settings(settings), debug, no_full_collections(), casts:  # what upstream-style converters see
             return _compile_graph(gm, symbol_ranges, settings, cache)
     finally:
         cache.close()
+        if weight_casts is not None:
+            weight_casts.close()
 
 
 def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,

@@ -31,6 +31,7 @@ from torch_tensorrt_rtx.dynamo.conversion._context import (
 )
 from torch_tensorrt_rtx.dynamo.conversion._linear_tables import LinearTables
 from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name
+from torch_tensorrt_rtx.dynamo.conversion._weight_casts import ahead_cast
 
 logger = logging.getLogger(__name__)
 
@@ -276,8 +277,10 @@ def _fold(ctx: ConversionContext, node: Node, args: Any, kwargs: Any) -> Any:
         key = None
     folds = ctx.folds
     if key is None or key not in folds:
-        with torch.no_grad():
-            result = node.target(*args, **kwargs)
+        result = ahead_cast(node, args, kwargs)  # a weight's fp16 copy, made while torch.export ran
+        if result is None:
+            with torch.no_grad():
+                result = node.target(*args, **kwargs)
         if key is None:
             return result
         folds[key] = result
