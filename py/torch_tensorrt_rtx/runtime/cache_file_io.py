@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import re
+import secrets
 import stat
 import sys
 import tempfile
@@ -34,6 +35,7 @@ POSIX, WINDOWS = "posix", "windows"
 TEMP_MARKER = CACHE_PROTOCOL.temp_marker
 # Python's mkstemp uses 8 characters of [a-z0-9_]; C++ mkostemps 6 of [A-Za-z0-9].
 _TEMP_RANDOM = re.compile(r"[A-Za-z0-9_]{6,8}")
+_TEMP_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_"
 
 
 class CacheFileRefused(OSError):
@@ -202,6 +204,12 @@ def create_temp_file(path: Path):
     """An open binary file ``<name><marker><random>`` beside ``path`` (mode 0o600)."""
     fd, temp = tempfile.mkstemp(prefix=path.name + TEMP_MARKER, dir=path.parent)
     return os.fdopen(fd, "wb"), Path(temp)
+
+
+def temp_name(path: Path) -> Path:
+    """A fresh name ``<name><marker><random>`` beside ``path``, as `create_temp_file` makes, for a
+    file that gets its name later (an unnamed file linked into place under the exclusive lock)."""
+    return path.parent / (path.name + TEMP_MARKER + "".join(secrets.choice(_TEMP_ALPHABET) for _ in range(8)))
 
 
 def is_own_temp_name(cache_name: str, file_name: str) -> bool:

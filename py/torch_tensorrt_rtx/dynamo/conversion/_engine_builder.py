@@ -39,6 +39,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import tensorrt_rtx as trt
 
+from torch_tensorrt_rtx.dynamo._file_prefault import FilePrefault as _Prefault
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._in_place_writer import InPlaceStreamWriter
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import NetworkDefinition, trt_logger
@@ -276,41 +277,6 @@ class SerializedEngine(_EngineBlob):
         if self._trailing is not None:
             self._trailing.close()  # it reads the file: done before the file goes (sha256 still known)
         self._file.close()
-
-
-class _Prefault(threading.Thread):
-    """Writes zeros over the `nbytes` of the temporary file the engine is expected to fill, from `offset`,
-    on another core while TensorRT-RTX builds, and stops (between two steps) when the engine's first
-    chunk arrives. The chunks then overwrite pages the file already has instead of having the kernel
-    find a new page for every 4 KiB while TensorRT-RTX waits: on this project's VMs, whose kernel
-    hands memory freed for a few seconds back to the host (free page reporting), a first write costs
-    0.7-1.1 s per 448 MB, a rewrite 0.1-0.15 s (`benchmarks/streamed_packaging.py`). Positional
-    writes (`os.pwrite`, POSIX), so the writer's file position is not shared; a failed write just
-    ends it (the chunks then make the pages themselves)."""
-
-    _STEP = 8 << 20
-
-    def __init__(self, fd: int, offset: int, nbytes: int) -> None:
-        super().__init__(name="trtx-engine-prefault", daemon=True)
-        self.fd, self.offset, self.nbytes = fd, offset, nbytes
-        self.written = 0
-        self._halt = threading.Event()
-        if hasattr(os, "pwrite"):
-            self.start()
-
-    def run(self) -> None:
-        zeros = bytes(min(self._STEP, self.nbytes))
-        try:
-            while self.written < self.nbytes and not self._halt.is_set():
-                step = memoryview(zeros)[:min(len(zeros), self.nbytes - self.written)]
-                self.written += os.pwrite(self.fd, step, self.offset + self.written)
-        except OSError as exc:
-            logger.debug("engine file prefault stopped after %d bytes: %s", self.written, exc)
-
-    def stop(self) -> None:
-        self._halt.set()
-        if self.ident is not None:
-            self.join()
 
 
 class HostEngine(_EngineBlob):
