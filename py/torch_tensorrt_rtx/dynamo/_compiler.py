@@ -398,6 +398,9 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
                     blamed.append(_blame_build(exc, item))
                     break
                 clock.add("engine build", engines[key][1])
+                if cache.store_seconds:
+                    clock.add("engine cache store", cache.store_seconds)
+                    cache.store_seconds = 0.0
                 # Writing and hashing a streamed engine's chunks happened inside the build: ours.
                 clock.add("packaging", getattr(engines[key][0], "write_seconds", 0.0))
             built.append((item, *engines[key]))

@@ -41,6 +41,7 @@ import os
 import re
 import stat
 import struct
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
@@ -608,6 +609,7 @@ class EngineCacheSession:
         self.cache, self.reuse, self.store = cache_switches(settings)
         self.weights = weight_digests if weight_digests is not None else WeightDigests()
         self.hits = 0
+        self.store_seconds = 0.0  # spent storing built engines (the report's "engine cache store")
         self._keys: Dict[Tuple[int, str], Tuple[Any, Optional[str]]] = {}  # (id(sub), ranges) -> (sub, key)
         self._lookups: Dict[str, Future] = {}  # key -> try_load_engine on a worker thread
         self._reader: Optional[ThreadPoolExecutor] = None
@@ -680,11 +682,13 @@ class EngineCacheSession:
                 return found, 0.0
         engine, seconds = build()
         if key is not None and self.store:
+            start = time.perf_counter()
             spare, self.spare = self.spare, None
             if spare is None:
                 self.cache.try_save(key, engine)
             else:
                 self.cache.try_save(key, engine, spare=spare)
+            self.store_seconds += time.perf_counter() - start
         return engine, seconds
 
 

@@ -21,7 +21,9 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 # Compile phases in pipeline order. "engine build" is TensorRT-RTX's build_serialized_network
 # alone; "conversion" is FX -> INetworkDefinition plus the builder config; "packaging" is engine
-# records, graph surgery and the final recompile.
+# records, graph surgery and the final recompile. With the caches on, a compile also reports
+# "engine cache store" (writing built engines into the engine cache) and the program cache's
+# "program cache key" and "program cache store".
 PHASES = ("export", "decompositions", "lowering", "partitioning", "conversion", "engine build", "packaging")
 # GraphModule.meta key under which export_aten hands its phase times to compile_graph (which
 # removes it), so both entry points (compile and the torch.compile backend) report them.
