@@ -19,6 +19,8 @@ import logging
 import os
 import threading
 
+from torch_tensorrt_rtx.dynamo._background import background_thread
+
 logger = logging.getLogger(__name__)
 
 
@@ -36,6 +38,7 @@ class FilePrefault(threading.Thread):
             self.start()
 
     def run(self) -> None:
+        background_thread()
         zeros = bytes(min(self._STEP, self.nbytes))
         try:
             while self.written < self.nbytes and not self._halt.is_set():

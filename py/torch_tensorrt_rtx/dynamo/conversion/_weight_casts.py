@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch.fx import Node
 
+from torch_tensorrt_rtx.dynamo._background import background_thread
+
 logger = logging.getLogger(__name__)
 
 aten = torch.ops.aten
@@ -90,7 +92,7 @@ class WeightCasts:
                 continue
             array = tensor.detach().numpy()
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="trtx-weight-cast")
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="trtx-weight-cast", initializer=background_thread)
             copy = self._pool.submit(_cast, array, _NUMPY_DTYPES[self.dtype])
             self._pending[place] = _Pending(tensor.untyped_storage(), tensor._version, copy)
 
