@@ -388,3 +388,99 @@ def test_no_pages_are_made_ahead_for_an_engine_built_without_its_weights(monkeyp
                              settings=CompilationSettings(strip_engine_weights=True))
     assert made == [] and engine.nbytes > 0
     engine.close()
+
+
+ahead_possible = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not __import__(
+        "torch_tensorrt_rtx.runtime.page_populate", fromlist=["_supported"])._supported(),
+    reason="memory mapped ahead needs Linux 5.14+ (mremap, MADV_POPULATE_WRITE)")
+
+
+def _no_copy(self, buffer):
+    raise AssertionError("the engine was copied with readinto, not into the memory mapped for its record")
+
+
+@ahead_possible
+def test_a_host_engine_copies_itself_into_its_record_memory_mapped_during_the_build(monkeypatch):
+    from torch_tensorrt_rtx.runtime.page_populate import PopulatedMemory
+
+    monkeypatch.setattr(_engine_builder, "MAP_RECORD_AHEAD_ABOVE_BYTES", 0)  # the test network's 144 bytes
+    before = PopulatedMemory.outstanding
+    network_def = _small_network()
+    stream, weights = _engine_builder.engine_weight_bytes(network_def.network)
+    assert not stream and weights >= 144  # all constants counted, used or not
+    engine, _ = build_engine(network_def, label="m", progress=False, record_offset=engine_offset("blk0"))
+    assert isinstance(engine, HostEngine) and engine._record_memory is not None
+    assert engine._record_memory.nbytes == engine_offset("blk0") + weights + _engine_builder.RECORD_SLACK_BYTES
+    data = engine.tobytes()
+    monkeypatch.setattr(HostEngine, "readinto", _no_copy)
+    record = _record(engine).to_tensor()
+    assert bytes(record.numpy()) == bytes(_record(data).pack())
+    assert PopulatedMemory.outstanding == before  # handed over to the record
+    engine.close()
+    assert EngineRecord.from_tensor(record).engine == data and engine.sha256 == hashlib.sha256(data).hexdigest()
+
+
+@ahead_possible
+def test_a_host_engine_larger_than_expected_grows_its_record_memory_and_packs_once(monkeypatch):
+    from torch_tensorrt_rtx.runtime import page_populate
+
+    monkeypatch.setattr(page_populate, "POPULATE_ABOVE_BYTES", 0)
+    engine, _ = build_engine(_small_network(), label="m", progress=False)
+    data = engine.tobytes()
+    engine._record_memory = page_populate.PopulatedMemory.ahead(4096, budget=1 << 30)  # less than the engine
+    assert engine.nbytes > 4096
+    monkeypatch.setattr(HostEngine, "readinto", _no_copy)
+    record = _record(engine).to_tensor()
+    assert bytes(record.numpy()) == bytes(_record(data).pack())
+    monkeypatch.undo()
+    second = _record(engine).to_tensor()  # the memory was taken: a second record is a copy
+    assert bytes(second.numpy()) == bytes(record.numpy()) and second.data_ptr() != record.data_ptr()
+    engine.close()
+
+
+def test_no_record_memory_ahead_below_the_bound_or_for_an_engine_without_its_weights(monkeypatch):
+    engine, _ = build_engine(_small_network(), label="m", progress=False)
+    assert isinstance(engine, HostEngine) and engine._record_memory is None  # 144 bytes of weights
+    engine.close()
+    monkeypatch.setattr(_engine_builder, "MAP_RECORD_AHEAD_ABOVE_BYTES", 0)
+    monkeypatch.setattr(_engine_builder, "refit_flags", lambda settings: [])  # STRIP_PLAN needs a GPU to build
+    from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
+
+    stripped, _ = build_engine(_small_network(), label="t", progress=False,
+                               settings=CompilationSettings(strip_engine_weights=True))
+    assert stripped._record_memory is None and stripped.nbytes > 0
+    stripped.close()
+
+
+@ahead_possible
+def test_record_memory_ahead_is_released_by_a_failed_build_or_an_engine_never_packed(monkeypatch):
+    from torch_tensorrt_rtx.runtime.page_populate import PopulatedMemory
+
+    monkeypatch.setattr(_engine_builder, "MAP_RECORD_AHEAD_ABOVE_BYTES", 0)
+    before = PopulatedMemory.outstanding
+    engine, _ = build_engine(_small_network(), label="m", progress=False)
+    assert PopulatedMemory.outstanding > before
+    engine.close()
+    assert PopulatedMemory.outstanding == before
+    network_def = _small_network()
+    network_def.network.unmark_output(network_def.network.get_output(0))
+    with pytest.raises(ConversionError, match="failed to build engine broken"):
+        build_engine(network_def, label="broken", progress=False)
+    assert PopulatedMemory.outstanding == before
+
+
+@ahead_possible
+def test_a_compile_packs_into_record_memory_mapped_ahead_and_saves_and_loads_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(_engine_builder, "MAP_RECORD_AHEAD_ABOVE_BYTES", 0)
+    monkeypatch.setattr(HostEngine, "readinto", _no_copy)
+    compiled = trtx.compile(Small().eval(), [torch.randn(2, 8)], min_block_size=1, progress=False)
+    assert compiled.compile_report.engines, compiled.compile_report.format()
+    (record,) = [b for name, b in compiled.named_buffers() if name.endswith("_engine")]
+    engine = EngineRecord.from_tensor(record).engine
+    (call,) = [n for n in compiled.graph.nodes if n.target is torch.ops.tensorrt_rtx.execute_engine.default]
+    assert json.loads(call.args[2])["sha256"] == hashlib.sha256(engine).hexdigest()
+    path = tmp_path / "small.pt2"
+    trtx.save(compiled, str(path), inputs=[torch.randn(2, 8)])
+    (again,) = [b for name, b in trtx.load(str(path)).named_buffers() if name.endswith("_engine")]
+    assert torch.equal(again, record)

@@ -70,3 +70,83 @@ def test_only_an_engine_copied_from_memory_gets_its_pages_populated(monkeypatch,
     tensor = record.to_tensor()
     assert len(calls) == (1 if from_memory else 0)  # a read from a file is faster into pages it faults in
     assert bytes(tensor.numpy()) == bytes(_record(len(data)).pack())
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux") or not page_populate._supported(),
+                                reason="mremap and madvise(MADV_POPULATE_WRITE) are Linux's (5.14+)")
+PopulatedMemory = page_populate.PopulatedMemory
+
+
+@linux_only
+@pytest.mark.parametrize("size", [3 << 20, 5 << 20 | 123])  # cut to less, grown to more than expected
+def test_memory_mapped_ahead_is_handed_over_at_the_size_asked_with_its_pages_in_place(size):
+    before = PopulatedMemory.outstanding
+    memory = PopulatedMemory.ahead(4 << 20, budget=1 << 30)
+    assert PopulatedMemory.outstanding == before + (4 << 20)
+    memory._thread.join(timeout=10)
+    assert memory.populated == 4 << 20  # every step done while nothing stopped it
+    record = memory.take(size)
+    assert len(record) == size and PopulatedMemory.outstanding == before
+    record[:4] = b"head"
+    record[size - 4:] = b"tail"
+    assert record[:4] == b"head" and record[size - 4:] == b"tail" and record[size // 2] == 0
+    assert memory.take(size) is None  # handed over once
+    tensor = torch.frombuffer(record, dtype=torch.uint8)
+    assert tensor.numel() == size and bytes(tensor[:4].numpy()) == b"head"
+
+
+@linux_only
+def test_memory_ahead_stays_within_its_budget_until_taken_or_closed():
+    before = PopulatedMemory.outstanding
+    budget = before + (6 << 20)
+    first = PopulatedMemory.ahead(4 << 20, budget)
+    assert first is not None and PopulatedMemory.ahead(4 << 20, budget) is None
+    first.close()
+    first.close()  # idempotent: counted once
+    assert PopulatedMemory.outstanding == before
+    second = PopulatedMemory.ahead(4 << 20, budget)
+    assert second is not None
+    second.take(1 << 20)
+    assert PopulatedMemory.outstanding == before
+
+
+@linux_only
+def test_memory_ahead_never_taken_is_released_when_collected():
+    import gc
+
+    gc.collect()  # another test's memory, if any, goes first
+    before = PopulatedMemory.outstanding
+    memory = PopulatedMemory.ahead(2 << 20, budget=1 << 30)
+    memory.stop()
+    del memory
+    gc.collect()
+    assert PopulatedMemory.outstanding == before
+
+
+def test_memory_ahead_is_refused_small_or_where_pages_cannot_be_populated(monkeypatch):
+    assert PopulatedMemory.ahead(page_populate.POPULATE_ABOVE_BYTES - 1, budget=1 << 30) is None
+    monkeypatch.setattr(page_populate, "_unsupported", True)
+    assert PopulatedMemory.ahead(4 << 20, budget=1 << 30) is None
+
+
+@linux_only
+def test_memory_that_cannot_be_resized_is_released_and_not_handed_over():
+    class Unresizable:
+        closed = False
+
+        def __len__(self):
+            return 4 << 20
+
+        def resize(self, size):
+            raise SystemError("mremap refused")
+
+        def close(self):
+            self.closed = True
+
+    before = PopulatedMemory.outstanding
+    memory = PopulatedMemory.ahead(4 << 20, budget=1 << 30)
+    memory.stop()
+    real, memory._memory = memory._memory, Unresizable()
+    fake = memory._memory
+    assert memory.take(1 << 20) is None and fake.closed and PopulatedMemory.outstanding == before
+    real.close()
