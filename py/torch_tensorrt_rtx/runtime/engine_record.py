@@ -20,11 +20,10 @@ Contract:
   ``None`` in Python and the layout's sentinel on the wire.
 - ``unpack``/``from_list`` never copy the engine bytes; ``pack`` copies them once (into
   the output buffer; an engine object with ``nbytes`` and ``readinto(buffer)``, such as one
-  the builder streamed to a file, reads itself straight into it); ``to_tensor`` lets an engine
-  that offers ``map_record`` make the record itself: one streamed to a file with room for the
-  header in front (``engine_offset``) makes the file the record (no copy), one in memory copies
-  itself once into memory mapped for the record while it was built; ``to_list`` returns the
-  engine as ``bytes`` (one copy only if it was a view).
+  the builder streamed to a file, reads itself straight into it); ``to_tensor`` does not copy
+  an engine that offers ``map_record`` (one streamed to a file with room for the header in
+  front, ``engine_offset``): the file becomes the record; ``to_list`` returns the engine as
+  ``bytes`` (one copy only if it was a view).
 - A record with the wrong ABI version, the wrong number of fields or a truncated buffer
   raises ``EngineRecordError`` naming what was expected and what was found. Garbage
   engine bytes are caught before the engine is deserialized (``device.check_engine``).
@@ -259,11 +258,9 @@ def _around_engine(parts: list) -> tuple:
 
 
 def _mapped_record(parts: list) -> Optional[Any]:
-    """The packed record as a writable mapping the engine makes, when it offers one
-    (`map_record(before, after)`: it writes the bytes around the engine and returns the mapping;
-    None when it cannot): a streamed engine maps the file it was streamed to copy-on-write (no
-    copy of the engine), an engine in host memory copies itself into memory whose pages were
-    mapped while it was built."""
+    """The packed record as a writable, copy-on-write mapping of the file the engine was streamed
+    to, when the engine offers one (`map_record(before, after)`: it writes the bytes around the
+    engine into the room it left and maps the file; None when it cannot): no copy of the engine."""
     engine = parts[LAYOUT.fields.index(ENGINE_FIELD)]
     map_record = getattr(engine, "map_record", None)
     if map_record is None:

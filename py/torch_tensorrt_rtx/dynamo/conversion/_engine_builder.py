@@ -7,10 +7,7 @@ capabilities, progress reporting. Builds on a machine without a GPU (TensorRT-RT
 
 Engines of networks with more than STREAM_ABOVE_BYTES of constant weights (the engine's size
 follows them) are built for memory; smaller ones for speed, with `build_serialized_network` into
-TensorRT-RTX's host memory (a `HostEngine`, hashed once, copied once into the packed record). That
-record's memory is mapped while TensorRT-RTX builds, on the core the build leaves free, its size
-expected from the network's weights (`PopulatedMemory`, `HostEngine.map_record`): the copy then
-writes pages already in place instead of faulting in one per 4 KiB after the build.
+TensorRT-RTX's host memory (a `HostEngine`, hashed once, copied once into the packed record).
 
 For memory, one copy of the engine: TensorRT-RTX streams the serialized engine
 (`build_serialized_network_to_stream`) into an unnamed temporary file while it still holds its own
@@ -47,7 +44,6 @@ from torch_tensorrt_rtx.dynamo.conversion._in_place_writer import InPlaceStreamW
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import NetworkDefinition, trt_logger
 from torch_tensorrt_rtx.dynamo.conversion._trailing_hash import TrailingFileHash
 from torch_tensorrt_rtx.runtime._libc import PAGE_SIZE, libc_function
-from torch_tensorrt_rtx.runtime.page_populate import PopulatedMemory
 
 logger = logging.getLogger(__name__)
 
@@ -60,15 +56,6 @@ PORTABLE = ()  # no explicit compute capability: TensorRT-RTX builds for every s
 # 256 MB 584 / 391; streaming pays a fixed 2 x 64 MB of TensorRT-RTX buffers (3 x 64 MB where the
 # binding copies the chunks), the host path a second engine copy.
 STREAM_ABOVE_BYTES = 128 << 20
-
-# An engine built in host memory gets its record's memory mapped during the build when its network
-# holds at least this many bytes of weights; the record is expected that much larger than the weights
-# (resnet50's engine: 0.3 MB above its weights in float32, 2.3 MB in float16; kernels are 1-3 MB).
-MAP_RECORD_AHEAD_ABOVE_BYTES = 8 << 20
-RECORD_SLACK_BYTES = 4 << 20
-# At most this much memory mapped ahead for records not packed yet (a compile builds all its
-# engines before packing any): one record of the largest in-memory engine, never one per partition.
-RECORD_AHEAD_BUDGET_BYTES = STREAM_ABOVE_BYTES + RECORD_SLACK_BYTES
 
 
 _MALLOC_TRIM = libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)  # glibc's; None elsewhere
@@ -328,19 +315,15 @@ class _Prefault(threading.Thread):
 
 class HostEngine(_EngineBlob):
     """A serialized engine TensorRT-RTX returned in its own host memory (`IHostMemory`), with its
-    size and SHA-256: a small engine, built without streaming. `map_record` copies it once into the
-    memory mapped for its record during the build (`record_memory`, a PopulatedMemory) and hands
-    that over as the packed record; without it (or once it is taken) `readinto` copies it into the
-    caller's buffer; `close` frees it."""
+    size and SHA-256: a small engine, built without streaming. `readinto` copies it once into the
+    caller's buffer (the packed record); `close` frees it."""
 
     copies_from_memory = True
-    write_seconds = 0.0  # ours inside the build: stopping the thread that maps the record's memory
 
-    def __init__(self, host: "trt.IHostMemory", record_memory: Optional[PopulatedMemory] = None) -> None:
+    def __init__(self, host: "trt.IHostMemory") -> None:
         self._host = host
         self._view = memoryview(host).cast("B")  # the binding's format is "f" with 1-byte items
         self.nbytes = self._view.nbytes
-        self._record_memory = record_memory
         # Hashed on another core while the caller copies the engine into its packed record.
         self._hashing = _HashThread(hashlib.sha256(), self._view)
 
@@ -355,26 +338,7 @@ class HostEngine(_EngineBlob):
     def copy_to(self, out) -> None:
         out.write(self._view)
 
-    def map_record(self, before: bytes, after: bytes) -> Optional[mmap.mmap]:
-        """The packed record in the memory mapped for it during the build: `before` (header and
-        the fields before the engine), the engine, `after`, cut to exactly that size (an engine
-        larger than expected grows it). None (the caller then copies the engine with `readinto`)
-        without such memory, when it cannot be resized, or after the first call."""
-        memory, self._record_memory = self._record_memory, None
-        record = memory.take(len(before) + self.nbytes + len(after)) if memory is not None else None
-        if record is None:
-            return None
-        end = len(before) + self.nbytes
-        with memoryview(record) as view:
-            view[:len(before)] = before
-            view[len(before):end] = self._view
-            view[end:] = after
-        return record
-
     def close(self) -> None:
-        if self._record_memory is not None:  # never packed: its memory goes
-            self._record_memory.close()
-            self._record_memory = None
         self._hashing.join()  # the hash may still read the view: let it finish first
         self._view.release()
         self._host = None
@@ -554,38 +518,22 @@ def network_weight_bytes(network: "trt.INetworkDefinition", weighted: Optional[l
     return sum(nbytes for layer, nbytes in weighted if layer.get_output(0).name in used)
 
 
-def engine_weight_bytes(network: "trt.INetworkDefinition") -> Tuple[bool, int]:
-    """(whether `build_engine` streams the engine to a temporary file, the weight bytes its size
-    follows). Streamed above STREAM_ABOVE_BYTES of used weights, then counted; below, taken in
-    TensorRT-RTX's host memory, with all weights counted (unused ones too: an engine expected a
-    little larger than it is only maps a little more memory ahead). All weights are summed first
-    (1-5 ms: resnet50 5 ms); only above the bound are the unused ones left out."""
+def streamed_weight_bytes(network: "trt.INetworkDefinition") -> Optional[int]:
+    """The used weights' bytes when `build_engine` streams the engine to a temporary file (weights
+    above STREAM_ABOVE_BYTES), else None (the engine is taken in TensorRT-RTX's host memory). All
+    weights are summed first (about 1 ms on the zoo models); only above the bound are the unused
+    ones left out."""
     weighted = _layer_weights(network)
-    total = sum(nbytes for _, nbytes in weighted)
-    if total <= STREAM_ABOVE_BYTES:
-        return False, total
+    if sum(nbytes for _, nbytes in weighted) <= STREAM_ABOVE_BYTES:
+        return None
     used = network_weight_bytes(network, weighted)
-    return used > STREAM_ABOVE_BYTES, used
+    return used if used > STREAM_ABOVE_BYTES else None
 
 
-def _build_in_memory(network_def: NetworkDefinition, config: "trt.IBuilderConfig", expected_bytes: int):
-    """(HostEngine or None, None): `build_serialized_network`, the engine in TensorRT-RTX's memory;
-    its record's memory (`expected_bytes`, 0 for none) mapped while it builds."""
-    memory = PopulatedMemory.ahead(expected_bytes, RECORD_AHEAD_BUDGET_BYTES) if expected_bytes else None
-    try:
-        host = network_def.builder.build_serialized_network(network_def.network, config)
-    finally:
-        stopped = time.perf_counter()
-        if memory is not None:
-            memory.stop()  # no longer beside the build: the hash and the copy follow
-        stopped = time.perf_counter() - stopped
-    if host is None or not host.nbytes:
-        if memory is not None:
-            memory.close()
-        return None, None
-    engine = HostEngine(host, memory)
-    engine.write_seconds = stopped
-    return engine, None
+def _build_in_memory(network_def: NetworkDefinition, config: "trt.IBuilderConfig"):
+    """(HostEngine or None, None): `build_serialized_network`, the engine in TensorRT-RTX's memory."""
+    host = network_def.builder.build_serialized_network(network_def.network, config)
+    return (HostEngine(host) if host is not None and host.nbytes else None), None
 
 
 def _build_streamed(network_def: NetworkDefinition, config: "trt.IBuilderConfig", record_offset: int,
@@ -609,18 +557,16 @@ def build_engine(network_def: NetworkDefinition, compute_capabilities: Sequence[
     An engine whose network holds more than STREAM_ABOVE_BYTES of weights is streamed to a temporary
     file (see the module's docstring), `record_offset` bytes into it (room for the packed record's
     header: `engine_record.engine_offset`); a smaller one is built into host memory (a HostEngine)."""
-    stream, weights = engine_weight_bytes(network_def.network)  # the engine's size follows them
+    weights = streamed_weight_bytes(network_def.network)  # the engine's size follows them
+    stream = weights is not None
     config = builder_config(network_def, compute_capabilities, label, progress, settings, trim=stream)
     trt_logger().errors.clear()
     start = time.perf_counter()
-    # The engine's expected size, for the pages made ahead; none for an engine without its weights.
-    stripped = settings is not None and settings.strip_engine_weights
-    if stream:
-        engine, write_error = _build_streamed(network_def, config, record_offset, 0 if stripped else weights)
+    if stream:  # the engine's expected size, for the pages made ahead; none for an engine without its weights
+        expected = 0 if settings is not None and settings.strip_engine_weights else weights
+        engine, write_error = _build_streamed(network_def, config, record_offset, expected)
     else:
-        ahead = not stripped and weights >= MAP_RECORD_AHEAD_ABOVE_BYTES
-        engine, write_error = _build_in_memory(network_def, config,
-                                               record_offset + weights + RECORD_SLACK_BYTES if ahead else 0)
+        engine, write_error = _build_in_memory(network_def, config)
     # TensorRT-RTX's time alone: the chunks' writing and hashing, ours, count as packaging.
     seconds = time.perf_counter() - start - getattr(engine, "write_seconds", 0.0)
     if write_error is not None:
