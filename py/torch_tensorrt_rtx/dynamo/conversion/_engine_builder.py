@@ -55,7 +55,9 @@ PORTABLE = ()  # no explicit compute capability: TensorRT-RTX builds for every s
 # less per build on the zoo models. Peak above the baseline of build + packing, one N MB constant
 # (measured, chunks in place): 16 MB 102 in memory / 151 streamed, 64 MB 199 / 199, 128 MB 327 / 263,
 # 256 MB 584 / 391; streaming pays a fixed 2 x 64 MB of TensorRT-RTX buffers (3 x 64 MB where the
-# binding copies the chunks), the host path a second engine copy.
+# binding copies the chunks), the host path a second engine copy. resnet50 (98 MB engine) streamed:
+# peak 221 instead of 269 MB, but 0.06 s more per build and packaging no shorter
+# (benchmarks/host_packaging.py --peak, load 0.6).
 STREAM_ABOVE_BYTES = 128 << 20
 
 
@@ -282,7 +284,10 @@ class SerializedEngine(_EngineBlob):
 class HostEngine(_EngineBlob):
     """A serialized engine TensorRT-RTX returned in its own host memory (`IHostMemory`), with its
     size and SHA-256: a small engine, built without streaming. `readinto` copies it once into the
-    caller's buffer (the packed record); `close` frees it."""
+    caller's buffer (the packed record); `close` frees it. Packaging waits for the hash, not the copy
+    (resnet50, 98 MB: hash 0.057 s, copy into fresh pages 0.05 s beside it): mapping the record's
+    memory during the build cut the copy to 0.01 s but not packaging (0.058 s either way), and added
+    the record to the build's peak (269 -> 370 MB): benchmarks/host_packaging.py."""
 
     copies_from_memory = True
 
