@@ -164,8 +164,8 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
                 setattr(hit, _EXPORT_INFO, specs)
                 setattr(hit, _EXPORT_KWARGS, kwarg_specs)
                 return hit
-        # Made on another core while torch.export traces: fp16 copies of the weights, and the
-        # pages of the engine cache's entry file.
+        # fp16 copies of the weights, made on another core while torch.export traces; the engine
+        # cache's entry file (its pages are made during the build).
         weight_casts = start_weight_casts(module, settings.reduced_precision)
         spare_entry = start_spare_entry(module, settings)
         exported = export_aten(module, specs, kwarg_specs, for_compile_graph=True)

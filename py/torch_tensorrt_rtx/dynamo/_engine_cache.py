@@ -20,7 +20,7 @@ exclusively, with a timeout); the directory must be one only you (or root) can w
 are opened without blocking and without following symlinks and must be regular files of at most
 the size cap; saves write ``<entry><temp marker><random>`` beside it, fsync and rename. A
 compile hands its first save an unnamed file in the directory whose pages were made while
-torch.export ran (``start_spare_entry``, ``SpareEntryFile``): the entry is written into it under the
+TensorRT-RTX built (``start_spare_entry``, ``SpareEntryFile``): the entry is written into it under the
 lock, which only then gives it that temp name. Before a
 save, the least recently used entries of *other* engines go until the new one fits under the cap.
 A refused, truncated or damaged entry (checksum mismatch) gives an ``EngineCacheWarning`` (once
@@ -285,8 +285,8 @@ class EngineCache:
 
     # -- save -------------------------------------------------------------------------
     def spare_entry_file(self, expected_bytes: int) -> Optional["SpareEntryFile"]:
-        """An unnamed file in the cache directory whose first pages a thread makes now (zeros
-        over a header and `expected_bytes`), for the next `try_save` to write its entry into
+        """An unnamed file in the cache directory whose first pages a thread makes when asked
+        (`make_pages`: zeros over a header and `expected_bytes`), for a `try_save` to write its entry into
         (see SpareEntryFile); None where unnamed files cannot be made (not Linux, a filesystem
         without O_TMPFILE) or the directory is not the cache's to write in."""
         if not hasattr(os, "O_TMPFILE") or expected_bytes <= 0:
@@ -417,9 +417,9 @@ class EngineCache:
 
 class SpareEntryFile:
     """An unnamed (O_TMPFILE) file in the cache directory, its first `nbytes` made by a
-    FilePrefault thread while the compile goes on (started before torch.export, sized from the
-    module's weights), so the entry later written into it overwrites pages the file has instead of
-    making new ones: on this project's VMs 0.08-0.12 s instead of 1.0-1.6 s for a 425 MB entry
+    FilePrefault thread while TensorRT-RTX builds (`make_pages`, called by EngineCacheSession.build;
+    sized from the module's weights), so the entry later written into it overwrites pages the file
+    has instead of making new ones: on this project's VMs 0.08-0.12 s instead of 1.0-1.6 s for a 425 MB entry
     (fsync 0.2 s either way). `install` writes the entry under the cache's exclusive lock and only
     then gives the file a name (a temp name beside the entry, linked from /proc/self/fd, then
     renamed over the entry), so a named temp file still exists only while its writer holds the lock
@@ -429,7 +429,12 @@ class SpareEntryFile:
         from torch_tensorrt_rtx.dynamo._file_prefault import FilePrefault
 
         self.fd = fd
-        self._prefault: Optional[Any] = FilePrefault(fd, 0, nbytes)
+        self._prefault: Optional[Any] = FilePrefault(fd, 0, nbytes, start=False)
+
+    def make_pages(self) -> None:
+        """Start making the pages (when the compile reaches its first build), if not started yet."""
+        if self._prefault is not None:
+            self._prefault.begin()
 
     def install(self, path: Path, header: bytes, write_payload: Callable[[Any], None], total: int,
                 now: Optional[float]) -> bool:
@@ -585,8 +590,8 @@ def expected_engine_bytes(module: Any, reduced_precision: Optional[torch.dtype])
 
 
 def start_spare_entry(module: Any, settings: Any) -> Optional[SpareEntryFile]:
-    """A spare entry file of the disk cache, its pages being made for about `module`'s engine (call
-    it before torch.export, which runs meanwhile), or None when no engine will be stored there."""
+    """A spare entry file of the disk cache for about `module`'s engine (its pages are made
+    during the first build: `make_pages`), or None when no engine will be stored there."""
     cache, _, store = cache_switches(settings)
     if not store or not isinstance(cache, EngineCache) or not isinstance(module, torch.nn.Module):
         return None
@@ -680,6 +685,8 @@ class EngineCacheSession:
                 self.hits += 1
                 logger.info("engine cache: %s reused %s from %r", label, key[:16], self.cache)
                 return found, 0.0
+        if self.spare is not None and key is not None and self.store:
+            self.spare.make_pages()
         engine, seconds = build()
         if key is not None and self.store:
             start = time.perf_counter()

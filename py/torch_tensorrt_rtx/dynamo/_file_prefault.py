@@ -29,12 +29,17 @@ class FilePrefault(threading.Thread):
 
     _STEP = 8 << 20
 
-    def __init__(self, fd: int, offset: int, nbytes: int) -> None:
+    def __init__(self, fd: int, offset: int, nbytes: int, start: bool = True) -> None:
         super().__init__(name="trtx-file-prefault", daemon=True)
         self.fd, self.offset, self.nbytes = fd, offset, nbytes
         self.written = 0
         self._halt = threading.Event()
-        if hasattr(os, "pwrite") and nbytes > 0:
+        if start:
+            self.begin()
+
+    def begin(self) -> None:
+        """Start writing (once; not where positional writes are missing, nor after `stop`)."""
+        if hasattr(os, "pwrite") and self.nbytes > 0 and self.ident is None and not self._halt.is_set():
             self.start()
 
     def run(self) -> None:

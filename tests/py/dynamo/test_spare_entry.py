@@ -49,6 +49,9 @@ def test_an_entry_written_into_the_spare_file_is_the_plain_entry(tmp_path, expec
     cache = EngineCache(tmp_path / "spare", 1 << 30)
     spare = cache.spare_entry_file(expected)
     assert spare is not None
+    spare.make_pages()
+    spare._prefault.join()  # every zero written: the entry must cut those beyond it
+    assert os.fstat(spare.fd).st_size == _HEADER.size + expected
     assert _names(cache.directory) == []  # unnamed while its pages are made
     assert cache.try_save(KEY, ENGINE, now=1234, spare=spare)
     assert spare.fd == -1  # used up
@@ -70,6 +73,7 @@ def test_nothing_named_appears_before_the_lock_is_held(tmp_path, monkeypatch):
 
     monkeypatch.setattr(SpareEntryFile, "install", install)
     spare = cache.spare_entry_file(len(ENGINE))
+    spare.make_pages()
     assert not any(TEMP_MARKER in name for name in _names(tmp_path))
     assert cache.try_save(KEY, ENGINE, spare=spare)
     assert seen == [["engine_cache.lock"]]
@@ -113,6 +117,8 @@ def test_the_pages_are_made_on_a_thread_that_stops_before_the_entry_is_written(t
     monkeypatch.setattr(FilePrefault, "run", slow_run)
     cache = EngineCache(tmp_path, 1 << 30)
     spare = cache.spare_entry_file(64 << 20)  # 16k steps: far from done when the save comes
+    assert not started.wait(0.2)  # nothing written before the build asks
+    spare.make_pages()
     assert started.wait(5)
     release.set()
     assert cache.try_save(KEY, ENGINE, spare=spare)
@@ -145,11 +151,14 @@ def test_a_compile_stores_its_engine_through_the_spare_file_and_a_recompile_reus
         return installed[-1]
 
     monkeypatch.setattr(SpareEntryFile, "install", install)
+    made = []
+    real_make = SpareEntryFile.make_pages
+    monkeypatch.setattr(SpareEntryFile, "make_pages", lambda self: made.append(real_make(self)))
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).eval()
     spec = trtx.Input(min_shape=(1, 64), opt_shape=(2, 64), max_shape=(4, 64))
     first = trtx.compile(model, [spec], engine_cache_dir=str(tmp_path), progress=False)
-    assert installed == [True]
+    assert installed == [True] and len(made) == 1  # pages made for the one build, entry written into them
     assert [p.name for p in tmp_path.glob(f"*{SUFFIX}")] != []
     second = trtx.compile(model, [spec], engine_cache_dir=str(tmp_path), progress=False)
     assert second.compile_report.engine_cache_hits == 1
