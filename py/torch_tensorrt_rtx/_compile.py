@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import torch
 
 from torch_tensorrt_rtx.dynamo._export import dynamic_shapes as derive_dynamic_shapes
-from torch_tensorrt_rtx.dynamo._engine_cache import start_spare_entry, start_weight_digests
+from torch_tensorrt_rtx.dynamo._engine_cache import start_weight_digests
 from torch_tensorrt_rtx.dynamo.conversion._weight_casts import start_weight_casts
 from torch_tensorrt_rtx.dynamo._export import export_aten
 from torch_tensorrt_rtx.dynamo._input import Input, as_inputs
@@ -154,7 +154,7 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     weight_digests = start_weight_digests(module, settings)  # hashed on other cores while export traces
     # An ExportedProgram is traced already: the program cache has no export to skip.
     programs = None if from_program else ProgramCache.open(module, settings, weight_digests)
-    exported = key = weight_casts = spare_entry = None
+    exported = key = weight_casts = None
     try:
         key = programs.key(module, specs, kwarg_specs, settings) if programs is not None else None
         if key is not None:
@@ -164,10 +164,8 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
                 setattr(hit, _EXPORT_INFO, specs)
                 setattr(hit, _EXPORT_KWARGS, kwarg_specs)
                 return hit
-        # fp16 copies of the weights, made on another core while torch.export traces; the engine
-        # cache's entry file (its pages are made during the build).
+        # fp16 copies of the weights, made on another core while torch.export traces
         weight_casts = start_weight_casts(module, settings.reduced_precision)
-        spare_entry = start_spare_entry(module, settings)
         exported = export_aten(module, specs, kwarg_specs, for_compile_graph=True)
     except Exception as exc:
         from torch_tensorrt_rtx.dynamo._outputs import unexportable_outputs
@@ -185,13 +183,10 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
             module.train()  # the caller's module keeps its mode; the exported graph is already fixed
         if weight_digests is not None and exported is None:
             weight_digests.close()
-        if exported is None:
-            for started in (weight_casts, spare_entry):
-                if started is not None:
-                    started.close()
+        if weight_casts is not None and exported is None:
+            weight_casts.close()
     compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings,
-                                     weight_digests=weight_digests, weight_casts=weight_casts,
-                                     spare_entry=spare_entry)
+                                     weight_digests=weight_digests, weight_casts=weight_casts)
     compiled.compile_report = report
     if programs is not None:
         report.phase_seconds.update(programs.seconds)

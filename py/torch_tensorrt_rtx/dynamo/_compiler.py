@@ -27,7 +27,7 @@ from torch.fx import GraphModule, Node
 
 from torch_tensorrt_rtx.dynamo._debugger import FIRST_ARTIFACT, LayerList, PackageLogLevel
 from torch_tensorrt_rtx.dynamo._debugger import emit as debug_artifact
-from torch_tensorrt_rtx.dynamo._engine_cache import EngineCacheSession
+from torch_tensorrt_rtx.dynamo._engine_cache import EngineCacheSession, start_spare_entry
 from torch_tensorrt_rtx.dynamo._engine_op import OutputSpec, TensorSpec  # registers the op
 from torch_tensorrt_rtx.dynamo._gc import no_full_collections
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
@@ -458,15 +458,14 @@ def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int
 
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,
                   weight_digests: Optional[Any] = None,
-                  weight_casts: Optional[WeightCasts] = None,
-                  spare_entry: Optional[Any] = None) -> Tuple[GraphModule, CompileReport]:
+                  weight_casts: Optional[WeightCasts] = None) -> Tuple[GraphModule, CompileReport]:
     """`weight_digests`: a WeightDigests (_weight_digests.py) the engine cache's key takes its
     weight hashes from, e.g. started on the module's weights before torch.export. `weight_casts`:
-    the weights' reduced-precision copies conversion takes (_weight_casts.py), closed here.
-    `spare_entry`: the engine cache's file the first stored engine goes into (`start_spare_entry`)."""
+    the weights' reduced-precision copies conversion takes (_weight_casts.py), closed here. The
+    first engine stored in the engine cache goes into a spare entry file (`start_spare_entry`)."""
     debug = PackageLogLevel(logging.DEBUG) if settings.debug else contextlib.nullcontext()
     casts = weight_casts.in_use() if weight_casts is not None else contextlib.nullcontext()
-    cache = EngineCacheSession(settings, symbol_ranges, weight_digests, spare_entry)
+    cache = EngineCacheSession(settings, symbol_ranges, weight_digests, start_spare_entry(gm, settings))
     try:
         with converter_settings(settings), debug, no_full_collections(), casts:  # what upstream-style converters see
             return _compile_graph(gm, symbol_ranges, settings, cache)
