@@ -286,9 +286,9 @@ class EngineCache:
     # -- save -------------------------------------------------------------------------
     def spare_entry_file(self, expected_bytes: int) -> Optional["SpareEntryFile"]:
         """An unnamed file in the cache directory whose first pages a thread makes when asked
-        (`make_pages`: zeros over a header and `expected_bytes`), for a `try_save` to write its entry into
-        (see SpareEntryFile); None where unnamed files cannot be made (not Linux, a filesystem
-        without O_TMPFILE) or the directory is not the cache's to write in."""
+        (`make_pages`: zeros over a header and `expected_bytes`), for a `try_save` to write its
+        entry into (see SpareEntryFile); None where unnamed files cannot be made (not Linux, a
+        filesystem without O_TMPFILE) or the directory is not the cache's to write in."""
         if not hasattr(os, "O_TMPFILE") or expected_bytes <= 0:
             return None
         try:
@@ -418,9 +418,10 @@ class EngineCache:
 class SpareEntryFile:
     """An unnamed (O_TMPFILE) file in the cache directory, its first `nbytes` made by a
     FilePrefault thread while TensorRT-RTX builds (`make_pages`, called by EngineCacheSession.build;
-    sized from the module's weights), so the entry later written into it overwrites pages the file
-    has instead of making new ones: on this project's VMs 0.08-0.12 s instead of 1.0-1.6 s for a 425 MB entry
-    (fsync 0.2 s either way). `install` writes the entry under the cache's exclusive lock and only
+    sized from the graph's weights), so the entry later written into it overwrites pages the file
+    has instead of making new ones: on this project's VMs 0.08-0.12 s instead of 1.0-1.6 s for a
+    425 MB entry (fsync 0.2 s either way). The zeros take that much of the cache's disk while the
+    compile runs, outside the size cap (a failed write just stops them). `install` writes the entry under the cache's exclusive lock and only
     then gives the file a name (a temp name beside the entry, linked from /proc/self/fd, then
     renamed over the entry), so a named temp file still exists only while its writer holds the lock
     and a killed compile leaves nothing behind."""
@@ -691,7 +692,7 @@ class EngineCacheSession:
         if key is not None and self.store:
             start = time.perf_counter()
             spare, self.spare = self.spare, None
-            if spare is None:
+            if spare is None:  # a custom cache's try_save takes (key, engine) only
                 self.cache.try_save(key, engine)
             else:
                 self.cache.try_save(key, engine, spare=spare)
