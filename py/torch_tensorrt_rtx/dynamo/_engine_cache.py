@@ -421,10 +421,10 @@ class SpareEntryFile:
     sized from the graph's weights), so the entry later written into it overwrites pages the file
     has instead of making new ones: on this project's VMs 0.08-0.12 s instead of 1.0-1.6 s for a
     425 MB entry (fsync 0.2 s either way). The zeros take that much of the cache's disk while the
-    compile runs, outside the size cap (a failed write just stops them). `install` writes the entry under the cache's exclusive lock and only
-    then gives the file a name (a temp name beside the entry, linked from /proc/self/fd, then
-    renamed over the entry), so a named temp file still exists only while its writer holds the lock
-    and a killed compile leaves nothing behind."""
+    compile runs, outside the size cap (a failed write just stops them). `install` writes the
+    entry under the cache's exclusive lock and only then gives the file a name (a temp name beside
+    the entry, linked from /proc/self/fd, then renamed over the entry), so a named temp file still
+    exists only while its writer holds the lock and a killed compile leaves nothing behind."""
 
     def __init__(self, fd: int, nbytes: int) -> None:
         from torch_tensorrt_rtx.dynamo._file_prefault import FilePrefault
