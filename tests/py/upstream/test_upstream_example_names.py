@@ -181,10 +181,18 @@ def test_input_profiles_are_refused_with_the_replacement():
         torch_tensorrt.Input(dtype=torch.int64, profiles=profiles)
 
 
-def test_windows_cross_compile_names_compile_save_and_load(tmp_path):
+def test_windows_cross_compile_names_compile_save_and_load(tmp_path, monkeypatch):
     # cross_runtime_compilation_for_windows.py: torchtrt.cross_compile_for_windows(model, file_path=..., inputs=...)
     # then, on Windows, torchtrt.load_cross_compiled_exported_program(path).module(). TensorRT-RTX engines are
     # OS-portable, so these are compile / save / load here.
+    from torch_tensorrt_rtx.dynamo.verification import engine_sources
+
+    # cross_compile_for_windows returns None: the compiled module, which owns what its engines were built
+    # from (verify's networks), is garbage once saved, and the index holds it weakly. Held here, so verify
+    # does not depend on when the collector runs (it failed once in CI when a collection came first).
+    kept = []
+    real = engine_sources.remember
+    monkeypatch.setattr(engine_sources, "remember", lambda *args: kept.append(real(*args)) or kept[-1])
     model, x = MLP().eval(), torch.randn(2, 16)
     assert torch_tensorrt.cross_compile_for_windows(model, file_path=str(tmp_path / "trt_resnet.ep"), inputs=[x],
                                                     min_block_size=1) is None
