@@ -349,12 +349,10 @@ class EngineCache:
                 write_payload(out)
                 out.flush()
                 os.fsync(out.fileno())
-            if now is not None:
-                os.utime(temp, (now, now))
-            io.install_temp_file(temp, path)  # unless a symlink appeared there since our first look
         except BaseException:
             io.remove_quietly(temp)
             raise
+        _install(temp, path, now)
 
     def try_remove(self, key: str) -> None:
         """Delete the entry of `key` (one found unusable), under the exclusive lock; never raises."""
@@ -415,6 +413,18 @@ class EngineCache:
                     pass
 
 
+def _install(temp: Path, path: Path, now: Optional[float]) -> None:
+    """Put the written, synced entry file `temp` at `path` (its last use `now` when given), unless a
+    symlink appeared there since our first look; `temp` is removed if that fails."""
+    try:
+        if now is not None:
+            os.utime(temp, (now, now))
+        io.install_temp_file(temp, path)
+    except BaseException:
+        io.remove_quietly(temp)
+        raise
+
+
 class SpareEntryFile:
     """An unnamed (O_TMPFILE) file in the cache directory, its first `nbytes` made by a
     FilePrefault thread while TensorRT-RTX builds (`make_pages`, called by EngineCacheSession.build;
@@ -459,13 +469,7 @@ class SpareEntryFile:
         except OSError as exc:
             logger.debug("engine cache: the spare entry file could not be named (%s); writing the entry anew", exc)
             return False
-        try:
-            if now is not None:
-                os.utime(temp, (now, now))
-            io.install_temp_file(temp, path)
-        except BaseException:
-            io.remove_quietly(temp)
-            raise
+        _install(temp, path, now)
         return True
 
     def _stop_prefault(self) -> None:
