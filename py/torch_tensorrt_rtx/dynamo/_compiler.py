@@ -398,9 +398,6 @@ def _attempt(lowered: GraphModule, symbol_ranges: Mapping[Any, Range], settings:
                     blamed.append(_blame_build(exc, item))
                     break
                 clock.add("engine build", engines[key][1])
-                if cache.store_seconds:
-                    clock.add("engine cache store", cache.store_seconds)
-                    cache.store_seconds = 0.0
                 # Writing and hashing a streamed engine's chunks happened inside the build: ours.
                 clock.add("packaging", getattr(engines[key][0], "write_seconds", 0.0))
             built.append((item, *engines[key]))
@@ -496,6 +493,8 @@ def _compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings
         attempt = _attempt(lowered, symbol_ranges, settings, excluded, engines, clock, cache)
     result, built = attempt
     del attempt  # holds the engines' buffers too
+    if cache.store_seconds:
+        clock.add("engine cache store", cache.store_seconds)
     # The attempts left `lowered` unchanged; the successful one's partitions are fused into it now.
     # It is the module handed back: it carries what torch.export attached (input-constraint hooks,
     # range_constraints, the pytree calling convention).

@@ -159,6 +159,7 @@ def test_a_compile_stores_its_engine_through_the_spare_file_and_a_recompile_reus
     spec = trtx.Input(min_shape=(1, 64), opt_shape=(2, 64), max_shape=(4, 64))
     first = trtx.compile(model, [spec], engine_cache_dir=str(tmp_path), progress=False)
     assert installed == [True] and len(made) == 1  # pages made for the one build, entry written into them
+    assert first.compile_report.phase_seconds["engine cache store"] > 0  # the store's time is reported
     assert [p.name for p in tmp_path.glob(f"*{SUFFIX}")] != []
     second = trtx.compile(model, [spec], engine_cache_dir=str(tmp_path), progress=False)
     assert second.compile_report.engine_cache_hits == 1
