@@ -28,8 +28,8 @@ from torch_tensorrt_rtx.dynamo._engine_cache_key import digest_parts, hash_parts
 HASH_THREADS = max(1, min(2, os.cpu_count() or 1))
 
 
-def _state(tensor: torch.Tensor) -> tuple:
-    """What must be unchanged for a digest to still describe `tensor`."""
+def tensor_state(tensor: torch.Tensor) -> tuple:
+    """What must be unchanged for work done on `tensor`'s bytes (a digest, a cast copy) to still describe it."""
     return (tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tensor.dtype,
             tuple(tensor.shape), tensor.stride(), tensor._version)
 
@@ -56,7 +56,7 @@ class WeightDigests:
             if not isinstance(tensor, torch.Tensor) or id(tensor) in self._pending:
                 continue
             try:
-                state, storage = _state(tensor), tensor.untyped_storage()
+                state, storage = tensor_state(tensor), tensor.untyped_storage()
                 prefix, data = digest_parts(tensor)
             except Exception:  # noqa: BLE001 - uncacheable or exotic: the key path decides
                 continue
@@ -67,7 +67,7 @@ class WeightDigests:
     def digest(self, tensor: torch.Tensor) -> str:
         """`tensor_digest(tensor)`: the one submitted earlier if still valid, else hashed now."""
         pending = self._pending.get(id(tensor))
-        if pending is None or pending.tensor is not tensor or pending.state != _state(tensor):
+        if pending is None or pending.tensor is not tensor or pending.state != tensor_state(tensor):
             self._pending.pop(id(tensor), None)
             self.submit([tensor])
             pending = self._pending.get(id(tensor))

@@ -34,6 +34,7 @@ import torch
 from torch.fx import Node
 
 from torch_tensorrt_rtx.dynamo._background import background_thread
+from torch_tensorrt_rtx.dynamo._weight_digests import tensor_state
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +46,6 @@ MIN_BYTES = 64 << 10
 _NUMPY_DTYPES = {torch.float16: np.float16}
 _CURRENT: contextvars.ContextVar[Optional["WeightCasts"]] = contextvars.ContextVar("trtx_weight_casts",
                                                                                    default=None)
-
-
-def _place(tensor: torch.Tensor) -> tuple:
-    """Which bytes `tensor` views, and how."""
-    return (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tensor.dtype, tuple(tensor.shape),
-            tensor.stride())
 
 
 def _castable(tensor: Any) -> bool:
@@ -66,7 +61,6 @@ def _cast(array: np.ndarray, dtype: Any) -> np.ndarray:
 
 class _Pending(NamedTuple):
     storage: Any  # held: the bytes cast stay this weight's
-    version: int
     copy: Future
 
 
@@ -87,21 +81,21 @@ class WeightCasts:
         for tensor in tensors:
             if not _castable(tensor):
                 continue
-            place = _place(tensor)
-            if place in self._pending:
+            state = tensor_state(tensor)  # its bytes, their layout and its version counter
+            if state in self._pending:
                 continue
             array = tensor.detach().numpy()
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="trtx-weight-cast", initializer=background_thread)
             copy = self._pool.submit(_cast, array, _NUMPY_DTYPES[self.dtype])
-            self._pending[place] = _Pending(tensor.untyped_storage(), tensor._version, copy)
+            self._pending[state] = _Pending(tensor.untyped_storage(), copy)
 
     def take(self, tensor: torch.Tensor, dtype: torch.dtype) -> Optional[torch.Tensor]:
         """`tensor` in `dtype` when a copy was made (or is being made) for it, else None."""
         if dtype != self.dtype or not isinstance(tensor, torch.Tensor) or tensor.device.type != "cpu":
             return None
-        pending = self._pending.pop(_place(tensor), None)
-        if pending is None or pending.version != tensor._version or pending.copy.cancel():
+        pending = self._pending.pop(tensor_state(tensor), None)  # none for other bytes or a changed version
+        if pending is None or pending.copy.cancel():
             return None
         try:
             copy = pending.copy.result()
