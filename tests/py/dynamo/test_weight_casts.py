@@ -4,6 +4,7 @@ compile's folds (whose engine then verifies against eager PyTorch)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import torch.nn as nn
 import torch_tensorrt_rtx._compile as compile_module
 from torch_tensorrt_rtx.dynamo._export import export_aten
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import build_network
+from torch_tensorrt_rtx.dynamo.conversion import _weight_casts
 from torch_tensorrt_rtx.dynamo.conversion._weight_casts import MIN_BYTES, WeightCasts, start_weight_casts
 from torch_tensorrt_rtx.dynamo.lowering import lower
 
@@ -76,12 +78,21 @@ def test_tied_weights_are_copied_once():
     assert not casts._pending  # closed: nothing held
 
 
-def test_a_copy_the_worker_has_not_started_is_cancelled_and_left_to_the_fold():
+def test_a_copy_the_worker_has_not_started_is_cancelled_and_left_to_the_fold(monkeypatch):
+    slow_start = _weight_casts.background_thread
+    monkeypatch.setattr(_weight_casts, "background_thread", lambda: (time.sleep(0.3), slow_start()))  # starts late, as on a busy machine
     first, second = torch.randn(WIDTH, WIDTH), torch.randn(WIDTH, WIDTH)
     casts = WeightCasts(torch.float16)
     casts.submit([first])
-    release = threading.Event()
-    casts._pool.submit(release.wait)  # the one worker is busy until released
+    busy, release = threading.Event(), threading.Event()
+
+    def block() -> None:
+        busy.set()
+        release.wait()
+
+    casts._pool.submit(block)  # the one worker is busy until released
+    # The worker takes jobs in order: once it runs block, first's copy is made (not cancellable).
+    assert busy.wait(timeout=60)
     casts.submit([second])
     assert casts.take(second, torch.float16) is None  # not started: cancelled, not waited for
     release.set()
