@@ -26,6 +26,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/runtime/build_callbacks.h"
 #include "core/runtime/cache_container.h"
 #include "core/runtime/log.h"
 #include "core/runtime/runtime_cache_file.h"
@@ -234,4 +235,24 @@ PYBIND11_MODULE(_C, m) {
     return KeyBytes(torch_tensorrt_rtx::runtime::Sha256(bytes.data(), bytes.size()));
   });
   m.def("default_cache_path", [] { return PathText(torch_tensorrt_rtx::runtime::DefaultCachePath()); });
+
+  // Builder callbacks without Python (build_callbacks.h): the functions' addresses, for
+  // dynamo/conversion/_vtable.py to write into the Python logger's and monitor's tables.
+  namespace callbacks = torch_tensorrt_rtx::runtime::build_callbacks;
+  m.def("build_callback_addresses", [] {
+    auto address = [](auto function) { return reinterpret_cast<std::uintptr_t>(function); };
+    py::dict found;
+    found["log_filter"] = address(&callbacks::LogFilter);
+    found["phase_start"] = address(&callbacks::PhaseStart);
+    found["step_complete"] = address(&callbacks::StepComplete);
+    found["phase_finish_trimming"] = address(&callbacks::PhaseFinishTrimming);
+    found["phase_finish"] = address(&callbacks::PhaseFinish);
+    return found;
+  });
+  m.def("set_log_forward", [](std::uintptr_t forward) {
+    return reinterpret_cast<std::uintptr_t>(callbacks::SetLogForward(reinterpret_cast<callbacks::LogFunction>(forward)));
+  });
+  m.def("set_log_limit", [](std::int32_t least_severe_kept) { callbacks::SetLogLimit(least_severe_kept); });
+  m.def("log_messages_dropped", [] { return callbacks::MessagesDropped(); });
+  m.def("build_phases_finished", [] { return callbacks::PhasesFinished(); });
 }

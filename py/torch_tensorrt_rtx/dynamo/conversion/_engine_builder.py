@@ -43,6 +43,7 @@ from torch_tensorrt_rtx.dynamo._file_prefault import FilePrefault as _Prefault
 from torch_tensorrt_rtx.dynamo.conversion._context import ConversionError
 from torch_tensorrt_rtx.dynamo.conversion._in_place_writer import InPlaceStreamWriter
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import NetworkDefinition, trt_logger
+from torch_tensorrt_rtx.dynamo.conversion._native_callbacks import quiet_monitor
 from torch_tensorrt_rtx.dynamo.conversion._trailing_hash import TrailingFileHash
 from torch_tensorrt_rtx.runtime._libc import PAGE_SIZE, libc_function
 
@@ -349,14 +350,28 @@ class BuildProgress(trt.IProgressMonitor):
         self._phases: dict = {}
         self._lock = threading.Lock()
         self.phases_seen: List[str] = []
+        self.probe: Optional[list] = None
+        # Unwatched (no bar, no debug logging): native steps and phases, no Python (_native_callbacks.py).
+        watched = self.interactive or logger.isEnabledFor(logging.DEBUG)
+        self.native = None if watched else quiet_monitor(self, trim)
+
+    def __del__(self) -> None:
+        if getattr(self, "native", None) is not None:
+            self.native.restore()  # the C++ object's destructor is called through its own table
 
     def phase_start(self, phase_name, parent_phase, num_steps):
+        if self.probe is not None:
+            self.probe.append(("phase_start", phase_name))
+            return
         with self._lock:
             self._phases[phase_name] = (0, max(int(num_steps), 1))
             self.phases_seen.append(phase_name)
         logger.debug("[%s] build phase %s started (%d steps)", self.label, phase_name, num_steps)
 
     def step_complete(self, phase_name, step):
+        if self.probe is not None:
+            self.probe.append(("step_complete", phase_name))
+            return True
         with self._lock:
             done, total = self._phases.get(phase_name, (0, 1))
             self._phases[phase_name] = (int(step) + 1, total)
@@ -368,6 +383,9 @@ class BuildProgress(trt.IProgressMonitor):
         return True  # returning False would cancel the build
 
     def phase_finish(self, phase_name):
+        if self.probe is not None:
+            self.probe.append(("phase_finish", phase_name))
+            return
         if self.trim:
             release_free_memory()
         with self._lock:

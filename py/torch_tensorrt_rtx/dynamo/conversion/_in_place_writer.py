@@ -24,11 +24,10 @@ object's own table is put back on leaving. The chunk is valid only during the ca
 must not keep the view.
 
 Checked before use, else the binding's own copying path stays (logged at debug level), so a binding
-of another layout costs memory, never correctness: Linux; the C++ object found where pybind11 keeps
-a simple instance's pointer, in readable memory; its virtual table and entries inside the binding's
-library; and a probe chunk written through the binding's own `IStreamWriter.write` (a virtual call)
-reaches the ctypes function, called on this object with the probe's address and size, not the
-binding's `write`. `TORCH_TENSORRT_RTX_IN_PLACE_WRITER=0` keeps the binding's copy always.
+of another layout costs memory, never correctness: the checks of `_vtable.VirtualTable` (Linux, the
+C++ object and its table where pybind11 and the binding keep them), and a probe chunk written through
+the binding's own `IStreamWriter.write` (a virtual call) reaches the ctypes function, called on this
+object with the probe's address and size, not the binding's `write`. `TORCH_TENSORRT_RTX_IN_PLACE_WRITER=0` keeps the binding's copy always.
 """
 from __future__ import annotations
 
@@ -36,17 +35,17 @@ import ctypes
 import logging
 import os
 import sys
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import tensorrt_rtx as trt
+
+from torch_tensorrt_rtx.dynamo.conversion._vtable import VirtualTable, binding_file
 
 logger = logging.getLogger(__name__)
 
 OFF_SWITCH_ENV = "TORCH_TENSORRT_RTX_IN_PLACE_WRITER"  # "0", "off", "false" or "no": always the binding's copy
 _ENTRIES = 5  # IStreamWriter's virtual functions, in the Itanium C++ ABI (see the module's docstring)
 _WRITE_ENTRY = 4  # the index of IStreamWriter::write among them
-_TABLE_HEAD = 2  # entries before the address an object points to: offset-to-top and the type info
-_POINTER = ctypes.sizeof(ctypes.c_void_p)
 _RawWrite = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 
 # A prototype of our own: setting restype on ctypes.pythonapi.PyCapsule_New would change it process-wide.
@@ -54,25 +53,8 @@ _capsule_new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_cha
     ("PyCapsule_New", ctypes.pythonapi))
 
 
-def _mappings() -> List[Tuple[int, int, str, str]]:
-    """(start, end, permissions, file) of this process's memory mappings (Linux)."""
-    found = []
-    with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-        for line in maps:
-            fields = line.split(maxsplit=5)
-            start, _, end = fields[0].partition("-")
-            found.append((int(start, 16), int(end, 16), fields[1], fields[5].strip() if len(fields) > 5 else ""))
-    return found
-
-
 def _binding_file() -> Optional[str]:
-    module = sys.modules.get(trt.IStreamWriter.__module__)
-    path = getattr(module, "__file__", None)
-    return os.path.realpath(path) if path else None
-
-
-def _read_pointer(address: int) -> int:
-    return ctypes.c_void_p.from_address(address).value or 0
+    return binding_file(trt.IStreamWriter)
 
 
 class InPlaceStreamWriter(trt.IStreamWriter):
@@ -83,10 +65,8 @@ class InPlaceStreamWriter(trt.IStreamWriter):
     def __init__(self) -> None:
         trt.IStreamWriter.__init__(self)
         self.in_place = False
-        self._object = 0  # the C++ object's address while its virtual table is replaced
-        self._own_table = 0
-        self._table = None  # the replacement table and the ctypes function: alive while in use
-        self._raw = None
+        self._table: Optional[VirtualTable] = None  # while the C++ object's table is replaced
+        self._raw = None  # the ctypes function in it
         self._probe: Optional[list] = None
 
     def __enter__(self) -> "InPlaceStreamWriter":
@@ -127,32 +107,12 @@ class InPlaceStreamWriter(trt.IStreamWriter):
 
     def _redirect(self) -> Optional[str]:
         """Put the in-place `write` into the C++ object's virtual table; None, or why not."""
-        binding = _binding_file()
-        if binding is None:
-            return "the binding's library file is unknown"
-        mappings = _mappings()
-
-        def inside(address: int, file: Optional[str] = None, permission: str = "r") -> bool:
-            return any(start <= address < end and permission in perms and (file is None or (
-                path.startswith("/") and os.path.realpath(path) == file)) for start, end, perms, path in mappings)
-
-        if type(self).__basicsize__ < 3 * _POINTER:
-            return "the Python object is too small to be a pybind11 instance"
-        cpp = _read_pointer(id(self) + 2 * _POINTER)  # pybind11: after the object's header, a simple instance's pointer
-        if not (cpp and inside(cpp) and inside(cpp + _POINTER - 1)):
-            return "no C++ object where pybind11 keeps it"
-        own_table = _read_pointer(cpp)
-        head = own_table - _TABLE_HEAD * _POINTER
-        if not (inside(head, binding) and inside(own_table + (_ENTRIES - 1) * _POINTER, binding)):
-            return "the C++ object's virtual table is not in the binding's library"
-        entries = [_read_pointer(head + k * _POINTER) for k in range(_TABLE_HEAD + _ENTRIES)]
-        if not all(inside(entry, binding, "x") for entry in entries[_TABLE_HEAD:]):
-            return "the virtual table's entries are not the binding's code"
         raw = _RawWrite(self._on_chunk)
-        table = (ctypes.c_void_p * len(entries))(*entries)
-        table[_TABLE_HEAD + _WRITE_ENTRY] = ctypes.cast(raw, ctypes.c_void_p).value
-        self._object, self._own_table, self._table, self._raw = cpp, own_table, table, raw
-        ctypes.c_void_p.from_address(cpp).value = ctypes.addressof(table) + _TABLE_HEAD * _POINTER
+        table = VirtualTable(self, _binding_file(), _ENTRIES)
+        why = table.replace({_WRITE_ENTRY: ctypes.cast(raw, ctypes.c_void_p).value})
+        if why is not None:
+            return why
+        self._table, self._raw = table, raw
         probe = ctypes.create_string_buffer(16)
         self._probe = []
         try:  # the binding's IStreamWriter.write makes a virtual call: it must reach _on_chunk
@@ -160,13 +120,13 @@ class InPlaceStreamWriter(trt.IStreamWriter):
         except Exception as exc:  # noqa: BLE001 - any failure keeps the copying path
             written = f"{type(exc).__name__}: {exc}"
         seen, self._probe = self._probe, None
-        if written != len(probe) or seen != [(cpp, ctypes.addressof(probe), len(probe))]:
+        if written != len(probe) or seen != [(table.cpp_address, ctypes.addressof(probe), len(probe))]:
             self._restore()
             return f"a probe chunk did not arrive in place ({written!r}, {seen!r})"
         self.in_place = True
         return None
 
     def _restore(self) -> None:
-        if self._object:
-            ctypes.c_void_p.from_address(self._object).value = self._own_table
-        self._object, self._table, self._raw = 0, None, None
+        if self._table is not None:
+            self._table.restore()
+        self._table, self._raw = None, None

@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import operator
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import tensorrt_rtx as trt
 import torch
@@ -30,6 +30,7 @@ from torch_tensorrt_rtx.dynamo.conversion._context import (
     to_trt_dtype,
 )
 from torch_tensorrt_rtx.dynamo.conversion._linear_tables import LinearTables
+from torch_tensorrt_rtx.dynamo.conversion._native_callbacks import quiet_logger, set_log_limit
 from torch_tensorrt_rtx.dynamo.conversion._registry import lookup, op_name
 from torch_tensorrt_rtx.dynamo.conversion._weight_casts import ahead_cast
 
@@ -86,9 +87,12 @@ _LOGGER = None
 
 
 def trt_logger() -> "trt.ILogger":
+    """The package's TensorRT-RTX logger (TensorRT-RTX keeps the first one it was given for the
+    whole process). Which of its messages reach Python is decided again at each call."""
     global _LOGGER
     if _LOGGER is None:
         _LOGGER = _PythonLogger()
+    _LOGGER.listen()
     return _LOGGER
 
 
@@ -107,8 +111,23 @@ class _PythonLogger(trt.ILogger):
         trt.ILogger.__init__(self)
         self.log_ = logging.getLogger("torch_tensorrt_rtx.tensorrt")
         self.errors: List[str] = []
+        self.probe: Optional[list] = None
+        # Messages nobody listens to are dropped without Python (_native_callbacks.py).
+        self.native = quiet_logger(self)
+
+    def listen(self) -> None:
+        """Pass INFO and VERBOSE messages to Python only while they would be logged."""
+        if self.native is not None:
+            set_log_limit(self.log_.isEnabledFor(logging.DEBUG))
+
+    def __del__(self) -> None:
+        if getattr(self, "native", None) is not None:
+            self.native.restore()  # the C++ object's destructor is called through its own table
 
     def log(self, severity, msg):  # noqa: D401 (TensorRT callback)
+        if self.probe is not None:
+            self.probe.append((severity, msg))
+            return
         level = self._LEVELS.get(severity, logging.INFO)
         if level >= logging.ERROR:
             self.errors.append(msg)
