@@ -11,7 +11,7 @@ import sys
 import pytest
 import tensorrt_rtx as trt
 
-from torch_tensorrt_rtx.dynamo.conversion import _in_place_writer
+from torch_tensorrt_rtx.dynamo.conversion import _in_place_writer, _vtable
 from torch_tensorrt_rtx.dynamo.conversion._in_place_writer import InPlaceStreamWriter
 
 from .test_engine_streaming import _small_network
@@ -86,6 +86,7 @@ def test_a_chunk_kept_after_its_call_cannot_be_read():
 
 def test_where_the_virtual_table_cannot_be_verified_the_binding_copies(monkeypatch, caplog):
     monkeypatch.setattr(_in_place_writer, "_binding_file", lambda: "/nonexistent/tensorrt_rtx.so")
+    monkeypatch.setattr(_vtable, "_VERIFIED", {})  # as in a process where no writer was verified yet
     writer = Collect()
     with caplog.at_level("DEBUG", logger=_in_place_writer.__name__), writer:
         assert not writer.in_place

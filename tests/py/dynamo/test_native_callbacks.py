@@ -11,7 +11,7 @@ import sys
 import pytest
 import tensorrt_rtx as trt
 
-from torch_tensorrt_rtx.dynamo.conversion import _native_callbacks
+from torch_tensorrt_rtx.dynamo.conversion import _native_callbacks, _vtable
 from torch_tensorrt_rtx.dynamo.conversion._engine_builder import BuildProgress, build_engine
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import _PythonLogger, trt_logger
 from torch_tensorrt_rtx.runtime._native import pybind_module
@@ -102,3 +102,19 @@ def test_another_layout_keeps_the_python_callbacks_and_says_why(monkeypatch, cap
     logger.errors.clear()
     trt.ILogger.log(logger, trt.ILogger.ERROR, "still passed on")
     assert logger.errors == ["still passed on"]
+
+
+def test_later_monitors_skip_the_checks_that_make_system_calls(monkeypatch):
+    """Reading /proc/self/maps and resolving paths let a Python-busy thread take the GIL at each
+    system call: once a class's layout was verified, its next objects are checked against that table."""
+    assert BuildProgress("t", draw=False).native is not None  # verified (again) in this process
+
+    def no_maps():
+        raise AssertionError("/proc/self/maps read for a verified class")
+
+    monkeypatch.setattr(_vtable, "_mappings", no_maps)
+    monitor = BuildProgress("t", draw=False)
+    assert monitor.native is not None
+    monkeypatch.setattr(_vtable, "_VERIFIED", {})  # not verified: every check again
+    with pytest.raises(AssertionError, match="maps"):
+        BuildProgress("t", draw=False)

@@ -123,6 +123,7 @@ class InPlaceStreamWriter(trt.IStreamWriter):
         if written != len(probe) or seen != [(table.cpp_address, ctypes.addressof(probe), len(probe))]:
             self._restore()
             return f"a probe chunk did not arrive in place ({written!r}, {seen!r})"
+        table.verified()
         self.in_place = True
         return None
 

@@ -84,6 +84,8 @@ def quiet_logger(python_logger: Any) -> Optional[VirtualTable]:
             if why is not None:
                 table.restore()
                 native.set_log_forward(before)
+            else:
+                table.verified()
     if why is not None:
         logger.debug("TensorRT-RTX's messages: every one calls Python (%s)", why)
         return None
@@ -122,6 +124,8 @@ def quiet_monitor(monitor: Any, trim: bool) -> Optional[VirtualTable]:
             why = _probe_monitor(monitor, native)
             if why is not None:
                 table.restore()
+            else:
+                table.verified()
     if why is not None:
         logger.debug("TensorRT-RTX's build steps: every one calls Python (%s)", why)
         return None

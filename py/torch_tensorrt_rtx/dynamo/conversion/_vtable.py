@@ -15,14 +15,17 @@ restore the object's own table before the copy goes (the object's destructor is 
 Checked before anything is written, else nothing is changed and the reason is returned: Linux; the
 C++ object found where pybind11 keeps a simple instance's pointer, in readable memory; its table and
 the table's entries inside the binding's library, the entries in its executable code. Callers then
-check with a probe call through the binding that the replaced entry is reached.
+check with a probe call through the binding that the replaced entry is reached, and say so
+(`verified`): later objects of the same Python class whose C++ object has that same table skip the
+checks, which read /proc/self/maps and resolve paths. Those system calls let other threads take the
+GIL, and beside a thread busy in Python each one could wait for it (5 ms each, 0.2 s per build).
 """
 from __future__ import annotations
 
 import ctypes
 import os
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 _TABLE_HEAD = 2  # entries before the address an object points to: offset-to-top and the type info
 # Words after the table copied too, where the binding's memory goes on: a call through an entry the
@@ -47,6 +50,10 @@ def binding_file(interface: type) -> Optional[str]:
     module = sys.modules.get(interface.__module__)
     path = getattr(module, "__file__", None)
     return os.path.realpath(path) if path else None
+
+
+_VERIFIED: Dict[type, int] = {}  # Python class -> its C++ objects' own table, verified by a probe
+_SPARE_WORDS: Dict[int, int] = {}  # a table's address -> the spare words found readable after it
 
 
 def read_pointer(address: int) -> int:
@@ -75,9 +82,20 @@ class VirtualTable:
         """Point entries {index: function address} elsewhere; None, or why nothing was changed."""
         if not sys.platform.startswith("linux"):
             return "not Linux"
+        if any(not 0 <= index < self.entries for index in functions):
+            raise ValueError(f"VirtualTable: entries {sorted(functions)} outside the table's {self.entries}")
+        known = _VERIFIED.get(type(self.obj))
+        if known is not None:  # this class's layout passed every check and a probe in this process
+            cpp = read_pointer(id(self.obj) + 2 * _POINTER)
+            if cpp and read_pointer(cpp) == known:
+                self._install(cpp, known, self._copy_of(known, None), functions)
+                return None
         if self.binding is None:
             return "the binding's library file is unknown"
-        mappings = _mappings()
+        try:
+            mappings = _mappings()
+        except OSError as exc:
+            return f"this process's memory mappings could not be read ({exc})"
 
         def inside(address: int, file: Optional[str] = None, permission: str = "r") -> bool:
             return any(start <= address < end and permission in perms and (file is None or (
@@ -92,22 +110,35 @@ class VirtualTable:
         head = own - _TABLE_HEAD * _POINTER
         if not (inside(head, self.binding) and inside(own + (self.entries - 1) * _POINTER, self.binding)):
             return "the C++ object's virtual table is not in the binding's library"
-        originals = [read_pointer(head + k * _POINTER) for k in range(_TABLE_HEAD + self.entries)]
-        if not all(inside(entry, self.binding, "x") for entry in originals[_TABLE_HEAD:]):
+        if not all(inside(read_pointer(own + k * _POINTER), self.binding, "x") for k in range(self.entries)):
             return "the virtual table's entries are not the binding's code"
-        if any(not 0 <= index < self.entries for index in functions):
-            raise ValueError(f"VirtualTable: entries {sorted(functions)} outside the table's {self.entries}")
-        spare = []
-        for k in range(self.entries, self.entries + _SPARE):
-            if not inside(own + (k + 1) * _POINTER - 1, self.binding):
-                break
-            spare.append(read_pointer(own + k * _POINTER))
-        copy = (ctypes.c_void_p * (len(originals) + len(spare)))(*originals, *spare)
+        self._install(cpp, own, self._copy_of(own, lambda end: inside(end - 1, self.binding)), functions)
+        return None
+
+    def verified(self) -> None:
+        """The replaced entries were reached: later objects of this class with the same table skip the checks."""
+        if self._cpp:
+            _VERIFIED[type(self.obj)] = self._own
+
+    def _copy_of(self, own: int, readable: Optional[Callable[[int], bool]]) -> List[int]:
+        """The table's words from its head and up to _SPARE words after it: as many as
+        `readable(end address)` allows, or, for a verified table (None), as many as its first copy had."""
+        if readable is None:
+            spare = _SPARE_WORDS.get(own, 0)
+        else:
+            spare = 0
+            while spare < _SPARE and readable(own + (self.entries + spare + 1) * _POINTER):
+                spare += 1
+            _SPARE_WORDS[own] = spare
+        head = own - _TABLE_HEAD * _POINTER
+        return [read_pointer(head + k * _POINTER) for k in range(_TABLE_HEAD + self.entries + spare)]
+
+    def _install(self, cpp: int, own: int, words: List[int], functions: Dict[int, int]) -> None:
+        copy = (ctypes.c_void_p * len(words))(*words)
         for index, address in functions.items():
             copy[_TABLE_HEAD + index] = address
-        self._cpp, self._own, self._copy, self._originals = cpp, own, copy, originals
+        self._cpp, self._own, self._copy, self._originals = cpp, own, copy, words
         ctypes.c_void_p.from_address(cpp).value = ctypes.addressof(copy) + _TABLE_HEAD * _POINTER
-        return None
 
     def restore(self) -> None:
         if self._cpp:
