@@ -154,11 +154,13 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
     weight_digests = start_weight_digests(module, settings)  # hashed on other cores while export traces
     # An ExportedProgram is traced already: the program cache has no export to skip.
     programs = None if from_program else ProgramCache.open(module, settings, weight_digests)
-    exported = key = weight_casts = None
+    exported = pending = weight_casts = None
     try:
-        key = programs.key(module, specs, kwarg_specs, settings) if programs is not None else None
-        if key is not None:
-            hit = programs.load(key, recompile_later(module, lambda original: compile(
+        # The program key: traced now when the cache may hold the program, else beside the build.
+        pending = programs.pending_key(module, specs, kwarg_specs, settings) if programs is not None else None
+        if pending is not None and pending.may_hit and pending.result() is not None:
+            programs.key_seconds(pending)
+            hit = programs.load(pending.result(), recompile_later(module, lambda original: compile(
                 original, specs, kwarg_inputs=kwarg_specs, **settings.as_dict())))
             if hit is not None:
                 setattr(hit, _EXPORT_INFO, specs)
@@ -179,21 +181,33 @@ def compile(module: Union[torch.nn.Module, torch.export.ExportedProgram], inputs
         exc.add_note(export_failure_note(exc, type(module).__name__, specs, kwarg_specs))
         raise
     finally:
-        if was_training:
-            module.train()  # the caller's module keeps its mode; the exported graph is already fixed
+        # The caller's module keeps its mode (the exported graph is already fixed), once the program
+        # key's trace, which may still run during the build, is done with it.
+        if was_training and (exported is None or pending is None):
+            module.train()
+            was_training = False
         if weight_digests is not None and exported is None:
             weight_digests.close()
         if weight_casts is not None and exported is None:
             weight_casts.close()
-    compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings,
-                                     weight_digests=weight_digests, weight_casts=weight_casts)
+    try:
+        compiled, report = compile_graph(exported.graph_module, exported.symbol_ranges, settings,
+                                         weight_digests=weight_digests, weight_casts=weight_casts,
+                                         at_first_build=pending.start if pending is not None else None)
+        key = pending.result() if pending is not None else None
+    finally:
+        if pending is not None:
+            pending.join()  # the module's own tensors are back before it returns to the caller
+        if was_training:
+            module.train()
     compiled.compile_report = report
-    if programs is not None:
+    if pending is not None:
+        programs.key_seconds(pending)
         report.phase_seconds.update(programs.seconds)
     setattr(compiled, _EXPORT_INFO, specs)
     setattr(compiled, _EXPORT_KWARGS, kwarg_specs)
     if key is not None:
-        programs.store(key, compiled)
+        programs.store(key, compiled, pending.marker)
     return compiled
 
 

@@ -2,9 +2,9 @@
 program from the engine cache's directory instead of exporting, lowering and packaging again.
 
     programs = ProgramCache.open(module, settings, weight_digests)   # None when it does not apply
-    key = programs.key(module, specs, kwarg_specs)                     # None: no fast key, compile normally
-    hit = programs.load(key, recompile)                               # a compiled module, or None
-    programs.store(key, compiled)                                      # after a normal compile
+    pending = programs.pending_key(module, specs, kwarg_specs, settings)  # None: no fast key, compile normally
+    hit = programs.load(pending.result(), recompile)                  # when pending.may_hit: a module, or None
+    programs.store(pending.result(), compiled, pending.marker)         # after a normal compile
 
 An entry is an ``EngineCache`` entry (same directory, lock, SHA-256 header, LRU cap and hostile-file
 rules) whose payload is ``TRTXPRG1``, the length of a JSON text (the CompileReport, and each engine
@@ -165,19 +165,21 @@ class ProgramCache:
             return None
         return cls(cache, reuse, store, weight_digests)
 
-    def key(self, module: torch.nn.Module, specs: Any, kwarg_specs: Any, settings: Any) -> Optional[str]:
-        from torch_tensorrt_rtx.dynamo._program_key import NoFastKey, fast_key
+    def pending_key(self, module: torch.nn.Module, specs: Any, kwarg_specs: Any, settings: Any) -> Optional[Any]:
+        """The fast key of this compile, traced now or during the build (_program_key_pending.py);
+        None when there is none or none is needed."""
+        from torch_tensorrt_rtx._program_key_pending import PendingKey
 
-        start = time.perf_counter()
         try:
-            return fast_key(module, specs, kwarg_specs, settings, self.weight_digests)
-        except NoFastKey as exc:
-            logger.debug("program cache: no fast key for %s (%s); compiling it", type(module).__name__, exc)
+            return PendingKey.open(self.cache, self.reuse, self.store_built, module, specs, kwarg_specs, settings,
+                                   self.weight_digests)
         except Exception:  # noqa: BLE001 - a fault of the cache must never cost the compile
             logger.warning("program cache: no fast key for %s; compiling it", type(module).__name__, exc_info=True)
-        finally:
-            self.seconds["program cache key"] = time.perf_counter() - start
         return None
+
+    def key_seconds(self, pending: Any) -> None:
+        """The fast key's cost to the compile (its trace, when it ran beside the build, not counted)."""
+        self.seconds["program cache key"] = pending.seconds
 
     def load(self, key: str, recompile: Callable[[], Any]) -> Optional[torch.nn.Module]:
         """The compiled module stored under `key`, or None (then compile). `recompile()` compiles
@@ -212,9 +214,10 @@ class ProgramCache:
         warn_about(report, stacklevel=3)
         return module
 
-    def store(self, key: str, compiled: torch.nn.Module) -> None:
+    def store(self, key: str, compiled: torch.nn.Module, marker: str) -> None:
         """Save `compiled` (as ``torch_tensorrt_rtx.save`` does, each engine left out: it is in the
-        engine cache already) into the entry of `key`."""
+        engine cache already) into the entry of `key`, with the `marker` entry that tells a later
+        compile to look for it (_program_key_pending.py)."""
         if not self.store_built:
             return
         from torch_tensorrt_rtx._compile import save
@@ -234,6 +237,10 @@ class ProgramCache:
                 save(compiled, path)
                 payload = _Payload(_entry_json(report, records), path)
                 stored = self.cache.try_save(key, payload)
+                if stored:
+                    from torch_tensorrt_rtx._program_key_pending import MARKER_PAYLOAD
+
+                    self.cache.try_save(marker, MARKER_PAYLOAD)
         except Exception as exc:  # noqa: BLE001 - the compile succeeded; only the entry is lost
             logger.warning("program cache: could not store the compiled program (%s: %s)", type(exc).__name__, exc)
         seconds = time.perf_counter() - start

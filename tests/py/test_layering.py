@@ -1,6 +1,7 @@
 """The package's layers import downwards only: the top level (compile/save/load) may use the
 compiler (dynamo/) and the runtime (runtime/); the compiler may use the runtime; the runtime uses
-neither. Every layer may read the package version (`_version`, a module that imports nothing).
+neither. Every layer may read the package version (`_version`, a module that imports nothing); the
+runtime also loads the package's C extension (`_C`: C++, imports nothing of the package).
 Checked on the source with `ast`, so a lazy import inside a function counts too."""
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "py" / "torch_tensorrt_rtx"
 # Layer -> the project packages its modules may import from.
 ALLOWED = {
     "dynamo": ("torch_tensorrt_rtx.dynamo", "torch_tensorrt_rtx.runtime", "torch_tensorrt_rtx._version"),
-    "runtime": ("torch_tensorrt_rtx.runtime", "torch_tensorrt_rtx._version"),
+    "runtime": ("torch_tensorrt_rtx.runtime", "torch_tensorrt_rtx._version", "torch_tensorrt_rtx._C"),
 }
 
 

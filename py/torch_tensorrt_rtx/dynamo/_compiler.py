@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import sympy
 import torch
@@ -454,15 +454,17 @@ def _dry_run(lowered: GraphModule, settings: CompilationSettings, truncated: int
 
 
 def compile_graph(gm: GraphModule, symbol_ranges: Mapping[Any, Range], settings: CompilationSettings,
-                  weight_digests: Optional[Any] = None,
-                  weight_casts: Optional[WeightCasts] = None) -> Tuple[GraphModule, CompileReport]:
+                  weight_digests: Optional[Any] = None, weight_casts: Optional[WeightCasts] = None,
+                  at_first_build: Optional[Callable[[], None]] = None) -> Tuple[GraphModule, CompileReport]:
     """`weight_digests`: a WeightDigests (_weight_digests.py) the engine cache's key takes its
     weight hashes from, e.g. started on the module's weights before torch.export. `weight_casts`:
     the weights' reduced-precision copies conversion takes (_weight_casts.py), closed here. The
-    first engine stored in the engine cache goes into a spare entry file (`start_spare_entry`)."""
+    first engine stored in the engine cache goes into a spare entry file (`start_spare_entry`).
+    `at_first_build()` is called as the first engine build starts (work to do beside it)."""
     debug = PackageLogLevel(logging.DEBUG) if settings.debug else contextlib.nullcontext()
     casts = weight_casts.in_use() if weight_casts is not None else contextlib.nullcontext()
-    cache = EngineCacheSession(settings, symbol_ranges, weight_digests, start_spare_entry(gm, settings))
+    cache = EngineCacheSession(settings, symbol_ranges, weight_digests, start_spare_entry(gm, settings),
+                               at_first_build)
     try:
         with converter_settings(settings), debug, no_full_collections(), casts:  # what upstream-style converters see
             return _compile_graph(gm, symbol_ranges, settings, cache)

@@ -611,11 +611,12 @@ class EngineCacheSession:
     partitions that miss; `build` then takes its result."""
 
     def __init__(self, settings: Any, symbol_ranges: Any, weight_digests: Optional[Any] = None,
-                 spare: Optional[SpareEntryFile] = None) -> None:
+                 spare: Optional[SpareEntryFile] = None, at_first_build: Optional[Callable[[], None]] = None) -> None:
         from torch_tensorrt_rtx.dynamo._weight_digests import WeightDigests
 
         self.settings, self.symbol_ranges = settings, symbol_ranges
         self.spare = spare  # the first engine stored is written into it (start_spare_entry)
+        self.at_first_build = at_first_build  # called once, as the first engine build starts
         self.cache, self.reuse, self.store = cache_switches(settings)
         self.weights = weight_digests if weight_digests is not None else WeightDigests()
         self.hits = 0
@@ -692,6 +693,9 @@ class EngineCacheSession:
                 return found, 0.0
         if self.spare is not None and key is not None and self.store:
             self.spare.make_pages()
+        if self.at_first_build is not None:
+            start_work, self.at_first_build = self.at_first_build, None
+            start_work()
         engine, seconds = build()
         if key is not None and self.store:
             start = time.perf_counter()

@@ -170,9 +170,10 @@ def _corners(specs: Sequence[Any]) -> List[str]:
     return ["opt_shape"] if all(not s.dynamic_dims for s in specs) else ["min_shape", "opt_shape", "max_shape"]
 
 
-def _trace(module: torch.nn.Module, specs: Sequence[Any], kwarg_specs: Dict[str, Any],
+def trace_text(module: torch.nn.Module, specs: Sequence[Any], kwarg_specs: Dict[str, Any],
            weights: Dict[int, Tuple[str, torch.Tensor]]) -> str:
-    """The recorded calls of one forward per corner (see the module docstring)."""
+    """The key's trace part: the recorded calls of one forward per corner on meta tensors (see the
+    module docstring); NoFastKey."""
     lines = []
     for corner in _corners(list(specs) + list(kwarg_specs.values())):
         metas = {i: torch.empty_like(t, device="meta") for i, (_, t) in weights.items()}
@@ -205,7 +206,7 @@ def _named_tensors(module: torch.nn.Module):
     yield from module.named_buffers(remove_duplicate=False)
 
 
-def _unique_weights(module: torch.nn.Module) -> Dict[int, Tuple[str, torch.Tensor]]:
+def unique_weights(module: torch.nn.Module) -> Dict[int, Tuple[str, torch.Tensor]]:
     """id(tensor) -> (its first name, the tensor), in named order."""
     found: Dict[int, Tuple[str, torch.Tensor]] = {}
     for name, tensor in _named_tensors(module):
@@ -282,23 +283,48 @@ def _modes_text() -> str:
     return f"grad={torch.is_grad_enabled()} autocast={autocast} default_dtype={torch.get_default_dtype()}"
 
 
-def fast_key(module: torch.nn.Module, specs: Sequence[Any], kwarg_specs: Dict[str, Any], settings: Any,
-             weight_digests: Any) -> str:
-    """The program cache key (hex SHA-256) of compiling `module`; NoFastKey with the reason when
-    there is none (see the module docstring)."""
-    from torch_tensorrt_rtx.dynamo._engine_cache_key import Uncacheable, key_parts_line, versions
+def key_parts(module: torch.nn.Module, specs: Sequence[Any], kwarg_specs: Dict[str, Any],
+              settings: Any) -> Dict[str, str]:
+    """Every part of the fast key but the trace and the weights (cheap: no forward); NoFastKey
+    with the reason when there is none."""
+    from torch_tensorrt_rtx.dynamo._engine_cache_key import Uncacheable, versions
 
-    weights = _unique_weights(module)
     try:
-        parts = {"schema": f"program schema={KEY_SCHEMA}", "versions": versions(), "settings": _settings_text(settings),
-                 "converters": _converters_text(), "inputs": _specs_text(specs, kwarg_specs), "modes": _modes_text(),
-                 "classes": _classes_text(module), "trace": _trace(module, specs, kwarg_specs, weights)}
-        weight_lines = [f"weight {name} {weight_digests.digest(t)}" for name, t in weights.values()]
+        return {"schema": f"program schema={KEY_SCHEMA}", "versions": versions(), "settings": _settings_text(settings),
+                "converters": _converters_text(), "inputs": _specs_text(specs, kwarg_specs), "modes": _modes_text(),
+                "classes": _classes_text(module)}
     except Uncacheable as exc:
         raise NoFastKey(str(exc)) from exc
     except OSError as exc:
         raise NoFastKey(f"a class's source file could not be read: {exc}") from exc
+
+
+def marker_key(parts: Dict[str, str]) -> str:
+    """The key of the program cache's marker for `parts` (key_parts): a stored program's entry
+    comes with one, so a compile without it knows before tracing that it cannot hit."""
+    return hashlib.sha256("\n".join(["program marker schema=1", *parts.values()]).encode()).hexdigest()
+
+
+def finish_key(parts: Dict[str, str], trace: str, weights: Dict[int, Tuple[str, torch.Tensor]],
+               weight_digests: Any) -> str:
+    """The fast key from key_parts, trace_text and the weights' digests."""
+    from torch_tensorrt_rtx.dynamo._engine_cache_key import Uncacheable, key_parts_line
+
+    parts = dict(parts, trace=trace)
+    try:
+        weight_lines = [f"weight {name} {weight_digests.digest(t)}" for name, t in weights.values()]
+    except Uncacheable as exc:
+        raise NoFastKey(str(exc)) from exc
     key = hashlib.sha256("\n".join(list(parts.values()) + weight_lines).encode()).hexdigest()
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug("program cache key %s parts %s", key, key_parts_line(dict(parts, weights="\n".join(weight_lines))))
     return key
+
+
+def fast_key(module: torch.nn.Module, specs: Sequence[Any], kwarg_specs: Dict[str, Any], settings: Any,
+             weight_digests: Any) -> str:
+    """The program cache key (hex SHA-256) of compiling `module`; NoFastKey with the reason when
+    there is none (see the module docstring)."""
+    weights = unique_weights(module)
+    parts = key_parts(module, specs, kwarg_specs, settings)
+    return finish_key(parts, trace_text(module, specs, kwarg_specs, weights), weights, weight_digests)

@@ -19,6 +19,7 @@ import torch
 import torch_tensorrt_rtx as trtx
 from torch_tensorrt_rtx.dynamo._engine_cache import _HEADER, OFF_SWITCH_ENV, SUFFIX, EngineCache, EngineCacheWarning
 from torch_tensorrt_rtx._program_cache import OFF_SWITCH_ENV as PROGRAM_OFF_ENV
+from torch_tensorrt_rtx._program_key_pending import MARKER_PAYLOAD
 from torch_tensorrt_rtx.dynamo._program_key import NoFastKey, fast_key
 from torch_tensorrt_rtx.dynamo._settings import CompilationSettings
 from torch_tensorrt_rtx.dynamo._weight_digests import WeightDigests
@@ -83,15 +84,25 @@ def _compile(model, cache_dir, spec=SPEC, **options):
     return trtx.compile(model, [spec], engine_cache_dir=str(cache_dir), progress=False, **options)
 
 
-def _program_entries(directory) -> list:
-    """The cache entries that hold a compiled program (the others hold one engine each)."""
+def _entries(directory, magic: bytes) -> list:
     found = []
     for path in sorted(Path(directory).glob(f"*{SUFFIX}")):
         with open(path, "rb") as entry:
             entry.seek(_HEADER.size)
-            if entry.read(len(PROGRAM_MAGIC)) == PROGRAM_MAGIC:
+            if entry.read(len(magic)) == magic:
                 found.append(path)
     return found
+
+
+def _program_entries(directory) -> list:
+    """The cache entries that hold a compiled program."""
+    return _entries(directory, PROGRAM_MAGIC)
+
+
+def _engine_entries(directory) -> set:
+    """The cache entries that hold one engine each (not a program, nor a program's marker)."""
+    others = _program_entries(directory) + _entries(directory, MARKER_PAYLOAD)
+    return set(Path(directory).glob(f"*{SUFFIX}")) - set(others)
 
 
 def _engine_shas(compiled) -> dict:
@@ -264,7 +275,7 @@ def test_a_damaged_engine_entry_means_a_normal_compile_that_replaces_it(tmp_path
     model = _model()
     first = _compile(model, tmp_path)
     (program,) = _program_entries(tmp_path)
-    (engine_entry,) = set(Path(tmp_path).glob(f"*{SUFFIX}")) - {program}
+    (engine_entry,) = _engine_entries(tmp_path)
     _flip_byte(engine_entry, -100)  # the engine is read and verified in one pass, straight into its record
     with pytest.warns(EngineCacheWarning, match="checksum"):
         again = _compile(model, tmp_path)
@@ -323,7 +334,7 @@ def test_an_entry_holds_no_engine_and_an_evicted_engine_means_a_normal_compile(t
     (record,) = trtx.engine_records(first).values()
     (entry,) = _program_entries(tmp_path)
     assert bytes(record.engine) not in entry.read_bytes(), "engines live in their own entries only"
-    for engine_entry in set(Path(tmp_path).glob(f"*{SUFFIX}")) - {entry}:
+    for engine_entry in _engine_entries(tmp_path):
         engine_entry.unlink()
     again = _compile(model, tmp_path)
     assert not _hit(again) and again.compile_report.engine_cache_hits == 0
