@@ -28,6 +28,7 @@ from typing import Any, Dict, Optional
 
 import torch
 
+from torch_tensorrt_rtx.dynamo._background import background_thread
 from torch_tensorrt_rtx.dynamo._program_key import (NoFastKey, finish_key, key_parts, marker_key, trace_text,
                                                     unique_weights)
 
@@ -85,10 +86,13 @@ class PendingKey:
     def start(self) -> None:
         """Trace on a worker thread from now on (once; nothing when it must run on the caller's)."""
         if self._thread is None and self._trace is None and self._why is None and self._deferrable:
-            self._thread = threading.Thread(target=self._run_trace, name="trtx-program-key", daemon=True)
+            self._thread = threading.Thread(target=self._run_trace, args=(True,), name="trtx-program-key",
+                                            daemon=True)
             self._thread.start()
 
-    def _run_trace(self) -> None:
+    def _run_trace(self, background: bool = False) -> None:
+        if background:  # yields the cores to the build and the compile's own thread
+            background_thread()
         start = time.perf_counter()
         try:
             with torch.set_grad_enabled(self._grad):
