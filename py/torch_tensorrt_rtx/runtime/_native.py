@@ -242,13 +242,3 @@ def _connect_settings_scopes() -> None:
 
 load_runtime_library()
 
-
-def pybind_module() -> Optional[Any]:
-    """The package's pybind11 module ``_C`` (FileLock, cache store, native builder callbacks), or
-    None where it was not built (a source checkout before ``scripts/build_native.sh``). Never raises."""
-    try:
-        from torch_tensorrt_rtx import _C
-    except Exception as exc:  # noqa: BLE001 - absent or unloadable: the callers keep their Python paths
-        logger.debug("the pybind11 module _C is not available (%s: %s)", type(exc).__name__, exc)
-        return None
-    return _C

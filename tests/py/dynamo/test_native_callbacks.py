@@ -14,7 +14,7 @@ import tensorrt_rtx as trt
 from torch_tensorrt_rtx.dynamo.conversion import _native_callbacks, _vtable
 from torch_tensorrt_rtx.dynamo.conversion._engine_builder import BuildProgress, build_engine
 from torch_tensorrt_rtx.dynamo.conversion._interpreter import _PythonLogger, trt_logger
-from torch_tensorrt_rtx.runtime._native import pybind_module
+from torch_tensorrt_rtx.runtime._pybind import pybind_module
 
 from .test_engine_streaming import _small_network
 

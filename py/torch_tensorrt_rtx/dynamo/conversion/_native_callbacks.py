@@ -53,7 +53,7 @@ def _native() -> Any:
     """The `_C` module with the native callbacks, or the reason there is none (a str)."""
     if os.environ.get(OFF_SWITCH_ENV, "").strip().lower() in ("0", "off", "false", "no"):
         return f"{OFF_SWITCH_ENV} is off"
-    from torch_tensorrt_rtx.runtime._native import pybind_module
+    from torch_tensorrt_rtx.runtime._pybind import pybind_module
 
     native = pybind_module()
     if native is None or not hasattr(native, "build_callback_addresses"):
