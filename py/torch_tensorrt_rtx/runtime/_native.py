@@ -241,4 +241,3 @@ def _connect_settings_scopes() -> None:
 
 
 load_runtime_library()
-

@@ -68,31 +68,43 @@ def set_log_limit(debug: bool) -> None:
         native.set_log_limit(_VERBOSE if debug else _WARNING)
 
 
-def quiet_logger(python_logger: Any) -> Optional[VirtualTable]:
-    """Put the native filter into `python_logger`'s `log` slot (see the module docstring). The
-    logger records `(severity, message)` in its `probe` list, when that is not None, instead of logging."""
+def _install(obj: Any, interface: type, entries: int, functions: Any, probe: Any, what: str) -> Optional[VirtualTable]:
+    """`obj`'s table with `functions(native)` ({entry: address}) in place once `probe(obj, native,
+    table)` (None, or why not) shows they are reached; else None, the table restored and the reason logged."""
     native = _native()
-    table = None
     if isinstance(native, str):
         why = native
     else:
-        table = VirtualTable(python_logger, binding_file(trt.ILogger), _LOG_ENTRIES)
-        why = table.replace({_LOG: native.build_callback_addresses()["log_filter"]})
+        table = VirtualTable(obj, binding_file(interface), entries)
+        why = table.replace(functions(native))
         if why is None:
-            before = native.set_log_forward(table.original(_LOG))  # one for every logger: the binding's
-            why = _probe_logger(python_logger, native)
-            if why is not None:
-                table.restore()
-                native.set_log_forward(before)
-            else:
+            why = probe(obj, native, table)
+            if why is None:
                 table.verified()
+                return table
+            table.restore()
+    logger.debug("TensorRT-RTX's %s: every one calls Python (%s)", what, why)
+    return None
+
+
+def quiet_logger(python_logger: Any) -> Optional[VirtualTable]:
+    """Put the native filter into `python_logger`'s `log` slot (see the module docstring). The
+    logger records `(severity, message)` in its `probe` list, when that is not None, instead of logging."""
+    return _install(python_logger, trt.ILogger, _LOG_ENTRIES,
+                    lambda native: {_LOG: native.build_callback_addresses()["log_filter"]}, _probe_logger, "messages")
+
+
+def _probe_logger(python_logger: Any, native: Any, table: VirtualTable) -> Optional[str]:
+    """Pass kept messages to the slot's function before (the binding's: one for every logger), then probe;
+    the filter's previous function is put back when the probe fails."""
+    before = native.set_log_forward(table.original(_LOG))
+    why = _probe_filter(python_logger, native)
     if why is not None:
-        logger.debug("TensorRT-RTX's messages: every one calls Python (%s)", why)
-        return None
-    return table
+        native.set_log_forward(before)
+    return why
 
 
-def _probe_logger(python_logger: Any, native: Any) -> Optional[str]:
+def _probe_filter(python_logger: Any, native: Any) -> Optional[str]:
     native.set_log_limit(_WARNING)
     dropped = native.log_messages_dropped()
     python_logger.probe = []
@@ -111,28 +123,15 @@ def _probe_logger(python_logger: Any, native: Any) -> Optional[str]:
 def quiet_monitor(monitor: Any, trim: bool) -> Optional[VirtualTable]:
     """Put native phaseStart/stepComplete/phaseFinish into `monitor`'s slots (see the module
     docstring). The monitor records its calls in its `probe` list, when that is not None."""
-    native = _native()
-    table = None
-    if isinstance(native, str):
-        why = native
-    else:
-        functions = native.build_callback_addresses()
-        table = VirtualTable(monitor, binding_file(trt.IProgressMonitor), _MONITOR_ENTRIES)
-        why = table.replace({_PHASE_START: functions["phase_start"], _STEP_COMPLETE: functions["step_complete"],
-                             _PHASE_FINISH: functions["phase_finish_trimming" if trim else "phase_finish"]})
-        if why is None:
-            why = _probe_monitor(monitor, native)
-            if why is not None:
-                table.restore()
-            else:
-                table.verified()
-    if why is not None:
-        logger.debug("TensorRT-RTX's build steps: every one calls Python (%s)", why)
-        return None
-    return table
+    def functions(native: Any) -> dict:
+        found = native.build_callback_addresses()
+        return {_PHASE_START: found["phase_start"], _STEP_COMPLETE: found["step_complete"],
+                _PHASE_FINISH: found["phase_finish_trimming" if trim else "phase_finish"]}
+
+    return _install(monitor, trt.IProgressMonitor, _MONITOR_ENTRIES, functions, _probe_monitor, "build steps")
 
 
-def _probe_monitor(monitor: Any, native: Any) -> Optional[str]:
+def _probe_monitor(monitor: Any, native: Any, table: VirtualTable) -> Optional[str]:
     finished = native.build_phases_finished()
     monitor.probe = []
     try:  # the binding's methods make virtual calls: they must reach the native functions
